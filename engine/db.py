@@ -1,0 +1,130 @@
+"""Database plumbing: the declarative base, portable column types, engine and session factories.
+
+No module-level engine or session exists: :func:`create_engine` is called by the composition root.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, event
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: 64-bit ids; SQLite needs plain INTEGER for its rowid autoincrement.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+#: JSONB on PostgreSQL, JSON text elsewhere; (de)serialised by msgspec (see :func:`create_engine`).
+Json = JSON().with_variant(JSONB(), "postgresql")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware timestamp that always comes back as aware UTC, on SQLite too."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; attach a timezone")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every Questline table; constraint names follow one convention."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _json_serializer(value: Any) -> str:
+    return msgspec.json.encode(value).decode()
+
+
+def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> AsyncEngine:
+    """Build the async engine for ``url`` (``postgresql+asyncpg://…`` or ``sqlite+aiosqlite:///…``)."""
+    options: dict[str, Any] = {
+        "echo": echo,
+        "json_serializer": _json_serializer,
+        "json_deserializer": msgspec.json.decode,
+    }
+    if url.startswith("sqlite"):
+        options["connect_args"] = {"timeout": 30}
+    else:
+        options["pool_size"] = pool_size
+        options["max_overflow"] = pool_size
+        options["pool_pre_ping"] = True
+    engine = create_async_engine(url, **options)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+    return engine
+
+
+class Database:
+    """An engine, its session factory, and the write gate SQLite needs.
+
+    SQLite allows one writer at a time; the gate serialises write units of work inside this process so
+    they queue instead of failing with "database is locked". On PostgreSQL the gate is a no-op and row
+    locks do the work.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.sessions = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+        self.dialect = engine.dialect.name
+        self._gate = asyncio.Lock() if self.dialect == "sqlite" else None
+
+    @property
+    def is_postgres(self) -> bool:
+        """Whether the database is PostgreSQL."""
+        return self.dialect == "postgresql"
+
+    @contextlib.asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        """A session inside one transaction that commits on success and rolls back on error."""
+        async with contextlib.AsyncExitStack() as stack:
+            if self._gate is not None:
+                await stack.enter_async_context(self._gate)
+            session = await stack.enter_async_context(self.sessions())
+            await stack.enter_async_context(session.begin())
+            yield session
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A session for reads (no transaction is committed)."""
+        async with self.sessions() as session:
+            yield session
+
+    async def dispose(self) -> None:
+        """Close every pooled connection."""
+        await self.engine.dispose()

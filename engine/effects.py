@@ -1,0 +1,86 @@
+"""Effects: what processing an event caused, as values every domain package speaks.
+
+Effects are a tagged union of frozen structs. Processors append them to an event's context; the
+pipeline turns some into rows (points → ledger, notifications → outbox) and returns all of them in the
+API response, so an app can celebrate at once. New fields must have defaults: stored results are
+decoded again when a duplicate event is answered.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+
+class Effect(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    """Base of every effect; the ``type`` tag names it on the wire."""
+
+
+class PointsAwarded(Effect, tag="points_awarded"):
+    """Points posted to the member's ledger (negative for a correction)."""
+
+    points: int
+    source: str
+    """What earned them: ``rule``, ``challenge``, ``badge``, ``board`` or ``adjustment``."""
+    key: str
+    """The key of the earning rule, challenge, badge or board."""
+    multiplier: float = 1.0
+    capped: bool = False
+    """True when a daily cap cut the amount."""
+
+
+class ProgressAdvanced(Effect, tag="progress_advanced"):
+    """A challenge moved forward for the member."""
+
+    challenge: str
+    progress: float
+    target: float
+    instance: str = ""
+
+
+class ChallengeCompleted(Effect, tag="challenge_completed"):
+    """The member completed (an instance of) a challenge."""
+
+    challenge: str
+    instance: str = ""
+    completed_at: datetime | None = None
+
+
+class BadgeAwarded(Effect, tag="badge_awarded"):
+    """A badge (or a level of it) was awarded."""
+
+    badge: str
+    level: str = ""
+    count: int = 1
+
+
+class BoardTotalChanged(Effect, tag="board_total_changed"):
+    """A member's total on one period of one board changed (absolute value)."""
+
+    board: str
+    period: str
+    score: float
+    scope: str = ""
+
+
+class RankChanged(Effect, tag="rank_changed"):
+    """The member's rank on a board after the event."""
+
+    board: str
+    period: str
+    rank: int
+    score: float
+
+
+class Notification(Effect, tag="notification"):
+    """Something to tell the brand's systems: becomes an outbox row and a signed webhook."""
+
+    topic: str
+    data: dict[str, Any] = {}
+
+
+AnyEffect = PointsAwarded | ProgressAdvanced | ChallengeCompleted | BadgeAwarded | BoardTotalChanged | RankChanged | Notification
+
+effects_decoder = msgspec.json.Decoder(list[AnyEffect])

@@ -1,0 +1,165 @@
+"""Members: enrolment by API or implicitly on a first event, lookup by the brand's external id."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import msgspec
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from engine.errors import NotFound
+from engine.events import ExternalId, check_properties
+from engine.ids import BrandId, MemberId
+from engine.orm import MemberRow
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from engine.db import Database
+
+Locale = Annotated[str, msgspec.Meta(max_length=16, pattern=r"^([a-z]{2,3}([-_][A-Za-z0-9]{2,8})*)?$")]
+DisplayName = Annotated[str, msgspec.Meta(max_length=200)]
+
+
+class MemberIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Enrolment or update of a member."""
+
+    external_id: ExternalId
+    display_name: DisplayName = ""
+    locale: Locale = ""
+    attributes: dict[str, Any] = {}
+
+
+class Member(msgspec.Struct, frozen=True, kw_only=True):
+    """A member as the domain sees it."""
+
+    id: MemberId
+    external_id: str
+    display_name: str
+    locale: str
+    attributes: dict[str, Any]
+    created_at: datetime
+
+    @property
+    def predicate_view(self) -> dict[str, Any]:
+        """What ``member.<name>`` resolves against in filters: attributes plus locale."""
+        return {"locale": self.locale, **self.attributes}
+
+
+def _to_member(row: Any) -> Member:
+    return Member(
+        id=MemberId(row.id),
+        external_id=row.external_id,
+        display_name=row.display_name,
+        locale=row.locale,
+        attributes=dict(row.attributes or {}),
+        created_at=row.created_at,
+    )
+
+
+def _insert_for(db: Database) -> Any:
+    return pg_insert if db.is_postgres else sqlite_insert
+
+
+async def ensure_and_lock(
+    session: AsyncSession, *, db: Database, brand_id: BrandId, external_ids: list[str], now: datetime
+) -> dict[str, Member]:
+    """Create missing members and lock every one of them for the rest of the transaction.
+
+    Rows are inserted and locked in a fixed order (external id, then id) so concurrent requests over
+    overlapping members queue rather than deadlock; the lock serialises per-member processing, which is
+    what keeps caps, progress and duplicate detection exact under concurrency.
+    """
+    unique = sorted(set(external_ids))
+    insert = _insert_for(db)
+    for start in range(0, len(unique), 500):
+        chunk = unique[start : start + 500]
+        await session.execute(
+            insert(MemberRow)
+            .values(
+                [
+                    {
+                        "brand_id": brand_id,
+                        "external_id": external_id,
+                        "display_name": "",
+                        "locale": "",
+                        "attributes": {},
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for external_id in chunk
+                ]
+            )
+            .on_conflict_do_nothing(index_elements=["brand_id", "external_id"])
+        )
+    found: dict[str, Member] = {}
+    for start in range(0, len(unique), 500):
+        chunk = unique[start : start + 500]
+        query = (
+            select(
+                MemberRow.id,
+                MemberRow.external_id,
+                MemberRow.display_name,
+                MemberRow.locale,
+                MemberRow.attributes,
+                MemberRow.created_at,
+            )
+            .where(MemberRow.brand_id == brand_id, MemberRow.external_id.in_(chunk))
+            .order_by(MemberRow.id)
+        )
+        if db.is_postgres:
+            query = query.with_for_update()
+        for row in await session.execute(query):
+            found[row.external_id] = _to_member(row)
+    return found
+
+
+async def upsert_member(db: Database, *, brand_id: BrandId, data: MemberIn, now: datetime) -> tuple[Member, bool]:
+    """Enrol a member or update the given fields; returns the member and whether it was created.
+
+    Raises:
+        ValidationError: attributes over the size limits.
+    """
+    check_properties(data.attributes, path="$.attributes")
+    async with db.write() as session:
+        query = select(MemberRow).where(MemberRow.brand_id == brand_id, MemberRow.external_id == data.external_id)
+        if db.is_postgres:
+            query = query.with_for_update()
+        row = await session.scalar(query)
+        created = row is None
+        if row is None:
+            await ensure_and_lock(session, db=db, brand_id=brand_id, external_ids=[data.external_id], now=now)
+            row = await session.scalar(query)
+            assert row is not None
+        row.display_name = data.display_name or row.display_name
+        row.locale = data.locale or row.locale
+        if data.attributes:
+            row.attributes = {**(row.attributes or {}), **data.attributes}
+        row.updated_at = now
+        await session.flush()
+        return _to_member(row), created
+
+
+async def get_member(session: AsyncSession, *, brand_id: BrandId, external_id: str) -> Member:
+    """The brand's member with ``external_id``.
+
+    Raises:
+        NotFound: no such member in this brand.
+    """
+    row = await session.scalar(
+        select(MemberRow).where(MemberRow.brand_id == brand_id, MemberRow.external_id == external_id)
+    )
+    if row is None:
+        raise NotFound(f"no member {external_id!r} in this brand", field="external_id")
+    return _to_member(row)
+
+
+async def members_by_id(session: AsyncSession, *, brand_id: BrandId, ids: list[MemberId]) -> dict[MemberId, Member]:
+    """The brand's members with the given ids (missing ones are left out)."""
+    if not ids:
+        return {}
+    rows = await session.scalars(select(MemberRow).where(MemberRow.brand_id == brand_id, MemberRow.id.in_(ids)))
+    return {MemberId(r.id): _to_member(r) for r in rows}

@@ -1,0 +1,108 @@
+"""Pure period and window arithmetic in a brand's timezone.
+
+Every instant Questline stores is UTC; every day, week and month a member or brand sees is local to
+the brand. These helpers convert between the two without touching I/O, so a DST change can neither
+break nor fake a day.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from engine.errors import ValidationError
+
+
+class PeriodKind(StrEnum):
+    """How time is cut into periods."""
+
+    ALL_TIME = "all_time"
+    DAILY = "daily"
+    WEEKLY = "weekly"
+    MONTHLY = "monthly"
+
+
+def zone(name: str) -> ZoneInfo:
+    """Return the IANA timezone ``name``.
+
+    Raises:
+        ValidationError: the name is not a known IANA timezone.
+    """
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValidationError(f"unknown timezone {name!r}", field="timezone") from exc
+
+
+def local_day(instant: datetime, tz: ZoneInfo) -> date:
+    """The calendar day ``instant`` falls on in ``tz``."""
+    return instant.astimezone(tz).date()
+
+
+def local_midnight(day: date, tz: ZoneInfo) -> datetime:
+    """The UTC instant at which ``day`` starts in ``tz`` (handles DST: a day may be 23 or 25 hours)."""
+    return datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
+
+
+def period_start_day(kind: PeriodKind, day: date) -> date:
+    """The first local day of the period of ``kind`` that contains ``day`` (weeks start on Monday)."""
+    match kind:
+        case PeriodKind.DAILY:
+            return day
+        case PeriodKind.WEEKLY:
+            return day - timedelta(days=day.weekday())
+        case PeriodKind.MONTHLY:
+            return day.replace(day=1)
+        case PeriodKind.ALL_TIME:
+            return date.min
+
+
+def next_period_start_day(kind: PeriodKind, day: date) -> date:
+    """The first local day of the period after the one containing ``day``."""
+    start = period_start_day(kind, day)
+    match kind:
+        case PeriodKind.DAILY:
+            return start + timedelta(days=1)
+        case PeriodKind.WEEKLY:
+            return start + timedelta(days=7)
+        case PeriodKind.MONTHLY:
+            return (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+        case PeriodKind.ALL_TIME:
+            return date.max
+
+
+def period_id(kind: PeriodKind, instant: datetime, tz: ZoneInfo) -> str:
+    """A stable, sortable name for the period containing ``instant``.
+
+    ``all``, ``2026-11-22`` (daily), ``2026-W47`` (ISO week), ``2026-11`` (monthly).
+    """
+    day = local_day(instant, tz)
+    match kind:
+        case PeriodKind.ALL_TIME:
+            return "all"
+        case PeriodKind.DAILY:
+            return day.isoformat()
+        case PeriodKind.WEEKLY:
+            year, week, _ = day.isocalendar()
+            return f"{year}-W{week:02d}"
+        case PeriodKind.MONTHLY:
+            return f"{day.year}-{day.month:02d}"
+
+
+def period_bounds(kind: PeriodKind, instant: datetime, tz: ZoneInfo) -> tuple[datetime | None, datetime | None]:
+    """The UTC ``[start, end)`` of the period containing ``instant``; ``(None, None)`` for all time."""
+    if kind is PeriodKind.ALL_TIME:
+        return None, None
+    day = local_day(instant, tz)
+    return (
+        local_midnight(period_start_day(kind, day), tz),
+        local_midnight(next_period_start_day(kind, day), tz),
+    )
+
+
+def in_window(instant: datetime, starts_at: datetime | None, ends_at: datetime | None) -> bool:
+    """Whether ``instant`` lies in ``[starts_at, ends_at)``; a missing bound is open."""
+    if starts_at is not None and instant < starts_at:
+        return False
+    return not (ends_at is not None and instant >= ends_at)

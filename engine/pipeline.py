@@ -1,0 +1,302 @@
+"""The processing pipeline: one request's events, one SQL transaction, injected domain processors.
+
+``engine`` imports no domain package. The composition root (``web/app.py``) hands the pipeline its
+processors in order; each sees the unit of work, reads and locks what it needs, and appends effects to
+the events' contexts. The pipeline then writes what the effects imply (ledger entries, outbox rows, the
+event log with each event's result), commits, and runs each processor's post-commit step from what was
+committed (Redis boards, live updates). See DESIGN.md "How one event flows".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import msgspec
+from sqlalchemy import func, insert, select
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from engine.effects import AnyEffect, Effect, Notification, PointsAwarded
+from engine.ids import BrandId, MemberId
+from engine.orm import EventRow, LedgerRow, OutboxRow
+from engine.periods import local_day
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from engine.clock import Clock
+    from engine.db import Database
+    from engine.events import Event
+    from engine.tenants import Brand
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 6
+_RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
+
+
+@dataclass(slots=True)
+class EventContext:
+    """One new event being processed, and what it has caused so far."""
+
+    index: int
+    event: Event
+    member_id: MemberId
+    member: Mapping[str, Any]
+    """The member's attributes as predicates see them (``member.<name>``)."""
+    effects: list[Effect] = field(default_factory=list)
+
+    def emit(self, effect: Effect) -> None:
+        """Record an effect of this event."""
+        self.effects.append(effect)
+
+
+@dataclass(slots=True)
+class UnitOfWork:
+    """What processors share inside the transaction."""
+
+    session: AsyncSession
+    db: Database
+    brand: Brand
+    clock: Clock
+    now: datetime
+    events: list[EventContext]
+    """The new (non-duplicate) events in request order."""
+    stash: dict[str, Any] = field(default_factory=dict)
+    """Per-processor scratch space carried to the post-commit step (keyed by processor name)."""
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The brand's timezone."""
+        return self.brand.tz
+
+
+@runtime_checkable
+class Processor(Protocol):
+    """A domain step of the pipeline."""
+
+    name: str
+
+    async def process(self, uow: UnitOfWork) -> None:
+        """Evaluate the unit's events inside the transaction; emit effects; write domain rows."""
+        ...
+
+    async def after_commit(self, uow: UnitOfWork) -> None:
+        """Derived, idempotent work once the transaction committed (e.g. absolute Redis writes)."""
+        ...
+
+
+class EventResult(msgspec.Struct, kw_only=True):
+    """What one event caused, as the API returns it."""
+
+    id: str
+    member: str
+    duplicate: bool
+    effects: list[AnyEffect]
+
+
+class Pipeline:
+    """Runs a request's events through the processors in one transaction, with retries on races."""
+
+    def __init__(self, db: Database, *, processors: Sequence[Processor], clock: Clock) -> None:
+        self.db = db
+        self.processors = list(processors)
+        self.clock = clock
+
+    async def process(self, brand: Brand, events: Sequence[Event]) -> list[EventResult]:
+        """Apply ``events`` for ``brand`` exactly once and return one result per event, in order.
+
+        Raises:
+            QuestlineError: a processor rejected the input; nothing was written.
+        """
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                results, uow = await self._attempt(brand, events)
+            except (IntegrityError, DBAPIError) as exc:
+                if attempt == MAX_ATTEMPTS or not _retryable(exc):
+                    raise
+                # A concurrent request inserted the same event id or member first, or a deadlock was
+                # broken: start over; the next attempt sees the committed rows as duplicates.
+                await asyncio.sleep(random.uniform(0.001, 0.01) * attempt)
+                continue
+            if uow is not None:
+                await self._after_commit(uow)
+            return results
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _attempt(
+        self, brand: Brand, events: Sequence[Event]
+    ) -> tuple[list[EventResult], UnitOfWork | None]:
+        from engine import members as members_repo  # local: members imports pipeline types
+
+        async with self.db.write() as session:
+            now = self.clock.now()
+            member_map = await members_repo.ensure_and_lock(
+                session, db=self.db, brand_id=brand.id, external_ids=[e.member for e in events], now=now
+            )
+            known = await _stored_results(session, brand_id=brand.id, keys=[e.id for e in events])
+            contexts: list[EventContext] = []
+            first_seen: dict[str, EventContext] = {}
+            slots: list[EventContext | str] = []
+            for index, event in enumerate(events):
+                if event.id in known:
+                    slots.append(event.id)
+                elif event.id in first_seen:
+                    slots.append(event.id)
+                else:
+                    member = member_map[event.member]
+                    ctx = EventContext(index=index, event=event, member_id=member.id, member=member.predicate_view)
+                    first_seen[event.id] = ctx
+                    contexts.append(ctx)
+                    slots.append(ctx)
+            uow = UnitOfWork(session=session, db=self.db, brand=brand, clock=self.clock, now=now, events=contexts)
+            if contexts:
+                for processor in self.processors:
+                    await processor.process(uow)
+                await _write_effects(uow)
+        results: list[EventResult] = []
+        for index, slot in enumerate(slots):
+            event = events[index]
+            if isinstance(slot, EventContext):
+                effects: list[Any] = list(slot.effects)
+                results.append(EventResult(id=event.id, member=event.member, duplicate=False, effects=effects))
+            else:
+                stored = known.get(slot)
+                if stored is None:  # repeated inside this very request
+                    stored = list(first_seen[slot].effects)
+                results.append(EventResult(id=event.id, member=event.member, duplicate=True, effects=stored))
+        return results, (uow if contexts else None)
+
+    async def _after_commit(self, uow: UnitOfWork) -> None:
+        for processor in self.processors:
+            try:
+                await processor.after_commit(uow)
+            except Exception:
+                # Post-commit work is derived and rebuildable: a failure must not fail a committed request.
+                log.exception("post-commit step %s failed; derived state will be repaired", processor.name)
+
+
+def _retryable(exc: IntegrityError | DBAPIError) -> bool:
+    if isinstance(exc, IntegrityError):
+        return True
+    code = getattr(exc.orig, "sqlstate", None) or getattr(getattr(exc.orig, "__cause__", None), "sqlstate", None)
+    return code in _RETRYABLE_SQLSTATES
+
+
+async def _stored_results(session: AsyncSession, *, brand_id: BrandId, keys: list[str]) -> dict[str, list[Any]]:
+    if not keys:
+        return {}
+    found: dict[str, list[Any]] = {}
+    unique = list(dict.fromkeys(keys))
+    for start in range(0, len(unique), 500):
+        chunk = unique[start : start + 500]
+        rows = await session.execute(
+            select(EventRow.event_key, EventRow.result).where(
+                EventRow.brand_id == brand_id, EventRow.event_key.in_(chunk)
+            )
+        )
+        for key, result in rows:
+            found[key] = msgspec.convert(result, list[AnyEffect])
+    return found
+
+
+async def _write_effects(uow: UnitOfWork) -> None:
+    """Turn effects into rows: ledger entries, outbox rows, and the event log with results."""
+    ledger: list[dict[str, Any]] = []
+    outbox: list[dict[str, Any]] = []
+    log_rows: list[dict[str, Any]] = []
+    brand_id = uow.brand.id
+    for ctx in uow.events:
+        event = ctx.event
+        day = local_day(event.occurred_at, uow.tz)
+        for effect in ctx.effects:
+            if isinstance(effect, PointsAwarded) and effect.points != 0:
+                ledger.append(
+                    {
+                        "brand_id": brand_id,
+                        "member_id": ctx.member_id,
+                        "event_key": event.id,
+                        "points": effect.points,
+                        "source": effect.source,
+                        "key": effect.key,
+                        "reason": "",
+                        "occurred_at": event.occurred_at,
+                        "local_day": day,
+                        "created_at": uow.now,
+                    }
+                )
+            elif isinstance(effect, Notification):
+                outbox.append(
+                    outbox_row(
+                        brand_id=brand_id,
+                        topic=effect.topic,
+                        data={"member": event.member, "event": event.id, **effect.data},
+                        now=uow.now,
+                    )
+                )
+        log_rows.append(
+            {
+                "brand_id": brand_id,
+                "event_key": event.id,
+                "member_id": ctx.member_id,
+                "type": event.type,
+                "occurred_at": event.occurred_at,
+                "received_at": uow.now,
+                "properties": event.properties,
+                "result": msgspec.to_builtins(ctx.effects),
+            }
+        )
+    session = uow.session
+    await session.execute(insert(EventRow), log_rows)
+    if ledger:
+        await session.execute(insert(LedgerRow), ledger)
+    if outbox:
+        await session.execute(insert(OutboxRow), outbox)
+
+
+def outbox_row(*, brand_id: BrandId, topic: str, data: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """An outbox row for ``topic`` (Standard Webhooks envelope ``{type, timestamp, data}``)."""
+    return {
+        "brand_id": brand_id,
+        "message_id": f"msg_{uuid.uuid4().hex}",
+        "topic": topic,
+        "payload": {"type": topic, "timestamp": now.isoformat(), "data": data},
+        "created_at": now,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "delivered_at": None,
+        "last_error": "",
+    }
+
+
+async def points_earned_on_days(
+    session: AsyncSession,
+    *,
+    brand_id: BrandId,
+    member_ids: set[MemberId],
+    keys: set[str],
+    days: set[Any],
+) -> dict[tuple[MemberId, str, Any], int]:
+    """Points each member already earned per (rule key, local day), for daily caps."""
+    if not member_ids or not keys or not days:
+        return {}
+    rows = await session.execute(
+        select(LedgerRow.member_id, LedgerRow.key, LedgerRow.local_day, func.sum(LedgerRow.points))
+        .where(
+            LedgerRow.brand_id == brand_id,
+            LedgerRow.member_id.in_(member_ids),
+            LedgerRow.source == "rule",
+            LedgerRow.key.in_(keys),
+            LedgerRow.local_day.in_(days),
+        )
+        .group_by(LedgerRow.member_id, LedgerRow.key, LedgerRow.local_day)
+    )
+    return {(MemberId(m), k, d): int(total) for m, k, d, total in rows}

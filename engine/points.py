@@ -1,0 +1,222 @@
+"""The points ledger and earning rules: SQL side.
+
+The ledger is append-only: entries are inserted, never updated or deleted; a correction is a new entry.
+A balance is the sum of a member's entries. Earning rules are loaded per brand and cached by the brand's
+``config_version``, which every definition change bumps in the same transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Annotated
+
+import msgspec
+from sqlalchemy import delete, func, insert, select
+
+from engine.earning import EarningRule, EarningRuleSpec, build_rule, evaluate, rule_to_spec
+from engine.effects import PointsAwarded
+from engine.errors import NotFound, ValidationError
+from engine.ids import BrandId, MemberId
+from engine.orm import EarningRuleRow, LedgerRow
+from engine.periods import local_day
+from engine.pipeline import points_earned_on_days
+from engine.tenants import bump_config_version, config_version
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from engine.db import Database
+    from engine.pipeline import UnitOfWork
+
+MAX_ADJUSTMENT = 1_000_000_000
+
+
+class LedgerEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """One line of a member's points history."""
+
+    id: int
+    points: int
+    source: str
+    key: str
+    reason: str
+    event: str | None
+    occurred_at: datetime
+
+
+class PointsSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """A member's balance and a page of history, newest first."""
+
+    member: str
+    balance: int
+    entries: list[LedgerEntry]
+    next_before: int | None
+    """Pass as ``before`` to get the next (older) page; ``None`` at the end."""
+
+
+class Adjustment(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A manual correction posted by the brand."""
+
+    points: Annotated[int, msgspec.Meta(ge=-MAX_ADJUSTMENT, le=MAX_ADJUSTMENT)]
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+
+
+class RuleCache:
+    """Per-brand earning rules, reloaded when the brand's config version moves."""
+
+    def __init__(self) -> None:
+        self._rules: dict[BrandId, tuple[int, tuple[EarningRule, ...]]] = {}
+
+    async def rules(self, session: AsyncSession, brand_id: BrandId) -> tuple[EarningRule, ...]:
+        """The brand's earning rules as of this transaction."""
+        version = await config_version(session, brand_id)
+        hit = self._rules.get(brand_id)
+        if hit is not None and hit[0] == version:
+            return hit[1]
+        rules = await load_rules(session, brand_id)
+        self._rules[brand_id] = (version, rules)
+        return rules
+
+
+async def load_rules(session: AsyncSession, brand_id: BrandId) -> tuple[EarningRule, ...]:
+    """Every earning rule of the brand, by key."""
+    rows = await session.scalars(
+        select(EarningRuleRow.spec).where(EarningRuleRow.brand_id == brand_id).order_by(EarningRuleRow.key)
+    )
+    return tuple(build_rule(msgspec.convert(spec, EarningRuleSpec)) for spec in rows)
+
+
+async def put_rule(db: Database, *, brand_id: BrandId, spec: EarningRuleSpec, now: datetime) -> EarningRule:
+    """Create or replace an earning rule (validated first; nothing changes if it is invalid)."""
+    rule = build_rule(spec, path="$")
+    plain = msgspec.to_builtins(rule_to_spec(rule))
+    async with db.write() as session:
+        row = await session.scalar(
+            select(EarningRuleRow).where(EarningRuleRow.brand_id == brand_id, EarningRuleRow.key == spec.key)
+        )
+        if row is None:
+            session.add(EarningRuleRow(brand_id=brand_id, key=spec.key, spec=plain, updated_at=now))
+        else:
+            row.spec = plain
+            row.updated_at = now
+        await bump_config_version(session, brand_id)
+    return rule
+
+
+async def delete_rule(db: Database, *, brand_id: BrandId, key: str) -> None:
+    """Remove an earning rule; points already earned stay in the ledger.
+
+    Raises:
+        NotFound: no such rule.
+    """
+    async with db.write() as session:
+        result = await session.execute(
+            delete(EarningRuleRow).where(EarningRuleRow.brand_id == brand_id, EarningRuleRow.key == key)
+        )
+        if not getattr(result, "rowcount", 0):
+            raise NotFound(f"no earning rule {key!r}", field="key")
+        await bump_config_version(session, brand_id)
+
+
+class PointsProcessor:
+    """The pipeline step that applies earning rules to each new event."""
+
+    name = "points"
+
+    def __init__(self) -> None:
+        self.cache = RuleCache()
+
+    async def process(self, uow: UnitOfWork) -> None:
+        """Evaluate the brand's earning rules on every new event, in order, honouring daily caps."""
+        rules = await self.cache.rules(uow.session, uow.brand.id)
+        if not rules:
+            return
+        tz = uow.tz
+        capped = {r.key for r in rules if r.daily_cap is not None}
+        earned: dict[tuple[MemberId, str, date], int] = {}
+        if capped:
+            earned = await points_earned_on_days(
+                uow.session,
+                brand_id=uow.brand.id,
+                member_ids={c.member_id for c in uow.events},
+                keys=capped,
+                days={local_day(c.event.occurred_at, tz) for c in uow.events},
+            )
+        per_member: dict[MemberId, dict[tuple[str, date], int]] = {}
+        for (member_id, key, day), total in earned.items():
+            per_member.setdefault(member_id, {})[(key, day)] = total
+        for ctx in uow.events:
+            path = f"$.events[{ctx.index}].properties"
+            for effect in evaluate(
+                rules, ctx.event, ctx.member, tz=tz, earned_today=per_member.setdefault(ctx.member_id, {}), path=path
+            ):
+                ctx.emit(effect)
+
+    async def after_commit(self, uow: UnitOfWork) -> None:
+        """Nothing derived to update."""
+
+
+async def balance(session: AsyncSession, *, brand_id: BrandId, member_id: MemberId) -> int:
+    """The member's current points balance."""
+    total = await session.scalar(
+        select(func.coalesce(func.sum(LedgerRow.points), 0)).where(
+            LedgerRow.brand_id == brand_id, LedgerRow.member_id == member_id
+        )
+    )
+    return int(total or 0)
+
+
+async def history(
+    session: AsyncSession, *, brand_id: BrandId, member_id: MemberId, limit: int, before: int | None
+) -> tuple[list[LedgerEntry], int | None]:
+    """A page of the member's ledger, newest first; returns the entries and the next cursor."""
+    query = select(LedgerRow).where(LedgerRow.brand_id == brand_id, LedgerRow.member_id == member_id)
+    if before is not None:
+        query = query.where(LedgerRow.id < before)
+    rows = list(await session.scalars(query.order_by(LedgerRow.id.desc()).limit(limit + 1)))
+    entries = [
+        LedgerEntry(
+            id=r.id, points=r.points, source=r.source, key=r.key, reason=r.reason, event=r.event_key, occurred_at=r.occurred_at
+        )
+        for r in rows[:limit]
+    ]
+    return entries, (entries[-1].id if len(rows) > limit else None)
+
+
+async def post_entry(
+    session: AsyncSession,
+    *,
+    brand_id: BrandId,
+    member_id: MemberId,
+    points: int,
+    source: str,
+    key: str,
+    reason: str,
+    occurred_at: datetime,
+    tz: ZoneInfo,
+    now: datetime,
+    event_key: str | None = None,
+) -> None:
+    """Append one ledger entry (for adjustments and rewards that no event carries)."""
+    if points == 0:
+        raise ValidationError("an entry of zero points changes nothing", field="points")
+    await session.execute(
+        insert(LedgerRow).values(
+            brand_id=brand_id,
+            member_id=member_id,
+            event_key=event_key,
+            points=points,
+            source=source,
+            key=key,
+            reason=reason,
+            occurred_at=occurred_at,
+            local_day=local_day(occurred_at, tz),
+            created_at=now,
+        )
+    )
+
+
+def adjustment_effect(points: int) -> PointsAwarded:
+    """The effect a manual adjustment reports."""
+    return PointsAwarded(points=points, source="adjustment", key="manual")

@@ -1,0 +1,73 @@
+"""Settings, read from the environment by :func:`load_settings` (never at import time).
+
+Every variable is prefixed ``QUESTLINE_``; e.g. ``QUESTLINE_DATABASE_URL``. Unset variables take the
+embedded defaults: a SQLite file and an in-process fake Redis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Literal
+
+import msgspec
+
+from engine.errors import ValidationError
+
+PREFIX = "QUESTLINE_"
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Runtime configuration of one Questline process."""
+
+    database_url: str = "sqlite+aiosqlite:///./questline.db"
+    """``postgresql+asyncpg://user@host/db`` in production; a SQLite file by default."""
+    redis_url: str = "memory://"
+    """``redis://host:6379/0`` in production; ``memory://`` runs an in-process fake Redis."""
+    redis_namespace: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_\-]{1,32}$")] = "ql"
+    """Prefix of every Redis key, so several deployments (or test runs) can share one server."""
+    host: str = "127.0.0.1"
+    port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 8000
+    workers: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
+    log_format: Literal["console", "json"] = "console"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
+    max_batch: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 1000
+    auto_migrate: bool = True
+    """Upgrade the schema at start (the embedded default relies on it)."""
+    demo: bool = False
+    """Seed the demo brand at start when it does not exist yet."""
+    secret: str = "dev-only-change-me"
+    """Signs member links and session cookies; set a long random value in production."""
+    public_url: str = "http://127.0.0.1:8000"
+    """The origin members and widgets reach this server at (hosted badge URLs, links)."""
+    key_cache_seconds: Annotated[float, msgspec.Meta(ge=0, le=300)] = 5.0
+
+    @property
+    def uses_fake_redis(self) -> bool:
+        """Whether Redis is the in-process fake."""
+        return self.redis_url.startswith("memory://")
+
+    @property
+    def uses_sqlite(self) -> bool:
+        """Whether the database is a SQLite file."""
+        return self.database_url.startswith("sqlite")
+
+
+def load_settings(env: Mapping[str, str], **overrides: object) -> Settings:
+    """Build :class:`Settings` from ``QUESTLINE_*`` variables in ``env`` plus explicit overrides.
+
+    Raises:
+        ValidationError: a variable has a value of the wrong type or out of range (named in ``field``).
+    """
+    raw: dict[str, object] = {
+        name[len(PREFIX) :].lower(): value for name, value in env.items() if name.startswith(PREFIX)
+    }
+    known = set(Settings.__struct_fields__)
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ValidationError(f"unknown setting {PREFIX}{unknown[0].upper()}", field=f"{PREFIX}{unknown[0].upper()}")
+    raw.update(overrides)
+    try:
+        return msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ValidationError(f"bad setting: {exc}", field="settings") from exc

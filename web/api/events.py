@@ -1,0 +1,75 @@
+"""``POST /v1/events``: one event or a batch, applied exactly once, answered with what each caused."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, post
+from litestar.di import Provide
+
+from engine.effects import AnyEffect, BoardTotalChanged, Notification
+from engine.events import decode_events
+from engine.pipeline import EventResult
+from engine.tenants import Principal
+from web.deps import Services, provide_secret_principal
+
+
+class EventResultOut(msgspec.Struct, kw_only=True):
+    """What one event caused."""
+
+    id: str
+    member: str
+    duplicate: bool
+    """True when this id was seen before: the first result is returned and nothing changed."""
+    effects: list[AnyEffect]
+
+
+class BatchResultOut(msgspec.Struct, kw_only=True):
+    """Results of a batch, in request order."""
+
+    results: list[EventResultOut]
+
+
+_INTERNAL = (BoardTotalChanged, Notification)
+
+
+def to_out(result: EventResult) -> EventResultOut:
+    """Keep the effects an app can act on (internal bookkeeping effects are left out)."""
+    return EventResultOut(
+        id=result.id,
+        member=result.member,
+        duplicate=result.duplicate,
+        effects=[e for e in result.effects if not isinstance(e, _INTERNAL)],
+    )
+
+
+class EventsController(Controller):
+    """Event ingestion."""
+
+    path = "/v1/events"
+    tags = ["events"]
+    dependencies = {"principal": Provide(provide_secret_principal)}  # noqa: RUF012
+
+    @post(
+        "/",
+        status_code=200,
+        summary="Send one event or a batch",
+        description=(
+            "Body: one event, or `{\"events\": [...]}` with up to 1000. Validated as a whole: a bad field anywhere "
+            "answers 422 naming its JSON path and nothing of the request is applied. A repeated `id` answers the "
+            "first result with `duplicate: true` and changes nothing."
+        ),
+    )
+    async def ingest(
+        self,
+        request: Request[Any, Any, Any],
+        services: Services,
+        principal: Principal,
+    ) -> EventResultOut | BatchResultOut:
+        """Validate, process in one transaction, and report per-event effects."""
+        body = await request.body()
+        events, is_batch = decode_events(body, max_batch=services.settings.max_batch)
+        results = await services.pipeline.process(principal.brand, events)
+        outs = [to_out(r) for r in results]
+        return BatchResultOut(results=outs) if is_batch else outs[0]

@@ -1,0 +1,116 @@
+"""Members and their points: enrolment, lookup, balance and history, manual adjustments."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Response, get, post
+from litestar.di import Provide
+from litestar.params import Parameter
+
+from engine import members as members_repo
+from engine import points
+from engine.members import MemberIn
+from engine.points import Adjustment, PointsSummary
+from engine.tenants import Principal
+from web.deps import Services, provide_secret_principal
+
+
+class MemberOut(msgspec.Struct, kw_only=True):
+    """A member, with the current points balance."""
+
+    external_id: str
+    display_name: str
+    locale: str
+    attributes: dict[str, Any]
+    created_at: datetime
+    points: int
+
+
+class MembersController(Controller):
+    """Enrolment, lookup and points of members (secret key)."""
+
+    path = "/v1/members"
+    tags = ["members"]
+    dependencies = {"principal": Provide(provide_secret_principal)}  # noqa: RUF012
+
+    @post("/", summary="Enrol or update a member", status_code=201)
+    async def enrol(self, data: MemberIn, services: Services, principal: Principal) -> Response[MemberOut]:
+        """Create the member (201) or update the fields given (200). Members are also created on their first event."""
+        member, created = await members_repo.upsert_member(
+            services.db, brand_id=principal.brand.id, data=data, now=services.clock.now()
+        )
+        async with services.db.read() as session:
+            balance = await points.balance(session, brand_id=principal.brand.id, member_id=member.id)
+        out = MemberOut(
+            external_id=member.external_id,
+            display_name=member.display_name,
+            locale=member.locale,
+            attributes=member.attributes,
+            created_at=member.created_at,
+            points=balance,
+        )
+        return Response(out, status_code=201 if created else 200)
+
+    @get("/{external_id:str}", summary="Look up a member")
+    async def lookup(self, external_id: str, services: Services, principal: Principal) -> MemberOut:
+        """The member and their balance; 404 when the brand has no such member."""
+        async with services.db.read() as session:
+            member = await members_repo.get_member(session, brand_id=principal.brand.id, external_id=external_id)
+            balance = await points.balance(session, brand_id=principal.brand.id, member_id=member.id)
+        return MemberOut(
+            external_id=member.external_id,
+            display_name=member.display_name,
+            locale=member.locale,
+            attributes=member.attributes,
+            created_at=member.created_at,
+            points=balance,
+        )
+
+    @get("/{external_id:str}/points", summary="Points balance and history")
+    async def member_points(
+        self,
+        external_id: str,
+        services: Services,
+        principal: Principal,
+        limit: Annotated[int, Parameter(ge=1, le=200, description="Entries per page.")] = 50,
+        before: Annotated[int | None, Parameter(ge=1, description="Cursor: entries older than this id.")] = None,
+    ) -> PointsSummary:
+        """The balance and a page of ledger entries, newest first."""
+        async with services.db.read() as session:
+            member = await members_repo.get_member(session, brand_id=principal.brand.id, external_id=external_id)
+            balance = await points.balance(session, brand_id=principal.brand.id, member_id=member.id)
+            entries, next_before = await points.history(
+                session, brand_id=principal.brand.id, member_id=member.id, limit=limit, before=before
+            )
+        return PointsSummary(member=member.external_id, balance=balance, entries=entries, next_before=next_before)
+
+    @post("/{external_id:str}/points/adjustments", summary="Adjust points with a reason", status_code=201)
+    async def adjust(
+        self, external_id: str, data: Adjustment, services: Services, principal: Principal
+    ) -> PointsSummary:
+        """Append a correction to the ledger (never edits an entry); answers the new balance."""
+        brand = principal.brand
+        now = services.clock.now()
+        async with services.db.write() as session:
+            member = await members_repo.get_member(session, brand_id=brand.id, external_id=external_id)
+            await points.post_entry(
+                session,
+                brand_id=brand.id,
+                member_id=member.id,
+                points=data.points,
+                source="adjustment",
+                key="manual",
+                reason=data.reason,
+                occurred_at=now,
+                tz=brand.tz,
+                now=now,
+            )
+        async with services.db.read() as session:
+            balance = await points.balance(session, brand_id=brand.id, member_id=member.id)
+            entries, next_before = await points.history(
+                session, brand_id=brand.id, member_id=member.id, limit=10, before=None
+            )
+        return PointsSummary(member=member.external_id, balance=balance, entries=entries, next_before=next_before)

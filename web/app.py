@@ -1,0 +1,129 @@
+"""The composition root: builds settings, database, Redis, clock and the pipeline, and wires the domains.
+
+``create_app(settings)`` is the only place where packages meet: engine processors and domain processors
+are handed to the pipeline here, in the order they must run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar, get
+from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from redis.asyncio import Redis
+
+from engine.clock import Clock, SystemClock
+from engine.db import Database, create_engine
+from engine.pipeline import Pipeline, Processor
+from engine.points import PointsProcessor
+from engine.schema import upgrade
+from engine.settings import Settings, load_settings
+from engine.tenants import KeyCache
+from web.api.events import EventsController
+from web.api.members import MembersController
+from web.api.rules import EarningRulesController
+from web.deps import Services, provide_principal, provide_services
+from web.errors import problem_details_plugin
+from web.logs import configure_logging
+
+log = logging.getLogger("questline")
+VERSION = "0.1.0"
+
+
+def create_redis(settings: Settings) -> Redis:
+    """A redis-py asyncio client, or an in-process fake one for ``memory://``."""
+    if settings.uses_fake_redis:
+        import fakeredis
+
+        return fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), decode_responses=False)
+    return Redis.from_url(settings.redis_url, decode_responses=False)
+
+
+def build_processors() -> list[Processor]:
+    """The pipeline's steps, in order: points first, then the domains that react to them."""
+    return [PointsProcessor()]
+
+
+@get("/health", tags=["operations"], summary="Liveness and dependencies", include_in_schema=True)
+async def health(services: Services) -> dict[str, Any]:
+    """Answers 200 with the state of the database and Redis."""
+    from sqlalchemy import text
+
+    async with services.db.read() as session:
+        await session.execute(text("SELECT 1"))
+    redis_ok = bool(await services.redis.ping())
+    return {"status": "ok", "database": services.db.dialect, "redis": "ok" if redis_ok else "down", "version": VERSION}
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    redis: Redis | None = None,
+    processors: Sequence[Processor] | None = None,
+) -> Litestar:
+    """Build the Questline application.
+
+    Args:
+        settings: configuration; read from the environment when omitted.
+        clock: time source; the system clock when omitted (tests pass a ``FrozenClock``).
+        redis: a Redis client to use instead of one built from ``settings.redis_url``.
+        processors: pipeline steps to use instead of :func:`build_processors` (tests).
+    """
+    settings = settings or load_settings(os.environ)
+    configure_logging(settings)
+    clock = clock or SystemClock()
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        if settings.auto_migrate:
+            await upgrade(settings.database_url)
+        db = Database(create_engine(settings.database_url))
+        redis_client = redis if redis is not None else create_redis(settings)
+        pipeline = Pipeline(db, processors=list(processors) if processors is not None else build_processors(), clock=clock)
+        services = Services(
+            settings=settings,
+            db=db,
+            redis=redis_client,
+            clock=clock,
+            pipeline=pipeline,
+            keys=KeyCache(db, ttl=settings.key_cache_seconds),
+        )
+        app.state.services = services
+        if settings.demo:
+            from web.demo import ensure_demo
+
+            await ensure_demo(services)
+        log.info("questline ready", extra={"database": db.dialect, "redis": settings.redis_url.split("@")[-1]})
+        try:
+            yield
+        finally:
+            if redis is None:
+                await redis_client.aclose()
+            await db.dispose()
+
+    return Litestar(
+        route_handlers=[health, EventsController, MembersController, EarningRulesController],
+        dependencies={"services": Provide(provide_services, sync_to_thread=False), "caller": Provide(provide_principal)},
+        plugins=[problem_details_plugin()],
+        lifespan=[lifespan],
+        state=State({"settings": settings}),
+        request_max_body_size=settings.max_body_bytes,
+        cors_config=CORSConfig(allow_origins=["*"], allow_credentials=False, allow_headers=["Authorization", "Content-Type"]),
+        openapi_config=OpenAPIConfig(
+            title="Questline API",
+            version=VERSION,
+            description="Gamified engagement engine for loyalty programs: events in; points, challenges, badges and ranks out.",
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin()],
+        ),
+        debug=False,
+    )

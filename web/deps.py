@@ -1,0 +1,72 @@
+"""Dependencies the handlers receive: services, the calling principal, the clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from litestar import Request
+from litestar.datastructures import State
+from redis.asyncio import Redis
+
+from engine.clock import Clock
+from engine.db import Database
+from engine.errors import AuthenticationError, PermissionDenied
+from engine.pipeline import Pipeline
+from engine.settings import Settings
+from engine.tenants import KeyCache, KeyKind, Principal
+
+
+@dataclass
+class Services:
+    """Everything ``create_app`` builds once and handlers share."""
+
+    settings: Settings
+    db: Database
+    redis: Redis
+    clock: Clock
+    pipeline: Pipeline
+    keys: KeyCache
+    extras: dict[str, Any] = field(default_factory=dict)
+    """Domain services registered by the composition root (board store, etc.), by name."""
+
+
+def provide_services(state: State) -> Services:
+    """The app's :class:`Services`."""
+    services: Services = state.services
+    return services
+
+
+def _presented_key(request: Request[Any, Any, Any]) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    api_key = request.headers.get("x-api-key")
+    if api_key:
+        return api_key.strip()
+    query_key = request.query_params.get("key")
+    return query_key.strip() if query_key else None
+
+
+async def provide_principal(request: Request[Any, Any, Any], services: Services) -> Principal:
+    """The brand and key kind behind ``Authorization: Bearer …`` (or ``X-Api-Key``, or ``?key=`` for widgets).
+
+    Raises:
+        AuthenticationError: no key, or an unknown or revoked one.
+    """
+    key = _presented_key(request)
+    if not key:
+        raise AuthenticationError("send your API key as `Authorization: Bearer <key>`")
+    return await services.keys.resolve(key)
+
+
+async def provide_secret_principal(caller: Principal) -> Principal:
+    """The principal, required to hold a secret key (events, members, admin).
+
+    Raises:
+        PermissionDenied: a publishable key was used.
+    """
+    if caller.kind is not KeyKind.SECRET:
+        raise PermissionDenied("this endpoint needs a secret key (sk_…); publishable keys only read widgets")
+    return caller

@@ -81,6 +81,14 @@ class Notification(Effect, tag="notification"):
     data: dict[str, Any] = {}
 
 
-AnyEffect = PointsAwarded | ProgressAdvanced | ChallengeCompleted | BadgeAwarded | BoardTotalChanged | RankChanged | Notification
+AnyEffect = (
+    PointsAwarded
+    | ProgressAdvanced
+    | ChallengeCompleted
+    | BadgeAwarded
+    | BoardTotalChanged
+    | RankChanged
+    | Notification
+)
 
 effects_decoder = msgspec.json.Decoder(list[AnyEffect])

@@ -149,7 +149,12 @@ class PointsProcessor:
         for ctx in uow.events:
             path = f"$.events[{ctx.index}].properties"
             for effect in evaluate(
-                rules, ctx.event, ctx.member, tz=tz, earned_today=per_member.setdefault(ctx.member_id, {}), path=path
+                rules,
+                ctx.event,
+                ctx.member,
+                tz=tz,
+                earned_today=per_member.setdefault(ctx.member_id, {}),
+                path=path,
             ):
                 ctx.emit(effect)
 
@@ -177,7 +182,13 @@ async def history(
     rows = list(await session.scalars(query.order_by(LedgerRow.id.desc()).limit(limit + 1)))
     entries = [
         LedgerEntry(
-            id=r.id, points=r.points, source=r.source, key=r.key, reason=r.reason, event=r.event_key, occurred_at=r.occurred_at
+            id=r.id,
+            points=r.points,
+            source=r.source,
+            key=r.key,
+            reason=r.reason,
+            event=r.event_key,
+            occurred_at=r.occurred_at,
         )
         for r in rows[:limit]
     ]

@@ -94,7 +94,9 @@ def _parse(data: Any, path: str, depth: int, counter: list[int]) -> Predicate:
             if not isinstance(children, Sequence) or isinstance(children, str) or not children:
                 raise DefinitionError(f"`{group}` takes a non-empty list", field=f"{path}.{group}")
             return cls(
-                of=tuple(_parse(c, f"{path}.{group}[{i}]", depth + 1, counter) for i, c in enumerate(children))
+                of=tuple(
+                    _parse(c, f"{path}.{group}[{i}]", depth + 1, counter) for i, c in enumerate(children)
+                )
             )
     if "not" in keys:
         if keys != {"not"}:
@@ -107,7 +109,9 @@ def _parse(data: Any, path: str, depth: int, counter: list[int]) -> Predicate:
     unknown = ops - set(COMPARISONS)
     if unknown:
         bad = sorted(unknown)[0]
-        raise DefinitionError(f"unknown operator {bad!r}; use one of {', '.join(COMPARISONS)}", field=f"{path}.{bad}")
+        raise DefinitionError(
+            f"unknown operator {bad!r}; use one of {', '.join(COMPARISONS)}", field=f"{path}.{bad}"
+        )
     if len(ops) != 1:
         raise DefinitionError("a comparison takes exactly one operator", field=path)
     (op,) = ops

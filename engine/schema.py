@@ -21,11 +21,11 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
-def upgrade_sync(database_url: str, revision: str = "head") -> None:
+def upgrade_sync(database_url: str, revision: str = "heads") -> None:
     """Upgrade the database at ``database_url`` to ``revision`` (blocking)."""
     command.upgrade(alembic_config(database_url), revision)
 
 
-async def upgrade(database_url: str, revision: str = "head") -> None:
+async def upgrade(database_url: str, revision: str = "heads") -> None:
     """Upgrade without blocking the event loop (Alembic's env runs its own loop in a worker thread)."""
     await asyncio.to_thread(upgrade_sync, database_url, revision)

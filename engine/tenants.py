@@ -116,13 +116,28 @@ def _new_key(kind: KeyKind) -> tuple[str, str]:
 
 
 async def _issue(
-    session: AsyncSession, *, brand_id: int, kind: KeyKind, now: datetime, label: str = "", key: str | None = None
+    session: AsyncSession,
+    *,
+    brand_id: int,
+    kind: KeyKind,
+    now: datetime,
+    label: str = "",
+    key: str | None = None,
 ) -> IssuedKey:
     if key is None:
         key, prefix = _new_key(kind)
     else:
         prefix = key[: len(_PREFIX[kind]) + 6]
-    session.add(ApiKeyRow(brand_id=brand_id, kind=kind.value, prefix=prefix, key_hash=hash_key(key), label=label, created_at=now))
+    session.add(
+        ApiKeyRow(
+            brand_id=brand_id,
+            kind=kind.value,
+            prefix=prefix,
+            key_hash=hash_key(key),
+            label=label,
+            created_at=now,
+        )
+    )
     await session.flush()
     return IssuedKey(kind=kind, key=key, prefix=prefix)
 
@@ -205,12 +220,21 @@ async def list_keys(session: AsyncSession, brand_id: BrandId) -> list[ApiKeyInfo
         select(ApiKeyRow).where(ApiKeyRow.brand_id == brand_id).order_by(ApiKeyRow.id.desc())
     )
     return [
-        ApiKeyInfo(id=r.id, kind=KeyKind(r.kind), prefix=r.prefix, label=r.label, created_at=r.created_at, revoked_at=r.revoked_at)
+        ApiKeyInfo(
+            id=r.id,
+            kind=KeyKind(r.kind),
+            prefix=r.prefix,
+            label=r.label,
+            created_at=r.created_at,
+            revoked_at=r.revoked_at,
+        )
         for r in rows
     ]
 
 
-async def issue_key(db: Database, *, brand_id: BrandId, kind: KeyKind, now: datetime, label: str = "") -> IssuedKey:
+async def issue_key(
+    db: Database, *, brand_id: BrandId, kind: KeyKind, now: datetime, label: str = ""
+) -> IssuedKey:
     """Issue one more key of ``kind`` for the brand."""
     async with db.write() as session:
         return await _issue(session, brand_id=brand_id, kind=kind, now=now, label=label)
@@ -225,7 +249,11 @@ async def revoke_key(db: Database, *, brand_id: BrandId, prefix: str, now: datet
     async with db.write() as session:
         result = await session.execute(
             update(ApiKeyRow)
-            .where(ApiKeyRow.brand_id == brand_id, ApiKeyRow.prefix.startswith(prefix), ApiKeyRow.revoked_at.is_(None))
+            .where(
+                ApiKeyRow.brand_id == brand_id,
+                ApiKeyRow.prefix.startswith(prefix),
+                ApiKeyRow.revoked_at.is_(None),
+            )
             .values(revoked_at=now)
         )
         count = int(getattr(result, "rowcount", 0) or 0)
@@ -240,7 +268,9 @@ async def rotate_key(db: Database, *, brand_id: BrandId, kind: KeyKind, now: dat
     async with db.write() as session:
         await session.execute(
             update(ApiKeyRow)
-            .where(ApiKeyRow.brand_id == brand_id, ApiKeyRow.kind == kind.value, ApiKeyRow.revoked_at.is_(None))
+            .where(
+                ApiKeyRow.brand_id == brand_id, ApiKeyRow.kind == kind.value, ApiKeyRow.revoked_at.is_(None)
+            )
             .values(revoked_at=now)
         )
         issued = await _issue(session, brand_id=brand_id, kind=kind, now=now)

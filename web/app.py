@@ -27,10 +27,13 @@ from engine.points import PointsProcessor
 from engine.schema import upgrade
 from engine.settings import Settings, load_settings
 from engine.tenants import KeyCache
+from web.api import badges as badges_api
+from web.api import challenges as challenges_api
+from web.api import leaderboards as leaderboards_api
 from web.api.events import EventsController
 from web.api.members import MembersController
 from web.api.rules import EarningRulesController
-from web.deps import Services, provide_principal, provide_services
+from web.deps import Services, ServicesDep, provide_principal, provide_services
 from web.errors import problem_details_plugin
 from web.logs import configure_logging
 
@@ -47,20 +50,34 @@ def create_redis(settings: Settings) -> Redis:
     return Redis.from_url(settings.redis_url, decode_responses=False)
 
 
-def build_processors() -> list[Processor]:
+#: Domain wiring modules, in pipeline order: each exports ``routes``, ``processors(services)`` and
+#: ``startup(services)``. Challenges run before badges (a completion can award a badge) and leaderboards
+#: run last (they total what the others awarded).
+DOMAINS = (challenges_api, badges_api, leaderboards_api)
+
+
+def build_processors(services: ServicesDep) -> list[Processor]:
     """The pipeline's steps, in order: points first, then the domains that react to them."""
-    return [PointsProcessor()]
+    steps: list[Processor] = [PointsProcessor()]
+    for domain in DOMAINS:
+        steps.extend(domain.processors(services))
+    return steps
 
 
 @get("/health", tags=["operations"], summary="Liveness and dependencies", include_in_schema=True)
-async def health(services: Services) -> dict[str, Any]:
+async def health(services: ServicesDep) -> dict[str, Any]:
     """Answers 200 with the state of the database and Redis."""
     from sqlalchemy import text
 
     async with services.db.read() as session:
         await session.execute(text("SELECT 1"))
     redis_ok = bool(await services.redis.ping())
-    return {"status": "ok", "database": services.db.dialect, "redis": "ok" if redis_ok else "down", "version": VERSION}
+    return {
+        "status": "ok",
+        "database": services.db.dialect,
+        "redis": "ok" if redis_ok else "down",
+        "version": VERSION,
+    }
 
 
 def create_app(
@@ -88,21 +105,27 @@ def create_app(
             await upgrade(settings.database_url)
         db = Database(create_engine(settings.database_url))
         redis_client = redis if redis is not None else create_redis(settings)
-        pipeline = Pipeline(db, processors=list(processors) if processors is not None else build_processors(), clock=clock)
         services = Services(
             settings=settings,
             db=db,
             redis=redis_client,
             clock=clock,
-            pipeline=pipeline,
+            pipeline=Pipeline(db, processors=[], clock=clock),
             keys=KeyCache(db, ttl=settings.key_cache_seconds),
         )
+        services.pipeline.processors = (
+            list(processors) if processors is not None else build_processors(services)
+        )
         app.state.services = services
+        for domain in DOMAINS:
+            await domain.startup(services)
         if settings.demo:
             from web.demo import ensure_demo
 
             await ensure_demo(services)
-        log.info("questline ready", extra={"database": db.dialect, "redis": settings.redis_url.split("@")[-1]})
+        log.info(
+            "questline ready", extra={"database": db.dialect, "redis": settings.redis_url.split("@")[-1]}
+        )
         try:
             yield
         finally:
@@ -111,13 +134,24 @@ def create_app(
             await db.dispose()
 
     return Litestar(
-        route_handlers=[health, EventsController, MembersController, EarningRulesController],
-        dependencies={"services": Provide(provide_services, sync_to_thread=False), "caller": Provide(provide_principal)},
+        route_handlers=[
+            health,
+            EventsController,
+            MembersController,
+            EarningRulesController,
+            *(route for domain in DOMAINS for route in domain.routes),
+        ],
+        dependencies={
+            "services": Provide(provide_services, sync_to_thread=False),
+            "caller": Provide(provide_principal),
+        },
         plugins=[problem_details_plugin()],
         lifespan=[lifespan],
         state=State({"settings": settings}),
         request_max_body_size=settings.max_body_bytes,
-        cors_config=CORSConfig(allow_origins=["*"], allow_credentials=False, allow_headers=["Authorization", "Content-Type"]),
+        cors_config=CORSConfig(
+            allow_origins=["*"], allow_credentials=False, allow_headers=["Authorization", "Content-Type"]
+        ),
         openapi_config=OpenAPIConfig(
             title="Questline API",
             version=VERSION,

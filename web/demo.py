@@ -29,7 +29,12 @@ MEMBERS = [
     ("m-sofia", "Sofia Romano", "it", {"store": "roma-termini", "region": "center", "tier": "silver"}),
     ("m-luca", "Luca Colombo", "it", {"store": "torino-po", "region": "north", "tier": "bronze"}),
     ("m-chiara", "Chiara Ricci", "it", {"store": "roma-termini", "region": "center", "tier": "gold"}),
-    ("m-alessandro", "Alessandro Greco", "it", {"store": "napoli-toledo", "region": "south", "tier": "bronze"}),
+    (
+        "m-alessandro",
+        "Alessandro Greco",
+        "it",
+        {"store": "napoli-toledo", "region": "south", "tier": "bronze"},
+    ),
     ("m-emma", "Emma Wilson", "en", {"store": "milano-centro", "region": "north", "tier": "bronze"}),
     ("m-francesca", "Francesca Bruno", "it", {"store": "napoli-toledo", "region": "south", "tier": "silver"}),
     ("m-davide", "Davide Gallo", "it", {"store": "torino-po", "region": "north", "tier": "bronze"}),
@@ -48,7 +53,9 @@ def earning_rules(services: Services) -> list[EarningRuleSpec]:
             event_type="purchase",
             per_unit=PerUnit(property="amount", points=1.0),
             description="1 point per euro spent",
-            multipliers=[Multiplier(starts_at=now - timedelta(days=2), ends_at=now + timedelta(days=5), factor=2.0)],
+            multipliers=[
+                Multiplier(starts_at=now - timedelta(days=2), ends_at=now + timedelta(days=5), factor=2.0)
+            ],
         ),
         EarningRuleSpec(
             key="review",
@@ -58,9 +65,15 @@ def earning_rules(services: Services) -> list[EarningRuleSpec]:
             daily_cap=100,
             description="50 points for a 4- or 5-star review, at most 100 a day",
         ),
-        EarningRuleSpec(key="visit", event_type="visit", points=10, daily_cap=20, description="10 points a visit"),
-        EarningRuleSpec(key="referral", event_type="referral", points=200, description="200 points per friend referred"),
-        EarningRuleSpec(key="survey", event_type="survey", points=30, description="30 points per survey answered"),
+        EarningRuleSpec(
+            key="visit", event_type="visit", points=10, daily_cap=20, description="10 points a visit"
+        ),
+        EarningRuleSpec(
+            key="referral", event_type="referral", points=200, description="200 points per friend referred"
+        ),
+        EarningRuleSpec(
+            key="survey", event_type="survey", points=30, description="30 points per survey answered"
+        ),
     ]
 
 
@@ -73,14 +86,24 @@ def demo_events(services: Services) -> list[Event]:
     for index, (external_id, *_rest) in enumerate(MEMBERS):
         activity = 4 + (len(MEMBERS) - index)
         for n in range(activity):
-            when = now - timedelta(days=rng.randint(0, 13), hours=rng.randint(0, 10), minutes=rng.randint(0, 59))
+            when = now - timedelta(
+                days=rng.randint(0, 13), hours=rng.randint(0, 10), minutes=rng.randint(0, 59)
+            )
             kind = rng.choice(["purchase", "purchase", "visit", "visit", "review", "survey", "referral"])
             props: dict[str, Any] = {"store": rng.choice(stores)}
             if kind == "purchase":
                 props["amount"] = round(rng.uniform(3, 60), 2)
             elif kind == "review":
                 props["stars"] = rng.choice([3, 4, 5, 5])
-            events.append(Event(id=f"demo-{external_id}-{n}", member=external_id, type=kind, occurred_at=when, properties=props))
+            events.append(
+                Event(
+                    id=f"demo-{external_id}-{n}",
+                    member=external_id,
+                    type=kind,
+                    occurred_at=when,
+                    properties=props,
+                )
+            )
     events.sort(key=lambda e: e.occurred_at)
     return events
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from litestar import Request
 from litestar.datastructures import State
+from litestar.di import NamedDependency
 from redis.asyncio import Redis
 
 from engine.clock import Clock
@@ -31,6 +32,11 @@ class Services:
     """Domain services registered by the composition root (board store, etc.), by name."""
 
 
+#: Handler parameter types: injected by name (``services``, ``principal``, ``caller``).
+ServicesDep = NamedDependency[Services]
+PrincipalDep = NamedDependency[Principal]
+
+
 def provide_services(state: State) -> Services:
     """The app's :class:`Services`."""
     services: Services = state.services
@@ -49,7 +55,7 @@ def _presented_key(request: Request[Any, Any, Any]) -> str | None:
     return query_key.strip() if query_key else None
 
 
-async def provide_principal(request: Request[Any, Any, Any], services: Services) -> Principal:
+async def provide_principal(request: Request[Any, Any, Any], services: ServicesDep) -> Principal:
     """The brand and key kind behind ``Authorization: Bearer …`` (or ``X-Api-Key``, or ``?key=`` for widgets).
 
     Raises:
@@ -61,7 +67,7 @@ async def provide_principal(request: Request[Any, Any, Any], services: Services)
     return await services.keys.resolve(key)
 
 
-async def provide_secret_principal(caller: Principal) -> Principal:
+async def provide_secret_principal(caller: PrincipalDep) -> Principal:
     """The principal, required to hold a secret key (events, members, admin).
 
     Raises:

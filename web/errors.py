@@ -9,7 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from litestar.exceptions import HTTPException, ValidationException
-from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsException, ProblemDetailsPlugin
+from litestar.plugins.problem_details import (
+    ProblemDetailsConfig,
+    ProblemDetailsException,
+    ProblemDetailsPlugin,
+)
 
 from engine.errors import QuestlineError
 
@@ -50,7 +54,12 @@ def validation_to_problem(exc: ValidationException) -> ProblemDetailsException:
 
 def http_to_problem(exc: HTTPException) -> ProblemDetailsException:
     """Map any other HTTP exception (404, 405, 413…) to problem details."""
-    slug = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large", 401: "authentication-required"}
+    slug = {
+        404: "not-found",
+        405: "method-not-allowed",
+        413: "payload-too-large",
+        401: "authentication-required",
+    }
     return ProblemDetailsException(
         type_=PROBLEM_BASE + slug.get(exc.status_code, "http-error"),
         title=exc.detail if exc.status_code >= 500 else _title(exc.status_code),

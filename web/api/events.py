@@ -11,8 +11,7 @@ from litestar.di import Provide
 from engine.effects import AnyEffect, BoardTotalChanged, Notification
 from engine.events import decode_events
 from engine.pipeline import EventResult
-from engine.tenants import Principal
-from web.deps import Services, provide_secret_principal
+from web.deps import PrincipalDep, ServicesDep, provide_secret_principal
 
 
 class EventResultOut(msgspec.Struct, kw_only=True):
@@ -56,7 +55,7 @@ class EventsController(Controller):
         status_code=200,
         summary="Send one event or a batch",
         description=(
-            "Body: one event, or `{\"events\": [...]}` with up to 1000. Validated as a whole: a bad field anywhere "
+            'Body: one event, or `{"events": [...]}` with up to 1000. Validated as a whole: a bad field anywhere '
             "answers 422 naming its JSON path and nothing of the request is applied. A repeated `id` answers the "
             "first result with `duplicate: true` and changes nothing."
         ),
@@ -64,8 +63,8 @@ class EventsController(Controller):
     async def ingest(
         self,
         request: Request[Any, Any, Any],
-        services: Services,
-        principal: Principal,
+        services: ServicesDep,
+        principal: PrincipalDep,
     ) -> EventResultOut | BatchResultOut:
         """Validate, process in one transaction, and report per-event effects."""
         body = await request.body()

@@ -8,14 +8,13 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Response, get, post
 from litestar.di import Provide
-from litestar.params import Parameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 
 from engine import members as members_repo
 from engine import points
 from engine.members import MemberIn
 from engine.points import Adjustment, PointsSummary
-from engine.tenants import Principal
-from web.deps import Services, provide_secret_principal
+from web.deps import PrincipalDep, ServicesDep, provide_secret_principal
 
 
 class MemberOut(msgspec.Struct, kw_only=True):
@@ -37,7 +36,9 @@ class MembersController(Controller):
     dependencies = {"principal": Provide(provide_secret_principal)}  # noqa: RUF012
 
     @post("/", summary="Enrol or update a member", status_code=201)
-    async def enrol(self, data: MemberIn, services: Services, principal: Principal) -> Response[MemberOut]:
+    async def enrol(
+        self, data: JSONBody[MemberIn], services: ServicesDep, principal: PrincipalDep
+    ) -> Response[MemberOut]:
         """Create the member (201) or update the fields given (200). Members are also created on their first event."""
         member, created = await members_repo.upsert_member(
             services.db, brand_id=principal.brand.id, data=data, now=services.clock.now()
@@ -55,10 +56,14 @@ class MembersController(Controller):
         return Response(out, status_code=201 if created else 200)
 
     @get("/{external_id:str}", summary="Look up a member")
-    async def lookup(self, external_id: str, services: Services, principal: Principal) -> MemberOut:
+    async def lookup(
+        self, external_id: FromPath[str], services: ServicesDep, principal: PrincipalDep
+    ) -> MemberOut:
         """The member and their balance; 404 when the brand has no such member."""
         async with services.db.read() as session:
-            member = await members_repo.get_member(session, brand_id=principal.brand.id, external_id=external_id)
+            member = await members_repo.get_member(
+                session, brand_id=principal.brand.id, external_id=external_id
+            )
             balance = await points.balance(session, brand_id=principal.brand.id, member_id=member.id)
         return MemberOut(
             external_id=member.external_id,
@@ -72,24 +77,34 @@ class MembersController(Controller):
     @get("/{external_id:str}/points", summary="Points balance and history")
     async def member_points(
         self,
-        external_id: str,
-        services: Services,
-        principal: Principal,
-        limit: Annotated[int, Parameter(ge=1, le=200, description="Entries per page.")] = 50,
-        before: Annotated[int | None, Parameter(ge=1, description="Cursor: entries older than this id.")] = None,
+        external_id: FromPath[str],
+        services: ServicesDep,
+        principal: PrincipalDep,
+        limit: Annotated[int, QueryParameter(ge=1, le=200, description="Entries per page.")] = 50,
+        before: Annotated[
+            int | None, QueryParameter(ge=1, description="Cursor: entries older than this id.")
+        ] = None,
     ) -> PointsSummary:
         """The balance and a page of ledger entries, newest first."""
         async with services.db.read() as session:
-            member = await members_repo.get_member(session, brand_id=principal.brand.id, external_id=external_id)
+            member = await members_repo.get_member(
+                session, brand_id=principal.brand.id, external_id=external_id
+            )
             balance = await points.balance(session, brand_id=principal.brand.id, member_id=member.id)
             entries, next_before = await points.history(
                 session, brand_id=principal.brand.id, member_id=member.id, limit=limit, before=before
             )
-        return PointsSummary(member=member.external_id, balance=balance, entries=entries, next_before=next_before)
+        return PointsSummary(
+            member=member.external_id, balance=balance, entries=entries, next_before=next_before
+        )
 
     @post("/{external_id:str}/points/adjustments", summary="Adjust points with a reason", status_code=201)
     async def adjust(
-        self, external_id: str, data: Adjustment, services: Services, principal: Principal
+        self,
+        external_id: FromPath[str],
+        data: JSONBody[Adjustment],
+        services: ServicesDep,
+        principal: PrincipalDep,
     ) -> PointsSummary:
         """Append a correction to the ledger (never edits an entry); answers the new balance."""
         brand = principal.brand
@@ -113,4 +128,6 @@ class MembersController(Controller):
             entries, next_before = await points.history(
                 session, brand_id=brand.id, member_id=member.id, limit=10, before=None
             )
-        return PointsSummary(member=member.external_id, balance=balance, entries=entries, next_before=next_before)
+        return PointsSummary(
+            member=member.external_id, balance=balance, entries=entries, next_before=next_before
+        )

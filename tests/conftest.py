@@ -1,0 +1,153 @@
+"""Shared fixtures: every store fixture runs on the embedded backends *and* the real servers.
+
+- ``backend`` is parametrized ``sqlite+fakeredis`` and ``postgres+redis``. The real servers are those of
+  the development machine (PostgreSQL 127.0.0.1:5432 trust auth, Redis 127.0.0.1:6379); override with
+  ``QUESTLINE_TEST_PG_URL`` / ``QUESTLINE_TEST_REDIS_URL``.
+- A missing real server skips its half locally but **fails** under ``CI=true``.
+- PostgreSQL tests run in a throw-away database created for the session; Redis tests use a unique key
+  namespace that is deleted afterwards (never ``FLUSHDB``). Tests isolate from each other by creating
+  their own brand (tenants are sealed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar.testing import AsyncTestClient
+from redis.asyncio import Redis
+
+from engine.clock import FrozenClock
+from engine.db import Database, create_engine
+from engine.schema import upgrade_sync
+from engine.settings import Settings, load_settings
+from tests.helpers import BrandKeys, make_brand
+
+CI = os.environ.get("CI", "").lower() == "true"
+PG_ADMIN_URL = os.environ.get("QUESTLINE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("QUESTLINE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+BACKENDS = ["sqlite+fakeredis", "postgres+redis"]
+
+
+def _unavailable(what: str, exc: BaseException) -> None:
+    message = f"{what} is not reachable ({exc!r})"
+    if CI:
+        pytest.fail(f"{message}; under CI=true a missing service is a failure", pytrace=False)
+    pytest.skip(message)
+
+
+async def _pg_admin(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A migrated, throw-away PostgreSQL database for this test session."""
+    name = f"ql_test_{uuid.uuid4().hex[:10]}"
+    try:
+        asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+    except (OSError, Exception) as exc:  # asyncpg raises OSError or its own errors when the server is down
+        _unavailable("PostgreSQL", exc)
+    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    url = f"{base}/{name}"
+    upgrade_sync(url)
+    yield url
+    asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A migrated SQLite file for this test session."""
+    path: Path = tmp_path_factory.mktemp("sqlite") / "questline.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    upgrade_sync(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def redis_namespace() -> str:
+    """A key prefix unique to this test session."""
+    return f"qltest{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """``sqlite+fakeredis`` or ``postgres+redis``."""
+    return str(request.param)
+
+
+@pytest.fixture
+def database_url(backend: str, request: pytest.FixtureRequest) -> str:
+    """The migrated database URL of the current backend."""
+    name = "pg_url" if backend.startswith("postgres") else "sqlite_url"
+    return str(request.getfixturevalue(name))
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    """A :class:`Database` on the current backend."""
+    database = Database(create_engine(database_url))
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+async def redis(backend: str, redis_namespace: str) -> AsyncIterator[Redis]:
+    """A Redis client on the current backend; keys of the session namespace are removed afterwards."""
+    if backend.endswith("fakeredis"):
+        import fakeredis
+
+        client: Redis = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
+        yield client
+        await client.aclose()
+        return
+    client = Redis.from_url(REDIS_URL)
+    try:
+        await client.ping()
+    except Exception as exc:
+        await client.aclose()
+        _unavailable("Redis", exc)
+    yield client
+    async for key in client.scan_iter(match=f"{redis_namespace}*", count=1000):
+        await client.delete(key)
+    await client.aclose()
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    """A frozen clock at 2026-11-20 10:00 UTC (a Friday), moved by tests as needed."""
+    return FrozenClock(datetime(2026, 11, 20, 10, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def settings(database_url: str, redis_namespace: str) -> Settings:
+    """Settings for the current backend (no auto-migration: the session fixtures migrated already)."""
+    return load_settings({}, database_url=database_url, redis_namespace=redis_namespace, auto_migrate=False)
+
+
+@pytest.fixture
+async def brand(db: Database, clock: FrozenClock) -> BrandKeys:
+    """A fresh brand (Europe/Rome) on the current backend."""
+    return await make_brand(db, clock)
+
+
+@pytest.fixture
+async def client(settings: Settings, redis: Redis, clock: FrozenClock) -> AsyncIterator[AsyncTestClient[Any]]:
+    """An HTTP client on ``create_app`` for the current backend, with the frozen clock."""
+    from web.app import create_app
+
+    app = create_app(settings, clock=clock, redis=redis)
+    async with AsyncTestClient(app=app) as test_client:
+        yield test_client

@@ -1,0 +1,45 @@
+"""Helpers shared by tests: brands with keys, event bodies."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from engine.clock import Clock
+from engine.db import Database
+from engine.tenants import Brand, KeyKind, create_brand
+
+
+@dataclass
+class BrandKeys:
+    """A brand created for one test, with its keys."""
+
+    brand: Brand
+    secret: str
+    publishable: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Authorization headers with the secret key."""
+        return {"Authorization": f"Bearer {self.secret}"}
+
+    @property
+    def public_headers(self) -> dict[str, str]:
+        """Authorization headers with the publishable key."""
+        return {"Authorization": f"Bearer {self.publishable}"}
+
+
+async def make_brand(
+    db: Database, clock: Clock, *, timezone: str = "Europe/Rome", name: str | None = None
+) -> BrandKeys:
+    """Create a brand with a unique slug."""
+    slug = f"t-{uuid.uuid4().hex[:12]}"
+    brand, keys = await create_brand(db, name=name or slug, slug=slug, timezone=timezone, now=clock.now())
+    by_kind = {k.kind: k.key for k in keys}
+    return BrandKeys(brand=brand, secret=by_kind[KeyKind.SECRET], publishable=by_kind[KeyKind.PUBLISHABLE])
+
+
+def event(event_id: str, member: str, type_: str, at: str, **properties: Any) -> dict[str, Any]:
+    """An event body."""
+    return {"id": event_id, "member": member, "type": type_, "occurred_at": at, "properties": properties}

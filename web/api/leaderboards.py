@@ -1,0 +1,19 @@
+"""HTTP endpoints and pipeline wiring of the `leaderboards` package (filled in by its issue)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.pipeline import Processor
+from web.deps import Services
+
+routes: list[Any] = []
+
+
+def processors(services: Services) -> list[Processor]:
+    """The pipeline steps this package contributes, in order."""
+    return []
+
+
+async def startup(services: Services) -> None:
+    """Work to do once the app's services exist (e.g. register domain services in `services.extras`)."""

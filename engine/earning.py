@@ -81,9 +81,7 @@ def build_rule(spec: EarningRuleSpec, *, path: str = "rule") -> EarningRule:
         raise DefinitionError("give either `points` or `per_unit`, not both", field=f"{path}.per_unit")
     for index, multiplier in enumerate(spec.multipliers):
         if multiplier.ends_at <= multiplier.starts_at:
-            raise DefinitionError(
-                "`ends_at` must come after `starts_at`", field=f"{path}.multipliers[{index}]"
-            )
+            raise DefinitionError("`ends_at` must come after `starts_at`", field=f"{path}.multipliers[{index}]")
     return EarningRule(
         key=spec.key,
         event_type=spec.event_type,
@@ -159,9 +157,7 @@ def evaluate(
     for rule in rules:
         if not rule.active or rule.event_type != event.type:
             continue
-        if not predicate_matches(
-            rule.filter, event_type=event.type, properties=event.properties, member=member
-        ):
+        if not predicate_matches(rule.filter, event_type=event.type, properties=event.properties, member=member):
             continue
         points = base_points(rule, event, path=path)
         if points is None:
@@ -177,7 +173,5 @@ def evaluate(
                 points, capped = allowed, True
             earned_today[slot] = already + points
         if points > 0 or capped:
-            effects.append(
-                PointsAwarded(points=points, source="rule", key=rule.key, multiplier=factor, capped=capped)
-            )
+            effects.append(PointsAwarded(points=points, source="rule", key=rule.key, multiplier=factor, capped=capped))
     return effects

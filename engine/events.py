@@ -107,7 +107,5 @@ def decode_events(body: bytes, *, max_batch: int) -> tuple[list[Event], bool]:
     if not events:
         raise ValidationError("a batch needs at least one event", field="$.events")
     for index, event in enumerate(events):
-        check_properties(
-            event.properties, path=f"$.events[{index}].properties" if is_batch else "$.properties"
-        )
+        check_properties(event.properties, path=f"$.events[{index}].properties" if is_batch else "$.properties")
     return events, is_batch

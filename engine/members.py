@@ -117,9 +117,7 @@ async def ensure_and_lock(
     return found
 
 
-async def upsert_member(
-    db: Database, *, brand_id: BrandId, data: MemberIn, now: datetime
-) -> tuple[Member, bool]:
+async def upsert_member(db: Database, *, brand_id: BrandId, data: MemberIn, now: datetime) -> tuple[Member, bool]:
     """Enrol a member or update the given fields; returns the member and whether it was created.
 
     Raises:
@@ -127,9 +125,7 @@ async def upsert_member(
     """
     check_properties(data.attributes, path="$.attributes")
     async with db.write() as session:
-        query = select(MemberRow).where(
-            MemberRow.brand_id == brand_id, MemberRow.external_id == data.external_id
-        )
+        query = select(MemberRow).where(MemberRow.brand_id == brand_id, MemberRow.external_id == data.external_id)
         if db.is_postgres:
             query = query.with_for_update()
         row = await session.scalar(query)
@@ -161,13 +157,9 @@ async def get_member(session: AsyncSession, *, brand_id: BrandId, external_id: s
     return _to_member(row)
 
 
-async def members_by_id(
-    session: AsyncSession, *, brand_id: BrandId, ids: list[MemberId]
-) -> dict[MemberId, Member]:
+async def members_by_id(session: AsyncSession, *, brand_id: BrandId, ids: list[MemberId]) -> dict[MemberId, Member]:
     """The brand's members with the given ids (missing ones are left out)."""
     if not ids:
         return {}
-    rows = await session.scalars(
-        select(MemberRow).where(MemberRow.brand_id == brand_id, MemberRow.id.in_(ids))
-    )
+    rows = await session.scalars(select(MemberRow).where(MemberRow.brand_id == brand_id, MemberRow.id.in_(ids)))
     return {MemberId(r.id): _to_member(r) for r in rows}

@@ -90,9 +90,7 @@ def period_id(kind: PeriodKind, instant: datetime, tz: ZoneInfo) -> str:
             return f"{day.year}-{day.month:02d}"
 
 
-def period_bounds(
-    kind: PeriodKind, instant: datetime, tz: ZoneInfo
-) -> tuple[datetime | None, datetime | None]:
+def period_bounds(kind: PeriodKind, instant: datetime, tz: ZoneInfo) -> tuple[datetime | None, datetime | None]:
     """The UTC ``[start, end)`` of the period containing ``instant``; ``(None, None)`` for all time."""
     if kind is PeriodKind.ALL_TIME:
         return None, None

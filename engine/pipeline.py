@@ -132,9 +132,7 @@ class Pipeline:
             return results
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _attempt(
-        self, brand: Brand, events: Sequence[Event]
-    ) -> tuple[list[EventResult], UnitOfWork | None]:
+    async def _attempt(self, brand: Brand, events: Sequence[Event]) -> tuple[list[EventResult], UnitOfWork | None]:
         from engine import members as members_repo  # local: members imports pipeline types
 
         async with self.db.write() as session:
@@ -151,15 +149,11 @@ class Pipeline:
                     slots.append(event.id)
                 else:
                     member = member_map[event.member]
-                    ctx = EventContext(
-                        index=index, event=event, member_id=member.id, member=member.predicate_view
-                    )
+                    ctx = EventContext(index=index, event=event, member_id=member.id, member=member.predicate_view)
                     first_seen[event.id] = ctx
                     contexts.append(ctx)
                     slots.append(ctx)
-            uow = UnitOfWork(
-                session=session, db=self.db, brand=brand, clock=self.clock, now=now, events=contexts
-            )
+            uow = UnitOfWork(session=session, db=self.db, brand=brand, clock=self.clock, now=now, events=contexts)
             if contexts:
                 for processor in self.processors:
                     await processor.process(uow)
@@ -169,9 +163,7 @@ class Pipeline:
             event = events[index]
             if isinstance(slot, EventContext):
                 effects: list[Any] = list(slot.effects)
-                results.append(
-                    EventResult(id=event.id, member=event.member, duplicate=False, effects=effects)
-                )
+                results.append(EventResult(id=event.id, member=event.member, duplicate=False, effects=effects))
             else:
                 stored = known.get(slot)
                 if stored is None:  # repeated inside this very request
@@ -191,15 +183,11 @@ class Pipeline:
 def _retryable(exc: IntegrityError | DBAPIError) -> bool:
     if isinstance(exc, IntegrityError):
         return True
-    code = getattr(exc.orig, "sqlstate", None) or getattr(
-        getattr(exc.orig, "__cause__", None), "sqlstate", None
-    )
+    code = getattr(exc.orig, "sqlstate", None) or getattr(getattr(exc.orig, "__cause__", None), "sqlstate", None)
     return code in _RETRYABLE_SQLSTATES
 
 
-async def _stored_results(
-    session: AsyncSession, *, brand_id: BrandId, keys: list[str]
-) -> dict[str, list[Any]]:
+async def _stored_results(session: AsyncSession, *, brand_id: BrandId, keys: list[str]) -> dict[str, list[Any]]:
     if not keys:
         return {}
     found: dict[str, list[Any]] = {}

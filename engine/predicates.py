@@ -93,11 +93,7 @@ def _parse(data: Any, path: str, depth: int, counter: list[int]) -> Predicate:
             children = data[group]
             if not isinstance(children, Sequence) or isinstance(children, str) or not children:
                 raise DefinitionError(f"`{group}` takes a non-empty list", field=f"{path}.{group}")
-            return cls(
-                of=tuple(
-                    _parse(c, f"{path}.{group}[{i}]", depth + 1, counter) for i, c in enumerate(children)
-                )
-            )
+            return cls(of=tuple(_parse(c, f"{path}.{group}[{i}]", depth + 1, counter) for i, c in enumerate(children)))
     if "not" in keys:
         if keys != {"not"}:
             raise DefinitionError("`not` must stand alone in its object", field=path)
@@ -109,9 +105,7 @@ def _parse(data: Any, path: str, depth: int, counter: list[int]) -> Predicate:
     unknown = ops - set(COMPARISONS)
     if unknown:
         bad = sorted(unknown)[0]
-        raise DefinitionError(
-            f"unknown operator {bad!r}; use one of {', '.join(COMPARISONS)}", field=f"{path}.{bad}"
-        )
+        raise DefinitionError(f"unknown operator {bad!r}; use one of {', '.join(COMPARISONS)}", field=f"{path}.{bad}")
     if len(ops) != 1:
         raise DefinitionError("a comparison takes exactly one operator", field=path)
     (op,) = ops
@@ -119,9 +113,7 @@ def _parse(data: Any, path: str, depth: int, counter: list[int]) -> Predicate:
     where = f"{path}.{op}"
     if op in ("in", "not_in") and (not isinstance(value, Sequence) or isinstance(value, str)):
         raise DefinitionError(f"`{op}` takes a list", field=where)
-    if op in ("gt", "gte", "lt", "lte") and (
-        isinstance(value, bool) or not isinstance(value, int | float | str)
-    ):
+    if op in ("gt", "gte", "lt", "lte") and (isinstance(value, bool) or not isinstance(value, int | float | str)):
         raise DefinitionError(f"`{op}` takes a number or a string", field=where)
     if op == "exists" and not isinstance(value, bool):
         raise DefinitionError("`exists` takes true or false", field=where)

@@ -65,9 +65,7 @@ def load_settings(env: Mapping[str, str], **overrides: object) -> Settings:
     known = set(Settings.__struct_fields__)
     unknown = sorted(set(raw) - known)
     if unknown:
-        raise ValidationError(
-            f"unknown setting {PREFIX}{unknown[0].upper()}", field=f"{PREFIX}{unknown[0].upper()}"
-        )
+        raise ValidationError(f"unknown setting {PREFIX}{unknown[0].upper()}", field=f"{PREFIX}{unknown[0].upper()}")
     raw.update(overrides)
     try:
         return msgspec.convert(raw, Settings, strict=False)

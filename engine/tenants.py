@@ -216,9 +216,7 @@ async def config_version(session: AsyncSession, brand_id: BrandId) -> int:
 
 async def list_keys(session: AsyncSession, brand_id: BrandId) -> list[ApiKeyInfo]:
     """The brand's keys, newest first (prefixes only)."""
-    rows = await session.scalars(
-        select(ApiKeyRow).where(ApiKeyRow.brand_id == brand_id).order_by(ApiKeyRow.id.desc())
-    )
+    rows = await session.scalars(select(ApiKeyRow).where(ApiKeyRow.brand_id == brand_id).order_by(ApiKeyRow.id.desc()))
     return [
         ApiKeyInfo(
             id=r.id,
@@ -232,9 +230,7 @@ async def list_keys(session: AsyncSession, brand_id: BrandId) -> list[ApiKeyInfo
     ]
 
 
-async def issue_key(
-    db: Database, *, brand_id: BrandId, kind: KeyKind, now: datetime, label: str = ""
-) -> IssuedKey:
+async def issue_key(db: Database, *, brand_id: BrandId, kind: KeyKind, now: datetime, label: str = "") -> IssuedKey:
     """Issue one more key of ``kind`` for the brand."""
     async with db.write() as session:
         return await _issue(session, brand_id=brand_id, kind=kind, now=now, label=label)
@@ -268,9 +264,7 @@ async def rotate_key(db: Database, *, brand_id: BrandId, kind: KeyKind, now: dat
     async with db.write() as session:
         await session.execute(
             update(ApiKeyRow)
-            .where(
-                ApiKeyRow.brand_id == brand_id, ApiKeyRow.kind == kind.value, ApiKeyRow.revoked_at.is_(None)
-            )
+            .where(ApiKeyRow.brand_id == brand_id, ApiKeyRow.kind == kind.value, ApiKeyRow.revoked_at.is_(None))
             .values(revoked_at=now)
         )
         issued = await _issue(session, brand_id=brand_id, kind=kind, now=now)

@@ -113,9 +113,7 @@ def create_app(
             pipeline=Pipeline(db, processors=[], clock=clock),
             keys=KeyCache(db, ttl=settings.key_cache_seconds),
         )
-        services.pipeline.processors = (
-            list(processors) if processors is not None else build_processors(services)
-        )
+        services.pipeline.processors = list(processors) if processors is not None else build_processors(services)
         app.state.services = services
         for domain in DOMAINS:
             await domain.startup(services)
@@ -123,9 +121,7 @@ def create_app(
             from web.demo import ensure_demo
 
             await ensure_demo(services)
-        log.info(
-            "questline ready", extra={"database": db.dialect, "redis": settings.redis_url.split("@")[-1]}
-        )
+        log.info("questline ready", extra={"database": db.dialect, "redis": settings.redis_url.split("@")[-1]})
         try:
             yield
         finally:

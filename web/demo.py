@@ -53,9 +53,7 @@ def earning_rules(services: Services) -> list[EarningRuleSpec]:
             event_type="purchase",
             per_unit=PerUnit(property="amount", points=1.0),
             description="1 point per euro spent",
-            multipliers=[
-                Multiplier(starts_at=now - timedelta(days=2), ends_at=now + timedelta(days=5), factor=2.0)
-            ],
+            multipliers=[Multiplier(starts_at=now - timedelta(days=2), ends_at=now + timedelta(days=5), factor=2.0)],
         ),
         EarningRuleSpec(
             key="review",
@@ -65,15 +63,11 @@ def earning_rules(services: Services) -> list[EarningRuleSpec]:
             daily_cap=100,
             description="50 points for a 4- or 5-star review, at most 100 a day",
         ),
-        EarningRuleSpec(
-            key="visit", event_type="visit", points=10, daily_cap=20, description="10 points a visit"
-        ),
+        EarningRuleSpec(key="visit", event_type="visit", points=10, daily_cap=20, description="10 points a visit"),
         EarningRuleSpec(
             key="referral", event_type="referral", points=200, description="200 points per friend referred"
         ),
-        EarningRuleSpec(
-            key="survey", event_type="survey", points=30, description="30 points per survey answered"
-        ),
+        EarningRuleSpec(key="survey", event_type="survey", points=30, description="30 points per survey answered"),
     ]
 
 
@@ -86,9 +80,7 @@ def demo_events(services: Services) -> list[Event]:
     for index, (external_id, *_rest) in enumerate(MEMBERS):
         activity = 4 + (len(MEMBERS) - index)
         for n in range(activity):
-            when = now - timedelta(
-                days=rng.randint(0, 13), hours=rng.randint(0, 10), minutes=rng.randint(0, 59)
-            )
+            when = now - timedelta(days=rng.randint(0, 13), hours=rng.randint(0, 10), minutes=rng.randint(0, 59))
             kind = rng.choice(["purchase", "purchase", "visit", "visit", "review", "survey", "referral"])
             props: dict[str, Any] = {"store": rng.choice(stores)}
             if kind == "purchase":

@@ -56,14 +56,10 @@ class MembersController(Controller):
         return Response(out, status_code=201 if created else 200)
 
     @get("/{external_id:str}", summary="Look up a member")
-    async def lookup(
-        self, external_id: FromPath[str], services: ServicesDep, principal: PrincipalDep
-    ) -> MemberOut:
+    async def lookup(self, external_id: FromPath[str], services: ServicesDep, principal: PrincipalDep) -> MemberOut:
         """The member and their balance; 404 when the brand has no such member."""
         async with services.db.read() as session:
-            member = await members_repo.get_member(
-                session, brand_id=principal.brand.id, external_id=external_id
-            )
+            member = await members_repo.get_member(session, brand_id=principal.brand.id, external_id=external_id)
             balance = await points.balance(session, brand_id=principal.brand.id, member_id=member.id)
         return MemberOut(
             external_id=member.external_id,
@@ -81,22 +77,16 @@ class MembersController(Controller):
         services: ServicesDep,
         principal: PrincipalDep,
         limit: Annotated[int, QueryParameter(ge=1, le=200, description="Entries per page.")] = 50,
-        before: Annotated[
-            int | None, QueryParameter(ge=1, description="Cursor: entries older than this id.")
-        ] = None,
+        before: Annotated[int | None, QueryParameter(ge=1, description="Cursor: entries older than this id.")] = None,
     ) -> PointsSummary:
         """The balance and a page of ledger entries, newest first."""
         async with services.db.read() as session:
-            member = await members_repo.get_member(
-                session, brand_id=principal.brand.id, external_id=external_id
-            )
+            member = await members_repo.get_member(session, brand_id=principal.brand.id, external_id=external_id)
             balance = await points.balance(session, brand_id=principal.brand.id, member_id=member.id)
             entries, next_before = await points.history(
                 session, brand_id=principal.brand.id, member_id=member.id, limit=limit, before=before
             )
-        return PointsSummary(
-            member=member.external_id, balance=balance, entries=entries, next_before=next_before
-        )
+        return PointsSummary(member=member.external_id, balance=balance, entries=entries, next_before=next_before)
 
     @post("/{external_id:str}/points/adjustments", summary="Adjust points with a reason", status_code=201)
     async def adjust(
@@ -128,6 +118,4 @@ class MembersController(Controller):
             entries, next_before = await points.history(
                 session, brand_id=brand.id, member_id=member.id, limit=10, before=None
             )
-        return PointsSummary(
-            member=member.external_id, balance=balance, entries=entries, next_before=next_before
-        )
+        return PointsSummary(member=member.external_id, balance=balance, entries=entries, next_before=next_before)

@@ -36,12 +36,8 @@ class EarningRulesController(Controller):
     ) -> EarningRuleSpec:
         """Validated before it is stored: a mistake answers 422 naming its path, and nothing changes."""
         if data.key != key:
-            raise ValidationError(
-                f"the body's key {data.key!r} differs from the path's {key!r}", field="$.key"
-            )
-        rule = await points.put_rule(
-            services.db, brand_id=principal.brand.id, spec=data, now=services.clock.now()
-        )
+            raise ValidationError(f"the body's key {data.key!r} differs from the path's {key!r}", field="$.key")
+        rule = await points.put_rule(services.db, brand_id=principal.brand.id, spec=data, now=services.clock.now())
         return rule_to_spec(rule)
 
     @delete("/{key:str}", summary="Delete an earning rule")

@@ -46,6 +46,8 @@ class ChallengeCompleted(Effect, tag="challenge_completed"):
     challenge: str
     instance: str = ""
     completed_at: datetime | None = None
+    badge: str = ""
+    """The key of the badge the challenge rewards, if any (the badges processor awards it)."""
 
 
 class BadgeAwarded(Effect, tag="badge_awarded"):

@@ -103,6 +103,26 @@ class EventResult(msgspec.Struct, kw_only=True):
     effects: list[AnyEffect]
 
 
+@dataclass(slots=True)
+class _Outcome:
+    uow: UnitOfWork
+    known: dict[str, list[Any]]
+    first_seen: dict[str, EventContext]
+
+    def results(self, events: Sequence[Event]) -> list[EventResult]:
+        results: list[EventResult] = []
+        for index, event in enumerate(events):
+            ctx = self.first_seen.get(event.id)
+            if ctx is not None and ctx.index == index:
+                results.append(EventResult(id=event.id, member=event.member, duplicate=False, effects=list(ctx.effects)))
+                continue
+            stored = self.known.get(event.id)
+            if stored is None and ctx is not None:  # repeated inside this very request
+                stored = list(ctx.effects)
+            results.append(EventResult(id=event.id, member=event.member, duplicate=True, effects=stored or []))
+        return results
+
+
 class Pipeline:
     """Runs a request's events through the processors in one transaction, with retries on races."""
 
@@ -114,12 +134,15 @@ class Pipeline:
     async def process(self, brand: Brand, events: Sequence[Event]) -> list[EventResult]:
         """Apply ``events`` for ``brand`` exactly once and return one result per event, in order.
 
+        Post-commit steps may still append effects (e.g. the new rank) before the results are built; the
+        event log keeps the effects known at commit, which is what a duplicate is answered with.
+
         Raises:
             QuestlineError: a processor rejected the input; nothing was written.
         """
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                results, uow = await self._attempt(brand, events)
+                outcome = await self._attempt(brand, events)
             except (IntegrityError, DBAPIError) as exc:
                 if attempt == MAX_ATTEMPTS or not _retryable(exc):
                     raise
@@ -127,12 +150,12 @@ class Pipeline:
                 # broken: start over; the next attempt sees the committed rows as duplicates.
                 await asyncio.sleep(random.uniform(0.001, 0.01) * attempt)
                 continue
-            if uow is not None:
-                await self._after_commit(uow)
-            return results
+            if outcome.uow.events:
+                await self._after_commit(outcome.uow)
+            return outcome.results(events)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _attempt(self, brand: Brand, events: Sequence[Event]) -> tuple[list[EventResult], UnitOfWork | None]:
+    async def _attempt(self, brand: Brand, events: Sequence[Event]) -> _Outcome:
         from engine import members as members_repo  # local: members imports pipeline types
 
         async with self.db.write() as session:
@@ -141,35 +164,21 @@ class Pipeline:
                 session, db=self.db, brand_id=brand.id, external_ids=[e.member for e in events], now=now
             )
             known = await _stored_results(session, brand_id=brand.id, keys=[e.id for e in events])
-            contexts: list[EventContext] = []
             first_seen: dict[str, EventContext] = {}
-            slots: list[EventContext | str] = []
+            contexts: list[EventContext] = []
             for index, event in enumerate(events):
                 if event.id in known or event.id in first_seen:
-                    slots.append(event.id)
-                else:
-                    member = member_map[event.member]
-                    ctx = EventContext(index=index, event=event, member_id=member.id, member=member.predicate_view)
-                    first_seen[event.id] = ctx
-                    contexts.append(ctx)
-                    slots.append(ctx)
+                    continue
+                member = member_map[event.member]
+                ctx = EventContext(index=index, event=event, member_id=member.id, member=member.predicate_view)
+                first_seen[event.id] = ctx
+                contexts.append(ctx)
             uow = UnitOfWork(session=session, db=self.db, brand=brand, clock=self.clock, now=now, events=contexts)
             if contexts:
                 for processor in self.processors:
                     await processor.process(uow)
                 await _write_effects(uow)
-        results: list[EventResult] = []
-        for index, slot in enumerate(slots):
-            event = events[index]
-            if isinstance(slot, EventContext):
-                effects: list[Any] = list(slot.effects)
-                results.append(EventResult(id=event.id, member=event.member, duplicate=False, effects=effects))
-            else:
-                stored = known.get(slot)
-                if stored is None:  # repeated inside this very request
-                    stored = list(first_seen[slot].effects)
-                results.append(EventResult(id=event.id, member=event.member, duplicate=True, effects=stored))
-        return results, (uow if contexts else None)
+        return _Outcome(uow=uow, known=known, first_seen=first_seen)
 
     async def _after_commit(self, uow: UnitOfWork) -> None:
         for processor in self.processors:

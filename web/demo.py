@@ -119,6 +119,10 @@ async def ensure_demo(services: Services) -> bool:
     )
     for spec in earning_rules(services):
         await put_rule(services.db, brand_id=brand.id, spec=spec, now=now)
+    from web.app import DOMAINS
+
+    for domain in DOMAINS:
+        await domain.seed_demo(services, brand)
     for external_id, name, locale, attributes in MEMBERS:
         await upsert_member(
             services.db,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.pipeline import Processor
+from engine.tenants import Brand
 from web.deps import Services
 
 routes: list[Any] = []
@@ -17,3 +18,7 @@ def processors(services: Services) -> list[Processor]:
 
 async def startup(services: Services) -> None:
     """Work to do once the app's services exist (e.g. register domain services in `services.extras`)."""
+
+
+async def seed_demo(services: Services, brand: Brand) -> None:
+    """Create this package's demo definitions for the demo brand (events are sent afterwards)."""

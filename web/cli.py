@@ -1,0 +1,280 @@
+"""The ``questline`` command: serve, demo, brands and keys, schema upgrades, and the domains' commands."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import click
+
+from engine.clock import SystemClock
+from engine.db import Database, create_engine
+from engine.errors import QuestlineError
+from engine.schema import upgrade
+from engine.settings import Settings, load_settings
+from engine.tenants import KeyKind
+from web.commands import badges as badges_commands
+from web.commands import challenges as challenges_commands
+from web.commands import leaderboards as leaderboards_commands
+
+T = TypeVar("T")
+
+
+def settings_from_env(**overrides: Any) -> Settings:
+    """Settings from ``QUESTLINE_*`` variables; a bad value exits with a clear message."""
+    try:
+        return load_settings(os.environ, **overrides)
+    except QuestlineError as exc:
+        raise click.ClickException(exc.detail) from exc
+
+
+def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
+    """Run an async command body, turning domain errors into a one-line message and exit code 1."""
+    try:
+        return asyncio.run(coro_fn())  # type: ignore[arg-type]
+    except QuestlineError as exc:
+        where = f" ({exc.field})" if exc.field else ""
+        raise click.ClickException(f"{exc.detail}{where}") from exc
+
+
+async def open_database(settings: Settings, *, migrate: bool = True) -> Database:
+    """Upgrade the schema (unless told not to) and open the database."""
+    if migrate:
+        await upgrade(settings.database_url)
+    return Database(create_engine(settings.database_url))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="questline")
+def cli() -> None:
+    """Questline: challenges, badges, points and live leaderboards for loyalty programs.
+
+    Configuration comes from QUESTLINE_* environment variables (see README); by default a SQLite file
+    ./questline.db and an in-process fake Redis.
+    """
+
+
+@cli.command()
+@click.option("--host", default=None, help="Bind address (QUESTLINE_HOST).")
+@click.option("--port", type=int, default=None, help="Port (QUESTLINE_PORT).")
+@click.option("--workers", type=int, default=None, help="Worker processes (QUESTLINE_WORKERS; 1 on SQLite).")
+@click.option("--demo/--no-demo", default=None, help="Seed the demo brand at start (QUESTLINE_DEMO).")
+@click.option("--reload", is_flag=True, help="Restart on code changes (development).")
+def serve(host: str | None, port: int | None, workers: int | None, demo: bool | None, reload: bool) -> None:
+    """Run the HTTP server."""
+    import uvicorn
+
+    overrides: dict[str, Any] = {
+        k: v for k, v in {"host": host, "port": port, "workers": workers, "demo": demo}.items() if v is not None
+    }
+    settings = settings_from_env(**overrides)
+    for name, value in overrides.items():
+        os.environ[f"QUESTLINE_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+    workers_count = 1 if settings.uses_sqlite or settings.uses_fake_redis else settings.workers
+    if workers_count != settings.workers:
+        click.echo("note: the embedded SQLite/fake Redis default runs one worker", err=True)
+    if settings.demo:
+        from web.demo import DEMO_PUBLISHABLE_KEY, DEMO_SECRET_KEY
+
+        click.echo(
+            "\n".join(
+                [
+                    "",
+                    f"  Questline on {settings.public_url}  (API docs: {settings.public_url}/schema)",
+                    "  Demo brand 'demo' (Europe/Rome)",
+                    f"    secret key       {DEMO_SECRET_KEY}",
+                    f"    publishable key  {DEMO_PUBLISHABLE_KEY}",
+                    "  Try:",
+                    f"    curl -s {settings.public_url}/v1/members/m-giulia -H 'Authorization: Bearer {DEMO_SECRET_KEY}'",
+                    f"    curl -s {settings.public_url}/v1/events -H 'Authorization: Bearer {DEMO_SECRET_KEY}' \\",
+                    "      -H 'Content-Type: application/json' \\",
+                    '      -d \'{"id":"my-first-event","member":"m-giulia","type":"purchase",'
+                    '"occurred_at":"2026-11-22T10:00:00+01:00","properties":{"amount":12.5}}\'',
+                    "",
+                ]
+            )
+        )
+    uvicorn.run(
+        "web.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=workers_count if not reload else None,
+        reload=reload,
+        log_config=None,
+        access_log=False,
+    )
+
+
+@cli.command()
+@click.option("--port", type=int, default=None, help="Port (default 8000).")
+def demo(port: int | None) -> None:
+    """Serve with the demo brand, members, rules and events (created on first start)."""
+    ctx = click.get_current_context()
+    ctx.invoke(serve, host=None, port=port, workers=None, demo=True, reload=False)
+
+
+@cli.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="heads", show_default=True, help="Target revision.")
+def db_upgrade(revision: str) -> None:
+    """Apply the schema migrations (Alembic) to QUESTLINE_DATABASE_URL."""
+    settings = settings_from_env()
+    run(lambda: upgrade(settings.database_url, revision))
+    click.echo(f"database at {settings.database_url.split('@')[-1]} is at {revision}")
+
+
+@cli.group()
+def brand() -> None:
+    """Brands (tenants)."""
+
+
+@brand.command("create")
+@click.argument("name")
+@click.option("--timezone", required=True, help="IANA timezone of the brand, e.g. Europe/Rome.")
+@click.option("--slug", default=None, help="URL-safe id (default: from the name).")
+def brand_create(name: str, timezone: str, slug: str | None) -> None:
+    """Create a brand and print its secret and publishable keys (shown only once)."""
+    from engine.tenants import create_brand
+
+    settings = settings_from_env()
+
+    async def body() -> None:
+        database = await open_database(settings)
+        try:
+            created, keys = await create_brand(
+                database, name=name, timezone=timezone, slug=slug, now=SystemClock().now()
+            )
+        finally:
+            await database.dispose()
+        click.echo(f"brand {created.slug} ({created.name}, {created.timezone}) created")
+        for key in keys:
+            click.echo(f"  {key.kind.value:<12} {key.key}")
+        click.echo("Store the keys now: they are kept hashed and cannot be shown again.")
+
+    run(body)
+
+
+@brand.command("list")
+def brand_list() -> None:
+    """List brands."""
+    from engine.tenants import list_brands
+
+    settings = settings_from_env()
+
+    async def body() -> None:
+        database = await open_database(settings)
+        try:
+            async with database.read() as session:
+                brands = await list_brands(session)
+        finally:
+            await database.dispose()
+        for item in brands:
+            click.echo(f"{item.slug:<24} {item.timezone:<20} {item.name}")
+
+    run(body)
+
+
+@cli.group()
+def key() -> None:
+    """API keys of a brand."""
+
+
+def _with_brand(slug: str, fn: Callable[[Database, Any], Awaitable[None]]) -> None:
+    from engine.tenants import get_brand
+
+    settings = settings_from_env()
+
+    async def body() -> None:
+        database = await open_database(settings)
+        try:
+            async with database.read() as session:
+                found = await get_brand(session, slug)
+            await fn(database, found)
+        finally:
+            await database.dispose()
+
+    run(body)
+
+
+@key.command("list")
+@click.option("--brand", "slug", required=True, help="Brand slug.")
+@click.option("--prefix", default="", help="Only keys starting with this prefix.")
+def key_list(slug: str, prefix: str) -> None:
+    """List a brand's keys by prefix (the keys themselves are never stored)."""
+    from engine.tenants import list_keys
+
+    async def body(database: Database, found: Any) -> None:
+        async with database.read() as session:
+            keys = await list_keys(session, found.id)
+        for item in keys:
+            if not item.prefix.startswith(prefix):
+                continue
+            state = f"revoked {item.revoked_at:%Y-%m-%d %H:%M}" if item.revoked_at else "live"
+            click.echo(f"{item.prefix}…  {item.kind.value:<12} {state:<24} created {item.created_at:%Y-%m-%d %H:%M}")
+
+    _with_brand(slug, body)
+
+
+@key.command("create")
+@click.option("--brand", "slug", required=True, help="Brand slug.")
+@click.option("--kind", type=click.Choice([k.value for k in KeyKind]), default="secret", show_default=True)
+@click.option("--label", default="", help="A note to recognise the key by.")
+def key_create(slug: str, kind: str, label: str) -> None:
+    """Issue one more key (shown once)."""
+    from engine.tenants import issue_key
+
+    async def body(database: Database, found: Any) -> None:
+        issued = await issue_key(database, brand_id=found.id, kind=KeyKind(kind), now=SystemClock().now(), label=label)
+        click.echo(issued.key)
+
+    _with_brand(slug, body)
+
+
+@key.command("rotate")
+@click.option("--brand", "slug", required=True, help="Brand slug.")
+@click.option("--kind", type=click.Choice([k.value for k in KeyKind]), default="secret", show_default=True)
+def key_rotate(slug: str, kind: str) -> None:
+    """Issue a new key and revoke the brand's other live keys of that kind."""
+    from engine.tenants import rotate_key
+
+    async def body(database: Database, found: Any) -> None:
+        issued = await rotate_key(database, brand_id=found.id, kind=KeyKind(kind), now=SystemClock().now())
+        click.echo(issued.key)
+        click.echo("Other live keys of this kind are revoked (other workers notice within a few seconds).", err=True)
+
+    _with_brand(slug, body)
+
+
+@key.command("revoke")
+@click.option("--brand", "slug", required=True, help="Brand slug.")
+@click.argument("prefix")
+def key_revoke(slug: str, prefix: str) -> None:
+    """Revoke the brand's live keys starting with PREFIX."""
+    from engine.tenants import revoke_key
+
+    async def body(database: Database, found: Any) -> None:
+        count = await revoke_key(database, brand_id=found.id, prefix=prefix, now=SystemClock().now())
+        click.echo(f"revoked {count} key(s)")
+
+    _with_brand(slug, body)
+
+
+for _module in (challenges_commands, badges_commands, leaderboards_commands):
+    _module.register(cli)
+
+
+def main() -> None:
+    """Entry point of the ``questline`` console script."""
+    cli(prog_name="questline")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

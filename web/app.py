@@ -30,6 +30,7 @@ from engine.tenants import KeyCache
 from web.api import badges as badges_api
 from web.api import challenges as challenges_api
 from web.api import leaderboards as leaderboards_api
+from web import pages
 from web.api.events import EventsController
 from web.api.members import MembersController
 from web.api.rules import EarningRulesController
@@ -117,6 +118,7 @@ def create_app(
         app.state.services = services
         for domain in DOMAINS:
             await domain.startup(services)
+        await pages.startup(services)
         if settings.demo:
             from web.demo import ensure_demo
 
@@ -136,6 +138,7 @@ def create_app(
             MembersController,
             EarningRulesController,
             *(route for domain in DOMAINS for route in domain.routes),
+            *pages.routes,
         ],
         dependencies={
             "services": Provide(provide_services, sync_to_thread=False),
@@ -156,4 +159,5 @@ def create_app(
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin()],
         ),
         debug=False,
+        **pages.app_options(settings),
     )

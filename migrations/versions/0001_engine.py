@@ -1,7 +1,7 @@
-"""engine: brands, keys, members, event log, ledger, rules, outbox, webhooks
+"""engine: brands, keys, members, event log, ledger, rules, outbox, webhooks, admins
 
 Revision ID: 0001_engine
-Revises:
+Revises: (root)
 Create Date: 2026-11-22
 """
 
@@ -29,14 +29,28 @@ def upgrade() -> None:
         sa.Column("timezone", sa.String(length=64), nullable=False),
         sa.Column("config_version", sa.Integer(), nullable=False),
         sa.Column(
-            "settings",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
-            nullable=False,
+            "settings", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=False
         ),
         sa.Column("created_at", engine.db.UtcDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_brands")),
         sa.UniqueConstraint("slug", name=op.f("uq_brands_slug")),
     )
+    op.create_table(
+        "admin_users",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("brand_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("email", sa.String(length=254), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("password_hash", sa.String(length=300), nullable=False),
+        sa.Column("created_at", engine.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("last_login_at", engine.db.UtcDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["brand_id"], ["brands.id"], name=op.f("fk_admin_users_brand_id_brands"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_admin_users")),
+        sa.UniqueConstraint("email", name=op.f("uq_admin_users_email")),
+    )
+    op.create_index(op.f("ix_admin_users_brand_id"), "admin_users", ["brand_id"], unique=False)
     op.create_table(
         "api_keys",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
@@ -61,9 +75,7 @@ def upgrade() -> None:
         sa.Column("brand_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("key", sa.String(length=64), nullable=False),
         sa.Column(
-            "spec",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
-            nullable=False,
+            "spec", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=False
         ),
         sa.Column("updated_at", engine.db.UtcDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
@@ -80,9 +92,7 @@ def upgrade() -> None:
         sa.Column("display_name", sa.String(length=200), nullable=False),
         sa.Column("locale", sa.String(length=16), nullable=False),
         sa.Column(
-            "attributes",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
-            nullable=False,
+            "attributes", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=False
         ),
         sa.Column("created_at", engine.db.UtcDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", engine.db.UtcDateTime(timezone=True), nullable=False),
@@ -99,9 +109,7 @@ def upgrade() -> None:
         sa.Column("message_id", sa.String(length=64), nullable=False),
         sa.Column("topic", sa.String(length=100), nullable=False),
         sa.Column(
-            "payload",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
-            nullable=False,
+            "payload", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=False
         ),
         sa.Column("created_at", engine.db.UtcDateTime(timezone=True), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
@@ -123,9 +131,7 @@ def upgrade() -> None:
         sa.Column("url", sa.String(length=2000), nullable=False),
         sa.Column("secret", sa.String(length=100), nullable=False),
         sa.Column(
-            "topics",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
-            nullable=False,
+            "topics", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=False
         ),
         sa.Column("active", sa.Boolean(), nullable=False),
         sa.Column("created_at", engine.db.UtcDateTime(timezone=True), nullable=False),
@@ -146,14 +152,10 @@ def upgrade() -> None:
         sa.Column("occurred_at", engine.db.UtcDateTime(timezone=True), nullable=False),
         sa.Column("received_at", engine.db.UtcDateTime(timezone=True), nullable=False),
         sa.Column(
-            "properties",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
-            nullable=False,
+            "properties", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=False
         ),
         sa.Column(
-            "result",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
-            nullable=False,
+            "result", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=False
         ),
         sa.ForeignKeyConstraint(
             ["brand_id"], ["brands.id"], name=op.f("fk_event_log_brand_id_brands"), ondelete="CASCADE"
@@ -210,5 +212,7 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_api_keys_prefix"), table_name="api_keys")
     op.drop_index(op.f("ix_api_keys_brand_id"), table_name="api_keys")
     op.drop_table("api_keys")
+    op.drop_index(op.f("ix_admin_users_brand_id"), table_name="admin_users")
+    op.drop_table("admin_users")
     op.drop_table("brands")
     # ### end Alembic commands ###

@@ -43,6 +43,7 @@ class EventBatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
 
 
 _PATH = re.compile(r" - at `(?P<path>[^`]*)`$")
+_NAMED_FIELD = re.compile(r"(?:missing required|unknown) field `([^`]+)`")
 
 
 def _raise_from_msgspec(exc: msgspec.ValidationError | msgspec.DecodeError) -> ValidationError:
@@ -51,6 +52,9 @@ def _raise_from_msgspec(exc: msgspec.ValidationError | msgspec.DecodeError) -> V
     path = match.group("path") if match else "$"
     if match:
         message = message[: match.start()]
+    named = _NAMED_FIELD.search(message)
+    if named:  # "Object missing required field `member`": the path points at the object, name the field
+        path = f"{path}.{named.group(1)}"
     return ValidationError(f"{message} (at {path})", field=path)
 
 

@@ -43,3 +43,18 @@ async def make_brand(
 def event(event_id: str, member: str, type_: str, at: str, **properties: Any) -> dict[str, Any]:
     """An event body."""
     return {"id": event_id, "member": member, "type": type_, "occurred_at": at, "properties": properties}
+
+
+async def row_counts(db: Database, brand_id: int) -> dict[str, int]:
+    """How many rows the brand has in the engine's tables (to prove that bad input changed nothing)."""
+    from sqlalchemy import func, select
+
+    from engine.orm import EventRow, LedgerRow, MemberRow, OutboxRow
+
+    counts: dict[str, int] = {}
+    async with db.read() as session:
+        for name, table in (("members", MemberRow), ("events", EventRow), ("ledger", LedgerRow), ("outbox", OutboxRow)):
+            counts[name] = int(
+                await session.scalar(select(func.count()).select_from(table).where(table.brand_id == brand_id)) or 0
+            )
+    return counts

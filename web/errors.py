@@ -6,6 +6,7 @@ own HTTP exceptions (404, 405, 413, request validation) are converted by the pro
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from litestar.exceptions import HTTPException, ValidationException
@@ -34,20 +35,36 @@ def questline_to_problem(exc: QuestlineError) -> ProblemDetailsException:
     )
 
 
+_BACKTICK = re.compile(r"`([^`]+)`")
+
+
+def _error_field(error: dict[str, Any]) -> str | None:
+    key = error.get("key")
+    source = error.get("source")
+    if source != "body":
+        return str(key) if key else None
+    if key and key != "data":
+        return f"$.{key}"
+    # msgspec reports top-level problems on the body itself: the field is named in the message
+    found = _BACKTICK.search(str(error.get("message", "")))
+    return f"$.{found.group(1)}" if found and "field" in str(error.get("message", "")) else "$"
+
+
 def validation_to_problem(exc: ValidationException) -> ProblemDetailsException:
-    """Map Litestar's request validation (query, path, headers) to problem details naming the field."""
-    errors = exc.extra if isinstance(exc.extra, list) else []
-    field = None
-    if errors and isinstance(errors[0], dict):
-        field = errors[0].get("key")
+    """Map Litestar's request validation (body, query, path, headers) to problem details naming the field."""
+    errors = [e for e in exc.extra if isinstance(e, dict)] if isinstance(exc.extra, list) else []
     extra: dict[str, Any] = {"errors": errors} if errors else {}
-    if field:
-        extra["field"] = field
+    detail = str(exc.detail)
+    if errors:
+        field = _error_field(errors[0])
+        if field:
+            extra["field"] = field
+        detail = f"{errors[0].get('message', detail)} (at {field or errors[0].get('source', 'request')})"
     return ProblemDetailsException(
         type_=PROBLEM_BASE + "invalid-input",
         title="Invalid input",
-        detail=str(exc.detail),
-        status_code=422 if field else 400,
+        detail=detail,
+        status_code=422 if errors else 400,
         extra=extra or None,
     )
 

@@ -6,12 +6,15 @@ are handed to the pipeline here, in the order they must run.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 from litestar import Litestar, get
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
@@ -22,6 +25,7 @@ from redis.asyncio import Redis
 
 from engine.clock import Clock, SystemClock
 from engine.db import Database, create_engine
+from engine.outbox import OutboxDeliverer, OutboxProcessor
 from engine.pipeline import Pipeline, Processor
 from engine.points import PointsProcessor
 from engine.schema import upgrade
@@ -34,6 +38,7 @@ from web import pages
 from web.api.events import EventsController
 from web.api.members import MembersController
 from web.api.rules import EarningRulesController
+from web.api.webhooks import WebhooksController
 from web.deps import Services, ServicesDep, provide_principal, provide_services
 from web.errors import problem_details_plugin
 from web.logs import configure_logging
@@ -87,6 +92,8 @@ def create_app(
     clock: Clock | None = None,
     redis: Redis | None = None,
     processors: Sequence[Processor] | None = None,
+    http: httpx.AsyncClient | None = None,
+    deliver_webhooks: bool = True,
 ) -> Litestar:
     """Build the Questline application.
 
@@ -95,6 +102,8 @@ def create_app(
         clock: time source; the system clock when omitted (tests pass a ``FrozenClock``).
         redis: a Redis client to use instead of one built from ``settings.redis_url``.
         processors: pipeline steps to use instead of :func:`build_processors` (tests).
+        http: the client webhooks are sent with (tests pass one on ``httpx.MockTransport``).
+        deliver_webhooks: run the outbox deliverer in the background.
     """
     settings = settings or load_settings(os.environ)
     configure_logging(settings)
@@ -114,6 +123,9 @@ def create_app(
             pipeline=Pipeline(db, processors=[], clock=clock),
             keys=KeyCache(db, ttl=settings.key_cache_seconds),
         )
+        http_client = http if http is not None else httpx.AsyncClient(follow_redirects=False)
+        deliverer = OutboxDeliverer(db, http=http_client, clock=clock)
+        services.extras["outbox"] = deliverer
         services.pipeline.processors = list(processors) if processors is not None else build_processors(services)
         app.state.services = services
         for domain in DOMAINS:
@@ -124,9 +136,16 @@ def create_app(
 
             await ensure_demo(services)
         log.info("questline ready", extra={"database": db.dialect, "redis": settings.redis_url.split("@")[-1]})
+        delivery = asyncio.create_task(deliverer.run(), name="outbox") if deliver_webhooks else None
         try:
             yield
         finally:
+            if delivery is not None:
+                delivery.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await delivery
+            if http is None:
+                await http_client.aclose()
             if redis is None:
                 await redis_client.aclose()
             await db.dispose()
@@ -137,6 +156,7 @@ def create_app(
             EventsController,
             MembersController,
             EarningRulesController,
+            WebhooksController,
             *(route for domain in DOMAINS for route in domain.routes),
             *pages.routes,
         ],

@@ -74,7 +74,7 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
     else:
         options["pool_size"] = pool_size
         options["max_overflow"] = pool_size
-        options["pool_pre_ping"] = True
+        options["pool_recycle"] = 1800
     engine = create_async_engine(url, **options)
     if engine.dialect.name == "sqlite":
 

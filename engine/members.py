@@ -69,44 +69,60 @@ async def ensure_and_lock(
 ) -> dict[str, Member]:
     """Create missing members and lock every one of them for the rest of the transaction.
 
-    Rows are inserted and locked in a fixed order (external id, then id) so concurrent requests over
-    overlapping members queue rather than deadlock; the lock serialises per-member processing, which is
-    what keeps caps, progress and duplicate detection exact under concurrency.
+    Existing rows are locked first (one query in the common case), missing ones are inserted, and rows a
+    concurrent request inserted meanwhile are locked after it commits. Locks are taken in a fixed order
+    (id, then external id) so concurrent requests over overlapping members queue rather than deadlock; the
+    lock serialises per-member processing, which keeps caps, progress and duplicate checks exact.
     """
     unique = sorted(set(external_ids))
-    insert = _insert_for(db)
-    for start in range(0, len(unique), 500):
-        chunk = unique[start : start + 500]
-        await session.execute(
-            insert(MemberRow)
-            .values(
-                [
-                    {
-                        "brand_id": brand_id,
-                        "external_id": external_id,
-                        "display_name": "",
-                        "locale": "",
-                        "attributes": {},
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                    for external_id in chunk
-                ]
-            )
+    found = await _lock_existing(session, db=db, brand_id=brand_id, external_ids=unique)
+    missing = [external_id for external_id in unique if external_id not in found]
+    if missing:
+        insert = _insert_for(db)
+        statement = (
+            insert(MemberRow.__table__)
             .on_conflict_do_nothing(index_elements=["brand_id", "external_id"])
+            .returning(*_MEMBER_COLUMNS)
         )
+        rows = [
+            {
+                "brand_id": brand_id,
+                "external_id": external_id,
+                "display_name": "",
+                "locale": "",
+                "attributes": {},
+                "created_at": now,
+                "updated_at": now,
+            }
+            for external_id in missing
+        ]
+        result = await session.execute(statement, rows)
+        for row in result:
+            found[row.external_id] = _to_member(row)
+        raced = [external_id for external_id in missing if external_id not in found]
+        if raced:  # inserted by a concurrent request: wait for its commit and lock them too
+            found.update(await _lock_existing(session, db=db, brand_id=brand_id, external_ids=raced))
+    return found
+
+
+_MEMBER_COLUMNS = (
+    MemberRow.__table__.c.id,
+    MemberRow.__table__.c.external_id,
+    MemberRow.__table__.c.display_name,
+    MemberRow.__table__.c.locale,
+    MemberRow.__table__.c.attributes,
+    MemberRow.__table__.c.created_at,
+)
+
+
+async def _lock_existing(
+    session: AsyncSession, *, db: Database, brand_id: BrandId, external_ids: list[str]
+) -> dict[str, Member]:
     found: dict[str, Member] = {}
-    for start in range(0, len(unique), 500):
-        chunk = unique[start : start + 500]
+    for start in range(0, len(external_ids), 1000):
+        chunk = external_ids[start : start + 1000]
         query = (
-            select(
-                MemberRow.id,
-                MemberRow.external_id,
-                MemberRow.display_name,
-                MemberRow.locale,
-                MemberRow.attributes,
-                MemberRow.created_at,
-            )
+            select(*_MEMBER_COLUMNS)
             .where(MemberRow.brand_id == brand_id, MemberRow.external_id.in_(chunk))
             .order_by(MemberRow.id)
         )

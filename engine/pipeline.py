@@ -260,11 +260,11 @@ async def _write_effects(uow: UnitOfWork) -> None:
             }
         )
     session = uow.session
-    await session.execute(insert(EventRow), log_rows)
+    await session.execute(insert(EventRow.__table__), log_rows)
     if ledger:
-        await session.execute(insert(LedgerRow), ledger)
+        await session.execute(insert(LedgerRow.__table__), ledger)
     if outbox:
-        await session.execute(insert(OutboxRow), outbox)
+        await session.execute(insert(OutboxRow.__table__), outbox)
 
 
 def outbox_row(*, brand_id: BrandId, topic: str, data: dict[str, Any], now: datetime) -> dict[str, Any]:

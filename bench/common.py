@@ -1,0 +1,114 @@
+"""Shared benchmark plumbing: a throw-away PostgreSQL database, a real server in a subprocess, tables."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+PG_ADMIN = os.environ.get("QUESTLINE_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("QUESTLINE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def scratch_database(prefix: str = "ql_bench"):  # type: ignore[no-untyped-def]
+    """Create a migrated PostgreSQL database for one run; drop it afterwards."""
+    from engine.schema import upgrade
+
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(PG_ADMIN)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    base = PG_ADMIN.rsplit("/", 1)[0]
+    url = f"{base}/{name}".replace("postgresql://", "postgresql+asyncpg://", 1)
+    await upgrade(url)
+    try:
+        yield url, f"{base}/{name}"
+    finally:
+        admin = await asyncpg.connect(PG_ADMIN)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@contextlib.contextmanager
+def server(database_url: str, *, namespace: str, workers: int = 2) -> Iterator[str]:
+    """Run ``questline serve`` (uvicorn) on PostgreSQL and the real Redis; yield its base URL."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "QUESTLINE_DATABASE_URL": database_url,
+        "QUESTLINE_REDIS_URL": REDIS_URL,
+        "QUESTLINE_REDIS_NAMESPACE": namespace,
+        "QUESTLINE_AUTO_MIGRATE": "false",
+        "QUESTLINE_LOG_LEVEL": "warning",
+        "QUESTLINE_WORKERS": str(workers),
+        "QUESTLINE_PORT": str(port),
+        "QUESTLINE_KEY_CACHE_SECONDS": "60",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "web.cli", "serve"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"server did not start: {process.stderr.read().decode() if process.stderr else ''}")
+            time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def median(values: list[float]) -> float:
+    """The median (machines are noisy)."""
+    return statistics.median(values)
+
+
+def print_table(title: str, header: list[str], rows: list[list[Any]]) -> None:
+    """Print an aligned text table."""
+    cells = [header, *[[f"{c:,.0f}" if isinstance(c, float) and c >= 100 else (f"{c:.2f}" if isinstance(c, float) else str(c)) for c in row] for row in rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    print(f"\n{title}")
+    for index, row in enumerate(cells):
+        print("  " + "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))))
+        if index == 0:
+            print("  " + "  ".join("-" * w for w in widths))
+
+
+def write_json(name: str, data: dict[str, Any]) -> Path:
+    """Write results to ``bench/results/<name>.json``."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(data, indent=2, default=str))
+    return path

@@ -97,11 +97,22 @@ def median(values: list[float]) -> float:
 
 def print_table(title: str, header: list[str], rows: list[list[Any]]) -> None:
     """Print an aligned text table."""
-    cells = [header, *[[f"{c:,.0f}" if isinstance(c, float) and c >= 100 else (f"{c:.2f}" if isinstance(c, float) else str(c)) for c in row] for row in rows]]
+    cells = [
+        header,
+        *[
+            [
+                f"{c:,.0f}" if isinstance(c, float) and c >= 100 else (f"{c:.2f}" if isinstance(c, float) else str(c))
+                for c in row
+            ]
+            for row in rows
+        ],
+    ]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
     print(f"\n{title}")
     for index, row in enumerate(cells):
-        print("  " + "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))))
+        print(
+            "  " + "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+        )
         if index == 0:
             print("  " + "  ".join("-" * w for w in widths))
 

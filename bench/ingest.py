@@ -28,7 +28,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import median, print_table, scratch_database, server, write_json  # noqa: E402
+from bench.common import median, print_table, scratch_database, server, write_json
 
 EVENT_TYPES = ["purchase", "purchase", "visit", "visit", "review", "survey", "referral"]
 START = datetime(2026, 11, 2, 8, tzinfo=UTC)
@@ -88,7 +88,10 @@ async def setup_brand(database_url: str, *, with_challenges: bool) -> str:
 
         async with httpx.AsyncClient() as client:
             response = await client.put(
-                f"{_BASE}/v1/program", json=fifty_challenges(), headers={"Authorization": f"Bearer {secret}"}, timeout=60
+                f"{_BASE}/v1/program",
+                json=fifty_challenges(),
+                headers={"Authorization": f"Bearer {secret}"},
+                timeout=60,
             )
             response.raise_for_status()
     return secret
@@ -144,7 +147,15 @@ async def raw_sql(dsn: str, events: list[dict[str, Any]]) -> float:
                     "INSERT INTO event_log (brand_id, event_key, member_id, type, occurred_at, received_at, properties, result) "
                     "VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, '[]'::jsonb)",
                     [
-                        (brand_id, e["id"], ids[e["member"]], e["type"], datetime.fromisoformat(e["occurred_at"]), now, _json(e["properties"]))
+                        (
+                            brand_id,
+                            e["id"],
+                            ids[e["member"]],
+                            e["type"],
+                            datetime.fromisoformat(e["occurred_at"]),
+                            now,
+                            _json(e["properties"]),
+                        )
                         for e in chunk
                     ],
                 )
@@ -152,7 +163,15 @@ async def raw_sql(dsn: str, events: list[dict[str, Any]]) -> float:
                     "INSERT INTO ledger (brand_id, member_id, event_key, points, source, key, reason, occurred_at, local_day, created_at) "
                     "VALUES ($1, $2, $3, 10, 'rule', $4, '', $5, $6, $7)",
                     [
-                        (brand_id, ids[e["member"]], e["id"], e["type"], datetime.fromisoformat(e["occurred_at"]), datetime.fromisoformat(e["occurred_at"]).date(), now)
+                        (
+                            brand_id,
+                            ids[e["member"]],
+                            e["id"],
+                            e["type"],
+                            datetime.fromisoformat(e["occurred_at"]),
+                            datetime.fromisoformat(e["occurred_at"]).date(),
+                            now,
+                        )
                         for e in chunk
                     ],
                 )
@@ -236,9 +255,13 @@ async def main() -> None:
         rows,
     )
     if "challenges_cost" in summary:
-        print(f"\n  50 challenges cost {summary['challenges_cost']:.0%} of the no-challenge batch throughput (goal ≤ 50%)")
+        print(
+            f"\n  50 challenges cost {summary['challenges_cost']:.0%} of the no-challenge batch throughput (goal ≤ 50%)"
+        )
     print(f"  batch goal ≥ 5,000 events/s: {'met' if summary['batch']['median_events_per_s'] >= 5000 else 'NOT met'}")
-    path = write_json("ingest", {"workers": args.workers, "rounds": args.rounds, "results": summary, "at": datetime.now(UTC)})
+    path = write_json(
+        "ingest", {"workers": args.workers, "rounds": args.rounds, "results": summary, "at": datetime.now(UTC)}
+    )
     print(f"  wrote {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
 
 

@@ -76,7 +76,9 @@ async def create_admin(
     async with db.write() as session:
         if await session.scalar(select(AdminUserRow.id).where(AdminUserRow.email == email)) is not None:
             raise Conflict("an admin with this email exists", field="email")
-        row = AdminUserRow(brand_id=brand_id, email=email, name=name, password_hash=hash_password(password), created_at=now)
+        row = AdminUserRow(
+            brand_id=brand_id, email=email, name=name, password_hash=hash_password(password), created_at=now
+        )
         session.add(row)
         await session.flush()
         return AdminUser(id=row.id, brand_id=BrandId(row.brand_id), email=row.email, name=row.name)

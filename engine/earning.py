@@ -8,10 +8,7 @@ brand's timezone) and time-limited multipliers (double points this weekend) refi
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from datetime import date, datetime
-from typing import Annotated, Any
-from zoneinfo import ZoneInfo
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 
@@ -21,6 +18,11 @@ from engine.events import AwareDatetime, Event, EventType
 from engine.periods import in_window, local_day
 from engine.predicates import Predicate, parse_predicate, predicate_to_data
 from engine.predicates import matches as predicate_matches
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from datetime import date, datetime
+    from zoneinfo import ZoneInfo
 
 RuleKey = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_\-]*$")]
 MAX_POINTS_PER_EVENT = 1_000_000_000

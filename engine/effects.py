@@ -18,7 +18,7 @@ class Effect(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
     """Base of every effect; the ``type`` tag names it on the wire."""
 
 
-class PointsAwarded(Effect, tag="points_awarded"):
+class PointsAwarded(Effect, tag="points_awarded", frozen=True, kw_only=True):
     """Points posted to the member's ledger (negative for a correction)."""
 
     points: int
@@ -31,7 +31,7 @@ class PointsAwarded(Effect, tag="points_awarded"):
     """True when a daily cap cut the amount."""
 
 
-class ProgressAdvanced(Effect, tag="progress_advanced"):
+class ProgressAdvanced(Effect, tag="progress_advanced", frozen=True, kw_only=True):
     """A challenge moved forward for the member."""
 
     challenge: str
@@ -40,7 +40,7 @@ class ProgressAdvanced(Effect, tag="progress_advanced"):
     instance: str = ""
 
 
-class ChallengeCompleted(Effect, tag="challenge_completed"):
+class ChallengeCompleted(Effect, tag="challenge_completed", frozen=True, kw_only=True):
     """The member completed (an instance of) a challenge."""
 
     challenge: str
@@ -50,15 +50,19 @@ class ChallengeCompleted(Effect, tag="challenge_completed"):
     """The key of the badge the challenge rewards, if any (the badges processor awards it)."""
 
 
-class BadgeAwarded(Effect, tag="badge_awarded"):
+class BadgeAwarded(Effect, tag="badge_awarded", frozen=True, kw_only=True):
     """A badge (or a level of it) was awarded."""
 
     badge: str
     level: str = ""
     count: int = 1
+    award: str = ""
+    """The award's public id: its hosted Open Badges assertion is ``/ob/v2/assertions/<award>``."""
+    source: str = ""
+    """What awarded it: ``rule``, ``challenge``, ``board`` or ``manual``."""
 
 
-class BoardTotalChanged(Effect, tag="board_total_changed"):
+class BoardTotalChanged(Effect, tag="board_total_changed", frozen=True, kw_only=True):
     """A member's total on one period of one board changed (absolute value)."""
 
     board: str
@@ -67,7 +71,7 @@ class BoardTotalChanged(Effect, tag="board_total_changed"):
     scope: str = ""
 
 
-class RankChanged(Effect, tag="rank_changed"):
+class RankChanged(Effect, tag="rank_changed", frozen=True, kw_only=True):
     """The member's rank on a board after the event."""
 
     board: str
@@ -76,7 +80,7 @@ class RankChanged(Effect, tag="rank_changed"):
     score: float
 
 
-class Notification(Effect, tag="notification"):
+class Notification(Effect, tag="notification", frozen=True, kw_only=True):
     """Something to tell the brand's systems: becomes an outbox row and a signed webhook."""
 
     topic: str

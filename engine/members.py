@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import msgspec
 from sqlalchemy import select
@@ -16,6 +16,7 @@ from engine.ids import BrandId, MemberId
 from engine.orm import MemberRow
 
 if TYPE_CHECKING:
+    from sqlalchemy import Table
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from engine.db import Database
@@ -80,7 +81,7 @@ async def ensure_and_lock(
     if missing:
         insert = _insert_for(db)
         statement = (
-            insert(MemberRow.__table__)
+            insert(cast("Table", MemberRow.__table__))
             .on_conflict_do_nothing(index_elements=["brand_id", "external_id"])
             .returning(*_MEMBER_COLUMNS)
         )

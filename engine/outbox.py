@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -25,12 +26,12 @@ import msgspec
 from sqlalchemy import select, update
 
 from engine.errors import NotFound, ValidationError
-from engine.ids import BrandId
 from engine.orm import OutboxRow, WebhookEndpointRow
 
 if TYPE_CHECKING:
     from engine.clock import Clock
     from engine.db import Database
+    from engine.ids import BrandId
 
 log = logging.getLogger(__name__)
 
@@ -195,10 +196,8 @@ class OutboxDeliverer:
             except Exception:
                 # Keep the loop alive: delivery state is in SQL and the next round retries.
                 log.exception("outbox delivery round failed")
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=interval)
-            except TimeoutError:
-                pass
             self._wake.clear()
 
     async def deliver_due(self) -> int:

@@ -13,10 +13,8 @@ import asyncio
 import logging
 import random
 import uuid
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 import msgspec
 from sqlalchemy import func, insert, select
@@ -28,8 +26,11 @@ from engine.orm import EventRow, LedgerRow, OutboxRow
 from engine.periods import local_day
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from datetime import datetime
     from zoneinfo import ZoneInfo
 
+    from sqlalchemy import Table
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from engine.clock import Clock
@@ -40,6 +41,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 6
+# Core tables: executemany inserts skip the ORM's per-row bookkeeping on the hot path.
+_EVENT_LOG = cast("Table", EventRow.__table__)
+_LEDGER = cast("Table", LedgerRow.__table__)
+_OUTBOX = cast("Table", OutboxRow.__table__)
 _RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
 
 
@@ -100,7 +105,7 @@ class EventResult(msgspec.Struct, kw_only=True):
     id: str
     member: str
     duplicate: bool
-    effects: list[AnyEffect]
+    effects: list[Effect]
 
 
 @dataclass(slots=True)
@@ -114,12 +119,14 @@ class _Outcome:
         for index, event in enumerate(events):
             ctx = self.first_seen.get(event.id)
             if ctx is not None and ctx.index == index:
-                results.append(EventResult(id=event.id, member=event.member, duplicate=False, effects=list(ctx.effects)))
+                results.append(
+                    EventResult(id=event.id, member=event.member, duplicate=False, effects=list(ctx.effects))
+                )
                 continue
             stored = self.known.get(event.id)
             if stored is None and ctx is not None:  # repeated inside this very request
                 stored = list(ctx.effects)
-            results.append(EventResult(id=event.id, member=event.member, duplicate=True, effects=stored or []))
+            results.append(EventResult(id=event.id, member=event.member, duplicate=True, effects=list(stored or [])))
         return results
 
 
@@ -260,11 +267,11 @@ async def _write_effects(uow: UnitOfWork) -> None:
             }
         )
     session = uow.session
-    await session.execute(insert(EventRow.__table__), log_rows)
+    await session.execute(insert(_EVENT_LOG), log_rows)
     if ledger:
-        await session.execute(insert(LedgerRow.__table__), ledger)
+        await session.execute(insert(_LEDGER), ledger)
     if outbox:
-        await session.execute(insert(OutboxRow.__table__), outbox)
+        await session.execute(insert(_OUTBOX), outbox)
 
 
 def outbox_row(*, brand_id: BrandId, topic: str, data: dict[str, Any], now: datetime) -> dict[str, Any]:

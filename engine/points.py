@@ -16,7 +16,6 @@ from sqlalchemy import delete, func, insert, select
 from engine.earning import EarningRule, EarningRuleSpec, build_rule, evaluate, rule_to_spec
 from engine.effects import PointsAwarded
 from engine.errors import NotFound, ValidationError
-from engine.ids import BrandId, MemberId
 from engine.orm import EarningRuleRow, LedgerRow
 from engine.periods import local_day
 from engine.pipeline import points_earned_on_days
@@ -28,6 +27,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from engine.db import Database
+    from engine.ids import BrandId, MemberId
     from engine.pipeline import UnitOfWork
 
 MAX_ADJUSTMENT = 1_000_000_000

@@ -6,12 +6,14 @@ embedded defaults: a SQLite file and an in-process fake Redis.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import msgspec
 
 from engine.errors import ValidationError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 PREFIX = "QUESTLINE_"
 

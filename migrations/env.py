@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alembic import context
-from sqlalchemy.engine import Connection
 
 from engine.db import Base, create_engine
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
 
 # Every package that owns tables registers them on Base.metadata when imported (for autogenerate).
 for module in ("engine.orm", "challenges.orm", "badges.orm", "leaderboards.orm"):

@@ -25,16 +25,16 @@ from redis.asyncio import Redis
 
 from engine.clock import Clock, SystemClock
 from engine.db import Database, create_engine
-from engine.outbox import OutboxDeliverer, OutboxProcessor
+from engine.outbox import OutboxDeliverer
 from engine.pipeline import Pipeline, Processor
 from engine.points import PointsProcessor
 from engine.schema import upgrade
 from engine.settings import Settings, load_settings
 from engine.tenants import KeyCache
+from web import pages
 from web.api import badges as badges_api
 from web.api import challenges as challenges_api
 from web.api import leaderboards as leaderboards_api
-from web import pages
 from web.api.events import EventsController
 from web.api.members import MembersController
 from web.api.rules import EarningRulesController

@@ -101,9 +101,9 @@ def problem_details_plugin() -> ProblemDetailsPlugin:
         ProblemDetailsConfig(
             enable_for_all_http_exceptions=False,
             exception_to_problem_detail_map={
-                QuestlineError: questline_to_problem,  # type: ignore[dict-item]
-                ValidationException: validation_to_problem,  # type: ignore[dict-item]
-                HTTPException: http_to_problem,  # type: ignore[dict-item]
+                QuestlineError: questline_to_problem,
+                ValidationException: validation_to_problem,
+                HTTPException: http_to_problem,
             },
         )
     )

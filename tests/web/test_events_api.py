@@ -13,7 +13,12 @@ from tests.helpers import event, make_brand, row_counts
 
 @pytest.fixture
 async def rules(db, brand, clock):
-    await put_rule(db, brand_id=brand.brand.id, spec=EarningRuleSpec(key="visit", event_type="visit", points=10, daily_cap=25), now=clock.now())
+    await put_rule(
+        db,
+        brand_id=brand.brand.id,
+        spec=EarningRuleSpec(key="visit", event_type="visit", points=10, daily_cap=25),
+        now=clock.now(),
+    )
     await put_rule(
         db,
         brand_id=brand.brand.id,
@@ -30,7 +35,9 @@ async def test_single_event_reports_points_and_duplicate_changes_nothing(client,
         "id": "e1",
         "member": "anna",
         "duplicate": False,
-        "effects": [{"type": "points_awarded", "points": 42, "source": "rule", "key": "buy", "multiplier": 1.0, "capped": False}],
+        "effects": [
+            {"type": "points_awarded", "points": 42, "source": "rule", "key": "buy", "multiplier": 1.0, "capped": False}
+        ],
     }
     before = await row_counts(db, brand.brand.id)
     again = await client.post("/v1/events", json={**body, "properties": {"amount": 1000}}, headers=brand.headers)
@@ -51,7 +58,9 @@ async def test_fifty_concurrent_requests_with_one_event_id(client, brand, rules,
     assert {r.json()["effects"][0]["points"] for r in responses} == {10}
     async with db.read() as session:
         entries = await session.scalar(
-            select(func.count()).select_from(LedgerRow).where(LedgerRow.brand_id == brand.brand.id, LedgerRow.event_key == "same-id")
+            select(func.count())
+            .select_from(LedgerRow)
+            .where(LedgerRow.brand_id == brand.brand.id, LedgerRow.event_key == "same-id")
         )
     assert entries == 1
     assert (await row_counts(db, brand.brand.id))["events"] == 1
@@ -66,7 +75,13 @@ async def test_concurrent_events_of_one_member_respect_the_daily_cap(client, bra
 
 
 async def test_batch_with_repeats_inside(client, brand, rules):
-    batch = {"events": [event("b1", "dora", "visit", "2026-11-20T09:00:00Z"), event("b1", "dora", "visit", "2026-11-20T09:00:00Z"), event("b2", "dora", "visit", "2026-11-20T09:05:00Z")]}
+    batch = {
+        "events": [
+            event("b1", "dora", "visit", "2026-11-20T09:00:00Z"),
+            event("b1", "dora", "visit", "2026-11-20T09:00:00Z"),
+            event("b2", "dora", "visit", "2026-11-20T09:05:00Z"),
+        ]
+    }
     response = await client.post("/v1/events", json=batch, headers=brand.headers)
     assert response.status_code == 200
     results = response.json()["results"]
@@ -76,17 +91,45 @@ async def test_batch_with_repeats_inside(client, brand, rules):
 
 BAD = [
     ("missing field", {"id": "x", "type": "visit", "occurred_at": "2026-11-20T09:00:00Z"}, 422, "$.member"),
-    ("naive timestamp", {"id": "x", "member": "m", "type": "visit", "occurred_at": "2026-11-20T09:00:00"}, 422, "$.occurred_at"),
-    ("wrong type", {"id": "x", "member": ["m"], "type": "visit", "occurred_at": "2026-11-20T09:00:00Z"}, 422, "$.member"),
-    ("unknown field", {"id": "x", "member": "m", "type": "visit", "occurred_at": "2026-11-20T09:00:00Z", "extra": 1}, 422, "$.extra"),
+    (
+        "naive timestamp",
+        {"id": "x", "member": "m", "type": "visit", "occurred_at": "2026-11-20T09:00:00"},
+        422,
+        "$.occurred_at",
+    ),
+    (
+        "wrong type",
+        {"id": "x", "member": ["m"], "type": "visit", "occurred_at": "2026-11-20T09:00:00Z"},
+        422,
+        "$.member",
+    ),
+    (
+        "unknown field",
+        {"id": "x", "member": "m", "type": "visit", "occurred_at": "2026-11-20T09:00:00Z", "extra": 1},
+        422,
+        "$.extra",
+    ),
     (
         "one bad event in a batch",
-        {"events": [event(f"ok{i}", "m", "visit", "2026-11-20T09:00:00Z") for i in range(999)] + [{"id": "bad", "member": "m", "type": "visit", "occurred_at": "nope"}]},
+        {
+            "events": [event(f"ok{i}", "m", "visit", "2026-11-20T09:00:00Z") for i in range(999)]
+            + [{"id": "bad", "member": "m", "type": "visit", "occurred_at": "nope"}]
+        },
         422,
         "$.events[999].occurred_at",
     ),
-    ("1001 events", {"events": [event(f"e{i}", "m", "visit", "2026-11-20T09:00:00Z") for i in range(1001)]}, 413, "$.events"),
-    ("number out of range", event("x", "m", "purchase", "2026-11-20T09:00:00Z", amount=1e300), 422, "$.properties.amount"),
+    (
+        "1001 events",
+        {"events": [event(f"e{i}", "m", "visit", "2026-11-20T09:00:00Z") for i in range(1001)]},
+        413,
+        "$.events",
+    ),
+    (
+        "number out of range",
+        event("x", "m", "purchase", "2026-11-20T09:00:00Z", amount=1e300),
+        422,
+        "$.properties.amount",
+    ),
 ]
 
 
@@ -111,9 +154,19 @@ async def test_two_megabyte_body_is_refused(client, brand, db):
 
 
 async def test_points_over_the_per_event_limit_roll_back_the_batch(client, brand, db, clock):
-    await put_rule(db, brand_id=brand.brand.id, spec=EarningRuleSpec(key="buy", event_type="purchase", per_unit=PerUnit(property="amount", points=1000)), now=clock.now())
+    await put_rule(
+        db,
+        brand_id=brand.brand.id,
+        spec=EarningRuleSpec(key="buy", event_type="purchase", per_unit=PerUnit(property="amount", points=1000)),
+        now=clock.now(),
+    )
     before = await row_counts(db, brand.brand.id)
-    batch = {"events": [event("ok", "m", "purchase", "2026-11-20T09:00:00Z", amount=5), event("huge", "m", "purchase", "2026-11-20T09:00:00Z", amount=5e9)]}
+    batch = {
+        "events": [
+            event("ok", "m", "purchase", "2026-11-20T09:00:00Z", amount=5),
+            event("huge", "m", "purchase", "2026-11-20T09:00:00Z", amount=5e9),
+        ]
+    }
     response = await client.post("/v1/events", json=batch, headers=brand.headers)
     assert response.status_code == 422
     assert response.json()["field"] == "$.events[1].properties.amount"
@@ -135,7 +188,9 @@ async def test_late_event_counts_for_the_day_it_happened(client, brand, rules, c
     bodies = [event(f"late{i}", "ezio", "visit", "2026-11-18T22:30:00Z") for i in range(3)]
     response = await client.post("/v1/events", json={"events": bodies}, headers=brand.headers)
     assert [r["effects"][0]["points"] for r in response.json()["results"]] == [10, 10, 5]
-    today = await client.post("/v1/events", json=event("today", "ezio", "visit", "2026-11-20T09:00:00Z"), headers=brand.headers)
+    today = await client.post(
+        "/v1/events", json=event("today", "ezio", "visit", "2026-11-20T09:00:00Z"), headers=brand.headers
+    )
     assert today.json()["effects"][0]["points"] == 10
     history = (await client.get("/v1/members/ezio/points", headers=brand.headers)).json()
     assert history["balance"] == 35
@@ -143,9 +198,15 @@ async def test_late_event_counts_for_the_day_it_happened(client, brand, rules, c
 
 async def test_a_brand_cannot_touch_another_brands_data(client, brand, rules, db, clock):
     other = await make_brand(db, clock)
-    await put_rule(db, brand_id=other.brand.id, spec=EarningRuleSpec(key="visit", event_type="visit", points=7), now=clock.now())
-    await client.post("/v1/members", json={"external_id": "secret-member", "display_name": "B's member"}, headers=other.headers)
-    await client.post("/v1/events", json=event("b-ev", "secret-member", "visit", "2026-11-20T09:00:00Z"), headers=other.headers)
+    await put_rule(
+        db, brand_id=other.brand.id, spec=EarningRuleSpec(key="visit", event_type="visit", points=7), now=clock.now()
+    )
+    await client.post(
+        "/v1/members", json={"external_id": "secret-member", "display_name": "B's member"}, headers=other.headers
+    )
+    await client.post(
+        "/v1/events", json=event("b-ev", "secret-member", "visit", "2026-11-20T09:00:00Z"), headers=other.headers
+    )
     other_before = await row_counts(db, other.brand.id)
 
     # reads of B's member, points, rules through A's key find nothing of B
@@ -153,10 +214,14 @@ async def test_a_brand_cannot_touch_another_brands_data(client, brand, rules, db
     assert (await client.get("/v1/members/secret-member/points", headers=brand.headers)).status_code == 404
     rules_seen = (await client.get("/v1/earning-rules", headers=brand.headers)).json()
     assert {r["key"] for r in rules_seen} == {"visit", "buy"}
-    adjust = await client.post("/v1/members/secret-member/points/adjustments", json={"points": 5, "reason": "x"}, headers=brand.headers)
+    adjust = await client.post(
+        "/v1/members/secret-member/points/adjustments", json={"points": 5, "reason": "x"}, headers=brand.headers
+    )
     assert adjust.status_code == 404
     # writing with B's event id and member id lands in A only
-    write = await client.post("/v1/events", json=event("b-ev", "secret-member", "visit", "2026-11-20T09:00:00Z"), headers=brand.headers)
+    write = await client.post(
+        "/v1/events", json=event("b-ev", "secret-member", "visit", "2026-11-20T09:00:00Z"), headers=brand.headers
+    )
     assert write.json()["duplicate"] is False and write.json()["effects"][0]["points"] == 10
     assert await row_counts(db, other.brand.id) == other_before
     b_view = (await client.get("/v1/members/secret-member", headers=other.headers)).json()
@@ -175,7 +240,9 @@ async def test_keys_are_required(client, headers, status):
 
 async def test_publishable_key_cannot_write(client, brand, db):
     before = await row_counts(db, brand.brand.id)
-    response = await client.post("/v1/events", json=event("x", "m", "visit", "2026-11-20T09:00:00Z"), headers=brand.public_headers)
+    response = await client.post(
+        "/v1/events", json=event("x", "m", "visit", "2026-11-20T09:00:00Z"), headers=brand.public_headers
+    )
     assert response.status_code == 403
     assert (await client.get("/v1/members/m", headers=brand.public_headers)).status_code == 403
     assert await row_counts(db, brand.brand.id) == before

@@ -48,16 +48,22 @@ async def test_adjustments_append_and_history_pages(client, brand):
     await client.post("/v1/members", json={"external_id": "m"}, headers=brand.headers)
     for points in (100, -30, 5):
         response = await client.post(
-            "/v1/members/m/points/adjustments", json={"points": points, "reason": f"fix {points}"}, headers=brand.headers
+            "/v1/members/m/points/adjustments",
+            json={"points": points, "reason": f"fix {points}"},
+            headers=brand.headers,
         )
         assert response.status_code == 201
     page1 = (await client.get("/v1/members/m/points?limit=2", headers=brand.headers)).json()
     assert page1["balance"] == 75
     assert [e["points"] for e in page1["entries"]] == [5, -30]
-    page2 = (await client.get(f"/v1/members/m/points?limit=2&before={page1['next_before']}", headers=brand.headers)).json()
+    page2 = (
+        await client.get(f"/v1/members/m/points?limit=2&before={page1['next_before']}", headers=brand.headers)
+    ).json()
     assert [e["points"] for e in page2["entries"]] == [100] and page2["next_before"] is None
     assert page2["entries"][0]["reason"] == "fix 100" and page2["entries"][0]["source"] == "adjustment"
-    zero = await client.post("/v1/members/m/points/adjustments", json={"points": 0, "reason": "x"}, headers=brand.headers)
+    zero = await client.post(
+        "/v1/members/m/points/adjustments", json={"points": 0, "reason": "x"}, headers=brand.headers
+    )
     assert zero.status_code == 422
     no_reason = await client.post("/v1/members/m/points/adjustments", json={"points": 3}, headers=brand.headers)
     assert no_reason.status_code == 422 and no_reason.json()["field"] == "$.reason"
@@ -71,10 +77,14 @@ async def test_earning_rules_crud_and_validation(client, brand):
     assert bad.status_code == 422 and bad.json()["field"] == "$.filter.gtee"
     listed = (await client.get("/v1/earning-rules", headers=brand.headers)).json()
     assert listed[0]["filter"] == {"field": "properties.stars", "gte": 4}
-    first = await client.post("/v1/events", json=event("r1", "m", "review", "2026-11-20T09:00:00Z", stars=5), headers=brand.headers)
+    first = await client.post(
+        "/v1/events", json=event("r1", "m", "review", "2026-11-20T09:00:00Z", stars=5), headers=brand.headers
+    )
     assert first.json()["effects"][0]["points"] == 50
     assert (await client.delete("/v1/earning-rules/review", headers=brand.headers)).status_code == 204
-    after = await client.post("/v1/events", json=event("r2", "m", "review", "2026-11-20T09:00:00Z", stars=5), headers=brand.headers)
+    after = await client.post(
+        "/v1/events", json=event("r2", "m", "review", "2026-11-20T09:00:00Z", stars=5), headers=brand.headers
+    )
     assert after.json()["effects"] == []
     assert (await client.delete("/v1/earning-rules/review", headers=brand.headers)).status_code == 404
 
@@ -93,7 +103,10 @@ async def test_revoked_and_rotated_keys_stop_working(client, brand, db, clock):
     async with db.read() as session:
         keys = await list_keys(session, brand.brand.id)
     live = [k for k in keys if k.revoked_at is None]
-    assert [k.kind for k in live] == [KeyKind.SECRET, KeyKind.PUBLISHABLE] or {k.kind for k in live} == {KeyKind.SECRET, KeyKind.PUBLISHABLE}
+    assert [k.kind for k in live] == [KeyKind.SECRET, KeyKind.PUBLISHABLE] or {k.kind for k in live} == {
+        KeyKind.SECRET,
+        KeyKind.PUBLISHABLE,
+    }
     assert all(not k.prefix.endswith(new.key[-4:]) for k in keys)  # only prefixes are stored
 
 

@@ -44,7 +44,12 @@ async def hook_client(settings, redis, clock, receiver):
     from web.app import create_app
 
     app = create_app(
-        settings, clock=clock, redis=redis, processors=[PointsProcessor(), Notify()], http=receiver[2], deliver_webhooks=False
+        settings,
+        clock=clock,
+        redis=redis,
+        processors=[PointsProcessor(), Notify()],
+        http=receiver[2],
+        deliver_webhooks=False,
     )
     async with AsyncTestClient(app=app) as test_client:
         yield test_client
@@ -110,7 +115,12 @@ def test_signature_matches_the_standard_webhooks_example():
 
 @pytest.mark.parametrize(
     ("topics", "topic", "expected"),
-    [([], "badge.awarded", True), (["badge.*"], "badge.awarded", True), (["badge.*"], "challenge.completed", False), (["challenge.completed"], "challenge.completed", True)],
+    [
+        ([], "badge.awarded", True),
+        (["badge.*"], "badge.awarded", True),
+        (["badge.*"], "challenge.completed", False),
+        (["challenge.completed"], "challenge.completed", True),
+    ],
 )
 def test_topic_subscription(topics, topic, expected):
     assert subscribed(topics, topic) is expected

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 from litestar import Controller, Request, post
@@ -39,7 +39,7 @@ def to_out(result: EventResult) -> EventResultOut:
         id=result.id,
         member=result.member,
         duplicate=result.duplicate,
-        effects=[e for e in result.effects if not isinstance(e, _INTERNAL)],
+        effects=[cast("AnyEffect", e) for e in result.effects if not isinstance(e, _INTERNAL)],
     )
 
 
@@ -47,7 +47,7 @@ class EventsController(Controller):
     """Event ingestion."""
 
     path = "/v1/events"
-    tags = ["events"]
+    tags = ("events",)
     dependencies = {"principal": Provide(provide_secret_principal)}  # noqa: RUF012
 
     @post(

@@ -32,7 +32,7 @@ class MembersController(Controller):
     """Enrolment, lookup and points of members (secret key)."""
 
     path = "/v1/members"
-    tags = ["members"]
+    tags = ("members",)
     dependencies = {"principal": Provide(provide_secret_principal)}  # noqa: RUF012
 
     @post("/", summary="Enrol or update a member", status_code=201)

@@ -16,7 +16,7 @@ class EarningRulesController(Controller):
     """Points for event types: fixed or per unit, with filters, daily caps and multipliers."""
 
     path = "/v1/earning-rules"
-    tags = ["earning rules"]
+    tags = ("earning rules",)
     dependencies = {"principal": Provide(provide_secret_principal)}  # noqa: RUF012
 
     @get("/", summary="List earning rules")

@@ -15,7 +15,7 @@ class WebhooksController(Controller):
     """Where Questline sends signed notifications (Standard Webhooks 1.0)."""
 
     path = "/v1/webhooks"
-    tags = ["webhooks"]  # noqa: RUF012
+    tags = ("webhooks",)
     dependencies = {"principal": Provide(provide_secret_principal)}  # noqa: RUF012
 
     @get("/", summary="List webhook endpoints")

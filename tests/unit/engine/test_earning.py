@@ -51,7 +51,9 @@ def test_daily_cap_in_brand_time():
     assert got[2][0].capped
     assert got[3][0].points == 0 and got[3][0].capped
     # 23:30 UTC on the 20th is already the 21st in Rome: a new day, a new cap
-    next_day = evaluate(rules(spec), ev("visit", at=datetime(2026, 11, 20, 23, 30, tzinfo=UTC)), {}, tz=ROME, earned_today=earned)
+    next_day = evaluate(
+        rules(spec), ev("visit", at=datetime(2026, 11, 20, 23, 30, tzinfo=UTC)), {}, tz=ROME, earned_today=earned
+    )
     assert next_day[0].points == 10
     assert earned[("visit", date(2026, 11, 21))] == 10
 

@@ -9,7 +9,13 @@ def body(obj):
     return msgspec.json.encode(obj)
 
 
-OK = {"id": "e1", "member": "m1", "type": "review", "occurred_at": "2026-11-20T10:00:00+01:00", "properties": {"stars": 5}}
+OK = {
+    "id": "e1",
+    "member": "m1",
+    "type": "review",
+    "occurred_at": "2026-11-20T10:00:00+01:00",
+    "properties": {"stars": 5},
+}
 
 
 def test_single_and_batch():

@@ -179,5 +179,6 @@ def create_app(
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin()],
         ),
         debug=False,
+        logging_config=None,  # web.logs configured structured logging already
         **pages.app_options(settings),
     )

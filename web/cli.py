@@ -91,7 +91,7 @@ def serve(host: str | None, port: int | None, workers: int | None, demo: bool | 
                     f"    curl -s {settings.public_url}/v1/events -H 'Authorization: Bearer {DEMO_SECRET_KEY}' \\",
                     "      -H 'Content-Type: application/json' \\",
                     '      -d \'{"id":"my-first-event","member":"m-giulia","type":"purchase",'
-                    '"occurred_at":"2026-11-22T10:00:00+01:00","properties":{"amount":12.5}}\'',
+                    f'"occurred_at":"{SystemClock().now():%Y-%m-%dT%H:%M:%SZ}","properties":{{"amount":12.5}}}}\'',
                     "",
                 ]
             )

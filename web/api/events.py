@@ -7,9 +7,10 @@ from typing import Any, cast
 import msgspec
 from litestar import Controller, Request, post
 from litestar.di import Provide
+from litestar.params import JSONBody, SkipValidation
 
 from engine.effects import AnyEffect, BoardTotalChanged, Notification
-from engine.events import decode_events
+from engine.events import Event, EventBatch, decode_events
 from engine.pipeline import EventResult
 from web.deps import PrincipalDep, ServicesDep, provide_secret_principal
 
@@ -65,6 +66,7 @@ class EventsController(Controller):
         request: Request[Any, Any, Any],
         services: ServicesDep,
         principal: PrincipalDep,
+        data: JSONBody[SkipValidation[Event | EventBatch]],
     ) -> EventResultOut | BatchResultOut:
         """Validate, process in one transaction, and report per-event effects."""
         body = await request.body()

@@ -13,7 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from engine.errors import NotFound
 from engine.events import ExternalId, check_properties
 from engine.ids import BrandId, MemberId
-from engine.orm import MemberRow
+from engine.orm import EventRow, MemberRow
 
 if TYPE_CHECKING:
     from sqlalchemy import Table
@@ -32,6 +32,16 @@ class MemberIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     display_name: DisplayName = ""
     locale: Locale = ""
     attributes: dict[str, Any] = {}
+
+
+class MemberEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """One of a member's events, as stored in the event log."""
+
+    id: str
+    type: str
+    occurred_at: datetime
+    received_at: datetime
+    properties: dict[str, Any]
 
 
 class Member(msgspec.Struct, frozen=True, kw_only=True):
@@ -180,3 +190,48 @@ async def members_by_id(session: AsyncSession, *, brand_id: BrandId, ids: list[M
         return {}
     rows = await session.scalars(select(MemberRow).where(MemberRow.brand_id == brand_id, MemberRow.id.in_(ids)))
     return {MemberId(r.id): _to_member(r) for r in rows}
+
+
+async def erase_member(session: AsyncSession, *, brand_id: BrandId, external_id: str, now: datetime) -> Member:
+    """Pseudonymise a member inside the caller's transaction: identity gone, ledger kept.
+
+    The external id, display name, locale and attributes are replaced, so nothing in Questline links the
+    remaining pseudonymous rows (ledger entries kept for accounting, events) back to the person.
+
+    Raises:
+        NotFound: no such member in this brand.
+    """
+    import secrets
+
+    row = await session.scalar(
+        select(MemberRow).where(MemberRow.brand_id == brand_id, MemberRow.external_id == external_id).with_for_update()
+    )
+    if row is None:
+        raise NotFound(f"no member {external_id!r} in this brand", field="external_id")
+    member = _to_member(row)
+    row.external_id = f"erased-{secrets.token_hex(12)}"
+    row.display_name = ""
+    row.locale = ""
+    row.attributes = {"erased_at": now.isoformat()}
+    row.updated_at = now
+    await session.flush()
+    return member
+
+
+async def member_events(session: AsyncSession, *, brand_id: BrandId, member_id: MemberId) -> list[MemberEvent]:
+    """Every event of the member, in the order they occurred."""
+    rows = await session.scalars(
+        select(EventRow)
+        .where(EventRow.brand_id == brand_id, EventRow.member_id == member_id)
+        .order_by(EventRow.occurred_at, EventRow.id)
+    )
+    return [
+        MemberEvent(
+            id=r.event_key,
+            type=r.type,
+            occurred_at=r.occurred_at,
+            received_at=r.received_at,
+            properties=dict(r.properties),
+        )
+        for r in rows
+    ]

@@ -195,6 +195,25 @@ async def history(
     return entries, (entries[-1].id if len(rows) > limit else None)
 
 
+async def all_entries(session: AsyncSession, *, brand_id: BrandId, member_id: MemberId) -> list[LedgerEntry]:
+    """Every ledger entry of the member, oldest first (for a data export)."""
+    rows = await session.scalars(
+        select(LedgerRow).where(LedgerRow.brand_id == brand_id, LedgerRow.member_id == member_id).order_by(LedgerRow.id)
+    )
+    return [
+        LedgerEntry(
+            id=r.id,
+            points=r.points,
+            source=r.source,
+            key=r.key,
+            reason=r.reason,
+            event=r.event_key,
+            occurred_at=r.occurred_at,
+        )
+        for r in rows
+    ]
+
+
 async def post_entry(
     session: AsyncSession,
     *,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -9,13 +10,20 @@ from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from engine.clock import Clock
 from engine.db import Database
 from engine.errors import AuthenticationError, PermissionDenied
+from engine.ids import MemberId
 from engine.pipeline import Pipeline
 from engine.settings import Settings
-from engine.tenants import KeyCache, KeyKind, Principal
+from engine.tenants import Brand, KeyCache, KeyKind, Principal
+
+#: ``async hook(session, brand, member_id)`` run inside the erasure transaction.
+ErasureHook = Callable[[AsyncSession, Brand, MemberId], Awaitable[None]]
+#: ``async hook(session, brand, member_id) -> plain data`` for a member's data export.
+ExportHook = Callable[[AsyncSession, Brand, MemberId], Awaitable[Any]]
 
 
 @dataclass
@@ -30,6 +38,10 @@ class Services:
     keys: KeyCache
     extras: dict[str, Any] = field(default_factory=dict)
     """Domain services registered by the composition root (board store, etc.), by name."""
+    erasure_hooks: list[ErasureHook] = field(default_factory=list)
+    """What each domain removes when a member is erased (registered in the domains' ``startup``)."""
+    export_hooks: dict[str, ExportHook] = field(default_factory=dict)
+    """Each domain's part of a member's data export, by section name."""
 
 
 #: Handler parameter types: injected by name (``services``, ``principal``, ``caller``).

@@ -121,3 +121,31 @@ async def test_openapi_documents_the_api(client):
     schema = (await client.get("/schema/openapi.json")).json()
     for path in ("/v1/events", "/v1/members", "/v1/members/{external_id}/points", "/v1/earning-rules/{key}"):
         assert path in schema["paths"], path
+
+
+async def test_erasure_removes_identity_and_keeps_the_ledger(client, brand, db):
+    await client.post(
+        "/v1/members",
+        json={"external_id": "crm-4711", "display_name": "Mario Rossi", "attributes": {"email": "mario@example.com"}},
+        headers=brand.headers,
+    )
+    await client.post("/v1/members/crm-4711/points/adjustments", json={"points": 40, "reason": "welcome"}, headers=brand.headers)
+    export = await client.get("/v1/members/crm-4711/export", headers=brand.headers)
+    assert export.status_code == 200
+    data = export.json()
+    assert data["member"]["display_name"] == "Mario Rossi"
+    assert [e["points"] for e in data["ledger"]] == [40]
+
+    assert (await client.delete("/v1/members/crm-4711", headers=brand.headers)).status_code == 204
+    assert (await client.get("/v1/members/crm-4711", headers=brand.headers)).status_code == 404
+    assert (await client.delete("/v1/members/crm-4711", headers=brand.headers)).status_code == 404
+    counts = await row_counts(db, brand.brand.id)
+    assert counts["members"] == 1 and counts["ledger"] == 1  # pseudonymous row and entry kept for accounting
+    from sqlalchemy import select
+
+    from engine.orm import MemberRow
+
+    async with db.read() as session:
+        row = await session.scalar(select(MemberRow).where(MemberRow.brand_id == brand.brand.id))
+    assert row.external_id.startswith("erased-")
+    assert row.display_name == "" and "email" not in row.attributes

@@ -6,14 +6,14 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Response, get, post
+from litestar import Controller, Response, delete, get, post
 from litestar.di import Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from engine import members as members_repo
 from engine import points
-from engine.members import MemberIn
-from engine.points import Adjustment, PointsSummary
+from engine.members import Member, MemberEvent, MemberIn
+from engine.points import Adjustment, LedgerEntry, PointsSummary
 from web.deps import PrincipalDep, ServicesDep, provide_secret_principal
 
 
@@ -26,6 +26,28 @@ class MemberOut(msgspec.Struct, kw_only=True):
     attributes: dict[str, Any]
     created_at: datetime
     points: int
+
+
+class MemberExport(msgspec.Struct, kw_only=True):
+    """Everything Questline holds about one member."""
+
+    member: MemberOut
+    ledger: list[LedgerEntry]
+    events: list[MemberEvent]
+    sections: dict[str, Any]
+    """Each domain's data (challenges, badges, leaderboards), by name."""
+    exported_at: datetime
+
+
+def _member_out(member: Member, balance: int) -> MemberOut:
+    return MemberOut(
+        external_id=member.external_id,
+        display_name=member.display_name,
+        locale=member.locale,
+        attributes=member.attributes,
+        created_at=member.created_at,
+        points=balance,
+    )
 
 
 class MembersController(Controller):
@@ -119,3 +141,32 @@ class MembersController(Controller):
                 session, brand_id=brand.id, member_id=member.id, limit=10, before=None
             )
         return PointsSummary(member=member.external_id, balance=balance, entries=entries, next_before=next_before)
+
+    @delete("/{external_id:str}", summary="Erase a member (GDPR Art. 17)", status_code=204)
+    async def erase(self, external_id: FromPath[str], services: ServicesDep, principal: PrincipalDep) -> None:
+        """Remove the member's identity everywhere (boards and archives included); ledger entries stay pseudonymous."""
+        brand = principal.brand
+        async with services.db.write() as session:
+            member = await members_repo.erase_member(
+                session, brand_id=brand.id, external_id=external_id, now=services.clock.now()
+            )
+            for hook in services.erasure_hooks:
+                await hook(session, brand, member.id)
+
+    @get("/{external_id:str}/export", summary="Export a member's data (GDPR Art. 15 and 20)")
+    async def export(self, external_id: FromPath[str], services: ServicesDep, principal: PrincipalDep) -> MemberExport:
+        """Identity, points ledger, events and each domain's data, as JSON."""
+        brand = principal.brand
+        async with services.db.read() as session:
+            member = await members_repo.get_member(session, brand_id=brand.id, external_id=external_id)
+            balance = await points.balance(session, brand_id=brand.id, member_id=member.id)
+            entries = await points.all_entries(session, brand_id=brand.id, member_id=member.id)
+            events = await members_repo.member_events(session, brand_id=brand.id, member_id=member.id)
+            sections = {name: await hook(session, brand, member.id) for name, hook in services.export_hooks.items()}
+        return MemberExport(
+            member=_member_out(member, balance),
+            ledger=entries,
+            events=events,
+            sections=sections,
+            exported_at=services.clock.now(),
+        )

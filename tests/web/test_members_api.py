@@ -129,7 +129,9 @@ async def test_erasure_removes_identity_and_keeps_the_ledger(client, brand, db):
         json={"external_id": "crm-4711", "display_name": "Mario Rossi", "attributes": {"email": "mario@example.com"}},
         headers=brand.headers,
     )
-    await client.post("/v1/members/crm-4711/points/adjustments", json={"points": 40, "reason": "welcome"}, headers=brand.headers)
+    await client.post(
+        "/v1/members/crm-4711/points/adjustments", json={"points": 40, "reason": "welcome"}, headers=brand.headers
+    )
     export = await client.get("/v1/members/crm-4711/export", headers=brand.headers)
     assert export.status_code == 200
     data = export.json()

@@ -41,7 +41,7 @@ from web.api.rules import EarningRulesController
 from web.api.webhooks import WebhooksController
 from web.deps import Services, ServicesDep, provide_principal, provide_services
 from web.errors import problem_details_plugin
-from web.logs import configure_logging
+from web.logs import AccessLogMiddleware, configure_logging
 
 log = logging.getLogger("questline")
 VERSION = "0.1.0"
@@ -150,6 +150,7 @@ def create_app(
                 await redis_client.aclose()
             await db.dispose()
 
+    page_options = pages.app_options(settings)
     return Litestar(
         route_handlers=[
             health,
@@ -165,6 +166,7 @@ def create_app(
             "caller": Provide(provide_principal),
         },
         plugins=[problem_details_plugin()],
+        middleware=[AccessLogMiddleware, *page_options.pop("middleware", [])],
         lifespan=[lifespan],
         state=State({"settings": settings}),
         request_max_body_size=settings.max_body_bytes,
@@ -180,5 +182,5 @@ def create_app(
         ),
         debug=False,
         logging_config=None,  # web.logs configured structured logging already
-        **pages.app_options(settings),
+        **page_options,
     )

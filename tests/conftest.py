@@ -132,9 +132,12 @@ def clock() -> FrozenClock:
 
 
 @pytest.fixture
-def settings(database_url: str, redis_namespace: str) -> Settings:
+def settings(backend: str, database_url: str, redis_namespace: str) -> Settings:
     """Settings for the current backend (no auto-migration: the session fixtures migrated already)."""
-    return load_settings({}, database_url=database_url, redis_namespace=redis_namespace, auto_migrate=False)
+    redis_url = "memory://" if backend.endswith("fakeredis") else REDIS_URL
+    return load_settings(
+        {}, database_url=database_url, redis_url=redis_url, redis_namespace=redis_namespace, auto_migrate=False
+    )
 
 
 @pytest.fixture
@@ -144,10 +147,16 @@ async def brand(db: Database, clock: FrozenClock) -> BrandKeys:
 
 
 @pytest.fixture
-async def client(settings: Settings, redis: Redis, clock: FrozenClock) -> AsyncIterator[AsyncTestClient[Any]]:
-    """An HTTP client on ``create_app`` for the current backend, with the frozen clock."""
+async def client(
+    backend: str, settings: Settings, redis: Redis, clock: FrozenClock
+) -> AsyncIterator[AsyncTestClient[Any]]:
+    """An HTTP client on ``create_app`` for the current backend, with the frozen clock.
+
+    On fakeredis the app shares the test's fake server; on the real Redis the app opens its own client
+    (the test client serves the app on another event loop, and a client is bound to its loop).
+    """
     from web.app import create_app
 
-    app = create_app(settings, clock=clock, redis=redis)
+    app = create_app(settings, clock=clock, redis=redis if backend.endswith("fakeredis") else None)
     async with AsyncTestClient(app=app) as test_client:
         yield test_client

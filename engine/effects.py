@@ -78,6 +78,10 @@ class RankChanged(Effect, tag="rank_changed", frozen=True, kw_only=True):
     period: str
     rank: int
     score: float
+    scope: str = ""
+    """The scope value (e.g. the store) of a board kept per member attribute; ``""`` for one board."""
+    total: int = 0
+    """How many members the board (period and scope) holds, so an app can say "top 5%"."""
 
 
 class Notification(Effect, tag="notification", frozen=True, kw_only=True):

@@ -140,6 +140,10 @@ def create_app(
         try:
             yield
         finally:
+            for domain in DOMAINS:
+                shutdown = getattr(domain, "shutdown", None)
+                if shutdown is not None:
+                    await shutdown(services)
             if delivery is not None:
                 delivery.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -1,0 +1,80 @@
+"""Every Redis key and channel of the leaderboards, in one module.
+
+A board's keys carry the Redis Cluster hash tag ``{b<brand_id>:<board>}``, so all its periods and
+scopes (and the temporary keys a rebuild renames over them) hash to one slot; the brand-wide keys use
+``{b<brand_id>}``. Everything starts with the deployment's ``redis_namespace``::
+
+    <ns>:lb:{b7:weekly-points}:z:2026-W47               standings (sorted set) of one period
+    <ns>:lb:{b7:by-store}:z:2026-W47:milano-centro       … of one scope value (percent-encoded)
+    <ns>:lb:{b7:weekly-dense}:d:2026-W47                 distinct scores of a dense board (sorted set)
+    <ns>:lb:{b7:weekly-dense}:c:2026-W47                 how many members hold each score (hash)
+    <ns>:lb:{b7}:ready                                   sentinel: the brand's boards were rebuilt here
+    <ns>:lb:{b7}:rebuilding                              lock while a worker rebuilds the brand
+    <ns>:lb:live:b7:weekly-points                        pub/sub channel of rank changes
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+STANDINGS = "z"
+DISTINCT = "d"
+COUNTS = "c"
+
+
+def _tag(brand_id: int, board: str) -> str:
+    return f"{{b{brand_id}:{board}}}"
+
+
+def _suffix(period: str, scope: str) -> str:
+    return f"{period}:{quote(scope, safe='')}" if scope else period
+
+
+def standings(namespace: str, brand_id: int, board: str, period: str, scope: str = "") -> str:
+    """The sorted set of one period (and scope value) of a board."""
+    return f"{namespace}:lb:{_tag(brand_id, board)}:{STANDINGS}:{_suffix(period, scope)}"
+
+
+def distinct_scores(namespace: str, brand_id: int, board: str, period: str, scope: str = "") -> str:
+    """The sorted set of distinct scores of a dense board's period (for dense ranks in O(log N))."""
+    return f"{namespace}:lb:{_tag(brand_id, board)}:{DISTINCT}:{_suffix(period, scope)}"
+
+
+def score_counts(namespace: str, brand_id: int, board: str, period: str, scope: str = "") -> str:
+    """The hash score → number of members holding it, beside :func:`distinct_scores`."""
+    return f"{namespace}:lb:{_tag(brand_id, board)}:{COUNTS}:{_suffix(period, scope)}"
+
+
+def temporary(key: str, token: str) -> str:
+    """A scratch key in the same slot as ``key`` (a rebuild fills it, then renames it over ``key``)."""
+    return f"{key}:tmp:{token}"
+
+
+def board_pattern(namespace: str, brand_id: int, board: str) -> str:
+    """A SCAN pattern matching every key of one board."""
+    return f"{namespace}:lb:{_tag(brand_id, board)}:*"
+
+
+def brand_pattern(namespace: str, brand_id: int) -> str:
+    """A SCAN pattern matching every board key of a brand (not its sentinel or lock)."""
+    return f"{namespace}:lb:{{b{brand_id}:*"
+
+
+def namespace_pattern(namespace: str) -> str:
+    """A SCAN pattern matching every leaderboard key of the deployment."""
+    return f"{namespace}:lb:*"
+
+
+def ready(namespace: str, brand_id: int) -> str:
+    """The brand's sentinel: present once its boards were rebuilt into this Redis (gone after a flush)."""
+    return f"{namespace}:lb:{{b{brand_id}}}:ready"
+
+
+def rebuild_lock(namespace: str, brand_id: int) -> str:
+    """A short-lived lock so one worker at a time rebuilds a brand."""
+    return f"{namespace}:lb:{{b{brand_id}}}:rebuilding"
+
+
+def live_channel(namespace: str, brand_id: int, board: str) -> str:
+    """The pub/sub channel where a board's rank changes are published (JSON, see docs/leaderboards.md)."""
+    return f"{namespace}:lb:live:b{brand_id}:{board}"

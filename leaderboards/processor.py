@@ -1,0 +1,215 @@
+"""The pipeline step: events and earlier effects → per-period totals in SQL → absolute ZADD after commit.
+
+Inside the event's transaction the step folds each new event into the totals of every board it counts
+for (one upsert statement per board mode), in the period the event *occurred* in (late events land in
+their own period unless it is already closed), and emits ``BoardTotalChanged``. After commit it writes
+those absolute totals to Redis, reads the members' new ranks into ``RankChanged`` effects (the response
+is built afterwards, so an app can celebrate at once) and publishes them for live widgets.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from engine.effects import BoardTotalChanged, RankChanged
+from leaderboards import keys, ranking, repository
+from leaderboards.models import BoardDef, PeriodRef, PeriodState, Total
+from leaderboards.store import Slot, Write
+
+if TYPE_CHECKING:
+    from engine.pipeline import EventContext, UnitOfWork
+    from leaderboards.service import Leaderboards
+
+log = logging.getLogger(__name__)
+STASH = "leaderboards"
+CLOCK_SKEW = timedelta(minutes=1)
+"""Periods ending this close to now are checked for a concurrent close, in case workers' clocks differ."""
+
+
+@dataclass(slots=True)
+class Change:
+    """A total this unit of work changed, carried to the post-commit step."""
+
+    slot: Slot
+    member_id: int
+    units: int
+    reached_at: datetime
+    listed: bool
+    ctx: EventContext
+
+
+class LeaderboardsProcessor:
+    """Keeps board totals in SQL with the events, and Redis in step after commit."""
+
+    name = "leaderboards"
+
+    def __init__(self, runtime: Leaderboards) -> None:
+        self.runtime = runtime
+        self._known_periods: set[tuple[int, str]] = set()
+
+    async def process(self, uow: UnitOfWork) -> None:
+        """Fold the unit's events into board totals (one upsert per board mode) and emit the new totals."""
+        boards = [b for b in await self.runtime.cache.boards(uow.session, uow.brand.id) if b.active]
+        if not boards:
+            return
+        tz = uow.tz
+        merged: dict[tuple[int, str, str, int], tuple[int, datetime, EventContext]] = {}
+        periods: dict[tuple[int, str], PeriodRef] = {}
+        by_id = {b.id: b for b in boards}
+        for ctx in uow.events:
+            event = ctx.event
+            for board in boards:
+                units = ranking.contribution(
+                    board,
+                    event_type=event.type,
+                    properties=event.properties,
+                    member=ctx.member,
+                    effects=ctx.effects,
+                )
+                if units is None:
+                    continue
+                period = ranking.period_for(board, event.occurred_at, tz)
+                scope = ranking.scope_of(board, ctx.member)
+                if period is None or scope is None:
+                    continue
+                key = (board.id, period.id, scope, ctx.member_id)
+                current = merged.get(key)
+                folded = ranking.merge(board, current[:2] if current else None, units, event.occurred_at)
+                if folded is None:
+                    continue
+                merged[key] = (folded[0], folded[1], ctx)
+                periods[(board.id, period.id)] = period
+        if not merged:
+            return
+        closed = await self._closed(uow, by_id, periods)
+        if closed:
+            merged = {k: v for k, v in merged.items() if (k[0], k[1]) not in closed}
+        await self._ensure_periods(uow, periods, closed)
+        families: dict[str, list[Total]] = {}
+        for (board_id, period_id, scope, member_id), (units, reached_at, _ctx) in merged.items():
+            families.setdefault(repository.mode_family(by_id[board_id]), []).append(
+                Total(
+                    board_id=board_id,
+                    period=period_id,
+                    scope=scope,
+                    member_id=member_id,
+                    units=units,
+                    reached_at=reached_at,
+                )
+            )
+        results: list[Total] = []
+        for family, rows in families.items():
+            results.extend(
+                await repository.upsert_totals(
+                    uow.session, brand_id=uow.brand.id, family=family, rows=rows, now=uow.now
+                )
+            )
+        public = {t.member_id for t in results if by_id[t.board_id].visibility == "public"}
+        hidden = await repository.opted_out(uow.session, brand_id=uow.brand.id, member_ids=public)
+        changes: list[Change] = []
+        for total in results:
+            board = by_id[total.board_id]
+            ctx = merged[(total.board_id, total.period, total.scope, total.member_id)][2]
+            listed = ranking.qualifies(board, total.units) and not (
+                board.visibility == "public" and total.member_id in hidden
+            )
+            slot = Slot(brand_id=uow.brand.id, board=board, period=periods[(board.id, total.period)], scope=total.scope)
+            changes.append(
+                Change(
+                    slot=slot,
+                    member_id=total.member_id,
+                    units=total.units,
+                    reached_at=total.reached_at,
+                    listed=listed,
+                    ctx=ctx,
+                )
+            )
+            ctx.emit(
+                BoardTotalChanged(
+                    board=board.key,
+                    period=total.period,
+                    score=ranking.display_score(board, total.units),
+                    scope=total.scope,
+                )
+            )
+        uow.stash[STASH] = changes
+
+    async def _closed(
+        self, uow: UnitOfWork, boards: dict[int, BoardDef], periods: dict[tuple[int, str], PeriodRef]
+    ) -> set[tuple[int, str]]:
+        """Periods already closed among those a close could be racing (ended before now + skew)."""
+        suspect = {
+            pair
+            for pair, period in periods.items()
+            if period.ends_at is not None
+            and period.ends_at + timedelta(minutes=boards[pair[0]].grace_minutes) <= uow.now + CLOCK_SKEW
+        }
+        return await repository.closed_among(uow.session, pairs=suspect)
+
+    async def _ensure_periods(
+        self, uow: UnitOfWork, periods: dict[tuple[int, str], PeriodRef], closed: set[tuple[int, str]]
+    ) -> None:
+        fresh = [
+            PeriodState(board_id=pair[0], period=pair[1], starts_at=period.starts_at, ends_at=period.ends_at)
+            for pair, period in periods.items()
+            if pair not in self._known_periods and pair not in closed
+        ]
+        if not fresh:
+            return
+        await repository.ensure_periods(uow.session, brand_id=uow.brand.id, periods=fresh)
+        if len(self._known_periods) > 100_000:
+            self._known_periods.clear()
+        # Remembered only once committed work proves the rows exist; a rolled-back unit re-inserts them.
+        uow.stash.setdefault(STASH + ".periods", []).extend((p.board_id, p.period) for p in fresh)
+
+    async def after_commit(self, uow: UnitOfWork) -> None:
+        """Write the changed absolute totals to Redis, report new ranks, publish them for live widgets."""
+        self._known_periods.update(uow.stash.get(STASH + ".periods", []))
+        changes: list[Change] = uow.stash.get(STASH, [])
+        if not changes:
+            return
+        store = self.runtime.store
+        writes = [
+            Write(slot=c.slot, member_id=c.member_id, units=c.units, reached_at=c.reached_at, listed=c.listed)
+            for c in changes
+        ]
+        ready, ranks = await store.apply(writes)
+        if not ready:
+            # The brand's sentinel is gone: Redis lost its data. Repair in the background.
+            self.runtime.schedule_rebuild(uow.brand.id)
+        messages: list[tuple[str, bytes]] = []
+        for change, placed in zip(changes, ranks, strict=True):
+            if placed is None:
+                continue
+            rank, size = placed
+            board = change.slot.board
+            score = ranking.display_score(board, change.units)
+            change.ctx.emit(
+                RankChanged(
+                    board=board.key,
+                    period=change.slot.period.id,
+                    rank=rank,
+                    score=score,
+                    scope=change.slot.scope,
+                    total=size,
+                )
+            )
+            payload = {
+                "type": "rank_changed",
+                "board": board.key,
+                "period": change.slot.period.id,
+                "scope": change.slot.scope,
+                "member": change.ctx.event.member,
+                "rank": rank,
+                "score": score,
+                "total": size,
+                "at": uow.now.isoformat(),
+            }
+            channel = keys.live_channel(self.runtime.namespace, uow.brand.id, board.key)
+            messages.append((channel, msgspec.json.encode(payload)))
+        await store.publish(messages)

@@ -1,0 +1,438 @@
+"""Leaderboards end to end over HTTP, on SQLite+fakeredis and PostgreSQL+real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+import pytest
+from litestar.testing import AsyncTestClient
+from sqlalchemy import delete
+
+from leaderboards import keys
+from leaderboards.orm import BoardRow
+from leaderboards.service import Leaderboards
+from tests.conftest import REDIS_URL
+from tests.helpers import event
+
+
+@pytest.fixture
+async def client(backend, settings, redis, clock):
+    """The app on the current backend; with real Redis it builds its own client on the app's loop.
+
+    (AsyncTestClient runs the app in a portal thread with its own event loop; a redis-py client that was
+    already used on the test's loop cannot be shared with it.)
+    """
+    from web.app import create_app
+
+    if backend.endswith("fakeredis"):
+        app = create_app(settings, clock=clock, redis=redis)
+    else:
+        app = create_app(msgspec.structs.replace(settings, redis_url=REDIS_URL), clock=clock)
+    async with AsyncTestClient(app=app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def lb(db, redis, redis_namespace, clock):
+    """A Leaderboards runtime on the test's own loop (same database, Redis and namespace as the app)."""
+    return Leaderboards(db, redis, namespace=redis_namespace, clock=clock, close_interval=None)
+
+
+@pytest.fixture(autouse=True)
+async def _drop_brand(brand, db):
+    """Delete the test's boards afterwards, so later app starts have nothing of them to rebuild."""
+    yield
+    async with db.write() as session:
+        await session.execute(delete(BoardRow).where(BoardRow.brand_id == brand.brand.id))
+
+
+async def put_board(client, brand, key: str, **spec: Any) -> dict[str, Any]:
+    body = {"key": key, "title": key.title(), "metric": {"kind": "event_count", "event_type": "visit"}, **spec}
+    response = await client.put(f"/v1/leaderboards/{key}", json=body, headers=brand.headers)
+    assert response.status_code in (200, 201), response.text
+    return response.json()
+
+
+async def send(client, brand, *events: dict[str, Any]) -> list[dict[str, Any]]:
+    response = await client.post("/v1/events", json={"events": list(events)}, headers=brand.headers)
+    assert response.status_code == 200, response.text
+    return response.json()["results"]
+
+
+async def read(client, brand, key: str, *, headers=None, **params: Any) -> dict[str, Any]:
+    response = await client.get(f"/v1/leaderboards/{key}", params=params, headers=headers or brand.headers)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def visits(member: str, count: int, *, start: datetime, prefix: str = "") -> list[dict[str, Any]]:
+    return [
+        event(f"{prefix}{member}-{n}", member, "visit", (start + timedelta(minutes=n)).isoformat())
+        for n in range(count)
+    ]
+
+
+def ranks(page: dict[str, Any], field: str = "entries") -> list[tuple[str, int, float]]:
+    return [(e["member"], e["rank"], e["score"]) for e in page[field]]
+
+
+FRIDAY = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("ties", "expected"),
+    [
+        ("competition", [("a", 1, 3.0), ("c", 2, 2.0), ("b", 2, 2.0), ("d", 4, 1.0)]),
+        ("dense", [("a", 1, 3.0), ("c", 2, 2.0), ("b", 2, 2.0), ("d", 3, 1.0)]),
+        ("first_to_reach", [("a", 1, 3.0), ("b", 2, 2.0), ("c", 3, 2.0), ("d", 4, 1.0)]),
+    ],
+)
+async def test_ties_follow_the_board_policy(client, brand, ties, expected):
+    await put_board(client, brand, "visits", period="weekly", ties=ties)
+    # b reaches 2 before c does; equal scores otherwise list by member id (c after b in reverse byte order).
+    await send(
+        client,
+        brand,
+        *visits("a", 3, start=FRIDAY),
+        *visits("b", 2, start=FRIDAY),
+        *visits("c", 2, start=FRIDAY + timedelta(hours=1)),
+        *visits("d", 1, start=FRIDAY),
+    )
+    page = await read(client, brand, "visits", around="c", k=1, members="b,d,zz")
+    got = ranks(page)
+    if ties != "first_to_reach":
+        # b and c tie: their order is by member id, the same on every read.
+        assert sorted(got[1:3]) == sorted(expected[1:3])
+        assert [got[0], got[3]] == [expected[0], expected[3]]
+    else:
+        assert got == expected
+    by_member = {m: r for m, r, _ in got}
+    assert page["me"]["rank"] == by_member["c"]
+    assert page["total"] == 4
+    assert {m["member"]: m["rank"] for m in page["members"]} == {"b": by_member["b"], "d": by_member["d"], "zz": None}
+    # A page that starts inside a tie still ranks it right.
+    second = await read(client, brand, "visits", offset=2, limit=2)
+    assert [(e["rank"]) for e in second["entries"]] == [r for _, r, _ in got[2:4]]
+
+
+async def test_event_response_reports_the_new_rank(client, brand):
+    await put_board(client, brand, "visits", period="weekly")
+    await send(client, brand, *visits("a", 2, start=FRIDAY))
+    results = await send(client, brand, event("b-1", "b", "visit", FRIDAY.isoformat()))
+    ranked = [e for e in results[0]["effects"] if e["type"] == "rank_changed"]
+    assert ranked == [
+        {
+            "type": "rank_changed",
+            "board": "visits",
+            "period": "2026-W47",
+            "rank": 2,
+            "score": 1.0,
+            "scope": "",
+            "total": 2,
+        }
+    ]
+    # A duplicate changes nothing; the board is unchanged.
+    again = await send(client, brand, event("b-1", "b", "visit", FRIDAY.isoformat()))
+    assert again[0]["duplicate"] is True
+    assert (await read(client, brand, "visits"))["entries"][1]["score"] == 1.0
+
+
+async def test_around_me_at_the_top_and_bottom_edges(client, brand):
+    await put_board(client, brand, "visits", period="weekly")
+    members = [f"m{n:02d}" for n in range(12)]
+    events = [e for n, m in enumerate(members) for e in visits(m, 12 - n, start=FRIDAY)]
+    await send(client, brand, *events)
+    top = await read(client, brand, "visits", around="m00", k=2)
+    assert [e["rank"] for e in top["around"]] == [1, 2, 3, 4, 5]
+    assert top["around"][0]["me"] is True
+    assert top["me"] == {"member": "m00", "rank": 1, "score": 12.0, "percentile": 100.0, "label": top["me"]["label"]}
+    bottom = await read(client, brand, "visits", around="m11", k=2)
+    assert [e["rank"] for e in bottom["around"]] == [8, 9, 10, 11, 12]
+    assert bottom["around"][-1]["me"] is True
+    assert bottom["me"]["percentile"] == round(100 / 12, 2)
+    middle = await read(client, brand, "visits", around="m05", k=2, limit=3, offset=3)
+    assert [e["member"] for e in middle["around"]] == ["m03", "m04", "m05", "m06", "m07"]
+    assert [e["rank"] for e in middle["entries"]] == [4, 5, 6]
+
+
+async def test_weekly_rollover_in_the_brand_timezone_closes_once_and_pays(
+    client, brand, clock, lb, redis, redis_namespace
+):
+    await put_board(
+        client,
+        brand,
+        "visits",
+        period="weekly",
+        rewards=[{"from_rank": 1, "to_rank": 1, "points": 100}],
+        grace_minutes=60,
+    )
+    sunday_night = datetime(2026, 11, 22, 22, 30, tzinfo=UTC)  # 23:30 in Rome: still week 47
+    monday_early = datetime(2026, 11, 22, 23, 30, tzinfo=UTC)  # 00:30 in Rome: week 48
+    clock.set(datetime(2026, 11, 22, 23, 45, tzinfo=UTC))
+    await send(
+        client,
+        brand,
+        *visits("a", 2, start=sunday_night - timedelta(hours=1)),
+        event("b-sun", "b", "visit", sunday_night.isoformat()),
+        event("b-mon", "b", "visit", monday_early.isoformat()),
+    )
+    current = await read(client, brand, "visits")
+    assert current["period"]["id"] == "2026-W48"
+    assert ranks(current) == [("b", 1, 1.0)]
+    last = await read(client, brand, "visits", period="2026-W47")
+    assert ranks(last) == [("a", 1, 2.0), ("b", 2, 1.0)]
+    assert last["period"]["closed"] is False
+    assert await lb.close_periods(brand_id=brand.brand.id) == []  # within the grace hour
+    clock.set(datetime(2026, 11, 23, 1, 0, tzinfo=UTC))
+    closed = await asyncio.gather(*(lb.close_periods(brand_id=brand.brand.id) for _ in range(3)))
+    assert sorted(len(c) for c in closed) == [0, 0, 1]
+    archived = await read(client, brand, "visits", period="2026-W47", around="b", k=1)
+    assert archived["source"] == "archive"
+    assert archived["period"]["closed"] is True
+    assert ranks(archived) == [("a", 1, 2.0), ("b", 2, 1.0)]
+    assert archived["me"]["rank"] == 2
+    history = await client.get("/v1/members/a/points", headers=brand.headers)
+    assert [(e["points"], e["source"], e["key"]) for e in history.json()["entries"]] == [(100, "board", "visits")]
+    key = keys.standings(redis_namespace, brand.brand.id, "visits", "2026-W47")
+    assert 0 < await redis.ttl(key) <= 30 * 86400
+    # A late event for the closed week no longer changes it.
+    await send(client, brand, *visits("b", 3, start=sunday_night, prefix="late-"))
+    assert ranks(await read(client, brand, "visits", period="2026-W47")) == [("a", 1, 2.0), ("b", 2, 1.0)]
+
+
+async def test_late_event_lands_in_the_week_it_happened(client, brand, clock):
+    await put_board(client, brand, "visits", period="weekly")
+    clock.set(datetime(2026, 11, 23, 9, 0, tzinfo=UTC))  # Monday of week 48
+    last_week = datetime(2026, 11, 19, 12, 0, tzinfo=UTC)
+    results = await send(client, brand, event("late-1", "a", "visit", last_week.isoformat()))
+    totals = [e for e in results[0]["effects"] if e["type"] == "rank_changed"]
+    assert totals[0]["period"] == "2026-W47"
+    assert (await read(client, brand, "visits"))["total"] == 0
+    assert ranks(await read(client, brand, "visits", period="2026-W47")) == [("a", 1, 1.0)]
+
+
+async def test_best_score_mode_keeps_the_best_in_each_direction(client, brand):
+    metric = {"kind": "property_sum", "event_type": "lap", "property": "seconds"}
+    await put_board(client, brand, "fastest", metric=metric, mode="best", order="asc", decimals=1)
+    await put_board(client, brand, "longest", metric=metric, mode="best", order="desc", decimals=1)
+    await put_board(client, brand, "last", metric=metric, mode="latest", decimals=1)
+    laps = [("a", 61.2, 0), ("a", 58.4, 1), ("a", 70.0, 2), ("b", 59.9, 0), ("b", 58.4, 3)]
+    await send(
+        client,
+        brand,
+        *(
+            event(f"lap-{m}-{n}", m, "lap", (FRIDAY + timedelta(minutes=n)).isoformat(), seconds=s)
+            for n, (m, s, _) in enumerate(laps)
+        ),
+    )
+    assert ranks(await read(client, brand, "fastest")) in (
+        [("b", 1, 58.4), ("a", 1, 58.4)],
+        [("a", 1, 58.4), ("b", 1, 58.4)],
+    )
+    assert ranks(await read(client, brand, "longest")) == [("a", 1, 70.0), ("b", 2, 59.9)]
+    assert ranks(await read(client, brand, "last")) == [("a", 1, 70.0), ("b", 2, 58.4)]
+
+
+async def test_scoped_board_ranks_each_store_apart(client, brand):
+    for member, store in [("a", "milano"), ("b", "milano"), ("c", "roma"), ("d", "")]:
+        body = {"external_id": member, "display_name": f"User {member.upper()}", "attributes": {"store": store}}
+        assert (await client.post("/v1/members", json=body, headers=brand.headers)).status_code == 201
+    await put_board(client, brand, "per-store", period="monthly", scope="store")
+    await send(
+        client,
+        brand,
+        *visits("a", 1, start=FRIDAY),
+        *visits("b", 3, start=FRIDAY),
+        *visits("c", 2, start=FRIDAY),
+        *visits("d", 5, start=FRIDAY),
+    )
+    milano = await read(client, brand, "per-store", scope="milano")
+    assert ranks(milano) == [("b", 1, 3.0), ("a", 2, 1.0)]
+    roma = await read(client, brand, "per-store", around="c")
+    assert roma["scope"] == "roma"
+    assert ranks(roma) == [("c", 1, 2.0)]
+    missing = await client.get("/v1/leaderboards/per-store", headers=brand.headers)
+    assert missing.status_code == 422
+    assert missing.json()["field"] == "scope"
+
+
+async def test_rebuild_makes_redis_identical_after_its_keys_are_deleted(client, brand, lb, redis, redis_namespace):
+    await put_board(client, brand, "comp", period="weekly")
+    await put_board(client, brand, "dense", period="weekly", ties="dense", min_score=2)
+    await put_board(client, brand, "ftr", period="all_time", ties="first_to_reach")
+    await put_board(
+        client, brand, "window", period="window", starts_at="2026-11-01T00:00:00Z", ends_at="2026-12-01T00:00:00Z"
+    )
+    await send(
+        client,
+        brand,
+        *visits("a", 3, start=FRIDAY),
+        *visits("b", 2, start=FRIDAY + timedelta(minutes=5)),
+        *visits("c", 2, start=FRIDAY),
+        *visits("d", 1, start=FRIDAY),
+    )
+    pattern = f"{redis_namespace}:lb:{{b{brand.brand.id}*"
+    before = await lb.store.dump(pattern)
+    assert len([k for k in before if ":z:" in k]) == 4
+    page_before = await read(client, brand, "dense", around="b", k=1)
+    # Redis loses the brand's keys (as after a flush), including the sentinel.
+    async for name in redis.scan_iter(match=pattern):
+        await redis.unlink(name)
+    while_empty = await read(client, brand, "dense", around="b", k=1)
+    assert while_empty["source"] == "sql"
+    assert {k: v for k, v in while_empty.items() if k != "source"} == {
+        k: v for k, v in page_before.items() if k != "source"
+    }
+    # The read noticed the missing sentinel and rebuilt the brand in the background.
+    for _ in range(100):
+        if (await read(client, brand, "dense"))["source"] == "redis":
+            break
+        await asyncio.sleep(0.05)
+    assert await lb.store.dump(pattern) == before
+    # The command-line rebuild of one board, and of everything, changes nothing either.
+    await lb.rebuild(brand_id=brand.brand.id, board_key="ftr")
+    await lb.rebuild(brand_id=brand.brand.id)
+    assert await lb.store.dump(pattern) == before
+    assert (await read(client, brand, "dense", around="b", k=1))["source"] == "redis"
+
+
+async def test_publishable_key_reads_only_public_boards(client, brand):
+    await put_board(client, brand, "public", period="weekly", display="initials")
+    await put_board(client, brand, "private", period="weekly", visibility="members")
+    await client.post("/v1/members", json={"external_id": "a", "display_name": "Giulia Rossi"}, headers=brand.headers)
+    await send(client, brand, *visits("a", 1, start=FRIDAY))
+    listed = await client.get("/v1/leaderboards", headers=brand.public_headers)
+    assert [b["key"] for b in listed.json()] == ["public"]
+    page = await read(client, brand, "public", headers=brand.public_headers)
+    assert page["entries"] == [{"rank": 1, "score": 1.0, "label": "G. R.", "member": None, "me": False}]
+    assert (await client.get("/v1/leaderboards/private", headers=brand.public_headers)).status_code == 404
+    denied = await client.put(
+        "/v1/leaderboards/x",
+        json={"key": "x", "title": "X", "metric": {"kind": "points"}},
+        headers=brand.public_headers,
+    )
+    assert denied.status_code == 403
+    assert (await client.get("/v1/leaderboards/public")).status_code == 401
+
+
+async def test_opt_out_and_pseudonym(client, brand):
+    await put_board(client, brand, "public", period="weekly")
+    await put_board(client, brand, "private", period="weekly", visibility="members")
+    await client.post("/v1/members", json={"external_id": "a", "display_name": "Giulia Rossi"}, headers=brand.headers)
+    await send(client, brand, *visits("a", 2, start=FRIDAY), *visits("b", 1, start=FRIDAY))
+    response = await client.put(
+        "/v1/leaderboard-preferences/a", json={"display": "pseudonym", "pseudonym": "Caffeina"}, headers=brand.headers
+    )
+    assert response.status_code == 200, response.text
+    assert next(e["label"] for e in (await read(client, brand, "public"))["entries"]) == "Caffeina"
+    await client.put("/v1/leaderboard-preferences/a", json={"opt_out": True}, headers=brand.headers)
+    assert ranks(await read(client, brand, "public")) == [("b", 1, 1.0)]
+    assert ranks(await read(client, brand, "private")) == [("a", 1, 2.0), ("b", 2, 1.0)]
+    # New activity keeps them off the public board.
+    await send(client, brand, *visits("a", 1, start=FRIDAY, prefix="more-"))
+    assert ranks(await read(client, brand, "public")) == [("b", 1, 1.0)]
+    await client.put("/v1/leaderboard-preferences/a", json={"opt_out": False}, headers=brand.headers)
+    assert ranks(await read(client, brand, "public"))[0] == ("a", 1, 3.0)
+    bad = await client.put("/v1/leaderboard-preferences/a", json={"display": "nickname"}, headers=brand.headers)
+    assert bad.status_code in (400, 422)
+
+
+async def test_erasure_removes_a_member_everywhere(client, brand, clock, db, lb, redis, redis_namespace):
+    from engine.ids import MemberId
+    from leaderboards import erase_member
+
+    await put_board(client, brand, "visits", period="weekly", grace_minutes=0)
+    await send(client, brand, *visits("a", 2, start=FRIDAY), *visits("b", 1, start=FRIDAY))
+    clock.set(datetime(2026, 11, 30, 0, 0, tzinfo=UTC))
+    assert len(await lb.close_periods(brand_id=brand.brand.id)) == 1
+    await send(client, brand, *visits("a", 1, start=clock.now(), prefix="w49-"))
+    async with db.read() as session:
+        from engine.members import get_member
+
+        a = await get_member(session, brand_id=brand.brand.id, external_id="a")
+    async with db.write() as session:
+        touched = await erase_member(
+            session,
+            redis,
+            namespace=redis_namespace,
+            brand_id=brand.brand.id,
+            member_id=MemberId(a.id),
+        )
+    assert touched == 2
+    assert ranks(await read(client, brand, "visits")) == []
+    # Archived ranks are history (rewards were paid by them): the others keep theirs.
+    assert ranks(await read(client, brand, "visits", period="2026-W47")) == [("b", 2, 1.0)]
+    pattern = f"{redis_namespace}:lb:{{b{brand.brand.id}:*"
+    dump = await lb.store.dump(pattern)
+    assert all(str(a.id).encode() not in dict(v) for k, v in dump.items() if ":z:" in k)
+
+
+async def test_bad_definitions_answer_422_and_change_nothing(client, brand):
+    cases = [
+        ({"metric": {"kind": "points"}, "period": "window"}, "$.starts_at"),
+        ({"metric": {"kind": "points"}, "filter": {"field": "nope", "eq": 1}}, "$.filter.field"),
+        (
+            {"metric": {"kind": "points"}, "rewards": [{"from_rank": 3, "to_rank": 1, "points": 5}]},
+            "$.rewards[0].to_rank",
+        ),
+        ({"metric": {"kind": "nope"}}, None),
+    ]
+    for spec, field in cases:
+        body = {"key": "b", "title": "B", **spec}
+        response = await client.put("/v1/leaderboards/b", json=body, headers=brand.headers)
+        assert response.status_code in (400, 422), response.text
+        if field:
+            assert response.json()["field"] == field
+    assert (await client.get("/v1/leaderboards", headers=brand.headers)).json() == []
+    mismatch = await client.put(
+        "/v1/leaderboards/b", json={"key": "c", "title": "C", "metric": {"kind": "points"}}, headers=brand.headers
+    )
+    assert mismatch.status_code == 422
+    assert (await client.get("/v1/leaderboards/b?period=2026-13", headers=brand.headers)).status_code == 404
+
+
+async def test_definition_round_trip_update_and_delete(client, brand):
+    created = await put_board(client, brand, "pts", metric={"kind": "points_from", "source": "rule"}, period="daily")
+    got = await client.get("/v1/leaderboards/pts/definition", headers=brand.headers)
+    assert got.json() == created
+    await put_board(client, brand, "pts", metric={"kind": "points_from", "source": "rule"}, period="daily", title="New")
+    assert (await client.get("/v1/leaderboards", headers=brand.headers)).json()[0]["title"] == "New"
+    bad_period = await client.get("/v1/leaderboards/pts?period=2026-W47", headers=brand.headers)
+    assert bad_period.status_code == 422
+    assert bad_period.json()["field"] == "period"
+    assert (await client.delete("/v1/leaderboards/pts", headers=brand.headers)).status_code == 204
+    assert (await client.get("/v1/leaderboards/pts", headers=brand.headers)).status_code == 404
+
+
+async def test_rank_changes_are_published(client, brand, redis, redis_namespace):
+    await put_board(client, brand, "visits", period="weekly")
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(keys.live_channel(redis_namespace, brand.brand.id, "visits"))
+    try:
+        await pubsub.get_message(timeout=1.0)  # the subscribe confirmation
+        await send(client, brand, event("e1", "a", "visit", FRIDAY.isoformat()))
+        message = None
+        for _ in range(20):
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
+            if message:
+                break
+        assert message is not None
+        import json
+
+        data = json.loads(message["data"])
+        assert data | {"at": None} == {
+            "type": "rank_changed",
+            "board": "visits",
+            "period": "2026-W47",
+            "scope": "",
+            "member": "a",
+            "rank": 1,
+            "score": 1.0,
+            "total": 1,
+            "at": None,
+        }
+    finally:
+        await pubsub.aclose()

@@ -1,24 +1,486 @@
-"""HTTP endpoints and pipeline wiring of the `challenges` package (filled in by its issue)."""
+"""HTTP endpoints and pipeline wiring of the ``challenges`` package.
+
+- ``/v1/campaigns`` and ``/v1/challenges``: per-resource definitions (each change is a new program version);
+- ``/v1/members/{id}/challenges``: a member's challenges with progress, and the explain view;
+- ``/v1/members/{id}/campaigns/{key}/opt-in``: opt-in for campaigns that ask for one;
+- ``/v1/program``: the whole program document (see :mod:`web.program`).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Annotated, Any
 
+import msgspec
+from litestar import Controller, Response, delete, get, post, put
+from litestar.di import Provide
+from litestar.params import FromPath, JSONBody, QueryParameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from challenges import backfill, repository, service, views
+from challenges.config import CampaignSpec, ChallengeSpec, build_campaign, decode
+from challenges.models import CampaignState
+from challenges.processor import ChallengeProcessor
+from challenges.rules import campaign_state
+from engine import members as members_repo
+from engine.errors import NotFound, ValidationError
+from engine.ids import MemberId
 from engine.pipeline import Processor
 from engine.tenants import Brand
-from web.deps import Services
+from web.deps import PrincipalDep, Services, ServicesDep, provide_secret_principal
+from web.program import ProgramController, apply_program, parse_instant, record_change
 
-routes: list[Any] = []
+
+class CampaignOut(msgspec.Struct, kw_only=True):
+    """A campaign: its definition, its window in UTC, its state now, and its challenges."""
+
+    campaign: CampaignSpec
+    state: CampaignState
+    starts_at: datetime | None
+    ends_at: datetime | None
+    challenges: list[str]
+
+
+class CampaignSaved(msgspec.Struct, kw_only=True):
+    """A campaign after a change, with what changed and the program version it made."""
+
+    campaign: CampaignOut
+    changes: list[str]
+    version: int | None
+
+
+class ChallengeOut(msgspec.Struct, kw_only=True):
+    """A challenge definition and its campaign's state now."""
+
+    challenge: ChallengeSpec
+    state: CampaignState
+
+
+class ChallengeSaved(msgspec.Struct, kw_only=True):
+    """A challenge after a change, with what changed, the program version and any backfill run."""
+
+    challenge: ChallengeOut
+    changes: list[str]
+    version: int | None
+    backfills: list[backfill.BackfillReport]
+
+
+async def _definitions(services: Services, brand: Brand) -> tuple[list[CampaignSpec], list[ChallengeSpec]]:
+    async with services.db.read() as session:
+        campaigns, challenges = await service.export_definitions(session, brand_id=brand.id)
+    return (
+        [decode(c, CampaignSpec, path="$") for c in campaigns],
+        [decode(c, ChallengeSpec, path="$") for c in challenges],
+    )
+
+
+def _campaign_out(spec: CampaignSpec, challenges: list[ChallengeSpec], *, brand: Brand, now: datetime) -> CampaignOut:
+    compiled = build_campaign(spec, tz=brand.tz)
+    return CampaignOut(
+        campaign=spec,
+        state=campaign_state(compiled, now),
+        starts_at=compiled.starts_at,
+        ends_at=compiled.ends_at,
+        challenges=[c.key for c in challenges if c.campaign == spec.key],
+    )
+
+
+async def _one_campaign(services: Services, brand: Brand, key: str) -> CampaignOut:
+    campaigns, challenges = await _definitions(services, brand)
+    for spec in campaigns:
+        if spec.key == key:
+            return _campaign_out(spec, challenges, brand=brand, now=services.clock.now())
+    raise NotFound(f"no campaign {key!r}", field="key")
+
+
+def _challenge_outs(
+    campaigns: list[CampaignSpec], challenges: list[ChallengeSpec], *, brand: Brand, now: datetime
+) -> list[ChallengeOut]:
+    states = {c.key: campaign_state(build_campaign(c, tz=brand.tz), now) for c in campaigns}
+    return [ChallengeOut(challenge=c, state=states[c.campaign]) for c in challenges if c.campaign in states]
+
+
+async def _one_challenge(services: Services, brand: Brand, key: str) -> ChallengeOut:
+    campaigns, challenges = await _definitions(services, brand)
+    found = [c for c in challenges if c.key == key]
+    if not found:
+        raise NotFound(f"no challenge {key!r}", field="key")
+    return _challenge_outs(campaigns, found, brand=brand, now=services.clock.now())[0]
+
+
+def _same_key(body_key: str, path_key: str) -> None:
+    if body_key != path_key:
+        raise ValidationError(f"the body's key {body_key!r} differs from the path's {path_key!r}", field="$.key")
+
+
+class CampaignsController(Controller):
+    """Campaigns: window, status (draft, live, paused), eligibility, opt-in (secret key)."""
+
+    path = "/v1/campaigns"
+    tags = ("campaigns",)
+    dependencies = {"principal": Provide(provide_secret_principal)}  # noqa: RUF012
+
+    @get("/", summary="List campaigns")
+    async def list_campaigns(self, services: ServicesDep, principal: PrincipalDep) -> list[CampaignOut]:
+        """Every live (not archived) campaign with its state now."""
+        campaigns, challenges = await _definitions(services, principal.brand)
+        now = services.clock.now()
+        return [_campaign_out(c, challenges, brand=principal.brand, now=now) for c in campaigns]
+
+    @get("/{key:str}", summary="Get a campaign")
+    async def get_campaign(self, key: FromPath[str], services: ServicesDep, principal: PrincipalDep) -> CampaignOut:
+        """One campaign; 404 when there is none (or it was archived)."""
+        return await _one_campaign(services, principal.brand, key)
+
+    @put("/{key:str}", summary="Create or replace a campaign")
+    async def put_campaign(
+        self, key: FromPath[str], data: JSONBody[CampaignSpec], services: ServicesDep, principal: PrincipalDep
+    ) -> CampaignSaved:
+        """Validated first: a mistake answers 422 naming its path and nothing changes."""
+        _same_key(data.key, key)
+        brand, now = principal.brand, services.clock.now()
+        async with services.db.write() as session:
+            await repository.lock_program(session, db=services.db, brand_id=brand.id)
+            changes = await service.apply_definitions(
+                session, brand=brand, campaigns=[data], challenges=None, now=now, replace=False
+            )
+            version = await record_change(session, brand=brand, changes=changes, source="api:campaigns", now=now)
+        await backfill.run_pending(services.db, brand=brand, now=now)
+        return CampaignSaved(campaign=await _one_campaign(services, brand, key), changes=changes, version=version)
+
+    @delete("/{key:str}", summary="Archive a campaign")
+    async def delete_campaign(self, key: FromPath[str], services: ServicesDep, principal: PrincipalDep) -> None:
+        """Archive it (409 while challenges still belong to it); opt-ins are kept should it come back."""
+        brand, now = principal.brand, services.clock.now()
+        async with services.db.write() as session:
+            await repository.lock_program(session, db=services.db, brand_id=brand.id)
+            changes = await service.archive_campaign(session, brand=brand, key=key, now=now)
+            await record_change(session, brand=brand, changes=changes, source="api:campaigns", now=now)
+
+    @post("/{key:str}/pause", summary="Pause a campaign", status_code=200)
+    async def pause(self, key: FromPath[str], services: ServicesDep, principal: PrincipalDep) -> CampaignSaved:
+        """Events received while a campaign is paused do not count for its challenges."""
+        return await self._status(services, principal.brand, key, "paused")
+
+    @post("/{key:str}/resume", summary="Resume (publish) a campaign", status_code=200)
+    async def resume(self, key: FromPath[str], services: ServicesDep, principal: PrincipalDep) -> CampaignSaved:
+        """Set the campaign live again (also publishes a draft)."""
+        return await self._status(services, principal.brand, key, "live")
+
+    async def _status(self, services: Services, brand: Brand, key: str, status: Any) -> CampaignSaved:
+        now = services.clock.now()
+        async with services.db.write() as session:
+            await repository.lock_program(session, db=services.db, brand_id=brand.id)
+            changes = await service.set_campaign_status(session, brand=brand, key=key, status=status, now=now)
+            version = await record_change(session, brand=brand, changes=changes, source="api:campaigns", now=now)
+        await backfill.run_pending(services.db, brand=brand, now=now)
+        return CampaignSaved(campaign=await _one_campaign(services, brand, key), changes=changes, version=version)
+
+
+class ChallengesController(Controller):
+    """Challenge definitions: rule, recurrence, limits, rewards (secret key)."""
+
+    path = "/v1/challenges"
+    tags = ("challenges",)
+    dependencies = {"principal": Provide(provide_secret_principal)}  # noqa: RUF012
+
+    @get("/", summary="List challenges")
+    async def list_challenges(
+        self,
+        services: ServicesDep,
+        principal: PrincipalDep,
+        campaign: Annotated[str | None, QueryParameter(max_length=64, description="Only this campaign's.")] = None,
+    ) -> list[ChallengeOut]:
+        """Every live (not archived) challenge in program order."""
+        campaigns, challenges = await _definitions(services, principal.brand)
+        chosen = [c for c in challenges if campaign is None or c.campaign == campaign]
+        return _challenge_outs(campaigns, chosen, brand=principal.brand, now=services.clock.now())
+
+    @get("/{key:str}", summary="Get a challenge")
+    async def get_challenge(self, key: FromPath[str], services: ServicesDep, principal: PrincipalDep) -> ChallengeOut:
+        """One challenge; 404 when there is none (or it was archived)."""
+        return await _one_challenge(services, principal.brand, key)
+
+    @put("/{key:str}", summary="Create or replace a challenge")
+    async def put_challenge(
+        self, key: FromPath[str], data: JSONBody[ChallengeSpec], services: ServicesDep, principal: PrincipalDep
+    ) -> ChallengeSaved:
+        """Validated first (422 naming the path, nothing changed). Changing a running challenge keeps progress."""
+        _same_key(data.key, key)
+        brand, now = principal.brand, services.clock.now()
+        async with services.db.write() as session:
+            await repository.lock_program(session, db=services.db, brand_id=brand.id)
+            changes = await service.apply_definitions(
+                session, brand=brand, campaigns=None, challenges=[data], now=now, replace=False
+            )
+            version = await record_change(session, brand=brand, changes=changes, source="api:challenges", now=now)
+        reports = await backfill.run_pending(services.db, brand=brand, now=now)
+        return ChallengeSaved(
+            challenge=await _one_challenge(services, brand, key), changes=changes, version=version, backfills=reports
+        )
+
+    @delete("/{key:str}", summary="Archive a challenge")
+    async def delete_challenge(self, key: FromPath[str], services: ServicesDep, principal: PrincipalDep) -> None:
+        """It stops counting and leaves the program; members' progress is kept should it come back."""
+        brand, now = principal.brand, services.clock.now()
+        async with services.db.write() as session:
+            await repository.lock_program(session, db=services.db, brand_id=brand.id)
+            changes = await service.archive_challenge(session, brand=brand, key=key, now=now)
+            await record_change(session, brand=brand, changes=changes, source="api:challenges", now=now)
+
+    @post("/{key:str}/backfill", summary="Backfill a challenge from the event log", status_code=200)
+    async def run_backfill(
+        self,
+        key: FromPath[str],
+        services: ServicesDep,
+        principal: PrincipalDep,
+        since: Annotated[
+            str, QueryParameter(name="from", min_length=10, max_length=40, description="Date or date-time.")
+        ],
+    ) -> backfill.BackfillReport:
+        """Recompute members' progress counting stored events since ``from`` (completions get their rewards once)."""
+        brand = principal.brand
+        start = parse_instant(since, brand, field="from")
+        assert start is not None
+        return await backfill.backfill(services.db, brand=brand, key=key, since=start, now=services.clock.now())
+
+
+class MemberChallengesController(Controller):
+    """A member's challenges, progress, explanations and opt-ins (secret key)."""
+
+    path = "/v1/members/{external_id:str}"
+    tags = ("members", "challenges")
+    dependencies = {"principal": Provide(provide_secret_principal)}  # noqa: RUF012
+
+    @get("/challenges", summary="A member's challenges with progress")
+    async def list_member_challenges(
+        self,
+        external_id: FromPath[str],
+        services: ServicesDep,
+        principal: PrincipalDep,
+        include_ended: Annotated[
+            bool, QueryParameter(description="Also ended campaigns the member did not join.")
+        ] = False,
+    ) -> list[views.MemberChallenge]:
+        """Each challenge the member is eligible for: progress, target, percent, state, current instance, dates."""
+        brand = principal.brand
+        async with services.db.read() as session:
+            member = await members_repo.get_member(session, brand_id=brand.id, external_id=external_id)
+            return await views.member_challenges(
+                session, brand=brand, member=member, now=services.clock.now(), include_ended=include_ended
+            )
+
+    @get("/challenges/{key:str}", summary="One challenge with the member's progress")
+    async def get_member_challenge(
+        self, external_id: FromPath[str], key: FromPath[str], services: ServicesDep, principal: PrincipalDep
+    ) -> views.MemberChallenge:
+        """Progress of the member on one challenge (its current instance)."""
+        brand = principal.brand
+        async with services.db.read() as session:
+            member = await members_repo.get_member(session, brand_id=brand.id, external_id=external_id)
+            return await views.member_challenge(session, brand=brand, member=member, key=key, now=services.clock.now())
+
+    @get("/challenges/{key:str}/explain", summary="Why each recent event did or did not count")
+    async def explain(
+        self,
+        external_id: FromPath[str],
+        key: FromPath[str],
+        services: ServicesDep,
+        principal: PrincipalDep,
+        limit: Annotated[int, QueryParameter(ge=1, le=200, description="Recent events to explain.")] = 20,
+    ) -> views.Explanation:
+        """The member's recent events, newest first, each with the reason it counted or not."""
+        brand = principal.brand
+        async with services.db.read() as session:
+            member = await members_repo.get_member(session, brand_id=brand.id, external_id=external_id)
+            return await views.explain(
+                session, brand=brand, member=member, key=key, now=services.clock.now(), limit=limit
+            )
+
+    @post("/campaigns/{key:str}/opt-in", summary="Opt a member in to a campaign", status_code=201)
+    async def opt_in(
+        self, external_id: FromPath[str], key: FromPath[str], services: ServicesDep, principal: PrincipalDep
+    ) -> Response[service.OptIn]:
+        """201 on the first opt-in, 200 on a repeat (the first time is kept). Unknown members are enrolled."""
+        result = await service.opt_in(
+            services.db, brand=principal.brand, external_id=external_id, campaign_key=key, now=services.clock.now()
+        )
+        return Response(result, status_code=201 if result.created else 200)
+
+    @post("/challenges/{key:str}/opt-in", summary="Opt a member in to a challenge's campaign", status_code=201)
+    async def opt_in_challenge(
+        self, external_id: FromPath[str], key: FromPath[str], services: ServicesDep, principal: PrincipalDep
+    ) -> Response[service.OptIn]:
+        """The same as opting in to the campaign the challenge belongs to."""
+        async with services.db.read() as session:
+            spec = await service.get_challenge_spec(session, brand_id=principal.brand.id, key=key)
+        result = await service.opt_in(
+            services.db,
+            brand=principal.brand,
+            external_id=external_id,
+            campaign_key=spec.campaign,
+            now=services.clock.now(),
+        )
+        return Response(result, status_code=201 if result.created else 200)
+
+
+routes: list[Any] = [CampaignsController, ChallengesController, MemberChallengesController, ProgramController]
 
 
 def processors(services: Services) -> list[Processor]:
-    """The pipeline steps this package contributes, in order."""
-    return []
+    """The challenges step of the pipeline (after points, before badges)."""
+    processor = ChallengeProcessor()
+    services.extras["challenges.processor"] = processor
+    return [processor]
 
 
 async def startup(services: Services) -> None:
-    """Work to do once the app's services exist (e.g. register domain services in `services.extras`)."""
+    """Register the member erasure and data-export hooks (definitions load per brand on first use)."""
+
+    async def erase(session: AsyncSession, brand: Brand, member_id: MemberId) -> None:
+        await repository.forget_member(session, brand_id=brand.id, member_id=member_id)
+
+    async def export(session: AsyncSession, brand: Brand, member_id: MemberId) -> Any:
+        found = await members_repo.members_by_id(session, brand_id=brand.id, ids=[member_id])
+        member = found.get(member_id)
+        if member is None:
+            return None
+        data = await views.member_data(session, brand=brand, member=member, now=services.clock.now())
+        return msgspec.to_builtins(data)
+
+    services.erasure_hooks.append(erase)
+    services.export_hooks["challenges"] = export
+
+
+def demo_program(now: datetime) -> dict[str, Any]:
+    """The demo brand's campaigns and challenges: every rule type, a recurring one, an opt-in campaign."""
+    start = (now - timedelta(days=30)).isoformat()
+    end = (now + timedelta(days=60)).isoformat()
+    return {
+        "campaigns": [
+            {
+                "key": "autumn",
+                "title": "Autumn at the café",
+                "description": "Visit, taste, review: challenges all season long.",
+                "starts_at": start,
+                "ends_at": end,
+            },
+            {
+                "key": "club",
+                "title": "Club challenges",
+                "description": "For gold and silver members.",
+                "starts_at": start,
+                "ends_at": end,
+                "eligibility": {"field": "member.tier", "in": ["gold", "silver"]},
+            },
+            {
+                "key": "panel",
+                "title": "Tasting panel",
+                "description": "Members who join the panel answer our surveys.",
+                "starts_at": start,
+                "ends_at": end,
+                "opt_in": True,
+            },
+        ],
+        "challenges": [
+            {
+                "key": "regular",
+                "campaign": "autumn",
+                "title": "Regular",
+                "description": "Buy a coffee five times.",
+                "rule": {"type": "count", "event_type": "purchase", "target": 5},
+                "reward": {"points": 100},
+                "min_interval": "10m",
+            },
+            {
+                "key": "big-spender",
+                "campaign": "autumn",
+                "title": "Big spender",
+                "description": "Spend 150 euro.",
+                "rule": {"type": "sum", "event_type": "purchase", "property": "amount", "target": 150},
+                "reward": {"points": 200},
+            },
+            {
+                "key": "three-day-streak",
+                "campaign": "autumn",
+                "title": "Three days in a row",
+                "description": "Visit us three days in a row; one missed day is forgiven once.",
+                "rule": {"type": "streak", "event_type": "visit", "target": 3, "freezes": 1},
+                "reward": {"points": 50, "badge": "streak-master"},
+            },
+            {
+                "key": "explorer",
+                "campaign": "autumn",
+                "title": "Explorer",
+                "description": "Visit three different cafés.",
+                "rule": {"type": "distinct", "event_type": "visit", "property": "store", "target": 3},
+                "reward": {"points": 75, "badge": "explorer"},
+            },
+            {
+                "key": "critic",
+                "campaign": "autumn",
+                "title": "Critic",
+                "description": "Write a 4- or 5-star review, refer a friend, then visit.",
+                "rule": {
+                    "type": "sequence",
+                    "steps": [
+                        {"event_type": "review", "filter": {"field": "properties.stars", "gte": 4}},
+                        {"event_type": "referral"},
+                        {"event_type": "visit"},
+                    ],
+                },
+                "reward": {"points": 150, "badge": "critic"},
+            },
+            {
+                "key": "all-rounder",
+                "campaign": "club",
+                "title": "All-rounder",
+                "description": "A purchase, a review and a survey, in any order.",
+                "rule": {
+                    "type": "all_of",
+                    "steps": [{"event_type": "purchase"}, {"event_type": "review"}, {"event_type": "survey"}],
+                },
+                "reward": {"points": 120},
+            },
+            {
+                "key": "first-review",
+                "campaign": "autumn",
+                "title": "First review",
+                "description": "Your first review ever.",
+                "rule": {"type": "first", "event_type": "review"},
+                "reward": {"points": 25},
+            },
+            {
+                "key": "panelist",
+                "campaign": "panel",
+                "title": "Panelist",
+                "description": "Answer two surveys (join the panel first).",
+                "rule": {"type": "count", "event_type": "survey", "target": 2},
+                "reward": {"points": 40},
+            },
+            {
+                "key": "weekly-visits",
+                "campaign": "autumn",
+                "title": "Three visits a week",
+                "description": "Visit three times in a week; up to ten weeks.",
+                "rule": {"type": "count", "event_type": "visit", "target": 3},
+                "recurrence": "weekly",
+                "max_completions": 10,
+                "reward": {"points": 30},
+            },
+        ],
+    }
+
+
+#: Demo members who joined the opt-in panel (a month ago, so the demo's past events count).
+DEMO_PANELISTS = ("m-giulia", "m-marco", "m-sofia")
 
 
 async def seed_demo(services: Services, brand: Brand) -> None:
-    """Create this package's demo definitions for the demo brand (events are sent afterwards)."""
+    """Apply the demo program (campaigns and challenges of every rule type) and opt a few members in."""
+    now = services.clock.now()
+    await apply_program(services.db, brand=brand, document=demo_program(now), now=now, source="demo")
+    for external_id in DEMO_PANELISTS:
+        await service.opt_in(
+            services.db, brand=brand, external_id=external_id, campaign_key="panel", now=now - timedelta(days=30)
+        )

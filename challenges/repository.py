@@ -1,0 +1,714 @@
+"""Async queries of the challenges package. Every function takes the session (or database) as a parameter.
+
+Outside this module and :mod:`challenges.orm` nothing sees ORM rows: definitions come back as
+:class:`StoredCampaign` / :class:`StoredChallenge`, progress as :class:`challenges.models.MemberState`.
+Reads are batched (one query per unit of work for member states and one for opt-ins) and states are
+written with one bulk upsert; per-member serialisation comes from the pipeline's member-row locks.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, cast
+
+import msgspec
+from sqlalchemy import and_, delete, func, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from challenges.config import CampaignSpec, ChallengeSpec, build_campaign, build_challenge, decode
+from challenges.models import Campaign, Challenge, MemberState
+from challenges.orm import CampaignRow, ChallengeRow, CompletionRow, EnrolmentRow, MemberStateRow, ProgramVersionRow
+from engine.events import Event
+from engine.ids import BrandId, MemberId
+from engine.orm import BrandRow, EarningRuleRow, EventRow, MemberRow
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterable
+    from zoneinfo import ZoneInfo
+
+    from sqlalchemy import Table
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from engine.db import Database
+
+_CHUNK = 500
+
+
+class StoredCampaign(msgspec.Struct, frozen=True, kw_only=True):
+    """A campaign row as stored."""
+
+    id: int
+    key: str
+    spec: dict[str, Any]
+    archived_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class StoredChallenge(msgspec.Struct, frozen=True, kw_only=True):
+    """A challenge row as stored."""
+
+    id: int
+    key: str
+    campaign_id: int
+    spec: dict[str, Any]
+    position: int
+    live_since: datetime
+    backfilled_from: datetime | None
+    archived_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ProgramVersion(msgspec.Struct, frozen=True, kw_only=True):
+    """One recorded version of the program document."""
+
+    version: int
+    changes: list[str]
+    source: str
+    created_at: datetime
+
+
+def _chunks(items: Iterable[Any]) -> Iterable[list[Any]]:
+    values = list(items)
+    for start in range(0, len(values), _CHUNK):
+        yield values[start : start + _CHUNK]
+
+
+# --- definitions -------------------------------------------------------------------------------------
+
+
+async def stored_campaigns(
+    session: AsyncSession, *, brand_id: BrandId, include_archived: bool = False
+) -> list[StoredCampaign]:
+    """The brand's campaigns by key (archived ones only if asked)."""
+    query = select(CampaignRow).where(CampaignRow.brand_id == brand_id)
+    if not include_archived:
+        query = query.where(CampaignRow.archived_at.is_(None))
+    rows = await session.scalars(query.order_by(CampaignRow.key))
+    return [msgspec.convert(r, StoredCampaign, from_attributes=True) for r in rows]
+
+
+async def stored_challenges(
+    session: AsyncSession, *, brand_id: BrandId, include_archived: bool = False
+) -> list[StoredChallenge]:
+    """The brand's challenges in program order (archived ones only if asked)."""
+    query = select(ChallengeRow).where(ChallengeRow.brand_id == brand_id)
+    if not include_archived:
+        query = query.where(ChallengeRow.archived_at.is_(None))
+    rows = await session.scalars(query.order_by(ChallengeRow.position, ChallengeRow.key))
+    return [msgspec.convert(r, StoredChallenge, from_attributes=True) for r in rows]
+
+
+def compile_stored(
+    campaigns: list[StoredCampaign], challenges: list[StoredChallenge], *, tz: ZoneInfo
+) -> list[Challenge]:
+    """Compile stored definitions (validated when saved) into challenges with their campaigns."""
+    by_id: dict[int, Campaign] = {
+        c.id: build_campaign(decode(c.spec, CampaignSpec, path="$"), tz=tz, campaign_id=c.id) for c in campaigns
+    }
+    compiled: list[Challenge] = []
+    for row in challenges:
+        campaign = by_id.get(row.campaign_id)
+        if campaign is None:
+            continue
+        challenge = build_challenge(
+            decode(row.spec, ChallengeSpec, path="$"),
+            campaign=campaign,
+            tz=tz,
+            challenge_id=row.id,
+            live_since=row.live_since,
+            position=row.position,
+        )
+        # Events received before the challenge went live count only once a backfill has replayed them.
+        compiled.append(msgspec.structs.replace(challenge, backfill_from=row.backfilled_from))
+    return compiled
+
+
+async def load_compiled(
+    session: AsyncSession, *, brand_id: BrandId, tz: ZoneInfo, include_archived: bool = False
+) -> list[Challenge]:
+    """The brand's challenges, compiled, in program order."""
+    campaigns = await stored_campaigns(session, brand_id=brand_id, include_archived=include_archived)
+    challenges = await stored_challenges(session, brand_id=brand_id, include_archived=include_archived)
+    return compile_stored(campaigns, challenges, tz=tz)
+
+
+async def insert_campaign(
+    session: AsyncSession, *, brand_id: BrandId, key: str, spec: dict[str, Any], now: datetime
+) -> int:
+    """Store a new campaign; returns its id."""
+    row = CampaignRow(brand_id=brand_id, key=key, spec=spec, archived_at=None, created_at=now, updated_at=now)
+    session.add(row)
+    await session.flush()
+    return row.id
+
+
+async def update_campaign(
+    session: AsyncSession, *, brand_id: BrandId, campaign_id: int, spec: dict[str, Any], now: datetime
+) -> None:
+    """Replace a campaign's spec (and bring it back if it was archived)."""
+    await session.execute(
+        update(CampaignRow)
+        .where(CampaignRow.brand_id == brand_id, CampaignRow.id == campaign_id)
+        .values(spec=spec, archived_at=None, updated_at=now)
+    )
+
+
+async def archive_campaigns(session: AsyncSession, *, brand_id: BrandId, ids: list[int], now: datetime) -> None:
+    """Archive campaigns: they stop counting and leave the program; opt-ins stay for a comeback."""
+    if ids:
+        await session.execute(
+            update(CampaignRow)
+            .where(CampaignRow.brand_id == brand_id, CampaignRow.id.in_(ids))
+            .values(archived_at=now, updated_at=now)
+        )
+
+
+async def insert_challenge(
+    session: AsyncSession,
+    *,
+    brand_id: BrandId,
+    key: str,
+    campaign_id: int,
+    spec: dict[str, Any],
+    position: int,
+    now: datetime,
+) -> int:
+    """Store a new challenge, live from ``now``; returns its id."""
+    row = ChallengeRow(
+        brand_id=brand_id,
+        key=key,
+        campaign_id=campaign_id,
+        spec=spec,
+        position=position,
+        live_since=now,
+        backfilled_from=None,
+        archived_at=None,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    await session.flush()
+    return row.id
+
+
+async def update_challenge(
+    session: AsyncSession,
+    *,
+    brand_id: BrandId,
+    challenge_id: int,
+    campaign_id: int,
+    spec: dict[str, Any],
+    position: int,
+    now: datetime,
+) -> None:
+    """Replace a challenge's spec in place (progress rows keep pointing at it)."""
+    await session.execute(
+        update(ChallengeRow)
+        .where(ChallengeRow.brand_id == brand_id, ChallengeRow.id == challenge_id)
+        .values(spec=spec, campaign_id=campaign_id, position=position, archived_at=None, updated_at=now)
+    )
+
+
+async def archive_challenges(session: AsyncSession, *, brand_id: BrandId, ids: list[int], now: datetime) -> None:
+    """Archive challenges: they stop counting and leave the program, but members' progress is kept."""
+    if ids:
+        await session.execute(
+            update(ChallengeRow)
+            .where(ChallengeRow.brand_id == brand_id, ChallengeRow.id.in_(ids))
+            .values(archived_at=now, updated_at=now)
+        )
+
+
+async def mark_backfilled(
+    session: AsyncSession, *, brand_id: BrandId, challenge_id: int, backfilled_from: datetime
+) -> None:
+    """Record that the challenge was backfilled from ``backfilled_from``."""
+    await session.execute(
+        update(ChallengeRow)
+        .where(ChallengeRow.brand_id == brand_id, ChallengeRow.id == challenge_id)
+        .values(backfilled_from=backfilled_from)
+    )
+
+
+# --- progress ----------------------------------------------------------------------------------------
+
+
+class Completion(msgspec.Struct, frozen=True, kw_only=True):
+    """A completed instance to record."""
+
+    challenge_id: int
+    member_id: MemberId
+    instance: str
+    completed_at: datetime
+    event_key: str
+
+
+_state_decoder = msgspec.json.Decoder(MemberState)
+_state_encoder = msgspec.json.Encoder()
+_MEMBERS_PER_QUERY = 1000
+
+
+def decode_state(text: str | bytes | None) -> MemberState:
+    """A stored member state (an empty one for ``None``)."""
+    return MemberState() if not text else _state_decoder.decode(text)
+
+
+def encode_state(state: MemberState) -> str:
+    """The stored form of a member state."""
+    return _state_encoder.encode(state).decode()
+
+
+async def load_states(
+    session: AsyncSession, *, brand_id: BrandId, member_ids: set[MemberId]
+) -> dict[MemberId, MemberState]:
+    """The stored challenge state of each member (members without one are left out)."""
+    found: dict[MemberId, MemberState] = {}
+    ids = sorted(member_ids)
+    for start in range(0, len(ids), _MEMBERS_PER_QUERY):
+        rows = await session.execute(
+            select(MemberStateRow.member_id, MemberStateRow.state).where(
+                MemberStateRow.brand_id == brand_id,
+                MemberStateRow.member_id.in_(ids[start : start + _MEMBERS_PER_QUERY]),
+            )
+        )
+        for member_id, state in rows:
+            found[MemberId(member_id)] = decode_state(state)
+    return found
+
+
+async def member_state(session: AsyncSession, *, brand_id: BrandId, member_id: MemberId) -> MemberState:
+    """One member's challenge state (empty when the member has none)."""
+    return (await load_states(session, brand_id=brand_id, member_ids={member_id})).get(member_id, MemberState())
+
+
+_UPSERT_STATES = text(
+    """
+    INSERT INTO challenge_member_states (brand_id, member_id, state, updated_at)
+    SELECT CAST(:brand_id AS BIGINT), t.member_id, t.state, CAST(:now AS TIMESTAMPTZ)
+    FROM unnest(CAST(:member_ids AS BIGINT[]), CAST(:states AS TEXT[])) AS t(member_id, state)
+    ON CONFLICT (brand_id, member_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at
+    """
+)
+
+
+async def save_states(
+    session: AsyncSession,
+    *,
+    db: Database,
+    brand_id: BrandId,
+    states: dict[MemberId, MemberState],
+    now: datetime,
+) -> None:
+    """Insert or replace members' challenge states in one statement.
+
+    On PostgreSQL the rows travel as two arrays into one ``INSERT … SELECT FROM unnest(…) ON CONFLICT``
+    (one round trip whatever their number); SQLite gets a Core executemany upsert.
+    """
+    if not states:
+        return
+    if db.is_postgres:
+        await session.execute(
+            _UPSERT_STATES,
+            {
+                "brand_id": brand_id,
+                "now": now,
+                "member_ids": list(states),
+                "states": [encode_state(s) for s in states.values()],
+            },
+        )
+        return
+    statement = sqlite_insert(cast("Table", MemberStateRow.__table__))
+    statement = statement.on_conflict_do_update(
+        index_elements=["brand_id", "member_id"],
+        set_={"state": statement.excluded.state, "updated_at": statement.excluded.updated_at},
+    )
+    rows = [
+        {"brand_id": brand_id, "member_id": member_id, "state": encode_state(state), "updated_at": now}
+        for member_id, state in states.items()
+    ]
+    for chunk in _chunks(rows):
+        await session.execute(statement, chunk)
+
+
+async def record_completions(
+    session: AsyncSession, *, db: Database, brand_id: BrandId, completions: list[Completion], now: datetime
+) -> None:
+    """Append completed instances (an instance already recorded is left as it is)."""
+    if not completions:
+        return
+    insert = pg_insert if db.is_postgres else sqlite_insert
+    statement = insert(cast("Table", CompletionRow.__table__)).on_conflict_do_nothing(
+        index_elements=["challenge_id", "member_id", "instance"]
+    )
+    rows = [
+        {
+            "brand_id": brand_id,
+            "challenge_id": c.challenge_id,
+            "member_id": c.member_id,
+            "instance": c.instance,
+            "completed_at": c.completed_at,
+            "event_key": c.event_key,
+            "created_at": now,
+        }
+        for c in completions
+    ]
+    for chunk in _chunks(rows):
+        await session.execute(statement, chunk)
+
+
+async def member_completions(
+    session: AsyncSession, *, brand_id: BrandId, member_id: MemberId
+) -> list[tuple[str, str, datetime, str]]:
+    """The member's completions, oldest first: (challenge key, instance, completed at, event key)."""
+    rows = await session.execute(
+        select(ChallengeRow.key, CompletionRow.instance, CompletionRow.completed_at, CompletionRow.event_key)
+        .join(ChallengeRow, ChallengeRow.id == CompletionRow.challenge_id)
+        .where(CompletionRow.brand_id == brand_id, CompletionRow.member_id == member_id)
+        .order_by(CompletionRow.completed_at, CompletionRow.id)
+    )
+    return [(str(key), str(instance), at, str(event)) for key, instance, at, event in rows]
+
+
+async def forget_member(session: AsyncSession, *, brand_id: BrandId, member_id: MemberId) -> None:
+    """Delete a member's progress and opt-ins (completions stay, pseudonymous, like the ledger)."""
+    await session.execute(
+        delete(MemberStateRow).where(MemberStateRow.brand_id == brand_id, MemberStateRow.member_id == member_id)
+    )
+    await session.execute(
+        delete(EnrolmentRow).where(EnrolmentRow.brand_id == brand_id, EnrolmentRow.member_id == member_id)
+    )
+
+
+async def completed_instances(
+    session: AsyncSession, *, brand_id: BrandId, challenge_id: int, member_ids: set[MemberId]
+) -> dict[MemberId, set[str]]:
+    """The instances of one challenge each member completed."""
+    found: dict[MemberId, set[str]] = {}
+    ids = sorted(member_ids)
+    for start in range(0, len(ids), _MEMBERS_PER_QUERY):
+        rows = await session.execute(
+            select(CompletionRow.member_id, CompletionRow.instance).where(
+                CompletionRow.brand_id == brand_id,
+                CompletionRow.challenge_id == challenge_id,
+                CompletionRow.member_id.in_(ids[start : start + _MEMBERS_PER_QUERY]),
+            )
+        )
+        for member_id, instance in rows:
+            found.setdefault(MemberId(member_id), set()).add(str(instance))
+    return found
+
+
+async def completion_counts(
+    session: AsyncSession, *, brand_id: BrandId, since: datetime | None = None
+) -> dict[int, int]:
+    """Completed instances per challenge id (since ``since``, by when the completing event occurred)."""
+    query = select(CompletionRow.challenge_id, func.count()).where(CompletionRow.brand_id == brand_id)
+    if since is not None:
+        query = query.where(CompletionRow.completed_at >= since)
+    rows = await session.execute(query.group_by(CompletionRow.challenge_id))
+    return {int(challenge_id): int(count) for challenge_id, count in rows}
+
+
+# --- opt-ins -----------------------------------------------------------------------------------------
+
+
+async def enrolments(
+    session: AsyncSession, *, brand_id: BrandId, campaign_ids: set[int], member_ids: set[MemberId]
+) -> dict[tuple[int, MemberId], datetime]:
+    """When each member opted in to each campaign (missing: not opted in)."""
+    if not campaign_ids or not member_ids:
+        return {}
+    found: dict[tuple[int, MemberId], datetime] = {}
+    for members in _chunks(member_ids):
+        rows = await session.execute(
+            select(EnrolmentRow.campaign_id, EnrolmentRow.member_id, EnrolmentRow.opted_in_at).where(
+                EnrolmentRow.brand_id == brand_id,
+                EnrolmentRow.campaign_id.in_(campaign_ids),
+                EnrolmentRow.member_id.in_(members),
+            )
+        )
+        for campaign_id, member_id, opted_in_at in rows:
+            found[(int(campaign_id), MemberId(member_id))] = opted_in_at
+    return found
+
+
+async def enrol(
+    session: AsyncSession, *, brand_id: BrandId, campaign_id: int, member_id: MemberId, now: datetime
+) -> tuple[datetime, bool]:
+    """Opt the member in (a repeat keeps the first time); returns the opt-in time and whether it is new.
+
+    The caller holds the member's row lock, so the check and the insert cannot race.
+    """
+    found = await session.scalar(
+        select(EnrolmentRow.opted_in_at).where(
+            EnrolmentRow.campaign_id == campaign_id, EnrolmentRow.member_id == member_id
+        )
+    )
+    if found is not None:
+        return found, False
+    session.add(EnrolmentRow(brand_id=brand_id, campaign_id=campaign_id, member_id=member_id, opted_in_at=now))
+    await session.flush()
+    return now, True
+
+
+# --- the event log -----------------------------------------------------------------------------------
+
+
+def _event(key: str, external_id: str, type_: str, occurred_at: datetime, properties: Any) -> Event:
+    return Event(id=key, member=external_id, type=type_, occurred_at=occurred_at, properties=dict(properties or {}))
+
+
+async def earlier_events(
+    session: AsyncSession,
+    *,
+    brand_id: BrandId,
+    event_type: str,
+    member_ids: set[MemberId],
+    before: datetime,
+) -> list[tuple[MemberId, datetime, dict[str, Any]]]:
+    """Stored events of ``event_type`` of the members that occurred before ``before`` (for ``first``)."""
+    found: list[tuple[MemberId, datetime, dict[str, Any]]] = []
+    for members in _chunks(member_ids):
+        rows = await session.execute(
+            select(EventRow.member_id, EventRow.occurred_at, EventRow.properties).where(
+                EventRow.brand_id == brand_id,
+                EventRow.member_id.in_(members),
+                EventRow.type == event_type,
+                EventRow.occurred_at < before,
+            )
+        )
+        found.extend((MemberId(m), at, dict(props or {})) for m, at, props in rows)
+    return found
+
+
+async def member_events(
+    session: AsyncSession,
+    *,
+    brand_id: BrandId,
+    member_id: MemberId,
+    external_id: str,
+    types: set[str] | None = None,
+    since: datetime | None = None,
+    received_since: datetime | None = None,
+    limit: int = 5000,
+    newest: bool = False,
+) -> list[tuple[Event, datetime]]:
+    """A member's stored events with their arrival times, oldest first (or the newest ``limit``, still oldest first).
+
+    ``since`` keeps events that occurred from then on; with ``received_since`` too, events received from
+    that instant on are kept whenever they occurred.
+    """
+    query = select(
+        EventRow.event_key, EventRow.type, EventRow.occurred_at, EventRow.properties, EventRow.received_at
+    ).where(EventRow.brand_id == brand_id, EventRow.member_id == member_id)
+    if types is not None:
+        query = query.where(EventRow.type.in_(types))
+    if since is not None and received_since is not None:
+        query = query.where(or_(EventRow.occurred_at >= since, EventRow.received_at >= received_since))
+    elif since is not None:
+        query = query.where(EventRow.occurred_at >= since)
+    order = (EventRow.occurred_at.desc(), EventRow.id.desc()) if newest else (EventRow.occurred_at, EventRow.id)
+    rows = list(await session.execute(query.order_by(*order).limit(limit)))
+    if newest:
+        rows.reverse()
+    return [(_event(key, external_id, type_, at, props), received) for key, type_, at, props, received in rows]
+
+
+async def members_with_events(
+    session: AsyncSession,
+    *,
+    brand_id: BrandId,
+    types: set[str],
+    since: datetime | None,
+    received_since: datetime | None = None,
+) -> list[tuple[MemberId, str, dict[str, Any]]]:
+    """Members with an event of ``types`` that occurred since ``since`` (or was received since ``received_since``).
+
+    Returns (id, external id, predicate view) by id.
+    """
+    window: list[Any] = []
+    if since is not None and received_since is not None:
+        window = [or_(EventRow.occurred_at >= since, EventRow.received_at >= received_since)]
+    elif since is not None:
+        window = [EventRow.occurred_at >= since]
+    query = (
+        select(MemberRow.id, MemberRow.external_id, MemberRow.locale, MemberRow.attributes)
+        .where(MemberRow.brand_id == brand_id)
+        .where(
+            select(EventRow.id)
+            .where(
+                EventRow.brand_id == brand_id,
+                EventRow.member_id == MemberRow.id,
+                EventRow.type.in_(types),
+                *window,
+            )
+            .exists()
+        )
+        .order_by(MemberRow.id)
+    )
+    rows = await session.execute(query)
+    return [(MemberId(i), ext, {"locale": loc, **(attrs or {})}) for i, ext, loc, attrs in rows]
+
+
+async def stream_events(
+    session: AsyncSession,
+    *,
+    brand_id: BrandId,
+    since: datetime | None,
+    until: datetime | None,
+    types: set[str] | None = None,
+    batch: int = 2000,
+) -> AsyncIterator[list[tuple[MemberId, Event, datetime]]]:
+    """The brand's stored events in ``[since, until)`` in occurrence order, a page at a time (keyset paging)."""
+    after: tuple[datetime, int] | None = None
+    while True:
+        query = (
+            select(
+                EventRow.id,
+                EventRow.member_id,
+                MemberRow.external_id,
+                EventRow.event_key,
+                EventRow.type,
+                EventRow.occurred_at,
+                EventRow.properties,
+                EventRow.received_at,
+            )
+            .join(MemberRow, MemberRow.id == EventRow.member_id)
+            .where(EventRow.brand_id == brand_id)
+        )
+        if since is not None:
+            query = query.where(EventRow.occurred_at >= since)
+        if until is not None:
+            query = query.where(EventRow.occurred_at < until)
+        if types is not None:
+            query = query.where(EventRow.type.in_(types))
+        if after is not None:
+            query = query.where(
+                or_(EventRow.occurred_at > after[0], and_(EventRow.occurred_at == after[0], EventRow.id > after[1]))
+            )
+        rows = list(await session.execute(query.order_by(EventRow.occurred_at, EventRow.id).limit(batch)))
+        if not rows:
+            return
+        yield [
+            (MemberId(member_id), _event(key, ext, type_, at, props), received)
+            for _id, member_id, ext, key, type_, at, props, received in rows
+        ]
+        last = rows[-1]
+        after = (last[5], last[0])
+        if len(rows) < batch:
+            return
+
+
+async def member_views(
+    session: AsyncSession, *, brand_id: BrandId, ids: set[MemberId]
+) -> dict[MemberId, tuple[str, dict[str, Any]]]:
+    """External id and predicate view (attributes plus locale) of the given members."""
+    found: dict[MemberId, tuple[str, dict[str, Any]]] = {}
+    for members in _chunks(ids):
+        rows = await session.execute(
+            select(MemberRow.id, MemberRow.external_id, MemberRow.locale, MemberRow.attributes).where(
+                MemberRow.brand_id == brand_id, MemberRow.id.in_(members)
+            )
+        )
+        for member_id, ext, locale, attributes in rows:
+            found[MemberId(member_id)] = (ext, {"locale": locale, **(attributes or {})})
+    return found
+
+
+# --- earning rules (engine-owned rows, written by the program document) --------------------------------
+
+
+async def earning_rule_specs(session: AsyncSession, *, brand_id: BrandId) -> dict[str, dict[str, Any]]:
+    """The brand's stored earning rules (plain specs) by key."""
+    rows = await session.execute(
+        select(EarningRuleRow.key, EarningRuleRow.spec)
+        .where(EarningRuleRow.brand_id == brand_id)
+        .order_by(EarningRuleRow.key)
+    )
+    return {str(key): dict(spec) for key, spec in rows}
+
+
+async def put_earning_rule(
+    session: AsyncSession, *, brand_id: BrandId, key: str, spec: dict[str, Any], exists: bool, now: datetime
+) -> None:
+    """Create or replace one earning rule's stored spec."""
+    if exists:
+        await session.execute(
+            update(EarningRuleRow)
+            .where(EarningRuleRow.brand_id == brand_id, EarningRuleRow.key == key)
+            .values(spec=spec, updated_at=now)
+        )
+    else:
+        session.add(EarningRuleRow(brand_id=brand_id, key=key, spec=spec, updated_at=now))
+        await session.flush()
+
+
+async def delete_earning_rules(session: AsyncSession, *, brand_id: BrandId, keys: list[str]) -> None:
+    """Remove earning rules (points already earned stay in the ledger)."""
+    if keys:
+        await session.execute(
+            delete(EarningRuleRow).where(EarningRuleRow.brand_id == brand_id, EarningRuleRow.key.in_(keys))
+        )
+
+
+# --- program versions --------------------------------------------------------------------------------
+
+
+async def lock_program(session: AsyncSession, *, db: Database, brand_id: BrandId) -> None:
+    """Serialise definition changes of one brand (PostgreSQL row lock on the brand; SQLite has one writer)."""
+    if db.is_postgres:
+        await session.execute(select(BrandRow.id).where(BrandRow.id == brand_id).with_for_update())
+
+
+async def current_version(session: AsyncSession, *, brand_id: BrandId) -> int:
+    """The number of the brand's latest program version (0 before the first)."""
+    version = await session.scalar(
+        select(func.max(ProgramVersionRow.version)).where(ProgramVersionRow.brand_id == brand_id)
+    )
+    return int(version or 0)
+
+
+async def record_version(
+    session: AsyncSession,
+    *,
+    brand_id: BrandId,
+    document: dict[str, Any],
+    changes: list[str],
+    source: str,
+    now: datetime,
+) -> int:
+    """Append a program version; returns its number."""
+    version = await current_version(session, brand_id=brand_id) + 1
+    session.add(
+        ProgramVersionRow(
+            brand_id=brand_id, version=version, document=document, changes=changes, source=source, created_at=now
+        )
+    )
+    await session.flush()
+    return version
+
+
+async def list_versions(session: AsyncSession, *, brand_id: BrandId, limit: int) -> list[ProgramVersion]:
+    """The brand's latest program versions, newest first."""
+    rows = await session.execute(
+        select(
+            ProgramVersionRow.version, ProgramVersionRow.changes, ProgramVersionRow.source, ProgramVersionRow.created_at
+        )
+        .where(ProgramVersionRow.brand_id == brand_id)
+        .order_by(ProgramVersionRow.version.desc())
+        .limit(limit)
+    )
+    return [ProgramVersion(version=v, changes=list(c or []), source=s, created_at=at) for v, c, s, at in rows]
+
+
+async def version_document(session: AsyncSession, *, brand_id: BrandId, version: int) -> dict[str, Any] | None:
+    """The program document recorded as ``version``, if any."""
+    document = await session.scalar(
+        select(ProgramVersionRow.document).where(
+            ProgramVersionRow.brand_id == brand_id, ProgramVersionRow.version == version
+        )
+    )
+    return dict(document) if document is not None else None

@@ -1,0 +1,365 @@
+"""What a member sees: their challenges with progress, and an explanation of why each event counted or not.
+
+The list reads stored progress. The explain view replays the member's stored events through the
+current definition with :func:`challenges.rules.replay` (progress is a fold over events), so every event
+gets the reason it did or did not count; the header still shows the stored progress.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from challenges import repository
+from challenges.models import (
+    AllOf,
+    CampaignState,
+    Challenge,
+    Distinct,
+    Progress,
+    Reason,
+    Sequence,
+    Streak,
+    rule_kind,
+    rule_matches,
+)
+from challenges.periods import instance_bounds, instance_of
+from challenges.rules import campaign_state, evaluate, percent, replay, streak_now
+from engine.errors import NotFound
+from engine.periods import local_day
+from engine.predicates import matches as predicate_matches
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from engine.members import Member
+    from engine.tenants import Brand
+
+MAX_REPLAYED_EVENTS = 5000
+
+
+class RewardView(msgspec.Struct, frozen=True, kw_only=True):
+    """What completing gives."""
+
+    points: int
+    badge: str
+
+
+class StreakView(msgspec.Struct, frozen=True, kw_only=True):
+    """A streak as the member sees it today."""
+
+    period: str
+    current: int
+    longest: int
+    freezes: int
+
+
+class StepView(msgspec.Struct, frozen=True, kw_only=True):
+    """One step of a sequence or all-of challenge."""
+
+    event_type: str
+    done: bool
+
+
+class MemberChallenge(msgspec.Struct, frozen=True, kw_only=True):
+    """One challenge with the member's progress on its current instance."""
+
+    key: str
+    title: str
+    description: str
+    campaign: str
+    campaign_title: str
+    type: str
+    state: CampaignState
+    """The campaign's state: scheduled, active, paused or ended."""
+    status: str
+    """The member's: ``not_started``, ``in_progress``, ``completed`` (this instance) or ``capped``."""
+    instance: str
+    """The current instance (``""`` for a one-off challenge, else e.g. ``2026-W47``)."""
+    starts_at: datetime | None
+    ends_at: datetime | None
+    """End of the current instance (exclusive), bounded by the campaign's window."""
+    progress: float
+    target: float
+    percent: int
+    completed_at: datetime | None
+    completions: int
+    max_completions: int | None
+    requires_opt_in: bool
+    opted_in: bool
+    reward: RewardView
+    streak: StreakView | None = None
+    steps: list[StepView] | None = None
+    values: list[str] | None = None
+
+
+class ExplainedEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """One of the member's events and what it did for the challenge."""
+
+    id: str
+    type: str
+    occurred_at: datetime
+    received_at: datetime
+    instance: str
+    counted: bool
+    reason: Reason
+    detail: str
+    progress: float | None
+    """Progress of the instance after this event (``None`` when the event does not concern the challenge)."""
+
+
+class Explanation(msgspec.Struct, frozen=True, kw_only=True):
+    """A challenge, the member's stored progress on it, and their recent events explained."""
+
+    challenge: MemberChallenge
+    notes: list[str]
+    events: list[ExplainedEvent]
+    """Newest first."""
+
+
+async def _visible(session: AsyncSession, brand: Brand) -> list[Challenge]:
+    challenges = await repository.load_compiled(session, brand_id=brand.id, tz=brand.tz)
+    return [c for c in challenges if c.campaign.status != "draft"]
+
+
+def _view(
+    challenge: Challenge,
+    *,
+    stored: dict[str, Progress],
+    completions: int,
+    opted_in: bool,
+    brand: Brand,
+    now: datetime,
+) -> MemberChallenge:
+    tz = brand.tz
+    instance = instance_of(challenge.recurrence, now, tz)
+    start, end = instance_bounds(challenge.recurrence, now, tz)
+    campaign = challenge.campaign
+    if campaign.starts_at is not None:
+        start = campaign.starts_at if start is None else max(start, campaign.starts_at)
+    if campaign.ends_at is not None:
+        end = campaign.ends_at if end is None else min(end, campaign.ends_at)
+    kind = rule_kind(challenge.rule)
+    progress = stored.get(instance)
+    if progress is None or progress.kind != kind:
+        progress = Progress(challenge=challenge.key, instance=instance, kind=kind)
+    value = progress.value
+    streak = steps = values = None
+    rule = challenge.rule
+    if isinstance(rule, Streak):
+        current = streak_now(progress, rule, today=local_day(now, tz))
+        value = float(current)
+        streak = StreakView(period=rule.period, current=current, longest=progress.longest, freezes=progress.freezes)
+    elif isinstance(rule, Sequence | AllOf):
+        steps = [StepView(event_type=m.event_type, done=i in progress.done) for i, m in enumerate(rule.steps)]
+    elif isinstance(rule, Distinct):
+        values = list(progress.seen)
+    if progress.completed:
+        value = max(value, challenge.target) if not isinstance(rule, Streak) else value
+    cap = challenge.cap
+    if progress.completed:
+        status = "completed"
+    elif cap is not None and completions >= cap:
+        status = "capped"
+    elif progress.counted:
+        status = "in_progress"
+    else:
+        status = "not_started"
+    target = challenge.target
+    return MemberChallenge(
+        key=challenge.key,
+        title=challenge.title,
+        description=challenge.description,
+        campaign=campaign.key,
+        campaign_title=campaign.title,
+        type=kind,
+        state=campaign_state(campaign, now),
+        status=status,
+        instance=instance,
+        starts_at=start,
+        ends_at=end,
+        progress=round(value, 2),
+        target=target,
+        percent=100 if progress.completed else percent(value, target),
+        completed_at=progress.completed_at,
+        completions=completions,
+        max_completions=cap,
+        requires_opt_in=campaign.opt_in,
+        opted_in=opted_in,
+        reward=RewardView(points=challenge.reward.points, badge=challenge.reward.badge),
+        streak=streak,
+        steps=steps,
+        values=values,
+    )
+
+
+async def member_challenges(
+    session: AsyncSession, *, brand: Brand, member: Member, now: datetime, include_ended: bool = False
+) -> list[MemberChallenge]:
+    """The challenges the member is eligible for, with progress; ended ones only if the member took part."""
+    challenges = [
+        c
+        for c in await _visible(session, brand)
+        if predicate_matches(c.campaign.eligibility, properties={}, member=member.predicate_view)
+    ]
+    state = await repository.member_state(session, brand_id=brand.id, member_id=member.id)
+    opted = await repository.enrolments(
+        session,
+        brand_id=brand.id,
+        campaign_ids={c.campaign.id for c in challenges if c.campaign.opt_in},
+        member_ids={member.id},
+    )
+    views: list[MemberChallenge] = []
+    for challenge in challenges:
+        mine = state.progress.get(challenge.key, {})
+        view = _view(
+            challenge,
+            stored=mine,
+            completions=state.completions.get(challenge.key, 0),
+            opted_in=(challenge.campaign.id, member.id) in opted,
+            brand=brand,
+            now=now,
+        )
+        if view.state is CampaignState.ENDED and not include_ended and not any(p.counted for p in mine.values()):
+            continue
+        views.append(view)
+    return views
+
+
+async def _one(session: AsyncSession, *, brand: Brand, key: str) -> Challenge:
+    for challenge in await _visible(session, brand):
+        if challenge.key == key:
+            return challenge
+    raise NotFound(f"no challenge {key!r}", field="key")
+
+
+async def member_challenge(
+    session: AsyncSession, *, brand: Brand, member: Member, key: str, now: datetime
+) -> MemberChallenge:
+    """One challenge with the member's progress (also when the member is not eligible: it says so via ``status``).
+
+    Raises:
+        NotFound: no such challenge (archived and draft ones included).
+    """
+    challenge = await _one(session, brand=brand, key=key)
+    state = await repository.member_state(session, brand_id=brand.id, member_id=member.id)
+    opted = await repository.enrolments(
+        session, brand_id=brand.id, campaign_ids={challenge.campaign.id}, member_ids={member.id}
+    )
+    return _view(
+        challenge,
+        stored=state.progress.get(challenge.key, {}),
+        completions=state.completions.get(challenge.key, 0),
+        opted_in=bool(opted),
+        brand=brand,
+        now=now,
+    )
+
+
+async def explain(
+    session: AsyncSession, *, brand: Brand, member: Member, key: str, now: datetime, limit: int = 20
+) -> Explanation:
+    """The member's ``limit`` most recent events, each with why it did or did not count for challenge ``key``.
+
+    Raises:
+        NotFound: no such challenge.
+    """
+    challenge = await _one(session, brand=brand, key=key)
+    tz = brand.tz
+    view = await member_challenge(session, brand=brand, member=member, key=key, now=now)
+    opted = await repository.enrolments(
+        session, brand_id=brand.id, campaign_ids={challenge.campaign.id}, member_ids={member.id}
+    )
+    opted_in_at = opted.get((challenge.campaign.id, member.id))
+    types = {m.event_type for m in rule_matches(challenge.rule)}
+    folded = await repository.member_events(
+        session,
+        brand_id=brand.id,
+        member_id=member.id,
+        external_id=member.external_id,
+        types=types,
+        since=None if rule_kind(challenge.rule) == "first" else challenge.campaign.starts_at,
+        limit=MAX_REPLAYED_EVENTS,
+        newest=True,
+    )
+    replayed = replay(challenge, folded, tz=tz, member=member.predicate_view, opted_in_at=opted_in_at)
+    outcomes = dict(replayed.outcomes)
+    recent = await repository.member_events(
+        session, brand_id=brand.id, member_id=member.id, external_id=member.external_id, limit=limit, newest=True
+    )
+    explained: list[ExplainedEvent] = []
+    for event, received_at in reversed(recent):
+        outcome = outcomes.get(event.id)
+        concerned = outcome is not None
+        if outcome is None:
+            outcome = evaluate(
+                challenge,
+                None,
+                event,
+                tz=tz,
+                member=member.predicate_view,
+                received_at=received_at,
+                live=False,
+            )
+        explained.append(
+            ExplainedEvent(
+                id=event.id,
+                type=event.type,
+                occurred_at=event.occurred_at,
+                received_at=received_at,
+                instance=outcome.progress.instance,
+                counted=outcome.counted,
+                reason=outcome.reason,
+                detail=outcome.detail,
+                progress=round(outcome.progress.value, 2) if concerned else None,
+            )
+        )
+    notes = [
+        "Reasons are recomputed from the stored events with the current definition; the progress shown is the stored one."
+    ]
+    state = campaign_state(challenge.campaign, now)
+    if state is CampaignState.PAUSED:
+        notes.append("The campaign is paused: events received while it is paused do not count.")
+    if len(folded) >= MAX_REPLAYED_EVENTS:
+        notes.append(f"Only the member's latest {MAX_REPLAYED_EVENTS} matching events were replayed.")
+    if not predicate_matches(challenge.campaign.eligibility, properties={}, member=member.predicate_view):
+        notes.append("The member is not eligible for this campaign.")
+    return Explanation(challenge=view, notes=notes, events=explained)
+
+
+class CompletionRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One completed instance, for a member's data export."""
+
+    challenge: str
+    instance: str
+    completed_at: datetime
+    event: str
+
+
+class MemberData(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything the challenges package holds about one member (data export)."""
+
+    challenges: list[MemberChallenge]
+    completions: list[CompletionRecord]
+    opt_ins: dict[str, datetime]
+    """Campaign key → when the member opted in."""
+
+
+async def member_data(session: AsyncSession, *, brand: Brand, member: Member, now: datetime) -> MemberData:
+    """The member's challenges (ended ones included), completions and opt-ins."""
+    challenges = await member_challenges(session, brand=brand, member=member, now=now, include_ended=True)
+    completions = await repository.member_completions(session, brand_id=brand.id, member_id=member.id)
+    campaigns = {
+        c.id: c.key for c in await repository.stored_campaigns(session, brand_id=brand.id, include_archived=True)
+    }
+    opted = await repository.enrolments(session, brand_id=brand.id, campaign_ids=set(campaigns), member_ids={member.id})
+    return MemberData(
+        challenges=challenges,
+        completions=[
+            CompletionRecord(challenge=key, instance=instance, completed_at=at, event=event)
+            for key, instance, at, event in completions
+        ],
+        opt_ins={campaigns[campaign_id]: at for (campaign_id, _member), at in sorted(opted.items())},
+    )

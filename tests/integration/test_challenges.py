@@ -1,0 +1,207 @@
+"""The challenges processor inside the pipeline, on SQLite and PostgreSQL: batching, ``first`` lookups, the demo."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from types import SimpleNamespace
+
+from sqlalchemy import event as sa_event
+from sqlalchemy import select
+
+from challenges.processor import ChallengeProcessor
+from challenges.service import opt_in
+from challenges.views import member_challenges
+from engine.events import Event
+from engine.members import MemberIn, get_member, upsert_member
+from engine.pipeline import Pipeline
+from engine.points import PointsProcessor
+from engine.tenants import get_brand_by_id
+from web.program import apply_program
+
+ALWAYS = {"key": "always", "title": "Always on"}
+
+
+def ev(event_id, member, type_, at, **properties):
+    from datetime import datetime
+
+    return Event(id=event_id, member=member, type=type_, occurred_at=datetime.fromisoformat(at), properties=properties)
+
+
+def pipeline(db, clock):
+    return Pipeline(db, processors=[PointsProcessor(), ChallengeProcessor()], clock=clock)
+
+
+async def test_first_ever_looks_at_the_event_log(db, brand, clock):
+    steps = pipeline(db, clock)
+    await steps.process(brand.brand, [ev("old", "veteran", "review", "2026-11-01T10:00:00+01:00", stars=5)])
+    program = {
+        "campaigns": [ALWAYS],
+        "challenges": [
+            {
+                "key": "first-good-review",
+                "campaign": "always",
+                "title": "First good review",
+                "rule": {"type": "first", "event_type": "review", "filter": {"field": "properties.stars", "gte": 4}},
+                "reward": {"points": 25},
+            }
+        ],
+    }
+    await apply_program(db, brand=brand.brand, document=program, now=clock.now())
+    results = await steps.process(
+        brand.brand,
+        [
+            ev("v1", "veteran", "review", "2026-11-10T10:00:00+01:00", stars=5),
+            ev("n0", "newbie", "review", "2026-11-10T09:00:00+01:00", stars=2),  # does not match the filter
+            ev("n1", "newbie", "review", "2026-11-10T10:00:00+01:00", stars=4),
+            ev("n2", "newbie", "review", "2026-11-10T11:00:00+01:00", stars=5),
+        ],
+    )
+    assert [[type(e).__name__ for e in r.effects] for r in results] == [
+        [],
+        [],
+        ["ProgressAdvanced", "ChallengeCompleted", "PointsAwarded", "Notification"],
+        [],
+    ]
+    (later,) = await steps.process(brand.brand, [ev("v2", "veteran", "review", "2026-11-11T10:00:00+01:00", stars=5)])
+    assert later.effects == []
+    from challenges.repository import member_state
+
+    async with db.read() as session:
+        veteran = await get_member(session, brand_id=brand.brand.id, external_id="veteran")
+        state = await member_state(session, brand_id=brand.brand.id, member_id=veteran.id)
+    # the earlier review is remembered, so the event log is searched once per member
+    assert state.progress["first-good-review"][""].prior is True
+
+
+async def test_queries_per_request_do_not_grow_with_the_batch(db, brand, clock):
+    document = {
+        "campaigns": [ALWAYS],
+        "challenges": [
+            {"key": f"c{i}", "campaign": "always", "title": f"C{i}", "rule": rule}
+            for i, rule in enumerate(
+                [
+                    {"type": "count", "event_type": "visit", "target": 5},
+                    {"type": "sum", "event_type": "purchase", "property": "amount", "target": 100},
+                    {"type": "streak", "event_type": "visit", "target": 3},
+                    {"type": "distinct", "event_type": "visit", "property": "store", "target": 3},
+                    {"type": "all_of", "steps": [{"event_type": "visit"}, {"event_type": "purchase"}]},
+                ]
+            )
+        ]
+        + [
+            {
+                "key": "weekly",
+                "campaign": "always",
+                "title": "Weekly",
+                "rule": {"type": "count", "event_type": "visit", "target": 2},
+                "recurrence": "weekly",
+                "max_completions": 3,
+            }
+        ],
+    }
+    await apply_program(db, brand=brand.brand, document=document, now=clock.now())
+    steps = pipeline(db, clock)
+    statements: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    def batch(prefix, size):
+        return [
+            ev(
+                f"{prefix}{i}",
+                f"m{i % 7}",
+                "visit" if i % 2 else "purchase",
+                f"2026-11-1{i % 9}T10:00:00+01:00",
+                amount=5,
+                store=f"s{i % 4}",
+            )
+            for i in range(size)
+        ]
+
+    def challenge_queries(found):
+        return [s.split()[0] for s in found if "challenge" in s or "brands.config_version" in s]
+
+    await steps.process(brand.brand, batch("warm", 5))  # fills the definition cache
+    sa_event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        await steps.process(brand.brand, batch("small", 4))
+        small = challenge_queries(statements)
+        statements.clear()
+        await steps.process(brand.brand, batch("large", 300))
+        large = challenge_queries(statements)
+    finally:
+        sa_event.remove(db.engine.sync_engine, "before_cursor_execute", count)
+    # the config version (points and challenges each read it), member states, one bulk upsert of states
+    # (and the completions, in one statement, when the batch completes something)
+    assert small[:4] == large[:4] == ["SELECT", "SELECT", "SELECT", "INSERT"]
+    assert small[4:] in ([], ["INSERT"])
+    assert large[4:] == ["INSERT"]
+
+
+async def test_demo_program_uses_every_rule_type_and_makes_progress(db, brand, clock):
+    from web.api.challenges import DEMO_PANELISTS, demo_program
+    from web.demo import MEMBERS, demo_events
+
+    services = SimpleNamespace(db=db, clock=clock)
+    document = demo_program(clock.now())
+    assert {c["rule"]["type"] for c in document["challenges"]} == {
+        "count",
+        "sum",
+        "streak",
+        "distinct",
+        "sequence",
+        "all_of",
+        "first",
+    }
+    result = await apply_program(db, brand=brand.brand, document=document, now=clock.now())
+    assert result.changed
+    for external_id in DEMO_PANELISTS:
+        await opt_in(
+            db, brand=brand.brand, external_id=external_id, campaign_key="panel", now=clock.now() - timedelta(days=30)
+        )
+    for external_id, name, locale, attributes in MEMBERS:
+        await upsert_member(
+            db,
+            brand_id=brand.brand.id,
+            data=MemberIn(external_id=external_id, display_name=name, locale=locale, attributes=attributes),
+            now=clock.now(),
+        )
+    await pipeline(db, clock).process(brand.brand, demo_events(services))
+    touched: set[str] = set()
+    fresh = await get_brand_by_id_session(db, brand.brand.id)
+    async with db.read() as session:
+        for external_id, *_ in MEMBERS:
+            member = await get_member(session, brand_id=brand.brand.id, external_id=external_id)
+            views = await member_challenges(session, brand=fresh, member=member, now=clock.now())
+            touched |= {v.key for v in views if v.progress > 0 or v.status == "completed"}
+    assert touched == {c["key"] for c in document["challenges"]}
+
+
+async def get_brand_by_id_session(db, brand_id):
+    async with db.read() as session:
+        return await get_brand_by_id(session, brand_id)
+
+
+async def test_rule_cache_follows_definition_changes(db, brand, clock):
+    steps = pipeline(db, clock)
+    one = {
+        "key": "one",
+        "campaign": "always",
+        "title": "One",
+        "rule": {"type": "count", "event_type": "visit", "target": 9},
+    }
+    await apply_program(db, brand=brand.brand, document={"campaigns": [ALWAYS], "challenges": [one]}, now=clock.now())
+    (first,) = await steps.process(brand.brand, [ev("a", "m", "visit", "2026-11-10T10:00:00+01:00")])
+    assert [type(e).__name__ for e in first.effects] == ["ProgressAdvanced"]
+    await apply_program(db, brand=brand.brand, document={"challenges": []}, now=clock.now())
+    (second,) = await steps.process(brand.brand, [ev("b", "m", "visit", "2026-11-10T11:00:00+01:00")])
+    assert second.effects == []
+    from challenges.orm import MemberStateRow
+    from challenges.repository import decode_state
+
+    async with db.read() as session:
+        (state,) = list(
+            await session.scalars(select(MemberStateRow.state).where(MemberStateRow.brand_id == brand.brand.id))
+        )
+    assert [p.value for instances in decode_state(state).progress.values() for p in instances.values()] == [1.0]

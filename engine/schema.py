@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from pathlib import Path
 
 from alembic import command
@@ -22,8 +23,18 @@ def alembic_config(database_url: str) -> Config:
 
 
 def upgrade_sync(database_url: str, revision: str = "heads") -> None:
-    """Upgrade the database at ``database_url`` to ``revision`` (blocking)."""
-    command.upgrade(alembic_config(database_url), revision)
+    """Upgrade the database at ``database_url`` to ``revision`` (blocking).
+
+    Alembic's environment runs its own event loop, so when called from inside a running loop the upgrade
+    runs in a worker thread.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        command.upgrade(alembic_config(database_url), revision)
+        return
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(command.upgrade, alembic_config(database_url), revision).result()
 
 
 async def upgrade(database_url: str, revision: str = "heads") -> None:

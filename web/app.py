@@ -25,7 +25,7 @@ from redis.asyncio import Redis
 
 from engine.clock import Clock, SystemClock
 from engine.db import Database, create_engine
-from engine.outbox import OutboxDeliverer
+from engine.outbox import OutboxDeliverer, OutboxProcessor
 from engine.pipeline import Pipeline, Processor
 from engine.points import PointsProcessor
 from engine.schema import upgrade
@@ -62,11 +62,13 @@ def create_redis(settings: Settings) -> Redis:
 DOMAINS = (challenges_api, badges_api, leaderboards_api)
 
 
-def build_processors(services: ServicesDep) -> list[Processor]:
-    """The pipeline's steps, in order: points first, then the domains that react to them."""
+def build_processors(services: Services) -> list[Processor]:
+    """The pipeline's steps, in order: points, the domains that react to them, live updates, the outbox."""
     steps: list[Processor] = [PointsProcessor()]
     for domain in DOMAINS:
         steps.extend(domain.processors(services))
+    steps.extend(pages.processors(services))  # live-update publisher: after every domain wrote its effects
+    steps.append(OutboxProcessor(services.extras.get("outbox")))
     return steps
 
 

@@ -18,6 +18,7 @@ from engine.tenants import KeyKind
 from web.commands import badges as badges_commands
 from web.commands import challenges as challenges_commands
 from web.commands import leaderboards as leaderboards_commands
+from web.commands import pages as pages_commands
 
 T = TypeVar("T")
 
@@ -105,6 +106,7 @@ def serve(host: str | None, port: int | None, workers: int | None, demo: bool | 
         reload=reload,
         log_config=None,
         access_log=False,
+        timeout_graceful_shutdown=5,  # live widget streams would otherwise hold shutdown for minutes
     )
 
 
@@ -266,7 +268,7 @@ def key_revoke(slug: str, prefix: str) -> None:
     _with_brand(slug, body)
 
 
-for _module in (challenges_commands, badges_commands, leaderboards_commands):
+for _module in (challenges_commands, badges_commands, leaderboards_commands, pages_commands):
     _module.register(cli)
 
 

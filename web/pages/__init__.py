@@ -1,32 +1,97 @@
 """Server-rendered pages and widgets: member portal, admin console, embeddable widgets.
 
-Wiring for ``web/app.py``: ``routes``, ``startup(services)`` and ``app_options(settings)`` (template engine,
-static files and any app-level middleware the pages need).
+Wiring for ``web/app.py``: ``routes``, ``processors(services)`` (the live-update publisher, last in the
+pipeline), ``startup(services)`` and ``app_options(settings)`` (template engine and CSRF protection).
+See docs/web.md.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import hashlib
 from typing import Any
 
-from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.config.csrf import CSRFConfig
+from litestar.datastructures import CacheControlHeader
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
+from engine.pipeline import Processor
 from engine.settings import Settings
 from web.deps import Services
+from web.pages import rendering, security
+from web.pages.console.access import KeysController, WebhooksController, WidgetSettingsController
+from web.pages.console.auth import ConsoleAuthController
+from web.pages.console.catalog import BadgesPageController, LeaderboardsPageController
+from web.pages.console.dashboard import DashboardController
+from web.pages.console.members import MembersController
+from web.pages.console.program import CampaignsController, ChallengesController, ProgramPageController
+from web.pages.links import MemberLinksController
+from web.pages.live import LivePublisher
+from web.pages.portal import PortalController
+from web.pages.widgets import WidgetDataController, WidgetsController
 
-WEB_DIR = Path(__file__).resolve().parent.parent
-TEMPLATES_DIR = WEB_DIR / "templates"
-STATIC_DIR = WEB_DIR / "static"
+STATIC_DIR = rendering.STATIC_DIR
+TEMPLATES_DIR = rendering.TEMPLATES_DIR
 
-routes: list[Any] = [create_static_files_router(path="/static", directories=[STATIC_DIR], include_in_schema=False)]
+#: Routes CSRF does not apply to: key-authenticated API, operations, docs, static files and widgets
+#: (read-only, cookie-less, embedded on other sites).
+CSRF_EXCLUDE = ["^/v1/", "^/health$", "^/schema", "^/static/", "^/widgets/", "^/ob/"]
+
+routes: list[Any] = [
+    create_static_files_router(
+        path="/static",
+        directories=[STATIC_DIR],
+        include_in_schema=False,
+        cache_control=CacheControlHeader(max_age=3600, public=True),
+        send_as_attachment=False,
+    ),
+    MemberLinksController,
+    PortalController,
+    ConsoleAuthController,
+    DashboardController,
+    CampaignsController,
+    ChallengesController,
+    ProgramPageController,
+    BadgesPageController,
+    LeaderboardsPageController,
+    MembersController,
+    KeysController,
+    WebhooksController,
+    WidgetSettingsController,
+    WidgetsController,
+    WidgetDataController,
+]
+
+
+def processors(services: Services) -> list[Processor]:
+    """The pages' pipeline step: the live-update publisher (it must run last, after every domain's)."""
+    return [LivePublisher(services.redis, namespace=services.settings.redis_namespace)]
 
 
 async def startup(services: Services) -> None:
-    """Nothing to prepare yet."""
+    """Make sure the live-update publisher runs last in the default pipeline.
+
+    ``web/app.py`` may list :func:`processors` at the end of ``build_processors``; until it does, the
+    publisher is appended here, but only to the full default pipeline (recognised by its leaderboards step),
+    never to a pipeline a test composed by hand.
+    """
+    steps = services.pipeline.processors
+    names = {getattr(p, "name", "") for p in steps}
+    if LivePublisher.name not in names and "leaderboards" in names:
+        steps.extend(processors(services))
 
 
 def app_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for ``Litestar(...)`` that the pages need."""
-    return {"template_config": TemplateConfig(directory=TEMPLATES_DIR, engine=JinjaTemplateEngine)}
+    csrf_secret = hashlib.sha256(f"questline:csrf:{settings.secret}".encode()).hexdigest()
+    return {
+        "template_config": TemplateConfig(instance=rendering.template_engine()),
+        "csrf_config": CSRFConfig(
+            secret=csrf_secret,
+            cookie_name="ql_csrf",
+            cookie_httponly=True,
+            cookie_samesite="lax",
+            cookie_secure=security.is_https(settings),
+            exclude=CSRF_EXCLUDE,
+        ),
+    }

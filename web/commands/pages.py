@@ -1,0 +1,95 @@
+"""`questline` commands for the console and the portal: create an admin, print a member's portal link."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import click
+
+from engine.clock import SystemClock
+from engine.db import Database
+from engine.errors import QuestlineError
+from engine.settings import Settings
+from engine.tenants import Brand
+
+
+def register(cli: click.Group) -> None:
+    """Add ``admin create`` and ``member-link`` to the `questline` command group."""
+    cli.add_command(admin)
+    cli.add_command(member_link)
+
+
+@click.group()
+def admin() -> None:
+    """Brand admin users (console sign-in)."""
+
+
+@admin.command("create")
+@click.option("--brand", "slug", required=True, help="Brand slug.")
+@click.option("--email", required=True, help="The admin's email (their sign-in name).")
+@click.option("--name", default="", help="Display name.")
+@click.password_option("--password", help="At least 10 characters (asked for when not given).")
+def admin_create(slug: str, email: str, name: str, password: str) -> None:
+    """Create a console admin for a brand (the password is stored as a scrypt hash)."""
+    from engine.admins import create_admin
+    from web.cli import run, settings_from_env
+
+    settings = settings_from_env()
+
+    async def body() -> None:
+        database, brand = await _open(settings, slug)
+        try:
+            created = await create_admin(
+                database, brand_id=brand.id, email=email, password=password, name=name, now=SystemClock().now()
+            )
+        finally:
+            await database.dispose()
+        click.echo(f"admin {created.email} can sign in at {settings.public_url.rstrip('/')}/console/login")
+
+    run(body)
+
+
+@click.command("member-link")
+@click.option("--brand", "slug", required=True, help="Brand slug.")
+@click.option("--member", "external_id", required=True, help="The member's external id.")
+@click.option("--hours", type=click.IntRange(1, 720), default=24, show_default=True, help="How long the link works.")
+def member_link(slug: str, external_id: str, hours: int) -> None:
+    """Print a signed link to a member's portal (like POST /v1/members/{id}/portal-link)."""
+    from engine.members import get_member
+    from web.cli import run, settings_from_env
+    from web.pages import tokens
+
+    settings = settings_from_env()
+
+    async def body() -> None:
+        database, brand = await _open(settings, slug)
+        try:
+            async with database.read() as session:
+                member = await get_member(session, brand_id=brand.id, external_id=external_id)
+        finally:
+            await database.dispose()
+        token = tokens.sign(
+            secret=settings.secret,
+            purpose=tokens.Purpose.PORTAL_LINK,
+            brand_id=brand.id,
+            member=member.external_id,
+            expires_at=SystemClock().now() + timedelta(hours=hours),
+        )
+        click.echo(f"{settings.public_url.rstrip('/')}/portal/enter/{token}")
+
+    run(body)
+
+
+async def _open(settings: Settings, slug: str) -> tuple[Database, Brand]:
+    """Open (and migrate) the database and find the brand; the caller disposes of the database."""
+    from engine.tenants import get_brand
+    from web.cli import open_database
+
+    database = await open_database(settings)
+    try:
+        async with database.read() as session:
+            brand = await get_brand(session, slug)
+    except QuestlineError:
+        await database.dispose()
+        raise
+    return database, brand

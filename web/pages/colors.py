@@ -1,0 +1,50 @@
+"""Readable colours from a brand's accent: text on the accent, and a shade of it that reads on white (WCAG AA)."""
+
+from __future__ import annotations
+
+import re
+
+HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
+DARK_INK = "#161a26"
+LIGHT_INK = "#ffffff"
+
+
+def _channel(value: int) -> float:
+    c = value / 255
+    return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+
+def luminance(color: str) -> float:
+    """The relative luminance of ``#rrggbb`` (WCAG 2)."""
+    r, g, b = (int(color[i : i + 2], 16) for i in (1, 3, 5))
+    return 0.2126 * _channel(r) + 0.7152 * _channel(g) + 0.0722 * _channel(b)
+
+
+def contrast(a: str, b: str) -> float:
+    """The contrast ratio of two colours (1 to 21)."""
+    high, low = sorted((luminance(a), luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def ink_on(color: str) -> str:
+    """White or near-black, whichever reads better on ``color``."""
+    return LIGHT_INK if contrast(color, LIGHT_INK) >= contrast(color, DARK_INK) else DARK_INK
+
+
+def readable_on_white(color: str, *, ratio: float = 4.5) -> str:
+    """``color`` darkened just enough to reach ``ratio`` against white (links, highlighted text)."""
+    r, g, b = (int(color[i : i + 2], 16) for i in (1, 3, 5))
+    for step in range(21):
+        factor = 1 - step * 0.05
+        shade = f"#{int(r * factor):02x}{int(g * factor):02x}{int(b * factor):02x}"
+        if contrast(shade, LIGHT_INK) >= ratio:
+            return shade
+    return DARK_INK
+
+
+def accent_variables(color: str | None) -> dict[str, str]:
+    """CSS custom properties for an accent colour (empty when none or invalid)."""
+    if not color or not HEX.match(color):
+        return {}
+    color = color.lower()
+    return {"--accent": color, "--accent-ink": ink_on(color), "--accent-strong": readable_on_white(color)}

@@ -1,0 +1,115 @@
+"""Live updates for open pages: Redis pub/sub in, Server-Sent Events out.
+
+After a unit of work commits, :class:`LivePublisher` (the last pipeline step) publishes a tiny
+"something changed" message on each touched member's channel and on the brand's channel. The portal
+listens on its member's channel; widgets listen on the leaderboards package's rank-change channel and on
+the brand channel. Messages carry no personal data: a page that hears one fetches what it shows again,
+through the same authorised route it was rendered by.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import msgspec
+from litestar.response import ServerSentEventMessage
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from engine.ids import BrandId, MemberId
+from engine.pipeline import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+#: A stream ends after this long; ``EventSource`` reconnects by itself (bounded server resources).
+STREAM_SECONDS = 120.0
+#: Comment lines keep proxies from closing an idle stream.
+HEARTBEAT_SECONDS = 15.0
+#: Bursts of messages (a batch of events) are folded into one update this many seconds apart at most.
+COALESCE_SECONDS = 0.25
+
+
+def member_channel(namespace: str, brand_id: BrandId, member_id: MemberId) -> str:
+    """The channel on which a member's changes are announced."""
+    return f"{namespace}:live:{{b{brand_id}}}:m:{member_id}"
+
+
+def brand_channel(namespace: str, brand_id: BrandId) -> str:
+    """The channel on which any change of the brand's members is announced."""
+    return f"{namespace}:live:{{b{brand_id}}}"
+
+
+class LivePublisher:
+    """Pipeline step (last) that announces committed changes to open portal pages and widgets."""
+
+    name = "live"
+
+    def __init__(self, redis: Redis, *, namespace: str) -> None:
+        self.redis = redis
+        self.namespace = namespace
+
+    async def process(self, uow: UnitOfWork) -> None:
+        """Nothing to do inside the transaction."""
+
+    async def after_commit(self, uow: UnitOfWork) -> None:
+        """Publish one message per touched member and one for the brand (idempotent: a repeat only refreshes)."""
+        brand_id = uow.brand.id
+        members = sorted({ctx.member_id for ctx in uow.events})
+        if not members:
+            return
+        payload = msgspec.json.encode({"at": uow.now.isoformat()})
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for member_id in members:
+                pipe.publish(member_channel(self.namespace, brand_id, member_id), payload)
+            pipe.publish(brand_channel(self.namespace, brand_id), payload)
+            await pipe.execute()
+
+
+async def updates(
+    redis: Redis,
+    channels: Sequence[str],
+    *,
+    event: str = "update",
+    stream_seconds: float = STREAM_SECONDS,
+    heartbeat_seconds: float = HEARTBEAT_SECONDS,
+) -> AsyncIterator[ServerSentEventMessage]:
+    """Server-Sent Events for ``channels``: ``ready`` once, then ``update`` per (coalesced) message.
+
+    Ends after ``stream_seconds`` with a ``retry`` hint, so no stream lives forever; a closed connection
+    cancels the iterator and the subscription is released in ``finally``.
+    """
+    pubsub: Any = redis.pubsub()
+    try:
+        await pubsub.subscribe(*channels)
+    except RedisError:
+        log.warning("live updates unavailable: cannot subscribe", exc_info=True)
+        await pubsub.aclose()
+        yield ServerSentEventMessage(event="unavailable", data="{}", retry=30_000)
+        return
+    deadline = time.monotonic() + stream_seconds
+    try:
+        yield ServerSentEventMessage(event="ready", data="{}", retry=3_000)
+        last_beat = time.monotonic()
+        while (left := deadline - time.monotonic()) > 0:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=min(1.0, left))
+            if message is not None and message.get("type") in {"message", "pmessage"}:
+                await asyncio.sleep(COALESCE_SECONDS)
+                while await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.01) is not None:
+                    pass  # fold a burst into one update
+                yield ServerSentEventMessage(event=event, data=msgspec.json.encode({"t": time.time()}).decode())
+                last_beat = time.monotonic()
+            elif time.monotonic() - last_beat >= heartbeat_seconds:
+                yield ServerSentEventMessage(comment="keep-alive")
+                last_beat = time.monotonic()
+    except RedisError:
+        log.warning("live updates interrupted", exc_info=True)
+    finally:
+        try:
+            await pubsub.unsubscribe()
+        except RedisError:
+            log.debug("unsubscribe failed on a broken connection", exc_info=True)
+        await pubsub.aclose()

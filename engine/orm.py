@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Date, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from engine.db import Base, BigId, Json, UtcDateTime
@@ -79,8 +79,10 @@ class EventRow(Base):
     occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime)
     properties: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
-    result: Mapped[list[Any]] = mapped_column(Json, default=list)
-    """The effects the event caused when first processed; a duplicate answers with these."""
+    result: Mapped[bytes] = mapped_column(LargeBinary, default=b"[]")
+    """The effects the event caused when first processed (msgspec JSON); a duplicate answers with these.
+
+    Stored as opaque bytes rather than JSONB: nothing queries it, and the database need not parse it."""
 
 
 class LedgerRow(Base):

@@ -20,7 +20,7 @@ import msgspec
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from engine.effects import AnyEffect, Effect, Notification, PointsAwarded
+from engine.effects import Effect, Notification, PointsAwarded, effects_decoder
 from engine.ids import BrandId, MemberId
 from engine.orm import EventRow, LedgerRow, OutboxRow
 from engine.periods import local_day
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 6
+_EFFECTS_ENCODER = msgspec.json.Encoder()
 # Core tables: executemany inserts skip the ORM's per-row bookkeeping on the hot path.
 _EVENT_LOG = cast("Table", EventRow.__table__)
 _LEDGER = cast("Table", LedgerRow.__table__)
@@ -216,7 +217,7 @@ async def _stored_results(session: AsyncSession, *, brand_id: BrandId, keys: lis
             )
         )
         for key, result in rows:
-            found[key] = msgspec.convert(result, list[AnyEffect])
+            found[key] = list(effects_decoder.decode(result))
     return found
 
 
@@ -263,7 +264,7 @@ async def _write_effects(uow: UnitOfWork) -> None:
                 "occurred_at": event.occurred_at,
                 "received_at": uow.now,
                 "properties": event.properties,
-                "result": msgspec.to_builtins(ctx.effects),
+                "result": _EFFECTS_ENCODER.encode(ctx.effects),
             }
         )
     session = uow.session

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 from collections.abc import AsyncIterator, Sequence
@@ -137,6 +138,11 @@ def create_app(
             from web.demo import ensure_demo
 
             await ensure_demo(services)
+        # Long-lived objects made at start need no more GC scans, and a larger first generation keeps the
+        # collector from running every few hundred allocations during a batch (≈ 20% of batch time).
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(50_000, 20, 20)
         log.info("questline ready", extra={"database": db.dialect, "redis": settings.redis_url.split("@")[-1]})
         delivery = asyncio.create_task(deliverer.run(), name="outbox") if deliver_webhooks else None
         try:

@@ -154,9 +154,7 @@ def upgrade() -> None:
         sa.Column(
             "properties", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=False
         ),
-        sa.Column(
-            "result", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=False
-        ),
+        sa.Column("result", sa.LargeBinary(), nullable=False),
         sa.ForeignKeyConstraint(
             ["brand_id"], ["brands.id"], name=op.f("fk_event_log_brand_id_brands"), ondelete="CASCADE"
         ),

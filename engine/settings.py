@@ -41,7 +41,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     secret: str = "dev-only-change-me"
     """Signs member links and session cookies; set a long random value in production."""
     public_url: str = "http://127.0.0.1:8000"
-    """The origin members and widgets reach this server at (hosted badge URLs, links)."""
+    """The origin members and widgets reach this server at (hosted badge URLs, links); defaults to
+    ``http://<host>:<port>``."""
     key_cache_seconds: Annotated[float, msgspec.Meta(ge=0, le=300)] = 5.0
 
     @property
@@ -70,6 +71,10 @@ def load_settings(env: Mapping[str, str], **overrides: object) -> Settings:
         raise ValidationError(f"unknown setting {PREFIX}{unknown[0].upper()}", field=f"{PREFIX}{unknown[0].upper()}")
     raw.update(overrides)
     try:
-        return msgspec.convert(raw, Settings, strict=False)
+        settings = msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as exc:
         raise ValidationError(f"bad setting: {exc}", field="settings") from exc
+    if "public_url" not in raw:  # follow the bind address unless told where the public reaches us
+        host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+        settings = msgspec.structs.replace(settings, public_url=f"http://{host}:{settings.port}")
+    return settings

@@ -135,9 +135,10 @@ def create_app(
             await domain.startup(services)
         await pages.startup(services)
         if settings.demo:
-            from web.demo import ensure_demo
+            from web.demo import banner, ensure_demo
 
             await ensure_demo(services)
+            print(await banner(services), flush=True)
         # Long-lived objects made at start need no more GC scans, and a larger first generation keeps the
         # collector from running every few hundred allocations during a batch (≈ 20% of batch time).
         gc.collect()

@@ -76,27 +76,6 @@ def serve(host: str | None, port: int | None, workers: int | None, demo: bool | 
     workers_count = 1 if settings.uses_sqlite or settings.uses_fake_redis else settings.workers
     if workers_count != settings.workers:
         click.echo("note: the embedded SQLite/fake Redis default runs one worker", err=True)
-    if settings.demo:
-        from web.demo import DEMO_PUBLISHABLE_KEY, DEMO_SECRET_KEY
-
-        click.echo(
-            "\n".join(
-                [
-                    "",
-                    f"  Questline on {settings.public_url}  (API docs: {settings.public_url}/schema)",
-                    "  Demo brand 'demo' (Europe/Rome)",
-                    f"    secret key       {DEMO_SECRET_KEY}",
-                    f"    publishable key  {DEMO_PUBLISHABLE_KEY}",
-                    "  Try:",
-                    f"    curl -s {settings.public_url}/v1/members/m-giulia -H 'Authorization: Bearer {DEMO_SECRET_KEY}'",
-                    f"    curl -s {settings.public_url}/v1/events -H 'Authorization: Bearer {DEMO_SECRET_KEY}' \\",
-                    "      -H 'Content-Type: application/json' \\",
-                    '      -d \'{"id":"my-first-event","member":"m-giulia","type":"purchase",'
-                    f'"occurred_at":"{SystemClock().now():%Y-%m-%dT%H:%M:%SZ}","properties":{{"amount":12.5}}}}\'',
-                    "",
-                ]
-            )
-        )
     uvicorn.run(
         "web.app:create_app",
         factory=True,

@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from engine import tenants
+from engine.admins import create_admin
 from engine.earning import EarningRuleSpec, Multiplier, PerUnit
 from engine.errors import NotFound
 from engine.events import Event
@@ -22,6 +23,8 @@ from web.deps import Services
 DEMO_SLUG = "demo"
 DEMO_SECRET_KEY = "sk_test_questline_demo_secret_key"
 DEMO_PUBLISHABLE_KEY = "pk_test_questline_demo_public_key"
+DEMO_ADMIN_EMAIL = "admin@demo.example"
+DEMO_ADMIN_PASSWORD = "questline-demo"
 
 MEMBERS = [
     ("m-giulia", "Giulia Rossi", "it", {"store": "milano-centro", "region": "north", "tier": "gold"}),
@@ -130,7 +133,53 @@ async def ensure_demo(services: Services) -> bool:
             data=MemberIn(external_id=external_id, display_name=name, locale=locale, attributes=attributes),
             now=now,
         )
+    await create_admin(
+        services.db,
+        brand_id=brand.id,
+        email=DEMO_ADMIN_EMAIL,
+        password=DEMO_ADMIN_PASSWORD,
+        name="Demo Admin",
+        now=now,
+    )
     async with services.db.read() as session:
         brand = await tenants.get_brand(session, DEMO_SLUG)
     await services.pipeline.process(brand, demo_events(services))
     return True
+
+
+async def banner(services: Services) -> str:
+    """What a newcomer needs to try the demo: keys, sign-in, a member link, and two requests."""
+    from datetime import timedelta
+
+    from web.pages import tokens
+
+    settings = services.settings
+    base = settings.public_url.rstrip("/")
+    async with services.db.read() as session:
+        brand = await tenants.get_brand(session, DEMO_SLUG)
+    link = tokens.sign(
+        secret=settings.secret,
+        purpose=tokens.Purpose.PORTAL_LINK,
+        brand_id=brand.id,
+        member="m-giulia",
+        expires_at=services.clock.now() + timedelta(days=7),
+    )
+    now = services.clock.now()
+    return "\n".join(
+        [
+            "",
+            f"  Questline is running on {base}   (API reference: {base}/schema)",
+            "  Demo brand 'demo' (Demo Coffee, Europe/Rome):",
+            f"    secret key        {DEMO_SECRET_KEY}",
+            f"    publishable key   {DEMO_PUBLISHABLE_KEY}",
+            f"    admin console     {base}/console   ({DEMO_ADMIN_EMAIL} / {DEMO_ADMIN_PASSWORD})",
+            f"    member portal     {base}/portal/enter/{link}",
+            f"    widget            {base}/widgets/leaderboard/weekly-points?key={DEMO_PUBLISHABLE_KEY}",
+            "  Try:",
+            f"    curl -s {base}/v1/members/m-giulia/challenges -H 'Authorization: Bearer {DEMO_SECRET_KEY}'",
+            f"    curl -s {base}/v1/events -H 'Authorization: Bearer {DEMO_SECRET_KEY}' -H 'Content-Type: application/json' \\",
+            '      -d \'{"id": "first-try", "member": "m-giulia", "type": "purchase", '
+            f'"occurred_at": "{now:%Y-%m-%dT%H:%M:%SZ}", "properties": {{"amount": 12.5}}}}\'',
+            "",
+        ]
+    )

@@ -1,16 +1,24 @@
 """Leaderboards at 1,000,000 members on the real Redis: updates/s and reads/s, each beside the raw redis-py limit.
 
-Run: ``.venv/bin/python bench/leaderboards.py [--members 1000000] [--rounds 3] [--seconds 4] [--workers 1]``.
+Run: ``.venv/bin/python bench/leaderboards.py [--members 1000000] [--rounds 5] [--seconds 3] [--workers 2]``.
 Prints a table and writes ``bench/results/leaderboards.json``. Needs the real PostgreSQL and Redis; uses a
 throw-away database and its own Redis namespace, both removed at the end. Loopback traffic only.
 
 - updates: absolute totals written through ``BoardStore.apply`` (MULTI: sentinel check, ZADD, rank
   count, ZCARD) by 50 concurrent tasks, beside the same four commands in one raw redis-py pipeline;
 - reads: ``GET /v1/leaderboards/<board>?limit=10&around=<member>&k=5`` (top 10 + the member's rank and
-  percentile + ±5 neighbours) through the HTTP API of a real ``questline serve`` on PostgreSQL and Redis,
-  over 50 keep-alive connections, for a random member of the million each time; beside one Lua script
-  doing the same reads (ZRANGE top, ZREVRANK, ZSCORE, ZRANGE around, ZCOUNT) from 50 concurrent tasks;
-- memory per member: ``used_memory`` before and after loading the sorted set, divided by the members.
+  percentile + ±5 neighbours, with labels) through the HTTP API of a real ``questline serve`` (2 worker
+  processes by default: the machine's cores, which the load generator and Redis share) on PostgreSQL
+  and Redis, over 50 keep-alive connections, for a random member of the million each time; beside one
+  Lua script doing the same reads (ZRANGE top, ZREVRANK, ZSCORE, ZRANGE around, ZCOUNT) from 50
+  concurrent tasks of this process;
+- memory per member: ``used_memory`` deltas around loading the sorted set, and the board's directory
+  (external id → member, member → label) the read path resolves members with, divided by the members.
+
+Raw and ours alternate round by round, so load from other processes on the machine hits both alike, and
+each read round records the CPU time every party used (this process, the server's processes, Redis,
+and the machine's other processes) to say where the time goes. ``--batched`` (default) also measures
+the raw script auto-pipelined the way the server sends it, as an informative second limit.
 """
 
 from __future__ import annotations
@@ -18,13 +26,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import sys
 import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 from redis.asyncio import Redis
@@ -38,9 +47,11 @@ from engine.tenants import create_brand
 from leaderboards import keys
 from leaderboards.models import BoardSpec, PointsMetric
 from leaderboards.service import Leaderboards
-from leaderboards.store import Slot, Write
+from leaderboards.store import Listing, ScriptBatch, Slot, Write
 
 CONCURRENCY = 50
+QUIET = 0.2
+"""Other processes using fewer cores than this during a round leave the machine to the benchmark."""
 BOARD = "all-points"
 READ_SCRIPT = """
 local top = redis.call('ZRANGE', KEYS[1], 0, 9, 'REV', 'WITHSCORES')
@@ -100,6 +111,74 @@ async def run_for(seconds: float, worker) -> float:  # type: ignore[no-untyped-d
     return sum(done) / (time.perf_counter() - started)
 
 
+class Round(NamedTuple):
+    """One measured round: operations per second and the CPU (in cores) each party used meanwhile."""
+
+    rate: float
+    cores: dict[str, float]
+
+
+def _ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def _descendants(root: int) -> list[int]:
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError):
+                continue
+    found, frontier = [], [root]
+    while frontier:
+        children = [pid for pid, parent in parents.items() if parent in frontier]
+        found.extend(children)
+        frontier = children
+    return found
+
+
+def _machine_ticks() -> int:
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, Path("/proc/stat").read_text().split()[1:9])
+    return user + nice + system + irq + softirq + steal
+
+
+def _cpu_snapshot(redis_pid: int) -> dict[str, int]:
+    ticks = {"bench": _ticks(os.getpid()), "machine": _machine_ticks()}
+    ticks["server"] = 0
+    for pid in _descendants(os.getpid()):
+        try:
+            ticks["server"] += _ticks(pid)
+        except OSError:
+            continue
+    try:
+        ticks["redis"] = _ticks(redis_pid)
+    except OSError:
+        ticks["redis"] = 0  # Redis runs elsewhere
+    return ticks
+
+
+async def measured(seconds: float, worker, redis_pid: int) -> Round:  # type: ignore[no-untyped-def]
+    """Run a round and account the CPU of this process, the server's processes, Redis and the rest."""
+    before, started = _cpu_snapshot(redis_pid), time.perf_counter()
+    rate = await run_for(seconds, worker)
+    after, elapsed = _cpu_snapshot(redis_pid), time.perf_counter() - started
+    hz = os.sysconf("SC_CLK_TCK")
+    cores = {name: (after[name] - before[name]) / hz / elapsed for name in before}
+    cores["others"] = cores.pop("machine") - cores["bench"] - cores["server"] - cores["redis"]
+    return Round(rate=rate, cores=cores)
+
+
+def cpu_per_read(rounds: list[Round]) -> dict[str, float]:
+    """Median CPU microseconds per operation of each party (``others``: the machine's other processes, in cores)."""
+    out = {
+        name: round(median([r.cores[name] / r.rate * 1e6 for r in rounds]), 1) for name in ("bench", "server", "redis")
+    }
+    out["others_cores"] = round(median([r.cores["others"] for r in rounds]), 2)
+    return out
+
+
 class HttpConnection:
     """A minimal HTTP/1.1 keep-alive client (the load generator must not be the bottleneck)."""
 
@@ -125,6 +204,7 @@ class HttpConnection:
         if self.writer is not None:
             self.writer.close()
             await self.writer.wait_closed()
+        self.reader = self.writer = None
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
@@ -132,112 +212,149 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     members = args.members
     results: dict[str, Any] = {"members": members, "concurrency": CONCURRENCY, "rounds": args.rounds}
     redis = Redis.from_url(REDIS_URL)
-    async with scratch_database("ql_bench_lb") as (url, pg_url):
-        db = Database(create_engine(url))
-        try:
-            brand, issued = await create_brand(
-                db, name="Bench", slug="bench", timezone="Europe/Rome", now=SystemClock().now()
-            )
-            secret = next(k.key for k in issued if k.kind.value == "secret")
-            lb = Leaderboards(db, redis, namespace=namespace, clock=SystemClock(), close_interval=None)
-            board, _ = await lb.put_board(brand, BoardSpec(key=BOARD, title="Points", metric=PointsMetric()))
-            slot = Slot(brand_id=brand.id, board=board, period=(await lb_period(lb, brand)))
-            key = lb.store.key(slot)
-
-            started = time.perf_counter()
-            first_id = await load_members(pg_url, brand.id, members)
-            results["load_sql_s"] = round(time.perf_counter() - started, 2)
-            before = await used_memory(redis)
-            started = time.perf_counter()
-            rng = random.Random(1)
-            async with redis.pipeline(transaction=False) as pipe:
-                for start in range(0, members, 10_000):
-                    pipe.zadd(
-                        key,
-                        {
-                            str(first_id + n).encode(): rng.randint(0, 1_000_000)
-                            for n in range(start, min(start + 10_000, members))
-                        },
-                    )
-                    if len(pipe) >= 10:
-                        await pipe.execute()
-                await pipe.execute()
-            results["load_redis_s"] = round(time.perf_counter() - started, 2)
-            after = await used_memory(redis)
-            results["memory_bytes_per_member"] = round((after - before) / members, 1)
-            assert await redis.zcard(key) == members
-
-            # --- updates ---------------------------------------------------------------------------
-            ready_key = keys.ready(namespace, brand.id)
-
-            async def raw_update(r: random.Random) -> None:
-                member = str(first_id + r.randrange(members)).encode()
-                score = float(r.randint(0, 1_000_000))
-                async with redis.pipeline(transaction=True) as pipe:
-                    pipe.exists(ready_key)
-                    pipe.zadd(key, {member: score})
-                    pipe.zcount(key, f"({int(score)}", "+inf")
-                    pipe.zcard(key)
-                    await pipe.execute()
-
-            async def store_update(r: random.Random) -> None:
-                write = Write(
-                    slot=slot,
-                    member_id=first_id + r.randrange(members),
-                    units=r.randint(0, 1_000_000),
-                    reached_at=datetime.now(UTC),
+    try:
+        async with scratch_database("ql_bench_lb") as (url, pg_url):
+            db = Database(create_engine(url))
+            try:
+                brand, issued = await create_brand(
+                    db, name="Bench", slug="bench", timezone="Europe/Rome", now=SystemClock().now()
                 )
-                await lb.store.apply([write])
+                secret = next(k.key for k in issued if k.kind.value == "secret")
+                lb = Leaderboards(db, redis, namespace=namespace, clock=SystemClock(), close_interval=None)
+                board, _ = await lb.put_board(brand, BoardSpec(key=BOARD, title="Points", metric=PointsMetric()))
+                slot = Slot(brand_id=brand.id, board=board, period=(await lb_period(lb, brand)))
+                key = lb.store.key(slot)
 
-            raw_updates = [await run_for(args.seconds, raw_update) for _ in range(args.rounds)]
-            store_updates = [await run_for(args.seconds, store_update) for _ in range(args.rounds)]
+                started = time.perf_counter()
+                first_id = await load_members(pg_url, brand.id, members)
+                results["load_sql_s"] = round(time.perf_counter() - started, 2)
+                before = await used_memory(redis)
+                started = time.perf_counter()
+                rng = random.Random(1)
+                async with redis.pipeline(transaction=False) as pipe:
+                    for start in range(0, members, 10_000):
+                        pipe.zadd(
+                            key,
+                            {
+                                str(first_id + n).encode(): rng.randint(0, 1_000_000)
+                                for n in range(start, min(start + 10_000, members))
+                            },
+                        )
+                        if len(pipe) >= 10:
+                            await pipe.execute()
+                    await pipe.execute()
+                results["load_redis_s"] = round(time.perf_counter() - started, 2)
+                after = await used_memory(redis)
+                results["memory_bytes_per_member"] = round((after - before) / members, 1)
+                assert await redis.zcard(key) == members
+                # The board's directory, as the processor and a rebuild write it (member m<n> is "Member <n>").
+                started = time.perf_counter()
+                await lb.store.replace_directory(
+                    brand.id,
+                    BOARD,
+                    [
+                        Listing(
+                            brand_id=brand.id,
+                            board=BOARD,
+                            member_id=first_id + n,
+                            external_id=f"m{n}",
+                            label=f"Member {n}",
+                        )
+                        for n in range(members)
+                    ],
+                )
+                results["load_directory_s"] = round(time.perf_counter() - started, 2)
+                results["directory_bytes_per_member"] = round((await used_memory(redis) - after) / members, 1)
 
-            # --- reads -----------------------------------------------------------------------------
-            script = redis.register_script(READ_SCRIPT)
+                # --- updates ---------------------------------------------------------------------------
+                ready_key = keys.ready(namespace, brand.id)
 
+                async def raw_update(r: random.Random) -> None:
+                    member = str(first_id + r.randrange(members)).encode()
+                    score = float(r.randint(0, 1_000_000))
+                    async with redis.pipeline(transaction=True) as pipe:
+                        pipe.exists(ready_key)
+                        pipe.zadd(key, {member: score})
+                        pipe.zcount(key, f"({int(score)}", "+inf")
+                        pipe.zcard(key)
+                        await pipe.execute()
+
+                async def store_update(r: random.Random) -> None:
+                    write = Write(
+                        slot=slot,
+                        member_id=first_id + r.randrange(members),
+                        units=r.randint(0, 1_000_000),
+                        reached_at=datetime.now(UTC),
+                    )
+                    await lb.store.apply([write])
+
+                raw_updates: list[float] = []
+                store_updates: list[float] = []
+                for _ in range(args.rounds):  # alternating, as the reads below
+                    raw_updates.append(await run_for(args.seconds, raw_update))
+                    store_updates.append(await run_for(args.seconds, store_update))
+
+                raw_script = redis.register_script(READ_SCRIPT)
+                batched_script = ScriptBatch(redis, raw_script)
+            finally:
+                await db.dispose()
+
+            # --- reads ---------------------------------------------------------------------------------
+            # Raw and HTTP rounds alternate, so load from other processes on the machine hits both alike;
+            # each round records the CPU each party used (this process, the server's processes, Redis, others).
             async def raw_read(r: random.Random) -> None:
-                member = str(first_id + r.randrange(members)).encode()
-                await script(keys=[key], args=[member, 5])
+                await raw_script(keys=[key], args=[str(first_id + r.randrange(members)).encode(), 5])
 
-            raw_reads = [await run_for(args.seconds, raw_read) for _ in range(args.rounds)]
-        finally:
-            await db.dispose()
+            async def batched_raw_read(r: random.Random) -> None:
+                await batched_script(keys=[key], args=[str(first_id + r.randrange(members)).encode(), 5])
 
-        with server(url, namespace=namespace, workers=args.workers) as base:
-            host, port = base.removeprefix("http://").split(":")
-            connections = [
-                HttpConnection(host, int(port), f"Authorization: Bearer {secret}\r\n") for _ in range(CONCURRENCY)
-            ]
-            errors = 0
+            with server(url, namespace=namespace, workers=args.workers) as base:
+                host, port = base.removeprefix("http://").split(":")
+                connections = [
+                    HttpConnection(host, int(port), f"Authorization: Bearer {secret}\r\n") for _ in range(CONCURRENCY)
+                ]
+                errors = 0
 
-            def http_worker(index_of: dict[int, int], hot: int = 0):  # type: ignore[no-untyped-def]
-                async def read(r: random.Random) -> None:
-                    nonlocal errors
-                    conn = connections[index_of.setdefault(id(r), len(index_of))]
-                    who = r.randrange(hot) if hot else r.randrange(members)
-                    status, body = await conn.get(f"/v1/leaderboards/{BOARD}?limit=10&around=m{who}&k=5")
-                    if status != 200:
-                        errors += 1
-                    elif args.check and r.random() < 0.01:
-                        page = json.loads(body)
-                        assert len(page["entries"]) == 10
-                        assert page["me"]["rank"]
-                        assert len(page["around"]) == 11
+                def http_worker(index_of: dict[int, int]):  # type: ignore[no-untyped-def]
+                    async def read(r: random.Random) -> None:
+                        nonlocal errors
+                        conn = connections[index_of.setdefault(id(r), len(index_of))]
+                        status, body = await conn.get(
+                            f"/v1/leaderboards/{BOARD}?limit=10&around=m{r.randrange(members)}&k=5"
+                        )
+                        if status != 200:
+                            errors += 1
+                        elif args.check and r.random() < 0.01:
+                            check_page(json.loads(body))
 
-                return read
+                    return read
 
-            await run_for(1.0, http_worker({}))  # warm-up: connections, key cache, definitions
-            http_reads = [await run_for(args.seconds, http_worker({})) for _ in range(args.rounds)]
-            await run_for(1.0, http_worker({}, args.hot))
-            warm_reads = [await run_for(args.seconds, http_worker({}, args.hot)) for _ in range(args.rounds)]
-            for conn in connections:
-                await conn.close()
-            results["http_errors"] = errors
+                status, body = await connections[0].get(f"/v1/leaderboards/{BOARD}?limit=10&around=m{members // 2}&k=5")
+                assert status == 200, body
+                check_page(json.loads(body))
+                await run_for(1.0, http_worker({}))  # warm-up: connections, key cache, definitions, EVALSHA
+                await run_for(0.5, raw_read)
+                redis_pid = int((await redis.info("server"))["process_id"])
+                raw_reads: list[Round] = []
+                batched_reads: list[Round] = []
+                http_reads: list[Round] = []
+                for _ in range(args.rounds):
+                    raw_reads.append(await measured(args.seconds, raw_read, redis_pid))
+                    for conn in connections:  # the server drops connections idle for 5 s: open them again
+                        await conn.close()
+                    await run_for(0.3, http_worker({}))
+                    http_reads.append(await measured(args.seconds, http_worker({}), redis_pid))
+                    if args.batched:
+                        batched_reads.append(await measured(args.seconds, batched_raw_read, redis_pid))
+                for conn in connections:
+                    await conn.close()
+                results["http_errors"] = errors
 
-    names = [k async for k in redis.scan_iter(match=f"{namespace}:*", count=1000)]
-    for start in range(0, len(names), 500):
-        await redis.unlink(*names[start : start + 500])
-    await redis.aclose()
+    finally:  # the run's keys go even when it fails
+        names = [k async for k in redis.scan_iter(match=f"{namespace}:*", count=1000)]
+        for start in range(0, len(names), 500):
+            await redis.unlink(*names[start : start + 500])
+        await redis.aclose()
 
     results["updates"] = {
         "raw_pipeline_per_s": [round(x) for x in raw_updates],
@@ -247,18 +364,53 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "ratio": round(median(store_updates) / median(raw_updates), 3),
     }
     results["reads"] = {
-        "raw_lua_per_s": [round(x) for x in raw_reads],
-        "http_api_per_s": [round(x) for x in http_reads],
-        "median_raw": round(median(raw_reads)),
-        "median_http": round(median(http_reads)),
-        "ratio": round(median(http_reads) / median(raw_reads), 3),
-        "http_api_warm_per_s": [round(x) for x in warm_reads],
-        "median_http_warm": round(median(warm_reads)),
-        "ratio_warm": round(median(warm_reads) / median(raw_reads), 3),
-        "warm_members": args.hot,
+        "raw_lua_per_s": [round(r.rate) for r in raw_reads],
+        "http_api_per_s": [round(r.rate) for r in http_reads],
+        "median_raw": round(median([r.rate for r in raw_reads])),
+        "median_http": round(median([r.rate for r in http_reads])),
+        "ratio": round(median([r.rate for r in http_reads]) / median([r.rate for r in raw_reads]), 3),
+        # Each HTTP round against the raw round just before it: robust to load that drifts over the run.
+        "ratio_of_pairs": [round(h.rate / r.rate, 3) for r, h in zip(raw_reads, http_reads, strict=True)],
+        "median_ratio_of_pairs": round(
+            median([h.rate / r.rate for r, h in zip(raw_reads, http_reads, strict=True)]), 3
+        ),
+        "pairs": [
+            {
+                "raw_per_s": round(r.rate),
+                "http_per_s": round(h.rate),
+                "other_cores_raw": round(r.cores["others"], 2),
+                "other_cores_http": round(h.cores["others"], 2),
+            }
+            for r, h in zip(raw_reads, http_reads, strict=True)
+        ],
+        # The pairs the machine's other processes left alone (< QUIET cores in both rounds), as the issue means it.
+        "quiet_pairs": [
+            round(h.rate / r.rate, 3)
+            for r, h in zip(raw_reads, http_reads, strict=True)
+            if r.cores["others"] < QUIET and h.cores["others"] < QUIET
+        ],
         "server_workers": args.workers,
+        "cpu_us_per_read": {
+            "raw": cpu_per_read(raw_reads),
+            "http": cpu_per_read(http_reads),
+        },
     }
+    if batched_reads:
+        results["reads"]["raw_lua_autopipelined_per_s"] = [round(r.rate) for r in batched_reads]
+        results["reads"]["median_raw_autopipelined"] = round(median([r.rate for r in batched_reads]))
+        results["reads"]["cpu_us_per_read"]["raw_autopipelined"] = cpu_per_read(batched_reads)
     return results
+
+
+def check_page(page: dict[str, Any]) -> None:
+    """The shape of a read: 10 entries with labels, the member's rank, 11 neighbours around them."""
+    assert len(page["entries"]) == 10
+    assert page["entries"][0]["rank"] == 1
+    assert page["entries"][0]["label"].startswith("Member ")
+    assert page["me"]["rank"]
+    assert page["me"]["label"].startswith("Member ")
+    assert len(page["around"]) == 11
+    assert page["source"] == "redis"
 
 
 async def lb_period(lb: Leaderboards, brand: Any) -> Any:
@@ -281,33 +433,58 @@ def report(results: dict[str, Any]) -> None:
                 updates["ratio"],
             ],
             [
-                f"read top10+rank+around±5 via HTTP ({reads['server_workers']} worker), random member of all",
+                f"read top10+rank+around±5 via HTTP ({reads['server_workers']} workers), random member of all",
                 float(reads["median_http"]),
                 float(reads["median_raw"]),
                 reads["ratio"],
             ],
-            [
-                f"  same, around one of {reads['warm_members']} members (names cached)",
-                float(reads["median_http_warm"]),
-                float(reads["median_raw"]),
-                reads["ratio_warm"],
-            ],
         ],
     )
-    print(f"\n  memory per member: {results['memory_bytes_per_member']} bytes (INFO memory used_memory delta)")
     print(
-        f"  loading: {results['load_sql_s']} s members into PostgreSQL (COPY), {results['load_redis_s']} s sorted set (pipelined ZADD)"
+        f"\n  memory per member: {results['memory_bytes_per_member']} bytes in the sorted set,"
+        f" {results['directory_bytes_per_member']} bytes in the board's directory (INFO memory used_memory deltas)"
+    )
+    print(
+        f"  loading: {results['load_sql_s']} s members into PostgreSQL (COPY), {results['load_redis_s']} s sorted set"
+        f" (pipelined ZADD), {results['load_directory_s']} s directory (pipelined HSET, renamed into place)"
     )
     print(f"  HTTP errors: {results['http_errors']}")
+    print(
+        f"  reads, HTTP/raw of each pair of rounds: {', '.join(f'{x:.2f}' for x in reads['ratio_of_pairs'])}"
+        f" (median {reads['median_ratio_of_pairs']:.2f})"
+    )
+    quiet = reads["quiet_pairs"]
+    print(
+        f"  pairs with other processes under {QUIET} cores in both rounds: {len(quiet)} of {len(reads['ratio_of_pairs'])}"
+        + (f", HTTP/raw median {median(quiet):.2f}" if quiet else "")
+    )
+    cpu = reads["cpu_us_per_read"]
+    rows = [("raw Lua (the limit)", cpu["raw"]), ("HTTP API", cpu["http"])]
+    if "raw_autopipelined" in cpu:
+        print(
+            f"  informative: the raw script auto-pipelined as the server sends it: {reads['median_raw_autopipelined']:,}/s"
+            f" (HTTP = {reads['median_http'] / reads['median_raw_autopipelined']:.2f} of it)"
+        )
+        rows.append(("raw Lua auto-pipelined", cpu["raw_autopipelined"]))
+    print_table(
+        "CPU per read (µs, medians of the rounds; rounds alternate raw / HTTP)",
+        ["reads by", "bench process", "server processes", "Redis", "other load (cores)"],
+        [[name, c["bench"], c["server"], c["redis"], c["others_cores"]] for name, c in rows],
+    )
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", type=int, default=1_000_000)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=4.0)
-    parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--hot", type=int, default=200, help="Members of the warm-cache read scenario.")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--workers", type=int, default=2, help="Server worker processes (the machine has 2 cores).")
+    parser.add_argument(
+        "--batched",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Also measure the raw script auto-pipelined the way the server sends it (informative).",
+    )
     parser.add_argument("--check", action="store_true", help="Decode 1% of the HTTP answers and check their shape.")
     outcome = asyncio.run(main(parser.parse_args()))
     report(outcome)

@@ -8,6 +8,9 @@ scopes (and the temporary keys a rebuild renames over them) hash to one slot; th
     <ns>:lb:{b7:by-store}:z:2026-W47:milano-centro       … of one scope value (percent-encoded)
     <ns>:lb:{b7:weekly-dense}:d:2026-W47                 distinct scores of a dense board (sorted set)
     <ns>:lb:{b7:weekly-dense}:c:2026-W47                 how many members hold each score (hash)
+    <ns>:lb:{b7:weekly-points}:ids                       external id → member id of everyone with a total (hash)
+    <ns>:lb:{b7:weekly-points}:names                     member id → [external id, label, scope] as JSON (hash)
+    <ns>:lb:{b7:weekly-points}:ready                     sentinel: this board was rebuilt here
     <ns>:lb:{b7}:ready                                   sentinel: the brand's boards were rebuilt here
     <ns>:lb:{b7}:rebuilding                              lock while a worker rebuilds the brand
     <ns>:lb:live:b7:weekly-points                        pub/sub channel of rank changes
@@ -20,6 +23,9 @@ from urllib.parse import quote
 STANDINGS = "z"
 DISTINCT = "d"
 COUNTS = "c"
+IDS = "ids"
+NAMES = "names"
+READY = "ready"
 
 
 def _tag(brand_id: int, board: str) -> str:
@@ -43,6 +49,21 @@ def distinct_scores(namespace: str, brand_id: int, board: str, period: str, scop
 def score_counts(namespace: str, brand_id: int, board: str, period: str, scope: str = "") -> str:
     """The hash score → number of members holding it, beside :func:`distinct_scores`."""
     return f"{namespace}:lb:{_tag(brand_id, board)}:{COUNTS}:{_suffix(period, scope)}"
+
+
+def member_ids(namespace: str, brand_id: int, board: str) -> str:
+    """The hash external id → internal member id of every member holding a total on the board."""
+    return f"{namespace}:lb:{_tag(brand_id, board)}:{IDS}"
+
+
+def member_names(namespace: str, brand_id: int, board: str) -> str:
+    """The hash member id → what the board shows of them (external id, label, scope value)."""
+    return f"{namespace}:lb:{_tag(brand_id, board)}:{NAMES}"
+
+
+def board_ready(namespace: str, brand_id: int, board: str) -> str:
+    """The board's sentinel, in the board's slot so a read script can check it (gone after a flush)."""
+    return f"{namespace}:lb:{_tag(brand_id, board)}:{READY}"
 
 
 def temporary(key: str, token: str) -> str:

@@ -1,5 +1,9 @@
 """Leaderboard values: definitions (wire form and validated form), standings, pages. Pure; no I/O.
 
+The small values a read builds by the dozen (``Placed``, ``Entry``, ``MemberStanding``, ``PeriodOut``,
+``BoardSummary``) hold scalars only, so they are declared ``gc=False``: they cannot form a reference
+cycle, and leaving them out of the cycle collector saves it work on every read.
+
 A board is defined by a :class:`BoardSpec` (what the API and the program document carry, validated with
 ``forbid_unknown_fields``) and compiled by :func:`leaderboards.config.build_board` into a :class:`BoardDef`
 (filter parsed, limits checked). Scores are kept as integer *units*: ``score × 10^decimals``, so sums
@@ -158,7 +162,7 @@ class PeriodRef(msgspec.Struct, frozen=True, kw_only=True):
     ends_at: datetime | None
 
 
-class Placed(msgspec.Struct, frozen=True, kw_only=True):
+class Placed(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A member's place in a period's standings (``position`` is 0-based and unique)."""
 
     member_id: int
@@ -167,7 +171,7 @@ class Placed(msgspec.Struct, frozen=True, kw_only=True):
     units: int
 
 
-class Entry(msgspec.Struct, frozen=True, kw_only=True):
+class Entry(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One line of a board as the API shows it."""
 
     rank: int
@@ -178,7 +182,7 @@ class Entry(msgspec.Struct, frozen=True, kw_only=True):
     me: bool = False
 
 
-class MemberStanding(msgspec.Struct, frozen=True, kw_only=True):
+class MemberStanding(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One member's rank, score and percentile (``rank`` is ``None`` when they are not on the board)."""
 
     member: str
@@ -188,7 +192,7 @@ class MemberStanding(msgspec.Struct, frozen=True, kw_only=True):
     label: str = ""
 
 
-class PeriodOut(msgspec.Struct, frozen=True, kw_only=True):
+class PeriodOut(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """The period a page belongs to."""
 
     id: str
@@ -198,7 +202,7 @@ class PeriodOut(msgspec.Struct, frozen=True, kw_only=True):
     closed: bool
 
 
-class BoardSummary(msgspec.Struct, frozen=True, kw_only=True):
+class BoardSummary(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """What a board is, as widgets see it."""
 
     key: str

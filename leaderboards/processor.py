@@ -19,7 +19,7 @@ import msgspec
 from engine.effects import BoardTotalChanged, RankChanged
 from leaderboards import keys, ranking, repository
 from leaderboards.models import BoardDef, PeriodRef, PeriodState, Total
-from leaderboards.store import Slot, Write
+from leaderboards.store import Listing, Slot, Write, listing
 
 if TYPE_CHECKING:
     from engine.pipeline import EventContext, UnitOfWork
@@ -109,11 +109,18 @@ class LeaderboardsProcessor:
                     uow.session, brand_id=uow.brand.id, family=family, rows=rows, now=uow.now
                 )
             )
-        public = {t.member_id for t in results if by_id[t.board_id].visibility == "public"}
-        hidden = await repository.opted_out(uow.session, brand_id=uow.brand.id, member_ids=public)
+        # One query for the opt-outs and for what the boards' directories show (ids, labels, scope values).
+        infos = await repository.member_infos(
+            uow.session, brand_id=uow.brand.id, member_ids=[t.member_id for t in results]
+        )
+        hidden = {m for m, info in infos.items() if info.opt_out}
+        listings: dict[tuple[str, int], Listing] = {}
         changes: list[Change] = []
         for total in results:
             board = by_id[total.board_id]
+            info = infos.get(total.member_id)
+            if info is not None:
+                listings[(board.key, total.member_id)] = listing(uow.brand.id, board, info)
             ctx = merged[(total.board_id, total.period, total.scope, total.member_id)][2]
             listed = ranking.qualifies(board, total.units) and not (
                 board.visibility == "public" and total.member_id in hidden
@@ -138,6 +145,7 @@ class LeaderboardsProcessor:
                 )
             )
         uow.stash[STASH] = changes
+        uow.stash[STASH + ".listings"] = list(listings.values())
 
     async def _closed(
         self, uow: UnitOfWork, boards: dict[int, BoardDef], periods: dict[tuple[int, str], PeriodRef]
@@ -178,7 +186,7 @@ class LeaderboardsProcessor:
             Write(slot=c.slot, member_id=c.member_id, units=c.units, reached_at=c.reached_at, listed=c.listed)
             for c in changes
         ]
-        ready, ranks = await store.apply(writes)
+        ready, ranks = await store.apply(writes, listings=uow.stash.get(STASH + ".listings", []))
         if not ready:
             # The brand's sentinel is gone: Redis lost its data. Repair in the background.
             self.runtime.schedule_rebuild(uow.brand.id)

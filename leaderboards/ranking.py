@@ -27,6 +27,7 @@ from leaderboards.models import (
     ChallengeCompletionsMetric,
     DisplayChoice,
     EventCountMetric,
+    MemberInfo,
     PeriodRef,
     Placed,
     PointsFromMetric,
@@ -408,6 +409,18 @@ def label(
     if style in ("full_name", "initials") and display_name.strip():
         return initials(display_name)
     return pseudonym or pseudonym_for(brand_id, member_id)
+
+
+def member_label(board: BoardDef, info: MemberInfo, *, brand_id: int) -> str:
+    """The label ``board`` shows for a member (the more private of its policy and the member's choice)."""
+    return label(
+        policy=board.display,
+        choice=info.display,
+        display_name=info.display_name,
+        pseudonym=info.pseudonym,
+        brand_id=brand_id,
+        member_id=info.member_id,
+    )
 
 
 def ttl_after_close(closed_at: datetime, retention_days: int, now: datetime) -> int:

@@ -21,7 +21,7 @@ from engine.tenants import get_brand_by_id
 from leaderboards import keys, ranking, repository
 from leaderboards.models import BoardDef, PeriodRef, PeriodState, Total
 from leaderboards.orm import BoardRow
-from leaderboards.store import BoardStore, Slot, Write
+from leaderboards.store import BoardStore, Listing, Slot, Write, listing
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
@@ -110,6 +110,13 @@ async def _rebuild(
                     written.update(store.slot_keys(slot))
                     report.keys += 1
                     report.members += len(entries)
+            # The directory reads resolve external ids and labels with: everyone holding a total on the board.
+            directory = [
+                listing(brand_id, board, info)
+                for info in await repository.board_members(session, brand_id=brand_id, board_id=board.id)
+            ]
+            await store.replace_directory(brand_id, board.key, directory)
+            written.update(store.directory_keys(brand_id, board.key))
     patterns = (
         [keys.board_pattern(namespace, brand_id, b.key) for b in boards]
         if board_key is not None
@@ -121,6 +128,7 @@ async def _rebuild(
     await store.delete(stale)
     report.deleted = len(stale)
     await _replay(db, store, brand_id=brand_id, since=started - RACE_MARGIN, boards=boards, tz=brand.tz)
+    await store.mark_board_ready(brand_id, [b.key for b in boards])
     if board_key is None:
         await store.mark_ready(brand_id, at=now)
     log.info("rebuilt leaderboards of brand %s: %s keys, %s members", brand_id, report.keys, report.members)
@@ -140,15 +148,20 @@ async def _replay(
         ]
         if not changed:
             return
-        hidden = await repository.opted_out(session, brand_id=brand_id, member_ids={t.member_id for t in changed})
+        infos = await repository.member_infos(session, brand_id=brand_id, member_ids=[t.member_id for t in changed])
         states: dict[tuple[int, str], PeriodState | None] = {}
         for total in changed:
             pair = (total.board_id, total.period)
             if pair not in states:
                 states[pair] = await repository.get_period(session, board_id=total.board_id, period=total.period)
+    hidden = {m for m, info in infos.items() if info.opt_out}
+    listings: dict[tuple[str, int], Listing] = {}
     writes: list[Write] = []
     for total in changed:
         board = by_id[total.board_id]
+        info = infos.get(total.member_id)
+        if info is not None:
+            listings[(board.key, total.member_id)] = listing(brand_id, board, info)
         state = states[(total.board_id, total.period)]
         if state is None or state.closed_at is not None:
             continue
@@ -158,7 +171,7 @@ async def _replay(
         writes.append(
             Write(slot=slot, member_id=total.member_id, units=total.units, reached_at=total.reached_at, listed=listed)
         )
-    await store.apply(writes)
+    await store.apply(writes, listings=list(listings.values()))
 
 
 async def rebuild_all(

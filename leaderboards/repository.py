@@ -467,17 +467,48 @@ async def member_infos(session: AsyncSession, *, brand_id: BrandId, member_ids: 
             )
             .where(MemberRow.brand_id == brand_id, _one_of(session, MemberRow.id, chunk, BigInteger()))
         )
-        for member_id, external_id, name, attributes, opt_out, display, pseudonym in rows:
-            found[member_id] = MemberInfo(
-                member_id=member_id,
-                external_id=external_id,
-                display_name=name or "",
-                attributes=dict(attributes or {}),
-                opt_out=bool(opt_out),
-                display=display or "",
-                pseudonym=pseudonym or "",
-            )
+        for row in rows:
+            info = _info(*row)
+            found[info.member_id] = info
     return found
+
+
+def _info(
+    member_id: int, external_id: str, name: str | None, attributes: Any, opt_out: Any, display: Any, pseudonym: Any
+) -> MemberInfo:
+    return MemberInfo(
+        member_id=member_id,
+        external_id=external_id,
+        display_name=name or "",
+        attributes=dict(attributes or {}),
+        opt_out=bool(opt_out),
+        display=display or "",
+        pseudonym=pseudonym or "",
+    )
+
+
+async def board_members(session: AsyncSession, *, brand_id: BrandId, board_id: int) -> list[MemberInfo]:
+    """Every member holding a total on the board (any period or scope), with what boards show of them."""
+    holders = select(BoardTotalRow.member_id).where(BoardTotalRow.board_id == board_id).distinct().subquery("holders")
+    rows = await session.execute(
+        select(
+            MemberRow.id,
+            MemberRow.external_id,
+            MemberRow.display_name,
+            MemberRow.attributes,
+            BoardPreferenceRow.opt_out,
+            BoardPreferenceRow.display,
+            BoardPreferenceRow.pseudonym,
+        )
+        .join(holders, holders.c.member_id == MemberRow.id)
+        .outerjoin(
+            BoardPreferenceRow,
+            and_(BoardPreferenceRow.member_id == MemberRow.id, BoardPreferenceRow.brand_id == brand_id),
+        )
+        .where(MemberRow.brand_id == brand_id)
+        .order_by(MemberRow.id)
+    )
+    return [_info(*row) for row in rows]
 
 
 async def member_ids_by_external(

@@ -1,8 +1,13 @@
 """The leaderboards at run time: definitions, reads, privacy, rebuild scheduling and the period closer.
 
 One :class:`Leaderboards` lives per app process (``services.extras["leaderboards"]``). It owns the
-:class:`BoardStore`, the definition cache, a short-lived cache of members' display names, the background
-tasks that repair a flushed Redis, and the loop that closes ended periods.
+:class:`BoardStore`, the definition cache, the background tasks that repair a flushed Redis, and the loop
+that closes ended periods.
+
+A read of a live period costs one Redis round trip and no SQL: the board's directory in Redis (written
+with the totals, rebuilt with them) turns external ids into members and members into labels. SQL is
+read only for a closed period (the archive), while Redis is being rebuilt, and to tell an unknown
+``around`` member (404) from one without a total on the board.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from engine.errors import Conflict, NotFound, ValidationError
 from engine.ids import BrandId, MemberId
@@ -30,10 +35,11 @@ from leaderboards.models import (
     Preference,
 )
 from leaderboards.processor import LeaderboardsProcessor
-from leaderboards.store import BoardStore, Slot, Snapshot, Write
+from leaderboards.store import BoardStore, Listing, Slot, Snapshot, Write, listing
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Mapping, Sequence
+    from datetime import datetime
 
     from redis.asyncio import Redis
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -46,66 +52,6 @@ log = logging.getLogger(__name__)
 MAX_LIMIT = 100
 MAX_AROUND = 25
 MAX_FRIENDS = 100
-
-
-class MemberCache:
-    """Display names and ids of members for a few seconds, so a hot board costs no SQL per read."""
-
-    def __init__(self, *, ttl: float = 10.0, size: int = 50_000) -> None:
-        self._ttl = ttl
-        self._size = size
-        self._infos: dict[tuple[int, int], tuple[float, MemberInfo]] = {}
-        self._ids: dict[tuple[int, str], tuple[float, int]] = {}
-
-    def forget(self, brand_id: int, member_id: int) -> None:
-        """Drop a member (after a preference change or an erasure)."""
-        info = self._infos.pop((brand_id, member_id), None)
-        if info is not None:
-            self._ids.pop((brand_id, info[1].external_id), None)
-
-    async def infos(self, session: AsyncSession, brand_id: BrandId, member_ids: Sequence[int]) -> dict[int, MemberInfo]:
-        """Members by id (unknown ids are left out)."""
-        now = time.monotonic()
-        found: dict[int, MemberInfo] = {}
-        missing: list[int] = []
-        for member_id in set(member_ids):
-            hit = self._infos.get((brand_id, member_id))
-            if hit is not None and hit[0] > now:
-                found[member_id] = hit[1]
-            else:
-                missing.append(member_id)
-        if missing:
-            loaded = await repository.member_infos(session, brand_id=brand_id, member_ids=missing)
-            self._trim()
-            for member_id, info in loaded.items():
-                self._infos[(brand_id, member_id)] = (now + self._ttl, info)
-                self._ids[(brand_id, info.external_id)] = (now + self._ttl, member_id)
-            found.update(loaded)
-        return found
-
-    async def ids(self, session: AsyncSession, brand_id: BrandId, external_ids: Sequence[str]) -> dict[str, int]:
-        """Internal ids of members by external id (unknown ones are left out)."""
-        now = time.monotonic()
-        found: dict[str, int] = {}
-        missing: list[str] = []
-        for external_id in set(external_ids):
-            hit = self._ids.get((brand_id, external_id))
-            if hit is not None and hit[0] > now:
-                found[external_id] = hit[1]
-            else:
-                missing.append(external_id)
-        if missing:
-            loaded = await repository.member_ids_by_external(session, brand_id=brand_id, external_ids=missing)
-            self._trim()
-            for external_id, member_id in loaded.items():
-                self._ids[(brand_id, external_id)] = (now + self._ttl, member_id)
-            found.update(loaded)
-        return found
-
-    def _trim(self) -> None:
-        if len(self._infos) > self._size or len(self._ids) > self._size:
-            self._infos.clear()
-            self._ids.clear()
 
 
 class Leaderboards:
@@ -127,11 +73,13 @@ class Leaderboards:
         self.namespace = namespace
         self.store = BoardStore(redis, namespace=namespace)
         self.cache = repository.BoardCache()
-        self.members = MemberCache()
         self.extras = extras if extras is not None else {}
         self.close_interval = close_interval
         self._definitions_ttl = definitions_ttl
-        self._read_boards: dict[BrandId, tuple[float, tuple[BoardDef, ...]]] = {}
+        self._read_boards: dict[BrandId, _Definitions] = {}
+        self._loading: dict[BrandId, asyncio.Future[_Definitions]] = {}
+        self._generations: dict[BrandId, int] = {}
+        self._periods: dict[tuple[Any, ...], PeriodRef] = {}
         self._tasks: dict[BrandId, asyncio.Task[None]] = {}
         self._ticker: asyncio.Task[None] | None = None
 
@@ -222,14 +170,44 @@ class Leaderboards:
 
     async def boards(self, brand: Brand) -> tuple[BoardDef, ...]:
         """The brand's boards for reads (re-checked against the config version every few seconds)."""
+        return (await self._definitions(brand)).boards
+
+    async def _definitions(self, brand: Brand) -> _Definitions:
         hit = self._read_boards.get(brand.id)
-        now = time.monotonic()
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        async with self.db.read() as session:
-            boards = await self.cache.boards(session, brand.id)
-        self._read_boards[brand.id] = (now + self._definitions_ttl, boards)
-        return boards
+        if hit is not None and hit.expires > time.monotonic():
+            return hit
+        loading = self._loading.get(brand.id)
+        if loading is None:
+            # One query per process when the cache expires, however many reads arrive meanwhile: they
+            # all wait for it (a cancelled read does not cancel it for the others).
+            loading = asyncio.ensure_future(self._load_definitions(brand.id))
+            self._loading[brand.id] = loading
+        return await asyncio.shield(loading)
+
+    async def _load_definitions(self, brand_id: BrandId) -> _Definitions:
+        generation = self._generations.get(brand_id, 0)
+        try:
+            async with self.db.read() as session:
+                boards = await self.cache.boards(session, brand_id)
+        finally:
+            if self._loading.get(brand_id) is asyncio.current_task():
+                del self._loading[brand_id]
+        previous = self._read_boards.get(brand_id)
+        by_key = (
+            previous.by_key
+            if previous is not None and previous.boards is boards
+            else {b.key: (b, summary(b)) for b in boards}
+        )
+        found = _Definitions(time.monotonic() + self._definitions_ttl, boards, by_key)
+        if generation == self._generations.get(brand_id, 0):  # not invalidated while it loaded
+            self._read_boards[brand_id] = found
+        return found
+
+    def _forget_definitions(self, brand_id: BrandId) -> None:
+        """Drop the cached definitions after a change here (other processes notice within the TTL)."""
+        self._read_boards.pop(brand_id, None)
+        self._loading.pop(brand_id, None)
+        self._generations[brand_id] = self._generations.get(brand_id, 0) + 1
 
     async def board(self, brand: Brand, key: str, *, public: bool) -> BoardDef:
         """One board; a publishable key only sees public ones.
@@ -237,16 +215,35 @@ class Leaderboards:
         Raises:
             NotFound: no such board (or not public, for a publishable key).
         """
-        for board in await self.boards(brand):
-            if board.key == key and (board.visibility == "public" or not public):
-                return board
-        raise NotFound(f"no leaderboard {key!r}", field="key")
+        return (await self._board(brand, key, public=public))[0]
+
+    async def _board(self, brand: Brand, key: str, *, public: bool) -> tuple[BoardDef, BoardSummary]:
+        found = (await self._definitions(brand)).by_key.get(key)
+        if found is None or (public and found[0].visibility != "public"):
+            raise NotFound(f"no leaderboard {key!r}", field="key")
+        return found
+
+    def _current(self, brand: Brand, board: BoardDef, now: datetime) -> PeriodRef:
+        """The board's current period, computed once per period (not on every read)."""
+        cache_key = (brand.id, brand.tz, board.id, board.period, board.starts_at, board.ends_at)
+        ref = self._periods.get(cache_key)
+        if (
+            ref is not None
+            and (ref.starts_at is None or ref.starts_at <= now)
+            and (ref.ends_at is None or now < ref.ends_at)
+        ):
+            return ref
+        ref = ranking.current_period(board, now, brand.tz)
+        if len(self._periods) > 10_000:
+            self._periods.clear()
+        self._periods[cache_key] = ref
+        return ref
 
     async def put_board(self, brand: Brand, spec: BoardSpec) -> tuple[BoardDef, str]:
         """Create or replace a board, then bring Redis in line with it (a new board starts empty)."""
         async with self.db.write() as session:
             board, outcome = await repository.put_board(session, brand_id=brand.id, spec=spec, now=self.clock.now())
-        self._read_boards.pop(brand.id, None)
+        self._forget_definitions(brand.id)
         if outcome != "unchanged":
             await self._sync_after_definition(brand.id, board.key)
         return board, outcome
@@ -255,7 +252,7 @@ class Leaderboards:
         """Remove a board, its totals, archives and Redis keys."""
         async with self.db.write() as session:
             board = await repository.delete_board(session, brand_id=brand.id, key=key)
-        self._read_boards.pop(brand.id, None)
+        self._forget_definitions(brand.id)
         from leaderboards import keys
 
         await self.store.delete(await self.store.scan(keys.board_pattern(self.namespace, brand.id, board.key)))
@@ -303,12 +300,17 @@ class Leaderboards:
                 (t.board_id, t.period): await repository.get_period(session, board_id=t.board_id, period=t.period)
                 for t in totals
             }
-        self.members.forget(brand.id, member_id)
+            info = (await repository.member_infos(session, brand_id=brand.id, member_ids=[member_id]))[member_id]
+        # The boards' directories change with the preference (labels; none kept while opted out of a public board).
+        listings: dict[str, Listing] = {}
         writes: list[Write] = []
         for total in totals:
             board = boards.get(total.board_id)
+            if board is None:
+                continue
+            listings[board.key] = listing(brand.id, board, info)
             state = states[(total.board_id, total.period)]
-            if board is None or state is None or state.closed_at is not None:
+            if state is None or state.closed_at is not None:
                 continue
             period = ranking.period_from_id(board, total.period, brand.tz)
             listed = ranking.qualifies(board, total.units) and not (board.visibility == "public" and preference.opt_out)
@@ -321,8 +323,26 @@ class Leaderboards:
                     listed=listed,
                 )
             )
-        await self.store.apply(writes)
+        await self.store.apply(writes, listings=list(listings.values()))
         return preference
+
+    async def refresh_member(self, brand: Brand, member_id: MemberId) -> None:
+        """Rewrite a member's entries in the boards' directories (after their name or attributes changed).
+
+        Reads show the label kept in Redis; it is rewritten with every new total of the member, a
+        preference change and a rebuild. A change of the member's profile alone reaches the boards
+        through this (the engine calls it once the change is committed).
+        """
+        async with self.db.read() as session:
+            totals = await repository.member_totals(session, brand_id=brand.id, member_id=member_id)
+            if not totals:
+                return
+            boards = {b.id: b for b in await repository.load_boards(session, brand_id=brand.id)}
+            info = (await repository.member_infos(session, brand_id=brand.id, member_ids=[member_id])).get(member_id)
+        if info is None:
+            return
+        held = {t.board_id for t in totals}
+        await self.store.apply([], listings=[listing(brand.id, b, info) for b in boards.values() if b.id in held])
 
     async def get_preference(self, brand: Brand, external_id: str) -> Preference:
         """A member's display preference.
@@ -363,128 +383,106 @@ class Leaderboards:
         """
         if len(members) > MAX_FRIENDS:
             raise ValidationError(f"at most {MAX_FRIENDS} members at once", field="members")
-        board = await self.board(brand, key, public=public)
+        board, board_summary = await self._board(brand, key, public=public)
         now = self.clock.now()
-        ref = (
-            ranking.current_period(board, now, brand.tz)
-            if period == "current"
-            else ranking.period_from_id(board, period, brand.tz)
-        )
-        current = ranking.current_period(board, now, brand.tz).id == ref.id
-        async with self.db.read() as session:
-            wanted = [around] if around else []
-            ids = await self.members.ids(session, brand.id, [*wanted, *members]) if wanted or members else {}
-            if around and around not in ids:
-                raise NotFound(f"no member {around!r} in this brand", field="around")
-            me_id = ids.get(around) if around else None
-            if board.scope is not None and scope is None:
-                if me_id is None:
-                    raise ValidationError(f"this board is kept per `{board.scope}`: give `scope`", field="scope")
-                info = (await self.members.infos(session, brand.id, [me_id])).get(me_id)
-                scope = ranking.scope_of(board, info.attributes if info else {}) or ""
-            scope = scope if board.scope is not None else ""
-            assert scope is not None
-            # Only a period that has ended can be closed; the current one costs no SQL here.
-            ended = ref.ends_at is not None and ref.ends_at <= now
-            state = await repository.get_period(session, board_id=board.id, period=ref.id) if ended else None
-            friend_ids = [ids[m] for m in members if m in ids]
-            slot = Slot(brand_id=brand.id, board=board, period=ref, scope=scope)
-            source = "redis"
-            if state is not None and state.closed_at is not None:
-                source = "archive"
-                snap = await self._archive_snapshot(
-                    session, slot, offset=offset, limit=limit, me=me_id, k=k, friends=friend_ids
-                )
-            else:
-                snap = await self.store.read(slot, offset=offset, limit=limit, member_id=me_id, k=k, friends=friend_ids)
-                if not snap.ready:
-                    self.schedule_rebuild(brand.id)
-                    source = "sql"
-                    snap = await self._sql_snapshot(
-                        session, slot, offset=offset, limit=limit, me=me_id, k=k, friends=friend_ids
-                    )
-            shown = [p.member_id for p in [*snap.page, *snap.around]]
-            if snap.me is not None:
-                shown.append(snap.me.member_id)
-            shown.extend(snap.friends)
-            infos = await self.members.infos(session, brand.id, shown)
-        hide = (
-            {m for m, i in infos.items() if i.opt_out}
-            if board.visibility == "public" and source == "archive"
-            else set()
-        )
-        return BoardPage(
-            board=summary(board),
-            period=PeriodOut(
-                id=ref.id,
-                starts_at=ref.starts_at,
-                ends_at=ref.ends_at,
-                current=current,
-                closed=source == "archive",
-            ),
+        current = self._current(brand, board, now)
+        ref = current if period == "current" else ranking.period_from_id(board, period, brand.tz)
+        if board.scope is None:
+            scope = ""
+        elif scope is None:
+            if not around:
+                raise ValidationError(f"this board is kept per `{board.scope}`: give `scope`", field="scope")
+            scope = await self._scope_of(brand, board, around)
+        view = _View(
+            brand=brand,
+            board=board,
+            summary=board_summary,
+            period=ref,
+            current=current.id == ref.id,
             scope=scope,
-            total=snap.total,
             offset=offset,
             limit=limit,
-            entries=[
-                self._entry(brand, board, p, infos, public=public, me=me_id)
-                for p in snap.page
-                if p.member_id not in hide
-            ],
-            me=self._standing(brand, board, around, snap.me, snap.total, infos) if around else None,
-            around=[
-                self._entry(brand, board, p, infos, public=public, me=me_id)
-                for p in snap.around
-                if p.member_id not in hide
-            ]
-            if around
-            else None,
-            members=[
-                self._standing(brand, board, m, snap.friends.get(ids[m]) if m in ids else None, snap.total, infos)
-                for m in members
-            ]
-            if members
-            else None,
-            source=source,  # type: ignore[arg-type]
+            around=around,
+            members=members,
+            public=public,
+        )
+        slot = Slot(brand_id=brand.id, board=board, period=ref, scope=scope)
+        # Only a period that has ended can be closed; the current one costs no SQL here.
+        if ref.ends_at is not None and ref.ends_at <= now:
+            async with self.db.read() as session:
+                state = await repository.get_period(session, board_id=board.id, period=ref.id)
+            if state is not None and state.closed_at is not None:
+                return await self._read_sql(view, slot, k=k, source="archive")
+        snap = await self.store.read(slot, offset=offset, limit=limit, around=around, k=k, friends=members)
+        if snap is None:
+            self.schedule_rebuild(brand.id)
+            return await self._read_sql(view, slot, k=k, source="sql")
+        if around and snap.me_id is None:
+            await self._member_id(brand, around)  # not on the board's directory: is it a member at all?
+        listings = snap.listings
+        brand_id = brand.id
+
+        def show(member_id: int) -> tuple[str | None, str]:
+            found = listings.get(member_id)
+            if found is None or not found[1]:
+                return None, ranking.pseudonym_for(brand_id, member_id)
+            return found[0], found[1]
+
+        return view.page(snap, show, me_id=snap.me_id, friends=snap.friends, source="redis")
+
+    async def _member_id(self, brand: Brand, external_id: str) -> int:
+        """The member's id from SQL.
+
+        Raises:
+            NotFound: the brand has no such member.
+        """
+        async with self.db.read() as session:
+            ids = await repository.member_ids_by_external(session, brand_id=brand.id, external_ids=[external_id])
+        if external_id not in ids:
+            raise NotFound(f"no member {external_id!r} in this brand", field="around")
+        return ids[external_id]
+
+    async def _scope_of(self, brand: Brand, board: BoardDef, external_id: str) -> str:
+        """The scope value of the member a scoped board is read around (from the directory, else SQL)."""
+        found = await self.store.find_member(brand.id, board.key, external_id)
+        if found is not None:
+            return found[1][2]
+        member_id = await self._member_id(brand, external_id)
+        async with self.db.read() as session:
+            info = (await repository.member_infos(session, brand_id=brand.id, member_ids=[member_id])).get(member_id)
+        return ranking.scope_of(board, info.attributes if info else {}) or ""
+
+    async def _read_sql(self, view: _View, slot: Slot, *, k: int, source: Literal["archive", "sql"]) -> BoardPage:
+        """The page from SQL: a closed period's archive, or the totals while Redis is being rebuilt."""
+        brand = view.brand
+        async with self.db.read() as session:
+            wanted = [*([view.around] if view.around else []), *view.members]
+            ids = await repository.member_ids_by_external(session, brand_id=brand.id, external_ids=wanted)
+            if view.around and view.around not in ids:
+                raise NotFound(f"no member {view.around!r} in this brand", field="around")
+            me_id = ids.get(view.around) if view.around else None
+            friend_ids = [ids[m] for m in view.members if m in ids]
+            snapshot = self._archive_snapshot if source == "archive" else self._sql_snapshot
+            snap = await snapshot(
+                session, slot, offset=view.offset, limit=view.limit, me=me_id, k=k, friends=friend_ids
+            )
+            shown = [p.member_id for p in [*snap.page, *snap.around, *snap.friends.values()]]
+            if snap.me is not None:
+                shown.append(snap.me.member_id)
+            infos = await repository.member_infos(session, brand_id=brand.id, member_ids=shown)
+        # Archived ranks are history: a member who opted out since is simply not shown.
+        hide = (
+            {m for m, i in infos.items() if i.opt_out}
+            if view.board.visibility == "public" and source == "archive"
+            else set()
         )
 
-    def _entry(
-        self,
-        brand: Brand,
-        board: BoardDef,
-        placed: Placed,
-        infos: dict[int, MemberInfo],
-        *,
-        public: bool,
-        me: int | None,
-    ) -> Entry:
-        info = infos.get(placed.member_id)
-        return Entry(
-            rank=placed.rank,
-            score=ranking.display_score(board, placed.units),
-            label=_label(brand, board, placed.member_id, info),
-            member=None if public or info is None else info.external_id,
-            me=placed.member_id == me,
-        )
+        def show(member_id: int) -> tuple[str | None, str]:
+            info = infos.get(member_id)
+            return (None if info is None else info.external_id), _label(brand, view.board, member_id, info)
 
-    def _standing(
-        self,
-        brand: Brand,
-        board: BoardDef,
-        external_id: str,
-        placed: Placed | None,
-        total: int,
-        infos: dict[int, MemberInfo],
-    ) -> MemberStanding:
-        if placed is None:
-            return MemberStanding(member=external_id, rank=None, score=None, percentile=None)
-        return MemberStanding(
-            member=external_id,
-            rank=placed.rank,
-            score=ranking.display_score(board, placed.units),
-            percentile=ranking.percentile(placed.rank, total),
-            label=_label(brand, board, placed.member_id, infos.get(placed.member_id)),
-        )
+        friends = {m: snap.friends[ids[m]] for m in view.members if m in ids and ids[m] in snap.friends}
+        return view.page(snap, show, me_id=me_id, friends=friends, source=source, hide=hide)
 
     async def _archive_snapshot(
         self, session: AsyncSession, slot: Slot, *, offset: int, limit: int, me: int | None, k: int, friends: list[int]
@@ -533,6 +531,120 @@ class Leaderboards:
         return snap
 
 
+class _Definitions:
+    """A brand's boards as reads see them, with their summaries by key, until ``expires`` (monotonic)."""
+
+    __slots__ = ("boards", "by_key", "expires")
+
+    def __init__(
+        self, expires: float, boards: tuple[BoardDef, ...], by_key: dict[str, tuple[BoardDef, BoardSummary]]
+    ) -> None:
+        self.expires = expires
+        self.boards = boards
+        self.by_key = by_key
+
+
+class _View:
+    """What one read asked for; turns a snapshot into the :class:`BoardPage` the API answers."""
+
+    __slots__ = (
+        "around",
+        "board",
+        "brand",
+        "current",
+        "limit",
+        "members",
+        "offset",
+        "period",
+        "public",
+        "scope",
+        "summary",
+    )
+
+    def __init__(
+        self,
+        *,
+        brand: Brand,
+        board: BoardDef,
+        summary: BoardSummary,
+        period: PeriodRef,
+        current: bool,
+        scope: str,
+        offset: int,
+        limit: int,
+        around: str | None,
+        members: Sequence[str],
+        public: bool,
+    ) -> None:
+        self.brand = brand
+        self.board = board
+        self.summary = summary
+        self.period = period
+        self.current = current
+        self.scope = scope
+        self.offset = offset
+        self.limit = limit
+        self.around = around
+        self.members = members
+        self.public = public
+
+    def page(
+        self,
+        snap: Snapshot,
+        show: Callable[[int], tuple[str | None, str]],
+        *,
+        me_id: int | None,
+        friends: Mapping[str, Placed],
+        source: Literal["redis", "archive", "sql"],
+        hide: set[int] | frozenset[int] = frozenset(),
+    ) -> BoardPage:
+        """The API's answer; ``show`` gives a member's external id and label."""
+        board, public, total = self.board, self.public, snap.total
+        scale = board.scale if board.decimals else 0
+
+        def entry(placed: Placed) -> Entry:
+            external_id, label = show(placed.member_id)
+            return Entry(
+                rank=placed.rank,
+                score=placed.units / scale if scale else float(placed.units),
+                label=label,
+                member=None if public else external_id,
+                me=placed.member_id == me_id,
+            )
+
+        def standing(external_id: str, placed: Placed | None) -> MemberStanding:
+            if placed is None:
+                return MemberStanding(member=external_id, rank=None, score=None, percentile=None)
+            return MemberStanding(
+                member=external_id,
+                rank=placed.rank,
+                score=ranking.display_score(board, placed.units),
+                percentile=ranking.percentile(placed.rank, total),
+                label=show(placed.member_id)[1],
+            )
+
+        ref = self.period
+        return BoardPage(
+            board=self.summary,
+            period=PeriodOut(
+                id=ref.id,
+                starts_at=ref.starts_at,
+                ends_at=ref.ends_at,
+                current=self.current,
+                closed=source == "archive",
+            ),
+            scope=self.scope,
+            total=total,
+            offset=self.offset,
+            limit=self.limit,
+            entries=[entry(p) for p in snap.page if p.member_id not in hide],
+            me=standing(self.around, snap.me) if self.around else None,
+            around=[entry(p) for p in snap.around if p.member_id not in hide] if self.around else None,
+            members=[standing(m, friends.get(m)) for m in self.members] if self.members else None,
+            source=source,
+        )
+
+
 def summary(board: BoardDef) -> BoardSummary:
     """A board as widgets see it."""
     return BoardSummary(
@@ -565,8 +677,9 @@ async def erase_member(
 ) -> int:
     """Remove a member from every board of the brand (totals, archives, preference, Redis); returns slots touched.
 
-    Runs inside the caller's transaction (the SQL rows go with it); the Redis removal is immediate and
-    absolute, so repeating it is harmless. Closed periods keep their totals, so their keys are covered.
+    Runs inside the caller's transaction (the SQL rows go with it); the Redis removal (standings and the
+    boards' directories: external id and label) is immediate and absolute, so repeating it is harmless.
+    Closed periods keep their totals, so their keys are covered.
     """
     store = BoardStore(redis, namespace=namespace)
     boards = {b.id: b for b in await repository.load_boards(session, brand_id=brand_id)}
@@ -583,4 +696,6 @@ async def erase_member(
     ]
     await repository.erase_member_rows(session, brand_id=brand_id, member_id=member_id)
     await store.remove(slots, member_id)
+    # Every board's directory, not only those with totals: nothing that names the member may remain.
+    await store.forget_member(brand_id, sorted(b.key for b in boards.values()), member_id)
     return len(slots)

@@ -2,29 +2,132 @@
 
 Writes are absolute (``ZADD`` of a member's total, never ``ZINCRBY``) inside ``MULTI``, so replaying an
 update is harmless. Dense boards also keep the set of distinct scores with a per-score count; that is a
-read-then-write, done under ``WATCH``. Reads take a consistent snapshot in one ``MULTI`` and need a
-second round trip only for the counts that turn positions into ranks when ties cross a page edge.
-Every key comes from :mod:`leaderboards.keys`.
+read-then-write, done under ``WATCH``. Each board also keeps a directory (external id → member,
+member → label), written with the totals, which the read path resolves members and names with.
+
+A read is one Lua script (:data:`READ_SCRIPT`, ``EVALSHA``) over the board's keys only (one hash tag,
+so Cluster-safe): the top page, the member's rank and ±k window, friends' ranks, every rank by the
+board's tie policy and the labels, in one consistent snapshot and one round trip. The reads in flight
+together are pipelined (:class:`ScriptBatch`). Every key comes from :mod:`leaderboards.keys`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from redis.exceptions import WatchError
+import msgspec
+from redis.exceptions import NoScriptError, WatchError
 
 from leaderboards import keys, ranking
-from leaderboards.models import BoardDef, PeriodRef, Placed
+from leaderboards.models import BoardDef, MemberInfo, PeriodRef, Placed
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from datetime import datetime
 
     from redis.asyncio import Redis
+    from redis.commands.core import AsyncScript
 
 REBUILD_CHUNK = 5000
+ListingValue = tuple[str, str, str]
+"""What a board's directory holds per member: (external id, label, scope value)."""
+_LISTING = msgspec.json.Decoder(ListingValue)
+_encode = msgspec.json.encode
+
+# Scores are compared and counted as the strings Redis formats them in (exact, 17 significant digits),
+# never as Lua numbers, which would print a large score with 14 digits only.
+READ_SCRIPT = """
+if redis.call('EXISTS', KEYS[5]) == 0 then return {0} end
+local z, dz, ids, names = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local offset, limit, k, ties = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local total = redis.call('ZCARD', z)
+local wanted, shown = {}, 0
+
+local function better(score)
+  if ties == 'dense' then return redis.call('ZCOUNT', dz, '(' .. score, '+inf') end
+  return redis.call('ZCOUNT', z, '(' .. score, '+inf')
+end
+
+local function rank_of(position, score)
+  if ties == 'first_to_reach' or position == 0 then return position + 1 end
+  return better(score) + 1
+end
+
+-- Ranks of ZRANGE … WITHSCORES rows read from position start: at most one count per window, the
+-- rest follows from the scores (competition: position + 1 after a change; dense: + 1 per change).
+local function ranks_of(rows, start)
+  local ranks, n, previous, rank = {}, 0, nil, 0
+  for i = 1, #rows, 2 do
+    local score = rows[i + 1]
+    if ties == 'first_to_reach' or previous == nil then
+      rank = rank_of(start + n, score)
+    elseif score ~= previous then
+      if ties == 'dense' then rank = rank + 1 else rank = start + n + 1 end
+    end
+    n = n + 1
+    ranks[n] = rank
+    previous = score
+    shown = shown + 1
+    wanted[shown] = rows[i]
+  end
+  return ranks
+end
+
+local page = {}
+if limit > 0 then page = redis.call('ZRANGE', z, offset, offset + limit - 1, 'REV', 'WITHSCORES') end
+local page_ranks = ranks_of(page, offset)
+
+local me, around, around_ranks, start = {}, {}, {}, 0
+if ARGV[5] ~= '' then
+  local member = redis.call('HGET', ids, ARGV[5])
+  if member then
+    me = {member}
+    local position = redis.call('ZREVRANK', z, member)
+    if position then
+      local score = redis.call('ZSCORE', z, member)
+      local rank
+      if k > 0 then
+        local size = math.min(2 * k + 1, total)
+        start = math.max(0, math.min(position - k, total - size))
+        around = redis.call('ZRANGE', z, start, start + size - 1, 'REV', 'WITHSCORES')
+        around_ranks = ranks_of(around, start)
+        rank = around_ranks[position - start + 1]
+      else
+        rank = rank_of(position, score)
+      end
+      me = {member, score, rank, position}
+    end
+    shown = shown + 1
+    wanted[shown] = member
+  end
+end
+
+local friends = {}
+for i = 6, #ARGV do
+  local member = redis.call('HGET', ids, ARGV[i])
+  if member then
+    local position = redis.call('ZREVRANK', z, member)
+    if position then
+      local score = redis.call('ZSCORE', z, member)
+      friends[#friends + 1] = {i - 5, member, score, rank_of(position, score), position}
+      shown = shown + 1
+      wanted[shown] = member
+    end
+  end
+end
+
+local labels = {}
+if shown > 0 then labels = redis.call('HMGET', names, unpack(wanted)) end
+return {1, total, page, page_ranks, me, start, around, around_ranks, friends, labels}
+"""
+FIND_SCRIPT = """
+local member = redis.call('HGET', KEYS[1], ARGV[1])
+if not member then return {} end
+return {member, redis.call('HGET', KEYS[2], member)}
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,20 +151,111 @@ class Write:
     listed: bool = True
 
 
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """A member in a board's directory: found by external id, shown by label (written with their totals)."""
+
+    brand_id: int
+    board: str
+    member_id: int
+    external_id: str
+    label: str
+    scope: str = ""
+
+
+def listing(brand_id: int, board: BoardDef, info: MemberInfo) -> Listing:
+    """What a board's directory keeps of a member: no label at all while they are opted out of a public board."""
+    hidden = board.visibility == "public" and info.opt_out
+    return Listing(
+        brand_id=brand_id,
+        board=board.key,
+        member_id=info.member_id,
+        external_id=info.external_id,
+        label="" if hidden else ranking.member_label(board, info, brand_id=brand_id),
+        scope=ranking.scope_of(board, info.attributes) or "",
+    )
+
+
 @dataclass(slots=True)
 class Snapshot:
-    """What one read of a slot found."""
+    """What one read of a slot found (``friends`` by external id, ``listings`` by member id)."""
 
     ready: bool
     total: int
     page: list[Placed] = field(default_factory=list)
     me: Placed | None = None
+    me_id: int | None = None
+    """The ``around`` member's id when the board's directory knows them (even if they are not ranked)."""
     around: list[Placed] = field(default_factory=list)
-    friends: dict[int, Placed] = field(default_factory=dict)
+    friends: dict[Any, Placed] = field(default_factory=dict)
+    listings: dict[int, ListingValue] = field(default_factory=dict)
 
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+class ScriptBatch:
+    """Auto-pipelining of one registered script: the calls made in one event-loop turn go in one pipeline.
+
+    Under load many reads are in flight at once; sending them together costs one write and one read
+    on the socket (and one Redis event) instead of one each, which is most of a call's client-side cost.
+    Each call is still its own ``EVALSHA``: one consistent snapshot per read. A call alone is sent at the
+    end of the current loop turn, so it waits for nothing.
+    """
+
+    def __init__(self, redis: Redis, script: AsyncScript) -> None:
+        self._redis = redis
+        self._script = script
+        self._pending: list[tuple[list[Any], asyncio.Future[Any]]] = []
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def __call__(self, *, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Run the script (``EVALSHA``) with the next batch; returns its reply or raises its error."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        if not self._pending:
+            loop.call_soon(self._flush)
+        self._pending.append(([len(keys), *keys, *args], future))
+        return await future
+
+    def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        task = asyncio.get_running_loop().create_task(self._send(batch))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _send(self, batch: list[tuple[list[Any], asyncio.Future[Any]]]) -> None:
+        try:
+            replies = await self._execute([call for call, _future in batch])
+            missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+            if missing:
+                # Redis lost its scripts (restart, SCRIPT FLUSH): load it once and run those calls again.
+                await self._redis.script_load(self._script.script)
+                for index, reply in zip(missing, await self._execute([batch[i][0] for i in missing]), strict=True):
+                    replies[index] = reply
+        except asyncio.CancelledError:
+            for _call, future in batch:
+                future.cancel()
+            raise
+        except Exception as exc:  # a connection error fails every call of the batch, as it would fail each alone
+            for _call, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_call, future), reply in zip(batch, replies, strict=True):
+            if future.done():  # the caller gave up (a cancelled request)
+                continue
+            if isinstance(reply, Exception):
+                future.set_exception(reply)
+            else:
+                future.set_result(reply)
+
+    async def _execute(self, calls: list[list[Any]]) -> list[Any]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for call in calls:
+                pipe.execute_command("EVALSHA", self._script.sha, *call)
+            return list(await pipe.execute(raise_on_error=False))
 
 
 class BoardStore:
@@ -70,6 +264,10 @@ class BoardStore:
     def __init__(self, redis: Redis, *, namespace: str = "ql") -> None:
         self._redis = redis
         self._namespace = namespace
+        # Registered once: each call is an EVALSHA (the script is loaded again only after a flush); the
+        # reads in flight together share one pipeline.
+        self._read_script = ScriptBatch(redis, redis.register_script(READ_SCRIPT))
+        self._find_script = redis.register_script(FIND_SCRIPT)
 
     @property
     def namespace(self) -> str:
@@ -99,12 +297,15 @@ class BoardStore:
 
     # --- writes --------------------------------------------------------------------------------------
 
-    async def apply(self, writes: Sequence[Write]) -> tuple[bool, list[tuple[int, int] | None]]:
+    async def apply(
+        self, writes: Sequence[Write], *, listings: Sequence[Listing] = ()
+    ) -> tuple[bool, list[tuple[int, int] | None]]:
         """Write absolute totals; returns (brand sentinels present, each write's (new rank, board size) or ``None``).
 
-        All non-dense writes and the rank reads go in one ``MULTI`` round trip.
+        All non-dense writes, the members' directory entries (``listings``) and the rank reads go in one
+        ``MULTI`` round trip.
         """
-        if not writes:
+        if not writes and not listings:
             return True, []
         brand_ids = sorted({w.slot.brand_id for w in writes})
         dense = [w for w in writes if w.slot.board.ties == "dense"]
@@ -113,6 +314,8 @@ class BoardStore:
         async with self._redis.pipeline(transaction=True) as pipe:
             for brand_id in brand_ids:
                 pipe.exists(keys.ready(self._namespace, brand_id))
+            for entry in listings:
+                self._queue_listing(pipe, entry)
             for write in writes:
                 if write.slot.board.ties == "dense":
                     continue
@@ -195,6 +398,68 @@ class BoardStore:
                     return
                 except WatchError:
                     continue
+
+    def _queue_listing(self, pipe: Any, entry: Listing) -> None:
+        args = (self._namespace, entry.brand_id, entry.board)
+        pipe.hset(keys.member_ids(*args), entry.external_id, entry.member_id)
+        pipe.hset(
+            keys.member_names(*args), str(entry.member_id), _encode((entry.external_id, entry.label, entry.scope))
+        )
+
+    async def forget_member(self, brand_id: int, boards: Sequence[str], member_id: int) -> None:
+        """Take a member out of the given boards' directories (their external id and label)."""
+        if not boards:
+            return
+        field = str(member_id)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for board in boards:
+                pipe.hget(keys.member_names(self._namespace, brand_id, board), field)
+            found = await pipe.execute()
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for board, raw in zip(boards, found, strict=True):
+                args = (self._namespace, brand_id, board)
+                if raw is not None:
+                    pipe.hdel(keys.member_ids(*args), _LISTING.decode(raw)[0])
+                pipe.hdel(keys.member_names(*args), field)
+            await pipe.execute()
+
+    def directory_keys(self, brand_id: int, board: str) -> list[str]:
+        """The keys of a board's directory and its sentinel."""
+        args = (self._namespace, brand_id, board)
+        return [keys.member_ids(*args), keys.member_names(*args), keys.board_ready(*args)]
+
+    async def replace_directory(self, brand_id: int, board: str, entries: Sequence[Listing]) -> None:
+        """Make a board's directory hold exactly ``entries``: filled aside, then renamed over it."""
+        token = secrets.token_hex(6)
+        args = (self._namespace, brand_id, board)
+        targets = [keys.member_ids(*args), keys.member_names(*args)]
+        temps = [keys.temporary(k, token) for k in targets]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for start in range(0, len(entries), REBUILD_CHUNK):
+                chunk = entries[start : start + REBUILD_CHUNK]
+                pipe.hset(temps[0], mapping={e.external_id: e.member_id for e in chunk})
+                pipe.hset(
+                    temps[1], mapping={str(e.member_id): _encode((e.external_id, e.label, e.scope)) for e in chunk}
+                )
+                if len(pipe) >= 20:
+                    await pipe.execute()
+            await pipe.execute()
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for target, temp in zip(targets, temps, strict=True):
+                if entries:
+                    pipe.rename(temp, target)
+                else:
+                    pipe.delete(target)
+            await pipe.execute()
+
+    async def mark_board_ready(self, brand_id: int, boards: Sequence[str]) -> None:
+        """Write the boards' sentinels (a rebuild does, last)."""
+        if not boards:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for board in boards:
+                pipe.set(keys.board_ready(self._namespace, brand_id, board), b"1")
+            await pipe.execute()
 
     async def remove(self, slots: Sequence[Slot], member_id: int) -> None:
         """Take a member off the given slots."""
@@ -301,83 +566,68 @@ class BoardStore:
         *,
         offset: int,
         limit: int,
-        member_id: int | None = None,
+        around: str | None = None,
         k: int = 0,
-        friends: Sequence[int] = (),
-    ) -> Snapshot:
-        """A page of the top, and optionally a member's rank with ±``k`` neighbours and friends' ranks."""
-        board, period = slot.board, slot.period
-        key = self.key(slot)
-        page_from = max(offset - 1, 0)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.exists(keys.ready(self._namespace, slot.brand_id))
-            pipe.zcard(key)
-            pipe.zrange(key, page_from, offset + limit - 1, desc=True, withscores=True)
-            wanted = ([member_id] if member_id is not None else []) + list(friends)
-            for wanted_id in wanted:
-                pipe.zscore(key, ranking.member_token(wanted_id))
-                pipe.zrevrank(key, ranking.member_token(wanted_id))
-            replies = await pipe.execute()
-        snapshot = Snapshot(ready=bool(replies[0]), total=int(replies[1]))
-        page_rows = self._decode(board, period, replies[2])
-        before = page_rows[0][1] if offset > 0 and page_rows else None
-        page_rows = page_rows[1:] if offset > 0 else page_rows
-        found: dict[int, tuple[int, int]] = {}
-        for index, wanted_id in enumerate(wanted):
-            score, position = replies[3 + 2 * index], replies[4 + 2 * index]
-            if score is not None and position is not None:
-                found[wanted_id] = (ranking.units_from_score(board, period, float(score)), int(position))
-        known: dict[int, int] = {}
-        around_rows: list[tuple[int, int]] = []
-        around_before: int | None = None
-        around_start = 0
-        me = found.get(member_id) if member_id is not None else None
-        # Second round trip: the member's window and the counts that turn scores into ranks.
-        need_counts = {units for units, _ in found.values()} if board.ties != "first_to_reach" else set()
-        page_result = ranking.rank_window(board, start=offset, before=before, window=page_rows, known=known)
-        if isinstance(page_result, int):
-            need_counts.add(page_result)
-        if me is not None and k > 0:
-            around_start, stop = ranking.around_bounds(me[1], k, snapshot.total)
-        if need_counts or (me is not None and k > 0):
-            counts_order = sorted(need_counts)
-            async with self._redis.pipeline(transaction=True) as pipe:
-                for units in counts_order:
-                    self._queue_count(pipe, slot, units)
-                if me is not None and k > 0:
-                    pipe.zrange(key, max(around_start - 1, 0), stop, desc=True, withscores=True)
-                replies = await pipe.execute()
-            for units, reply in zip(counts_order, replies, strict=False):
-                known[units] = int(reply) + 1
-            if me is not None and k > 0:
-                rows = self._decode(board, period, replies[-1])
-                around_before = rows[0][1] if around_start > 0 and rows else None
-                around_rows = rows[1:] if around_start > 0 else rows
-        if isinstance(page_result, int):
-            page_result = await self._rank_with_counts(slot, offset, before, page_rows, known)
-        snapshot.page = page_result
-        if around_rows:
-            snapshot.around = await self._rank_with_counts(slot, around_start, around_before, around_rows, known)
-        for wanted_id, (units, position) in found.items():
-            rank = position + 1 if board.ties == "first_to_reach" else known[units]
-            placed = Placed(member_id=wanted_id, position=position, rank=rank, units=units)
-            if wanted_id == member_id:
-                snapshot.me = placed
-            if wanted_id in friends:
-                snapshot.friends[wanted_id] = placed
+        friends: Sequence[str] = (),
+    ) -> Snapshot | None:
+        """A page of the top, a member's rank with ±``k`` neighbours, friends' ranks, and the labels to show them.
+
+        One round trip: a Lua script (EVALSHA) resolves the external ids through the board's directory,
+        reads the standings and ranks every row by the board's tie policy inside Redis, so the answer is
+        one consistent snapshot. Members are named by external id (``around``, ``friends``).
+
+        Returns:
+            The snapshot, or ``None`` when the board's sentinel is missing (Redis lost its data).
+        """
+        board = slot.board
+        args = (self._namespace, slot.brand_id, board.key)
+        zkey = self.key(slot)
+        dkey = self._dense_keys(slot)[0] if board.ties == "dense" else zkey
+        reply = await self._read_script(
+            keys=[zkey, dkey, keys.member_ids(*args), keys.member_names(*args), keys.board_ready(*args)],
+            args=[offset, limit, k, board.ties, around or "", *friends],
+        )
+        if not reply[0]:
+            return None
+        _ready, total, page, page_ranks, me, start, around_rows, around_ranks, placed_friends, labels = reply
+        period = slot.period
+        snapshot = Snapshot(ready=True, total=int(total))
+        snapshot.page = _placed_rows(board, period, page, page_ranks, offset)
+        snapshot.around = _placed_rows(board, period, around_rows, around_ranks, int(start))
+        # The labels come in the order the script met the members: page, around, the member, friends.
+        shown = [p.member_id for p in snapshot.page] + [p.member_id for p in snapshot.around]
+        if me:
+            snapshot.me_id = int(me[0])
+            shown.append(snapshot.me_id)
+            if len(me) > 1:
+                snapshot.me = Placed(
+                    member_id=snapshot.me_id,
+                    position=int(me[3]),
+                    rank=int(me[2]),
+                    units=ranking.units_from_score(board, period, float(me[1])),
+                )
+        for index, member_id, score, rank, position in placed_friends:
+            found = Placed(
+                member_id=int(member_id),
+                position=int(position),
+                rank=int(rank),
+                units=ranking.units_from_score(board, period, float(score)),
+            )
+            snapshot.friends[friends[int(index) - 1]] = found
+            shown.append(found.member_id)
+        listings = snapshot.listings
+        for member_id, raw in zip(shown, labels, strict=True):
+            if raw is not None and member_id not in listings:
+                listings[member_id] = _LISTING.decode(raw)
         return snapshot
 
-    async def _rank_with_counts(
-        self, slot: Slot, start: int, before: int | None, rows: list[tuple[int, int]], known: dict[int, int]
-    ) -> list[Placed]:
-        while True:
-            result = ranking.rank_window(slot.board, start=start, before=before, window=rows, known=known)
-            if not isinstance(result, int):
-                return result
-            async with self._redis.pipeline(transaction=False) as pipe:
-                self._queue_count(pipe, slot, result)
-                (reply,) = await pipe.execute()
-            known[result] = int(reply) + 1
+    async def find_member(self, brand_id: int, board: str, external_id: str) -> tuple[int, ListingValue] | None:
+        """A member of the board's directory by external id: (member id, (external id, label, scope)), or ``None``."""
+        args = (self._namespace, brand_id, board)
+        reply = await self._find_script(keys=[keys.member_ids(*args), keys.member_names(*args)], args=[external_id])
+        if not reply or reply[1] is None:
+            return None
+        return int(reply[0]), _LISTING.decode(reply[1])
 
     def _queue_count(self, pipe: Any, slot: Slot, units: int) -> None:
         """Queue the count of scores better than ``units`` (members for competition, distinct scores for dense)."""
@@ -386,10 +636,6 @@ class BoardStore:
             pipe.zcount(self._dense_keys(slot)[0], f"({value}", "+inf")
         else:
             pipe.zcount(self.key(slot), f"({value}", "+inf")
-
-    @staticmethod
-    def _decode(board: BoardDef, period: PeriodRef, rows: Sequence[tuple[bytes, float]]) -> list[tuple[int, int]]:
-        return [(int(member), ranking.units_from_score(board, period, float(score))) for member, score in rows]
 
     async def dump(self, pattern: str) -> dict[str, Any]:
         """Every matching key with its full content (sorted sets with scores, hashes, strings); for checks."""
@@ -403,3 +649,20 @@ class BoardStore:
             else:
                 content[name] = await self._redis.get(name)
         return content
+
+
+def _placed_rows(
+    board: BoardDef, period: PeriodRef, rows: Sequence[Any], ranks: Sequence[int], start: int
+) -> list[Placed]:
+    """``ZRANGE … WITHSCORES`` rows read from position ``start``, with the ranks the read script gave them."""
+    if board.ties == "first_to_reach":
+        units = [ranking.units_from_score(board, period, float(score)) for score in rows[1::2]]
+    else:  # the score is the signed units themselves
+        sign = 1 if board.order == "desc" else -1
+        units = [sign * int(float(score)) for score in rows[1::2]]
+    return [
+        Placed(member_id=int(member), position=position, rank=rank, units=value)
+        for position, member, rank, value in zip(
+            range(start, start + len(units)), rows[0::2], ranks, units, strict=True
+        )
+    ]

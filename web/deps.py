@@ -22,6 +22,8 @@ from engine.tenants import Brand, KeyCache, KeyKind, Principal
 
 #: ``async hook(session, brand, member_id)`` run inside the erasure transaction.
 ErasureHook = Callable[[AsyncSession, Brand, MemberId], Awaitable[None]]
+#: ``async hook(brand, member_id)`` after a member's profile changed (display names on boards).
+MemberUpdateHook = Callable[[Brand, MemberId], Awaitable[None]]
 #: ``async hook(session, brand, member_id) -> plain data`` for a member's data export.
 ExportHook = Callable[[AsyncSession, Brand, MemberId], Awaitable[Any]]
 
@@ -41,6 +43,8 @@ class Services:
     erasure_hooks: list[ErasureHook] = field(default_factory=list)
     """What each domain removes when a member is erased (registered in the domains' ``startup``)."""
     export_hooks: dict[str, ExportHook] = field(default_factory=dict)
+    member_update_hooks: list[MemberUpdateHook] = field(default_factory=list)
+    """Run after an existing member's profile changed (e.g. refresh board labels)."""
     """Each domain's part of a member's data export, by section name."""
 
 

@@ -43,11 +43,13 @@ def _error_field(error: dict[str, Any]) -> str | None:
     source = error.get("source")
     if source != "body":
         return str(key) if key else None
-    if key and key != "data":
-        return f"$.{key}"
-    # msgspec reports top-level problems on the body itself: the field is named in the message
-    found = _BACKTICK.search(str(error.get("message", "")))
-    return f"$.{found.group(1)}" if found and "field" in str(error.get("message", "")) else "$"
+    message = str(error.get("message", ""))
+    base = f"$.{key}" if key and key != "data" else "$"
+    # "Object missing required field `kind`": the path points at the object, so name the field too
+    found = _BACKTICK.search(message)
+    if found and ("missing required field" in message or "unknown field" in message):
+        return f"{base}.{found.group(1)}"
+    return base
 
 
 def validation_to_problem(exc: ValidationException) -> ProblemDetailsException:

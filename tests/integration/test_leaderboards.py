@@ -12,9 +12,9 @@ from sqlalchemy import delete
 from engine.errors import DefinitionError
 from engine.tenants import config_version
 from leaderboards import config, ranking
-from leaderboards.models import BoardDef, EventCountMetric, PeriodRef
+from leaderboards.models import BoardDef, EventCountMetric, PeriodRef, Placed
 from leaderboards.orm import BoardRow
-from leaderboards.store import BoardStore, Slot, Write
+from leaderboards.store import BoardStore, Listing, Slot, Write
 
 WEEK = PeriodRef(
     id="2026-W47", starts_at=datetime(2026, 11, 15, 23, tzinfo=UTC), ends_at=datetime(2026, 11, 22, 23, tzinfo=UTC)
@@ -108,28 +108,145 @@ async def test_dense_companions_stay_exact_under_replays_and_concurrency(redis, 
     assert counts == expected
     assert sorted(int(m) for m in await redis.zrange(dkey, 0, -1)) == sorted(expected)
     # Dense ranks from the store agree with a full ranking.
+    await store.mark_board_ready(brand.brand.id, [slot.board.key])
     snap = await store.read(slot, offset=0, limit=20)
     assert snap.page == ranking.place(slot.board, WEEK, list((int(m), s) for m, s in scores.items()))
 
 
-async def test_store_reads_page_edges_inside_ties(redis, redis_namespace, brand):
+def listings_for(brand_id: int, board: BoardDef, members: range) -> list[Listing]:
+    return [
+        Listing(brand_id=brand_id, board=board.key, member_id=m, external_id=f"x{m}", label=f"L{m}") for m in members
+    ]
+
+
+@pytest.mark.parametrize("ties", ["competition", "dense", "first_to_reach"])
+@pytest.mark.parametrize("base", [0, 10**15 - 20], ids=["small", "15-digit"])
+async def test_store_reads_page_edges_inside_ties(redis, redis_namespace, brand, ties, base):
+    """One read script ranks every window like a full ranking, ties at page edges included.
+
+    The 15-digit case checks that scores are compared as Redis formats them, not as Lua prints numbers.
+    """
     store = BoardStore(redis, namespace=redis_namespace)
-    for ties in ("competition", "dense", "first_to_reach"):
-        board = BoardDef(
-            id=1, key=f"t-{ties}", title="T", metric=EventCountMetric(event_type="v"), period="weekly", ties=ties
+    brand_id = brand.brand.id
+    board = BoardDef(
+        id=1, key=f"t-{ties}", title="T", metric=EventCountMetric(event_type="v"), period="weekly", ties=ties
+    )
+    slot = Slot(brand_id=brand_id, board=board, period=WEEK)
+    units = [base + u for u in [9, 7, 7, 7, 7, 5, 5, 3, 3, 3, 1]]
+    if ties == "first_to_reach" and base:
+        units = [u - base for u in units]  # the composite score's budget is far below 10^15
+    await store.apply(
+        [Write(slot=slot, member_id=m, units=u, reached_at=AT) for m, u in enumerate(units)],
+        listings=listings_for(brand_id, board, range(len(units))),
+    )
+    await store.mark_board_ready(brand_id, [board.key])
+    full = ranking.place(board, WEEK, [(m, ranking.redis_score(board, WEEK, u, AT)) for m, u in enumerate(units)])
+    for offset in range(len(units)):
+        for member in (0, 4, 10):
+            snap = await store.read(slot, offset=offset, limit=3, around=f"x{member}", k=2, friends=["x1", "x9", "x99"])
+            assert snap is not None
+            assert snap.page == full[offset : offset + 3]
+            me = next(p for p in full if p.member_id == member)
+            assert snap.me == me
+            assert snap.me_id == member
+            start, stop = ranking.around_bounds(me.position, 2, len(units))
+            assert snap.around == full[start : stop + 1]
+            assert snap.friends == {"x1": full_of(full, 1), "x9": full_of(full, 9)}
+            assert snap.total == len(units)
+            shown = {p.member_id for p in [*snap.page, *snap.around, *snap.friends.values(), me]}
+            assert snap.listings == {m: (f"x{m}", f"L{m}", "") for m in shown}
+    # Without ±k the member's rank comes from a count.
+    for member in range(len(units)):
+        snap = await store.read(slot, offset=0, limit=0, around=f"x{member}")
+        assert snap is not None
+        assert snap.me == full_of(full, member)
+        assert snap.page == []
+        assert snap.around == []
+    await store.delete([*store.slot_keys(slot), *store.directory_keys(brand_id, board.key)])
+
+
+def full_of(full: list, member: int):
+    return next(p for p in full if p.member_id == member)
+
+
+async def test_store_read_knows_members_off_the_board_and_a_lost_board(redis, redis_namespace, brand):
+    store = BoardStore(redis, namespace=redis_namespace)
+    brand_id = brand.brand.id
+    board = dense_board()
+    slot = Slot(brand_id=brand_id, board=board, period=WEEK)
+    assert await store.read(slot, offset=0, limit=10) is None  # no sentinel: Redis lost (or never had) the board
+    await store.mark_board_ready(brand_id, [board.key])
+    await store.apply(
+        [
+            Write(slot=slot, member_id=1, units=3, reached_at=AT),
+            Write(slot=slot, member_id=2, units=0, reached_at=AT, listed=False),
+        ],
+        listings=listings_for(brand_id, board, range(1, 3)),
+    )
+    empty = await store.read(slot, offset=0, limit=10, around="nobody", k=3)
+    assert empty is not None and empty.me_id is None and empty.me is None
+    off = await store.read(slot, offset=0, limit=10, around="x2", k=3, friends=["x2", "x1"])
+    assert off is not None
+    assert off.me_id == 2 and off.me is None and off.around == []
+    assert off.friends == {"x1": Placed(member_id=1, position=0, rank=1, units=3)}
+    assert await store.find_member(brand_id, board.key, "x2") == (2, ("x2", "L2", ""))
+    assert await store.find_member(brand_id, board.key, "nobody") is None
+    await store.forget_member(brand_id, [board.key, "other"], 2)
+    assert await store.find_member(brand_id, board.key, "x2") is None
+    assert await redis.hkeys(store.directory_keys(brand_id, board.key)[1]) == [b"1"]
+    await store.delete([*store.slot_keys(slot), *store.directory_keys(brand_id, board.key)])
+
+
+async def test_reads_in_flight_together_share_one_pipeline_and_fail_alone(redis, redis_namespace, brand, backend):
+    store = BoardStore(redis, namespace=redis_namespace)
+    brand_id = brand.brand.id
+    board = dense_board()
+    slots = [Slot(brand_id=brand_id, board=board, period=WEEK, scope=f"s{n}") for n in range(3)]
+    for n, slot in enumerate(slots):
+        await store.apply(
+            [Write(slot=slot, member_id=m, units=m + n, reached_at=AT) for m in range(5)],
+            listings=listings_for(brand_id, board, range(5)),
         )
-        slot = Slot(brand_id=brand.brand.id, board=board, period=WEEK)
-        units = [9, 7, 7, 7, 7, 5, 5, 3, 3, 3, 1]
-        await store.apply([Write(slot=slot, member_id=m, units=u, reached_at=AT) for m, u in enumerate(units)])
-        full = ranking.place(board, WEEK, [(m, ranking.redis_score(board, WEEK, u, AT)) for m, u in enumerate(units)])
-        for offset in range(len(units)):
-            for member in (0, 4, 10):
-                snap = await store.read(slot, offset=offset, limit=3, member_id=member, k=2, friends=[1, 9, 99])
-                assert snap.page == full[offset : offset + 3]
-                me = next(p for p in full if p.member_id == member)
-                assert snap.me == me
-                start, stop = ranking.around_bounds(me.position, 2, len(units))
-                assert snap.around == full[start : stop + 1]
-                assert set(snap.friends) == {1, 9}
-                assert snap.total == len(units)
-        await store.delete(store.slot_keys(slot))
+    await store.mark_board_ready(brand_id, [board.key])
+    broken = Slot(brand_id=brand_id, board=board, period=WEEK, scope="broken")
+    await redis.set(store.key(broken), "not a sorted set")
+    pipelines: list[int] = []
+    pipeline = redis.pipeline
+
+    def counted(*args, **options):
+        pipe = pipeline(*args, **options)
+        run = pipe.execute
+
+        async def recorded(*a, **kw):
+            pipelines.append(len(pipe.command_stack))
+            return await run(*a, **kw)
+
+        pipe.execute = recorded
+        return pipe
+
+    await store.read(slots[0], offset=0, limit=1)  # the script is loaded (EVALSHA finds it from now on)
+    redis.pipeline = counted
+    try:
+        results = await asyncio.gather(
+            *(store.read(s, offset=0, limit=5, around="x4", k=1) for s in [*slots, broken]), return_exceptions=True
+        )
+        # A caller that gives up (a cancelled request) leaves the others of its batch alone.
+        cancelled = asyncio.ensure_future(store.read(slots[0], offset=0, limit=5))
+        await asyncio.sleep(0)
+        cancelled.cancel()
+        after = await asyncio.gather(*(store.read(s, offset=0, limit=5) for s in slots))
+    finally:
+        redis.pipeline = pipeline
+    assert pipelines == [4, 1, 3]  # four reads in one round trip, then the cancelled one, then three
+    for n, snap in enumerate(results[:3]):
+        assert snap.me == Placed(member_id=4, position=0, rank=1, units=4 + n)
+    assert "WRONGTYPE" in str(results[3])
+    assert cancelled.cancelled()
+    assert [s.total for s in after] == [5, 5, 5]
+    if backend.endswith("fakeredis"):  # never SCRIPT FLUSH the shared real Redis
+        await redis.script_flush()
+        again = await asyncio.gather(*(store.read(s, offset=0, limit=5) for s in slots))
+        assert [s.total for s in again] == [5, 5, 5]
+    await store.delete(
+        [k for s in [*slots, broken] for k in store.slot_keys(s)] + store.directory_keys(brand_id, board.key)
+    )

@@ -277,6 +277,12 @@ async def test_rebuild_makes_redis_identical_after_its_keys_are_deleted(client, 
     pattern = f"{redis_namespace}:lb:{{b{brand.brand.id}*"
     before = await lb.store.dump(pattern)
     assert len([k for k in before if ":z:" in k]) == 4
+    # Each board's directory (external id → member, member → label) and sentinel are rebuilt state too.
+    for board in ("comp", "dense", "ftr", "window"):
+        ids_key, names_key, ready_key = lb.store.directory_keys(brand.brand.id, board)
+        assert sorted(before[ids_key]) == [b"a", b"b", b"c", b"d"]
+        assert len(before[names_key]) == 4
+        assert before[ready_key] == b"1"
     page_before = await read(client, brand, "dense", around="b", k=1)
     # Redis loses the brand's keys (as after a flush), including the sentinel.
     async for name in redis.scan_iter(match=pattern):
@@ -368,6 +374,19 @@ async def test_erasure_removes_a_member_everywhere(client, brand, clock, db, lb,
     pattern = f"{redis_namespace}:lb:{{b{brand.brand.id}:*"
     dump = await lb.store.dump(pattern)
     assert all(str(a.id).encode() not in dict(v) for k, v in dump.items() if ":z:" in k)
+    # The board's directory keeps nothing of them: no external id, no label.
+    ids_key, names_key, _ready = lb.store.directory_keys(brand.brand.id, "visits")
+    assert list(dump[ids_key]) == [b"b"]
+    assert str(a.id).encode() not in dump[names_key]
+    assert b'"a"' not in b"".join(dump[names_key].values())
+    # A rebuild agrees.
+    await lb.rebuild(brand_id=brand.brand.id)
+    assert await lb.store.dump(pattern) == dump
+    # Erasure through the API (the engine renames the external id first, then runs the hooks).
+    assert (await client.delete("/v1/members/b", headers=brand.headers)).status_code == 204
+    dump = await lb.store.dump(pattern)
+    assert ids_key not in dump and names_key not in dump
+    assert (await client.get("/v1/leaderboards/visits?around=b", headers=brand.headers)).status_code == 404
 
 
 async def test_bad_definitions_answer_422_and_change_nothing(client, brand):
@@ -436,3 +455,162 @@ async def test_rank_changes_are_published(client, brand, redis, redis_namespace)
         }
     finally:
         await pubsub.aclose()
+
+
+async def test_preferences_reach_every_reader_at_once_through_redis(client, brand, lb, db):
+    """Labels live in Redis, so another process (here: a second runtime) sees a change with its next read."""
+    await put_board(client, brand, "public", period="weekly")
+    await put_board(client, brand, "initials", period="weekly", display="initials", visibility="members")
+    for member, name in [("a", "Giulia Rossi"), ("b", "Marco Bianchi")]:
+        body = {"external_id": member, "display_name": name}
+        assert (await client.post("/v1/members", json=body, headers=brand.headers)).status_code == 201
+    await send(client, brand, *visits("a", 2, start=FRIDAY), *visits("b", 1, start=FRIDAY))
+
+    async def labels(key: str, **params: Any) -> list[tuple[str | None, str]]:
+        page = await lb.read(brand.brand, key, around="a", k=1, **params)
+        return [(e.member, e.label) for e in page.entries]
+
+    assert await labels("public") == [("a", "Giulia Rossi"), ("b", "Marco Bianchi")]
+    assert await labels("initials") == [("a", "G. R."), ("b", "M. B.")]
+    assert await labels("public", public=True) == [(None, "Giulia Rossi"), (None, "Marco Bianchi")]
+    await client.put("/v1/leaderboard-preferences/a", json={"display": "pseudonym"}, headers=brand.headers)
+    generated = (await labels("public"))[0][1]
+    assert generated.startswith("Player ")
+    await client.put(
+        "/v1/leaderboard-preferences/a", json={"display": "pseudonym", "pseudonym": "Caffeina"}, headers=brand.headers
+    )
+    assert await labels("public") == [("a", "Caffeina"), ("b", "Marco Bianchi")]
+    assert await labels("initials") == [("a", "Caffeina"), ("b", "M. B.")]
+    await client.put("/v1/leaderboard-preferences/a", json={"opt_out": True}, headers=brand.headers)
+    page = await lb.read(brand.brand, "public", around="a", k=1)
+    assert [(e.member, e.label) for e in page.entries] == [("b", "Marco Bianchi")]
+    assert page.me is not None and page.me.rank is None  # known, but not on the public board
+    # Nothing of an opted-out member's name is kept for a public board; the members-only one still shows them.
+    names = await lb.store.dump(lb.store.directory_keys(brand.brand.id, "public")[1])
+    assert b"Caffeina" not in b"".join(next(iter(names.values())).values())
+    assert await labels("initials") == [("a", "G. R."), ("b", "M. B.")]
+    await client.put("/v1/leaderboard-preferences/a", json={}, headers=brand.headers)
+    assert await labels("public") == [("a", "Giulia Rossi"), ("b", "Marco Bianchi")]
+
+
+async def test_a_live_read_costs_one_redis_round_trip_and_no_sql(client, brand, lb, db, redis):
+    from sqlalchemy import event as sa_event
+
+    await put_board(client, brand, "visits", period="weekly", ties="dense")
+    await send(client, brand, *(e for n in range(30) for e in visits(f"m{n:02d}", n % 7 + 1, start=FRIDAY)))
+    await lb.read(brand.brand, "visits")  # loads the definitions (cached by config version afterwards)
+    statements: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args) -> None:
+        statements.append(statement)
+
+    round_trips: list[list[str]] = []
+    execute, pipeline = redis.execute_command, redis.pipeline
+
+    async def direct(*args, **options):
+        round_trips.append([args[0]])
+        return await execute(*args, **options)
+
+    def pipelined(*args, **options):
+        pipe = pipeline(*args, **options)
+        run = pipe.execute
+
+        async def recorded(*a, **kw):
+            round_trips.append([command[0][0] for command in pipe.command_stack])
+            return await run(*a, **kw)
+
+        pipe.execute = recorded
+        return pipe
+
+    sa_event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+    redis.execute_command, redis.pipeline = direct, pipelined
+    try:
+        page = await lb.read(brand.brand, "visits", around="m10", k=5, members=["m03", "nobody"])
+    finally:
+        redis.execute_command, redis.pipeline = execute, pipeline
+        sa_event.remove(db.engine.sync_engine, "before_cursor_execute", count)
+    assert statements == []
+    assert round_trips == [["EVALSHA"]]
+    assert page.source == "redis"
+    assert page.me is not None and page.me.rank is not None
+    assert len(page.around or []) == 11
+    assert [m.rank is None for m in page.members or []] == [False, True]
+    # An unknown member is still told apart from one without a total (that costs one SQL lookup).
+    missing = await client.get("/v1/leaderboards/visits?around=nobody", headers=brand.headers)
+    assert missing.status_code == 404
+    assert missing.json()["field"] == "around"
+    await client.post("/v1/members", json={"external_id": "new"}, headers=brand.headers)
+    unranked = await read(client, brand, "visits", around="new")
+    assert unranked["me"] == {"member": "new", "rank": None, "score": None, "percentile": None, "label": ""}
+
+
+async def test_a_profile_change_reaches_the_labels_through_refresh_member(client, brand, lb, db):
+    from engine.members import get_member
+
+    await put_board(client, brand, "visits", period="weekly", display="initials")
+    await put_board(client, brand, "per-store", period="weekly", scope="store")
+    body = {"external_id": "a", "display_name": "Giulia Rossi", "attributes": {"store": "milano"}}
+    await client.post("/v1/members", json=body, headers=brand.headers)
+    await send(client, brand, *visits("a", 1, start=FRIDAY))
+    body = {"external_id": "a", "display_name": "Giulia Bianchi", "attributes": {"store": "roma"}}
+    await client.post("/v1/members", json=body, headers=brand.headers)
+    async with db.read() as session:
+        member = await get_member(session, brand_id=brand.brand.id, external_id="a")
+    await lb.refresh_member(brand.brand, member.id)
+    page = await lb.read(brand.brand, "visits", around="a")
+    assert [e.label for e in page.entries] == ["G. B."]
+    # The scope a scoped board is read in by default follows the member's current attribute.
+    assert (await lb.read(brand.brand, "per-store", around="a")).scope == "roma"
+    await lb.refresh_member(brand.brand, member.id)  # idempotent, and what a rebuild writes
+    pattern = f"{lb.namespace}:lb:{{b{brand.brand.id}*"
+    before = await lb.store.dump(pattern)
+    await lb.rebuild(brand_id=brand.brand.id)
+    assert await lb.store.dump(pattern) == before
+
+
+async def test_definitions_are_reloaded_once_for_all_reads_waiting_on_them(
+    client, brand, db, redis, redis_namespace, clock
+):
+    from sqlalchemy import event as sa_event
+
+    await put_board(client, brand, "visits", period="weekly")
+    await send(client, brand, *visits("a", 1, start=FRIDAY))
+    runtime = Leaderboards(db, redis, namespace=redis_namespace, clock=clock, close_interval=None, definitions_ttl=0.0)
+    statements: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args) -> None:
+        statements.append(statement)
+
+    sa_event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        pages = await asyncio.gather(*(runtime.read(brand.brand, "visits", around="a") for _ in range(20)))
+    finally:
+        sa_event.remove(db.engine.sync_engine, "before_cursor_execute", count)
+    assert {p.me.rank for p in pages if p.me} == {1}
+    # The expired cache costs one version check (and one load of the boards), not one per waiting read.
+    assert len([s for s in statements if "config_version" in s]) == 1
+    assert len(statements) <= 2
+
+
+async def test_a_display_name_change_reaches_the_board_at_once(client, brand, clock):
+    from tests.helpers import event
+
+    board = {
+        "key": "names",
+        "title": "Names",
+        "metric": {"kind": "points"},
+        "period": "all_time",
+        "visibility": "public",
+    }
+    created = await client.put("/v1/leaderboards/names", json=board, headers=brand.headers)
+    assert created.status_code in (200, 201), created.text
+    await client.put(
+        "/v1/earning-rules/visit", json={"key": "visit", "event_type": "visit", "points": 10}, headers=brand.headers
+    )
+    await client.post("/v1/members", json={"external_id": "m1", "display_name": "Old Name"}, headers=brand.headers)
+    await client.post("/v1/events", json=event("e1", "m1", "visit", "2026-11-20T09:00:00Z"), headers=brand.headers)
+    before = (await client.get("/v1/leaderboards/names", headers=brand.headers)).json()
+    await client.post("/v1/members", json={"external_id": "m1", "display_name": "New Name"}, headers=brand.headers)
+    after = (await client.get("/v1/leaderboards/names", headers=brand.headers)).json()
+    assert "Old Name" in str(before) and "New Name" not in str(before)
+    assert "New Name" in str(after) and "Old Name" not in str(after)

@@ -173,6 +173,13 @@ async def startup(services: Services) -> None:
 
     services.erasure_hooks.append(erase)
 
+    # Labels live in Redis beside the standings: a profile change (display name, scope attribute) is
+    # rewritten there at once.
+    async def refresh(brand: Brand, member_id: MemberId) -> None:
+        await runtime(services).refresh_member(brand, member_id)
+
+    services.member_update_hooks.append(refresh)
+
 
 async def shutdown(services: Services) -> None:
     """Stop the period closer and any running rebuild."""

@@ -65,6 +65,9 @@ class MembersController(Controller):
         member, created = await members_repo.upsert_member(
             services.db, brand_id=principal.brand.id, data=data, now=services.clock.now()
         )
+        if not created:
+            for hook in services.member_update_hooks:
+                await hook(principal.brand, member.id)
         async with services.db.read() as session:
             balance = await points.balance(session, brand_id=principal.brand.id, member_id=member.id)
         out = MemberOut(

@@ -10,11 +10,12 @@ import pytest
 
 from engine.effects import ChallengeCompleted, PointsAwarded
 from engine.errors import ValidationError
-from leaderboards import ranking
+from leaderboards import keys, ranking
 from leaderboards.models import (
     BoardDef,
     ChallengeCompletionsMetric,
     EventCountMetric,
+    MemberInfo,
     PeriodRef,
     PointsFromMetric,
     PointsMetric,
@@ -214,6 +215,33 @@ def test_merge_follows_the_mode(mode, order, steps, expected):
 def test_labels_take_the_more_private_of_board_and_member(policy, choice, name, pseudonym, expected):
     got = ranking.label(policy=policy, choice=choice, display_name=name, pseudonym=pseudonym, brand_id=1, member_id=2)
     assert got == expected
+
+
+@pytest.mark.parametrize(
+    ("display", "choice", "pseudonym", "expected"),
+    [
+        ("full_name", "", "", "Giulia Rossi"),
+        ("initials", "", "", "G. R."),
+        ("full_name", "pseudonym", "Caffeina", "Caffeina"),
+        ("pseudonym", "", "", ranking.pseudonym_for(1, 2)),
+    ],
+)
+def test_member_label_applies_the_board_policy_to_a_member(display, choice, pseudonym, expected):
+    info = MemberInfo(member_id=2, external_id="a", display_name="Giulia Rossi", display=choice, pseudonym=pseudonym)
+    assert ranking.member_label(board(display=display), info, brand_id=1) == expected
+
+
+def test_keys_of_a_board_share_its_hash_tag():
+    names = [
+        keys.standings("ql", 7, "weekly", "2026-W47", "milano centro"),
+        keys.distinct_scores("ql", 7, "weekly", "2026-W47"),
+        keys.member_ids("ql", 7, "weekly"),
+        keys.member_names("ql", 7, "weekly"),
+        keys.board_ready("ql", 7, "weekly"),
+    ]
+    assert {n[n.index("{") : n.index("}") + 1] for n in names} == {"{b7:weekly}"}
+    assert len(set(names)) == len(names)
+    assert all(n.startswith("ql:lb:{b7:weekly}:") for n in names)
 
 
 def test_minimum_score_and_percentile():

@@ -185,6 +185,21 @@ def build_shelf(
     earned: list[EarnedBadge] = []
     in_progress: list[BadgeProgressOut] = []
     locked: list[LockedBadge] = []
+
+    def working_towards(badge: BadgeDef, progress: Progress, level: Level | None, share: float) -> None:
+        in_progress.append(
+            BadgeProgressOut(
+                key=badge.key,
+                name=badge.name,
+                description=badge.description,
+                category=badge.category,
+                image=image_url(badge, progress.level),
+                criteria=narrative(badge, level),
+                rarity=share,
+                progress=progress,
+            )
+        )
+
     for badge in badges:
         held = [a for a in by_badge.get(badge.key, []) if not a.revoked]
         count = counts.get(badge.key, 0)
@@ -211,36 +226,12 @@ def build_shelf(
                 )
             )
             if progress is not None and badge.levels and badge.active:
-                next_level = badge.level(progress.level)
-                in_progress.append(
-                    BadgeProgressOut(
-                        key=badge.key,
-                        name=badge.name,
-                        description=badge.description,
-                        category=badge.category,
-                        image=image_url(badge, progress.level),
-                        criteria=narrative(badge, next_level),
-                        rarity=share,
-                        progress=progress,
-                    )
-                )
+                working_towards(badge, progress, badge.level(progress.level), share)
             continue
         if badge.hidden or not badge.active:
             continue
         if progress is not None and progress.current > 0:
-            first = badge.level(progress.level) if progress.level else None
-            in_progress.append(
-                BadgeProgressOut(
-                    key=badge.key,
-                    name=badge.name,
-                    description=badge.description,
-                    category=badge.category,
-                    image=image_url(badge, progress.level),
-                    criteria=narrative(badge, first),
-                    rarity=share,
-                    progress=progress,
-                )
-            )
+            working_towards(badge, progress, badge.level(progress.level) if progress.level else None, share)
             continue
         first_level = badge.levels[0].key if badge.levels else ""
         locked.append(

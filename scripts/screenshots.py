@@ -13,123 +13,28 @@ Needs ``/usr/bin/chromium`` and the ``playwright`` package (never ``playwright i
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import functools
-import http.server
 import json
-import os
-import socket
-import sqlite3
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 import urllib.request
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-SECRET = "sk_test_questline_demo_secret_key"
-PUBLISHABLE = "pk_test_questline_demo_public_key"
+sys.path.insert(0, str(ROOT))
+
+from tests.browser.servers import (  # noqa: E402 (the repository root goes on the path first)
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    PUBLISHABLE_KEY,
+    SECRET_KEY,
+    add_console_admin,
+    allow_origin,
+    questline_server,
+    static_server,
+)
+
 ADMIN_EMAIL = "ada@demo-coffee.example"
 ADMIN_PASSWORD = "screenshots-only-password"
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def questline_server(workdir: Path) -> Iterator[tuple[str, Path]]:
-    """Questline with the demo brand on a free port; yields its URL and its SQLite file."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    database = workdir / "questline.db"
-    env = {
-        **os.environ,
-        "QUESTLINE_DATABASE_URL": f"sqlite+aiosqlite:///{database}",
-        "QUESTLINE_REDIS_URL": "memory://",
-        "QUESTLINE_DEMO": "true",
-        "QUESTLINE_PUBLIC_URL": url,
-        "QUESTLINE_SECRET": "screenshots-secret-value",
-        "QUESTLINE_KEY_CACHE_SECONDS": "0",
-        "QUESTLINE_LOG_LEVEL": "warning",
-    }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "web.app:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    errors = process.stderr.read() if process.stderr is not None else b""
-                    raise RuntimeError("Questline did not start: " + errors.decode()) from None
-                time.sleep(0.2)
-        yield url, database
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    """A static file handler that does not log every request."""
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Stay quiet."""
-
-
-@contextlib.contextmanager
-def static_server(directory: Path) -> Iterator[str]:
-    """A plain HTTP server for ``directory`` on another port (another origin)."""
-    handler = functools.partial(QuietHandler, directory=str(directory))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
 
 
 def api(url: str, path: str, body: object | None = None) -> object:
@@ -139,7 +44,7 @@ def api(url: str, path: str, body: object | None = None) -> object:
         url + path,
         data=data,
         method="POST" if data is not None else "GET",
-        headers={"Authorization": f"Bearer {SECRET}", "Content-Type": "application/json"},
+        headers={"Authorization": f"Bearer {SECRET_KEY}", "Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read() or b"null")
@@ -147,33 +52,8 @@ def api(url: str, path: str, body: object | None = None) -> object:
 
 def prepare(database: Path, host_origin: str) -> None:
     """Allow the host page's origin to embed the widgets and create a console admin."""
-    from engine.admins import create_admin
-    from engine.clock import SystemClock
-    from engine.db import Database, create_engine
-    from engine.tenants import get_brand
-
-    with sqlite3.connect(database) as connection:
-        connection.execute(
-            "UPDATE brands SET settings = ? WHERE slug = 'demo'", (json.dumps({"allowed_origins": [host_origin]}),)
-        )
-
-    async def admin() -> None:
-        db = Database(create_engine(f"sqlite+aiosqlite:///{database}"))
-        try:
-            async with db.read() as session:
-                brand = await get_brand(session, "demo")
-            await create_admin(
-                db,
-                brand_id=brand.id,
-                email=ADMIN_EMAIL,
-                password=ADMIN_PASSWORD,
-                name="Ada Lovelace",
-                now=SystemClock().now(),
-            )
-        finally:
-            await db.dispose()
-
-    asyncio.run(admin())
+    allow_origin(database, host_origin)
+    add_console_admin(database, email=ADMIN_EMAIL, password=ADMIN_PASSWORD, name="Ada Lovelace")
 
 
 def host_page(directory: Path, url: str, token: str) -> None:
@@ -185,10 +65,10 @@ header{{background:#2b2118;color:#f3ede4;padding:18px 32px;font-size:1.4rem}}
 main{{display:grid;grid-template-columns:1fr 1fr;gap:28px;padding:28px 32px;max-width:1100px}}
 h2{{margin:0 0 10px}}</style></head><body><header>☕ Demo Coffee · Rewards club</header><main>
 <section><h2>This week's top customers</h2>
-<script src="{url}/static/widget.js" data-board="weekly-points" data-key="{PUBLISHABLE}" data-theme="dark"
+<script src="{url}/static/widget.js" data-board="weekly-points" data-key="{PUBLISHABLE_KEY}" data-theme="dark"
  data-accent="#e0803a" data-rows="8" data-member="{token}" data-lang="it" async></script></section>
 <section><h2>Your badges</h2>
-<script src="{url}/static/widget.js" data-widget="badges" data-key="{PUBLISHABLE}" data-member="{token}"
+<script src="{url}/static/widget.js" data-widget="badges" data-key="{PUBLISHABLE_KEY}" data-member="{token}"
  data-accent="#e0803a" data-lang="it" async></script></section></main></body></html>""",
         encoding="utf-8",
     )
@@ -199,7 +79,10 @@ def shoot(out: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp, questline_server(Path(tmp)) as (url, database):
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        questline_server(Path(tmp), secret="screenshots-secret-value") as (url, database),
+    ):
         site = Path(tmp) / "site"
         site.mkdir()
         with static_server(site) as host:
@@ -270,7 +153,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
     shoot(args.out)
 
 

@@ -8,19 +8,7 @@ Without ``/usr/bin/chromium`` or the ``playwright`` package the tests skip local
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import contextlib
-import functools
-import http.server
-import json
-import os
-import socket
-import sqlite3
-import subprocess
-import sys
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,22 +18,17 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.browser.servers import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    SECRET_KEY,
+    add_console_admin,
+    allow_origin,
+    questline_server,
+    static_server,
+)
 from tests.conftest import CI
 
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-SECRET_KEY = "sk_test_questline_demo_secret_key"
-PUBLISHABLE_KEY = "pk_test_questline_demo_public_key"
 PASSWORD = "browser-tests-password"
 
 
@@ -53,12 +36,6 @@ def _unavailable(message: str) -> None:
     if CI:
         pytest.fail(f"{message}; under CI=true a missing browser is a failure", pytrace=False)
     pytest.skip(message)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -104,98 +81,27 @@ class LiveServer:
 
     def allow_origin(self, origin: str) -> None:
         """Let ``origin`` embed the demo brand's widgets."""
-        with sqlite3.connect(self.database) as connection:
-            row = connection.execute("SELECT settings FROM brands WHERE slug = 'demo'").fetchone()
-            settings = json.loads(row[0] or "{}")
-            settings["allowed_origins"] = sorted({*settings.get("allowed_origins", []), origin})
-            connection.execute("UPDATE brands SET settings = ? WHERE slug = 'demo'", (json.dumps(settings),))
+        allow_origin(self.database, origin)
 
     def create_admin(self) -> str:
         """A console admin of the demo brand; returns the email (the password is :data:`PASSWORD`)."""
-        from engine.admins import create_admin
-        from engine.clock import SystemClock
-        from engine.db import Database, create_engine
-        from engine.tenants import get_brand
-
         email = f"browser-{uuid.uuid4().hex[:8]}@demo.example"
-
-        async def create() -> None:
-            db = Database(create_engine(f"sqlite+aiosqlite:///{self.database}"))
-            try:
-                async with db.read() as session:
-                    brand = await get_brand(session, "demo")
-                await create_admin(
-                    db, brand_id=brand.id, email=email, password=PASSWORD, name="Browser", now=SystemClock().now()
-                )
-            finally:
-                await db.dispose()
-
-        # Playwright's sync API keeps an event loop on this thread: run the coroutine on another one.
-        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-            pool.submit(asyncio.run, create()).result()
+        add_console_admin(self.database, email=email, password=PASSWORD, name="Browser")
         return email
 
 
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """Questline with the demo brand on a free port (uvicorn in a subprocess)."""
-    workdir = tmp_path_factory.mktemp("browser")
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    database = workdir / "questline.db"
-    env = {
-        **os.environ,
-        "QUESTLINE_DATABASE_URL": f"sqlite+aiosqlite:///{database}",
-        "QUESTLINE_REDIS_URL": "memory://",
-        "QUESTLINE_DEMO": "true",
-        "QUESTLINE_PUBLIC_URL": url,
-        "QUESTLINE_SECRET": "browser-tests-secret",
-        "QUESTLINE_KEY_CACHE_SECONDS": "0",
-        "QUESTLINE_LOG_LEVEL": "warning",
-    }
-    log = (workdir / "server.log").open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "web.app:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("Questline did not start:\n" + (workdir / "server.log").read_text(), pytrace=False)
-            time.sleep(0.2)
+    with contextlib.ExitStack() as stack:
+        try:
+            url, database = stack.enter_context(
+                questline_server(tmp_path_factory.mktemp("browser"), secret="browser-tests-secret")
+            )
+        except RuntimeError as exc:
+            pytest.fail(str(exc), pytrace=False)
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {SECRET_KEY}"}, timeout=30) as api:
             yield LiveServer(url=url, database=database, api=api)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        """Keep test output clean."""
 
 
 @dataclass
@@ -218,16 +124,8 @@ class HostSite:
 def host_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostSite]:
     """A second origin (another port) serving static pages."""
     root = tmp_path_factory.mktemp("site")
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", _free_port()), functools.partial(_QuietHandler, directory=str(root))
-    )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield HostSite(origin=f"http://127.0.0.1:{server.server_address[1]}", root=root)
-    finally:
-        server.shutdown()
-        server.server_close()
+    with static_server(root) as origin:
+        yield HostSite(origin=origin, root=root)
 
 
 @pytest.fixture(scope="module")

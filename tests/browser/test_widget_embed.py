@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.browser.conftest import PUBLISHABLE_KEY
+from tests.browser.servers import PUBLISHABLE_KEY
 
 pytestmark = pytest.mark.browser
 

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
@@ -113,6 +114,22 @@ def _same_key(body_key: str, path_key: str) -> None:
         raise ValidationError(f"the body's key {body_key!r} differs from the path's {path_key!r}", field="$.key")
 
 
+async def _change_program(
+    services: Services,
+    brand: Brand,
+    *,
+    source: str,
+    now: datetime,
+    change: Callable[[AsyncSession], Awaitable[list[str]]],
+) -> tuple[list[str], int | None]:
+    """Make ``change`` under the program lock and record the new program version; returns the changes and it."""
+    async with services.db.write() as session:
+        await repository.lock_program(session, db=services.db, brand_id=brand.id)
+        changes = await change(session)
+        version = await record_change(session, brand=brand, changes=changes, source=source, now=now)
+    return changes, version
+
+
 class CampaignsController(Controller):
     """Campaigns: window, status (draft, live, paused), eligibility, opt-in (secret key)."""
 
@@ -139,12 +156,15 @@ class CampaignsController(Controller):
         """Validated first: a mistake answers 422 naming its path and nothing changes."""
         _same_key(data.key, key)
         brand, now = principal.brand, services.clock.now()
-        async with services.db.write() as session:
-            await repository.lock_program(session, db=services.db, brand_id=brand.id)
-            changes = await service.apply_definitions(
+        changes, version = await _change_program(
+            services,
+            brand,
+            source="api:campaigns",
+            now=now,
+            change=lambda session: service.apply_definitions(
                 session, brand=brand, campaigns=[data], challenges=None, now=now, replace=False
-            )
-            version = await record_change(session, brand=brand, changes=changes, source="api:campaigns", now=now)
+            ),
+        )
         await backfill.run_pending(services.db, brand=brand, now=now)
         return CampaignSaved(campaign=await _one_campaign(services, brand, key), changes=changes, version=version)
 
@@ -152,10 +172,13 @@ class CampaignsController(Controller):
     async def delete_campaign(self, key: FromPath[str], services: ServicesDep, principal: PrincipalDep) -> None:
         """Archive it (409 while challenges still belong to it); opt-ins are kept should it come back."""
         brand, now = principal.brand, services.clock.now()
-        async with services.db.write() as session:
-            await repository.lock_program(session, db=services.db, brand_id=brand.id)
-            changes = await service.archive_campaign(session, brand=brand, key=key, now=now)
-            await record_change(session, brand=brand, changes=changes, source="api:campaigns", now=now)
+        await _change_program(
+            services,
+            brand,
+            source="api:campaigns",
+            now=now,
+            change=lambda session: service.archive_campaign(session, brand=brand, key=key, now=now),
+        )
 
     @post("/{key:str}/pause", summary="Pause a campaign", status_code=200)
     async def pause(self, key: FromPath[str], services: ServicesDep, principal: PrincipalDep) -> CampaignSaved:
@@ -169,10 +192,13 @@ class CampaignsController(Controller):
 
     async def _status(self, services: Services, brand: Brand, key: str, status: Any) -> CampaignSaved:
         now = services.clock.now()
-        async with services.db.write() as session:
-            await repository.lock_program(session, db=services.db, brand_id=brand.id)
-            changes = await service.set_campaign_status(session, brand=brand, key=key, status=status, now=now)
-            version = await record_change(session, brand=brand, changes=changes, source="api:campaigns", now=now)
+        changes, version = await _change_program(
+            services,
+            brand,
+            source="api:campaigns",
+            now=now,
+            change=lambda session: service.set_campaign_status(session, brand=brand, key=key, status=status, now=now),
+        )
         await backfill.run_pending(services.db, brand=brand, now=now)
         return CampaignSaved(campaign=await _one_campaign(services, brand, key), changes=changes, version=version)
 
@@ -208,12 +234,15 @@ class ChallengesController(Controller):
         """Validated first (422 naming the path, nothing changed). Changing a running challenge keeps progress."""
         _same_key(data.key, key)
         brand, now = principal.brand, services.clock.now()
-        async with services.db.write() as session:
-            await repository.lock_program(session, db=services.db, brand_id=brand.id)
-            changes = await service.apply_definitions(
+        changes, version = await _change_program(
+            services,
+            brand,
+            source="api:challenges",
+            now=now,
+            change=lambda session: service.apply_definitions(
                 session, brand=brand, campaigns=None, challenges=[data], now=now, replace=False
-            )
-            version = await record_change(session, brand=brand, changes=changes, source="api:challenges", now=now)
+            ),
+        )
         reports = await backfill.run_pending(services.db, brand=brand, now=now)
         return ChallengeSaved(
             challenge=await _one_challenge(services, brand, key), changes=changes, version=version, backfills=reports
@@ -223,10 +252,13 @@ class ChallengesController(Controller):
     async def delete_challenge(self, key: FromPath[str], services: ServicesDep, principal: PrincipalDep) -> None:
         """It stops counting and leaves the program; members' progress is kept should it come back."""
         brand, now = principal.brand, services.clock.now()
-        async with services.db.write() as session:
-            await repository.lock_program(session, db=services.db, brand_id=brand.id)
-            changes = await service.archive_challenge(session, brand=brand, key=key, now=now)
-            await record_change(session, brand=brand, changes=changes, source="api:challenges", now=now)
+        await _change_program(
+            services,
+            brand,
+            source="api:challenges",
+            now=now,
+            change=lambda session: service.archive_challenge(session, brand=brand, key=key, now=now),
+        )
 
     @post("/{key:str}/backfill", summary="Backfill a challenge from the event log", status_code=200)
     async def run_backfill(

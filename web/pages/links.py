@@ -11,7 +11,8 @@ from litestar.di import Provide
 from litestar.params import FromPath, JSONBody
 
 from engine import members as members_repo
-from web.deps import PrincipalDep, ServicesDep, provide_secret_principal
+from engine.ids import BrandId
+from web.deps import PrincipalDep, Services, ServicesDep, provide_secret_principal
 from web.pages import tokens
 
 MAX_SECONDS = int(tokens.MAX_LINK_LIFETIME.total_seconds())
@@ -50,6 +51,27 @@ class WidgetTokenOut(msgspec.Struct, frozen=True, kw_only=True):
     expires_at: datetime
 
 
+async def sign_for_member(
+    services: Services, brand_id: BrandId, external_id: str, *, purpose: tokens.Purpose, expires_in: int
+) -> tuple[str, str, datetime]:
+    """Sign a token for an existing member, valid ``expires_in`` seconds from now; returns member, token, expiry.
+
+    Raises:
+        NotFound: no such member in the brand.
+    """
+    async with services.db.read() as session:
+        member = await members_repo.get_member(session, brand_id=brand_id, external_id=external_id)
+    expires_at = services.clock.now() + timedelta(seconds=expires_in)
+    token = tokens.sign(
+        secret=services.settings.secret,
+        purpose=purpose,
+        brand_id=brand_id,
+        member=member.external_id,
+        expires_at=expires_at,
+    )
+    return member.external_id, token, expires_at
+
+
 class MemberLinksController(Controller):
     """Signed member links for the portal and the widgets."""
 
@@ -76,19 +98,16 @@ class MemberLinksController(Controller):
     ) -> PortalLinkOut:
         """Sign a portal link for the member."""
         options = data or PortalLinkIn()
-        async with services.db.read() as session:
-            member = await members_repo.get_member(session, brand_id=principal.brand.id, external_id=external_id)
-        expires_at = services.clock.now() + timedelta(seconds=options.expires_in)
-        token = tokens.sign(
-            secret=services.settings.secret,
+        member, token, expires_at = await sign_for_member(
+            services,
+            principal.brand.id,
+            external_id,
             purpose=tokens.Purpose.PORTAL_LINK,
-            brand_id=principal.brand.id,
-            member=member.external_id,
-            expires_at=expires_at,
+            expires_in=options.expires_in,
         )
         query = "" if options.page == "home" else f"?page={options.page}"
         url = f"{services.settings.public_url.rstrip('/')}/portal/enter/{token}{query}"
-        return PortalLinkOut(member=member.external_id, url=url, expires_at=expires_at.replace(microsecond=0))
+        return PortalLinkOut(member=member, url=url, expires_at=expires_at.replace(microsecond=0))
 
     @post(
         "/{external_id:str}/widget-token",
@@ -108,14 +127,11 @@ class MemberLinksController(Controller):
     ) -> WidgetTokenOut:
         """Sign a widget token for the member."""
         options = data or WidgetTokenIn()
-        async with services.db.read() as session:
-            member = await members_repo.get_member(session, brand_id=principal.brand.id, external_id=external_id)
-        expires_at = services.clock.now() + timedelta(seconds=options.expires_in)
-        token = tokens.sign(
-            secret=services.settings.secret,
+        member, token, expires_at = await sign_for_member(
+            services,
+            principal.brand.id,
+            external_id,
             purpose=tokens.Purpose.WIDGET_MEMBER,
-            brand_id=principal.brand.id,
-            member=member.external_id,
-            expires_at=expires_at,
+            expires_in=options.expires_in,
         )
-        return WidgetTokenOut(member=member.external_id, token=token, expires_at=expires_at.replace(microsecond=0))
+        return WidgetTokenOut(member=member, token=token, expires_at=expires_at.replace(microsecond=0))

@@ -139,6 +139,18 @@ async def widget_principal(services: Services, key: str) -> Principal:
     return principal
 
 
+async def reading_brand(request: Request[Any, Any, Any], services: Services, key: str) -> Brand:
+    """The brand behind a publishable key, for a read from an origin the brand allows (JSON, live streams).
+
+    Raises:
+        PermissionDenied: a secret key, or an origin the brand did not allow.
+        AuthenticationError: an unknown or revoked key.
+    """
+    principal = await widget_principal(services, key)
+    check_origin(request, services, principal.brand)
+    return principal.brand
+
+
 def check_origin(request: Request[Any, Any, Any], services: Services, brand: Brand) -> None:
     """Refuse a cross-origin read from a site the brand did not allow.
 
@@ -183,6 +195,32 @@ async def viewing_member(services: Services, brand: Brand, token: str | None) ->
             return await members_repo.get_member(session, brand_id=brand.id, external_id=claims.member)
         except NotFound:
             return None
+
+
+async def shelf_member(
+    services: Services,
+    brand: Brand,
+    token: str,
+    *,
+    missing: str = "the badge widget needs a valid member token (?member=…)",
+) -> Member:
+    """The member whose badge shelf a widget token opens.
+
+    Raises:
+        AuthenticationError: no valid member token of this brand (``missing`` says so).
+    """
+    viewer = await viewing_member(services, brand, token)
+    if viewer is None:
+        raise AuthenticationError(missing, field="member")
+    return viewer
+
+
+def live_stream(services: Services, channel: str) -> ServerSentEvent:
+    """``update`` events whenever something is published on ``channel`` (never cached or buffered)."""
+    return ServerSentEvent(
+        live.updates(services.redis, [channel]),
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
 
 
 def row_id(secret: str, brand: Brand, label: str, rank: int, member: str | None) -> str:
@@ -362,13 +400,10 @@ class WidgetsController(Controller):
         key: Annotated[str, KEY_PARAM] = "",
     ) -> ServerSentEvent:
         """``update`` whenever a score on this board changes (the page then reloads its rows)."""
-        principal = await widget_principal(services, key)
-        check_origin(request, services, principal.brand)
-        definition = await views.public_board(services, principal.brand, board)
-        channel = board_keys.live_channel(services.settings.redis_namespace, principal.brand.id, definition.key)
-        return ServerSentEvent(
-            live.updates(services.redis, [channel]),
-            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        brand = await reading_brand(request, services, key)
+        definition = await views.public_board(services, brand, board)
+        return live_stream(
+            services, board_keys.live_channel(services.settings.redis_namespace, brand.id, definition.key)
         )
 
     @get("/badges")
@@ -388,9 +423,7 @@ class WidgetsController(Controller):
         """The badge-shelf widget of the member named by the token."""
         principal = await widget_principal(services, key)
         brand = principal.brand
-        viewer = await viewing_member(services, brand, member)
-        if viewer is None:
-            raise AuthenticationError("the badge widget needs a valid member token (?member=…)", field="member")
+        viewer = await shelf_member(services, brand, member)
         t = Translator(negotiate(lang, viewer.locale, accept_language=request.headers.get("accept-language")))
         shelf = await widget_shelf(services, brand, viewer)
         return _page(
@@ -416,16 +449,9 @@ class WidgetsController(Controller):
         member: Annotated[str, MEMBER_PARAM] = "",
     ) -> ServerSentEvent:
         """``update`` whenever the member's badges may have changed."""
-        principal = await widget_principal(services, key)
-        check_origin(request, services, principal.brand)
-        viewer = await viewing_member(services, principal.brand, member)
-        if viewer is None:
-            raise AuthenticationError("the badge widget needs a valid member token (?member=…)", field="member")
-        channel = live.member_channel(services.settings.redis_namespace, principal.brand.id, viewer.id)
-        return ServerSentEvent(
-            live.updates(services.redis, [channel]),
-            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-        )
+        brand = await reading_brand(request, services, key)
+        viewer = await shelf_member(services, brand, member)
+        return live_stream(services, live.member_channel(services.settings.redis_namespace, brand.id, viewer.id))
 
 
 class WidgetDataController(Controller):
@@ -457,11 +483,10 @@ class WidgetDataController(Controller):
         lang: Annotated[str | None, QueryParameter(max_length=16, description="`it` or `en` (labels).")] = None,
     ) -> WidgetBoard:
         """Read a public board with a publishable key."""
-        principal = await widget_principal(services, key)
-        check_origin(request, services, principal.brand)
-        viewer = await viewing_member(services, principal.brand, member)
+        brand = await reading_brand(request, services, key)
+        viewer = await viewing_member(services, brand, member)
         t = Translator(negotiate(lang, viewer.locale if viewer else None))
-        return await widget_board(services, principal.brand, board, rows=rows, member=viewer, scope=board_scope, t=t)
+        return await widget_board(services, brand, board, rows=rows, member=viewer, scope=board_scope, t=t)
 
     @get(
         "/badges",
@@ -479,9 +504,6 @@ class WidgetDataController(Controller):
         member: Annotated[str, MEMBER_PARAM] = "",
     ) -> WidgetShelf:
         """Read a member's earned badges with a publishable key and a member token."""
-        principal = await widget_principal(services, key)
-        check_origin(request, services, principal.brand)
-        viewer = await viewing_member(services, principal.brand, member)
-        if viewer is None:
-            raise AuthenticationError("a valid member token is required (?member=…)", field="member")
-        return await widget_shelf(services, principal.brand, viewer)
+        brand = await reading_brand(request, services, key)
+        viewer = await shelf_member(services, brand, member, missing="a valid member token is required (?member=…)")
+        return await widget_shelf(services, brand, viewer)

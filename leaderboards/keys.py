@@ -13,6 +13,7 @@ scopes (and the temporary keys a rebuild renames over them) hash to one slot; th
     <ns>:lb:{b7:weekly-points}:ready                     sentinel: this board was rebuilt here
     <ns>:lb:{b7}:ready                                   sentinel: the brand's boards were rebuilt here
     <ns>:lb:{b7}:rebuilding                              lock while a worker rebuilds the brand
+    <ns>:lb:{b7}:log                                     what writers changed while a rebuild runs (list)
     <ns>:lb:live:b7:weekly-points                        pub/sub channel of rank changes
 """
 
@@ -94,6 +95,11 @@ def ready(namespace: str, brand_id: int) -> str:
 def rebuild_lock(namespace: str, brand_id: int) -> str:
     """A short-lived lock so one worker at a time rebuilds a brand."""
     return f"{namespace}:lb:{{b{brand_id}}}:rebuilding"
+
+
+def rebuild_log(namespace: str, brand_id: int) -> str:
+    """The list of what writes changed while a rebuild of the brand runs (appended with ``RPUSHX``)."""
+    return f"{namespace}:lb:{{b{brand_id}}}:log"
 
 
 def live_channel(namespace: str, brand_id: int, board: str) -> str:

@@ -1,9 +1,16 @@
 """Rebuild Redis from SQL: every open (and still retained closed) period of every board, key by key.
 
 Each sorted set is filled under a temporary key in its slot and renamed over the live one, so readers
-see the old or the new set, never half of one. Keys the SQL no longer accounts for are deleted. Totals
-written while the rebuild ran are applied again at the end (absolute writes, so that is harmless). A
+see the old or the new set, never half of one. Keys the SQL no longer accounts for are deleted. A
 brand's sentinel key is written last: its absence is how a flushed or restarted Redis is detected.
+
+Writes go on while a rebuild runs (events, preference and profile changes), and a rename may put an
+older value over one of them. So before it reads SQL the rebuild starts the brand's *rebuild log*:
+every write appends what it changed (standing on a slot, directory entry) in the same ``MULTI`` as the
+write itself. Once the renames and deletions are done, the entries logged so far are read again from
+SQL and written by :meth:`BoardStore.settle`, atomically (``WATCH`` on the log) skipping whatever was
+logged after that point: those writes landed after the renames, so Redis already holds them. No clock
+is involved, and no interleaving leaves Redis different from what a fresh rebuild would make it.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from engine.tenants import get_brand_by_id
 from leaderboards import keys, ranking, repository
 from leaderboards.models import BoardDef, PeriodRef, PeriodState, Total
 from leaderboards.orm import BoardRow
-from leaderboards.store import BoardStore, Listing, Slot, Write, listing
+from leaderboards.store import BoardStore, Listing, Slot, Write, decode_entry, listing
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
@@ -29,7 +36,9 @@ if TYPE_CHECKING:
     from engine.db import Database
 
 log = logging.getLogger(__name__)
-RACE_MARGIN = timedelta(seconds=5)
+LOCK_SECONDS = 300
+LOG_SECONDS = 3600
+"""How long the rebuild log lives: a rebuild still running by then fails (and is retried) rather than guess."""
 
 
 @dataclass(slots=True)
@@ -66,11 +75,16 @@ async def rebuild_brand(
         NotFound: ``board_key`` names no board of the brand.
         Conflict: another worker is rebuilding this brand right now.
     """
-    token = await store.lock_rebuild(brand_id)
+    token = await store.lock_rebuild(brand_id, seconds=LOCK_SECONDS)
     if token is None:
         raise Conflict(f"brand {brand_id} is being rebuilt by another worker", field="brand")
     try:
-        return await _rebuild(db, store, brand_id=brand_id, now=now, board_key=board_key)
+        # Logging starts before anything is read from SQL: a write the reads miss is in the log.
+        await store.begin_log(brand_id, seconds=LOG_SECONDS)
+        try:
+            return await _rebuild(db, store, brand_id=brand_id, now=now, board_key=board_key)
+        finally:
+            await store.end_log(brand_id)
     finally:
         await store.unlock_rebuild(brand_id, token)
 
@@ -79,7 +93,6 @@ async def _rebuild(
     db: Database, store: BoardStore, *, brand_id: BrandId, now: datetime, board_key: str | None
 ) -> RebuildReport:
     report = RebuildReport(brands=1)
-    started = now
     namespace = store.namespace
     written: set[str] = set()
     async with db.read() as session:
@@ -127,7 +140,7 @@ async def _rebuild(
         stale.extend(k for k in await store.scan(pattern) if k not in written)
     await store.delete(stale)
     report.deleted = len(stale)
-    await _replay(db, store, brand_id=brand_id, since=started - RACE_MARGIN, boards=boards, tz=brand.tz)
+    await _settle(db, store, brand_id=brand_id, boards=boards, tz=brand.tz, now=now)
     await store.mark_board_ready(brand_id, [b.key for b in boards])
     if board_key is None:
         await store.mark_ready(brand_id, at=now)
@@ -135,43 +148,79 @@ async def _rebuild(
     return report
 
 
-async def _replay(
-    db: Database, store: BoardStore, *, brand_id: BrandId, since: datetime, boards: tuple[BoardDef, ...], tz: ZoneInfo
+async def _settle(
+    db: Database, store: BoardStore, *, brand_id: BrandId, boards: tuple[BoardDef, ...], tz: ZoneInfo, now: datetime
 ) -> None:
-    """Write again the totals that changed while the rebuild ran (they may have been renamed over)."""
-    by_id = {b.id: b for b in boards}
+    """Write again, from SQL, what was written while the rebuild ran (a rename may have put older values over it).
+
+    Raises:
+        RuntimeError: the rebuild log expired (the rebuild ran too long to know what changed meanwhile).
+    """
+    found = await store.logged(brand_id)
+    if found is None:
+        raise RuntimeError(f"the rebuild log of brand {brand_id} expired; the rebuild is retried")
+    start, raw_entries = found
+    by_key = {b.key: b for b in boards}
+    standings: set[tuple[str, str, str, int]] = set()
+    directory: set[tuple[str, int]] = set()
+    for raw in set(raw_entries):
+        entry = decode_entry(raw)
+        if entry[1] not in by_key:
+            continue  # a board this rebuild did not touch
+        if entry[0] == "z":
+            standings.add((entry[1], entry[2], entry[3], int(entry[4])))
+        else:
+            directory.add((entry[1], int(entry[2])))
+    members = sorted({m for *_rest, m in standings} | {m for _b, m in directory})
+    totals: dict[tuple[int, str, str, int], Total] = {}
+    held: set[tuple[int, int]] = set()
+    states: dict[tuple[int, str], PeriodState | None] = {}
     async with db.read() as session:
-        changed: list[Total] = [
-            t
-            for t in await repository.totals_changed_since(session, brand_id=brand_id, since=since)
-            if t.board_id in by_id
-        ]
-        if not changed:
-            return
-        infos = await repository.member_infos(session, brand_id=brand_id, member_ids=[t.member_id for t in changed])
-        states: dict[tuple[int, str], PeriodState | None] = {}
-        for total in changed:
-            pair = (total.board_id, total.period)
+        for member_id in members:
+            for total in await repository.member_totals(session, brand_id=brand_id, member_id=member_id):
+                totals[(total.board_id, total.period, total.scope, member_id)] = total
+                held.add((total.board_id, member_id))
+        infos = await repository.member_infos(session, brand_id=brand_id, member_ids=members)
+        for board_key, period_id, _scope, _member in standings:
+            pair = (by_key[board_key].id, period_id)
             if pair not in states:
-                states[pair] = await repository.get_period(session, board_id=total.board_id, period=total.period)
+                states[pair] = await repository.get_period(session, board_id=pair[0], period=period_id)
     hidden = {m for m, info in infos.items() if info.opt_out}
-    listings: dict[tuple[str, int], Listing] = {}
     writes: list[Write] = []
-    for total in changed:
-        board = by_id[total.board_id]
-        info = infos.get(total.member_id)
-        if info is not None:
-            listings[(board.key, total.member_id)] = listing(brand_id, board, info)
-        state = states[(total.board_id, total.period)]
-        if state is None or state.closed_at is not None:
-            continue
-        period = ranking.period_from_id(board, total.period, tz)
-        slot = Slot(brand_id=brand_id, board=board, period=period, scope=total.scope)
-        listed = is_listed(board, units=total.units, member_id=total.member_id, hidden=hidden)
-        writes.append(
-            Write(slot=slot, member_id=total.member_id, units=total.units, reached_at=total.reached_at, listed=listed)
+    for board_key, period_id, scope, member_id in sorted(standings):
+        board = by_key[board_key]
+        period = ranking.period_from_id(board, period_id, tz)
+        found_total = totals.get((board.id, period_id, scope, member_id))
+        state = states[(board.id, period_id)]
+        # What a rebuild makes of it: listed on a kept period if the total qualifies, otherwise absent.
+        kept = state is not None and (
+            state.closed_at is None or state.closed_at + timedelta(days=board.retention_days) > now
         )
-    await store.apply(writes, listings=list(listings.values()))
+        listed = (
+            found_total is not None
+            and kept
+            and is_listed(board, units=found_total.units, member_id=member_id, hidden=hidden)
+        )
+        writes.append(
+            Write(
+                slot=Slot(brand_id=brand_id, board=board, period=period, scope=scope),
+                member_id=member_id,
+                units=found_total.units if found_total is not None else 0,
+                reached_at=found_total.reached_at if found_total is not None else ranking.EPOCH,
+                listed=listed,
+            )
+        )
+    listings: list[Listing] = []
+    forget: list[tuple[str, int]] = []
+    for board_key, member_id in sorted(directory):
+        board = by_key[board_key]
+        info = infos.get(member_id)
+        if info is not None and (board.id, member_id) in held:
+            listings.append(listing(brand_id, board, info))
+        else:
+            forget.append((board_key, member_id))
+    if not await store.settle(brand_id, start=start, writes=writes, listings=listings, forget=forget):
+        raise RuntimeError(f"the rebuild log of brand {brand_id} expired; the rebuild is retried")
 
 
 async def rebuild_all(

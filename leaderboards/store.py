@@ -9,6 +9,11 @@ A read is one Lua script (:data:`READ_SCRIPT`, ``EVALSHA``) over the board's key
 so Cluster-safe): the top page, the member's rank and ±k window, friends' ranks, every rank by the
 board's tie policy and the labels, in one consistent snapshot and one round trip. The reads in flight
 together are pipelined (:class:`ScriptBatch`). Every key comes from :mod:`leaderboards.keys`.
+
+While a rebuild of the brand runs, every write also appends what it changed (a board member's standing
+on one slot, or their directory entry) to the brand's rebuild log, in the same ``MULTI`` (``RPUSHX``: a
+no-op when no rebuild runs). The rebuild re-reads those from SQL once its renames are done and writes
+them with :meth:`BoardStore.settle`, which skips what was written again after the renames.
 """
 
 from __future__ import annotations
@@ -163,6 +168,26 @@ class Listing:
     scope: str = ""
 
 
+def standing_entry(board: str, period: str, scope: str, member_id: int) -> bytes:
+    """The rebuild log's entry for a write of a member's standing on one slot."""
+    return _encode(("z", board, period, scope, member_id))
+
+
+def directory_entry(board: str, member_id: int) -> bytes:
+    """The rebuild log's entry for a write of a member's directory entry on a board."""
+    return _encode(("n", board, member_id))
+
+
+def decode_entry(raw: bytes | str) -> list[Any]:
+    """A rebuild log entry: ``["z", board, period, scope, member id]`` or ``["n", board, member id]``."""
+    return list(msgspec.json.decode(raw))
+
+
+def _write_entry(write: Write) -> bytes:
+    slot = write.slot
+    return standing_entry(slot.board.key, slot.period.id, slot.scope, write.member_id)
+
+
 def listing(brand_id: int, board: BoardDef, info: MemberInfo) -> Listing:
     """What a board's directory keeps of a member: no label at all while they are opted out of a public board."""
     hidden = board.visibility == "public" and info.opt_out
@@ -311,9 +336,17 @@ class BoardStore:
         dense = [w for w in writes if w.slot.board.ties == "dense"]
         if dense:
             await self._apply_dense(dense)
+        logged: dict[int, list[bytes]] = {}
+        for entry in listings:
+            logged.setdefault(entry.brand_id, []).append(directory_entry(entry.board, entry.member_id))
+        for write in writes:
+            if write.slot.board.ties != "dense":
+                logged.setdefault(write.slot.brand_id, []).append(_write_entry(write))
         async with self._redis.pipeline(transaction=True) as pipe:
             for brand_id in brand_ids:
                 pipe.exists(keys.ready(self._namespace, brand_id))
+            for brand_id, entries in logged.items():
+                self._queue_log(pipe, brand_id, entries)
             for entry in listings:
                 self._queue_listing(pipe, entry)
             for write in writes:
@@ -362,42 +395,61 @@ class BoardStore:
     async def _write_dense(self, slot: Slot, values: dict[int, int | None]) -> None:
         """Set (or remove, for ``None``) members of a dense slot, keeping distinct scores and counts exact."""
         zkey = self.key(slot)
-        dkey, ckey = self._dense_keys(slot)
-        tokens = [ranking.member_token(m) for m in values]
+        ckey = self._dense_keys(slot)[1]
+        entries = [standing_entry(slot.board.key, slot.period.id, slot.scope, m) for m in values]
         while True:
             async with self._redis.pipeline(transaction=True) as pipe:
                 try:
                     await pipe.watch(zkey, ckey)
-                    olds = await pipe.zmscore(zkey, tokens)  # type: ignore[arg-type]
-                    delta: dict[int, int] = {}
-                    for (_member, new), old in zip(values.items(), olds, strict=True):
-                        old_value = None if old is None else int(old)
-                        if old_value == new:
-                            continue
-                        if old_value is not None:
-                            delta[old_value] = delta.get(old_value, 0) - 1
-                        if new is not None:
-                            delta[new] = delta.get(new, 0) + 1
-                    changed = [v for v, d in delta.items() if d]
-                    current = await pipe.hmget(ckey, [str(v) for v in changed]) if changed else []
+                    counts = await self._dense_counts(pipe, slot, values)
                     pipe.multi()  # type: ignore[no-untyped-call]
-                    for new, token in zip(values.values(), tokens, strict=True):
-                        if new is None:
-                            pipe.zrem(zkey, token)
-                        else:
-                            pipe.zadd(zkey, {token: float(new)})
-                    for value, count in zip(changed, current, strict=True):
-                        after = int(count or 0) + delta[value]
-                        if after > 0:
-                            pipe.hset(ckey, str(value), after)
-                            pipe.zadd(dkey, {str(value): float(value)})
-                        else:
-                            pipe.hdel(ckey, str(value))
-                            pipe.zrem(dkey, str(value))
+                    self._queue_log(pipe, slot.brand_id, entries)
+                    self._queue_dense(pipe, slot, values, counts)
                     await pipe.execute()
                     return
                 except WatchError:
                     continue
+
+    async def _dense_counts(self, pipe: Any, slot: Slot, values: dict[int, int | None]) -> list[tuple[int, int]]:
+        """(score, members holding it afterwards) for each score whose count the writes change (read under WATCH)."""
+        tokens = [ranking.member_token(m) for m in values]
+        olds = await pipe.zmscore(self.key(slot), tokens)
+        delta: dict[int, int] = {}
+        for new, old in zip(values.values(), olds, strict=True):
+            old_value = None if old is None else int(old)
+            if old_value == new:
+                continue
+            if old_value is not None:
+                delta[old_value] = delta.get(old_value, 0) - 1
+            if new is not None:
+                delta[new] = delta.get(new, 0) + 1
+        changed = [v for v, d in delta.items() if d]
+        current = await pipe.hmget(self._dense_keys(slot)[1], [str(v) for v in changed]) if changed else []
+        return [(v, int(count or 0) + delta[v]) for v, count in zip(changed, current, strict=True)]
+
+    def _queue_dense(
+        self, pipe: Any, slot: Slot, values: dict[int, int | None], counts: Sequence[tuple[int, int]]
+    ) -> None:
+        zkey = self.key(slot)
+        dkey, ckey = self._dense_keys(slot)
+        for member_id, new in values.items():
+            token = ranking.member_token(member_id)
+            if new is None:
+                pipe.zrem(zkey, token)
+            else:
+                pipe.zadd(zkey, {token: float(new)})
+        for value, after in counts:
+            if after > 0:
+                pipe.hset(ckey, str(value), after)
+                pipe.zadd(dkey, {str(value): float(value)})
+            else:
+                pipe.hdel(ckey, str(value))
+                pipe.zrem(dkey, str(value))
+
+    def _queue_log(self, pipe: Any, brand_id: int, entries: Sequence[bytes]) -> None:
+        """Append to the brand's rebuild log, if a rebuild runs (RPUSHX does nothing to a missing list)."""
+        if entries:
+            pipe.rpushx(keys.rebuild_log(self._namespace, brand_id), *entries)
 
     def _queue_listing(self, pipe: Any, entry: Listing) -> None:
         args = (self._namespace, entry.brand_id, entry.board)
@@ -416,12 +468,102 @@ class BoardStore:
                 pipe.hget(keys.member_names(self._namespace, brand_id, board), field)
             found = await pipe.execute()
         async with self._redis.pipeline(transaction=True) as pipe:
+            self._queue_log(pipe, brand_id, [directory_entry(board, member_id) for board in boards])
             for board, raw in zip(boards, found, strict=True):
-                args = (self._namespace, brand_id, board)
-                if raw is not None:
-                    pipe.hdel(keys.member_ids(*args), _LISTING.decode(raw)[0])
-                pipe.hdel(keys.member_names(*args), field)
+                self._queue_forget(pipe, brand_id, board, member_id, raw)
             await pipe.execute()
+
+    def _queue_forget(self, pipe: Any, brand_id: int, board: str, member_id: int, raw: bytes | str | None) -> None:
+        """Queue the removal of a member's directory entry (``raw``: what ``names`` holds of them, if anything)."""
+        args = (self._namespace, brand_id, board)
+        if raw is not None:
+            pipe.hdel(keys.member_ids(*args), _LISTING.decode(raw)[0])
+        pipe.hdel(keys.member_names(*args), str(member_id))
+
+    # --- the rebuild log -----------------------------------------------------------------------------
+
+    async def begin_log(self, brand_id: int, *, seconds: int) -> None:
+        """Start logging what writes change (a rebuild does, before it reads SQL); the log lives ``seconds``."""
+        log = keys.rebuild_log(self._namespace, brand_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(log)
+            pipe.rpush(log, b"^")  # RPUSHX only appends to a list that exists
+            pipe.expire(log, seconds)
+            await pipe.execute()
+
+    async def logged(self, brand_id: int) -> tuple[int, list[bytes | str]] | None:
+        """(length, entries) of the rebuild log so far, or ``None`` if it is gone (expired)."""
+        found = await self._redis.lrange(keys.rebuild_log(self._namespace, brand_id), 0, -1)
+        if not found:
+            return None
+        return len(found), list(found[1:])
+
+    async def end_log(self, brand_id: int) -> None:
+        """Stop logging writes."""
+        await self._redis.delete(keys.rebuild_log(self._namespace, brand_id))
+
+    async def settle(
+        self,
+        brand_id: int,
+        *,
+        start: int,
+        writes: Sequence[Write],
+        listings: Sequence[Listing] = (),
+        forget: Sequence[tuple[str, int]] = (),
+    ) -> bool:
+        """Write what a rebuild re-read from SQL for the log's entries before ``start``, and end the log.
+
+        Atomic against concurrent writers: under ``WATCH`` of the log, whatever was logged at or after
+        ``start`` (written after the rebuild's renames, so Redis already holds it, at least as new) is
+        left alone, and the rest is written in one ``MULTI``; a write landing meanwhile retries it.
+        ``forget`` takes (board, member id) out of the boards' directories.
+
+        Returns:
+            ``False`` when the log is gone (it expired: what was written meanwhile is unknown).
+        """
+        log = keys.rebuild_log(self._namespace, brand_id)
+        dense_slots = {w.slot for w in writes if w.slot.board.ties == "dense"}
+        watched = [log, *(k for slot in dense_slots for k in (self.key(slot), self._dense_keys(slot)[1]))]
+        while True:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(*watched)
+                    if not await pipe.exists(log):
+                        return False
+                    later = set(await pipe.lrange(log, start, -1))
+                    kept = [w for w in writes if _write_entry(w) not in later]
+                    by_slot: dict[Slot, dict[int, int | None]] = {}
+                    for write in kept:
+                        if write.slot.board.ties == "dense":
+                            value = ranking.signed(write.slot.board, write.units) if write.listed else None
+                            by_slot.setdefault(write.slot, {})[write.member_id] = value
+                    counts = {slot: await self._dense_counts(pipe, slot, values) for slot, values in by_slot.items()}
+                    gone = [(b, m) for b, m in forget if directory_entry(b, m) not in later]
+                    raws = [await pipe.hget(keys.member_names(self._namespace, brand_id, b), str(m)) for b, m in gone]
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    for slot, values in by_slot.items():
+                        self._queue_dense(pipe, slot, values, counts[slot])
+                    for write in kept:
+                        if write.slot.board.ties == "dense":
+                            continue
+                        token = ranking.member_token(write.member_id)
+                        if write.listed:
+                            score = ranking.redis_score(
+                                write.slot.board, write.slot.period, write.units, write.reached_at
+                            )
+                            pipe.zadd(self.key(write.slot), {token: score})
+                        else:
+                            pipe.zrem(self.key(write.slot), token)
+                    for entry in listings:
+                        if directory_entry(entry.board, entry.member_id) not in later:
+                            self._queue_listing(pipe, entry)
+                    for (board, member_id), raw in zip(gone, raws, strict=True):
+                        self._queue_forget(pipe, brand_id, board, member_id, raw)
+                    pipe.delete(log)
+                    await pipe.execute()
+                    return True
+                except WatchError:
+                    continue
 
     def directory_keys(self, brand_id: int, board: str) -> list[str]:
         """The keys of a board's directory and its sentinel."""

@@ -614,3 +614,104 @@ async def test_a_display_name_change_reaches_the_board_at_once(client, brand, cl
     after = (await client.get("/v1/leaderboards/names", headers=brand.headers)).json()
     assert "Old Name" in str(before) and "New Name" not in str(before)
     assert "New Name" in str(after) and "Old Name" not in str(after)
+
+
+class _RoundTrips:
+    """Runs ``inject`` just before the ``at``-th Redis round trip made by the current task (a rebuild).
+
+    Patched on the client classes but only active inside the task that set :attr:`active`, so the app's
+    own Redis traffic (another loop on the real Redis, the same fake server otherwise) is not counted.
+    """
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import contextvars
+
+        from redis.asyncio.client import Pipeline, Redis
+
+        self.active: contextvars.ContextVar[bool] = contextvars.ContextVar("tracing", default=False)
+        self.count = 0
+        self.at = -1
+        self.inject: Any = None
+        for cls, name in [(Redis, "execute_command"), (Pipeline, "execute"), (Pipeline, "immediate_execute_command")]:
+            monkeypatch.setattr(cls, name, self._wrap(getattr(cls, name)))
+
+    def _wrap(self, original: Any) -> Any:
+        trips = self
+
+        async def wrapped(client: Any, *args: Any, **kwargs: Any) -> Any:
+            if trips.active.get():
+                if trips.count == trips.at and trips.inject is not None:
+                    token = trips.active.set(False)
+                    try:
+                        await trips.inject()
+                    finally:
+                        trips.active.reset(token)
+                trips.count += 1
+            return await original(client, *args, **kwargs)
+
+        return wrapped
+
+    async def run(self, job: Any, *, at: int = -1, inject: Any = None) -> int:
+        """Run ``job()`` with ``inject()`` before its round trip number ``at``; returns its round trips."""
+        self.count, self.at, self.inject = 0, at, inject
+        token = self.active.set(True)
+        try:
+            await job()
+        finally:
+            self.active.reset(token)
+        return self.count
+
+
+@pytest.mark.parametrize("change", ["event", "preference", "profile"])
+async def test_a_write_landing_anywhere_during_a_rebuild_is_kept(
+    client, brand, lb, redis_namespace, monkeypatch, change
+):
+    """Whatever rebuild step a concurrent write lands before, Redis ends up as a fresh rebuild from SQL makes it.
+
+    The write (an event, a preference or a profile change) commits in SQL and reaches Redis through the
+    app while the rebuild is paused before one of its Redis round trips — between its reads of SQL and
+    the renames, during its catch-up, and so on: every round trip is tried in turn.
+    """
+    await put_board(client, brand, "comp", period="weekly")
+    await put_board(client, brand, "dense", period="weekly", ties="dense", min_score=2)
+    await put_board(client, brand, "ftr", period="all_time", ties="first_to_reach", display="initials")
+    for member, name in [("a", "Anna Alba"), ("b", "Bruno Bassi"), ("c", "Carla Conti")]:
+        body = {"external_id": member, "display_name": name}
+        assert (await client.post("/v1/members", json=body, headers=brand.headers)).status_code == 201
+    await send(
+        client, brand, *visits("a", 3, start=FRIDAY), *visits("b", 2, start=FRIDAY), *visits("c", 1, start=FRIDAY)
+    )
+    pattern = f"{redis_namespace}:lb:{{b{brand.brand.id}*"
+    trips = _RoundTrips(monkeypatch)
+    total = await trips.run(lambda: lb.rebuild(brand_id=brand.brand.id))
+    assert total > 5
+    steps = 0
+
+    async def write() -> None:
+        nonlocal steps
+        steps += 1
+        member = "abc"[steps % 3]
+        if change == "event":
+            # The member climbs past the others (a brand-new member every third time).
+            who = member if steps % 3 else f"new{steps}"
+            await send(client, brand, *visits(who, 3, start=FRIDAY, prefix=f"s{steps}-"))
+        elif change == "preference":
+            body: dict[str, Any] = {"opt_out": bool(steps % 2)}
+            if steps % 3:
+                body["display"] = "pseudonym"
+            response = await client.put(f"/v1/leaderboard-preferences/{member}", json=body, headers=brand.headers)
+            assert response.status_code == 200, response.text
+        else:
+            body = {"external_id": member, "display_name": f"Name {steps}"}
+            assert (await client.post("/v1/members", json=body, headers=brand.headers)).status_code in (200, 201)
+
+    for at in range(total):
+        await trips.run(lambda: lb.rebuild(brand_id=brand.brand.id), at=at, inject=write)
+        raced = await lb.store.dump(pattern)
+        await lb.rebuild(brand_id=brand.brand.id)
+        assert raced == await lb.store.dump(pattern), f"a {change} before round trip {at} of the rebuild was lost"
+    assert steps == total
+    # The reported symptom: different scores, distinct ranks.
+    page = await read(client, brand, "comp")
+    scores = [e["score"] for e in page["entries"]]
+    assert [e["rank"] for e in page["entries"]] == [1 + sum(s > x for s in scores) for x in scores]

@@ -194,7 +194,36 @@ class Challenge(msgspec.Struct, frozen=True, kw_only=True):
         return 1 if self.recurrence == "none" else self.max_completions
 
 
-class StreakCarry(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+#: Short names of the stored fields: a member's whole state is one row, read and written for each of their
+#: events. They are the stored format: changing one means a new :data:`STATE_FORMAT` that still reads the old.
+STREAK_CARRY_NAMES = {"current": "c", "longest": "L", "freezes": "f", "last": "l"}
+PROGRESS_NAMES = {
+    "challenge": "id",
+    "instance": "in",
+    "kind": "k",
+    "value": "v",
+    "counted": "n",
+    "completed_at": "C",
+    "last_counted_at": "t",
+    "seen": "s",
+    "done": "d",
+    "last_step_at": "T",
+    "periods": "p",
+    "carry": "r",
+    "longest": "L",
+    "freezes": "f",
+    "streak_last": "l",
+    "day_totals": "D",
+    "prior": "P",
+}
+MEMBER_STATE_NAMES = {"progress": "p", "completions": "c"}
+#: The version of the stored member state; every stored state starts with ``{"format":2``.
+STATE_FORMAT = 2
+
+
+# gc=False (here and on Progress, MemberState and Outcome): these values never hold reference cycles, and the
+# pipeline makes one per event and challenge, which would otherwise keep setting off garbage collections.
+class StreakCarry(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False, rename=STREAK_CARRY_NAMES):
     """A streak's state folded up to ``last``; periods after it are kept individually."""
 
     current: int = 0
@@ -203,8 +232,12 @@ class StreakCarry(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     last: date | None = None
 
 
-class Progress(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """One member's state on one instance of one challenge (stored as JSON; new fields need defaults)."""
+class Progress(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False, rename=PROGRESS_NAMES):
+    """One member's state on one instance of one challenge.
+
+    Stored as JSON under short names (:data:`PROGRESS_NAMES`) and without ``challenge`` and ``instance``,
+    which the keys it is stored under already say (:mod:`challenges.repository`); new fields need defaults.
+    """
 
     challenge: str = ""
     instance: str = ""
@@ -237,7 +270,16 @@ class Progress(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
         return self.completed_at is not None
 
 
-class MemberState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+class MemberState(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    omit_defaults=True,
+    gc=False,
+    tag_field="format",
+    tag=STATE_FORMAT,
+    rename=MEMBER_STATE_NAMES,
+):
     """Everything one member has on a brand's challenges: one stored row per member.
 
     ``progress`` maps a challenge's key to its instances' progress; ``completions`` counts the instances
@@ -280,7 +322,7 @@ class Reason(StrEnum):
         return self is Reason.COUNTED or self is Reason.COMPLETED
 
 
-class Outcome(msgspec.Struct, frozen=True, kw_only=True):
+class Outcome(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """The result of evaluating one event against one challenge for one member."""
 
     progress: Progress

@@ -5,6 +5,10 @@ Per unit of work it runs a fixed number of queries whatever the batch size: the 
 batch touches (one row per member holds every challenge), the earlier events ``first`` challenges need,
 one bulk upsert of the changed states and one insert of the completions. Members are locked by the
 pipeline, so two requests for one member are applied one after the other and no update is lost.
+
+It runs once per event and live challenge, so it does no more than it must: a member's progress on a
+challenge is decoded only when one of their events looks at it (the rest is written back as it was
+read), and outcomes are computed without the human explanations only the explain view shows.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from challenges import repository
-from challenges.models import Challenge, First, Match, MemberState, Progress, rule_matches
+from challenges.models import Challenge, First, Match, Progress, Reason, rule_matches
 from challenges.periods import instance_of
 from challenges.rules import count_event, event_matches, fresh_progress, prune_instances, screen
 from engine.events import Event
@@ -75,35 +79,44 @@ class DefinitionCache:
 
 
 @dataclass(slots=True)
-class _Candidate:
-    ctx: EventContext
-    challenge: Challenge
-    instance: str
-
-
-@dataclass(slots=True)
 class _Member:
-    """A member's state being worked on; a challenge's instances are copied when first changed."""
+    """A member's state being worked on: a challenge's instances are decoded when first needed."""
 
-    progress: dict[str, dict[str, Progress]]
+    stored: dict[str, msgspec.Raw]
+    """Each challenge's instances as loaded, still encoded (never changed: see :meth:`state`)."""
     completions: dict[str, int]
-    touched: set[str] = field(default_factory=set)
+    decoded: dict[str, dict[str, Progress]] = field(default_factory=dict)
+    changed: set[str] = field(default_factory=set)
+    """Challenges whose instances this unit of work changed (re-encoded when saved)."""
 
     @classmethod
-    def of(cls, state: MemberState | None) -> _Member:
+    def of(cls, state: repository.EncodedState | None) -> _Member:
         if state is None:
-            return cls(progress={}, completions={})
-        return cls(progress=dict(state.progress), completions=dict(state.completions))
+            return cls(stored={}, completions={})
+        return cls(stored=state.progress, completions=dict(state.completions))
+
+    def has(self, key: str) -> bool:
+        """Whether the member has stored progress on the challenge."""
+        return key in self.stored or bool(self.decoded.get(key))
 
     def instances(self, key: str) -> dict[str, Progress]:
-        """The challenge's instances, as a map this unit of work may change."""
-        if key not in self.touched:
-            self.progress[key] = dict(self.progress.get(key, {}))
-            self.touched.add(key)
-        return self.progress[key]
+        """The challenge's instances, as a map this unit of work may change (add the key to :attr:`changed`)."""
+        found = self.decoded.get(key)
+        if found is None:
+            raw = self.stored.get(key)
+            found = self.decoded[key] = {} if raw is None else repository.decode_instances(key, raw)
+        return found
 
-    def state(self) -> MemberState:
-        return MemberState(progress={k: v for k, v in self.progress.items() if v}, completions=self.completions)
+    def state(self) -> repository.EncodedState:
+        """The state to store: changed challenges encoded afresh, the others as they were loaded."""
+        progress = dict(self.stored)
+        for key in self.changed:
+            instances = self.decoded[key]
+            if instances:
+                progress[key] = repository.encode_instances(instances)
+            else:
+                progress.pop(key, None)
+        return repository.EncodedState(progress=progress, completions=self.completions)
 
 
 class ChallengeProcessor:
@@ -121,7 +134,7 @@ class ChallengeProcessor:
             return
         session, brand_id, tz, now = uow.session, uow.brand.id, uow.tz, uow.now
         by_type = program.by_type
-        touched = [(ctx, by_type[ctx.event.type]) for ctx in uow.events if ctx.event.type in by_type]
+        touched = [(ctx, found) for ctx in uow.events if (found := by_type.get(ctx.event.type))]
         if not touched:
             return
         opted = await repository.enrolments(
@@ -130,59 +143,71 @@ class ChallengeProcessor:
             campaign_ids=set(program.opt_in),
             member_ids={ctx.member_id for ctx, _ in touched} if program.opt_in else set(),
         )
-        candidates: list[_Candidate] = []
+        screened: list[tuple[EventContext, list[tuple[Challenge, str]]]] = []
+        firsts: list[tuple[EventContext, Challenge, str]] = []
         for ctx, challenges in touched:
+            event, view, member_id = ctx.event, ctx.member, ctx.member_id
+            passed: list[tuple[Challenge, str]] = []
+            instance_ids: dict[str, str] = {"none": ""}  # of this event, per recurrence
             for challenge in challenges:
-                opted_in_at = opted.get((challenge.campaign.id, ctx.member_id)) if challenge.campaign.opt_in else None
-                if screen(challenge, ctx.event, tz=tz, member=ctx.member, received_at=now, opted_in_at=opted_in_at):
+                opted_in_at = opted.get((challenge.campaign.id, member_id)) if challenge.campaign.opt_in else None
+                if screen(challenge, event, tz=tz, member=view, received_at=now, opted_in_at=opted_in_at):
                     continue
-                instance = (
-                    ""
-                    if challenge.recurrence == "none"
-                    else instance_of(challenge.recurrence, ctx.event.occurred_at, tz)
-                )
-                candidates.append(_Candidate(ctx, challenge, instance))
-        if not candidates:
+                instance = instance_ids.get(challenge.recurrence)
+                if instance is None:
+                    instance = instance_of(challenge.recurrence, event.occurred_at, tz)
+                    instance_ids[challenge.recurrence] = instance
+                passed.append((challenge, instance))
+                if isinstance(challenge.rule, First):
+                    firsts.append((ctx, challenge, instance))
+            if passed:
+                screened.append((ctx, passed))
+        if not screened:
             return
-        member_ids = {c.ctx.member_id for c in candidates}
-        stored = await repository.load_states(session, brand_id=brand_id, member_ids=member_ids)
+        member_ids = {ctx.member_id for ctx, _ in screened}
+        stored = await repository.load_encoded_states(session, brand_id=brand_id, member_ids=member_ids)
         members = {member_id: _Member.of(stored.get(member_id)) for member_id in member_ids}
-        dirty = await self._seed_firsts(session, brand_id=brand_id, candidates=candidates, members=members)
+        dirty = await self._seed_firsts(session, brand_id=brand_id, candidates=firsts, members=members)
         completed: list[repository.Completion] = []
-        for candidate in candidates:
-            challenge, instance, ctx = candidate.challenge, candidate.instance, candidate.ctx
-            member = members[ctx.member_id]
-            key = challenge.key
-            before = fresh_progress(member.progress.get(key, {}).get(instance), challenge, instance)
-            outcome = count_event(
-                challenge,
-                before,
-                ctx.event,
-                tz=tz,
-                member=ctx.member,
-                completions=member.completions.get(key, 0),
-            )
-            if outcome.progress is not before:
-                member.instances(key)[instance] = outcome.progress
-                dirty.add(ctx.member_id)
-            if outcome.completed:
-                member.completions[key] = member.completions.get(key, 0) + 1
-                completed.append(
-                    repository.Completion(
-                        challenge_id=challenge.id,
-                        member_id=ctx.member_id,
-                        instance=instance,
-                        completed_at=ctx.event.occurred_at,
-                        event_key=ctx.event.id,
-                    )
+        for ctx, passed in screened:
+            event, view, member = ctx.event, ctx.member, members[ctx.member_id]
+            changed = False
+            for challenge, instance in passed:
+                key = challenge.key
+                instances = member.instances(key)
+                before = instances.get(instance)
+                if before is None or before.kind != challenge.kind:
+                    before = fresh_progress(before, challenge, instance)
+                completions = member.completions.get(key, 0)
+                outcome = count_event(
+                    challenge, before, event, tz=tz, member=view, completions=completions, explain=False
                 )
-            ctx.effects.extend(outcome.effects)
+                if outcome.progress is not before:
+                    instances[instance] = outcome.progress
+                    member.changed.add(key)
+                    changed = True
+                if outcome.effects:
+                    ctx.effects.extend(outcome.effects)
+                    if outcome.reason is Reason.COMPLETED:
+                        member.completions[key] = completions + 1
+                        completed.append(
+                            repository.Completion(
+                                challenge_id=challenge.id,
+                                member_id=ctx.member_id,
+                                instance=instance,
+                                completed_at=event.occurred_at,
+                                event_key=event.id,
+                            )
+                        )
+            if changed:
+                dirty.add(ctx.member_id)
         recurring = {c.key: c for c in program.challenges if c.recurrence != "none"}
         for member_id in dirty:
             member = members[member_id]
-            for key in member.touched & recurring.keys():
-                if len(member.progress[key]) > 1:  # the current instance alone never needs pruning yet
-                    member.progress[key] = prune_instances(member.progress[key], recurring[key], now=now, tz=tz)
+            for key in member.changed & recurring.keys():
+                instances = member.decoded[key]
+                if len(instances) > 1:  # the current instance alone never needs pruning yet
+                    member.decoded[key] = prune_instances(instances, recurring[key], now=now, tz=tz)
         await repository.save_states(
             session, db=uow.db, brand_id=brand_id, states={m: members[m].state() for m in dirty}, now=now
         )
@@ -193,50 +218,53 @@ class ChallengeProcessor:
         session: AsyncSession,
         *,
         brand_id: BrandId,
-        candidates: list[_Candidate],
+        candidates: list[tuple[EventContext, Challenge, str]],
         members: dict[MemberId, _Member],
     ) -> set[MemberId]:
-        """For ``first`` challenges a member has no progress on yet, look for an earlier matching event.
+        """For the screened ``(event, first challenge, instance)`` candidates, look for an earlier matching event.
+
+        Only members with no progress on the challenge yet are looked up.
 
         Returns:
             The members found to have one (their state changed and must be saved).
         """
         seeded: set[MemberId] = set()
-        earliest: dict[tuple[int, MemberId], _Candidate] = {}
+        earliest: dict[tuple[int, MemberId], tuple[EventContext, Challenge, str]] = {}
         for candidate in candidates:
-            challenge, member_id = candidate.challenge, candidate.ctx.member_id
-            if isinstance(challenge.rule, First) and challenge.key not in members[member_id].progress:
-                pair = (challenge.id, member_id)
+            ctx, challenge, _instance = candidate
+            if not members[ctx.member_id].has(challenge.key):
+                pair = (challenge.id, ctx.member_id)
                 known = earliest.get(pair)
-                if known is None or candidate.ctx.event.occurred_at < known.ctx.event.occurred_at:
+                if known is None or ctx.event.occurred_at < known[0].event.occurred_at:
                     earliest[pair] = candidate
-        by_challenge: dict[int, list[_Candidate]] = {}
+        by_challenge: dict[int, list[tuple[EventContext, Challenge, str]]] = {}
         for candidate in earliest.values():
-            by_challenge.setdefault(candidate.challenge.id, []).append(candidate)
+            by_challenge.setdefault(candidate[1].id, []).append(candidate)
         for group in by_challenge.values():
-            challenge = group[0].challenge
+            challenge = group[0][1]
             (match,) = rule_matches(challenge.rule)
             rows = await repository.earlier_events(
                 session,
                 brand_id=brand_id,
                 event_type=match.event_type,
-                member_ids={c.ctx.member_id for c in group},
-                before=max(c.ctx.event.occurred_at for c in group),
+                member_ids={ctx.member_id for ctx, _, _ in group},
+                before=max(ctx.event.occurred_at for ctx, _, _ in group),
             )
-            first_at = {c.ctx.member_id: c.ctx.event.occurred_at for c in group}
-            views = {c.ctx.member_id: c.ctx.member for c in group}
+            first_at = {ctx.member_id: ctx.event.occurred_at for ctx, _, _ in group}
+            views = {ctx.member_id: ctx.member for ctx, _, _ in group}
             prior = {
                 member_id
                 for member_id, occurred_at, properties in rows
                 if occurred_at < first_at[member_id] and _matches(match, occurred_at, properties, views[member_id])
             }
-            for candidate in group:
-                if candidate.ctx.member_id in prior:
-                    fresh = fresh_progress(None, challenge, candidate.instance)
+            for ctx, _, instance in group:
+                if ctx.member_id in prior:
+                    fresh = fresh_progress(None, challenge, instance)
                     # Remembered (and stored) so the log is searched once per member and challenge.
-                    instances = members[candidate.ctx.member_id].instances(challenge.key)
-                    instances[candidate.instance] = msgspec.structs.replace(fresh, prior=True)
-                    seeded.add(candidate.ctx.member_id)
+                    member = members[ctx.member_id]
+                    member.instances(challenge.key)[instance] = msgspec.structs.replace(fresh, prior=True)
+                    member.changed.add(challenge.key)
+                    seeded.add(ctx.member_id)
         return seeded
 
     async def after_commit(self, uow: UnitOfWork) -> None:

@@ -1,7 +1,9 @@
 """Async queries of the challenges package. Every function takes the session (or database) as a parameter.
 
 Outside this module and :mod:`challenges.orm` nothing sees ORM rows: definitions come back as
-:class:`StoredCampaign` / :class:`StoredChallenge`, progress as :class:`challenges.models.MemberState`.
+:class:`StoredCampaign` / :class:`StoredChallenge`, progress as :class:`challenges.models.MemberState` (or,
+for the pipeline, :class:`EncodedState`, decoded one challenge at a time). The stored JSON of a state is
+defined here: format 2 (``{"format":2,…}``, short names, no repeated keys); the first format is still read.
 Reads are batched (one query per unit of work for member states and one for opt-ins) and states are
 written with one bulk upsert; per-member serialisation comes from the pipeline's member-row locks.
 """
@@ -13,18 +15,26 @@ from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
 from sqlalchemy import and_, delete, func, or_, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from challenges.config import CampaignSpec, ChallengeSpec, build_campaign, build_challenge, decode
-from challenges.models import Campaign, Challenge, MemberState
+from challenges.models import (
+    MEMBER_STATE_NAMES,
+    PROGRESS_NAMES,
+    STATE_FORMAT,
+    STREAK_CARRY_NAMES,
+    Campaign,
+    Challenge,
+    MemberState,
+    Progress,
+)
 from challenges.orm import CampaignRow, ChallengeRow, CompletionRow, EnrolmentRow, MemberStateRow, ProgramVersionRow
 from engine.events import Event
 from engine.ids import BrandId, MemberId
 from engine.orm import BrandRow, EarningRuleRow, EventRow, MemberRow
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterable
+    from collections.abc import AsyncIterator, Iterable, Mapping
     from zoneinfo import ZoneInfo
 
     from sqlalchemy import Table
@@ -246,26 +256,127 @@ class Completion(msgspec.Struct, frozen=True, kw_only=True):
     event_key: str
 
 
+class EncodedState(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    omit_defaults=True,
+    gc=False,
+    tag_field="format",
+    tag=STATE_FORMAT,
+    rename=MEMBER_STATE_NAMES,
+):
+    """A member's stored state with each challenge's instances left encoded: the same JSON as :class:`MemberState`.
+
+    The pipeline decodes only the challenges an event looks at (:func:`decode_instances`) and writes the
+    others back byte for byte, so a member with progress on many challenges costs no more to update than
+    one with progress on a few.
+    """
+
+    progress: dict[str, msgspec.Raw] = {}
+    completions: dict[str, int] = {}
+
+
 _state_decoder = msgspec.json.Decoder(MemberState)
+_encoded_state_decoder = msgspec.json.Decoder(EncodedState)
+_instances_decoder = msgspec.json.Decoder(dict[str, Progress])
 _state_encoder = msgspec.json.Encoder()
 _MEMBERS_PER_QUERY = 1000
+_FORMAT_MARK = '{"format":'
+"""How every stored state starts since format 2 (the tag's value is checked when decoding)."""
+
+
+def _current(text: str | bytes) -> bool:
+    """Whether a stored state has a format tag (else it is in the first, long-named format)."""
+    return text.startswith(_FORMAT_MARK) if isinstance(text, str) else text.startswith(_FORMAT_MARK.encode())
+
+
+def _from_legacy(text: str | bytes) -> MemberState:
+    """Read a state stored in the first format: long field names, each progress naming its challenge and instance."""
+    data = msgspec.json.decode(text)
+    progress = {
+        key: {instance: _short_names(fields) for instance, fields in instances.items()}
+        for key, instances in data.get("progress", {}).items()
+    }
+    plain = {
+        "format": STATE_FORMAT,
+        MEMBER_STATE_NAMES["progress"]: progress,
+        MEMBER_STATE_NAMES["completions"]: data.get("completions", {}),
+    }
+    return msgspec.convert(plain, MemberState)
+
+
+def _short_names(fields: dict[str, Any]) -> dict[str, Any]:
+    short = {PROGRESS_NAMES[name]: value for name, value in fields.items() if name in PROGRESS_NAMES}
+    if isinstance(carry := fields.get("carry"), dict):
+        short[PROGRESS_NAMES["carry"]] = {STREAK_CARRY_NAMES[n]: v for n, v in carry.items() if n in STREAK_CARRY_NAMES}
+    return short
+
+
+def _with_identity(key: str, instances: dict[str, Progress]) -> dict[str, Progress]:
+    # Stored progress leaves out its challenge and instance (the keys say them); freshly decoded values
+    # are seen by no one else yet, so they are completed in place rather than copied.
+    for instance, progress in instances.items():
+        if progress.challenge != key:
+            msgspec.structs.force_setattr(progress, "challenge", key)
+        if progress.instance != instance:
+            msgspec.structs.force_setattr(progress, "instance", instance)
+    return instances
+
+
+def _without_identity(instances: Mapping[str, Progress]) -> dict[str, Progress]:
+    return {
+        instance: msgspec.structs.replace(progress, challenge="", instance="")
+        if progress.challenge or progress.instance
+        else progress
+        for instance, progress in instances.items()
+    }
 
 
 def decode_state(text: str | bytes | None) -> MemberState:
     """A stored member state (an empty one for ``None``)."""
-    return MemberState() if not text else _state_decoder.decode(text)
+    if not text:
+        return MemberState()
+    state = _state_decoder.decode(text) if _current(text) else _from_legacy(text)
+    for key, instances in state.progress.items():
+        _with_identity(key, instances)
+    return state
 
 
-def encode_state(state: MemberState) -> str:
+def encode_state(state: MemberState | EncodedState) -> str:
     """The stored form of a member state."""
+    if isinstance(state, MemberState):
+        state = MemberState(
+            progress={key: _without_identity(instances) for key, instances in state.progress.items()},
+            completions=state.completions,
+        )
     return _state_encoder.encode(state).decode()
 
 
-async def load_states(
+def decode_encoded_state(text: str | bytes) -> EncodedState:
+    """A stored member state with each challenge's instances left encoded."""
+    if _current(text):
+        return _encoded_state_decoder.decode(text)
+    legacy = _from_legacy(text)
+    return EncodedState(
+        progress={key: encode_instances(instances) for key, instances in legacy.progress.items()},
+        completions=legacy.completions,
+    )
+
+
+def decode_instances(key: str, raw: msgspec.Raw) -> dict[str, Progress]:
+    """Challenge ``key``'s instances from an :class:`EncodedState` (a fresh map the caller may change)."""
+    return _with_identity(key, _instances_decoder.decode(raw))
+
+
+def encode_instances(instances: Mapping[str, Progress]) -> msgspec.Raw:
+    """One challenge's instances in their stored form, to put back into an :class:`EncodedState`."""
+    return msgspec.Raw(_state_encoder.encode(_without_identity(instances)))
+
+
+async def _state_rows(
     session: AsyncSession, *, brand_id: BrandId, member_ids: set[MemberId]
-) -> dict[MemberId, MemberState]:
-    """The stored challenge state of each member (members without one are left out)."""
-    found: dict[MemberId, MemberState] = {}
+) -> AsyncIterator[tuple[MemberId, str]]:
     ids = sorted(member_ids)
     for start in range(0, len(ids), _MEMBERS_PER_QUERY):
         rows = await session.execute(
@@ -275,8 +386,28 @@ async def load_states(
             )
         )
         for member_id, state in rows:
-            found[MemberId(member_id)] = decode_state(state)
-    return found
+            yield MemberId(member_id), state
+
+
+async def load_states(
+    session: AsyncSession, *, brand_id: BrandId, member_ids: set[MemberId]
+) -> dict[MemberId, MemberState]:
+    """The stored challenge state of each member (members without one are left out)."""
+    return {
+        member_id: decode_state(state)
+        async for member_id, state in _state_rows(session, brand_id=brand_id, member_ids=member_ids)
+    }
+
+
+async def load_encoded_states(
+    session: AsyncSession, *, brand_id: BrandId, member_ids: set[MemberId]
+) -> dict[MemberId, EncodedState]:
+    """Like :func:`load_states`, with each challenge's instances left encoded until needed."""
+    return {
+        member_id: decode_encoded_state(state)
+        async for member_id, state in _state_rows(session, brand_id=brand_id, member_ids=member_ids)
+        if state
+    }
 
 
 async def member_state(session: AsyncSession, *, brand_id: BrandId, member_id: MemberId) -> MemberState:
@@ -299,7 +430,7 @@ async def save_states(
     *,
     db: Database,
     brand_id: BrandId,
-    states: dict[MemberId, MemberState],
+    states: Mapping[MemberId, MemberState | EncodedState],
     now: datetime,
 ) -> None:
     """Insert or replace members' challenge states in one statement.
@@ -333,14 +464,50 @@ async def save_states(
         await session.execute(statement, chunk)
 
 
+_INSERT_COMPLETIONS = text(
+    """
+    INSERT INTO challenge_completions
+        (brand_id, challenge_id, member_id, instance, completed_at, event_key, created_at)
+    SELECT CAST(:brand_id AS BIGINT), t.challenge_id, t.member_id, t.instance, t.completed_at, t.event_key,
+        CAST(:now AS TIMESTAMPTZ)
+    FROM unnest(
+        CAST(:challenge_ids AS BIGINT[]),
+        CAST(:member_ids AS BIGINT[]),
+        CAST(:instances AS TEXT[]),
+        CAST(:completed_at AS TIMESTAMPTZ[]),
+        CAST(:event_keys AS TEXT[])
+    ) WITH ORDINALITY AS t(challenge_id, member_id, instance, completed_at, event_key, position)
+    ORDER BY t.position
+    ON CONFLICT (challenge_id, member_id, instance) DO NOTHING
+    """
+)
+
+
 async def record_completions(
     session: AsyncSession, *, db: Database, brand_id: BrandId, completions: list[Completion], now: datetime
 ) -> None:
-    """Append completed instances (an instance already recorded is left as it is)."""
+    """Append completed instances (an instance already recorded is left as it is).
+
+    On PostgreSQL the rows travel as arrays into one ``INSERT … SELECT FROM unnest(…)`` (as
+    :func:`save_states`); SQLite gets a Core executemany insert.
+    """
     if not completions:
         return
-    insert = pg_insert if db.is_postgres else sqlite_insert
-    statement = insert(cast("Table", CompletionRow.__table__)).on_conflict_do_nothing(
+    if db.is_postgres:
+        await session.execute(
+            _INSERT_COMPLETIONS,
+            {
+                "brand_id": brand_id,
+                "now": now,
+                "challenge_ids": [c.challenge_id for c in completions],
+                "member_ids": [c.member_id for c in completions],
+                "instances": [c.instance for c in completions],
+                "completed_at": [c.completed_at for c in completions],
+                "event_keys": [c.event_key for c in completions],
+            },
+        )
+        return
+    statement = sqlite_insert(cast("Table", CompletionRow.__table__)).on_conflict_do_nothing(
         index_elements=["challenge_id", "member_id", "instance"]
     )
     rows = [

@@ -117,8 +117,12 @@ def screen(
         ``None`` when the event may count, else the reason it does not and a human explanation.
     """
     rule_patterns = challenge.patterns or rule_matches(challenge.rule)
+    event_type = event.type
     for pattern in rule_patterns:
-        if event_matches(pattern, event, member):
+        if pattern.event_type == event_type and (
+            pattern.filter is None
+            or predicate_matches(pattern.filter, event_type=event_type, properties=event.properties, member=member)
+        ):
             break
     else:
         types = sorted({m.event_type for m in rule_patterns})
@@ -168,16 +172,24 @@ def count_event(
     tz: ZoneInfo,
     member: Mapping[str, Any],
     completions: int = 0,
+    explain: bool = True,
 ) -> Outcome:
     """Apply a screened event to the member's progress on its instance, with the challenge's limits and rewards.
 
-    ``completions`` is how many other instances the member already completed (for the cap).
+    ``completions`` is how many other instances the member already completed (for the cap). With
+    ``explain=False`` the outcome's human ``detail`` is left empty (progress, effects and reason are the
+    same): the pipeline shows it to no one, and it would be built for every event and live challenge.
     """
     rule = challenge.rule
     done = progress.completed_at is not None
     if done:
         if not isinstance(rule, Streak):
-            return Outcome(progress=progress, effects=[], reason=Reason.ALREADY_COMPLETED, detail=_done(progress))
+            return Outcome(
+                progress=progress,
+                effects=[],
+                reason=Reason.ALREADY_COMPLETED,
+                detail=_done(progress) if explain else "",
+            )
     else:
         cap = 1 if challenge.recurrence == "none" else challenge.max_completions
         if cap is not None and completions >= cap:
@@ -185,7 +197,7 @@ def count_event(
                 progress=progress,
                 effects=[],
                 reason=Reason.CAP_REACHED,
-                detail=f"completed {completions} of {cap} times",
+                detail=f"completed {completions} of {cap} times" if explain else "",
             )
         if (
             challenge.min_interval is not None
@@ -196,24 +208,25 @@ def count_event(
                 progress=progress,
                 effects=[],
                 reason=Reason.TOO_SOON,
-                detail=f"less than {challenge.min_interval} after the previous counted event",
+                detail=f"less than {challenge.min_interval} after the previous counted event" if explain else "",
             )
     factor = multiplier_for(challenge, event.occurred_at) if challenge.multipliers else 1.0
-    new, reason, detail = _advance(
-        progress, event, rule, tz=tz, member=member, factor=factor, daily_cap=challenge.daily_cap
-    )
+    new, reason, detail = _advance(progress, event, rule, tz, member, factor, challenge.daily_cap, explain)
     if done:
         # A completed streak keeps its current/longest figures up to date, but earns nothing more.
-        return Outcome(progress=new, effects=[], reason=Reason.ALREADY_COMPLETED, detail=_done(progress))
+        return Outcome(
+            progress=new, effects=[], reason=Reason.ALREADY_COMPLETED, detail=_done(progress) if explain else ""
+        )
     if reason is not Reason.COUNTED:
         return Outcome(progress=new, effects=[], reason=reason, detail=detail)
-    occurred = _utc(event.occurred_at)
-    target = challenge.target
+    target = challenge.goal or rule_target(rule)
+    value = new.value
     effects: list[Effect] = [
-        ProgressAdvanced(challenge=challenge.key, progress=_rounded(new.value), target=target, instance=new.instance)
+        ProgressAdvanced(challenge=challenge.key, progress=_rounded(value), target=target, instance=new.instance)
     ]
-    if new.value + _EPSILON < target:
+    if value + _EPSILON < target:
         return Outcome(progress=new, effects=effects, reason=Reason.COUNTED, detail=detail)
+    occurred = _utc(event.occurred_at)
     new = msgspec.structs.replace(new, completed_at=occurred)
     effects.extend(reward_effects(challenge, instance=new.instance, completed_at=occurred))
     return Outcome(progress=new, effects=effects, reason=Reason.COMPLETED, detail=detail)
@@ -369,7 +382,7 @@ def advance(
         progress = Progress(challenge=progress.challenge, instance=progress.instance, kind=rule_kind(rule))
     if progress.completed and not isinstance(rule, Streak):
         return progress, []
-    new, reason, _detail = _advance(progress, event, rule, tz=tz, member=view, factor=1.0, daily_cap=None)
+    new, reason, _detail = _advance(progress, event, rule, tz, view, 1.0, None, False)
     if progress.completed or not reason.counts:
         return new, []
     target = rule_target(rule)
@@ -388,39 +401,44 @@ def _advance(
     progress: Progress,
     event: Event,
     rule: Rule,
-    *,
     tz: ZoneInfo,
     member: Mapping[str, Any],
     factor: float,
     daily_cap: float | None,
+    explain: bool,
 ) -> tuple[Progress, Reason, str]:
+    # Positional and with the detail optional: this runs once per event and live challenge.
     match rule:
         case Count():
-            return _add(progress, event, amount=factor, tz=tz, daily_cap=daily_cap)
+            return _add(progress, event, factor, tz, daily_cap, explain)
         case Sum(property=name):
             value = property_value(event.properties, name)
             if value is _MISSING or value is None:
-                return progress, Reason.MISSING_PROPERTY, f"no {name!r} property"
+                return progress, Reason.MISSING_PROPERTY, f"no {name!r} property" if explain else ""
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                return progress, Reason.NOT_A_NUMBER, f"{name!r} is {value!r}, not a positive number"
-            return _add(progress, event, amount=float(value) * factor, tz=tz, daily_cap=daily_cap)
+                return (
+                    progress,
+                    Reason.NOT_A_NUMBER,
+                    f"{name!r} is {value!r}, not a positive number" if explain else "",
+                )
+            return _add(progress, event, float(value) * factor, tz, daily_cap, explain)
         case Streak():
-            return _streak(progress, event, rule, tz=tz)
+            return _streak(progress, event, rule, tz, explain)
         case Distinct(property=name, target=target):
             raw = property_value(event.properties, name)
             if raw is _MISSING or raw is None or isinstance(raw, dict | list):
-                return progress, Reason.MISSING_PROPERTY, f"no plain {name!r} value"
+                return progress, Reason.MISSING_PROPERTY, f"no plain {name!r} value" if explain else ""
             value = str(raw)[:MAX_VALUE_LENGTH]
             if value in progress.seen:
-                return progress, Reason.ALREADY_SEEN, f"{name} {value!r} was already counted"
+                return progress, Reason.ALREADY_SEEN, f"{name} {value!r} was already counted" if explain else ""
             seen = (*progress.seen, value)[:target]
             return (
                 _counted(progress, event, value=float(len(seen)), seen=seen),
                 Reason.COUNTED,
-                f"{name} {value!r} is new",
+                f"{name} {value!r} is new" if explain else "",
             )
         case Sequence(steps=steps):
-            return _sequence(progress, event, steps, member=member)
+            return _sequence(progress, event, steps, member, explain)
         case AllOf(steps=steps):
             for index, step in enumerate(steps):
                 if index not in progress.done and event_matches(step, event, member):
@@ -428,7 +446,7 @@ def _advance(
                     return (
                         _counted(progress, event, value=float(len(done)), done=done),
                         Reason.COUNTED,
-                        f"step {index + 1} ({step.event_type}) done",
+                        f"step {index + 1} ({step.event_type}) done" if explain else "",
                     )
             return progress, Reason.ALREADY_SEEN, "every step this event fits is already done"
         case First():
@@ -445,44 +463,62 @@ def _counted(progress: Progress, event: Event, **changes: Any) -> Progress:
 
 
 def _add(
-    progress: Progress, event: Event, *, amount: float, tz: ZoneInfo, daily_cap: float | None
+    progress: Progress, event: Event, amount: float, tz: ZoneInfo, daily_cap: float | None, explain: bool
 ) -> tuple[Progress, Reason, str]:
     totals = progress.day_totals
-    detail = f"+{_rounded(amount)}"
+    cut = False
     if daily_cap is not None:
         day = local_day(event.occurred_at, tz).isoformat()
         used = totals.get(day, 0.0)
         allowed = daily_cap - used
         if allowed <= _EPSILON:
-            return progress, Reason.DAILY_CAP, f"the daily cap of {_rounded(daily_cap)} for {day} is reached"
+            return (
+                progress,
+                Reason.DAILY_CAP,
+                f"the daily cap of {_rounded(daily_cap)} for {day} is reached" if explain else "",
+            )
         if amount > allowed:
             amount = allowed
-            detail = f"+{_rounded(amount)} (cut by the daily cap)"
+            cut = True
         totals = dict(totals)
         totals[day] = used + amount
         if len(totals) > DAY_TOTALS_KEPT:
             totals = dict(sorted(totals.items())[-DAY_TOTALS_KEPT:])
-    return _counted(progress, event, value=progress.value + amount, day_totals=totals), Reason.COUNTED, detail
+    # What _counted does, spelled out: count and sum rules are most of the pipeline's work.
+    new = msgspec.structs.replace(
+        progress,
+        counted=progress.counted + 1,
+        last_counted_at=_utc(event.occurred_at),
+        value=progress.value + amount,
+        day_totals=totals,
+    )
+    if not explain:
+        return new, Reason.COUNTED, ""
+    return new, Reason.COUNTED, f"+{_rounded(amount)} (cut by the daily cap)" if cut else f"+{_rounded(amount)}"
 
 
 def _sequence(
-    progress: Progress, event: Event, steps: tuple[Match, ...], *, member: Mapping[str, Any]
+    progress: Progress, event: Event, steps: tuple[Match, ...], member: Mapping[str, Any], explain: bool
 ) -> tuple[Progress, Reason, str]:
     position = len(progress.done)
     if position < len(steps) and event_matches(steps[position], event, member):
         if progress.last_step_at is not None and event.occurred_at < progress.last_step_at:
-            return progress, Reason.OUT_OF_ORDER, f"occurred before step {position} was done"
+            return progress, Reason.OUT_OF_ORDER, f"occurred before step {position} was done" if explain else ""
         done = (*progress.done, position)
         return (
             _counted(progress, event, value=float(len(done)), done=done, last_step_at=_utc(event.occurred_at)),
             Reason.COUNTED,
-            f"step {position + 1} ({steps[position].event_type}) done",
+            f"step {position + 1} ({steps[position].event_type}) done" if explain else "",
         )
     for index, step in enumerate(steps):
         if event_matches(step, event, member):
             if index < position:
-                return progress, Reason.ALREADY_SEEN, f"step {index + 1} is already done"
-            return progress, Reason.OUT_OF_ORDER, f"step {index + 1} must wait for step {position + 1}"
+                return progress, Reason.ALREADY_SEEN, f"step {index + 1} is already done" if explain else ""
+            return (
+                progress,
+                Reason.OUT_OF_ORDER,
+                f"step {index + 1} must wait for step {position + 1}" if explain else "",
+            )
     return progress, Reason.NO_MATCH, "the event fits no step"
 
 
@@ -509,15 +545,18 @@ def fold_streak(carry: StreakCarry, periods: Iterable[date], rule: Streak) -> St
     return StreakCarry(current=current, longest=longest, freezes=freezes, last=last)
 
 
-def _streak(progress: Progress, event: Event, rule: Streak, *, tz: ZoneInfo) -> tuple[Progress, Reason, str]:
+def _streak(
+    progress: Progress, event: Event, rule: Streak, tz: ZoneInfo, explain: bool
+) -> tuple[Progress, Reason, str]:
     period = streak_period_of(event.occurred_at, rule.period, tz)
     carry = progress.carry or StreakCarry(freezes=rule.freezes)
-    label = "day" if rule.period == "day" else "week"
-    if period in progress.periods or period == carry.last:
-        return progress, Reason.SAME_PERIOD, f"the {label} of {period.isoformat()} already counts"
+    kept = progress.periods
+    if period in kept or period == carry.last:
+        return progress, Reason.SAME_PERIOD, _period_note(rule, period, "already counts", explain)
     if carry.last is not None and period < carry.last:
-        return progress, Reason.TOO_OLD, f"the {label} of {period.isoformat()} is older than the streak history kept"
-    periods = tuple(sorted((*progress.periods, period)))
+        return progress, Reason.TOO_OLD, _period_note(rule, period, "is older than the streak history kept", explain)
+    # Periods are kept sorted; an event is usually in the latest period so far.
+    periods = (*kept, period) if not kept or kept[-1] < period else tuple(sorted((*kept, period)))
     if len(periods) > MAX_STREAK_PERIODS:
         carry = fold_streak(carry, periods[:COMPACT_STREAK_PERIODS], rule)
         periods = periods[COMPACT_STREAK_PERIODS:]
@@ -532,7 +571,14 @@ def _streak(progress: Progress, event: Event, rule: Streak, *, tz: ZoneInfo) -> 
         freezes=stats.freezes,
         streak_last=stats.last,
     )
+    if not explain:
+        return new, Reason.COUNTED, ""
+    label = "day" if rule.period == "day" else "week"
     return new, Reason.COUNTED, f"{label} {period.isoformat()} is active; streak {stats.current}"
+
+
+def _period_note(rule: Streak, period: date, what: str, explain: bool) -> str:
+    return f"the {'day' if rule.period == 'day' else 'week'} of {period.isoformat()} {what}" if explain else ""
 
 
 def streak_now(progress: Progress, rule: Streak, *, today: date) -> int:
@@ -552,6 +598,8 @@ def streak_now(progress: Progress, rule: Streak, *, today: date) -> int:
 
 def property_value(properties: Mapping[str, Any], name: str) -> Any:
     """The (possibly dotted) property ``name`` of an event, or a sentinel when absent."""
+    if "." not in name and isinstance(properties, dict):
+        return properties.get(name, _MISSING)
     current: Any = properties
     for part in name.split("."):
         if not isinstance(current, Mapping) or part not in current:

@@ -205,3 +205,49 @@ async def test_rule_cache_follows_definition_changes(db, brand, clock):
             await session.scalars(select(MemberStateRow.state).where(MemberStateRow.brand_id == brand.brand.id))
         )
     assert [p.value for instances in decode_state(state).progress.values() for p in instances.values()] == [1.0]
+
+
+async def test_a_state_stored_in_the_first_format_keeps_counting(db, brand, clock):
+    import msgspec
+
+    from challenges.orm import MemberStateRow
+    from challenges.repository import decode_state
+
+    count = {"type": "count", "event_type": "visit", "target": 3}
+    document = {
+        "campaigns": [ALWAYS],
+        "challenges": [
+            {"key": "visits", "campaign": "always", "title": "Visits", "rule": count},
+            {"key": "buys", "campaign": "always", "title": "Buys", "rule": {**count, "event_type": "purchase"}},
+        ],
+    }
+    await apply_program(db, brand=brand.brand, document=document, now=clock.now())
+    steps = pipeline(db, clock)
+    await steps.process(brand.brand, [ev("x", "old-timer", "purchase", "2026-11-09T10:00:00+01:00")])
+
+    async with db.write() as session:
+        member = await get_member(session, brand_id=brand.brand.id, external_id="old-timer")
+        first_format = {
+            "progress": {
+                "visits": {"": {"challenge": "visits", "kind": "count", "value": 2.0, "counted": 2}},
+                "buys": {"": {"challenge": "buys", "kind": "count", "value": 1.0, "counted": 1}},
+            },
+            "completions": {"elsewhere": 1},
+        }
+        await session.execute(
+            MemberStateRow.__table__.update()
+            .where(MemberStateRow.brand_id == brand.brand.id, MemberStateRow.member_id == member.id)
+            .values(state=msgspec.json.encode(first_format).decode())
+        )
+
+    (result,) = await steps.process(brand.brand, [ev("v", "old-timer", "visit", "2026-11-10T10:00:00+01:00")])
+    assert [type(e).__name__ for e in result.effects] == ["ProgressAdvanced", "ChallengeCompleted", "Notification"]
+    async with db.read() as session:
+        (stored,) = list(
+            await session.scalars(select(MemberStateRow.state).where(MemberStateRow.member_id == member.id))
+        )
+    assert stored.startswith('{"format":2,')
+    state = decode_state(stored)
+    assert (state.progress["visits"][""].value, state.progress["visits"][""].completed) == (3.0, True)
+    assert (state.progress["buys"][""].challenge, state.progress["buys"][""].value) == ("buys", 1.0)
+    assert state.completions == {"elsewhere": 1, "visits": 1}

@@ -8,7 +8,18 @@ import pytest
 
 from challenges.models import Campaign, CampaignState, Progress, Reason, Streak
 from challenges.periods import instance_bounds, instance_of
-from challenges.rules import advance, campaign_state, evaluate, fold_streak, percent, replay, streak_now
+from challenges.rules import (
+    advance,
+    campaign_state,
+    count_event,
+    evaluate,
+    fold_streak,
+    fresh_progress,
+    percent,
+    replay,
+    screen,
+    streak_now,
+)
 from engine.effects import ChallengeCompleted, Notification, PointsAwarded, ProgressAdvanced
 from tests.unit.challenges.helpers import ROME, at, challenge, ev
 
@@ -448,3 +459,64 @@ def test_a_changed_rule_type_starts_afresh():
 )
 def test_percent(value, target, expected):
     assert percent(value, target) == expected
+
+
+@pytest.mark.parametrize(
+    ("rule", "fields", "events"),
+    [
+        (
+            {"type": "count", "event_type": "purchase", "target": 3},
+            {"daily_cap": 2, "recurrence": "weekly", "max_completions": 1},
+            [ev("purchase", f"2026-11-0{d}T1{h}:00") for d in (2, 3, 9) for h in (0, 1, 2)],
+        ),
+        (
+            {"type": "sum", "event_type": "purchase", "property": "amount", "target": 100},
+            {"min_interval": "1h", "daily_cap": 70},
+            [ev("purchase", f"2026-11-02T1{h}:00", amount=a) for h, a in ((0, 50), (0, 5), (1, "x"), (2, 60), (3, 9))],
+        ),
+        (
+            {"type": "streak", "event_type": "visit", "target": 3},
+            {},
+            [ev("visit", f"2026-11-0{d}T10:00") for d in (2, 2, 3, 5, 6, 7, 8)],
+        ),
+        (
+            {"type": "distinct", "event_type": "visit", "property": "store", "target": 2},
+            {},
+            [ev("visit", "2026-11-02T10:00", store=s) for s in ("a", "a", None, "b", "c")],
+        ),
+        (SEQUENCE, {}, [ev(t, f"2026-11-0{d}T10:00", stars=5) for d, t in enumerate(("visit", "review", "review"), 2)]),
+        (
+            {"type": "all_of", "steps": [{"event_type": "visit"}, {"event_type": "review"}]},
+            {},
+            [ev(t, "2026-11-02T10:00") for t in ("visit", "visit", "review")],
+        ),
+    ],
+)
+def test_outcomes_without_explanations_are_the_same_outcomes(rule, fields, events):
+    target = challenge(rule, reward={"points": 10}, **fields)
+
+    def run(explain):
+        progress, outcomes, completions = {}, [], 0
+        for event in events:
+            if screen(target, event, tz=ROME, member={}, received_at=event.occurred_at):
+                continue
+            instance = instance_of(target.recurrence, event.occurred_at, ROME)
+            before = fresh_progress(progress.get(instance), target, instance)
+            outcome = count_event(target, before, event, tz=ROME, member={}, completions=completions, explain=explain)
+            completions += outcome.completed
+            progress[instance] = outcome.progress
+            outcomes.append(outcome)
+        return progress, outcomes
+
+    explained, quiet = run(True), run(False)
+    assert quiet[0] == explained[0]
+    assert [(o.progress, o.effects, o.reason) for o in quiet[1]] == [
+        (o.progress, o.effects, o.reason) for o in explained[1]
+    ]
+    assert {o.detail for o in quiet[1] if o.reason is not Reason.NO_MATCH} <= {
+        "",
+        "every step this event fits is already done",
+        "the first matching event",
+        "the member had an earlier matching event",
+    }
+    assert all(o.detail for o in explained[1])

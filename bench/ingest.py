@@ -145,7 +145,7 @@ async def raw_sql(dsn: str, events: list[dict[str, Any]]) -> float:
             async with conn.transaction():
                 await conn.executemany(
                     "INSERT INTO event_log (brand_id, event_key, member_id, type, occurred_at, received_at, properties, result) "
-                    "VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, '[]'::jsonb)",
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, '[]'::bytea)",
                     [
                         (
                             brand_id,

@@ -203,8 +203,37 @@ class OutboxDeliverer:
     async def deliver_due(self) -> int:
         """Deliver one batch of due messages; returns how many were attempted."""
         claimed = await self._claim()
+        if not claimed:
+            return 0
+        async with self._db.read() as session:
+            rows = await session.scalars(
+                select(WebhookEndpointRow).where(
+                    WebhookEndpointRow.brand_id.in_({m.brand_id for m in claimed}),
+                    WebhookEndpointRow.active.is_(True),
+                )
+            )
+            endpoints: dict[int, list[WebhookEndpointRow]] = {}
+            for row in rows:
+                endpoints.setdefault(row.brand_id, []).append(row)
+        unheard: list[int] = []
+        gone: set[int] = set()  # answered 410 earlier in this batch: disabled, so skipped as before
         for message in claimed:
-            await self._deliver(message)
+            targets = [
+                e
+                for e in endpoints.get(message.brand_id, [])
+                if e.id not in gone and subscribed(list(e.topics or []), message.topic)
+            ]
+            if targets:
+                gone.update(await self._deliver(message, targets))
+            else:
+                unheard.append(message.id)
+        if unheard:  # no endpoint listens: nothing to send, so delivered, in one statement
+            async with self._db.write() as session:
+                await session.execute(
+                    update(OutboxRow)
+                    .where(OutboxRow.id.in_(unheard))
+                    .values(delivered_at=self._clock.now(), attempts=OutboxRow.attempts + 1, last_error="")
+                )
         return len(claimed)
 
     async def _claim(self) -> list[_Claimed]:
@@ -223,16 +252,8 @@ class OutboxDeliverer:
                 row.next_attempt_at = now + CLAIM_LEASE  # a crashed worker's claim expires and is retried
             return [_Claimed(r.id, r.brand_id, r.message_id, r.topic, dict(r.payload), r.attempts) for r in rows]
 
-    async def _deliver(self, message: _Claimed) -> None:
-        async with self._db.read() as session:
-            endpoints = list(
-                await session.scalars(
-                    select(WebhookEndpointRow).where(
-                        WebhookEndpointRow.brand_id == message.brand_id, WebhookEndpointRow.active.is_(True)
-                    )
-                )
-            )
-        targets = [e for e in endpoints if subscribed(list(e.topics or []), message.topic)]
+    async def _deliver(self, message: _Claimed, targets: list[WebhookEndpointRow]) -> list[int]:
+        """Send one message to its endpoints and record the outcome; returns the endpoints found gone (410)."""
         body = msgspec.json.encode(message.payload)
         errors: list[str] = []
         gone: list[int] = []
@@ -282,6 +303,7 @@ class OutboxDeliverer:
                     "last_error": ("gave up: " + "; ".join(errors))[:2000],
                 }
             await session.execute(update(OutboxRow).where(OutboxRow.id == message.id).values(**values))
+        return gone
 
 
 class OutboxProcessor:

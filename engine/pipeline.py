@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 import msgspec
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from engine.effects import Effect, Notification, PointsAwarded, effects_decoder
@@ -171,7 +171,7 @@ class Pipeline:
             member_map = await members_repo.ensure_and_lock(
                 session, db=self.db, brand_id=brand.id, external_ids=[e.member for e in events], now=now
             )
-            known = await _stored_results(session, brand_id=brand.id, keys=[e.id for e in events])
+            known = await _stored_results(session, db=self.db, brand_id=brand.id, keys=[e.id for e in events])
             first_seen: dict[str, EventContext] = {}
             contexts: list[EventContext] = []
             for index, event in enumerate(events):
@@ -204,11 +204,25 @@ def _retryable(exc: IntegrityError | DBAPIError) -> bool:
     return code in _RETRYABLE_SQLSTATES
 
 
-async def _stored_results(session: AsyncSession, *, brand_id: BrandId, keys: list[str]) -> dict[str, list[Any]]:
+_STORED_RESULTS = text(
+    "SELECT event_key, result FROM event_log WHERE brand_id = :brand_id AND event_key = ANY(CAST(:keys AS TEXT[]))"
+)
+
+
+async def _stored_results(
+    session: AsyncSession, *, db: Database, brand_id: BrandId, keys: list[str]
+) -> dict[str, list[Any]]:
     if not keys:
         return {}
     found: dict[str, list[Any]] = {}
     unique = list(dict.fromkeys(keys))
+    if db.is_postgres:
+        # One array parameter, not an IN list of 500: with many bind parameters PostgreSQL rebuilds the
+        # list for every row of the brand it scans, which grows with the event log.
+        rows = await session.execute(_STORED_RESULTS, {"brand_id": brand_id, "keys": unique})
+        for key, result in rows:
+            found[key] = list(effects_decoder.decode(result))
+        return found
     for start in range(0, len(unique), 500):
         chunk = unique[start : start + 500]
         rows = await session.execute(

@@ -172,6 +172,9 @@ async def client(
     """
     from web.app import create_app
 
-    app = create_app(settings, clock=clock, redis=redis if backend.endswith("fakeredis") else None)
+    # Webhook delivery is driven explicitly by the tests that need it, so outbox state never depends on timing.
+    app = create_app(
+        settings, clock=clock, redis=redis if backend.endswith("fakeredis") else None, deliver_webhooks=False
+    )
     async with AsyncTestClient(app=app) as test_client:
         yield test_client

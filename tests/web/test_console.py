@@ -6,14 +6,11 @@ from __future__ import annotations
 import re
 import uuid
 
-import msgspec
 import pytest
-from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 
 from engine.admins import create_admin
 from engine.orm import BrandRow
-from tests.conftest import REDIS_URL
 from tests.helpers import event, make_brand
 
 PASSWORD = "correct horse battery"
@@ -37,16 +34,9 @@ GOOD_CAMPAIGN = {
 
 
 @pytest.fixture
-async def console(backend, settings, redis, clock):
-    """The app on the current backend; with real Redis it gets its own client on the app's loop."""
-    from web.app import create_app
-
-    if backend.endswith("fakeredis"):
-        app = create_app(settings, clock=clock, redis=redis, deliver_webhooks=False)
-    else:
-        app = create_app(msgspec.structs.replace(settings, redis_url=REDIS_URL), clock=clock, deliver_webhooks=False)
-    async with AsyncTestClient(app=app) as test_client:
-        yield test_client
+def console(client):
+    """The app on the current backend (the shared ``client`` fixture)."""
+    return client
 
 
 @pytest.fixture

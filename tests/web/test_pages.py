@@ -42,16 +42,9 @@ PROGRAM = {
 
 
 @pytest.fixture
-async def page_client(backend, settings, redis, clock):
-    """The app on the current backend; with real Redis it gets its own client on the app's loop."""
-    from web.app import create_app
-
-    if backend.endswith("fakeredis"):
-        app = create_app(settings, clock=clock, redis=redis, deliver_webhooks=False)
-    else:
-        app = create_app(msgspec.structs.replace(settings, redis_url=REDIS_URL), clock=clock, deliver_webhooks=False)
-    async with AsyncTestClient(app=app) as test_client:
-        yield test_client
+def page_client(client):
+    """The app on the current backend (the shared ``client`` fixture)."""
+    return client
 
 
 async def apply_program(client, brand, document=None):

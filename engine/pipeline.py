@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 import msgspec
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import insert, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from engine import members as members_repo
 from engine.effects import Effect, Notification, PointsAwarded, effects_decoder
-from engine.ids import BrandId, MemberId
 from engine.orm import EventRow, LedgerRow, OutboxRow
 from engine.periods import local_day
 
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from engine.clock import Clock
     from engine.db import Database
     from engine.events import Event
+    from engine.ids import BrandId, MemberId
     from engine.tenants import Brand
 
 log = logging.getLogger(__name__)
@@ -164,8 +165,6 @@ class Pipeline:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _attempt(self, brand: Brand, events: Sequence[Event]) -> _Outcome:
-        from engine import members as members_repo  # local: members imports pipeline types
-
         async with self.db.write() as session:
             now = self.clock.now()
             member_map = await members_repo.ensure_and_lock(
@@ -302,28 +301,3 @@ def outbox_row(*, brand_id: BrandId, topic: str, data: dict[str, Any], now: date
         "delivered_at": None,
         "last_error": "",
     }
-
-
-async def points_earned_on_days(
-    session: AsyncSession,
-    *,
-    brand_id: BrandId,
-    member_ids: set[MemberId],
-    keys: set[str],
-    days: set[Any],
-) -> dict[tuple[MemberId, str, Any], int]:
-    """Points each member already earned per (rule key, local day), for daily caps."""
-    if not member_ids or not keys or not days:
-        return {}
-    rows = await session.execute(
-        select(LedgerRow.member_id, LedgerRow.key, LedgerRow.local_day, func.sum(LedgerRow.points))
-        .where(
-            LedgerRow.brand_id == brand_id,
-            LedgerRow.member_id.in_(member_ids),
-            LedgerRow.source == "rule",
-            LedgerRow.key.in_(keys),
-            LedgerRow.local_day.in_(days),
-        )
-        .group_by(LedgerRow.member_id, LedgerRow.key, LedgerRow.local_day)
-    )
-    return {(MemberId(m), k, d): int(total) for m, k, d, total in rows}

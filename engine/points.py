@@ -16,9 +16,9 @@ from sqlalchemy import delete, func, insert, select
 from engine.earning import EarningRule, EarningRuleSpec, build_rule, evaluate, rule_to_spec
 from engine.effects import PointsAwarded
 from engine.errors import NotFound, ValidationError
+from engine.ids import MemberId
 from engine.orm import EarningRuleRow, LedgerRow
 from engine.periods import local_day
-from engine.pipeline import points_earned_on_days
 from engine.tenants import bump_config_version, config_version
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from engine.db import Database
-    from engine.ids import BrandId, MemberId
+    from engine.ids import BrandId
     from engine.pipeline import UnitOfWork
 
 MAX_ADJUSTMENT = 1_000_000_000
@@ -250,3 +250,28 @@ async def post_entry(
 def adjustment_effect(points: int) -> PointsAwarded:
     """The effect a manual adjustment reports."""
     return PointsAwarded(points=points, source="adjustment", key="manual")
+
+
+async def points_earned_on_days(
+    session: AsyncSession,
+    *,
+    brand_id: BrandId,
+    member_ids: set[MemberId],
+    keys: set[str],
+    days: set[date],
+) -> dict[tuple[MemberId, str, date], int]:
+    """Points each member already earned per (rule key, local day), for daily caps."""
+    if not member_ids or not keys or not days:
+        return {}
+    rows = await session.execute(
+        select(LedgerRow.member_id, LedgerRow.key, LedgerRow.local_day, func.sum(LedgerRow.points))
+        .where(
+            LedgerRow.brand_id == brand_id,
+            LedgerRow.member_id.in_(member_ids),
+            LedgerRow.source == "rule",
+            LedgerRow.key.in_(keys),
+            LedgerRow.local_day.in_(days),
+        )
+        .group_by(LedgerRow.member_id, LedgerRow.key, LedgerRow.local_day)
+    )
+    return {(MemberId(m), k, d): int(total) for m, k, d, total in rows}

@@ -69,16 +69,7 @@ def processors(services: Services) -> list[Processor]:
 
 
 async def startup(services: Services) -> None:
-    """Make sure the live-update publisher runs last in the default pipeline.
-
-    ``web/app.py`` may list :func:`processors` at the end of ``build_processors``; until it does, the
-    publisher is appended here, but only to the full default pipeline (recognised by its leaderboards step),
-    never to a pipeline a test composed by hand.
-    """
-    steps = services.pipeline.processors
-    names = {getattr(p, "name", "") for p in steps}
-    if LivePublisher.name not in names and "leaderboards" in names:
-        steps.extend(processors(services))
+    """Nothing to prepare: ``web/app.py`` puts :func:`processors` after every domain's step."""
 
 
 def app_options(settings: Settings) -> dict[str, Any]:

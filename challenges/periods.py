@@ -7,6 +7,7 @@ as 24-hour differences, so the 23- and 25-hour days of a DST change neither brea
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from engine.periods import PeriodKind, local_day, local_midnight, next_period_start_day, period_id, period_start_day
@@ -38,6 +39,7 @@ def instance_bounds(recurrence: Recurrence, instant: datetime, tz: ZoneInfo) -> 
     return local_midnight(period_start_day(kind, day), tz), local_midnight(next_period_start_day(kind, day), tz)
 
 
+@lru_cache(maxsize=4096)  # pruning asks for the same few instances' ends for every member
 def instance_end(recurrence: Recurrence, instance: str, tz: ZoneInfo) -> datetime | None:
     """The UTC end (exclusive) of a recurring challenge's instance, from its id; ``None`` for one-off."""
     kind = _KINDS.get(recurrence)

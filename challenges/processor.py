@@ -16,19 +16,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import msgspec
-
 from challenges import repository
 from challenges.models import Challenge, First, Match, Progress, Reason, rule_matches
 from challenges.periods import instance_of
-from challenges.rules import count_event, event_matches, fresh_progress, prune_instances, screen
+from challenges.rules import apply_event, event_matches, prune_instances, retention, screen
 from engine.events import Event
+from engine.predicates import Predicate
+from engine.predicates import matches as predicate_matches
 from engine.tenants import config_version
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from datetime import datetime
+    from datetime import datetime, timedelta
 
+    import msgspec
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from engine.ids import BrandId, MemberId
@@ -37,26 +38,70 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True, slots=True)
+class Plan:
+    """How the pipeline screens events of one type for one live challenge, decided once per program version.
+
+    Most challenges have no window, eligibility rule, opt-in or lateness limit: for them the only check
+    that needs no progress is the rule's filter, and :func:`challenges.rules.screen` (which gives every
+    other reason too) is called only for the rest, or for an event late enough to reach a recurring
+    challenge's retention.
+    """
+
+    challenge: Challenge
+    filters: tuple[Predicate, ...] | None
+    """The filters of the rule's patterns for this event type; ``None`` when one of them has none."""
+    direct: bool
+    """Whether the filter is the only stateless check (see above)."""
+    retention: timedelta | None
+    """For a recurring challenge, how late an event may be before the full screen must look at it."""
+    first: bool
+
+    @classmethod
+    def of(cls, challenge: Challenge, event_type: str) -> Plan:
+        """The plan for ``challenge`` and the events of ``event_type``."""
+        patterns = [m for m in challenge.patterns or rule_matches(challenge.rule) if m.event_type == event_type]
+        filters = None if any(m.filter is None for m in patterns) else tuple(m.filter for m in patterns if m.filter)
+        campaign = challenge.campaign
+        direct = (
+            campaign.starts_at is None
+            and campaign.ends_at is None
+            and campaign.eligibility is None
+            and not campaign.opt_in
+            and challenge.max_lateness is None
+        )
+        return cls(
+            challenge=challenge,
+            filters=filters,
+            direct=direct,
+            retention=None if challenge.recurrence == "none" else retention(challenge),
+            first=isinstance(challenge.rule, First),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class ActiveProgram:
     """A brand's live challenges (draft, paused and archived ones left out), indexed by event type."""
 
     challenges: tuple[Challenge, ...]
-    by_type: dict[str, tuple[Challenge, ...]] = field(default_factory=dict)
+    by_type: dict[str, tuple[Plan, ...]] = field(default_factory=dict)
     opt_in: frozenset[int] = frozenset()
     """Ids of the campaigns that need an opt-in."""
+    recurring: dict[str, Challenge] = field(default_factory=dict)
+    """The recurring challenges by key (their old instances are pruned)."""
 
     @classmethod
     def of(cls, challenges: list[Challenge]) -> ActiveProgram:
         """Index the challenges whose campaign is live by the event types their rules look at."""
         live = tuple(c for c in challenges if c.campaign.status == "live")
-        by_type: dict[str, list[Challenge]] = {}
+        by_type: dict[str, list[Plan]] = {}
         for challenge in live:
             for event_type in dict.fromkeys(m.event_type for m in rule_matches(challenge.rule)):
-                by_type.setdefault(event_type, []).append(challenge)
+                by_type.setdefault(event_type, []).append(Plan.of(challenge, event_type))
         return cls(
             challenges=live,
             by_type={k: tuple(v) for k, v in by_type.items()},
             opt_in=frozenset(c.campaign.id for c in live if c.campaign.opt_in),
+            recurring={c.key: c for c in live if c.recurrence != "none"},
         )
 
 
@@ -83,7 +128,7 @@ class _Member:
     """A member's state being worked on: a challenge's instances are decoded when first needed."""
 
     stored: dict[str, msgspec.Raw]
-    """Each challenge's instances as loaded, still encoded (never changed: see :meth:`state`)."""
+    """Each challenge's instances as loaded, still encoded (never changed: see :meth:`encoded`)."""
     completions: dict[str, int]
     decoded: dict[str, dict[str, Progress]] = field(default_factory=dict)
     changed: set[str] = field(default_factory=set)
@@ -104,19 +149,19 @@ class _Member:
         found = self.decoded.get(key)
         if found is None:
             raw = self.stored.get(key)
-            found = self.decoded[key] = {} if raw is None else repository.decode_instances(key, raw)
+            found = self.decoded[key] = {} if raw is None else repository.decode_instances(raw)
         return found
 
-    def state(self) -> repository.EncodedState:
-        """The state to store: changed challenges encoded afresh, the others as they were loaded."""
-        progress = dict(self.stored)
+    def encoded(self) -> str:
+        """The state to store, in one encoding: changed challenges afresh, the others as they were loaded."""
+        progress: dict[str, msgspec.Raw | dict[str, Progress]] = dict(self.stored)
         for key in self.changed:
             instances = self.decoded[key]
             if instances:
-                progress[key] = repository.encode_instances(instances)
+                progress[key] = instances
             else:
                 progress.pop(key, None)
-        return repository.EncodedState(progress=progress, completions=self.completions)
+        return repository.encode_state_parts(progress, self.completions)
 
 
 class ChallengeProcessor:
@@ -145,20 +190,30 @@ class ChallengeProcessor:
         )
         screened: list[tuple[EventContext, list[tuple[Challenge, str]]]] = []
         firsts: list[tuple[EventContext, Challenge, str]] = []
-        for ctx, challenges in touched:
+        for ctx, plans in touched:
             event, view, member_id = ctx.event, ctx.member, ctx.member_id
+            properties, event_type, late = event.properties, event.type, now - event.occurred_at
             passed: list[tuple[Challenge, str]] = []
             instance_ids: dict[str, str] = {"none": ""}  # of this event, per recurrence
-            for challenge in challenges:
-                opted_in_at = opted.get((challenge.campaign.id, member_id)) if challenge.campaign.opt_in else None
-                if screen(challenge, event, tz=tz, member=view, received_at=now, opted_in_at=opted_in_at):
-                    continue
+            for plan in plans:
+                challenge = plan.challenge
+                if plan.direct and (plan.retention is None or late < plan.retention):
+                    if plan.filters is not None and not any(
+                        predicate_matches(f, event_type=event_type, properties=properties, member=view)
+                        for f in plan.filters
+                    ):
+                        continue
+                else:
+                    campaign = challenge.campaign
+                    opted_in_at = opted.get((campaign.id, member_id)) if campaign.opt_in else None
+                    if screen(challenge, event, tz=tz, member=view, received_at=now, opted_in_at=opted_in_at):
+                        continue
                 instance = instance_ids.get(challenge.recurrence)
                 if instance is None:
                     instance = instance_of(challenge.recurrence, event.occurred_at, tz)
                     instance_ids[challenge.recurrence] = instance
                 passed.append((challenge, instance))
-                if isinstance(challenge.rule, First):
+                if plan.first:
                     firsts.append((ctx, challenge, instance))
             if passed:
                 screened.append((ctx, passed))
@@ -170,38 +225,40 @@ class ChallengeProcessor:
         dirty = await self._seed_firsts(session, brand_id=brand_id, candidates=firsts, members=members)
         completed: list[repository.Completion] = []
         for ctx, passed in screened:
-            event, view, member = ctx.event, ctx.member, members[ctx.member_id]
+            event, view, member_id = ctx.event, ctx.member, ctx.member_id
+            member = members[member_id]
+            decoded, member_completions, effects = member.decoded, member.completions, ctx.effects
             changed = False
             for challenge, instance in passed:
                 key = challenge.key
-                instances = member.instances(key)
+                instances = decoded.get(key)
+                if instances is None:
+                    instances = member.instances(key)
                 before = instances.get(instance)
                 if before is None or before.kind != challenge.kind:
-                    before = fresh_progress(before, challenge, instance)
-                completions = member.completions.get(key, 0)
-                outcome = count_event(
-                    challenge, before, event, tz=tz, member=view, completions=completions, explain=False
-                )
-                if outcome.progress is not before:
-                    instances[instance] = outcome.progress
+                    before = Progress(kind=challenge.kind)  # no identity: the keys it is stored under say it
+                completions = member_completions.get(key, 0)
+                new, caused, reason, _ = apply_event(challenge, before, event, tz, view, completions, False, instance)
+                if new is not before:
+                    instances[instance] = new
                     member.changed.add(key)
                     changed = True
-                if outcome.effects:
-                    ctx.effects.extend(outcome.effects)
-                    if outcome.reason is Reason.COMPLETED:
-                        member.completions[key] = completions + 1
+                if caused:
+                    effects.extend(caused)
+                    if reason is Reason.COMPLETED:
+                        member_completions[key] = completions + 1
                         completed.append(
                             repository.Completion(
                                 challenge_id=challenge.id,
-                                member_id=ctx.member_id,
+                                member_id=member_id,
                                 instance=instance,
                                 completed_at=event.occurred_at,
                                 event_key=event.id,
                             )
                         )
             if changed:
-                dirty.add(ctx.member_id)
-        recurring = {c.key: c for c in program.challenges if c.recurrence != "none"}
+                dirty.add(member_id)
+        recurring = program.recurring
         for member_id in dirty:
             member = members[member_id]
             for key in member.changed & recurring.keys():
@@ -209,7 +266,7 @@ class ChallengeProcessor:
                 if len(instances) > 1:  # the current instance alone never needs pruning yet
                     member.decoded[key] = prune_instances(instances, recurring[key], now=now, tz=tz)
         await repository.save_states(
-            session, db=uow.db, brand_id=brand_id, states={m: members[m].state() for m in dirty}, now=now
+            session, db=uow.db, brand_id=brand_id, states={m: members[m].encoded() for m in dirty}, now=now
         )
         await repository.record_completions(session, db=uow.db, brand_id=brand_id, completions=completed, now=now)
 
@@ -259,10 +316,9 @@ class ChallengeProcessor:
             }
             for ctx, _, instance in group:
                 if ctx.member_id in prior:
-                    fresh = fresh_progress(None, challenge, instance)
                     # Remembered (and stored) so the log is searched once per member and challenge.
                     member = members[ctx.member_id]
-                    member.instances(challenge.key)[instance] = msgspec.structs.replace(fresh, prior=True)
+                    member.instances(challenge.key)[instance] = Progress(kind=challenge.kind, prior=True)
                     member.changed.add(challenge.key)
                     seeded.add(ctx.member_id)
         return seeded

@@ -353,25 +353,49 @@ def encode_state(state: MemberState | EncodedState) -> str:
     return _state_encoder.encode(state).decode()
 
 
+def encode_state_parts(
+    progress: Mapping[str, msgspec.Raw | Mapping[str, Progress]], completions: Mapping[str, int]
+) -> str:
+    """The stored form of a state whose challenges are part still encoded (as loaded), part decoded (changed).
+
+    The same JSON as :func:`encode_state`, in one encoder call: the pipeline saves a state per member it
+    touched, and encoding each changed challenge on its own would cost a call per challenge.
+    """
+    document: dict[str, Any] = {"format": STATE_FORMAT}
+    if progress:
+        document[MEMBER_STATE_NAMES["progress"]] = progress
+    if completions:
+        document[MEMBER_STATE_NAMES["completions"]] = completions
+    return _state_encoder.encode(document).decode()
+
+
 def decode_encoded_state(text: str | bytes) -> EncodedState:
     """A stored member state with each challenge's instances left encoded."""
     if _current(text):
         return _encoded_state_decoder.decode(text)
     legacy = _from_legacy(text)
     return EncodedState(
-        progress={key: encode_instances(instances) for key, instances in legacy.progress.items()},
+        progress={key: encode_instances(_without_identity(instances)) for key, instances in legacy.progress.items()},
         completions=legacy.completions,
     )
 
 
-def decode_instances(key: str, raw: msgspec.Raw) -> dict[str, Progress]:
-    """Challenge ``key``'s instances from an :class:`EncodedState` (a fresh map the caller may change)."""
-    return _with_identity(key, _instances_decoder.decode(raw))
+def decode_instances(raw: msgspec.Raw) -> dict[str, Progress]:
+    """One challenge's instances from an :class:`EncodedState` (a fresh map the caller may change).
+
+    The values carry no identity (``challenge`` and ``instance`` are empty): the pipeline, which alone
+    reads progress this way, knows both from the keys and saves a copy per value.
+    """
+    return _instances_decoder.decode(raw)
 
 
 def encode_instances(instances: Mapping[str, Progress]) -> msgspec.Raw:
-    """One challenge's instances in their stored form, to put back into an :class:`EncodedState`."""
-    return msgspec.Raw(_state_encoder.encode(_without_identity(instances)))
+    """One challenge's instances in their stored form, to put back into an :class:`EncodedState`.
+
+    Values should carry no identity (as :func:`decode_instances` gives them); one that does is stored
+    with it, which costs a few bytes and reads back the same.
+    """
+    return msgspec.Raw(_state_encoder.encode(instances))
 
 
 async def _state_rows(
@@ -430,10 +454,10 @@ async def save_states(
     *,
     db: Database,
     brand_id: BrandId,
-    states: Mapping[MemberId, MemberState | EncodedState],
+    states: Mapping[MemberId, MemberState | EncodedState | str],
     now: datetime,
 ) -> None:
-    """Insert or replace members' challenge states in one statement.
+    """Insert or replace members' challenge states in one statement (a ``str`` is a state already encoded).
 
     On PostgreSQL the rows travel as two arrays into one ``INSERT … SELECT FROM unnest(…) ON CONFLICT``
     (one round trip whatever their number); SQLite gets a Core executemany upsert.
@@ -447,7 +471,7 @@ async def save_states(
                 "brand_id": brand_id,
                 "now": now,
                 "member_ids": list(states),
-                "states": [encode_state(s) for s in states.values()],
+                "states": [s if isinstance(s, str) else encode_state(s) for s in states.values()],
             },
         )
         return
@@ -457,7 +481,12 @@ async def save_states(
         set_={"state": statement.excluded.state, "updated_at": statement.excluded.updated_at},
     )
     rows = [
-        {"brand_id": brand_id, "member_id": member_id, "state": encode_state(state), "updated_at": now}
+        {
+            "brand_id": brand_id,
+            "member_id": member_id,
+            "state": state if isinstance(state, str) else encode_state(state),
+            "updated_at": now,
+        }
         for member_id, state in states.items()
     ]
     for chunk in _chunks(rows):

@@ -40,7 +40,7 @@ from challenges.models import (
 )
 from challenges.periods import instance_bounds, instance_end, instance_of, periods_between, streak_period_of
 from engine.effects import ChallengeCompleted, Effect, Notification, PointsAwarded, ProgressAdvanced
-from engine.periods import local_day
+from engine.periods import PeriodKind, period_id
 from engine.predicates import matches as predicate_matches
 
 if TYPE_CHECKING:
@@ -173,63 +173,94 @@ def count_event(
     member: Mapping[str, Any],
     completions: int = 0,
     explain: bool = True,
+    instance: str | None = None,
 ) -> Outcome:
     """Apply a screened event to the member's progress on its instance, with the challenge's limits and rewards.
 
     ``completions`` is how many other instances the member already completed (for the cap). With
     ``explain=False`` the outcome's human ``detail`` is left empty (progress, effects and reason are the
     same): the pipeline shows it to no one, and it would be built for every event and live challenge.
+    ``instance`` names the instance in the effects when ``progress`` carries no identity (the pipeline's
+    progress does not); by default it is ``progress.instance``.
+    """
+    new, effects, reason, detail = apply_event(
+        challenge,
+        progress,
+        event,
+        tz,
+        member,
+        completions,
+        explain,
+        progress.instance if instance is None else instance,
+    )
+    return Outcome(progress=new, effects=list(effects), reason=reason, detail=detail)
+
+
+_NO_EFFECTS: tuple[Effect, ...] = ()
+
+
+def apply_event(
+    challenge: Challenge,
+    progress: Progress,
+    event: Event,
+    tz: ZoneInfo,
+    member: Mapping[str, Any],
+    completions: int,
+    explain: bool,
+    instance: str,
+) -> tuple[Progress, tuple[Effect, ...], Reason, str]:
+    """:func:`count_event` as a plain tuple ``(progress, effects, reason, detail)``, arguments positional.
+
+    The pipeline calls it once per event and live challenge, where building an :class:`Outcome` and
+    passing keywords are a measurable share of the work. ``progress`` is returned unchanged (the same
+    object) when the event changes nothing.
     """
     rule = challenge.rule
     done = progress.completed_at is not None
     if done:
         if not isinstance(rule, Streak):
-            return Outcome(
-                progress=progress,
-                effects=[],
-                reason=Reason.ALREADY_COMPLETED,
-                detail=_done(progress) if explain else "",
-            )
+            return progress, _NO_EFFECTS, Reason.ALREADY_COMPLETED, _done(progress) if explain else ""
     else:
         cap = 1 if challenge.recurrence == "none" else challenge.max_completions
         if cap is not None and completions >= cap:
-            return Outcome(
-                progress=progress,
-                effects=[],
-                reason=Reason.CAP_REACHED,
-                detail=f"completed {completions} of {cap} times" if explain else "",
+            return (
+                progress,
+                _NO_EFFECTS,
+                Reason.CAP_REACHED,
+                f"completed {completions} of {cap} times" if explain else "",
             )
         if (
             challenge.min_interval is not None
             and progress.last_counted_at is not None
             and abs(event.occurred_at - progress.last_counted_at) < challenge.min_interval
         ):
-            return Outcome(
-                progress=progress,
-                effects=[],
-                reason=Reason.TOO_SOON,
-                detail=f"less than {challenge.min_interval} after the previous counted event" if explain else "",
-            )
+            detail = f"less than {challenge.min_interval} after the previous counted event" if explain else ""
+            return progress, _NO_EFFECTS, Reason.TOO_SOON, detail
     factor = multiplier_for(challenge, event.occurred_at) if challenge.multipliers else 1.0
     new, reason, detail = _advance(progress, event, rule, tz, member, factor, challenge.daily_cap, explain)
     if done:
         # A completed streak keeps its current/longest figures up to date, but earns nothing more.
-        return Outcome(
-            progress=new, effects=[], reason=Reason.ALREADY_COMPLETED, detail=_done(progress) if explain else ""
-        )
+        return new, _NO_EFFECTS, Reason.ALREADY_COMPLETED, _done(progress) if explain else ""
     if reason is not Reason.COUNTED:
-        return Outcome(progress=new, effects=[], reason=reason, detail=detail)
+        return new, _NO_EFFECTS, reason, detail
     target = challenge.goal or rule_target(rule)
     value = new.value
-    effects: list[Effect] = [
-        ProgressAdvanced(challenge=challenge.key, progress=_rounded(value), target=target, instance=new.instance)
-    ]
+    advanced = ProgressAdvanced(
+        challenge=challenge.key,
+        progress=value if value.is_integer() else round(value, 6),
+        target=target,
+        instance=instance,
+    )
     if value + _EPSILON < target:
-        return Outcome(progress=new, effects=effects, reason=Reason.COUNTED, detail=detail)
+        return new, (advanced,), Reason.COUNTED, detail
     occurred = _utc(event.occurred_at)
     new = msgspec.structs.replace(new, completed_at=occurred)
-    effects.extend(reward_effects(challenge, instance=new.instance, completed_at=occurred))
-    return Outcome(progress=new, effects=effects, reason=Reason.COMPLETED, detail=detail)
+    return (
+        new,
+        (advanced, *reward_effects(challenge, instance=instance, completed_at=occurred)),
+        Reason.COMPLETED,
+        detail,
+    )
 
 
 def retention(challenge: Challenge) -> timedelta:
@@ -468,7 +499,7 @@ def _add(
     totals = progress.day_totals
     cut = False
     if daily_cap is not None:
-        day = local_day(event.occurred_at, tz).isoformat()
+        day = period_id(PeriodKind.DAILY, event.occurred_at, tz)  # the ISO date, cached per event
         used = totals.get(day, 0.0)
         allowed = daily_cap - used
         if allowed <= _EPSILON:

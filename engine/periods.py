@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from engine.errors import ValidationError
@@ -35,6 +36,13 @@ def zone(name: str) -> ZoneInfo:
         raise ValidationError(f"unknown timezone {name!r}", field="timezone") from exc
 
 
+#: Recent results of :func:`local_day` and :func:`period_id`: the pipeline asks for the same event's day once per
+#: rule and challenge, and a timezone conversion costs several times a cache hit. Keys are (instant, zone): equal
+#: instants give the same local day whatever their UTC offset, so sharing an entry is always right.
+_CACHED_INSTANTS = 8192
+
+
+@lru_cache(maxsize=_CACHED_INSTANTS)
 def local_day(instant: datetime, tz: ZoneInfo) -> date:
     """The calendar day ``instant`` falls on in ``tz``."""
     return instant.astimezone(tz).date()
@@ -72,6 +80,7 @@ def next_period_start_day(kind: PeriodKind, day: date) -> date:
             return date.max
 
 
+@lru_cache(maxsize=_CACHED_INSTANTS)
 def period_id(kind: PeriodKind, instant: datetime, tz: ZoneInfo) -> str:
     """A stable, sortable name for the period containing ``instant``.
 

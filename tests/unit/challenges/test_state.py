@@ -116,6 +116,11 @@ FIRST_FORMAT = msgspec.json.encode(
 ).decode()
 
 
+def _bare(instances: dict[str, Progress]) -> dict[str, Progress]:
+    """Instances as the pipeline holds them: without the challenge and instance the keys already say."""
+    return {name: msgspec.structs.replace(p, challenge="", instance="") for name, p in instances.items()}
+
+
 def test_round_trip_keeps_everything():
     stored = encode_state(STATE)
     assert decode_state(stored) == STATE
@@ -135,7 +140,9 @@ def test_the_first_format_is_still_read(text):
     assert decode_state(text) == STATE
     assert decode_state("{}") == MemberState()
     encoded = decode_encoded_state(text)
-    assert {key: decode_instances(key, raw) for key, raw in encoded.progress.items()} == STATE.progress
+    assert {key: decode_instances(raw) for key, raw in encoded.progress.items()} == {
+        key: _bare(instances) for key, instances in STATE.progress.items()
+    }
     assert encoded.completions == STATE.completions
 
 
@@ -148,8 +155,8 @@ def test_partial_decoding_reads_one_challenge_and_writes_the_others_back_unchang
     stored = encode_state(STATE)
     encoded = decode_encoded_state(stored)
     assert encoded.completions == {"weekly": 1}
-    weekly = decode_instances("weekly", encoded.progress["weekly"])
-    assert weekly == STATE.progress["weekly"]  # challenge and instance are filled in from the keys
+    weekly = decode_instances(encoded.progress["weekly"])
+    assert weekly == _bare(STATE.progress["weekly"])  # the pipeline knows challenge and instance from the keys
     weekly["2026-W46"] = msgspec.structs.replace(weekly["2026-W46"], value=2.0, counted=2)
     changed = EncodedState(
         progress={**encoded.progress, "weekly": encode_instances(weekly)}, completions=encoded.completions
@@ -159,3 +166,10 @@ def test_partial_decoding_reads_one_challenge_and_writes_the_others_back_unchang
     assert decode_state(again).progress["critic"] == STATE.progress["critic"]
     for key in ("critic", "daily-streak", "route"):
         assert bytes(decode_encoded_state(again).progress[key]) == bytes(encoded.progress[key])
+
+
+def test_the_pipeline_form_stores_no_identity_and_reads_back_whole():
+    stored = bytes(encode_instances(_bare(STATE.progress["weekly"])))
+    assert b'"id"' not in stored and b'"in"' not in stored
+    state = EncodedState(progress={"weekly": msgspec.Raw(stored)})
+    assert decode_state(encode_state(state)).progress["weekly"] == STATE.progress["weekly"]

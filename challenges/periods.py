@@ -56,6 +56,7 @@ def instance_end(recurrence: Recurrence, instance: str, tz: ZoneInfo) -> datetim
     return local_midnight(next_period_start_day(kind, first), tz)
 
 
+@lru_cache(maxsize=8192)  # asked once per event and streak challenge
 def streak_period_of(instant: datetime, period: StreakPeriod, tz: ZoneInfo) -> date:
     """The first local day of the streak period (day, or Monday of the ISO week) containing ``instant``."""
     day = local_day(instant, tz)

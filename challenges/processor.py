@@ -28,6 +28,7 @@ from engine.tenants import config_version
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
 
     import msgspec
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -103,6 +104,26 @@ class ActiveProgram:
             opt_in=frozenset(c.campaign.id for c in live if c.campaign.opt_in),
             recurring={c.key: c for c in live if c.recurrence != "none"},
         )
+
+
+def _passes(
+    plan: Plan,
+    ctx: EventContext,
+    *,
+    now: datetime,
+    tz: ZoneInfo,
+    opted: Mapping[tuple[int, MemberId], datetime],
+) -> bool:
+    """Whether the event passes every check of the plan's challenge that needs no progress."""
+    event = ctx.event
+    if plan.direct and (plan.retention is None or now - event.occurred_at < plan.retention):
+        return plan.filters is None or any(
+            predicate_matches(f, event_type=event.type, properties=event.properties, member=ctx.member)
+            for f in plan.filters
+        )
+    campaign = plan.challenge.campaign
+    opted_in_at = opted.get((campaign.id, ctx.member_id)) if campaign.opt_in else None
+    return screen(plan.challenge, event, tz=tz, member=ctx.member, received_at=now, opted_in_at=opted_in_at) is None
 
 
 class DefinitionCache:
@@ -182,54 +203,48 @@ class ChallengeProcessor:
         touched = [(ctx, found) for ctx in uow.events if (found := by_type.get(ctx.event.type))]
         if not touched:
             return
+        member_ids = {ctx.member_id for ctx, _ in touched}
         opted = await repository.enrolments(
             session,
             brand_id=brand_id,
             campaign_ids=set(program.opt_in),
-            member_ids={ctx.member_id for ctx, _ in touched} if program.opt_in else set(),
+            member_ids=member_ids if program.opt_in else set(),
         )
-        screened: list[tuple[EventContext, list[tuple[Challenge, str]]]] = []
-        firsts: list[tuple[EventContext, Challenge, str]] = []
+        stored = await repository.load_encoded_states(session, brand_id=brand_id, member_ids=member_ids)
+        members = {member_id: _Member.of(stored.get(member_id)) for member_id in member_ids}
+        firsts = [
+            (ctx, plan.challenge, instance_of(plan.challenge.recurrence, ctx.event.occurred_at, tz))
+            for ctx, plans in touched
+            for plan in plans
+            if plan.first and _passes(plan, ctx, now=now, tz=tz, opted=opted)
+        ]
+        dirty = (
+            await self._seed_firsts(session, brand_id=brand_id, candidates=firsts, members=members) if firsts else set()
+        )
+        completed: list[repository.Completion] = []
         for ctx, plans in touched:
             event, view, member_id = ctx.event, ctx.member, ctx.member_id
             properties, event_type, late = event.properties, event.type, now - event.occurred_at
-            passed: list[tuple[Challenge, str]] = []
+            member = members[member_id]
+            decoded, member_completions, effects = member.decoded, member.completions, ctx.effects
             instance_ids: dict[str, str] = {"none": ""}  # of this event, per recurrence
+            changed = False
             for plan in plans:
                 challenge = plan.challenge
+                # The common case inline (this runs once per event and live challenge): the filter alone.
                 if plan.direct and (plan.retention is None or late < plan.retention):
                     if plan.filters is not None and not any(
                         predicate_matches(f, event_type=event_type, properties=properties, member=view)
                         for f in plan.filters
                     ):
                         continue
-                else:
-                    campaign = challenge.campaign
-                    opted_in_at = opted.get((campaign.id, member_id)) if campaign.opt_in else None
-                    if screen(challenge, event, tz=tz, member=view, received_at=now, opted_in_at=opted_in_at):
-                        continue
+                elif not _passes(plan, ctx, now=now, tz=tz, opted=opted):
+                    continue
                 instance = instance_ids.get(challenge.recurrence)
                 if instance is None:
-                    instance = instance_of(challenge.recurrence, event.occurred_at, tz)
-                    instance_ids[challenge.recurrence] = instance
-                passed.append((challenge, instance))
-                if plan.first:
-                    firsts.append((ctx, challenge, instance))
-            if passed:
-                screened.append((ctx, passed))
-        if not screened:
-            return
-        member_ids = {ctx.member_id for ctx, _ in screened}
-        stored = await repository.load_encoded_states(session, brand_id=brand_id, member_ids=member_ids)
-        members = {member_id: _Member.of(stored.get(member_id)) for member_id in member_ids}
-        dirty = await self._seed_firsts(session, brand_id=brand_id, candidates=firsts, members=members)
-        completed: list[repository.Completion] = []
-        for ctx, passed in screened:
-            event, view, member_id = ctx.event, ctx.member, ctx.member_id
-            member = members[member_id]
-            decoded, member_completions, effects = member.decoded, member.completions, ctx.effects
-            changed = False
-            for challenge, instance in passed:
+                    instance = instance_ids[challenge.recurrence] = instance_of(
+                        challenge.recurrence, event.occurred_at, tz
+                    )
                 key = challenge.key
                 instances = decoded.get(key)
                 if instances is None:
@@ -258,6 +273,8 @@ class ChallengeProcessor:
                         )
             if changed:
                 dirty.add(member_id)
+        if not dirty:
+            return
         recurring = program.recurring
         for member_id in dirty:
             member = members[member_id]

@@ -57,6 +57,8 @@ MAX_VALUE_LENGTH = 200
 #: How long past its end an instance of a recurring challenge without ``max_lateness`` still takes events.
 DEFAULT_RETENTION = timedelta(days=31)
 _EPSILON = 1e-9
+#: Every counted event makes a new progress value this way (a call per field would cost more).
+_replace = msgspec.structs.replace
 _MISSING = object()
 
 
@@ -464,7 +466,13 @@ def _advance(
                 return progress, Reason.ALREADY_SEEN, f"{name} {value!r} was already counted" if explain else ""
             seen = (*progress.seen, value)[:target]
             return (
-                _counted(progress, event, value=float(len(seen)), seen=seen),
+                _replace(
+                    progress,
+                    counted=progress.counted + 1,
+                    last_counted_at=_utc(event.occurred_at),
+                    value=float(len(seen)),
+                    seen=seen,
+                ),
                 Reason.COUNTED,
                 f"{name} {value!r} is new" if explain else "",
             )
@@ -475,7 +483,13 @@ def _advance(
                 if index not in progress.done and event_matches(step, event, member):
                     done = tuple(sorted((*progress.done, index)))
                     return (
-                        _counted(progress, event, value=float(len(done)), done=done),
+                        _replace(
+                            progress,
+                            counted=progress.counted + 1,
+                            last_counted_at=_utc(event.occurred_at),
+                            value=float(len(done)),
+                            done=done,
+                        ),
                         Reason.COUNTED,
                         f"step {index + 1} ({step.event_type}) done" if explain else "",
                     )
@@ -483,14 +497,11 @@ def _advance(
         case First():
             if progress.prior:
                 return progress, Reason.NOT_FIRST, "the member had an earlier matching event"
-            return _counted(progress, event, value=1.0), Reason.COUNTED, "the first matching event"
+            counted = _replace(
+                progress, counted=progress.counted + 1, last_counted_at=_utc(event.occurred_at), value=1.0
+            )
+            return counted, Reason.COUNTED, "the first matching event"
     raise AssertionError(f"unknown rule {rule!r}")  # pragma: no cover
-
-
-def _counted(progress: Progress, event: Event, **changes: Any) -> Progress:
-    return msgspec.structs.replace(
-        progress, counted=progress.counted + 1, last_counted_at=_utc(event.occurred_at), **changes
-    )
 
 
 def _add(
@@ -515,8 +526,7 @@ def _add(
         totals[day] = used + amount
         if len(totals) > DAY_TOTALS_KEPT:
             totals = dict(sorted(totals.items())[-DAY_TOTALS_KEPT:])
-    # What _counted does, spelled out: count and sum rules are most of the pipeline's work.
-    new = msgspec.structs.replace(
+    new = _replace(
         progress,
         counted=progress.counted + 1,
         last_counted_at=_utc(event.occurred_at),
@@ -537,7 +547,14 @@ def _sequence(
             return progress, Reason.OUT_OF_ORDER, f"occurred before step {position} was done" if explain else ""
         done = (*progress.done, position)
         return (
-            _counted(progress, event, value=float(len(done)), done=done, last_step_at=_utc(event.occurred_at)),
+            _replace(
+                progress,
+                counted=progress.counted + 1,
+                last_counted_at=(when := _utc(event.occurred_at)),
+                value=float(len(done)),
+                done=done,
+                last_step_at=when,
+            ),
             Reason.COUNTED,
             f"step {position + 1} ({steps[position].event_type}) done" if explain else "",
         )
@@ -592,9 +609,10 @@ def _streak(
         carry = fold_streak(carry, periods[:COMPACT_STREAK_PERIODS], rule)
         periods = periods[COMPACT_STREAK_PERIODS:]
     stats = fold_streak(carry, periods, rule)
-    new = _counted(
+    new = _replace(
         progress,
-        event,
+        counted=progress.counted + 1,
+        last_counted_at=_utc(event.occurred_at),
         periods=periods,
         carry=carry if carry.last is not None else None,
         value=float(stats.current),

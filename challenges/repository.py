@@ -29,6 +29,7 @@ from challenges.models import (
     Progress,
 )
 from challenges.orm import CampaignRow, ChallengeRow, CompletionRow, EnrolmentRow, MemberStateRow, ProgramVersionRow
+from engine.db import Json, UtcDateTime
 from engine.events import Event
 from engine.ids import BrandId, MemberId
 from engine.orm import BrandRow, EarningRuleRow, EventRow, MemberRow
@@ -398,10 +399,25 @@ def encode_instances(instances: Mapping[str, Progress]) -> msgspec.Raw:
     return msgspec.Raw(_state_encoder.encode(instances))
 
 
+def _on_postgres(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+_STATE_ROWS = text(
+    "SELECT member_id, state FROM challenge_member_states "
+    "WHERE brand_id = :brand_id AND member_id = ANY(CAST(:member_ids AS BIGINT[]))"
+)
+
+
 async def _state_rows(
     session: AsyncSession, *, brand_id: BrandId, member_ids: set[MemberId]
 ) -> AsyncIterator[tuple[MemberId, str]]:
     ids = sorted(member_ids)
+    if _on_postgres(session):
+        # One array parameter: an IN list of a batch's members costs SQLAlchemy a bind parameter each.
+        for member_id, state in await session.execute(_STATE_ROWS, {"brand_id": brand_id, "member_ids": ids}):
+            yield MemberId(member_id), state
+        return
     for start in range(0, len(ids), _MEMBERS_PER_QUERY):
         rows = await session.execute(
             select(MemberStateRow.member_id, MemberStateRow.state).where(
@@ -657,6 +673,12 @@ def _event(key: str, external_id: str, type_: str, occurred_at: datetime, proper
     return Event(id=key, member=external_id, type=type_, occurred_at=occurred_at, properties=dict(properties or {}))
 
 
+_EARLIER_EVENTS = text(
+    "SELECT member_id, occurred_at, properties FROM event_log WHERE brand_id = :brand_id "
+    "AND member_id = ANY(CAST(:member_ids AS BIGINT[])) AND type = :type AND occurred_at < :before"
+).columns(occurred_at=UtcDateTime(), properties=Json)
+
+
 async def earlier_events(
     session: AsyncSession,
     *,
@@ -667,6 +689,12 @@ async def earlier_events(
 ) -> list[tuple[MemberId, datetime, dict[str, Any]]]:
     """Stored events of ``event_type`` of the members that occurred before ``before`` (for ``first``)."""
     found: list[tuple[MemberId, datetime, dict[str, Any]]] = []
+    if _on_postgres(session):
+        rows = await session.execute(
+            _EARLIER_EVENTS,
+            {"brand_id": brand_id, "member_ids": sorted(member_ids), "type": event_type, "before": before},
+        )
+        return [(MemberId(m), at, dict(props or {})) for m, at, props in rows]
     for members in _chunks(member_ids):
         rows = await session.execute(
             select(EventRow.member_id, EventRow.occurred_at, EventRow.properties).where(

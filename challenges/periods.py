@@ -10,7 +10,14 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from engine.periods import PeriodKind, local_day, local_midnight, next_period_start_day, period_id, period_start_day
+from engine.periods import (
+    PeriodKind,
+    local_day,
+    local_midnight,
+    next_period_start_day,
+    period_id_of_day,
+    period_start_day,
+)
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
@@ -27,7 +34,7 @@ _KINDS: dict[str, PeriodKind] = {
 def instance_of(recurrence: Recurrence, instant: datetime, tz: ZoneInfo) -> str:
     """The instance of a challenge that ``instant`` falls in: ``""`` for one-off, else the period's id."""
     kind = _KINDS.get(recurrence)
-    return "" if kind is None else period_id(kind, instant, tz)
+    return "" if kind is None else period_id_of_day(kind, local_day(instant, tz))
 
 
 def instance_bounds(recurrence: Recurrence, instant: datetime, tz: ZoneInfo) -> tuple[datetime | None, datetime | None]:
@@ -56,11 +63,15 @@ def instance_end(recurrence: Recurrence, instance: str, tz: ZoneInfo) -> datetim
     return local_midnight(next_period_start_day(kind, first), tz)
 
 
-@lru_cache(maxsize=8192)  # asked once per event and streak challenge
 def streak_period_of(instant: datetime, period: StreakPeriod, tz: ZoneInfo) -> date:
     """The first local day of the streak period (day, or Monday of the ISO week) containing ``instant``."""
     day = local_day(instant, tz)
-    return day if period == "day" else day - timedelta(days=day.weekday())
+    return day if period == "day" else _monday(day)
+
+
+@lru_cache(maxsize=4096)
+def _monday(day: date) -> date:
+    return day - timedelta(days=day.weekday())
 
 
 def periods_between(earlier: date, later: date, period: StreakPeriod) -> int:

@@ -510,7 +510,7 @@ def _add(
     totals = progress.day_totals
     cut = False
     if daily_cap is not None:
-        day = period_id(PeriodKind.DAILY, event.occurred_at, tz)  # the ISO date, cached per event
+        day = period_id(PeriodKind.DAILY, event.occurred_at, tz)  # the local ISO date (cached per day)
         used = totals.get(day, 0.0)
         allowed = daily_cap - used
         if allowed <= _EPSILON:

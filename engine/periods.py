@@ -36,8 +36,8 @@ def zone(name: str) -> ZoneInfo:
         raise ValidationError(f"unknown timezone {name!r}", field="timezone") from exc
 
 
-#: Recent results of :func:`local_day` and :func:`period_id`: the pipeline asks for the same event's day once per
-#: rule and challenge, and a timezone conversion costs several times a cache hit. Keys are (instant, zone): equal
+#: Recent results of :func:`local_day`: the pipeline asks for the same event's day once per rule and challenge,
+#: and a timezone conversion costs several times a cache hit. Keys are (instant, zone): equal
 #: instants give the same local day whatever their UTC offset, so sharing an entry is always right.
 _CACHED_INSTANTS = 8192
 
@@ -80,13 +80,17 @@ def next_period_start_day(kind: PeriodKind, day: date) -> date:
             return date.max
 
 
-@lru_cache(maxsize=_CACHED_INSTANTS)
 def period_id(kind: PeriodKind, instant: datetime, tz: ZoneInfo) -> str:
     """A stable, sortable name for the period containing ``instant``.
 
     ``all``, ``2026-11-22`` (daily), ``2026-W47`` (ISO week), ``2026-11`` (monthly).
     """
-    day = local_day(instant, tz)
+    return period_id_of_day(kind, local_day(instant, tz))
+
+
+@lru_cache(maxsize=4096)  # events cluster on few days: formatting the name once per day and kind is enough
+def period_id_of_day(kind: PeriodKind, day: date) -> str:
+    """:func:`period_id` of the period containing the local ``day``."""
     match kind:
         case PeriodKind.ALL_TIME:
             return "all"

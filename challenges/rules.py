@@ -11,7 +11,7 @@ what backfill, the explain view and simulation run; the live processor calls :fu
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -239,7 +239,7 @@ def apply_event(
             detail = f"less than {challenge.min_interval} after the previous counted event" if explain else ""
             return progress, _NO_EFFECTS, Reason.TOO_SOON, detail
     factor = multiplier_for(challenge, event.occurred_at) if challenge.multipliers else 1.0
-    new, reason, detail = _advance(progress, event, rule, tz, member, factor, challenge.daily_cap, explain)
+    new, reason, detail = _ADVANCE[type(rule)](progress, event, rule, tz, member, factor, challenge.daily_cap, explain)
     if done:
         # A completed streak keeps its current/longest figures up to date, but earns nothing more.
         return new, _NO_EFFECTS, Reason.ALREADY_COMPLETED, _done(progress) if explain else ""
@@ -440,68 +440,145 @@ def _advance(
     daily_cap: float | None,
     explain: bool,
 ) -> tuple[Progress, Reason, str]:
-    # Positional and with the detail optional: this runs once per event and live challenge.
-    match rule:
-        case Count():
-            return _add(progress, event, factor, tz, daily_cap, explain)
-        case Sum(property=name):
-            value = property_value(event.properties, name)
-            if value is _MISSING or value is None:
-                return progress, Reason.MISSING_PROPERTY, f"no {name!r} property" if explain else ""
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                return (
-                    progress,
-                    Reason.NOT_A_NUMBER,
-                    f"{name!r} is {value!r}, not a positive number" if explain else "",
-                )
-            return _add(progress, event, float(value) * factor, tz, daily_cap, explain)
-        case Streak():
-            return _streak(progress, event, rule, tz, explain)
-        case Distinct(property=name, target=target):
-            raw = property_value(event.properties, name)
-            if raw is _MISSING or raw is None or isinstance(raw, dict | list):
-                return progress, Reason.MISSING_PROPERTY, f"no plain {name!r} value" if explain else ""
-            value = str(raw)[:MAX_VALUE_LENGTH]
-            if value in progress.seen:
-                return progress, Reason.ALREADY_SEEN, f"{name} {value!r} was already counted" if explain else ""
-            seen = (*progress.seen, value)[:target]
-            return (
-                _replace(
-                    progress,
-                    counted=progress.counted + 1,
-                    last_counted_at=_utc(event.occurred_at),
-                    value=float(len(seen)),
-                    seen=seen,
-                ),
-                Reason.COUNTED,
-                f"{name} {value!r} is new" if explain else "",
+    # One table look-up rather than a match over seven rule classes: this runs once per event and challenge.
+    return _ADVANCE[type(rule)](progress, event, rule, tz, member, factor, daily_cap, explain)
+
+
+def _advance_count(
+    progress: Progress,
+    event: Event,
+    rule: Count,
+    tz: ZoneInfo,
+    member: Mapping[str, Any],
+    factor: float,
+    daily_cap: float | None,
+    explain: bool,
+) -> tuple[Progress, Reason, str]:
+    return _add(progress, event, factor, tz, daily_cap, explain)
+
+
+def _advance_sum(
+    progress: Progress,
+    event: Event,
+    rule: Sum,
+    tz: ZoneInfo,
+    member: Mapping[str, Any],
+    factor: float,
+    daily_cap: float | None,
+    explain: bool,
+) -> tuple[Progress, Reason, str]:
+    name = rule.property
+    value = property_value(event.properties, name)
+    if value is _MISSING or value is None:
+        return progress, Reason.MISSING_PROPERTY, f"no {name!r} property" if explain else ""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        return progress, Reason.NOT_A_NUMBER, f"{name!r} is {value!r}, not a positive number" if explain else ""
+    return _add(progress, event, float(value) * factor, tz, daily_cap, explain)
+
+
+def _advance_streak(
+    progress: Progress,
+    event: Event,
+    rule: Streak,
+    tz: ZoneInfo,
+    member: Mapping[str, Any],
+    factor: float,
+    daily_cap: float | None,
+    explain: bool,
+) -> tuple[Progress, Reason, str]:
+    return _streak(progress, event, rule, tz, explain)
+
+
+def _advance_distinct(
+    progress: Progress,
+    event: Event,
+    rule: Distinct,
+    tz: ZoneInfo,
+    member: Mapping[str, Any],
+    factor: float,
+    daily_cap: float | None,
+    explain: bool,
+) -> tuple[Progress, Reason, str]:
+    name = rule.property
+    raw = property_value(event.properties, name)
+    if raw is _MISSING or raw is None or isinstance(raw, dict | list):
+        return progress, Reason.MISSING_PROPERTY, f"no plain {name!r} value" if explain else ""
+    value = str(raw)[:MAX_VALUE_LENGTH]
+    if value in progress.seen:
+        return progress, Reason.ALREADY_SEEN, f"{name} {value!r} was already counted" if explain else ""
+    seen = (*progress.seen, value)[: rule.target]
+    new = _replace(
+        progress,
+        counted=progress.counted + 1,
+        last_counted_at=_utc(event.occurred_at),
+        value=float(len(seen)),
+        seen=seen,
+    )
+    return new, Reason.COUNTED, f"{name} {value!r} is new" if explain else ""
+
+
+def _advance_sequence(
+    progress: Progress,
+    event: Event,
+    rule: Sequence,
+    tz: ZoneInfo,
+    member: Mapping[str, Any],
+    factor: float,
+    daily_cap: float | None,
+    explain: bool,
+) -> tuple[Progress, Reason, str]:
+    return _sequence(progress, event, rule.steps, member, explain)
+
+
+def _advance_all_of(
+    progress: Progress,
+    event: Event,
+    rule: AllOf,
+    tz: ZoneInfo,
+    member: Mapping[str, Any],
+    factor: float,
+    daily_cap: float | None,
+    explain: bool,
+) -> tuple[Progress, Reason, str]:
+    for index, step in enumerate(rule.steps):
+        if index not in progress.done and event_matches(step, event, member):
+            done = tuple(sorted((*progress.done, index)))
+            new = _replace(
+                progress,
+                counted=progress.counted + 1,
+                last_counted_at=_utc(event.occurred_at),
+                value=float(len(done)),
+                done=done,
             )
-        case Sequence(steps=steps):
-            return _sequence(progress, event, steps, member, explain)
-        case AllOf(steps=steps):
-            for index, step in enumerate(steps):
-                if index not in progress.done and event_matches(step, event, member):
-                    done = tuple(sorted((*progress.done, index)))
-                    return (
-                        _replace(
-                            progress,
-                            counted=progress.counted + 1,
-                            last_counted_at=_utc(event.occurred_at),
-                            value=float(len(done)),
-                            done=done,
-                        ),
-                        Reason.COUNTED,
-                        f"step {index + 1} ({step.event_type}) done" if explain else "",
-                    )
-            return progress, Reason.ALREADY_SEEN, "every step this event fits is already done"
-        case First():
-            if progress.prior:
-                return progress, Reason.NOT_FIRST, "the member had an earlier matching event"
-            counted = _replace(
-                progress, counted=progress.counted + 1, last_counted_at=_utc(event.occurred_at), value=1.0
-            )
-            return counted, Reason.COUNTED, "the first matching event"
-    raise AssertionError(f"unknown rule {rule!r}")  # pragma: no cover
+            return new, Reason.COUNTED, f"step {index + 1} ({step.event_type}) done" if explain else ""
+    return progress, Reason.ALREADY_SEEN, "every step this event fits is already done"
+
+
+def _advance_first(
+    progress: Progress,
+    event: Event,
+    rule: First,
+    tz: ZoneInfo,
+    member: Mapping[str, Any],
+    factor: float,
+    daily_cap: float | None,
+    explain: bool,
+) -> tuple[Progress, Reason, str]:
+    if progress.prior:
+        return progress, Reason.NOT_FIRST, "the member had an earlier matching event"
+    counted = _replace(progress, counted=progress.counted + 1, last_counted_at=_utc(event.occurred_at), value=1.0)
+    return counted, Reason.COUNTED, "the first matching event"
+
+
+_ADVANCE: dict[type, Callable[..., tuple[Progress, Reason, str]]] = {
+    Count: _advance_count,
+    Sum: _advance_sum,
+    Streak: _advance_streak,
+    Distinct: _advance_distinct,
+    Sequence: _advance_sequence,
+    AllOf: _advance_all_of,
+    First: _advance_first,
+}
 
 
 def _add(

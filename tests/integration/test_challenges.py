@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from types import SimpleNamespace
 
+import pytest
 from sqlalchemy import event as sa_event
 from sqlalchemy import select
 
@@ -251,3 +252,25 @@ async def test_a_state_stored_in_the_first_format_keeps_counting(db, brand, cloc
     assert (state.progress["visits"][""].value, state.progress["visits"][""].completed) == (3.0, True)
     assert (state.progress["buys"][""].challenge, state.progress["buys"][""].value) == ("buys", 1.0)
     assert state.completions == {"elsewhere": 1, "visits": 1}
+
+
+async def test_member_states_are_compressed_with_lz4_where_postgresql_has_it(db):
+    if not db.is_postgres:
+        pytest.skip("a PostgreSQL storage setting")
+    from sqlalchemy import text
+
+    async with db.read() as session:
+        offered = (
+            await session.execute(
+                text("SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'")
+            )
+        ).scalar_one()
+        method = (
+            await session.execute(
+                text(
+                    "SELECT attcompression::text FROM pg_attribute "
+                    "WHERE attrelid = 'challenge_member_states'::regclass AND attname = 'state'"
+                )
+            )
+        ).scalar_one()
+    assert method == ("l" if offered else "")

@@ -173,6 +173,10 @@ class _Claimed(msgspec.Struct, frozen=True):
     attempts: int
 
 
+#: Most messages of brands without endpoints marked delivered by one statement.
+_SETTLE_BATCH = 5000
+
+
 class OutboxDeliverer:
     """Delivers due outbox rows to the brands' endpoints; run by the app in the background."""
 
@@ -201,10 +205,11 @@ class OutboxDeliverer:
             self._wake.clear()
 
     async def deliver_due(self) -> int:
-        """Deliver one batch of due messages; returns how many were attempted."""
+        """Deliver one batch of due messages; returns how many were settled or attempted."""
+        settled = await self._settle_unheard()
         claimed = await self._claim()
         if not claimed:
-            return 0
+            return settled
         async with self._db.read() as session:
             rows = await session.scalars(
                 select(WebhookEndpointRow).where(
@@ -234,7 +239,38 @@ class OutboxDeliverer:
                     .where(OutboxRow.id.in_(unheard))
                     .values(delivered_at=self._clock.now(), attempts=OutboxRow.attempts + 1, last_error="")
                 )
-        return len(claimed)
+        return settled + len(claimed)
+
+    async def _settle_unheard(self) -> int:
+        """Mark due messages of brands without an active endpoint delivered, in one statement.
+
+        Nothing is sent for them, so they need neither loading nor claiming: a brand that listens to no
+        webhooks (most of them, in a busy ingest) costs one UPDATE per round instead of a claim, a flush
+        and an UPDATE per hundred messages. Messages of brands with endpoints are claimed as usual, and
+        those whose topic no endpoint subscribes to are settled there.
+        """
+        now = self._clock.now()
+        listening = (
+            select(WebhookEndpointRow.id)
+            .where(WebhookEndpointRow.brand_id == OutboxRow.brand_id, WebhookEndpointRow.active.is_(True))
+            .exists()
+        )
+        due = (
+            select(OutboxRow.id)
+            .where(OutboxRow.delivered_at.is_(None), OutboxRow.next_attempt_at <= now, ~listening)
+            .order_by(OutboxRow.id)
+            .limit(_SETTLE_BATCH)
+        )
+        if self._db.is_postgres:
+            due = due.with_for_update(skip_locked=True)  # a row another worker is delivering is left to it
+        async with self._db.write() as session:
+            result = await session.execute(
+                update(OutboxRow)
+                .where(OutboxRow.id.in_(due.scalar_subquery()))
+                .values(delivered_at=now, attempts=OutboxRow.attempts + 1, last_error="")
+                .execution_options(synchronize_session=False)
+            )
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def _claim(self) -> list[_Claimed]:
         now = self._clock.now()

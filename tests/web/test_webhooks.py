@@ -103,6 +103,41 @@ async def test_signed_delivery_retry_and_gone(hook_client, brand, receiver, cloc
     assert listed[0]["active"] is False and "410" in listed[0]["disabled_reason"]
 
 
+async def test_messages_of_a_brand_nobody_listens_to_are_settled_without_a_claim(
+    hook_client, brand, receiver, clock, db
+):
+    from tests.helpers import make_brand
+
+    calls, _, http = receiver
+    deliverer = OutboxDeliverer(db, http=http, clock=clock)
+    while await deliverer.deliver_due():  # what earlier tests left due in the shared database
+        pass
+    listener = await make_brand(db, clock, name="listener")
+    created = await hook_client.post(
+        "/v1/webhooks", json={"url": "https://crm.example/hooks", "topics": ["challenge.*"]}, headers=listener.headers
+    )
+    assert created.status_code == 201
+    for who in (brand, listener):
+        body = {"events": [event(f"q{i}", "m", "visit", "2026-11-20T09:00:00Z") for i in range(3)]}
+        assert (await hook_client.post("/v1/events", json=body, headers=who.headers)).status_code == 200
+    claims: list[int] = []
+    original = deliverer._claim
+
+    async def counted_claim():
+        claimed = await original()
+        claims.extend(c.brand_id for c in claimed)
+        return claimed
+
+    deliverer._claim = counted_claim  # type: ignore[method-assign]
+    assert await deliverer.deliver_due() == 6  # 3 settled in one statement + 3 claimed and sent
+    assert claims == [listener.brand.id] * 3 and len(calls) == 3
+    async with db.read() as session:
+        rows = list(await session.scalars(select(OutboxRow).where(OutboxRow.brand_id.in_([brand.brand.id]))))
+    assert len(rows) == 3
+    assert all(r.delivered_at is not None and r.attempts == 1 and r.last_error == "" for r in rows)
+    assert await deliverer.deliver_due() == 0
+
+
 async def test_endpoint_validation(client, brand):
     bad = await client.post("/v1/webhooks", json={"url": "ftp://x"}, headers=brand.headers)
     assert bad.status_code == 422 and bad.json()["field"] == "$.url"

@@ -681,11 +681,20 @@ def _streak(
     if carry.last is not None and period < carry.last:
         return progress, Reason.TOO_OLD, _period_note(rule, period, "is older than the streak history kept", explain)
     # Periods are kept sorted; an event is usually in the latest period so far.
-    periods = (*kept, period) if not kept or kept[-1] < period else tuple(sorted((*kept, period)))
+    latest = bool(kept) and kept[-1] < period
+    periods = (*kept, period) if latest or not kept else tuple(sorted((*kept, period)))
     if len(periods) > MAX_STREAK_PERIODS:
         carry = fold_streak(carry, periods[:COMPACT_STREAK_PERIODS], rule)
         periods = periods[COMPACT_STREAK_PERIODS:]
-    stats = fold_streak(carry, periods, rule)
+    if latest and progress.streak_last == kept[-1]:
+        # The stored figures are the fold up to the previous latest period: one more step gives the same
+        # result as folding every kept period again (folding is left to right), in constant time.
+        folded = StreakCarry(
+            current=int(progress.value), longest=progress.longest, freezes=progress.freezes, last=progress.streak_last
+        )
+        stats = fold_streak(folded, (period,), rule)
+    else:
+        stats = fold_streak(carry, periods, rule)
     new = _replace(
         progress,
         counted=progress.counted + 1,

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from challenges import repository
-from challenges.models import Challenge, First, Match, Progress, Reason, rule_matches
+from challenges.models import Challenge, First, Match, Progress, Reason, Streak, rule_matches
 from challenges.periods import instance_of
 from challenges.rules import apply_event, event_matches, prune_instances, retention, screen
 from engine.events import Event
@@ -56,6 +56,9 @@ class Plan:
     retention: timedelta | None
     """For a recurring challenge, how late an event may be before the full screen must look at it."""
     first: bool
+    settled_at: int | None
+    """Completions after which no event can change the member's progress (the cap; ``None`` for a streak,
+    whose figures move after completion too, and for an uncapped recurring challenge)."""
 
     @classmethod
     def of(cls, challenge: Challenge, event_type: str) -> Plan:
@@ -76,6 +79,7 @@ class Plan:
             direct=direct,
             retention=None if challenge.recurrence == "none" else retention(challenge),
             first=isinstance(challenge.rule, First),
+            settled_at=None if isinstance(challenge.rule, Streak) else challenge.cap,
         )
 
 
@@ -240,19 +244,21 @@ class ChallengeProcessor:
                         continue
                 elif not _passes(plan, ctx, now=now, tz=tz, opted=opted):
                     continue
+                key = challenge.key
+                completions = member_completions.get(key, 0)
+                if plan.settled_at is not None and completions >= plan.settled_at:
+                    continue  # already completed or capped: the event would change nothing, so nothing is decoded
                 instance = instance_ids.get(challenge.recurrence)
                 if instance is None:
                     instance = instance_ids[challenge.recurrence] = instance_of(
                         challenge.recurrence, event.occurred_at, tz
                     )
-                key = challenge.key
                 instances = decoded.get(key)
                 if instances is None:
                     instances = member.instances(key)
                 before = instances.get(instance)
                 if before is None or before.kind != challenge.kind:
                     before = Progress(kind=challenge.kind)  # no identity: the keys it is stored under say it
-                completions = member_completions.get(key, 0)
                 new, caused, reason, _ = apply_event(challenge, before, event, tz, view, completions, False, instance)
                 if new is not before:
                     instances[instance] = new

@@ -16,6 +16,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from badges.models import Award, BadgeDef, BadgeSpec, Holding, badge_to_spec, build_badge
 from badges.orm import BadgeAwardRow, BadgeCounterRow, BadgeDefinitionRow
+from engine.db import on_postgres
 from engine.errors import Conflict, NotFound
 from engine.ids import BrandId, MemberId
 from engine.orm import MemberRow
@@ -31,7 +32,7 @@ AWARD_KEY = ["brand_id", "member_id", "badge_key", "level", "instance"]
 
 
 def _insert(session: AsyncSession) -> Any:
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    return pg_insert if on_postgres(session) else sqlite_insert
 
 
 def _to_badge(spec: Mapping[str, Any], image: str | None) -> BadgeDef:
@@ -289,7 +290,7 @@ async def revoke_awards(
         query = query.where(BadgeAwardRow.level == level)
     if uid:
         query = query.where(BadgeAwardRow.uid == uid)
-    if session.get_bind().dialect.name == "postgresql":
+    if on_postgres(session):
         query = query.with_for_update()
     rows = list(await session.scalars(query.order_by(BadgeAwardRow.id)))
     for row in rows:

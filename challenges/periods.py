@@ -66,12 +66,7 @@ def instance_end(recurrence: Recurrence, instance: str, tz: ZoneInfo) -> datetim
 def streak_period_of(instant: datetime, period: StreakPeriod, tz: ZoneInfo) -> date:
     """The first local day of the streak period (day, or Monday of the ISO week) containing ``instant``."""
     day = local_day(instant, tz)
-    return day if period == "day" else _monday(day)
-
-
-@lru_cache(maxsize=4096)
-def _monday(day: date) -> date:
-    return day - timedelta(days=day.weekday())
+    return day if period == "day" else day - timedelta(days=day.weekday())
 
 
 def periods_between(earlier: date, later: date, period: StreakPeriod) -> int:

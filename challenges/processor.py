@@ -53,6 +53,8 @@ class Plan:
     """The filters of the rule's patterns for this event type; ``None`` when one of them has none."""
     direct: bool
     """Whether the filter is the only stateless check (see above)."""
+    unconditional: bool
+    """Direct and without a filter: an event of the type passes unless it is late enough for the retention."""
     retention: timedelta | None
     """For a recurring challenge, how late an event may be before the full screen must look at it."""
     first: bool
@@ -77,6 +79,7 @@ class Plan:
             challenge=challenge,
             filters=filters,
             direct=direct,
+            unconditional=direct and filters is None,
             retention=None if challenge.recurrence == "none" else retention(challenge),
             first=isinstance(challenge.rule, First),
             settled_at=None if isinstance(challenge.rule, Streak) else challenge.cap,
@@ -228,21 +231,17 @@ class ChallengeProcessor:
         completed: list[repository.Completion] = []
         for ctx, plans in touched:
             event, view, member_id = ctx.event, ctx.member, ctx.member_id
-            properties, event_type, late = event.properties, event.type, now - event.occurred_at
+            late = now - event.occurred_at
             member = members[member_id]
             decoded, member_completions, effects = member.decoded, member.completions, ctx.effects
             instance_ids: dict[str, str] = {"none": ""}  # of this event, per recurrence
             changed = False
             for plan in plans:
                 challenge = plan.challenge
-                # The common case inline (this runs once per event and live challenge): the filter alone.
-                if plan.direct and (plan.retention is None or late < plan.retention):
-                    if plan.filters is not None and not any(
-                        predicate_matches(f, event_type=event_type, properties=properties, member=view)
-                        for f in plan.filters
-                    ):
-                        continue
-                elif not _passes(plan, ctx, now=now, tz=tz, opted=opted):
+                # Most plans have nothing to check (this runs once per event and live challenge): no call.
+                if not (plan.unconditional and (plan.retention is None or late < plan.retention)) and not _passes(
+                    plan, ctx, now=now, tz=tz, opted=opted
+                ):
                     continue
                 key = challenge.key
                 completions = member_completions.get(key, 0)

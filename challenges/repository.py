@@ -29,7 +29,7 @@ from challenges.models import (
     Progress,
 )
 from challenges.orm import CampaignRow, ChallengeRow, CompletionRow, EnrolmentRow, MemberStateRow, ProgramVersionRow
-from engine.db import Json, UtcDateTime
+from engine.db import Json, UtcDateTime, on_postgres
 from engine.events import Event
 from engine.ids import BrandId, MemberId
 from engine.orm import BrandRow, EarningRuleRow, EventRow, MemberRow
@@ -399,10 +399,6 @@ def encode_instances(instances: Mapping[str, Progress]) -> msgspec.Raw:
     return msgspec.Raw(_state_encoder.encode(instances))
 
 
-def _on_postgres(session: AsyncSession) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
-
-
 _STATE_ROWS = text(
     "SELECT member_id, state FROM challenge_member_states "
     "WHERE brand_id = :brand_id AND member_id = ANY(CAST(:member_ids AS BIGINT[]))"
@@ -413,7 +409,7 @@ async def _state_rows(
     session: AsyncSession, *, brand_id: BrandId, member_ids: set[MemberId]
 ) -> AsyncIterator[tuple[MemberId, str]]:
     ids = sorted(member_ids)
-    if _on_postgres(session):
+    if on_postgres(session):
         # One array parameter: an IN list of a batch's members costs SQLAlchemy a bind parameter each.
         for member_id, state in await session.execute(_STATE_ROWS, {"brand_id": brand_id, "member_ids": ids}):
             yield MemberId(member_id), state
@@ -470,7 +466,7 @@ async def save_states(
     *,
     db: Database,
     brand_id: BrandId,
-    states: Mapping[MemberId, MemberState | EncodedState | str],
+    states: Mapping[MemberId, MemberState | str],
     now: datetime,
 ) -> None:
     """Insert or replace members' challenge states in one statement (a ``str`` is a state already encoded).
@@ -689,7 +685,7 @@ async def earlier_events(
 ) -> list[tuple[MemberId, datetime, dict[str, Any]]]:
     """Stored events of ``event_type`` of the members that occurred before ``before`` (for ``first``)."""
     found: list[tuple[MemberId, datetime, dict[str, Any]]] = []
-    if _on_postgres(session):
+    if on_postgres(session):
         rows = await session.execute(
             _EARLIER_EVENTS,
             {"brand_id": brand_id, "member_ids": sorted(member_ids), "type": event_type, "before": before},

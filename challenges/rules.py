@@ -415,7 +415,7 @@ def advance(
         progress = Progress(challenge=progress.challenge, instance=progress.instance, kind=rule_kind(rule))
     if progress.completed and not isinstance(rule, Streak):
         return progress, []
-    new, reason, _detail = _advance(progress, event, rule, tz, view, 1.0, None, False)
+    new, reason, _detail = _ADVANCE[type(rule)](progress, event, rule, tz, view, 1.0, None, False)
     if progress.completed or not reason.counts:
         return new, []
     target = rule_target(rule)
@@ -428,20 +428,6 @@ def advance(
             ChallengeCompleted(challenge=new.challenge, instance=new.instance, completed_at=_utc(event.occurred_at))
         )
     return new, effects
-
-
-def _advance(
-    progress: Progress,
-    event: Event,
-    rule: Rule,
-    tz: ZoneInfo,
-    member: Mapping[str, Any],
-    factor: float,
-    daily_cap: float | None,
-    explain: bool,
-) -> tuple[Progress, Reason, str]:
-    # One table look-up rather than a match over seven rule classes: this runs once per event and challenge.
-    return _ADVANCE[type(rule)](progress, event, rule, tz, member, factor, daily_cap, explain)
 
 
 def _advance_count(
@@ -570,6 +556,9 @@ def _advance_first(
     return counted, Reason.COUNTED, "the first matching event"
 
 
+#: The rule alone, per rule class: ``(progress, event, rule, tz, member, factor, daily_cap, explain)`` in,
+#: ``(progress, reason, detail)`` out. One table look-up rather than a match over seven rule classes: this
+#: runs once per event and live challenge, so the arguments are positional and the detail optional.
 _ADVANCE: dict[type, Callable[..., tuple[Progress, Reason, str]]] = {
     Count: _advance_count,
     Sum: _advance_sum,

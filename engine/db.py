@@ -94,6 +94,11 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
     return engine
 
 
+def on_postgres(session: AsyncSession) -> bool:
+    """Whether ``session`` talks to PostgreSQL (for code that has a session but not its :class:`Database`)."""
+    return session.get_bind().dialect.name == "postgresql"
+
+
 class Database:
     """An engine, its session factory, and the write gate SQLite needs.
 

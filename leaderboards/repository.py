@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from engine.db import on_postgres
 from engine.errors import NotFound
 from engine.orm import MemberRow
 from engine.tenants import bump_config_version, config_version
@@ -32,27 +33,23 @@ CHUNK = 500
 SaveOutcome = Literal["created", "updated", "unchanged"]
 
 
-def _is_postgres(session: AsyncSession) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
-
-
 def _insert(session: AsyncSession) -> Any:
-    return pg_insert if _is_postgres(session) else sqlite_insert
+    return pg_insert if on_postgres(session) else sqlite_insert
 
 
 def _one_of(session: AsyncSession, column: Any, values: Sequence[Any], item: Any) -> Any:
     """``column IN values``; on PostgreSQL as ``= ANY(array)`` so the statement text (and its plan) is reused."""
-    if _is_postgres(session):
+    if on_postgres(session):
         return column == any_(bindparam(None, value=list(values), type_=ARRAY(item)))
     return column.in_(list(values))
 
 
 def _greatest(session: AsyncSession, a: Any, b: Any) -> Any:
-    return func.greatest(a, b) if _is_postgres(session) else func.max(a, b)
+    return func.greatest(a, b) if on_postgres(session) else func.max(a, b)
 
 
 def _least(session: AsyncSession, a: Any, b: Any) -> Any:
-    return func.least(a, b) if _is_postgres(session) else func.min(a, b)
+    return func.least(a, b) if on_postgres(session) else func.min(a, b)
 
 
 # --- definitions ---------------------------------------------------------------------------------------
@@ -304,7 +301,7 @@ async def closed_among(session: AsyncSession, *, pairs: set[tuple[int, str]]) ->
     query = select(BoardPeriodRow.board_id, BoardPeriodRow.period, BoardPeriodRow.closed_at).where(
         tuple_(BoardPeriodRow.board_id, BoardPeriodRow.period).in_(sorted(pairs))
     )
-    if _is_postgres(session):
+    if on_postgres(session):
         query = query.with_for_update(read=True)
     rows = await session.execute(query)
     return {(board_id, period) for board_id, period, closed_at in rows if closed_at is not None}

@@ -11,14 +11,16 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, event
+from sqlalchemy import ARRAY, JSON, BigInteger, DateTime, Integer, MetaData, any_, bindparam, event, func
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -94,9 +96,47 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
     return engine
 
 
+# --- dialect differences: the one place that knows PostgreSQL from SQLite ------------------------------
+
+#: Rows or values per statement where a list is spelled out (SQLite's bind-parameter limit, IN lists).
+CHUNK = 500
+
+
 def on_postgres(session: AsyncSession) -> bool:
     """Whether ``session`` talks to PostgreSQL (for code that has a session but not its :class:`Database`)."""
     return session.get_bind().dialect.name == "postgresql"
+
+
+def insert_for(session: AsyncSession) -> Any:
+    """The dialect's ``insert`` construct (both offer ``on_conflict_do_nothing`` / ``_do_update``)."""
+    return pg_insert if on_postgres(session) else sqlite_insert
+
+
+def one_of(session: AsyncSession, column: Any, values: Sequence[Any], item: Any) -> Any:
+    """``column IN values``; on PostgreSQL ``= ANY(array)``, one parameter whose statement text and plan are reused.
+
+    On SQLite the list is spelled out: pass at most :data:`CHUNK` values (see :func:`chunks`).
+    """
+    if on_postgres(session):
+        return column == any_(bindparam(None, value=list(values), type_=ARRAY(item)))
+    return column.in_(list(values))
+
+
+def chunks(values: Iterable[Any], size: int = CHUNK) -> Iterator[list[Any]]:
+    """``values`` in lists of at most ``size``."""
+    items = list(values)
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def greatest(session: AsyncSession, a: Any, b: Any) -> Any:
+    """SQL ``greatest(a, b)`` (SQLite's two-argument ``max``)."""
+    return func.greatest(a, b) if on_postgres(session) else func.max(a, b)
+
+
+def least(session: AsyncSession, a: Any, b: Any) -> Any:
+    """SQL ``least(a, b)`` (SQLite's two-argument ``min``)."""
+    return func.least(a, b) if on_postgres(session) else func.min(a, b)
 
 
 class Database:

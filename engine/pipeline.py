@@ -21,6 +21,7 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from engine import members as members_repo
+from engine import tenants
 from engine.effects import Effect, Notification, PointsAwarded, effects_decoder
 from engine.orm import EventRow, LedgerRow, OutboxRow
 from engine.periods import local_day
@@ -79,11 +80,18 @@ class UnitOfWork:
     """The new (non-duplicate) events in request order."""
     stash: dict[str, Any] = field(default_factory=dict)
     """Per-processor scratch space carried to the post-commit step (keyed by processor name)."""
+    _config_version: int | None = None
 
     @property
     def tz(self) -> ZoneInfo:
         """The brand's timezone."""
         return self.brand.tz
+
+    async def config_version(self) -> int:
+        """The brand's configuration version, read once per unit of work (every definition cache keys on it)."""
+        if self._config_version is None:
+            self._config_version = await tenants.config_version(self.session, self.brand.id)
+        return self._config_version
 
 
 @runtime_checkable

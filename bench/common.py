@@ -56,7 +56,7 @@ def server(database_url: str, *, namespace: str, workers: int = 2) -> Iterator[s
     """Run ``questline serve`` (uvicorn) on PostgreSQL and the real Redis; yield its base URL."""
     port = free_port()
     env = {
-        **os.environ,
+        **server_environment(os.environ),
         "QUESTLINE_DATABASE_URL": database_url,
         "QUESTLINE_REDIS_URL": REDIS_URL,
         "QUESTLINE_REDIS_NAMESPACE": namespace,
@@ -88,6 +88,15 @@ def server(database_url: str, *, namespace: str, workers: int = 2) -> Iterator[s
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def server_environment(environ: dict[str, str] | os._Environ[str]) -> dict[str, str]:
+    """The environment for the server: the bench's own ``QUESTLINE_BENCH_*`` variables are not settings.
+
+    The server refuses unknown ``QUESTLINE_*`` variables, so passing the bench's overrides through would
+    stop it from starting.
+    """
+    return {name: value for name, value in environ.items() if not name.startswith("QUESTLINE_BENCH_")}
 
 
 def median(values: list[float]) -> float:

@@ -34,7 +34,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import median, print_table, scratch_database, server, write_json
+from bench.common import REDIS_URL, median, print_table, scratch_database, server, write_json
 
 EVENT_TYPES = ["purchase", "purchase", "visit", "visit", "review", "survey", "referral"]
 START = datetime(2026, 11, 2, 8, tzinfo=UTC)
@@ -244,7 +244,7 @@ async def main() -> None:
         # the server's Redis keys of this run
         import redis
 
-        client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+        client = redis.Redis.from_url(REDIS_URL)
         for redis_key in client.scan_iter(match=f"{namespace}*", count=1000):
             client.delete(redis_key)
         client.close()

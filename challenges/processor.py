@@ -16,10 +16,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from challenges import repository
+from challenges.codec import EncodedState, decode_instances, encode_state_parts
+from challenges.completions import Completion, record_completions
+from challenges.definitions import load_compiled
+from challenges.enrolments import enrolments
 from challenges.models import Challenge, First, Match, Progress, Reason, Streak, rule_matches
 from challenges.periods import instance_of
 from challenges.rules import apply_event, event_matches, prune_instances, retention, screen
+from challenges.states import load_encoded_states, save_states
+from engine.eventlog import earlier_events
 from engine.events import Event
 from engine.predicates import Predicate
 from engine.predicates import matches as predicate_matches
@@ -145,7 +150,7 @@ class DefinitionCache:
         hit = self._entries.get(brand.id)
         if hit is not None and hit[0] == version and hit[1] == brand.timezone:
             return hit[2]
-        compiled = await repository.load_compiled(session, brand_id=brand.id, tz=brand.tz)
+        compiled = await load_compiled(session, brand_id=brand.id, tz=brand.tz)
         program = ActiveProgram.of(compiled)
         self._entries[brand.id] = (version, brand.timezone, program)
         return program
@@ -163,7 +168,7 @@ class _Member:
     """Challenges whose instances this unit of work changed (re-encoded when saved)."""
 
     @classmethod
-    def of(cls, state: repository.EncodedState | None) -> _Member:
+    def of(cls, state: EncodedState | None) -> _Member:
         if state is None:
             return cls(stored={}, completions={})
         return cls(stored=state.progress, completions=dict(state.completions))
@@ -177,7 +182,7 @@ class _Member:
         found = self.decoded.get(key)
         if found is None:
             raw = self.stored.get(key)
-            found = self.decoded[key] = {} if raw is None else repository.decode_instances(raw)
+            found = self.decoded[key] = {} if raw is None else decode_instances(raw)
         return found
 
     def encoded(self) -> str:
@@ -189,7 +194,7 @@ class _Member:
                 progress[key] = instances
             else:
                 progress.pop(key, None)
-        return repository.encode_state_parts(progress, self.completions)
+        return encode_state_parts(progress, self.completions)
 
 
 class ChallengeProcessor:
@@ -211,13 +216,13 @@ class ChallengeProcessor:
         if not touched:
             return
         member_ids = {ctx.member_id for ctx, _ in touched}
-        opted = await repository.enrolments(
+        opted = await enrolments(
             session,
             brand_id=brand_id,
             campaign_ids=set(program.opt_in),
             member_ids=member_ids if program.opt_in else set(),
         )
-        stored = await repository.load_encoded_states(session, brand_id=brand_id, member_ids=member_ids)
+        stored = await load_encoded_states(session, brand_id=brand_id, member_ids=member_ids)
         members = {member_id: _Member.of(stored.get(member_id)) for member_id in member_ids}
         firsts = [
             (ctx, plan.challenge, instance_of(plan.challenge.recurrence, ctx.event.occurred_at, tz))
@@ -228,7 +233,7 @@ class ChallengeProcessor:
         dirty = (
             await self._seed_firsts(session, brand_id=brand_id, candidates=firsts, members=members) if firsts else set()
         )
-        completed: list[repository.Completion] = []
+        completed: list[Completion] = []
         for ctx, plans in touched:
             event, view, member_id = ctx.event, ctx.member, ctx.member_id
             late = now - event.occurred_at
@@ -268,7 +273,7 @@ class ChallengeProcessor:
                     if reason is Reason.COMPLETED:
                         member_completions[key] = completions + 1
                         completed.append(
-                            repository.Completion(
+                            Completion(
                                 challenge_id=challenge.id,
                                 member_id=member_id,
                                 instance=instance,
@@ -287,10 +292,10 @@ class ChallengeProcessor:
                 instances = member.decoded[key]
                 if len(instances) > 1:  # the current instance alone never needs pruning yet
                     member.decoded[key] = prune_instances(instances, recurring[key], now=now, tz=tz)
-        await repository.save_states(
+        await save_states(
             session, db=uow.db, brand_id=brand_id, states={m: members[m].encoded() for m in dirty}, now=now
         )
-        await repository.record_completions(session, db=uow.db, brand_id=brand_id, completions=completed, now=now)
+        await record_completions(session, db=uow.db, brand_id=brand_id, completions=completed, now=now)
 
     async def _seed_firsts(
         self,
@@ -322,7 +327,7 @@ class ChallengeProcessor:
         for group in by_challenge.values():
             challenge = group[0][1]
             (match,) = rule_matches(challenge.rule)
-            rows = await repository.earlier_events(
+            rows = await earlier_events(
                 session,
                 brand_id=brand_id,
                 event_type=match.event_type,

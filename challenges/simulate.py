@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from challenges import repository
 from challenges.models import Challenge, Progress, rule_kind, rule_matches
 from challenges.periods import instance_of
 from challenges.rules import evaluate
 from engine.earning import evaluate as earn
+from engine.eventlog import stream_events
+from engine.members import member_views
 
 if TYPE_CHECKING:
     from engine.db import Database
@@ -119,10 +120,10 @@ async def simulate(
     events = 0
     truncated = False
     async with db.read() as session:
-        async for page in repository.stream_events(session, brand_id=brand.id, since=since, until=until):
+        async for page in stream_events(session, brand_id=brand.id, since=since, until=until):
             unknown = {member_id for member_id, _e, _r in page if member_id not in views}
             if unknown:
-                views.update(await repository.member_views(session, brand_id=brand.id, ids=unknown))
+                views.update(await member_views(session, brand_id=brand.id, ids=unknown))
             for member_id, event, received_at in page:
                 if events >= max_events:
                     truncated = True

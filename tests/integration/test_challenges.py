@@ -65,7 +65,7 @@ async def test_first_ever_looks_at_the_event_log(db, brand, clock):
     ]
     (later,) = await steps.process(brand.brand, [ev("v2", "veteran", "review", "2026-11-11T10:00:00+01:00", stars=5)])
     assert later.effects == []
-    from challenges.repository import member_state
+    from challenges.states import member_state
 
     async with db.read() as session:
         veteran = await get_member(session, brand_id=brand.brand.id, external_id="veteran")
@@ -199,7 +199,7 @@ async def test_rule_cache_follows_definition_changes(db, brand, clock):
     (second,) = await steps.process(brand.brand, [ev("b", "m", "visit", "2026-11-10T11:00:00+01:00")])
     assert second.effects == []
     from challenges.orm import MemberStateRow
-    from challenges.repository import decode_state
+    from challenges.codec import decode_state
 
     async with db.read() as session:
         (state,) = list(
@@ -212,7 +212,7 @@ async def test_a_state_stored_in_the_first_format_keeps_counting(db, brand, cloc
     import msgspec
 
     from challenges.orm import MemberStateRow
-    from challenges.repository import decode_state
+    from challenges.codec import decode_state
 
     count = {"type": "count", "event_type": "visit", "target": 3}
     document = {
@@ -322,7 +322,8 @@ async def test_live_progress_equals_the_pure_fold_of_each_members_events(db, bra
     import random
     from datetime import UTC, datetime
 
-    from challenges.repository import load_compiled, member_state
+    from challenges.definitions import load_compiled
+    from challenges.states import member_state
     from challenges.rules import replay
 
     rng = random.Random(42)

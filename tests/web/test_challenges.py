@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from challenges.orm import CompletionRow, MemberStateRow
-from challenges.repository import decode_state
+from challenges.codec import decode_state
 from engine.orm import OutboxRow
 from tests.helpers import event
 

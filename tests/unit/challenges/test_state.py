@@ -8,7 +8,7 @@ import msgspec
 import pytest
 
 from challenges.models import MemberState, Progress, StreakCarry
-from challenges.repository import (
+from challenges.codec import (
     EncodedState,
     decode_encoded_state,
     decode_instances,

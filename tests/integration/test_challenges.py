@@ -198,8 +198,8 @@ async def test_rule_cache_follows_definition_changes(db, brand, clock):
     await apply_program(db, brand=brand.brand, document={"challenges": []}, now=clock.now())
     (second,) = await steps.process(brand.brand, [ev("b", "m", "visit", "2026-11-10T11:00:00+01:00")])
     assert second.effects == []
-    from challenges.orm import MemberStateRow
     from challenges.codec import decode_state
+    from challenges.orm import MemberStateRow
 
     async with db.read() as session:
         (state,) = list(
@@ -211,8 +211,8 @@ async def test_rule_cache_follows_definition_changes(db, brand, clock):
 async def test_a_state_stored_in_the_first_format_keeps_counting(db, brand, clock):
     import msgspec
 
-    from challenges.orm import MemberStateRow
     from challenges.codec import decode_state
+    from challenges.orm import MemberStateRow
 
     count = {"type": "count", "event_type": "visit", "target": 3}
     document = {
@@ -323,8 +323,8 @@ async def test_live_progress_equals_the_pure_fold_of_each_members_events(db, bra
     from datetime import UTC, datetime
 
     from challenges.definitions import load_compiled
-    from challenges.states import member_state
     from challenges.rules import replay
+    from challenges.states import member_state
 
     rng = random.Random(42)
     await apply_program(db, brand=brand.brand, document=EQUIVALENCE_PROGRAM, now=clock.now())

@@ -7,7 +7,6 @@ from datetime import date
 import msgspec
 import pytest
 
-from challenges.models import MemberState, Progress, StreakCarry
 from challenges.codec import (
     EncodedState,
     decode_encoded_state,
@@ -16,6 +15,7 @@ from challenges.codec import (
     encode_instances,
     encode_state,
 )
+from challenges.models import MemberState, Progress, StreakCarry
 from tests.unit.challenges.helpers import at
 
 STATE = MemberState(

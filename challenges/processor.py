@@ -1,7 +1,8 @@
 """The pipeline step that moves challenges forward: load → :mod:`challenges.rules` → save → effects.
 
-Per unit of work it runs a fixed number of queries whatever the batch size: the brand's config version
-(definitions are cached per version), opt-ins for opt-in campaigns, the state rows of the members the
+Per unit of work it runs a fixed number of queries whatever the batch size: none for definitions (a
+:class:`engine.cache.BrandCache` keyed by the unit of work's config version, read once for every
+processor), opt-ins for opt-in campaigns, the state rows of the members the
 batch touches (one row per member holds every challenge), the earlier events ``first`` challenges need,
 one bulk upsert of the changed states and one insert of the completions. Members are locked by the
 pipeline, so two requests for one member are applied one after the other and no update is lost.
@@ -24,11 +25,11 @@ from challenges.models import Challenge, First, Match, Progress, Reason, Streak,
 from challenges.periods import instance_of
 from challenges.rules import apply_event, event_matches, prune_instances, retention, screen
 from challenges.states import load_encoded_states, save_states
+from engine.cache import BrandCache
 from engine.eventlog import earlier_events
 from engine.events import Event
 from engine.predicates import Predicate
 from engine.predicates import matches as predicate_matches
-from engine.tenants import config_version
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
 
     from engine.ids import BrandId, MemberId
     from engine.pipeline import EventContext, UnitOfWork
-    from engine.tenants import Brand
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,24 +138,6 @@ def _passes(
     return screen(plan.challenge, event, tz=tz, member=ctx.member, received_at=now, opted_in_at=opted_in_at) is None
 
 
-class DefinitionCache:
-    """Per-brand compiled challenges, reloaded when the brand's config version moves."""
-
-    def __init__(self) -> None:
-        self._entries: dict[BrandId, tuple[int, str, ActiveProgram]] = {}
-
-    async def program(self, session: AsyncSession, brand: Brand) -> ActiveProgram:
-        """The brand's live challenges as of this transaction."""
-        version = await config_version(session, brand.id)
-        hit = self._entries.get(brand.id)
-        if hit is not None and hit[0] == version and hit[1] == brand.timezone:
-            return hit[2]
-        compiled = await load_compiled(session, brand_id=brand.id, tz=brand.tz)
-        program = ActiveProgram.of(compiled)
-        self._entries[brand.id] = (version, brand.timezone, program)
-        return program
-
-
 @dataclass(slots=True)
 class _Member:
     """A member's state being worked on: a challenge's instances are decoded when first needed."""
@@ -202,12 +184,21 @@ class ChallengeProcessor:
 
     name = "challenges"
 
-    def __init__(self, cache: DefinitionCache | None = None) -> None:
-        self.cache = cache or DefinitionCache()
+    def __init__(self, cache: BrandCache[ActiveProgram] | None = None) -> None:
+        self.cache: BrandCache[ActiveProgram] = cache or BrandCache()
+
+    async def _program(self, uow: UnitOfWork) -> ActiveProgram:
+        """The brand's live challenges as of this unit of work (compiled again when the version or timezone moves)."""
+        brand, session = uow.brand, uow.session
+
+        async def load() -> ActiveProgram:
+            return ActiveProgram.of(await load_compiled(session, brand_id=brand.id, tz=brand.tz))
+
+        return await self.cache.get(brand.id, (await uow.config_version(), brand.timezone), load)
 
     async def process(self, uow: UnitOfWork) -> None:
         """Advance progress for the unit's events, in order, and emit progress, completion and reward effects."""
-        program = await self.cache.program(uow.session, uow.brand)
+        program = await self._program(uow)
         if not program.by_type:
             return
         session, brand_id, tz, now = uow.session, uow.brand.id, uow.tz, uow.now

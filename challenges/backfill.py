@@ -25,21 +25,22 @@ from challenges.config import ChallengeSpec, decode, parse_when
 from challenges.definitions import load_compiled, mark_backfilled, stored_campaigns, stored_challenges
 from challenges.enrolments import enrolments
 from challenges.models import Challenge, First, MemberState, Progress, rule_matches
-from challenges.rules import event_matches, prune_instances, replay, reward_effects
+from challenges.rules import prune_instances, replay, reward_effects
 from challenges.states import load_states, save_states
 from engine import members as members_repo
 from engine.effects import Notification, PointsAwarded
 from engine.errors import NotFound
 from engine.eventlog import earlier_events, member_events, members_with_events
-from engine.events import Event
 from engine.orm import OutboxRow
 from engine.pipeline import outbox_row
 from engine.points import post_entry
+from engine.predicates import matches_event
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from engine.db import Database
+    from engine.events import Event
     from engine.ids import MemberId
     from engine.tenants import Brand
 
@@ -231,8 +232,8 @@ async def _prior(
         session, brand_id=brand.id, event_type=match.event_type, member_ids={member_id}, before=start
     )
     return any(
-        event_matches(match, Event(id="-", member="-", type=match.event_type, occurred_at=at, properties=props), view)
-        for _member, at, props in rows
+        matches_event(match.event_type, match.filter, event_type=match.event_type, properties=props, member=view)
+        for _member, _at, props in rows
     )
 
 

@@ -15,20 +15,19 @@ read), and outcomes are computed without the human explanations only the explain
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from challenges.codec import EncodedState, decode_instances, encode_state_parts
 from challenges.completions import Completion, record_completions
 from challenges.definitions import load_compiled
 from challenges.enrolments import enrolments
-from challenges.models import Challenge, First, Match, Progress, Reason, Streak, rule_matches
-from challenges.periods import instance_of
-from challenges.rules import apply_event, event_matches, prune_instances, retention, screen
+from challenges.models import Challenge, First, Progress, Reason, Streak, rule_matches
+from challenges.rules import apply_event, prune_instances, retention, screen
 from challenges.states import load_encoded_states, save_states
 from engine.cache import BrandCache
 from engine.eventlog import earlier_events
-from engine.events import Event
-from engine.predicates import Predicate
+from engine.periods import instance_of
+from engine.predicates import Predicate, matches_event
 from engine.predicates import matches as predicate_matches
 
 if TYPE_CHECKING:
@@ -330,7 +329,14 @@ class ChallengeProcessor:
             prior = {
                 member_id
                 for member_id, occurred_at, properties in rows
-                if occurred_at < first_at[member_id] and _matches(match, occurred_at, properties, views[member_id])
+                if occurred_at < first_at[member_id]
+                and matches_event(
+                    match.event_type,
+                    match.filter,
+                    event_type=match.event_type,
+                    properties=properties,
+                    member=views[member_id],
+                )
             }
             for ctx, _, instance in group:
                 if ctx.member_id in prior:
@@ -343,8 +349,3 @@ class ChallengeProcessor:
 
     async def after_commit(self, uow: UnitOfWork) -> None:
         """Nothing derived to update: progress, ledger and outbox rows were written in the transaction."""
-
-
-def _matches(match: Match, occurred_at: datetime, properties: dict[str, Any], member: Mapping[str, Any]) -> bool:
-    probe = Event(id="-", member="-", type=match.event_type, occurred_at=occurred_at, properties=properties)
-    return event_matches(match, probe, member)

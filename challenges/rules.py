@@ -38,10 +38,18 @@ from challenges.models import (
     rule_matches,
     rule_target,
 )
-from challenges.periods import instance_bounds, instance_end, instance_of, periods_between, streak_period_of
 from engine.effects import ChallengeCompleted, Effect, Notification, PointsAwarded, ProgressAdvanced
-from engine.periods import PeriodKind, period_id
+from engine.periods import (
+    PeriodKind,
+    instance_bounds,
+    instance_end,
+    instance_of,
+    period_id,
+    periods_between,
+    streak_period_of,
+)
 from engine.predicates import matches as predicate_matches
+from engine.predicates import matches_event
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
@@ -77,11 +85,9 @@ def campaign_state(campaign: Campaign, now: datetime) -> CampaignState:
 
 def event_matches(match: Match, event: Event, member: Mapping[str, Any]) -> bool:
     """Whether ``event`` has the pattern's type and passes its filter."""
-    if event.type != match.event_type:
-        return False
-    if match.filter is None:
-        return True
-    return predicate_matches(match.filter, event_type=event.type, properties=event.properties, member=member)
+    return matches_event(
+        match.event_type, match.filter, event_type=event.type, properties=event.properties, member=member
+    )
 
 
 def percent(value: float, target: float) -> int:

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from challenges.models import Challenge, Progress, rule_kind, rule_matches
-from challenges.periods import instance_of
 from challenges.rules import evaluate
 from engine.earning import evaluate as earn
 from engine.eventlog import stream_events
 from engine.members import member_views
+from engine.periods import instance_of
 
 if TYPE_CHECKING:
     from engine.db import Database

@@ -27,12 +27,11 @@ from challenges.models import (
     rule_kind,
     rule_matches,
 )
-from challenges.periods import instance_bounds, instance_of
 from challenges.rules import campaign_state, evaluate, percent, replay, streak_now
 from challenges.states import member_state
 from engine.errors import NotFound
 from engine.eventlog import member_events
-from engine.periods import local_day
+from engine.periods import instance_bounds, instance_of, local_day
 from engine.predicates import matches as predicate_matches
 
 if TYPE_CHECKING:

@@ -199,3 +199,17 @@ def matches(
         case Leaf(field=field, op=op, value=value):
             return _compare(op, _lookup(field, event_type, properties, member), value)
     return False
+
+
+def matches_event(
+    wanted_type: str,
+    predicate: Predicate | None,
+    *,
+    event_type: str,
+    properties: Mapping[str, Any],
+    member: Mapping[str, Any],
+) -> bool:
+    """Whether an event of ``event_type`` is of ``wanted_type`` and passes ``predicate`` (the pattern every rule has)."""
+    if event_type != wanted_type:
+        return False
+    return predicate is None or matches(predicate, event_type=event_type, properties=properties, member=member)

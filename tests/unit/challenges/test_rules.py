@@ -7,7 +7,6 @@ from datetime import date, timedelta
 import pytest
 
 from challenges.models import Campaign, CampaignState, Progress, Reason, Streak, StreakCarry
-from challenges.periods import instance_bounds, instance_of
 from challenges.rules import (
     advance,
     campaign_state,
@@ -21,6 +20,7 @@ from challenges.rules import (
     streak_now,
 )
 from engine.effects import ChallengeCompleted, Notification, PointsAwarded, ProgressAdvanced
+from engine.periods import instance_bounds, instance_of
 from tests.unit.challenges.helpers import ROME, at, challenge, ev
 
 LATE_ENOUGH = at("2027-01-01T00:00")

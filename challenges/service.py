@@ -13,18 +13,16 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from challenges import definitions
+from challenges.applying import Application
 from challenges.config import (
     CampaignSpec,
     ChallengeSpec,
     build_campaign,
-    build_challenge,
     decode,
     diff_fields,
-    parse_when,
-    to_plain,
 )
 from challenges.enrolments import enrol
-from challenges.models import Campaign, CampaignState, CampaignStatus
+from challenges.models import CampaignState, CampaignStatus
 from challenges.rules import campaign_state
 from engine import members as members_repo
 from engine.earning import EarningRuleSpec, rule_to_spec
@@ -71,115 +69,13 @@ async def apply_definitions(
         DefinitionError: an invalid spec, a challenge naming an unknown campaign, or a removed campaign still
             used by a remaining challenge; nothing is written.
     """
-    tz = brand.tz
-    stored_campaigns = {
-        c.key: c for c in await definitions.stored_campaigns(session, brand_id=brand.id, include_archived=True)
-    }
-    stored_challenges = {
-        c.key: c for c in await definitions.stored_challenges(session, brand_id=brand.id, include_archived=True)
-    }
-    campaign_key_of = {c.id: c.key for c in stored_campaigns.values()}
-
-    # Validate everything, and the program that would result, before writing anything.
-    compiled: dict[str, Campaign] = {}
-    for index, campaign_spec in enumerate(campaigns or []):
-        compiled[campaign_spec.key] = build_campaign(campaign_spec, tz=tz, path=f"$.campaigns[{index}]")
-    final_campaigns = set(compiled)
-    if campaigns is None or not replace:
-        final_campaigns |= {k for k, c in stored_campaigns.items() if c.archived_at is None}
-    for index, spec in enumerate(challenges or []):
-        campaign = compiled.get(spec.campaign)
-        if campaign is None and spec.campaign in final_campaigns:
-            stored = stored_campaigns[spec.campaign]
-            campaign = build_campaign(decode(stored.spec, CampaignSpec, path="$"), tz=tz)
-        if campaign is None:
-            raise DefinitionError(
-                f"challenge {spec.key!r} names campaign {spec.campaign!r}, which the program does not have",
-                field=f"$.challenges[{index}].campaign",
-            )
-        build_challenge(spec, campaign=campaign, tz=tz, path=f"$.challenges[{index}]")
-    named = {spec.key for spec in challenges or []}
-    if challenges is None or not replace:
-        for key, kept in stored_challenges.items():
-            if kept.archived_at is None and key not in named:
-                campaign_key = campaign_key_of[kept.campaign_id]
-                if campaign_key not in final_campaigns:
-                    raise DefinitionError(
-                        f"campaign {campaign_key!r} would be removed, but challenge {key!r} still uses it",
-                        field="$.campaigns",
-                    )
-
-    changes: list[str] = []
-    campaign_ids = {k: c.id for k, c in stored_campaigns.items()}
-    for campaign_spec in campaigns or []:
-        plain = to_plain(campaign_spec)
-        existing = stored_campaigns.get(campaign_spec.key)
-        if existing is None:
-            campaign_ids[campaign_spec.key] = await definitions.insert_campaign(
-                session, brand_id=brand.id, key=campaign_spec.key, spec=plain, now=now
-            )
-            changes.append(f"campaign {campaign_spec.key}: created")
-        elif existing.archived_at is not None or existing.spec != plain:
-            await definitions.update_campaign(session, brand_id=brand.id, campaign_id=existing.id, spec=plain, now=now)
-            restored = ["restored"] if existing.archived_at is not None else []
-            changes.append(f"campaign {campaign_spec.key}: " + ", ".join(restored + diff_fields(existing.spec, plain)))
-    if campaigns is not None and replace:
-        gone = [c for k, c in stored_campaigns.items() if c.archived_at is None and k not in compiled]
-        await definitions.archive_campaigns(session, brand_id=brand.id, ids=[c.id for c in gone], now=now)
-        changes.extend(f"campaign {c.key}: archived (opt-ins kept)" for c in gone)
-
-    updated: list[tuple[str, list[str]]] = []
-    next_position = max((c.position for c in stored_challenges.values()), default=-1) + 1
-    for index, spec in enumerate(challenges or []):
-        plain = to_plain(spec)
-        row = stored_challenges.get(spec.key)
-        position = index if replace else (row.position if row is not None else next_position)
-        if row is None:
-            await definitions.insert_challenge(
-                session,
-                brand_id=brand.id,
-                key=spec.key,
-                campaign_id=campaign_ids[spec.campaign],
-                spec=plain,
-                position=position,
-                now=now,
-            )
-            next_position += 1
-            note = f", backfill from {spec.backfill_from}" if spec.backfill_from else ""
-            changes.append(f"challenge {spec.key}: created{note}")
-            continue
-        if row.archived_at is None and row.spec == plain and row.position == position:
-            continue
-        await definitions.update_challenge(
-            session,
-            brand_id=brand.id,
-            challenge_id=row.id,
-            campaign_id=campaign_ids[spec.campaign],
-            spec=plain,
-            position=position,
-            now=now,
-        )
-        if row.spec == plain and row.archived_at is None:
-            continue  # only its place in the program moved
-        notes = ["restored"] if row.archived_at is not None else []
-        notes += diff_fields(row.spec, plain)
-        if row.spec.get("rule", {}).get("type") != plain["rule"]["type"]:
-            notes.append("progress restarts (new rule type)")
-        if spec.backfill_from and (
-            row.backfilled_from is None or parse_when(spec.backfill_from, tz, field="") != row.backfilled_from
-        ):
-            notes.append(f"backfill from {spec.backfill_from}")
-        updated.append((spec.key, notes))
-    for key, notes in updated:
-        restart = any(n.startswith("progress restarts") for n in notes)
-        changes.append(f"challenge {key}: {', '.join(notes)}{'' if restart else ' (progress kept)'}")
-    if challenges is not None and replace:
-        gone_challenges = [c for k, c in stored_challenges.items() if c.archived_at is None and k not in named]
-        await definitions.archive_challenges(session, brand_id=brand.id, ids=[c.id for c in gone_challenges], now=now)
-        changes.extend(f"challenge {c.key}: archived (progress kept)" for c in gone_challenges)
-    if changes:
+    application = await Application.load(session, brand=brand, now=now, replace=replace)
+    application.validate(campaigns, challenges)
+    campaign_ids = await application.write_campaigns(campaigns)
+    await application.write_challenges(challenges, campaign_ids)
+    if application.changes:
         await bump_config_version(session, brand.id)
-    return changes
+    return application.changes
 
 
 async def export_definitions(

@@ -200,11 +200,11 @@ class ChallengeProcessor:
         program = await self._program(uow)
         if not program.by_type:
             return
-        session, brand_id, tz, now = uow.session, uow.brand.id, uow.tz, uow.now
         by_type = program.by_type
         touched = [(ctx, found) for ctx in uow.events if (found := by_type.get(ctx.event.type))]
         if not touched:
             return
+        session, brand_id, tz, now = uow.session, uow.brand.id, uow.tz, uow.now
         member_ids = {ctx.member_id for ctx, _ in touched}
         opted = await enrolments(
             session,
@@ -224,64 +224,10 @@ class ChallengeProcessor:
             await self._seed_firsts(session, brand_id=brand_id, candidates=firsts, members=members) if firsts else set()
         )
         completed: list[Completion] = []
-        for ctx, plans in touched:
-            event, view, member_id = ctx.event, ctx.member, ctx.member_id
-            late = now - event.occurred_at
-            member = members[member_id]
-            decoded, member_completions, effects = member.decoded, member.completions, ctx.effects
-            instance_ids: dict[str, str] = {"none": ""}  # of this event, per recurrence
-            changed = False
-            for plan in plans:
-                challenge = plan.challenge
-                # Most plans have nothing to check (this runs once per event and live challenge): no call.
-                if not (plan.unconditional and (plan.retention is None or late < plan.retention)) and not _passes(
-                    plan, ctx, now=now, tz=tz, opted=opted
-                ):
-                    continue
-                key = challenge.key
-                completions = member_completions.get(key, 0)
-                if plan.settled_at is not None and completions >= plan.settled_at:
-                    continue  # already completed or capped: the event would change nothing, so nothing is decoded
-                instance = instance_ids.get(challenge.recurrence)
-                if instance is None:
-                    instance = instance_ids[challenge.recurrence] = instance_of(
-                        challenge.recurrence, event.occurred_at, tz
-                    )
-                instances = decoded.get(key)
-                if instances is None:
-                    instances = member.instances(key)
-                before = instances.get(instance)
-                if before is None or before.kind != challenge.kind:
-                    before = Progress(kind=challenge.kind)  # no identity: the keys it is stored under say it
-                new, caused, reason, _ = apply_event(challenge, before, event, tz, view, completions, False, instance)
-                if new is not before:
-                    instances[instance] = new
-                    member.changed.add(key)
-                    changed = True
-                if caused:
-                    effects.extend(caused)
-                    if reason is Reason.COMPLETED:
-                        member_completions[key] = completions + 1
-                        completed.append(
-                            Completion(
-                                challenge_id=challenge.id,
-                                member_id=member_id,
-                                instance=instance,
-                                completed_at=event.occurred_at,
-                                event_key=event.id,
-                            )
-                        )
-            if changed:
-                dirty.add(member_id)
+        _advance(touched, members, dirty=dirty, completed=completed, now=now, tz=tz, opted=opted)
         if not dirty:
             return
-        recurring = program.recurring
-        for member_id in dirty:
-            member = members[member_id]
-            for key in member.changed & recurring.keys():
-                instances = member.decoded[key]
-                if len(instances) > 1:  # the current instance alone never needs pruning yet
-                    member.decoded[key] = prune_instances(instances, recurring[key], now=now, tz=tz)
+        _prune(members, dirty, program.recurring, now=now, tz=tz)
         await save_states(
             session, db=uow.db, brand_id=brand_id, states={m: members[m].encoded() for m in dirty}, now=now
         )
@@ -349,3 +295,85 @@ class ChallengeProcessor:
 
     async def after_commit(self, uow: UnitOfWork) -> None:
         """Nothing derived to update: progress, ledger and outbox rows were written in the transaction."""
+
+
+def _advance(
+    touched: list[tuple[EventContext, tuple[Plan, ...]]],
+    members: dict[MemberId, _Member],
+    *,
+    dirty: set[MemberId],
+    completed: list[Completion],
+    now: datetime,
+    tz: ZoneInfo,
+    opted: Mapping[tuple[int, MemberId], datetime],
+) -> None:
+    """Apply each event to the challenges that look at it, in order; mark changed members ``dirty``.
+
+    The hot loop: it runs once per event and live challenge, so it calls nothing it can do without.
+    """
+    for ctx, plans in touched:
+        event, view, member_id = ctx.event, ctx.member, ctx.member_id
+        late = now - event.occurred_at
+        member = members[member_id]
+        decoded, member_completions = member.decoded, member.completions
+        instance_ids: dict[str, str] = {"none": ""}  # of this event, per recurrence
+        changed = False
+        for plan in plans:
+            challenge = plan.challenge
+            # Most plans have nothing to check (this runs once per event and live challenge): no call.
+            if not (plan.unconditional and (plan.retention is None or late < plan.retention)) and not _passes(
+                plan, ctx, now=now, tz=tz, opted=opted
+            ):
+                continue
+            key = challenge.key
+            completions = member_completions.get(key, 0)
+            if plan.settled_at is not None and completions >= plan.settled_at:
+                continue  # already completed or capped: the event would change nothing, so nothing is decoded
+            instance = instance_ids.get(challenge.recurrence)
+            if instance is None:
+                instance = instance_ids[challenge.recurrence] = instance_of(challenge.recurrence, event.occurred_at, tz)
+            instances = decoded.get(key)
+            if instances is None:
+                instances = member.instances(key)
+            before = instances.get(instance)
+            if before is None or before.kind != challenge.kind:
+                before = Progress(kind=challenge.kind)  # no identity: the keys it is stored under say it
+            new, caused, reason, _ = apply_event(challenge, before, event, tz, view, completions, False, instance)
+            if new is not before:
+                instances[instance] = new
+                member.changed.add(key)
+                changed = True
+            if caused:
+                ctx.effects.extend(caused)
+                if reason is Reason.COMPLETED:
+                    member_completions[key] = completions + 1
+                    completed.append(_completion(challenge, ctx, instance))
+        if changed:
+            dirty.add(member_id)
+
+
+def _completion(challenge: Challenge, ctx: EventContext, instance: str) -> Completion:
+    return Completion(
+        challenge_id=challenge.id,
+        member_id=ctx.member_id,
+        instance=instance,
+        completed_at=ctx.event.occurred_at,
+        event_key=ctx.event.id,
+    )
+
+
+def _prune(
+    members: dict[MemberId, _Member],
+    dirty: set[MemberId],
+    recurring: Mapping[str, Challenge],
+    *,
+    now: datetime,
+    tz: ZoneInfo,
+) -> None:
+    """Drop the ended instances of recurring challenges the members' events changed."""
+    for member_id in dirty:
+        member = members[member_id]
+        for key in member.changed & recurring.keys():
+            instances = member.decoded[key]
+            if len(instances) > 1:  # the current instance alone never needs pruning yet
+                member.decoded[key] = prune_instances(instances, recurring[key], now=now, tz=tz)

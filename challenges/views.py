@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from challenges.advance import percent, streak_now
 from challenges.completions import member_completions
 from challenges.definitions import load_compiled, stored_campaigns
 from challenges.enrolments import enrolments
@@ -27,7 +28,7 @@ from challenges.models import (
     rule_kind,
     rule_matches,
 )
-from challenges.rules import campaign_state, evaluate, percent, replay, streak_now
+from challenges.rules import campaign_state, evaluate, replay
 from challenges.states import member_state
 from engine.errors import NotFound
 from engine.eventlog import member_events

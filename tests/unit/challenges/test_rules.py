@@ -6,18 +6,15 @@ from datetime import date, timedelta
 
 import pytest
 
+from challenges.advance import advance, fold_streak, percent, streak_now
 from challenges.models import Campaign, CampaignState, Progress, Reason, Streak, StreakCarry
 from challenges.rules import (
-    advance,
     campaign_state,
     count_event,
     evaluate,
-    fold_streak,
     fresh_progress,
-    percent,
     replay,
     screen,
-    streak_now,
 )
 from engine.effects import ChallengeCompleted, Notification, PointsAwarded, ProgressAdvanced
 from engine.periods import instance_bounds, instance_of

@@ -88,6 +88,15 @@ def screen(
     Returns:
         ``None`` when the event may count, else the reason it does not and a human explanation.
     """
+    return (
+        _unmatched(challenge, event, member)
+        or _untimely(challenge, event, tz=tz, received_at=received_at, live=live)
+        or _not_taking_part(challenge, event, member=member, opted_in_at=opted_in_at)
+    )
+
+
+def _unmatched(challenge: Challenge, event: Event, member: Mapping[str, Any]) -> tuple[Reason, str] | None:
+    """Why the event fits none of the rule's patterns, if it does not."""
     rule_patterns = challenge.patterns or rule_matches(challenge.rule)
     event_type = event.type
     for pattern in rule_patterns:
@@ -95,12 +104,17 @@ def screen(
             pattern.filter is None
             or predicate_matches(pattern.filter, event_type=event_type, properties=event.properties, member=member)
         ):
-            break
-    else:
-        types = sorted({m.event_type for m in rule_patterns})
-        if event.type not in types:
-            return Reason.NO_MATCH, f"type {event.type!r} is not {' or '.join(repr(t) for t in types)}"
-        return Reason.NO_MATCH, "the event does not pass the challenge's filter"
+            return None
+    types = sorted({m.event_type for m in rule_patterns})
+    if event.type not in types:
+        return Reason.NO_MATCH, f"type {event.type!r} is not {' or '.join(repr(t) for t in types)}"
+    return Reason.NO_MATCH, "the event does not pass the challenge's filter"
+
+
+def _untimely(
+    challenge: Challenge, event: Event, *, tz: ZoneInfo, received_at: datetime, live: bool
+) -> tuple[Reason, str] | None:
+    """Why the event counts at no time: the campaign's status or window, the go-live, or lateness."""
     campaign = challenge.campaign
     if live and campaign.status == "draft":
         return Reason.DRAFT, f"campaign {campaign.key!r} is a draft"
@@ -118,6 +132,13 @@ def screen(
         and not (challenge.backfill_from is not None and occurred >= challenge.backfill_from)
     ):
         return Reason.NOT_LIVE_YET, "received before the challenge went live (and not covered by its backfill)"
+    return _late(challenge, occurred, tz=tz, received_at=received_at)
+
+
+def _late(
+    challenge: Challenge, occurred: datetime, *, tz: ZoneInfo, received_at: datetime
+) -> tuple[Reason, str] | None:
+    """Why an event arrived too late: past the challenge's lateness, or after its instance was let go."""
     if challenge.max_lateness is not None and received_at - occurred > challenge.max_lateness:
         return Reason.TOO_LATE, f"arrived {received_at - occurred} after it happened (limit {challenge.max_lateness})"
     if challenge.recurrence != "none" and received_at - occurred >= (kept := retention(challenge)):
@@ -125,11 +146,19 @@ def screen(
         _start, end = instance_bounds(challenge.recurrence, occurred, tz)
         if end is not None and received_at >= end + kept:
             return Reason.TOO_LATE, f"its {challenge.recurrence} instance ended more than {kept} before it arrived"
+    return None
+
+
+def _not_taking_part(
+    challenge: Challenge, event: Event, *, member: Mapping[str, Any], opted_in_at: datetime | None
+) -> tuple[Reason, str] | None:
+    """Why the member does not take part: the campaign's eligibility or a missing (or later) opt-in."""
+    campaign = challenge.campaign
     if campaign.eligibility is not None and not predicate_matches(
         campaign.eligibility, event_type=event.type, properties={}, member=member
     ):
         return Reason.NOT_ELIGIBLE, "the member does not meet the campaign's eligibility rule"
-    if campaign.opt_in and (opted_in_at is None or occurred < opted_in_at):
+    if campaign.opt_in and (opted_in_at is None or event.occurred_at < opted_in_at):
         return Reason.NOT_OPTED_IN, (
             "the member has not opted in" if opted_in_at is None else "occurred before the member opted in"
         )

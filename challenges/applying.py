@@ -116,11 +116,15 @@ class Application:
                 restored = ["restored"] if existing.archived_at is not None else []
                 self.changes.append(f"campaign {spec.key}: " + ", ".join(restored + diff_fields(existing.spec, plain)))
         if campaigns is not None and self.replace:
-            named = {spec.key for spec in campaigns}
-            gone = [c for k, c in self.stored_campaigns.items() if c.archived_at is None and k not in named]
-            await definitions.archive_campaigns(session, brand_id=brand_id, ids=[c.id for c in gone], now=now)
-            self.changes.extend(f"campaign {c.key}: archived (opt-ins kept)" for c in gone)
+            await self._archive_campaigns({spec.key for spec in campaigns})
         return campaign_ids
+
+    async def _archive_campaigns(self, named: set[str]) -> None:
+        gone = [c for k, c in self.stored_campaigns.items() if c.archived_at is None and k not in named]
+        await definitions.archive_campaigns(
+            self.session, brand_id=self.brand.id, ids=[c.id for c in gone], now=self.now
+        )
+        self.changes.extend(f"campaign {c.key}: archived (opt-ins kept)" for c in gone)
 
     # --- challenges ---------------------------------------------------------------------------------
 
@@ -144,12 +148,14 @@ class Application:
             restart = any(n.startswith("progress restarts") for n in notes)
             self.changes.append(f"challenge {key}: {', '.join(notes)}{'' if restart else ' (progress kept)'}")
         if challenges is not None and self.replace:
-            named = {spec.key for spec in challenges}
-            gone = [c for k, c in self.stored_challenges.items() if c.archived_at is None and k not in named]
-            await definitions.archive_challenges(
-                self.session, brand_id=self.brand.id, ids=[c.id for c in gone], now=self.now
-            )
-            self.changes.extend(f"challenge {c.key}: archived (progress kept)" for c in gone)
+            await self._archive_challenges({spec.key for spec in challenges})
+
+    async def _archive_challenges(self, named: set[str]) -> None:
+        gone = [c for k, c in self.stored_challenges.items() if c.archived_at is None and k not in named]
+        await definitions.archive_challenges(
+            self.session, brand_id=self.brand.id, ids=[c.id for c in gone], now=self.now
+        )
+        self.changes.extend(f"challenge {c.key}: archived (progress kept)" for c in gone)
 
     async def _insert_challenge(self, spec: ChallengeSpec, campaign_id: int, position: int) -> None:
         await definitions.insert_challenge(

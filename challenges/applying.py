@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from challenges import definitions
-from challenges.config import CampaignSpec, build_campaign, build_challenge, decode, diff_fields, parse_when, to_plain
+from challenges.config import CampaignSpec, build_campaign, build_challenge, decode, parse_when
+from challenges.diffs import diff_fields, to_plain
 from engine.errors import DefinitionError
 
 if TYPE_CHECKING:

@@ -19,8 +19,8 @@ from challenges.config import (
     ChallengeSpec,
     build_campaign,
     decode,
-    diff_fields,
 )
+from challenges.diffs import diff_fields
 from challenges.enrolments import enrol
 from challenges.models import CampaignState, CampaignStatus
 from challenges.rules import campaign_state

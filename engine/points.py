@@ -12,10 +12,11 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import msgspec
-from sqlalchemy import func, insert, select
+from sqlalchemy import BigInteger, func, insert, select
 
 from engine import rules_store
 from engine.cache import BrandCache
+from engine.db import batches, one_of
 from engine.earning import evaluate
 from engine.effects import PointsAwarded
 from engine.errors import ValidationError
@@ -211,15 +212,18 @@ async def points_earned_on_days(
     """Points each member already earned per (rule key, local day), for daily caps."""
     if not member_ids or not keys or not days:
         return {}
-    rows = await session.execute(
-        select(LedgerRow.member_id, LedgerRow.key, LedgerRow.local_day, func.sum(LedgerRow.points))
-        .where(
-            LedgerRow.brand_id == brand_id,
-            LedgerRow.member_id.in_(member_ids),
-            LedgerRow.source == "rule",
-            LedgerRow.key.in_(keys),
-            LedgerRow.local_day.in_(days),
+    found: dict[tuple[MemberId, str, date], int] = {}
+    for members in batches(session, sorted(member_ids)):
+        rows = await session.execute(
+            select(LedgerRow.member_id, LedgerRow.key, LedgerRow.local_day, func.sum(LedgerRow.points))
+            .where(
+                LedgerRow.brand_id == brand_id,
+                one_of(session, LedgerRow.member_id, members, BigInteger()),
+                LedgerRow.source == "rule",
+                LedgerRow.key.in_(keys),
+                LedgerRow.local_day.in_(days),
+            )
+            .group_by(LedgerRow.member_id, LedgerRow.key, LedgerRow.local_day)
         )
-        .group_by(LedgerRow.member_id, LedgerRow.key, LedgerRow.local_day)
-    )
-    return {(MemberId(m), k, d): int(total) for m, k, d, total in rows}
+        found.update(((MemberId(m), k, d), int(total)) for m, k, d, total in rows)
+    return found

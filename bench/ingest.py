@@ -68,7 +68,7 @@ async def setup_brand(database_url: str, *, with_challenges: bool) -> str:
     """Create a brand with the demo earning rules (and optionally 50 challenges); returns its secret key."""
     from engine.clock import SystemClock
     from engine.db import Database, create_engine
-    from engine.points import put_rule
+    from engine.rules_store import put_rule
     from engine.tenants import KeyKind, create_brand
     from web.demo import earning_rules
 

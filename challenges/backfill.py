@@ -20,22 +20,27 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from sqlalchemy import insert
 
-from challenges import repository
+from challenges.completions import Completion, completed_instances, record_completions
 from challenges.config import ChallengeSpec, decode, parse_when
+from challenges.definitions import load_compiled, mark_backfilled, stored_campaigns, stored_challenges
+from challenges.enrolments import enrolments
 from challenges.models import Challenge, First, MemberState, Progress, rule_matches
-from challenges.rules import event_matches, prune_instances, replay, reward_effects
+from challenges.rules import prune_instances, replay, reward_effects
+from challenges.states import load_states, save_states
 from engine import members as members_repo
 from engine.effects import Notification, PointsAwarded
 from engine.errors import NotFound
-from engine.events import Event
+from engine.eventlog import earlier_events, member_events, members_with_events
 from engine.orm import OutboxRow
 from engine.pipeline import outbox_row
 from engine.points import post_entry
+from engine.predicates import matches_event
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from engine.db import Database
+    from engine.events import Event
     from engine.ids import MemberId
     from engine.tenants import Brand
 
@@ -59,9 +64,9 @@ class BackfillReport(msgspec.Struct, frozen=True, kw_only=True):
 async def pending(db: Database, *, brand: Brand) -> list[tuple[str, datetime]]:
     """Challenges whose ``backfill_from`` has not been replayed yet (campaigns in draft wait until they go live)."""
     async with db.read() as session:
-        campaigns = {c.id: c for c in await repository.stored_campaigns(session, brand_id=brand.id)}
+        campaigns = {c.id: c for c in await stored_campaigns(session, brand_id=brand.id)}
         found: list[tuple[str, datetime]] = []
-        for row in await repository.stored_challenges(session, brand_id=brand.id):
+        for row in await stored_challenges(session, brand_id=brand.id):
             spec = decode(row.spec, ChallengeSpec, path="$")
             campaign = campaigns.get(row.campaign_id)
             if spec.backfill_from is None or campaign is None or campaign.spec.get("status") == "draft":
@@ -86,13 +91,13 @@ async def backfill(db: Database, *, brand: Brand, key: str, since: datetime, now
         NotFound: no such (live) challenge.
     """
     async with db.read() as session:
-        compiled = {c.key: c for c in await repository.load_compiled(session, brand_id=brand.id, tz=brand.tz)}
+        compiled = {c.key: c for c in await load_compiled(session, brand_id=brand.id, tz=brand.tz)}
         if key not in compiled:
             raise NotFound(f"no challenge {key!r}", field="key")
         challenge = msgspec.structs.replace(compiled[key], backfill_from=since)
         types = {m.event_type for m in rule_matches(challenge.rule)}
         start = since if challenge.campaign.starts_at is None else max(since, challenge.campaign.starts_at)
-        members = await repository.members_with_events(
+        members = await members_with_events(
             session, brand_id=brand.id, types=types, since=start, received_since=challenge.live_since
         )
     updated = completions = points = 0
@@ -112,7 +117,7 @@ async def backfill(db: Database, *, brand: Brand, key: str, since: datetime, now
         completions += result[1]
         points += result[2]
     async with db.write() as session:
-        await repository.mark_backfilled(session, brand_id=brand.id, challenge_id=challenge.id, backfilled_from=since)
+        await mark_backfilled(session, brand_id=brand.id, challenge_id=challenge.id, backfilled_from=since)
     return BackfillReport(
         challenge=key, since=since, members=len(members), updated=updated, completions=completions, points=points
     )
@@ -131,18 +136,16 @@ async def _backfill_members(
     tz = brand.tz
     locked = await members_repo.ensure_and_lock(session, db=db, brand_id=brand.id, external_ids=external_ids, now=now)
     ids = {m.id for m in locked.values()}
-    states = await repository.load_states(session, brand_id=brand.id, member_ids=ids)
-    done = await repository.completed_instances(session, brand_id=brand.id, challenge_id=challenge.id, member_ids=ids)
-    opted = await repository.enrolments(
-        session, brand_id=brand.id, campaign_ids={challenge.campaign.id}, member_ids=ids
-    )
+    states = await load_states(session, brand_id=brand.id, member_ids=ids)
+    done = await completed_instances(session, brand_id=brand.id, challenge_id=challenge.id, member_ids=ids)
+    opted = await enrolments(session, brand_id=brand.id, campaign_ids={challenge.campaign.id}, member_ids=ids)
     types = {m.event_type for m in rule_matches(challenge.rule)}
     key = challenge.key
     changed: dict[MemberId, MemberState] = {}
-    recorded: list[repository.Completion] = []
+    recorded: list[Completion] = []
     completions = points = 0
     for member in locked.values():
-        events = await repository.member_events(
+        events = await member_events(
             session,
             brand_id=brand.id,
             member_id=member.id,
@@ -181,7 +184,7 @@ async def _backfill_members(
                 completions += 1
                 already = already | {instance}
                 recorded.append(
-                    repository.Completion(
+                    Completion(
                         challenge_id=challenge.id,
                         member_id=member.id,
                         instance=instance,
@@ -207,8 +210,8 @@ async def _backfill_members(
             changed[member.id] = MemberState(
                 progress=progress_map, completions={**state.completions, key: len(already)}
             )
-    await repository.save_states(session, db=db, brand_id=brand.id, states=changed, now=now)
-    await repository.record_completions(session, db=db, brand_id=brand.id, completions=recorded, now=now)
+    await save_states(session, db=db, brand_id=brand.id, states=changed, now=now)
+    await record_completions(session, db=db, brand_id=brand.id, completions=recorded, now=now)
     return len(changed), completions, points
 
 
@@ -225,12 +228,12 @@ async def _prior(
     if not isinstance(challenge.rule, First):
         return False
     match = challenge.rule.match
-    rows = await repository.earlier_events(
+    rows = await earlier_events(
         session, brand_id=brand.id, event_type=match.event_type, member_ids={member_id}, before=start
     )
     return any(
-        event_matches(match, Event(id="-", member="-", type=match.event_type, occurred_at=at, properties=props), view)
-        for _member, at, props in rows
+        matches_event(match.event_type, match.filter, event_type=match.event_type, properties=props, member=view)
+        for _member, _at, props in rows
     )
 
 

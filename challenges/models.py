@@ -236,7 +236,7 @@ class Progress(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc
     """One member's state on one instance of one challenge.
 
     Stored as JSON under short names (:data:`PROGRESS_NAMES`) and without ``challenge`` and ``instance``,
-    which the keys it is stored under already say (:mod:`challenges.repository`); new fields need defaults.
+    which the keys it is stored under already say (:mod:`challenges.codec`); new fields need defaults.
     """
 
     challenge: str = ""

@@ -1,7 +1,8 @@
 """The pipeline step that moves challenges forward: load → :mod:`challenges.rules` → save → effects.
 
-Per unit of work it runs a fixed number of queries whatever the batch size: the brand's config version
-(definitions are cached per version), opt-ins for opt-in campaigns, the state rows of the members the
+Per unit of work it runs a fixed number of queries whatever the batch size: none for definitions (a
+:class:`engine.cache.BrandCache` keyed by the unit of work's config version, read once for every
+processor), opt-ins for opt-in campaigns, the state rows of the members the
 batch touches (one row per member holds every challenge), the earlier events ``first`` challenges need,
 one bulk upsert of the changed states and one insert of the completions. Members are locked by the
 pipeline, so two requests for one member are applied one after the other and no update is lost.
@@ -14,16 +15,20 @@ read), and outcomes are computed without the human explanations only the explain
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from challenges import repository
-from challenges.models import Challenge, First, Match, Progress, Reason, Streak, rule_matches
-from challenges.periods import instance_of
-from challenges.rules import apply_event, event_matches, prune_instances, retention, screen
-from engine.events import Event
-from engine.predicates import Predicate
+from challenges.codec import EncodedState, decode_instances, encode_state_parts
+from challenges.completions import Completion, record_completions
+from challenges.definitions import load_compiled
+from challenges.enrolments import enrolments
+from challenges.models import Challenge, First, Progress, Reason, Streak, rule_matches
+from challenges.rules import apply_event, prune_instances, retention, screen
+from challenges.states import load_encoded_states, save_states
+from engine.cache import BrandCache
+from engine.eventlog import earlier_events
+from engine.periods import instance_of
+from engine.predicates import Predicate, matches_event
 from engine.predicates import matches as predicate_matches
-from engine.tenants import config_version
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -35,7 +40,6 @@ if TYPE_CHECKING:
 
     from engine.ids import BrandId, MemberId
     from engine.pipeline import EventContext, UnitOfWork
-    from engine.tenants import Brand
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,24 +137,6 @@ def _passes(
     return screen(plan.challenge, event, tz=tz, member=ctx.member, received_at=now, opted_in_at=opted_in_at) is None
 
 
-class DefinitionCache:
-    """Per-brand compiled challenges, reloaded when the brand's config version moves."""
-
-    def __init__(self) -> None:
-        self._entries: dict[BrandId, tuple[int, str, ActiveProgram]] = {}
-
-    async def program(self, session: AsyncSession, brand: Brand) -> ActiveProgram:
-        """The brand's live challenges as of this transaction."""
-        version = await config_version(session, brand.id)
-        hit = self._entries.get(brand.id)
-        if hit is not None and hit[0] == version and hit[1] == brand.timezone:
-            return hit[2]
-        compiled = await repository.load_compiled(session, brand_id=brand.id, tz=brand.tz)
-        program = ActiveProgram.of(compiled)
-        self._entries[brand.id] = (version, brand.timezone, program)
-        return program
-
-
 @dataclass(slots=True)
 class _Member:
     """A member's state being worked on: a challenge's instances are decoded when first needed."""
@@ -163,7 +149,7 @@ class _Member:
     """Challenges whose instances this unit of work changed (re-encoded when saved)."""
 
     @classmethod
-    def of(cls, state: repository.EncodedState | None) -> _Member:
+    def of(cls, state: EncodedState | None) -> _Member:
         if state is None:
             return cls(stored={}, completions={})
         return cls(stored=state.progress, completions=dict(state.completions))
@@ -177,7 +163,7 @@ class _Member:
         found = self.decoded.get(key)
         if found is None:
             raw = self.stored.get(key)
-            found = self.decoded[key] = {} if raw is None else repository.decode_instances(raw)
+            found = self.decoded[key] = {} if raw is None else decode_instances(raw)
         return found
 
     def encoded(self) -> str:
@@ -189,7 +175,7 @@ class _Member:
                 progress[key] = instances
             else:
                 progress.pop(key, None)
-        return repository.encode_state_parts(progress, self.completions)
+        return encode_state_parts(progress, self.completions)
 
 
 class ChallengeProcessor:
@@ -197,27 +183,36 @@ class ChallengeProcessor:
 
     name = "challenges"
 
-    def __init__(self, cache: DefinitionCache | None = None) -> None:
-        self.cache = cache or DefinitionCache()
+    def __init__(self, cache: BrandCache[ActiveProgram] | None = None) -> None:
+        self.cache: BrandCache[ActiveProgram] = cache or BrandCache()
+
+    async def _program(self, uow: UnitOfWork) -> ActiveProgram:
+        """The brand's live challenges as of this unit of work (compiled again when the version or timezone moves)."""
+        brand, session = uow.brand, uow.session
+
+        async def load() -> ActiveProgram:
+            return ActiveProgram.of(await load_compiled(session, brand_id=brand.id, tz=brand.tz))
+
+        return await self.cache.get(brand.id, (await uow.config_version(), brand.timezone), load)
 
     async def process(self, uow: UnitOfWork) -> None:
         """Advance progress for the unit's events, in order, and emit progress, completion and reward effects."""
-        program = await self.cache.program(uow.session, uow.brand)
+        program = await self._program(uow)
         if not program.by_type:
             return
-        session, brand_id, tz, now = uow.session, uow.brand.id, uow.tz, uow.now
         by_type = program.by_type
         touched = [(ctx, found) for ctx in uow.events if (found := by_type.get(ctx.event.type))]
         if not touched:
             return
+        session, brand_id, tz, now = uow.session, uow.brand.id, uow.tz, uow.now
         member_ids = {ctx.member_id for ctx, _ in touched}
-        opted = await repository.enrolments(
+        opted = await enrolments(
             session,
             brand_id=brand_id,
             campaign_ids=set(program.opt_in),
             member_ids=member_ids if program.opt_in else set(),
         )
-        stored = await repository.load_encoded_states(session, brand_id=brand_id, member_ids=member_ids)
+        stored = await load_encoded_states(session, brand_id=brand_id, member_ids=member_ids)
         members = {member_id: _Member.of(stored.get(member_id)) for member_id in member_ids}
         firsts = [
             (ctx, plan.challenge, instance_of(plan.challenge.recurrence, ctx.event.occurred_at, tz))
@@ -228,69 +223,15 @@ class ChallengeProcessor:
         dirty = (
             await self._seed_firsts(session, brand_id=brand_id, candidates=firsts, members=members) if firsts else set()
         )
-        completed: list[repository.Completion] = []
-        for ctx, plans in touched:
-            event, view, member_id = ctx.event, ctx.member, ctx.member_id
-            late = now - event.occurred_at
-            member = members[member_id]
-            decoded, member_completions, effects = member.decoded, member.completions, ctx.effects
-            instance_ids: dict[str, str] = {"none": ""}  # of this event, per recurrence
-            changed = False
-            for plan in plans:
-                challenge = plan.challenge
-                # Most plans have nothing to check (this runs once per event and live challenge): no call.
-                if not (plan.unconditional and (plan.retention is None or late < plan.retention)) and not _passes(
-                    plan, ctx, now=now, tz=tz, opted=opted
-                ):
-                    continue
-                key = challenge.key
-                completions = member_completions.get(key, 0)
-                if plan.settled_at is not None and completions >= plan.settled_at:
-                    continue  # already completed or capped: the event would change nothing, so nothing is decoded
-                instance = instance_ids.get(challenge.recurrence)
-                if instance is None:
-                    instance = instance_ids[challenge.recurrence] = instance_of(
-                        challenge.recurrence, event.occurred_at, tz
-                    )
-                instances = decoded.get(key)
-                if instances is None:
-                    instances = member.instances(key)
-                before = instances.get(instance)
-                if before is None or before.kind != challenge.kind:
-                    before = Progress(kind=challenge.kind)  # no identity: the keys it is stored under say it
-                new, caused, reason, _ = apply_event(challenge, before, event, tz, view, completions, False, instance)
-                if new is not before:
-                    instances[instance] = new
-                    member.changed.add(key)
-                    changed = True
-                if caused:
-                    effects.extend(caused)
-                    if reason is Reason.COMPLETED:
-                        member_completions[key] = completions + 1
-                        completed.append(
-                            repository.Completion(
-                                challenge_id=challenge.id,
-                                member_id=member_id,
-                                instance=instance,
-                                completed_at=event.occurred_at,
-                                event_key=event.id,
-                            )
-                        )
-            if changed:
-                dirty.add(member_id)
+        completed: list[Completion] = []
+        _advance(touched, members, dirty=dirty, completed=completed, now=now, tz=tz, opted=opted)
         if not dirty:
             return
-        recurring = program.recurring
-        for member_id in dirty:
-            member = members[member_id]
-            for key in member.changed & recurring.keys():
-                instances = member.decoded[key]
-                if len(instances) > 1:  # the current instance alone never needs pruning yet
-                    member.decoded[key] = prune_instances(instances, recurring[key], now=now, tz=tz)
-        await repository.save_states(
+        _prune(members, dirty, program.recurring, now=now, tz=tz)
+        await save_states(
             session, db=uow.db, brand_id=brand_id, states={m: members[m].encoded() for m in dirty}, now=now
         )
-        await repository.record_completions(session, db=uow.db, brand_id=brand_id, completions=completed, now=now)
+        await record_completions(session, db=uow.db, brand_id=brand_id, completions=completed, now=now)
 
     async def _seed_firsts(
         self,
@@ -322,7 +263,7 @@ class ChallengeProcessor:
         for group in by_challenge.values():
             challenge = group[0][1]
             (match,) = rule_matches(challenge.rule)
-            rows = await repository.earlier_events(
+            rows = await earlier_events(
                 session,
                 brand_id=brand_id,
                 event_type=match.event_type,
@@ -334,7 +275,14 @@ class ChallengeProcessor:
             prior = {
                 member_id
                 for member_id, occurred_at, properties in rows
-                if occurred_at < first_at[member_id] and _matches(match, occurred_at, properties, views[member_id])
+                if occurred_at < first_at[member_id]
+                and matches_event(
+                    match.event_type,
+                    match.filter,
+                    event_type=match.event_type,
+                    properties=properties,
+                    member=views[member_id],
+                )
             }
             for ctx, _, instance in group:
                 if ctx.member_id in prior:
@@ -349,6 +297,83 @@ class ChallengeProcessor:
         """Nothing derived to update: progress, ledger and outbox rows were written in the transaction."""
 
 
-def _matches(match: Match, occurred_at: datetime, properties: dict[str, Any], member: Mapping[str, Any]) -> bool:
-    probe = Event(id="-", member="-", type=match.event_type, occurred_at=occurred_at, properties=properties)
-    return event_matches(match, probe, member)
+def _advance(
+    touched: list[tuple[EventContext, tuple[Plan, ...]]],
+    members: dict[MemberId, _Member],
+    *,
+    dirty: set[MemberId],
+    completed: list[Completion],
+    now: datetime,
+    tz: ZoneInfo,
+    opted: Mapping[tuple[int, MemberId], datetime],
+) -> None:
+    """Apply each event to the challenges that look at it, in order; mark changed members ``dirty``.
+
+    The hot loop: it runs once per event and live challenge, so it calls nothing it can do without.
+    """
+    for ctx, plans in touched:
+        event, view, member_id = ctx.event, ctx.member, ctx.member_id
+        late = now - event.occurred_at
+        member = members[member_id]
+        decoded, member_completions = member.decoded, member.completions
+        instance_ids: dict[str, str] = {"none": ""}  # of this event, per recurrence
+        changed = False
+        for plan in plans:
+            challenge = plan.challenge
+            # Most plans have nothing to check (this runs once per event and live challenge): no call.
+            if not (plan.unconditional and (plan.retention is None or late < plan.retention)) and not _passes(
+                plan, ctx, now=now, tz=tz, opted=opted
+            ):
+                continue
+            key = challenge.key
+            completions = member_completions.get(key, 0)
+            if plan.settled_at is not None and completions >= plan.settled_at:
+                continue  # already completed or capped: the event would change nothing, so nothing is decoded
+            instance = instance_ids.get(challenge.recurrence)
+            if instance is None:
+                instance = instance_ids[challenge.recurrence] = instance_of(challenge.recurrence, event.occurred_at, tz)
+            instances = decoded.get(key)
+            if instances is None:
+                instances = member.instances(key)
+            before = instances.get(instance)
+            if before is None or before.kind != challenge.kind:
+                before = Progress(kind=challenge.kind)  # no identity: the keys it is stored under say it
+            new, caused, reason, _ = apply_event(challenge, before, event, tz, view, completions, False, instance)
+            if new is not before:
+                instances[instance] = new
+                member.changed.add(key)
+                changed = True
+            if caused:
+                ctx.effects.extend(caused)
+                if reason is Reason.COMPLETED:
+                    member_completions[key] = completions + 1
+                    completed.append(_completion(challenge, ctx, instance))
+        if changed:
+            dirty.add(member_id)
+
+
+def _completion(challenge: Challenge, ctx: EventContext, instance: str) -> Completion:
+    return Completion(
+        challenge_id=challenge.id,
+        member_id=ctx.member_id,
+        instance=instance,
+        completed_at=ctx.event.occurred_at,
+        event_key=ctx.event.id,
+    )
+
+
+def _prune(
+    members: dict[MemberId, _Member],
+    dirty: set[MemberId],
+    recurring: Mapping[str, Challenge],
+    *,
+    now: datetime,
+    tz: ZoneInfo,
+) -> None:
+    """Drop the ended instances of recurring challenges the members' events changed."""
+    for member_id in dirty:
+        member = members[member_id]
+        for key in member.changed & recurring.keys():
+            instances = member.decoded[key]
+            if len(instances) > 1:  # the current instance alone never needs pruning yet
+                member.decoded[key] = prune_instances(instances, recurring[key], now=now, tz=tz)

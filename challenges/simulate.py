@@ -11,20 +11,25 @@ time, and a ``first`` challenge counts the first matching event within the simul
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from challenges import repository
 from challenges.models import Challenge, Progress, rule_kind, rule_matches
-from challenges.periods import instance_of
 from challenges.rules import evaluate
 from engine.earning import evaluate as earn
+from engine.eventlog import stream_events
+from engine.members import member_views
+from engine.periods import instance_of
 
 if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
     from engine.db import Database
     from engine.earning import EarningRule
+    from engine.events import Event
     from engine.ids import MemberId
     from engine.tenants import Brand
 
@@ -88,6 +93,121 @@ class SimulationReport(msgspec.Struct, frozen=True, kw_only=True):
     """True when the event limit stopped the replay early."""
 
 
+@dataclass(slots=True)
+class _Tally:
+    """The draft program's running figures while events are replayed through it."""
+
+    tz: ZoneInfo
+    challenges: list[Challenge]
+    rules: tuple[EarningRule, ...]
+    by_type: dict[str, list[Challenge]] = field(default_factory=lambda: defaultdict(list))
+    states: dict[tuple[int, MemberId, str], Progress] = field(default_factory=dict)
+    done: Counter[tuple[int, MemberId]] = field(default_factory=Counter)
+    earned_today: dict[MemberId, dict[tuple[str, date], int]] = field(default_factory=lambda: defaultdict(dict))
+    views: dict[MemberId, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    rule_points: Counter[str] = field(default_factory=Counter)
+    rule_events: Counter[str] = field(default_factory=Counter)
+    challenge_points: Counter[int] = field(default_factory=Counter)
+    member_points: Counter[MemberId] = field(default_factory=Counter)
+    member_completions: Counter[MemberId] = field(default_factory=Counter)
+    badges: Counter[str] = field(default_factory=Counter)
+    seen_members: set[MemberId] = field(default_factory=set)
+    events: int = 0
+
+    def __post_init__(self) -> None:
+        for challenge in self.challenges:
+            for event_type in dict.fromkeys(m.event_type for m in rule_matches(challenge.rule)):
+                self.by_type[event_type].append(challenge)
+
+    def add(self, member_id: MemberId, event: Event, received_at: datetime) -> None:
+        """Run one stored event through the draft's earning rules and challenges."""
+        self.events += 1
+        self.seen_members.add(member_id)
+        _external, member = self.views.get(member_id, ("", {}))
+        for award in earn(self.rules, event, member, tz=self.tz, earned_today=self.earned_today[member_id]):
+            self.rule_points[award.key] += award.points
+            self.rule_events[award.key] += 1
+            self.member_points[member_id] += award.points
+        for challenge in self.by_type.get(event.type, ()):
+            self._challenge(challenge, member_id, member, event, received_at)
+
+    def _challenge(
+        self, challenge: Challenge, member_id: MemberId, member: dict[str, Any], event: Event, received_at: datetime
+    ) -> None:
+        key = (challenge.id, member_id, instance_of(challenge.recurrence, event.occurred_at, self.tz))
+        before = self.states.get(key)
+        outcome = evaluate(
+            challenge,
+            before,
+            event,
+            tz=self.tz,
+            member=member,
+            received_at=received_at,
+            opted_in_at=_ASSUMED_OPT_IN,
+            completions=self.done[(challenge.id, member_id)],
+            live=False,
+        )
+        if outcome.progress != before and (before is not None or outcome.progress.counted):
+            self.states[key] = outcome.progress
+        if outcome.completed:
+            self.done[(challenge.id, member_id)] += 1
+            self.member_completions[member_id] += 1
+            self.challenge_points[challenge.id] += challenge.reward.points
+            self.member_points[member_id] += challenge.reward.points
+            if challenge.reward.badge:
+                self.badges[challenge.reward.badge] += 1
+
+    def challenge_results(self) -> list[ChallengeResult]:
+        """Each challenge's completions, completers, points and members with progress."""
+        with_progress: Counter[int] = Counter()
+        for challenge_id, _member_id in {(k[0], k[1]) for k, p in self.states.items() if p.counted}:
+            with_progress[challenge_id] += 1
+        completers: Counter[int] = Counter(challenge_id for challenge_id, _member_id in self.done)
+        return [
+            ChallengeResult(
+                key=c.key,
+                title=c.title,
+                type=rule_kind(c.rule),
+                campaign=c.campaign.key,
+                completions=sum(n for (cid, _m), n in self.done.items() if cid == c.id),
+                members=completers[c.id],
+                points=self.challenge_points[c.id],
+                badge=c.reward.badge,
+                members_with_progress=with_progress[c.id],
+            )
+            for c in self.challenges
+        ]
+
+    def report(self, *, since: datetime | None, until: datetime | None, top: int, truncated: bool) -> SimulationReport:
+        """The figures as a report."""
+        views = self.views
+        earning_total = sum(self.rule_points.values())
+        challenge_total = sum(self.challenge_points.values())
+        ranked = sorted(self.member_points.items(), key=lambda item: (-item[1], views.get(item[0], ("", {}))[0]))
+        return SimulationReport(
+            since=since,
+            until=until,
+            events=self.events,
+            members=len(self.seen_members),
+            points=PointsTotals(
+                earning_rules=earning_total, challenges=challenge_total, total=earning_total + challenge_total
+            ),
+            challenges=self.challenge_results(),
+            earning_rules=[
+                RuleResult(key=r.key, points=self.rule_points[r.key], events=self.rule_events[r.key])
+                for r in self.rules
+                if r.active
+            ],
+            badges=dict(sorted(self.badges.items())),
+            top_members=[
+                TopMember(member=views.get(m, ("?", {}))[0], points=p, completions=self.member_completions[m])
+                for m, p in ranked[:top]
+                if p > 0
+            ],
+            truncated=truncated,
+        )
+
+
 async def simulate(
     db: Database,
     *,
@@ -100,103 +220,18 @@ async def simulate(
     max_events: int = 2_000_000,
 ) -> SimulationReport:
     """Replay the brand's events in ``[since, until)`` through ``challenges`` and ``rules``; write nothing."""
-    tz = brand.tz
-    by_type: dict[str, list[Challenge]] = defaultdict(list)
-    for challenge in challenges:
-        for event_type in dict.fromkeys(m.event_type for m in rule_matches(challenge.rule)):
-            by_type[event_type].append(challenge)
-    states: dict[tuple[int, MemberId, str], Progress] = {}
-    done: Counter[tuple[int, MemberId]] = Counter()
-    earned_today: dict[MemberId, dict[tuple[str, date], int]] = defaultdict(dict)
-    views: dict[MemberId, tuple[str, dict[str, Any]]] = {}
-    rule_points: Counter[str] = Counter()
-    rule_events: Counter[str] = Counter()
-    challenge_points: Counter[int] = Counter()
-    member_points: Counter[MemberId] = Counter()
-    member_completions: Counter[MemberId] = Counter()
-    badges: Counter[str] = Counter()
-    seen_members: set[MemberId] = set()
-    events = 0
+    tally = _Tally(tz=brand.tz, challenges=challenges, rules=rules)
     truncated = False
     async with db.read() as session:
-        async for page in repository.stream_events(session, brand_id=brand.id, since=since, until=until):
-            unknown = {member_id for member_id, _e, _r in page if member_id not in views}
+        async for page in stream_events(session, brand_id=brand.id, since=since, until=until):
+            unknown = {member_id for member_id, _e, _r in page if member_id not in tally.views}
             if unknown:
-                views.update(await repository.member_views(session, brand_id=brand.id, ids=unknown))
+                tally.views.update(await member_views(session, brand_id=brand.id, ids=unknown))
             for member_id, event, received_at in page:
-                if events >= max_events:
+                if tally.events >= max_events:
                     truncated = True
                     break
-                events += 1
-                seen_members.add(member_id)
-                _external, member = views.get(member_id, ("", {}))
-                for award in earn(rules, event, member, tz=tz, earned_today=earned_today[member_id]):
-                    rule_points[award.key] += award.points
-                    rule_events[award.key] += 1
-                    member_points[member_id] += award.points
-                for challenge in by_type.get(event.type, ()):
-                    key = (challenge.id, member_id, instance_of(challenge.recurrence, event.occurred_at, tz))
-                    before = states.get(key)
-                    outcome = evaluate(
-                        challenge,
-                        before,
-                        event,
-                        tz=tz,
-                        member=member,
-                        received_at=received_at,
-                        opted_in_at=_ASSUMED_OPT_IN,
-                        completions=done[(challenge.id, member_id)],
-                        live=False,
-                    )
-                    if outcome.progress != before and (before is not None or outcome.progress.counted):
-                        states[key] = outcome.progress
-                    if outcome.completed:
-                        done[(challenge.id, member_id)] += 1
-                        member_completions[member_id] += 1
-                        challenge_points[challenge.id] += challenge.reward.points
-                        member_points[member_id] += challenge.reward.points
-                        if challenge.reward.badge:
-                            badges[challenge.reward.badge] += 1
+                tally.add(member_id, event, received_at)
             if truncated:
                 break
-    with_progress: Counter[int] = Counter()
-    for challenge_id, _member_id in {(k[0], k[1]) for k, p in states.items() if p.counted}:
-        with_progress[challenge_id] += 1
-    completers: Counter[int] = Counter(challenge_id for challenge_id, _member_id in done)
-    results = [
-        ChallengeResult(
-            key=c.key,
-            title=c.title,
-            type=rule_kind(c.rule),
-            campaign=c.campaign.key,
-            completions=sum(n for (cid, _m), n in done.items() if cid == c.id),
-            members=completers[c.id],
-            points=challenge_points[c.id],
-            badge=c.reward.badge,
-            members_with_progress=with_progress[c.id],
-        )
-        for c in challenges
-    ]
-    earning_total = sum(rule_points.values())
-    challenge_total = sum(challenge_points.values())
-    ranked = sorted(member_points.items(), key=lambda item: (-item[1], views.get(item[0], ("", {}))[0]))[:top]
-    return SimulationReport(
-        since=since,
-        until=until,
-        events=events,
-        members=len(seen_members),
-        points=PointsTotals(
-            earning_rules=earning_total, challenges=challenge_total, total=earning_total + challenge_total
-        ),
-        challenges=results,
-        earning_rules=[
-            RuleResult(key=r.key, points=rule_points[r.key], events=rule_events[r.key]) for r in rules if r.active
-        ],
-        badges=dict(sorted(badges.items())),
-        top_members=[
-            TopMember(member=views.get(m, ("?", {}))[0], points=p, completions=member_completions[m])
-            for m, p in ranked
-            if p > 0
-        ],
-        truncated=truncated,
-    )
+    return tally.report(since=since, until=until, top=top, truncated=truncated)

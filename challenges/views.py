@@ -12,7 +12,10 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from challenges import repository
+from challenges.advance import percent, streak_now
+from challenges.completions import member_completions
+from challenges.definitions import load_compiled, stored_campaigns
+from challenges.enrolments import enrolments
 from challenges.models import (
     AllOf,
     CampaignState,
@@ -25,10 +28,11 @@ from challenges.models import (
     rule_kind,
     rule_matches,
 )
-from challenges.periods import instance_bounds, instance_of
-from challenges.rules import campaign_state, evaluate, percent, replay, streak_now
+from challenges.rules import campaign_state, evaluate, replay
+from challenges.states import member_state
 from engine.errors import NotFound
-from engine.periods import local_day
+from engine.eventlog import member_events
+from engine.periods import instance_bounds, instance_of, local_day
 from engine.predicates import matches as predicate_matches
 
 if TYPE_CHECKING:
@@ -120,7 +124,7 @@ class Explanation(msgspec.Struct, frozen=True, kw_only=True):
 
 
 async def _visible(session: AsyncSession, brand: Brand) -> list[Challenge]:
-    challenges = await repository.load_compiled(session, brand_id=brand.id, tz=brand.tz)
+    challenges = await load_compiled(session, brand_id=brand.id, tz=brand.tz)
     return [c for c in challenges if c.campaign.status != "draft"]
 
 
@@ -204,8 +208,8 @@ async def member_challenges(
         for c in await _visible(session, brand)
         if predicate_matches(c.campaign.eligibility, properties={}, member=member.predicate_view)
     ]
-    state = await repository.member_state(session, brand_id=brand.id, member_id=member.id)
-    opted = await repository.enrolments(
+    state = await member_state(session, brand_id=brand.id, member_id=member.id)
+    opted = await enrolments(
         session,
         brand_id=brand.id,
         campaign_ids={c.campaign.id for c in challenges if c.campaign.opt_in},
@@ -244,10 +248,8 @@ async def member_challenge(
         NotFound: no such challenge (archived and draft ones included).
     """
     challenge = await _one(session, brand=brand, key=key)
-    state = await repository.member_state(session, brand_id=brand.id, member_id=member.id)
-    opted = await repository.enrolments(
-        session, brand_id=brand.id, campaign_ids={challenge.campaign.id}, member_ids={member.id}
-    )
+    state = await member_state(session, brand_id=brand.id, member_id=member.id)
+    opted = await enrolments(session, brand_id=brand.id, campaign_ids={challenge.campaign.id}, member_ids={member.id})
     return _view(
         challenge,
         stored=state.progress.get(challenge.key, {}),
@@ -269,12 +271,10 @@ async def explain(
     challenge = await _one(session, brand=brand, key=key)
     tz = brand.tz
     view = await member_challenge(session, brand=brand, member=member, key=key, now=now)
-    opted = await repository.enrolments(
-        session, brand_id=brand.id, campaign_ids={challenge.campaign.id}, member_ids={member.id}
-    )
+    opted = await enrolments(session, brand_id=brand.id, campaign_ids={challenge.campaign.id}, member_ids={member.id})
     opted_in_at = opted.get((challenge.campaign.id, member.id))
     types = {m.event_type for m in rule_matches(challenge.rule)}
-    folded = await repository.member_events(
+    folded = await member_events(
         session,
         brand_id=brand.id,
         member_id=member.id,
@@ -286,7 +286,7 @@ async def explain(
     )
     replayed = replay(challenge, folded, tz=tz, member=member.predicate_view, opted_in_at=opted_in_at)
     outcomes = dict(replayed.outcomes)
-    recent = await repository.member_events(
+    recent = await member_events(
         session, brand_id=brand.id, member_id=member.id, external_id=member.external_id, limit=limit, newest=True
     )
     explained: list[ExplainedEvent] = []
@@ -350,11 +350,9 @@ class MemberData(msgspec.Struct, frozen=True, kw_only=True):
 async def member_data(session: AsyncSession, *, brand: Brand, member: Member, now: datetime) -> MemberData:
     """The member's challenges (ended ones included), completions and opt-ins."""
     challenges = await member_challenges(session, brand=brand, member=member, now=now, include_ended=True)
-    completions = await repository.member_completions(session, brand_id=brand.id, member_id=member.id)
-    campaigns = {
-        c.id: c.key for c in await repository.stored_campaigns(session, brand_id=brand.id, include_archived=True)
-    }
-    opted = await repository.enrolments(session, brand_id=brand.id, campaign_ids=set(campaigns), member_ids={member.id})
+    completions = await member_completions(session, brand_id=brand.id, member_id=member.id)
+    campaigns = {c.id: c.key for c in await stored_campaigns(session, brand_id=brand.id, include_archived=True)}
+    opted = await enrolments(session, brand_id=brand.id, campaign_ids=set(campaigns), member_ids={member.id})
     return MemberData(
         challenges=challenges,
         completions=[

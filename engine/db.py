@@ -129,6 +129,16 @@ def chunks(values: Iterable[Any], size: int = CHUNK) -> Iterator[list[Any]]:
         yield items[start : start + size]
 
 
+def batches(session: AsyncSession, values: Iterable[Any]) -> Iterator[list[Any]]:
+    """``values`` in the lists :func:`one_of` takes: one on PostgreSQL (one round trip), of :data:`CHUNK` on SQLite."""
+    if not on_postgres(session):
+        yield from chunks(values)
+        return
+    items = list(values)
+    if items:
+        yield items
+
+
 def greatest(session: AsyncSession, a: Any, b: Any) -> Any:
     """SQL ``greatest(a, b)`` (SQLite's two-argument ``max``)."""
     return func.greatest(a, b) if on_postgres(session) else func.max(a, b)

@@ -6,10 +6,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import msgspec
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import BigInteger, String, select
 
+from engine.db import batches, insert_for, one_of
 from engine.errors import NotFound
 from engine.events import ExternalId, check_properties
 from engine.ids import BrandId, MemberId
@@ -71,10 +70,6 @@ def _to_member(row: Any) -> Member:
     )
 
 
-def _insert_for(db: Database) -> Any:
-    return pg_insert if db.is_postgres else sqlite_insert
-
-
 async def ensure_and_lock(
     session: AsyncSession, *, db: Database, brand_id: BrandId, external_ids: list[str], now: datetime
 ) -> dict[str, Member]:
@@ -89,7 +84,7 @@ async def ensure_and_lock(
     found = await _lock_existing(session, db=db, brand_id=brand_id, external_ids=unique)
     missing = [external_id for external_id in unique if external_id not in found]
     if missing:
-        insert = _insert_for(db)
+        insert = insert_for(session)
         statement = (
             insert(cast("Table", MemberRow.__table__))
             .on_conflict_do_nothing(index_elements=["brand_id", "external_id"])
@@ -130,11 +125,10 @@ async def _lock_existing(
     session: AsyncSession, *, db: Database, brand_id: BrandId, external_ids: list[str]
 ) -> dict[str, Member]:
     found: dict[str, Member] = {}
-    for start in range(0, len(external_ids), 1000):
-        chunk = external_ids[start : start + 1000]
+    for chunk in batches(session, external_ids):
         query = (
             select(*_MEMBER_COLUMNS)
-            .where(MemberRow.brand_id == brand_id, MemberRow.external_id.in_(chunk))
+            .where(MemberRow.brand_id == brand_id, one_of(session, MemberRow.external_id, chunk, String()))
             .order_by(MemberRow.id)
         )
         if db.is_postgres:
@@ -188,8 +182,13 @@ async def members_by_id(session: AsyncSession, *, brand_id: BrandId, ids: list[M
     """The brand's members with the given ids (missing ones are left out)."""
     if not ids:
         return {}
-    rows = await session.scalars(select(MemberRow).where(MemberRow.brand_id == brand_id, MemberRow.id.in_(ids)))
-    return {MemberId(r.id): _to_member(r) for r in rows}
+    found: dict[MemberId, Member] = {}
+    for chunk in batches(session, ids):
+        rows = await session.scalars(
+            select(MemberRow).where(MemberRow.brand_id == brand_id, one_of(session, MemberRow.id, chunk, BigInteger()))
+        )
+        found.update((MemberId(r.id), _to_member(r)) for r in rows)
+    return found
 
 
 async def erase_member(session: AsyncSession, *, brand_id: BrandId, external_id: str, now: datetime) -> Member:
@@ -235,3 +234,19 @@ async def member_events(session: AsyncSession, *, brand_id: BrandId, member_id: 
         )
         for r in rows
     ]
+
+
+async def member_views(
+    session: AsyncSession, *, brand_id: BrandId, ids: set[MemberId]
+) -> dict[MemberId, tuple[str, dict[str, Any]]]:
+    """External id and predicate view (attributes plus locale) of the given members."""
+    found: dict[MemberId, tuple[str, dict[str, Any]]] = {}
+    for members in batches(session, sorted(ids)):
+        rows = await session.execute(
+            select(MemberRow.id, MemberRow.external_id, MemberRow.locale, MemberRow.attributes).where(
+                MemberRow.brand_id == brand_id, one_of(session, MemberRow.id, members, BigInteger())
+            )
+        )
+        for member_id, ext, locale, attributes in rows:
+            found[MemberId(member_id)] = (ext, {"locale": locale, **(attributes or {})})
+    return found

@@ -1,8 +1,17 @@
-"""Pure period and window arithmetic in a brand's timezone.
+"""Pure period and window arithmetic in a brand's timezone: the one home of local-day maths.
 
 Every instant Questline stores is UTC; every day, week and month a member or brand sees is local to
 the brand. These helpers convert between the two without touching I/O, so a DST change can neither
 break nor fake a day.
+
+- local days: :func:`local_day`, :func:`local_midnight`;
+- periods (daily, ISO-weekly, monthly, all time): :func:`period_start_day`, :func:`next_period_start_day`,
+  :func:`period_id` / :func:`period_id_of_day` (``2026-11-22``, ``2026-W47``, ``2026-11``),
+  :func:`first_day_of` (an id back to its first day), :func:`period_bounds`, :func:`in_window`;
+- recurring instances (a recurrence ``none | daily | weekly | monthly``, ``""`` for one-off):
+  :func:`instance_of`, :func:`instance_bounds`, :func:`instance_end`;
+- streak periods (``day | week``), counted in calendar days or ISO weeks, never 24-hour differences:
+  :func:`streak_period_of`, :func:`periods_between`.
 """
 
 from __future__ import annotations
@@ -119,3 +128,70 @@ def in_window(instant: datetime, starts_at: datetime | None, ends_at: datetime |
     if starts_at is not None and instant < starts_at:
         return False
     return not (ends_at is not None and instant >= ends_at)
+
+
+def first_day_of(kind: PeriodKind, pid: str) -> date:
+    """The first local day of the daily, weekly or monthly period named ``pid`` (as :func:`period_id_of_day` names it).
+
+    Raises:
+        ValueError: ``pid`` is not such a period's id.
+    """
+    match kind:
+        case PeriodKind.DAILY:
+            if len(pid) != 10:
+                raise ValueError(pid)
+            return date.fromisoformat(pid)
+        case PeriodKind.WEEKLY:
+            year, _, week = pid.partition("-W")
+            if len(year) != 4 or len(week) != 2:
+                raise ValueError(pid)
+            return date.fromisocalendar(int(year), int(week), 1)
+        case PeriodKind.MONTHLY:
+            year, _, month = pid.partition("-")
+            if len(year) != 4 or len(month) != 2:
+                raise ValueError(pid)
+            return date(int(year), int(month), 1)
+    raise ValueError(pid)
+
+
+# --- recurring instances and streak periods ------------------------------------------------------------
+
+#: The period kind of each recurrence (``none``, one-off, has none).
+RECURRENCE_KINDS: dict[str, PeriodKind] = {
+    "daily": PeriodKind.DAILY,
+    "weekly": PeriodKind.WEEKLY,
+    "monthly": PeriodKind.MONTHLY,
+}
+
+
+def instance_of(recurrence: str, instant: datetime, tz: ZoneInfo) -> str:
+    """The instance of a recurrence that ``instant`` falls in: ``""`` for one-off, else the period's id."""
+    kind = RECURRENCE_KINDS.get(recurrence)
+    return "" if kind is None else period_id_of_day(kind, local_day(instant, tz))
+
+
+def instance_bounds(recurrence: str, instant: datetime, tz: ZoneInfo) -> tuple[datetime | None, datetime | None]:
+    """The UTC ``[start, end)`` of the instance containing ``instant``; open bounds for one-off."""
+    kind = RECURRENCE_KINDS.get(recurrence)
+    return (None, None) if kind is None else period_bounds(kind, instant, tz)
+
+
+@lru_cache(maxsize=4096)  # pruning asks for the same few instances' ends for every member
+def instance_end(recurrence: str, instance: str, tz: ZoneInfo) -> datetime | None:
+    """The UTC end (exclusive) of a recurring instance, from its id; ``None`` for one-off."""
+    kind = RECURRENCE_KINDS.get(recurrence)
+    if kind is None or not instance:
+        return None
+    return local_midnight(next_period_start_day(kind, first_day_of(kind, instance)), tz)
+
+
+def streak_period_of(instant: datetime, period: str, tz: ZoneInfo) -> date:
+    """The first local day of the streak period (``day``, or Monday of the ISO ``week``) containing ``instant``."""
+    day = local_day(instant, tz)
+    return day if period == "day" else day - timedelta(days=day.weekday())
+
+
+def periods_between(earlier: date, later: date, period: str) -> int:
+    """How many whole streak periods separate two period start days (1 for consecutive days or weeks)."""
+    days = (later - earlier).days
+    return days if period == "day" else days // 7

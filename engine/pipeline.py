@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 import msgspec
-from sqlalchemy import insert, select, text
+from sqlalchemy import insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from engine import eventlog, tenants
 from engine import members as members_repo
-from engine import tenants
-from engine.effects import Effect, Notification, PointsAwarded, effects_decoder
+from engine.effects import Effect, Notification, PointsAwarded
 from engine.orm import EventRow, LedgerRow, OutboxRow
 from engine.periods import local_day
 
@@ -178,7 +178,7 @@ class Pipeline:
             member_map = await members_repo.ensure_and_lock(
                 session, db=self.db, brand_id=brand.id, external_ids=[e.member for e in events], now=now
             )
-            known = await _stored_results(session, db=self.db, brand_id=brand.id, keys=[e.id for e in events])
+            known = await eventlog.stored_results(session, brand_id=brand.id, keys=[e.id for e in events])
             first_seen: dict[str, EventContext] = {}
             contexts: list[EventContext] = []
             for index, event in enumerate(events):
@@ -209,37 +209,6 @@ def _retryable(exc: IntegrityError | DBAPIError) -> bool:
         return True
     code = getattr(exc.orig, "sqlstate", None) or getattr(getattr(exc.orig, "__cause__", None), "sqlstate", None)
     return code in _RETRYABLE_SQLSTATES
-
-
-_STORED_RESULTS = text(
-    "SELECT event_key, result FROM event_log WHERE brand_id = :brand_id AND event_key = ANY(CAST(:keys AS TEXT[]))"
-)
-
-
-async def _stored_results(
-    session: AsyncSession, *, db: Database, brand_id: BrandId, keys: list[str]
-) -> dict[str, list[Any]]:
-    if not keys:
-        return {}
-    found: dict[str, list[Any]] = {}
-    unique = list(dict.fromkeys(keys))
-    if db.is_postgres:
-        # One array parameter, not an IN list of 500: with many bind parameters PostgreSQL rebuilds the
-        # list for every row of the brand it scans, which grows with the event log.
-        rows = await session.execute(_STORED_RESULTS, {"brand_id": brand_id, "keys": unique})
-        for key, result in rows:
-            found[key] = list(effects_decoder.decode(result))
-        return found
-    for start in range(0, len(unique), 500):
-        chunk = unique[start : start + 500]
-        rows = await session.execute(
-            select(EventRow.event_key, EventRow.result).where(
-                EventRow.brand_id == brand_id, EventRow.event_key.in_(chunk)
-            )
-        )
-        for key, result in rows:
-            found[key] = list(effects_decoder.decode(result))
-    return found
 
 
 async def _write_effects(uow: UnitOfWork) -> None:

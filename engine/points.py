@@ -1,8 +1,9 @@
 """The points ledger and earning rules: SQL side.
 
 The ledger is append-only: entries are inserted, never updated or deleted; a correction is a new entry.
-A balance is the sum of a member's entries. Earning rules are loaded per brand and cached by the brand's
-``config_version``, which every definition change bumps in the same transaction.
+A balance is the sum of a member's entries. Earning rules (stored by :mod:`engine.rules_store`) are
+cached per brand by the brand's ``config_version``, which every definition change bumps in the same
+transaction.
 """
 
 from __future__ import annotations
@@ -11,22 +12,24 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import msgspec
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import BigInteger, func, insert, select
 
-from engine.earning import EarningRule, EarningRuleSpec, build_rule, evaluate, rule_to_spec
+from engine import rules_store
+from engine.cache import BrandCache
+from engine.db import batches, one_of
+from engine.earning import evaluate
 from engine.effects import PointsAwarded
-from engine.errors import NotFound, ValidationError
+from engine.errors import ValidationError
 from engine.ids import MemberId
-from engine.orm import EarningRuleRow, LedgerRow
+from engine.orm import LedgerRow
 from engine.periods import local_day
-from engine.tenants import bump_config_version, config_version
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
 
     from sqlalchemy.ext.asyncio import AsyncSession
 
-    from engine.db import Database
+    from engine.earning import EarningRule
     from engine.ids import BrandId
     from engine.pipeline import UnitOfWork
 
@@ -62,74 +65,20 @@ class Adjustment(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
 
 
-class RuleCache:
-    """Per-brand earning rules, reloaded when the brand's config version moves."""
-
-    def __init__(self) -> None:
-        self._rules: dict[BrandId, tuple[int, tuple[EarningRule, ...]]] = {}
-
-    async def rules(self, session: AsyncSession, brand_id: BrandId) -> tuple[EarningRule, ...]:
-        """The brand's earning rules as of this transaction."""
-        version = await config_version(session, brand_id)
-        hit = self._rules.get(brand_id)
-        if hit is not None and hit[0] == version:
-            return hit[1]
-        rules = await load_rules(session, brand_id)
-        self._rules[brand_id] = (version, rules)
-        return rules
-
-
-async def load_rules(session: AsyncSession, brand_id: BrandId) -> tuple[EarningRule, ...]:
-    """Every earning rule of the brand, by key."""
-    rows = await session.scalars(
-        select(EarningRuleRow.spec).where(EarningRuleRow.brand_id == brand_id).order_by(EarningRuleRow.key)
-    )
-    return tuple(build_rule(msgspec.convert(spec, EarningRuleSpec)) for spec in rows)
-
-
-async def put_rule(db: Database, *, brand_id: BrandId, spec: EarningRuleSpec, now: datetime) -> EarningRule:
-    """Create or replace an earning rule (validated first; nothing changes if it is invalid)."""
-    rule = build_rule(spec, path="$")
-    plain = msgspec.to_builtins(rule_to_spec(rule))
-    async with db.write() as session:
-        row = await session.scalar(
-            select(EarningRuleRow).where(EarningRuleRow.brand_id == brand_id, EarningRuleRow.key == spec.key)
-        )
-        if row is None:
-            session.add(EarningRuleRow(brand_id=brand_id, key=spec.key, spec=plain, updated_at=now))
-        else:
-            row.spec = plain
-            row.updated_at = now
-        await bump_config_version(session, brand_id)
-    return rule
-
-
-async def delete_rule(db: Database, *, brand_id: BrandId, key: str) -> None:
-    """Remove an earning rule; points already earned stay in the ledger.
-
-    Raises:
-        NotFound: no such rule.
-    """
-    async with db.write() as session:
-        result = await session.execute(
-            delete(EarningRuleRow).where(EarningRuleRow.brand_id == brand_id, EarningRuleRow.key == key)
-        )
-        if not getattr(result, "rowcount", 0):
-            raise NotFound(f"no earning rule {key!r}", field="key")
-        await bump_config_version(session, brand_id)
-
-
 class PointsProcessor:
     """The pipeline step that applies earning rules to each new event."""
 
     name = "points"
 
     def __init__(self) -> None:
-        self.cache = RuleCache()
+        self.cache: BrandCache[tuple[EarningRule, ...]] = BrandCache()
 
     async def process(self, uow: UnitOfWork) -> None:
         """Evaluate the brand's earning rules on every new event, in order, honouring daily caps."""
-        rules = await self.cache.rules(uow.session, uow.brand.id)
+        brand_id = uow.brand.id
+        rules = await self.cache.get(
+            brand_id, await uow.config_version(), lambda: rules_store.load_rules(uow.session, brand_id)
+        )
         if not rules:
             return
         tz = uow.tz
@@ -263,15 +212,18 @@ async def points_earned_on_days(
     """Points each member already earned per (rule key, local day), for daily caps."""
     if not member_ids or not keys or not days:
         return {}
-    rows = await session.execute(
-        select(LedgerRow.member_id, LedgerRow.key, LedgerRow.local_day, func.sum(LedgerRow.points))
-        .where(
-            LedgerRow.brand_id == brand_id,
-            LedgerRow.member_id.in_(member_ids),
-            LedgerRow.source == "rule",
-            LedgerRow.key.in_(keys),
-            LedgerRow.local_day.in_(days),
+    found: dict[tuple[MemberId, str, date], int] = {}
+    for members in batches(session, sorted(member_ids)):
+        rows = await session.execute(
+            select(LedgerRow.member_id, LedgerRow.key, LedgerRow.local_day, func.sum(LedgerRow.points))
+            .where(
+                LedgerRow.brand_id == brand_id,
+                one_of(session, LedgerRow.member_id, members, BigInteger()),
+                LedgerRow.source == "rule",
+                LedgerRow.key.in_(keys),
+                LedgerRow.local_day.in_(days),
+            )
+            .group_by(LedgerRow.member_id, LedgerRow.key, LedgerRow.local_day)
         )
-        .group_by(LedgerRow.member_id, LedgerRow.key, LedgerRow.local_day)
-    )
-    return {(MemberId(m), k, d): int(total) for m, k, d, total in rows}
+        found.update(((MemberId(m), k, d), int(total)) for m, k, d, total in rows)
+    return found

@@ -100,6 +100,10 @@ def _parse(data: Any, path: str, depth: int, counter: list[int]) -> Predicate:
         return Not(child=_parse(data["not"], f"{path}.not", depth + 1, counter))
     if "field" not in keys:
         raise DefinitionError("expected `all`, `any`, `not` or a `field` comparison", field=path)
+    return _parse_leaf(data, keys, path)
+
+
+def _parse_leaf(data: Mapping[str, Any], keys: set[str], path: str) -> Leaf:
     field = _check_field(data["field"], path)
     ops = keys - {"field"}
     unknown = ops - set(COMPARISONS)
@@ -110,7 +114,13 @@ def _parse(data: Any, path: str, depth: int, counter: list[int]) -> Predicate:
         raise DefinitionError("a comparison takes exactly one operator", field=path)
     (op,) = ops
     value = data[op]
-    where = f"{path}.{op}"
+    _check_value(op, value, f"{path}.{op}")
+    if op in ("in", "not_in"):
+        value = tuple(value)
+    return Leaf(field=field, op=op, value=value)
+
+
+def _check_value(op: str, value: Any, where: str) -> None:
     if op in ("in", "not_in") and (not isinstance(value, Sequence) or isinstance(value, str)):
         raise DefinitionError(f"`{op}` takes a list", field=where)
     if op in ("gt", "gte", "lt", "lte") and (isinstance(value, bool) or not isinstance(value, int | float | str)):
@@ -119,9 +129,6 @@ def _parse(data: Any, path: str, depth: int, counter: list[int]) -> Predicate:
         raise DefinitionError("`exists` takes true or false", field=where)
     if isinstance(value, Mapping):
         raise DefinitionError("comparison values must be literals, not objects", field=where)
-    if op in ("in", "not_in"):
-        value = tuple(value)
-    return Leaf(field=field, op=op, value=value)
 
 
 def predicate_to_data(predicate: Predicate) -> dict[str, Any]:
@@ -199,3 +206,17 @@ def matches(
         case Leaf(field=field, op=op, value=value):
             return _compare(op, _lookup(field, event_type, properties, member), value)
     return False
+
+
+def matches_event(
+    wanted_type: str,
+    predicate: Predicate | None,
+    *,
+    event_type: str,
+    properties: Mapping[str, Any],
+    member: Mapping[str, Any],
+) -> bool:
+    """Whether an event of ``event_type`` is of ``wanted_type`` and passes ``predicate`` (the pattern every rule has)."""
+    if event_type != wanted_type:
+        return False
+    return predicate is None or matches(predicate, event_type=event_type, properties=properties, member=member)

@@ -16,7 +16,7 @@ from engine.earning import EarningRuleSpec, Multiplier, PerUnit
 from engine.errors import NotFound
 from engine.events import Event
 from engine.members import MemberIn, upsert_member
-from engine.points import put_rule
+from engine.rules_store import put_rule
 from engine.tenants import KeyKind
 from web.deps import Services
 

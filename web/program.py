@@ -30,13 +30,14 @@ from litestar.di import Provide
 from litestar.params import QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from challenges import backfill, repository, service
+from challenges import backfill, service
+from challenges import versions as repository
 from challenges.config import compile_program, parse_campaigns, parse_challenges, parse_when
 from challenges.simulate import SimulationReport, simulate
 from engine.db import Database
 from engine.earning import EarningRule, build_rule
 from engine.errors import Conflict, DefinitionError, NotFound, ValidationError
-from engine.points import load_rules
+from engine.rules_store import load_rules
 from engine.tenants import Brand
 from web.deps import PrincipalDep, ServicesDep, provide_secret_principal
 

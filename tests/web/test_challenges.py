@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from challenges.codec import decode_state
 from challenges.orm import CompletionRow, MemberStateRow
-from challenges.repository import decode_state
 from engine.orm import OutboxRow
 from tests.helpers import event
 

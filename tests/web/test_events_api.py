@@ -7,7 +7,7 @@ from sqlalchemy import func, select, text
 
 from engine.earning import EarningRuleSpec, PerUnit
 from engine.orm import LedgerRow
-from engine.points import put_rule
+from engine.rules_store import put_rule
 from tests.helpers import event, make_brand, row_counts
 
 

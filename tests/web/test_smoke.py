@@ -1,5 +1,5 @@
 from engine.earning import EarningRuleSpec
-from engine.points import put_rule
+from engine.rules_store import put_rule
 from tests.helpers import event
 
 

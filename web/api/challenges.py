@@ -18,7 +18,9 @@ from litestar.di import Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from challenges import backfill, repository, service, views
+from challenges import backfill, service, views
+from challenges import states as challenge_states
+from challenges import versions as challenge_versions
 from challenges.config import CampaignSpec, ChallengeSpec, build_campaign, decode
 from challenges.models import CampaignState
 from challenges.processor import ChallengeProcessor
@@ -124,7 +126,7 @@ async def _change_program(
 ) -> tuple[list[str], int | None]:
     """Make ``change`` under the program lock and record the new program version; returns the changes and it."""
     async with services.db.write() as session:
-        await repository.lock_program(session, db=services.db, brand_id=brand.id)
+        await challenge_versions.lock_program(session, db=services.db, brand_id=brand.id)
         changes = await change(session)
         version = await record_change(session, brand=brand, changes=changes, source=source, now=now)
     return changes, version
@@ -370,7 +372,7 @@ async def startup(services: Services) -> None:
     """Register the member erasure and data-export hooks (definitions load per brand on first use)."""
 
     async def erase(session: AsyncSession, brand: Brand, member_id: MemberId) -> None:
-        await repository.forget_member(session, brand_id=brand.id, member_id=member_id)
+        await challenge_states.forget_member(session, brand_id=brand.id, member_id=member_id)
 
     async def export(session: AsyncSession, brand: Brand, member_id: MemberId) -> Any:
         found = await members_repo.members_by_id(session, brand_id=brand.id, ids=[member_id])

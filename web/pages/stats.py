@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from badges import repository as badges_repo
-from challenges import repository as challenges_repo
+from challenges import definitions as challenges_repo
 from challenges.orm import CompletionRow
 from engine.db import Database
 from engine.ids import BrandId

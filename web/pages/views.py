@@ -17,7 +17,7 @@ from badges import repository as badges_repo
 from badges import service as badges_service
 from badges.models import BadgeDef, MemberBadges
 from badges.openbadges import Urls
-from challenges import repository as challenges_repo
+from challenges import definitions as challenges_repo
 from challenges import service as challenges_service
 from challenges import views as challenge_views
 from challenges.models import CampaignState

@@ -119,7 +119,7 @@ def test_yaml_dates_read_like_strings():
 
 
 def test_defaults_are_left_out_of_the_stored_form():
-    from challenges.config import to_plain
+    from challenges.diffs import to_plain
 
     (spec,) = parse_challenges(_challenge())
     assert to_plain(spec) == GOOD_CHALLENGE

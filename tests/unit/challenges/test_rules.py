@@ -6,21 +6,18 @@ from datetime import date, timedelta
 
 import pytest
 
+from challenges.advance import advance, fold_streak, percent, streak_now
 from challenges.models import Campaign, CampaignState, Progress, Reason, Streak, StreakCarry
-from challenges.periods import instance_bounds, instance_of
 from challenges.rules import (
-    advance,
     campaign_state,
     count_event,
     evaluate,
-    fold_streak,
     fresh_progress,
-    percent,
     replay,
     screen,
-    streak_now,
 )
 from engine.effects import ChallengeCompleted, Notification, PointsAwarded, ProgressAdvanced
+from engine.periods import instance_bounds, instance_of
 from tests.unit.challenges.helpers import ROME, at, challenge, ev
 
 LATE_ENOUGH = at("2027-01-01T00:00")
@@ -252,7 +249,6 @@ def test_streak_now(today, grace, expected):
 
 def test_fold_streak_is_order_independent():
     rule = Streak(match=challenge({"type": "count", "event_type": "v", "target": 1}).rule.match, target=9, freezes=1)
-    from challenges.models import StreakCarry
 
     days = [date(2026, 11, d) for d in (1, 2, 4, 5, 8)]
     assert fold_streak(StreakCarry(freezes=1), days, rule) == StreakCarry(
@@ -520,43 +516,3 @@ def test_outcomes_without_explanations_are_the_same_outcomes(rule, fields, event
         "the member had an earlier matching event",
     }
     assert all(o.detail for o in explained[1])
-
-
-@pytest.mark.parametrize("seed", range(12))
-def test_streak_figures_equal_a_fold_of_every_active_period_from_scratch(seed):
-    """Each counted event extends the stored figures by one step; the result must be the full fold's, in or out of order."""
-    import random
-
-    rng = random.Random(seed)
-    rule_fields = {
-        "grace": rng.choice([0, 0, 1, 2]),
-        "freezes": rng.choice([0, 1, 3]),
-        "earn_freeze_every": rng.choice([0, 3, 5]),
-        "period": rng.choice(["day", "day", "week"]),
-    }
-    if not rule_fields["freezes"]:
-        rule_fields["earn_freeze_every"] = 0  # earning freezes needs room to hold them
-    start = date(2026, 1, 5)
-    days, day = [], start
-    for _ in range(rng.randint(20, 260)):  # long enough to fold old periods into the carry
-        day += timedelta(days=rng.choice([1, 1, 1, 2, 3, 5] if rule_fields["period"] == "day" else [1, 3, 7, 9, 16]))
-        days.append(day)
-    if seed % 3 == 0:  # some late events, arriving after later ones
-        for _ in range(5):
-            i = rng.randrange(1, len(days))
-            days[i - 1], days[i] = days[i], days[i - 1]
-    result = _streak([f"{d.isoformat()}T12:00" for d in days], **rule_fields)
-    progress = result.progress[""]
-    rule = Streak(
-        match=challenge({"type": "streak", "event_type": "visit", "target": 30}).rule.match, target=30, **rule_fields
-    )
-    # every event's period counts (a completed streak keeps its figures up to date) unless it was too old
-    counted = [d for (_id, o), d in zip(result.outcomes, days, strict=True) if o.reason is not Reason.TOO_OLD]
-    periods = sorted({d if rule.period == "day" else d - timedelta(days=d.weekday()) for d in counted})
-    expected = fold_streak(StreakCarry(freezes=rule.freezes), periods, rule)
-    assert (progress.value, progress.longest, progress.freezes, progress.streak_last) == (
-        expected.current,
-        expected.longest,
-        expected.freezes,
-        expected.last,
-    )

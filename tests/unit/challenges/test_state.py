@@ -7,8 +7,7 @@ from datetime import date
 import msgspec
 import pytest
 
-from challenges.models import MemberState, Progress, StreakCarry
-from challenges.repository import (
+from challenges.codec import (
     EncodedState,
     decode_encoded_state,
     decode_instances,
@@ -16,6 +15,7 @@ from challenges.repository import (
     encode_instances,
     encode_state,
 )
+from challenges.models import MemberState, Progress, StreakCarry
 from tests.unit.challenges.helpers import at
 
 STATE = MemberState(

@@ -20,8 +20,9 @@ from litestar.params import Body, FromPath
 from litestar.response import Redirect, Template
 
 from challenges import backfill
-from challenges import repository as challenges_repo
+from challenges import definitions as challenges_repo
 from challenges import service as challenges_service
+from challenges import versions as challenge_versions
 from challenges.config import CampaignSpec, ChallengeSpec, decode, parse_campaigns, parse_challenges
 from challenges.models import CampaignState, CampaignStatus
 from challenges.rules import campaign_state
@@ -268,7 +269,7 @@ async def save_definitions(
     campaigns = parse_campaigns([campaign], path="$.campaigns", tz=brand.tz) if campaign is not None else None
     challenges = parse_challenges([challenge], path="$.challenges", tz=brand.tz) if challenge is not None else None
     async with db.write() as session:
-        await challenges_repo.lock_program(session, db=db, brand_id=brand.id)
+        await challenge_versions.lock_program(session, db=db, brand_id=brand.id)
         changes = await challenges_service.apply_definitions(
             session, brand=brand, campaigns=campaigns, challenges=challenges, now=now, replace=False
         )
@@ -476,7 +477,7 @@ class CampaignsController(Controller):
             raise ValidationError("status is live, draft or paused", field="status")
         chosen = cast("CampaignStatus", status)
         async with viewer.services.db.write() as session:
-            await challenges_repo.lock_program(session, db=viewer.services.db, brand_id=viewer.brand.id)
+            await challenge_versions.lock_program(session, db=viewer.services.db, brand_id=viewer.brand.id)
             changes = await challenges_service.set_campaign_status(
                 session,
                 brand=viewer.brand,
@@ -618,7 +619,7 @@ class ProgramPageController(Controller):
         async with viewer.services.db.read() as session:
             if text is None:
                 text = program.dump_yaml(await program.export_program(session, brand=viewer.brand))
-            versions = await challenges_repo.list_versions(session, brand_id=viewer.brand.id, limit=10)
+            versions = await challenge_versions.list_versions(session, brand_id=viewer.brand.id, limit=10)
         local_now = viewer.now.astimezone(viewer.brand.tz)
         context: dict[str, Any] = {
             "text": text,

@@ -1,0 +1,130 @@
+"""Members' challenge states: one row per member holds every challenge's progress (see :mod:`challenges.codec`).
+
+Reads are batched (one query per unit of work for the members it touches) and states are written with one
+bulk upsert; per-member serialisation comes from the pipeline's member-row locks.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, cast
+
+from sqlalchemy import BigInteger, delete, select, text
+
+from challenges.codec import EncodedState, decode_encoded_state, decode_state, encode_state
+from challenges.models import MemberState
+from challenges.orm import EnrolmentRow, MemberStateRow
+from engine.db import batches, chunks, insert_for, one_of
+from engine.ids import MemberId
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Mapping
+    from datetime import datetime
+
+    from sqlalchemy import Table
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from engine.db import Database
+    from engine.ids import BrandId
+
+
+async def _state_rows(
+    session: AsyncSession, *, brand_id: BrandId, member_ids: set[MemberId]
+) -> AsyncIterator[tuple[MemberId, str]]:
+    for ids in batches(session, sorted(member_ids)):
+        rows = await session.execute(
+            select(MemberStateRow.member_id, MemberStateRow.state).where(
+                MemberStateRow.brand_id == brand_id, one_of(session, MemberStateRow.member_id, ids, BigInteger())
+            )
+        )
+        for member_id, state in rows:
+            yield MemberId(member_id), state
+
+
+async def load_states(
+    session: AsyncSession, *, brand_id: BrandId, member_ids: set[MemberId]
+) -> dict[MemberId, MemberState]:
+    """The stored challenge state of each member (members without one are left out)."""
+    return {
+        member_id: decode_state(state)
+        async for member_id, state in _state_rows(session, brand_id=brand_id, member_ids=member_ids)
+    }
+
+
+async def load_encoded_states(
+    session: AsyncSession, *, brand_id: BrandId, member_ids: set[MemberId]
+) -> dict[MemberId, EncodedState]:
+    """Like :func:`load_states`, with each challenge's instances left encoded until needed."""
+    return {
+        member_id: decode_encoded_state(state)
+        async for member_id, state in _state_rows(session, brand_id=brand_id, member_ids=member_ids)
+        if state
+    }
+
+
+async def member_state(session: AsyncSession, *, brand_id: BrandId, member_id: MemberId) -> MemberState:
+    """One member's challenge state (empty when the member has none)."""
+    return (await load_states(session, brand_id=brand_id, member_ids={member_id})).get(member_id, MemberState())
+
+
+_UPSERT_STATES = text(
+    """
+    INSERT INTO challenge_member_states (brand_id, member_id, state, updated_at)
+    SELECT CAST(:brand_id AS BIGINT), t.member_id, t.state, CAST(:now AS TIMESTAMPTZ)
+    FROM unnest(CAST(:member_ids AS BIGINT[]), CAST(:states AS TEXT[])) AS t(member_id, state)
+    ON CONFLICT (brand_id, member_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at
+    """
+)
+
+
+async def save_states(
+    session: AsyncSession,
+    *,
+    db: Database,
+    brand_id: BrandId,
+    states: Mapping[MemberId, MemberState | str],
+    now: datetime,
+) -> None:
+    """Insert or replace members' challenge states in one statement (a ``str`` is a state already encoded).
+
+    On PostgreSQL the rows travel as two arrays into one ``INSERT … SELECT FROM unnest(…) ON CONFLICT``
+    (one round trip whatever their number); SQLite gets a Core executemany upsert.
+    """
+    if not states:
+        return
+    if db.is_postgres:
+        await session.execute(
+            _UPSERT_STATES,
+            {
+                "brand_id": brand_id,
+                "now": now,
+                "member_ids": list(states),
+                "states": [s if isinstance(s, str) else encode_state(s) for s in states.values()],
+            },
+        )
+        return
+    statement = insert_for(session)(cast("Table", MemberStateRow.__table__))
+    statement = statement.on_conflict_do_update(
+        index_elements=["brand_id", "member_id"],
+        set_={"state": statement.excluded.state, "updated_at": statement.excluded.updated_at},
+    )
+    rows = [
+        {
+            "brand_id": brand_id,
+            "member_id": member_id,
+            "state": state if isinstance(state, str) else encode_state(state),
+            "updated_at": now,
+        }
+        for member_id, state in states.items()
+    ]
+    for chunk in chunks(rows):
+        await session.execute(statement, chunk)
+
+
+async def forget_member(session: AsyncSession, *, brand_id: BrandId, member_id: MemberId) -> None:
+    """Delete a member's progress and opt-ins (completions stay, pseudonymous, like the ledger)."""
+    await session.execute(
+        delete(MemberStateRow).where(MemberStateRow.brand_id == brand_id, MemberStateRow.member_id == member_id)
+    )
+    await session.execute(
+        delete(EnrolmentRow).where(EnrolmentRow.brand_id == brand_id, EnrolmentRow.member_id == member_id)
+    )

@@ -1,0 +1,186 @@
+"""Queries of the event log (``event_log``): stored results for idempotency, and members' past events.
+
+The pipeline writes the log (:mod:`engine.pipeline`); domains read it here to seed ``first`` rules,
+replay a member's history, backfill a new definition or simulate a program.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import BigInteger, String, and_, or_, select
+
+from engine.db import batches, one_of
+from engine.effects import effects_decoder
+from engine.events import Event
+from engine.ids import MemberId
+from engine.orm import EventRow, MemberRow
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Sequence
+    from datetime import datetime
+
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from engine.ids import BrandId
+
+
+async def stored_results(session: AsyncSession, *, brand_id: BrandId, keys: Sequence[str]) -> dict[str, list[Any]]:
+    """The effects stored with each already-logged event of ``keys`` (what a duplicate is answered with)."""
+    found: dict[str, list[Any]] = {}
+    for chunk in batches(session, dict.fromkeys(keys)):
+        # On PostgreSQL one array parameter, not an IN list of 500: with many bind parameters PostgreSQL
+        # rebuilds the list for every row of the brand it scans, which grows with the event log.
+        rows = await session.execute(
+            select(EventRow.event_key, EventRow.result).where(
+                EventRow.brand_id == brand_id, one_of(session, EventRow.event_key, chunk, String())
+            )
+        )
+        for key, result in rows:
+            found[key] = list(effects_decoder.decode(result))
+    return found
+
+
+def _event(key: str, external_id: str, type_: str, occurred_at: datetime, properties: Any) -> Event:
+    return Event(id=key, member=external_id, type=type_, occurred_at=occurred_at, properties=dict(properties or {}))
+
+
+async def earlier_events(
+    session: AsyncSession,
+    *,
+    brand_id: BrandId,
+    event_type: str,
+    member_ids: set[MemberId],
+    before: datetime,
+) -> list[tuple[MemberId, datetime, dict[str, Any]]]:
+    """Stored events of ``event_type`` of the members that occurred before ``before`` (for ``first``)."""
+    found: list[tuple[MemberId, datetime, dict[str, Any]]] = []
+    for members in batches(session, sorted(member_ids)):
+        rows = await session.execute(
+            select(EventRow.member_id, EventRow.occurred_at, EventRow.properties).where(
+                EventRow.brand_id == brand_id,
+                one_of(session, EventRow.member_id, members, BigInteger()),
+                EventRow.type == event_type,
+                EventRow.occurred_at < before,
+            )
+        )
+        found.extend((MemberId(m), at, dict(props or {})) for m, at, props in rows)
+    return found
+
+
+async def member_events(
+    session: AsyncSession,
+    *,
+    brand_id: BrandId,
+    member_id: MemberId,
+    external_id: str,
+    types: set[str] | None = None,
+    since: datetime | None = None,
+    received_since: datetime | None = None,
+    limit: int = 5000,
+    newest: bool = False,
+) -> list[tuple[Event, datetime]]:
+    """A member's stored events with their arrival times, oldest first (or the newest ``limit``, still oldest first).
+
+    ``since`` keeps events that occurred from then on; with ``received_since`` too, events received from
+    that instant on are kept whenever they occurred.
+    """
+    query = select(
+        EventRow.event_key, EventRow.type, EventRow.occurred_at, EventRow.properties, EventRow.received_at
+    ).where(EventRow.brand_id == brand_id, EventRow.member_id == member_id)
+    if types is not None:
+        query = query.where(EventRow.type.in_(types))
+    if since is not None and received_since is not None:
+        query = query.where(or_(EventRow.occurred_at >= since, EventRow.received_at >= received_since))
+    elif since is not None:
+        query = query.where(EventRow.occurred_at >= since)
+    order = (EventRow.occurred_at.desc(), EventRow.id.desc()) if newest else (EventRow.occurred_at, EventRow.id)
+    rows = list(await session.execute(query.order_by(*order).limit(limit)))
+    if newest:
+        rows.reverse()
+    return [(_event(key, external_id, type_, at, props), received) for key, type_, at, props, received in rows]
+
+
+async def members_with_events(
+    session: AsyncSession,
+    *,
+    brand_id: BrandId,
+    types: set[str],
+    since: datetime | None,
+    received_since: datetime | None = None,
+) -> list[tuple[MemberId, str, dict[str, Any]]]:
+    """Members with an event of ``types`` that occurred since ``since`` (or was received since ``received_since``).
+
+    Returns (id, external id, predicate view) by id.
+    """
+    window: list[Any] = []
+    if since is not None and received_since is not None:
+        window = [or_(EventRow.occurred_at >= since, EventRow.received_at >= received_since)]
+    elif since is not None:
+        window = [EventRow.occurred_at >= since]
+    query = (
+        select(MemberRow.id, MemberRow.external_id, MemberRow.locale, MemberRow.attributes)
+        .where(MemberRow.brand_id == brand_id)
+        .where(
+            select(EventRow.id)
+            .where(
+                EventRow.brand_id == brand_id,
+                EventRow.member_id == MemberRow.id,
+                EventRow.type.in_(types),
+                *window,
+            )
+            .exists()
+        )
+        .order_by(MemberRow.id)
+    )
+    rows = await session.execute(query)
+    return [(MemberId(i), ext, {"locale": loc, **(attrs or {})}) for i, ext, loc, attrs in rows]
+
+
+async def stream_events(
+    session: AsyncSession,
+    *,
+    brand_id: BrandId,
+    since: datetime | None,
+    until: datetime | None,
+    types: set[str] | None = None,
+    batch: int = 2000,
+) -> AsyncIterator[list[tuple[MemberId, Event, datetime]]]:
+    """The brand's stored events in ``[since, until)`` in occurrence order, a page at a time (keyset paging)."""
+    after: tuple[datetime, int] | None = None
+    while True:
+        query = (
+            select(
+                EventRow.id,
+                EventRow.member_id,
+                MemberRow.external_id,
+                EventRow.event_key,
+                EventRow.type,
+                EventRow.occurred_at,
+                EventRow.properties,
+                EventRow.received_at,
+            )
+            .join(MemberRow, MemberRow.id == EventRow.member_id)
+            .where(EventRow.brand_id == brand_id)
+        )
+        if since is not None:
+            query = query.where(EventRow.occurred_at >= since)
+        if until is not None:
+            query = query.where(EventRow.occurred_at < until)
+        if types is not None:
+            query = query.where(EventRow.type.in_(types))
+        if after is not None:
+            query = query.where(
+                or_(EventRow.occurred_at > after[0], and_(EventRow.occurred_at == after[0], EventRow.id > after[1]))
+            )
+        rows = list(await session.execute(query.order_by(EventRow.occurred_at, EventRow.id).limit(batch)))
+        if not rows:
+            return
+        yield [
+            (MemberId(member_id), _event(key, ext, type_, at, props), received)
+            for _id, member_id, ext, key, type_, at, props, received in rows
+        ]
+        last = rows[-1]
+        after = (last[5], last[0])
+        if len(rows) < batch:
+            return

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from web.i18n.catalogs import DEFAULT, SUPPORTED, translations
 from web.i18n.labels import LABELS, N_
+from web.i18n.localized import Localized
 from web.i18n.negotiation import from_accept_language, negotiate, normalise
 from web.i18n.translator import Translator
 
@@ -18,6 +19,7 @@ __all__ = [
     "LABELS",
     "N_",
     "SUPPORTED",
+    "Localized",
     "Translator",
     "from_accept_language",
     "negotiate",

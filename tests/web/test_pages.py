@@ -366,3 +366,61 @@ def test_message_families_built_at_run_time_are_complete():
     assert [pair for pair in wanted if pair[1] not in LABELS[pair[0]]] == [], "en"
     italian = _italian_catalog()
     assert [pair for pair in wanted if not italian.get((None, LABELS[pair[0]][pair[1]]))] == [], "it"
+
+
+def test_templates_translate_plurals_and_contexts_and_escape_messages_and_values():
+    from web.i18n import Localized
+    from web.pages.rendering import build_environment
+
+    env = build_environment()
+    source = (
+        '{{ _("Hi %(name)s!", name=who) }}|{{ ngettext("%(count)s day left", "%(count)s days left", n) }}'
+        '|{{ pgettext("widget", "Live") }}|{% trans %}Skip to content{% endtrans %}'
+    )
+    template = env.from_string(source)
+    it = template.render(t=Translator("it"), who=XSS, n=1234)
+    assert it == f"Ciao {ESCAPED}!|mancano 1.234 giorni|Live|Vai al contenuto"
+    en = template.render(t=Translator("en"), who="Ann", n=1)
+    assert en == "Hi Ann!|1 day left|Live|Skip to content"
+    macro = env.from_string(
+        '{% from "partials/macros.html.jinja2" import localized with context %}{{ localized(a) }}|{{ localized(b) }}'
+    )
+    shown = macro.render(t=Translator("it"), a=Localized(text="Weekly <b>", lang="en"), b="Sfida")
+    assert shown == '<span lang="en">Weekly &lt;b&gt;</span>|Sfida'
+    assert macro.render(t=Translator("en"), a=Localized(text="Weekly", lang="en"), b="x") == "Weekly|x"
+
+
+def test_relative_times_and_short_dates_follow_cldr():
+    it, en = Translator("it"), Translator("en")
+    assert it.since(NOW - timedelta(hours=3, minutes=5), NOW) == "3 ore fa"
+    assert en.since(NOW - timedelta(days=400), NOW) == "400 days ago"
+    assert en.since(NOW - timedelta(seconds=5), NOW) == "just now"
+    assert (it.short_date(date(2026, 11, 20)), en.short_date(date(2026, 11, 20))) == ("20/11", "11/20")
+    assert it.plural("%(count)s day left", "%(count)s days left", 1) == "manca 1 giorno"
+    assert it.label("rule", "streak") == "Serie"
+    assert it.label("rule", "unknown") == "unknown"
+
+
+@pytest.mark.parametrize("accent", ["#ffff00", "#fde68a", "#5b3df5", "#101010", "#00ff00", "#ffffff", "#000000"])
+def test_focus_rings_from_any_accent_reach_three_to_one(accent):
+    from web.pages import colors
+
+    values = colors.accent_variables(accent)
+    assert colors.contrast(values["--focus-ring"], colors.LIGHT_SURFACE) >= 3.0
+    assert colors.contrast(values["--focus-ring-dark"], colors.DARK_SURFACE) >= 3.0
+    assert values["--focus-ring"] == accent or accent in ("#ffff00", "#fde68a", "#00ff00", "#ffffff")
+
+
+def test_medal_colours_read_on_widget_rows_in_both_themes():
+    from web.pages import colors
+    from web.pages.rendering import STATIC_DIR
+
+    css = (STATIC_DIR / "app.css").read_text()
+    light = dict(re.findall(r"--(gold|silver|bronze): (#[0-9a-f]{6});", css.split(".widget.dark")[0]))
+    dark = dict(re.findall(r"--(gold|silver|bronze): (#[0-9a-f]{6});", css.split(".widget.dark {")[1].split("}")[0]))
+    assert set(light) == set(dark) == {"gold", "silver", "bronze"}
+    for medal in light.values():
+        assert colors.contrast(medal, "#f7f8fb") >= 4.5  # rank number on a light row
+        assert colors.contrast(medal, "#ffffff") >= 4.5  # white number on the medal
+    for medal in dark.values():
+        assert colors.contrast(medal, "#1a1f31") >= 4.5  # rank number on a dark row

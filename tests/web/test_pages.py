@@ -16,7 +16,8 @@ from engine.errors import AuthenticationError
 from engine.ids import BrandId
 from tests.conftest import REDIS_URL
 from tests.helpers import event
-from web.i18n import CATALOG, Translator, from_accept_language, negotiate
+from web.i18n import LABELS, Translator, from_accept_language, negotiate, translations
+from web.i18n.catalogs import po_path
 from web.pages import charts, stats, tokens
 
 XSS = "<img src=x onerror=alert(1)>"
@@ -266,14 +267,31 @@ def test_numbers_dates_and_plurals_in_both_languages():
     assert from_accept_language("xx") is None
 
 
+def _italian_catalog() -> dict[tuple[str | None, str], str]:
+    from babel.messages.pofile import read_po
+
+    with po_path("it").open("rb") as source:
+        catalog = read_po(source, locale="it")
+    return {(m.context, m.id[0] if isinstance(m.id, tuple) else m.id): m.string for m in catalog if m.id}
+
+
 def test_every_message_used_by_pages_exists_in_both_languages():
-    used: set[str] = set()
-    for path in [*Path("web/templates").rglob("*.jinja2"), *Path("web/pages").rglob("*.py")]:
-        used.update(re.findall(r"""\bt\(\s*["']([a-z_][\w.]*[a-z_])["']""", path.read_text()))
-    assert used
-    for lang in ("en", "it"):
-        assert sorted(used - set(CATALOG[lang])) == [], lang
-    assert set(CATALOG["en"]) == set(CATALOG["it"])
+    from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
+    from babel.messages.frontend import parse_mapping_cfg
+
+    with Path("babel.cfg").open() as config:
+        method_map, options_map = parse_mapping_cfg(config)
+    keywords = {**DEFAULT_KEYWORDS, "t": None, "plural": (1, 2)}
+    used = {
+        (context, message[0] if isinstance(message, tuple) else message)
+        for _, _, message, _, context in extract_from_dir(".", method_map, options_map, keywords=keywords)
+    }
+    assert len(used) > 300
+    italian = _italian_catalog()
+    assert sorted(str(key) for key in used if not italian.get(key)) == [], "it"
+    # English is the msgids themselves; every Italian entry is still used somewhere (no stale catalog).
+    assert sorted(str(key) for key in italian if key not in used) == []
+    assert translations("it").gettext("Skip to content") == "Vai al contenuto"
 
 
 def test_charts_escape_labels_and_scale_to_round_numbers():
@@ -336,15 +354,73 @@ def test_message_families_built_at_run_time_are_complete():
     from web.pages.console.program import RULE_TYPES
 
     wanted = (
-        [f"challenge.state.{s.value}" for s in CampaignState]
-        + [f"rule.{r}" for r in RULE_TYPES]
-        + [f"period.{p}" for p in get_args(PeriodName)]
-        + [f"boards.ties.{t}" for t in get_args(Ties)]
-        + [f"boards.visibility.{v}" for v in get_args(Visibility)]
-        + [f"campaigns.recurrence.{r}" for r in get_args(Recurrence)]
-        + [f"challenge.recurrence.{r}" for r in get_args(Recurrence) if r != "none"]
-        + [f"flash.{f}" for f in FLASHES]
-        + [f"month.{m}" for m in range(1, 13)]
+        [("challenge.state", s.value) for s in CampaignState]
+        + [("rule", r) for r in RULE_TYPES]
+        + [("period", p) for p in get_args(PeriodName)]
+        + [("boards.ties", t) for t in get_args(Ties)]
+        + [("boards.visibility", v) for v in get_args(Visibility)]
+        + [("campaigns.recurrence", r) for r in get_args(Recurrence)]
+        + [("challenge.recurrence", r) for r in get_args(Recurrence) if r != "none"]
+        + [("flash", f) for f in FLASHES]
     )
-    for lang in ("en", "it"):
-        assert [key for key in wanted if key not in CATALOG[lang]] == [], lang
+    assert [pair for pair in wanted if pair[1] not in LABELS[pair[0]]] == [], "en"
+    italian = _italian_catalog()
+    assert [pair for pair in wanted if not italian.get((None, LABELS[pair[0]][pair[1]]))] == [], "it"
+
+
+def test_templates_translate_plurals_and_contexts_and_escape_messages_and_values():
+    from web.i18n import Localized
+    from web.pages.rendering import build_environment
+
+    env = build_environment()
+    source = (
+        '{{ _("Hi %(name)s!", name=who) }}|{{ ngettext("%(count)s day left", "%(count)s days left", n) }}'
+        '|{{ pgettext("widget", "Live") }}|{% trans %}Skip to content{% endtrans %}'
+    )
+    template = env.from_string(source)
+    it = template.render(t=Translator("it"), who=XSS, n=1234)
+    assert it == f"Ciao {ESCAPED}!|mancano 1.234 giorni|Live|Vai al contenuto"
+    en = template.render(t=Translator("en"), who="Ann", n=1)
+    assert en == "Hi Ann!|1 day left|Live|Skip to content"
+    macro = env.from_string(
+        '{% from "partials/macros.html.jinja2" import localized with context %}{{ localized(a) }}|{{ localized(b) }}'
+    )
+    shown = macro.render(t=Translator("it"), a=Localized(text="Weekly <b>", lang="en"), b="Sfida")
+    assert shown == '<span lang="en">Weekly &lt;b&gt;</span>|Sfida'
+    assert macro.render(t=Translator("en"), a=Localized(text="Weekly", lang="en"), b="x") == "Weekly|x"
+
+
+def test_relative_times_and_short_dates_follow_cldr():
+    it, en = Translator("it"), Translator("en")
+    assert it.since(NOW - timedelta(hours=3, minutes=5), NOW) == "3 ore fa"
+    assert en.since(NOW - timedelta(days=400), NOW) == "400 days ago"
+    assert en.since(NOW - timedelta(seconds=5), NOW) == "just now"
+    assert (it.short_date(date(2026, 11, 20)), en.short_date(date(2026, 11, 20))) == ("20/11", "11/20")
+    assert it.plural("%(count)s day left", "%(count)s days left", 1) == "manca 1 giorno"
+    assert it.label("rule", "streak") == "Serie"
+    assert it.label("rule", "unknown") == "unknown"
+
+
+@pytest.mark.parametrize("accent", ["#ffff00", "#fde68a", "#5b3df5", "#101010", "#00ff00", "#ffffff", "#000000"])
+def test_focus_rings_from_any_accent_reach_three_to_one(accent):
+    from web.pages import colors
+
+    values = colors.accent_variables(accent)
+    assert colors.contrast(values["--focus-ring"], colors.LIGHT_SURFACE) >= 3.0
+    assert colors.contrast(values["--focus-ring-dark"], colors.DARK_SURFACE) >= 3.0
+    assert values["--focus-ring"] == accent or accent in ("#ffff00", "#fde68a", "#00ff00", "#ffffff")
+
+
+def test_medal_colours_read_on_widget_rows_in_both_themes():
+    from web.pages import colors
+    from web.pages.rendering import STATIC_DIR
+
+    css = (STATIC_DIR / "app.css").read_text()
+    light = dict(re.findall(r"--(gold|silver|bronze): (#[0-9a-f]{6});", css.split(".widget.dark")[0]))
+    dark = dict(re.findall(r"--(gold|silver|bronze): (#[0-9a-f]{6});", css.split(".widget.dark {")[1].split("}")[0]))
+    assert set(light) == set(dark) == {"gold", "silver", "bronze"}
+    for medal in light.values():
+        assert colors.contrast(medal, "#f7f8fb") >= 4.5  # rank number on a light row
+        assert colors.contrast(medal, "#ffffff") >= 4.5  # white number on the medal
+    for medal in dark.values():
+        assert colors.contrast(medal, "#1a1f31") >= 4.5  # rank number on a dark row

@@ -42,9 +42,42 @@ def readable_on_white(color: str, *, ratio: float = 4.5) -> str:
     return DARK_INK
 
 
+def _mix(color: str, toward: str, share: float) -> str:
+    pairs = ((int(color[i : i + 2], 16), int(toward[i : i + 2], 16)) for i in (1, 3, 5))
+    return "#" + "".join(f"{round(a + (b - a) * share):02x}" for a, b in pairs)
+
+
+def clamped(color: str, background: str, *, ratio: float) -> str:
+    """``color`` moved toward black or white (away from ``background``) until it reaches ``ratio`` on it."""
+    if contrast(color, background) >= ratio:
+        return color
+    toward = DARK_INK if luminance(background) > 0.18 else LIGHT_INK
+    for step in range(1, 21):
+        shade = _mix(color, toward, step * 0.05)
+        if contrast(shade, background) >= ratio:
+            return shade
+    return toward
+
+
+#: The backgrounds focus rings sit on: cards and pages (light), dark-theme widgets.
+LIGHT_SURFACE = "#ffffff"
+DARK_SURFACE = "#121624"
+#: WCAG 2.1 SC 1.4.11: a focus indicator needs 3:1 against what surrounds it.
+FOCUS_RATIO = 3.0
+
+
 def accent_variables(color: str | None) -> dict[str, str]:
-    """CSS custom properties for an accent colour (empty when none or invalid)."""
+    """CSS custom properties for an accent colour (empty when none or invalid).
+
+    Focus rings derive from the accent but are clamped to 3:1 against light and dark surfaces.
+    """
     if not color or not HEX.match(color):
         return {}
     color = color.lower()
-    return {"--accent": color, "--accent-ink": ink_on(color), "--accent-strong": readable_on_white(color)}
+    return {
+        "--accent": color,
+        "--accent-ink": ink_on(color),
+        "--accent-strong": readable_on_white(color),
+        "--focus-ring": clamped(color, LIGHT_SURFACE, ratio=FOCUS_RATIO),
+        "--focus-ring-dark": clamped(color, DARK_SURFACE, ratio=FOCUS_RATIO),
+    }

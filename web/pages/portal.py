@@ -23,7 +23,7 @@ from engine.errors import AuthenticationError, NotFound, QuestlineError
 from engine.members import Member
 from engine.tenants import Brand
 from web.deps import Services, ServicesDep
-from web.i18n import Translator, negotiate
+from web.i18n import N_, Translator, negotiate
 from web.pages import live, rendering, security, tokens, views
 from web.pages.console.base import LANG_COOKIE, accent_of, lang_cookie
 
@@ -90,11 +90,11 @@ async def provide_portal_viewer(request: Request[Any, Any, Any], services: Servi
     )
 
 
-def _notice(request: Request[Any, Any, Any], *, title_key: str, message_key: str, status: int) -> Template:
+def _notice(request: Request[Any, Any, Any], *, title: str, message: str, status: int) -> Template:
     t = Translator(member_lang(request, None))
     return rendering.page(
         "notice.html.jinja2",
-        {"t": t, "accent": None, "title": t(title_key), "message": t(message_key), "icon_name": "lock"},
+        {"t": t, "accent": None, "title": t(title), "message": t(message), "icon_name": "lock"},
         nonce=security.new_nonce(),
         status_code=status,
         headers={"Referrer-Policy": "no-referrer"},
@@ -102,14 +102,21 @@ def _notice(request: Request[Any, Any, Any], *, title_key: str, message_key: str
 
 
 def _sign_in_required(request: Request[Any, Any, Any], _: PortalSignInRequired) -> Response[Any]:
-    return _notice(request, title_key="portal.expired.title", message_key="portal.expired.message", status=401)
+    return _notice(
+        request,
+        title=N_("This link has expired"),
+        message=N_(
+            "For your security, links to your program expire. Open the latest link from the app or email to come back in."
+        ),
+        status=401,
+    )
 
 
 def _domain_error(request: Request[Any, Any, Any], exc: QuestlineError) -> Response[Any]:
     t = Translator(member_lang(request, None))
     return rendering.page(
         "notice.html.jinja2",
-        {"t": t, "accent": None, "title": t("error.generic"), "message": exc.detail, "icon_name": "alert"},
+        {"t": t, "accent": None, "title": t("Something went wrong"), "message": exc.detail, "icon_name": "alert"},
         nonce=security.new_nonce(),
         status_code=exc.status,
     )
@@ -163,10 +170,28 @@ class PortalController(Controller):
                 brand = await tenants.get_brand_by_id(session, claims.brand_id)
                 await members_repo.get_member(session, brand_id=brand.id, external_id=claims.member)
         except AuthenticationError as exc:
-            key = "portal.expired" if "expired" in exc.detail else "portal.invalid"
-            return _notice(request, title_key=f"{key}.title", message_key=f"{key}.message", status=401)
+            if "expired" in exc.detail:
+                return _notice(
+                    request,
+                    title=N_("This link has expired"),
+                    message=N_(
+                        "For your security, links to your program expire. Open the latest link from the app or email to come back in."
+                    ),
+                    status=401,
+                )
+            return _notice(
+                request,
+                title=N_("This link does not work"),
+                message=N_("The link is incomplete or was not issued for you. Open it again from the app or email."),
+                status=401,
+            )
         except NotFound:
-            return _notice(request, title_key="portal.invalid.title", message_key="portal.invalid.message", status=401)
+            return _notice(
+                request,
+                title=N_("This link does not work"),
+                message=N_("The link is incomplete or was not issued for you. Open it again from the app or email."),
+                status=401,
+            )
         lifetime = min(tokens.PORTAL_SESSION_LIFETIME, timedelta(seconds=claims.expires_at - now.timestamp()))
         lifetime = max(lifetime, timedelta(minutes=30))
         session_token = tokens.sign(
@@ -284,7 +309,10 @@ class PortalController(Controller):
     async def signed_out(self, request: Request[Any, Any, Any]) -> Template:
         """Confirmation after signing out."""
         return _notice(
-            request, title_key="portal.signed_out.title", message_key="portal.signed_out.message", status=200
+            request,
+            title=N_("You are signed out"),
+            message=N_("Open your link from the app or email to come back."),
+            status=200,
         )
 
     @get("/live")

@@ -7,11 +7,14 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context
+from jinja2.runtime import Context
 from litestar.datastructures import Cookie
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Template
+from markupsafe import Markup, escape
 
+from web.i18n import Translator
 from web.pages import colors, security
 
 WEB_DIR = Path(__file__).resolve().parent.parent
@@ -42,9 +45,54 @@ def build_environment() -> Environment:
         lstrip_blocks=True,
         auto_reload=False,
     )
+    env.add_extension("jinja2.ext.i18n")
+    # jinja2.ext.i18n's `{% trans %}` calls these newstyle (values as keywords); unlike its own wrappers,
+    # they escape the translation itself as well as each value: messages are text, never markup.
+    env.newstyle_gettext = True  # type: ignore[attr-defined]  # set by jinja2.ext.i18n
+    env.globals.update(_=_gettext, gettext=_gettext, ngettext=_ngettext, pgettext=_pgettext, npgettext=_npgettext)
     env.globals["asset"] = asset
     env.globals["accent_vars"] = colors.accent_variables
     return env
+
+
+def _translator(context: Context) -> Translator:
+    found = context.get("t")
+    return found if isinstance(found, Translator) else Translator("en")
+
+
+def _fill(text: str, values: dict[str, Any]) -> Markup:
+    """The message escaped, then its ``%(name)s`` placeholders filled with escaped values."""
+    return escape(text) % values
+
+
+@pass_context
+def _gettext(context: Context, message: str, /, **values: Any) -> Markup:
+    """``{{ _("Text %(name)s", name=value) }}`` in the page's language (the ``t`` in the context)."""
+    return _fill(_translator(context).gettext(message), values)
+
+
+@pass_context
+def _pgettext(context: Context, msgctxt: str, message: str, /, **values: Any) -> Markup:
+    """``{{ pgettext("context", "Text") }}``: a message that translates differently in ``context``."""
+    return _fill(_translator(context).pgettext(msgctxt, message), values)
+
+
+@pass_context
+def _ngettext(context: Context, singular: str, plural: str, num: int, /, **values: Any) -> Markup:
+    """``{{ ngettext("%(count)s badge", "%(count)s badges", n) }}``; ``count`` is ``n`` formatted."""
+    t = _translator(context)
+    values.setdefault("count", t.number(num))
+    values.setdefault("num", values["count"])
+    return _fill(t.ngettext(singular, plural, num), values)
+
+
+@pass_context
+def _npgettext(context: Context, msgctxt: str, singular: str, plural: str, num: int, /, **values: Any) -> Markup:
+    """:func:`_ngettext` with a message context."""
+    t = _translator(context)
+    values.setdefault("count", t.number(num))
+    values.setdefault("num", values["count"])
+    return _fill(t.npgettext(msgctxt, singular, plural, num), values)
 
 
 def template_engine() -> JinjaTemplateEngine:

@@ -111,15 +111,15 @@ def _line(entry: LedgerEntry, names: dict[tuple[str, str], str], t: Translator) 
     name = names.get((entry.source, entry.key), entry.key)
     match entry.source:
         case "rule":
-            title, detail = t.event(entry.key), t("activity.rule")
+            title, detail = t.event(entry.key), t("Points for an activity")
         case "challenge":
-            title, detail = name, t("activity.challenge")
+            title, detail = name, t("Challenge completed")
         case "badge":
-            title, detail = name, t("activity.badge")
+            title, detail = name, t("Badge bonus")
         case "board":
-            title, detail = name, t("activity.board")
+            title, detail = name, t("Leaderboard prize")
         case "adjustment":
-            title, detail = t("activity.adjustment"), entry.reason
+            title, detail = t("Adjustment"), entry.reason
         case _:
             title, detail = name, entry.reason
     return ActivityLine(title=title, detail=detail, points=entry.points, occurred_at=entry.occurred_at)
@@ -184,15 +184,15 @@ def _unit(view: MemberChallenge, t: Translator) -> str:
     match view.type:
         case "streak":
             period = view.streak.period if view.streak is not None else "day"
-            return t(f"unit.{period}s")
+            return t.label("unit", f"{period}s")
         case "distinct":
-            return t("unit.different")
+            return t("different")
         case "sequence" | "all_of":
-            return t("unit.steps")
+            return t("steps")
         case "sum":
             return ""
         case _:
-            return t("unit.times")
+            return t("times")
 
 
 def _card(
@@ -283,7 +283,7 @@ def leaderboards(services: Services) -> Leaderboards:
 
 def period_label(period: str, starts_at: datetime | None, ends_at: datetime | None, t: Translator, tz: ZoneInfo) -> str:
     """``This week · 16–22 Nov``-style wording of a board's period."""
-    name = t(f"period.{period}")
+    name = t.label("period", period)
     if starts_at is None or ends_at is None:
         return name
     last = ends_at - timedelta(seconds=1)

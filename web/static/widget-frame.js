@@ -29,6 +29,17 @@
   var busy = false;
   var again = false;
 
+  /* The status line only ever says that the widget updated; the same text is cleared first so that it is
+     announced again. */
+  var announceTimer = null;
+  function announce(text) {
+    if (!status || !text) { return; }
+    if (announceTimer) { window.clearTimeout(announceTimer); announceTimer = null; }
+    if (status.textContent !== text) { status.textContent = text; return; }
+    status.textContent = "";
+    announceTimer = window.setTimeout(function () { status.textContent = text; announceTimer = null; }, 150);
+  }
+
   function positions() {
     var found = {};
     region.querySelectorAll("[data-row]").forEach(function (el) {
@@ -56,7 +67,12 @@
         });
       }
     });
-    if (status) { status.textContent = body.getAttribute("data-updated-text") || ""; }
+    /* Lines outside the rows that the server may have changed (e.g. "3 more to earn"), copied as text. */
+    document.querySelectorAll("[data-live-copy][id]").forEach(function (el) {
+      var freshLine = doc.getElementById(el.id);
+      if (freshLine) { el.textContent = freshLine.textContent; }
+    });
+    announce(body.getAttribute("data-updated-text") || "");
     postHeight();
   }
 

@@ -62,9 +62,9 @@ class KeysController(Controller):
         label = data.get("label", "").strip()
         errors: dict[str, str] = {}
         if kind_value not in {k.value for k in KeyKind}:
-            errors["kind"] = viewer.t("keys.error.kind")
+            errors["kind"] = viewer.t("Choose secret or publishable.")
         if len(label) > 100:
-            errors["label"] = viewer.t("form.error.too_long", max=100)
+            errors["label"] = viewer.t("Use at most %(max)s characters.", max=100)
         if errors:
             return await self._page(viewer, request, errors=errors, form=data)
         issued = await tenants.issue_key(
@@ -143,7 +143,10 @@ class WebhooksController(Controller):
             data = msgspec.convert({"url": url, "topics": topics}, WebhookEndpointIn)
         except msgspec.ValidationError:
             return await self._page(
-                viewer, request, errors={"url": viewer.t("webhooks.error.url")}, form={"url": url, "topics": topics}
+                viewer,
+                request,
+                errors={"url": viewer.t("Enter a full http(s):// URL.")},
+                form={"url": url, "topics": topics},
             )
         try:
             created = await outbox.add_endpoint(viewer.services.db, brand_id=viewer.brand.id, data=data, now=viewer.now)
@@ -225,7 +228,7 @@ class WidgetSettingsController(Controller):
             errors["origins"] = exc.detail
         accent = data.get("accent", "").strip()
         if accent and not _HEX.match(accent):
-            errors["accent"] = viewer.t("widgets.error.accent")
+            errors["accent"] = viewer.t("Choose a colour like #5b3df5.")
         if errors:
             return await self._page(
                 viewer, request, errors=errors, origins=data.get("origins", ""), accent_value=accent or "#5b3df5"

@@ -73,12 +73,18 @@ class ConsoleAuthController(Controller):
         namespace = services.settings.redis_namespace
         t = Translator(request_lang(request))
         if await sessions.throttled(services.redis, namespace=namespace, email=email):
-            return _login_page(request, services, email=email, error=t("login.throttled"), status=429)
+            return _login_page(
+                request,
+                services,
+                email=email,
+                error=t("Too many attempts. Wait a few minutes and try again."),
+                status=429,
+            )
         try:
             admin = await authenticate(services.db, email=email, password=password, now=services.clock.now())
         except AuthenticationError:
             await sessions.record_failure(services.redis, namespace=namespace, email=email)
-            return _login_page(request, services, email=email, error=t("login.failed"), status=401)
+            return _login_page(request, services, email=email, error=t("Wrong email or password."), status=401)
         await sessions.clear_failures(services.redis, namespace=namespace, email=email)
         token = await sessions.open_session(services.redis, namespace=namespace, admin_id=admin.id)
         cookie = security.session_cookie(

@@ -19,7 +19,7 @@ from engine.admins import AdminUser, get_admin
 from engine.errors import NotFound, QuestlineError
 from engine.tenants import Brand
 from web.deps import Services, ServicesDep
-from web.i18n import Translator, negotiate
+from web.i18n import N_, Translator, negotiate
 from web.pages import rendering, security, sessions
 
 LANG_COOKIE = "ql_lang"
@@ -122,7 +122,7 @@ def error_page(request: Request[Any, Any, Any], exc: QuestlineError) -> Response
     """A domain error on a page, shown as a page (not problem JSON)."""
     t = Translator(request_lang(request))
     nonce = security.new_nonce()
-    key = "error.not_found" if isinstance(exc, NotFound) else "error.generic"
+    key = N_("Not found") if isinstance(exc, NotFound) else N_("Something went wrong")
     return Template(
         template_name="notice.html.jinja2",
         context={"t": t, "nonce": nonce, "accent": None, "title": t(key), "message": exc.detail, "icon_name": "alert"},
@@ -142,7 +142,7 @@ CONSOLE_EXCEPTION_HANDLERS: ExceptionHandlersMap = {
 def flashes(request: Request[Any, Any, Any], t: Translator) -> list[tuple[str, str]]:
     """The confirmation a redirect asked for (``?ok=saved``), translated."""
     key = request.query_params.get("ok")
-    return [("ok", t(f"flash.{key}"))] if key in FLASHES else []
+    return [("ok", t.label("flash", key))] if key in FLASHES else []
 
 
 def render(

@@ -88,7 +88,7 @@ def badge_data(form: dict[str, str], *, key: str, t: Any) -> dict[str, Any]:
             continue
         match = _LEVEL_LINE.match(line.strip())
         if match is None:
-            raise _FieldError("levels", t("badges.error.level_line", line=number))
+            raise _FieldError("levels", t("Line %(line)s: write “key threshold [points] [name]”.", line=number))
         level: dict[str, Any] = {"key": match.group("key"), "threshold": int(match.group("threshold"))}
         if match.group("points"):
             level["points"] = int(match.group("points"))
@@ -106,11 +106,13 @@ def badge_data(form: dict[str, str], *, key: str, t: Any) -> dict[str, Any]:
         text = form.get("rule_filter", "")
         if text.strip():
             if len(text) > MAX_FILTER_CHARS:
-                raise _FieldError("rule_filter", t("form.error.too_long", max=MAX_FILTER_CHARS))
+                raise _FieldError("rule_filter", t("Use at most %(max)s characters.", max=MAX_FILTER_CHARS))
             try:
                 rule["filter"] = yaml.safe_load(text)
             except yaml.YAMLError as exc:
-                raise _FieldError("rule_filter", t("campaigns.error.yaml", error=str(exc).splitlines()[0])) from exc
+                raise _FieldError(
+                    "rule_filter", t("Not valid YAML or JSON: %(error)s", error=str(exc).splitlines()[0])
+                ) from exc
         data["rule"] = rule
     image = form.get("image", "")
     if image:
@@ -238,7 +240,7 @@ class BadgesPageController(Controller):
             editing=editing,
             errors=errors or {},
             art=art or [],
-            icons=[("", viewer.t("badges.icon_initials")), *((name, name) for name in sorted(ICONS))],
+            icons=[("", viewer.t("Initials of the name")), *((name, name) for name in sorted(ICONS))],
         )
 
     @get("/new")
@@ -266,7 +268,7 @@ class BadgesPageController(Controller):
                 async with viewer.services.db.read() as session:
                     existing = {b.key for b in await badges_repo.load_badges(session, viewer.brand.id)}
                 if key in existing:
-                    raise _FieldError("key", viewer.t("campaigns.error.key_taken"))
+                    raise _FieldError("key", viewer.t("This key is already used; choose another."))
             if data.get("action") != "preview":
                 async with viewer.services.db.write() as session:
                     await badges_config.save_badge(session, brand_id=viewer.brand.id, badge=badge, now=viewer.now)
@@ -355,7 +357,7 @@ class LeaderboardsPageController(Controller):
         page = None
         scope = board_scope
         if board.scope is not None and not scope:
-            error = viewer.t("boards.pick_scope", scope=board.scope)
+            error = viewer.t("This board is kept per %(scope)s: enter a value.", scope=board.scope)
         else:
             try:
                 page = await runtime.read(viewer.brand, key, period=period, scope=scope or None, limit=50)

@@ -38,25 +38,25 @@ class DashboardController(Controller):
         done = await stats.completions(db, brand_id=brand.id, since=since)
         rare = await stats.rarity(db, brand_id=brand.id)
         labels = [t.short_date(d) for d in overview.days]
-        span = t("dashboard.range", start=t.date(overview.days[0]), end=t.date(overview.days[-1]))
+        span = t("%(start)s – %(end)s", start=t.date(overview.days[0]), end=t.date(overview.days[-1]))
         figures = {
             "events": charts.column_chart(
                 "c-events",
-                title=t("dashboard.events_per_day"),
+                title=t("Events per day"),
                 desc=span,
                 labels=labels,
                 values=[p.value for p in overview.events],
             ),
             "active": charts.line_chart(
                 "c-active",
-                title=t("dashboard.active_per_day"),
+                title=t("Active members per day"),
                 desc=span,
                 labels=labels,
                 values=[p.value for p in overview.active_members],
             ),
             "points": charts.column_chart(
                 "c-points",
-                title=t("dashboard.points_per_day"),
+                title=t("Points issued per day"),
                 desc=span,
                 labels=labels,
                 values=[p.value for p in overview.points_issued],
@@ -64,15 +64,15 @@ class DashboardController(Controller):
             ),
             "completions": charts.bar_list(
                 "c-completions",
-                title=t("dashboard.completions"),
+                title=t("Completions per challenge"),
                 desc=span,
                 labels=[c.label for c in done[:10]],
                 values=[c.value for c in done[:10]],
             ),
             "rarity": charts.bar_list(
                 "c-rarity",
-                title=t("dashboard.rarity"),
-                desc=t("dashboard.rarity_desc"),
+                title=t("Badge rarity"),
+                desc=t("Share of members holding each badge, rarest first."),
                 labels=[r.label for r in rare[:10]],
                 values=[r.value for r in rare[:10]],
                 suffix="%",

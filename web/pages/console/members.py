@@ -106,9 +106,9 @@ class MembersController(Controller):
         raw_points, reason = data.get("points", "").strip(), data.get("reason", "").strip()
         errors: dict[str, str] = {}
         if not _INTEGER.match(raw_points) or int(raw_points) == 0 or abs(int(raw_points)) > points.MAX_ADJUSTMENT:
-            errors["points"] = viewer.t("member.error.points")
+            errors["points"] = viewer.t("Enter a whole number other than zero.")
         if not reason or len(reason) > 500:
-            errors["reason"] = viewer.t("member.error.reason")
+            errors["reason"] = viewer.t("Give a reason (up to 500 characters).")
         if errors:
             return await self._page(viewer, request, member, errors=errors, form=data, status_code=422)
         brand, now = viewer.brand, viewer.now
@@ -136,9 +136,9 @@ class MembersController(Controller):
         badge, reason = data.get("badge", "").strip(), data.get("grant_reason", "").strip()
         errors: dict[str, str] = {}
         if not badge:
-            errors["badge"] = viewer.t("member.error.badge")
+            errors["badge"] = viewer.t("Choose a badge.")
         if not reason or len(reason) > 500:
-            errors["grant_reason"] = viewer.t("member.error.reason")
+            errors["grant_reason"] = viewer.t("Give a reason (up to 500 characters).")
         if not errors:
             try:
                 async with viewer.services.db.write() as session:
@@ -171,7 +171,7 @@ class MembersController(Controller):
     ) -> Template | Redirect:
         """Revoke a member's badge with a reason (its public assertion then answers as revoked)."""
         member = await self._member(viewer, external_id)
-        reason = data.get("reason", "").strip() or viewer.t("member.revoked_by", email=viewer.admin.email)
+        reason = data.get("reason", "").strip() or viewer.t("Revoked by %(email)s", email=viewer.admin.email)
         try:
             async with viewer.services.db.write() as session:
                 await badges_service.revoke(

@@ -29,7 +29,7 @@ from challenges.rules import campaign_state
 from challenges.simulate import SimulationReport
 from engine.errors import DefinitionError, QuestlineError, ValidationError
 from web import program
-from web.i18n import Translator
+from web.i18n import N_, Translator
 from web.pages import stats, views
 from web.pages.console.base import CONSOLE_DEPENDENCIES, CONSOLE_EXCEPTION_HANDLERS, ConsoleViewerDep, done, render
 
@@ -83,14 +83,14 @@ def field_for(path: str | None) -> str:
 
 
 _PLAIN_WORDS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"^Expected `(int|float)`, got `\w+`"), "form.error.number"),
-    (re.compile(r"^Expected `(int|float)` >= (?P<limit>[0-9.e+-]+)"), "form.error.min"),
-    (re.compile(r"^Expected `(int|float)` > (?P<limit>[0-9.e+-]+)"), "form.error.more_than"),
-    (re.compile(r"^Expected `(int|float)` <= (?P<limit>[0-9.e+-]+)"), "form.error.max"),
-    (re.compile(r"^Expected `str` of length >= 1"), "form.error.required"),
-    (re.compile(r"^Expected `str` of length <= (?P<limit>\d+)"), "form.error.too_long"),
-    (re.compile(r"^Expected `str` matching regex"), "form.error.pattern"),
-    (re.compile(r"^Object missing required field"), "form.error.required"),
+    (re.compile(r"^Expected `(int|float)`, got `\w+`"), N_("Enter a number.")),
+    (re.compile(r"^Expected `(int|float)` >= (?P<limit>[0-9.e+-]+)"), N_("Enter at least %(limit)s.")),
+    (re.compile(r"^Expected `(int|float)` > (?P<limit>[0-9.e+-]+)"), N_("Enter more than %(limit)s.")),
+    (re.compile(r"^Expected `(int|float)` <= (?P<limit>[0-9.e+-]+)"), N_("Enter at most %(limit)s.")),
+    (re.compile(r"^Expected `str` of length >= 1"), N_("This is required.")),
+    (re.compile(r"^Expected `str` of length <= (?P<limit>\d+)"), N_("Use at most %(max)s characters.")),
+    (re.compile(r"^Expected `str` matching regex"), N_("Use lowercase letters, digits, - and _ only.")),
+    (re.compile(r"^Object missing required field"), N_("This is required.")),
 )
 
 
@@ -111,11 +111,11 @@ def _yaml_value(text: str, *, field: str, t: Any) -> Any:
     if not text.strip():
         return None
     if len(text) > MAX_FILTER_CHARS:
-        raise _FormError(field, t("form.error.too_long", max=MAX_FILTER_CHARS))
+        raise _FormError(field, t("Use at most %(max)s characters.", max=MAX_FILTER_CHARS))
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise _FormError(field, t("campaigns.error.yaml", error=str(exc).splitlines()[0])) from exc
+        raise _FormError(field, t("Not valid YAML or JSON: %(error)s", error=str(exc).splitlines()[0])) from exc
 
 
 class _FormError(Exception):
@@ -303,7 +303,7 @@ async def form_page(
         rule_types=RULE_TYPES,
         recurrences=RECURRENCES,
         statuses=STATUSES,
-        badge_options=[("", viewer.t("campaigns.no_badge")), *((b.key, b.name) for b in badges)],
+        badge_options=[("", viewer.t("No badge")), *((b.key, b.name) for b in badges)],
         event_types=await views.event_types(viewer.services, viewer.brand),
         **extra,
     )
@@ -410,9 +410,9 @@ class CampaignsController(Controller):
                     )
                 }
             if campaign["key"] in existing:
-                raise _FormError("c_key", t("campaigns.error.key_taken"))
+                raise _FormError("c_key", t("This key is already used; choose another."))
             if challenge["key"] in taken:
-                raise _FormError("ch_key", t("campaigns.error.key_taken"))
+                raise _FormError("ch_key", t("This key is already used; choose another."))
             await save_definitions(viewer, campaign=campaign, challenge=challenge)
         except _FormError as exc:
             errors[exc.field] = exc.message
@@ -530,7 +530,7 @@ async def _save_challenge(
                     )
                 }
             if challenge["key"] in taken:
-                raise _FormError("ch_key", t("campaigns.error.key_taken"))
+                raise _FormError("ch_key", t("This key is already used; choose another."))
         await save_definitions(viewer, campaign=None, challenge=challenge)
     except _FormError as exc:
         errors[exc.field] = exc.message
@@ -691,7 +691,7 @@ class ProgramPageController(Controller):
             until += timedelta(days=1)  # a date "to" includes that whole day
         until = until or viewer.now
         if since is not None and until <= since:
-            raise ValidationError(viewer.t("program.error.range"), field="until")
+            raise ValidationError(viewer.t("“To” must come after “from”."), field="until")
         return await program.simulate_program(
             viewer.services.db, brand=brand, document=document, since=since, until=until, top=10
         )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-import msgspec
 from litestar import Controller, Request, post
 from litestar.di import Provide
 from litestar.params import JSONBody, SkipValidation
@@ -13,23 +12,7 @@ from engine.effects import AnyEffect, BoardTotalChanged, Notification
 from engine.events import Event, EventBatch, decode_events
 from engine.pipeline import EventResult
 from web.deps import PrincipalDep, ServicesDep, provide_secret_principal
-
-
-class EventResultOut(msgspec.Struct, kw_only=True):
-    """What one event caused."""
-
-    id: str
-    member: str
-    duplicate: bool
-    """True when this id was seen before: the first result is returned and nothing changed."""
-    effects: list[AnyEffect]
-
-
-class BatchResultOut(msgspec.Struct, kw_only=True):
-    """Results of a batch, in request order."""
-
-    results: list[EventResultOut]
-
+from web.schemas.events import BatchResultOut, EventResultOut
 
 _INTERNAL = (BoardTotalChanged, Notification)
 

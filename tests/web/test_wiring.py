@@ -55,16 +55,14 @@ async def test_close_periods_command_pays_a_badge_reward(client, brand, clock, d
             await session.execute(delete(BoardRow).where(BoardRow.brand_id == brand.brand.id))
 
 
-async def test_every_collaborator_is_a_typed_field(client):
-    """The app's services: the pipeline built once with every step, the granter and the boards runtime."""
+async def test_the_pipeline_is_built_once_with_every_step_in_order(client):
+    """Points, then the domains (challenges before badges before boards), live updates, the outbox wake-up."""
     services = client.app.state.services
-    names = [p.name for p in services.pipeline.processors]
-    assert names[0] == "points" and names[-1] == "outbox"
-    assert isinstance(services.pipeline.processors[0], PointsProcessor)
-    assert isinstance(services.pipeline.processors[-1], OutboxProcessor)
-    assert services.pipeline.processors[-1].deliverer is services.outbox
-    assert services.leaderboards.grant_badge is services.grant_badge
+    steps = services.pipeline.processors
+    assert [p.name for p in steps] == ["points", "challenges", "badges", "leaderboards", "live", "outbox"]
+    assert isinstance(steps[0], PointsProcessor) and isinstance(steps[-1], OutboxProcessor)
     assert len(services.erasure_hooks) == 2 and set(services.export_hooks) == {"challenges"}
+    assert len(services.member_update_hooks) == 1
     assert not hasattr(services, "extras")
 
 

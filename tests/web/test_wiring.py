@@ -73,3 +73,18 @@ async def test_openapi_documents_the_events_body(client):
     refs = {s["$ref"] for s in body["content"]["application/json"]["schema"]["oneOf"]}
     assert refs == {"#/components/schemas/Event", "#/components/schemas/EventBatch"}
     assert set(doc["components"]["schemas"]["Event"]["required"]) == {"id", "member", "type", "occurred_at"}
+
+
+async def test_the_events_body_is_not_decoded_by_litestar(client, brand, monkeypatch):
+    """Only ``engine.events.decode_events`` reads the body: Litestar's untyped JSON decoding is never used."""
+    from litestar import Request
+
+    async def refuse(self):
+        raise AssertionError("the body was decoded untyped")
+
+    monkeypatch.setattr(Request, "json", refuse)
+    response = await client.post(
+        "/v1/events", json=event("once", "m-once", "visit", "2026-11-20T09:00:00Z"), headers=brand.headers
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["id"] == "once"

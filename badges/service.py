@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import secrets
 import uuid
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from sqlalchemy import insert, select
@@ -28,11 +28,11 @@ from engine.points import post_entry
 from engine.tenants import Brand, get_brand_by_id
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable
     from datetime import datetime
 
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    from engine.grants import BadgeGranter
     from engine.ids import BrandId, MemberId
 
 
@@ -393,27 +393,8 @@ async def hosted_award(session: AsyncSession, uid: str, *, origin: str, with_ima
     return HostedAward(brand=brand, issuer=issuer, badge=badge, award=award)
 
 
-class GrantFunction(Protocol):
-    """The signature of ``services.extras["badges.grant"]``."""
-
-    def __call__(
-        self,
-        session: AsyncSession,
-        *,
-        brand: Brand,
-        member_id: MemberId,
-        badge_key: str,
-        reason: str,
-        source: str,
-        source_ref: str,
-        now: datetime,
-    ) -> Awaitable[list[Effect]]:
-        """Award inside the caller's transaction; returns the effects (already written)."""
-        ...
-
-
-def grant_function(urls: Urls) -> GrantFunction:
-    """The callable other domains use to award a badge (registered as ``services.extras["badges.grant"]``)."""
+def grant_function(urls: Urls) -> BadgeGranter:
+    """The :class:`~engine.grants.BadgeGranter` other domains award badges through (wired in ``web/wiring.py``)."""
 
     async def badges_grant(
         session: AsyncSession,

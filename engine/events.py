@@ -1,7 +1,8 @@
 """The inbound event: what a brand tells Questline a member did.
 
-Decoding is done once per request by :func:`decode_events`, which accepts one event or
-``{"events": [...]}`` and reports the JSON path of the first bad field.
+:func:`decode_events` decodes a request body once, with typed decoders built at import: one event or
+``{"events": [...]}``, reporting the JSON path of the first bad field. Properties arrive as raw JSON
+(``msgspec.Raw``), so their size is known as sent, before they are decoded.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def _check_number(value: Any, path: str) -> None:
 
 
 def check_properties(properties: dict[str, Any], *, path: str) -> None:
-    """Enforce the size and range limits on an event's free-form properties.
+    """Enforce the size and range limits on free-form properties already decoded (a member's attributes).
 
     Raises:
         ValidationError: too many keys, too large once encoded, or a number out of range.
@@ -85,8 +86,56 @@ def check_properties(properties: dict[str, Any], *, path: str) -> None:
     _check_number(properties, path)
 
 
+class _EventIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """An event as sent: :class:`Event` with its properties still raw JSON."""
+
+    id: ExternalId
+    member: ExternalId
+    type: EventType
+    occurred_at: AwareDatetime
+    properties: msgspec.Raw = msgspec.Raw(b"{}")
+
+
+class _BatchIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    events: list[_EventIn]
+
+
+_ONE = msgspec.json.Decoder(_EventIn)
+_BATCH = msgspec.json.Decoder(_BatchIn)
+_PROPERTIES = msgspec.json.Decoder(dict[str, Any])
+#: What decoding one event reports first for a batch body: ``events`` is not a field of an event.
+_BATCH_KEY = "Object contains unknown field `events`"
+
+
+def _decode_properties(raw: msgspec.Raw, *, path: str) -> dict[str, Any]:
+    """Decode one event's properties after checking their size as sent."""
+    if len(raw) > MAX_PROPERTIES_BYTES:
+        raise ValidationError(f"properties exceed {MAX_PROPERTIES_BYTES} bytes of JSON", field=path)
+    try:
+        properties = _PROPERTIES.decode(raw)
+    except msgspec.ValidationError as exc:  # only their own type can be wrong: any key or value is accepted
+        raise ValidationError(f"{exc} (at {path})", field=path) from exc
+    if len(properties) > MAX_PROPERTY_KEYS:
+        raise ValidationError(f"at most {MAX_PROPERTY_KEYS} properties are allowed", field=path)
+    _check_number(properties, path)
+    return properties
+
+
+def _event(wire: _EventIn, *, path: str) -> Event:
+    return Event(
+        id=wire.id,
+        member=wire.member,
+        type=wire.type,
+        occurred_at=wire.occurred_at,
+        properties=_decode_properties(wire.properties, path=f"{path}.properties"),
+    )
+
+
 def decode_events(body: bytes, *, max_batch: int) -> tuple[list[Event], bool]:
-    """Decode a request body into events.
+    """Decode a request body into events, in one typed pass over the body.
+
+    A batch stops the single-event decoder at its first key (``events`` is no field of an event), so a
+    batch is read once too.
 
     Returns:
         The events, and whether the body was a batch (``{"events": [...]}``) rather than one event.
@@ -96,20 +145,18 @@ def decode_events(body: bytes, *, max_batch: int) -> tuple[list[Event], bool]:
         PayloadTooLarge: more than ``max_batch`` events.
     """
     try:
-        raw = msgspec.json.decode(body)
+        return [_event(_ONE.decode(body), path="$")], False
+    except msgspec.ValidationError as exc:
+        if str(exc) != _BATCH_KEY:
+            raise _raise_from_msgspec(exc) from exc
     except msgspec.DecodeError as exc:
         raise _raise_from_msgspec(exc) from exc
-    is_batch = isinstance(raw, dict) and "events" in raw
-    if is_batch and isinstance(raw["events"], list) and len(raw["events"]) > max_batch:
-        raise PayloadTooLarge(
-            f"a batch holds at most {max_batch} events; this one has {len(raw['events'])}", field="$.events"
-        )
     try:
-        events = msgspec.convert(raw, EventBatch).events if is_batch else [msgspec.convert(raw, Event)]
-    except msgspec.ValidationError as exc:
+        wires = _BATCH.decode(body).events
+    except msgspec.DecodeError as exc:  # also msgspec's ValidationError; the JSON past `events` is read here
         raise _raise_from_msgspec(exc) from exc
-    if not events:
+    if len(wires) > max_batch:
+        raise PayloadTooLarge(f"a batch holds at most {max_batch} events; this one has {len(wires)}", field="$.events")
+    if not wires:
         raise ValidationError("a batch needs at least one event", field="$.events")
-    for index, event in enumerate(events):
-        check_properties(event.properties, path=f"$.events[{index}].properties" if is_batch else "$.properties")
-    return events, is_batch
+    return [_event(wire, path=f"$.events[{index}]") for index, wire in enumerate(wires)], True

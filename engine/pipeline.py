@@ -145,8 +145,13 @@ class Pipeline:
 
     def __init__(self, db: Database, *, processors: Sequence[Processor], clock: Clock) -> None:
         self.db = db
-        self.processors = list(processors)
+        self._processors = tuple(processors)
         self.clock = clock
+
+    @property
+    def processors(self) -> tuple[Processor, ...]:
+        """The steps, in order; fixed when the pipeline is built (the composition root passes them all)."""
+        return self._processors
 
     async def process(self, brand: Brand, events: Sequence[Event]) -> list[EventResult]:
         """Apply ``events`` for ``brand`` exactly once and return one result per event, in order.

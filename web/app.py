@@ -1,13 +1,11 @@
-"""The composition root: builds settings, database, Redis, clock and the pipeline, and wires the domains.
+"""The HTTP application: routes, plugins and the lifespan that opens the services.
 
-``create_app(settings)`` is the only place where packages meet: engine processors and domain processors
-are handed to the pipeline here, in the order they must run.
+Everything the handlers use comes from :func:`web.wiring.open_services`, the composition root shared
+with the ``questline`` commands and the background jobs.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import gc
 import logging
 import os
@@ -25,52 +23,23 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from redis.asyncio import Redis
 
 from engine.clock import Clock, SystemClock
-from engine.db import Database, create_engine
-from engine.outbox import OutboxDeliverer, OutboxProcessor
-from engine.pipeline import Pipeline, Processor
-from engine.points import PointsProcessor
-from engine.schema import upgrade
+from engine.pipeline import Processor
 from engine.settings import Settings, load_settings
-from engine.tenants import KeyCache
 from web import pages
-from web.api import badges as badges_api
-from web.api import challenges as challenges_api
-from web.api import leaderboards as leaderboards_api
+from web.api.badges import routes as badges_routes
+from web.api.challenges import routes as challenges_routes
 from web.api.events import EventsController
+from web.api.leaderboards import routes as leaderboards_routes
 from web.api.members import MembersController
 from web.api.rules import EarningRulesController
 from web.api.webhooks import WebhooksController
-from web.deps import Services, ServicesDep, provide_principal, provide_services
+from web.deps import ServicesDep, provide_principal, provide_services
 from web.errors import problem_details_plugin
 from web.logs import AccessLogMiddleware, configure_logging
+from web.wiring import background_jobs, open_services
 
 log = logging.getLogger("questline")
 VERSION = "0.1.0"
-
-
-def create_redis(settings: Settings) -> Redis:
-    """A redis-py asyncio client, or an in-process fake one for ``memory://``."""
-    if settings.uses_fake_redis:
-        import fakeredis
-
-        return fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), decode_responses=False)
-    return Redis.from_url(settings.redis_url, decode_responses=False)
-
-
-#: Domain wiring modules, in pipeline order: each exports ``routes``, ``processors(services)`` and
-#: ``startup(services)``. Challenges run before badges (a completion can award a badge) and leaderboards
-#: run last (they total what the others awarded).
-DOMAINS = (challenges_api, badges_api, leaderboards_api)
-
-
-def build_processors(services: Services) -> list[Processor]:
-    """The pipeline's steps, in order: points, the domains that react to them, live updates, the outbox."""
-    steps: list[Processor] = [PointsProcessor()]
-    for domain in DOMAINS:
-        steps.extend(domain.processors(services))
-    steps.extend(pages.processors(services))  # live-update publisher: after every domain wrote its effects
-    steps.append(OutboxProcessor(services.extras.get("outbox")))
-    return steps
 
 
 @get("/health", tags=["operations"], summary="Liveness and dependencies", include_in_schema=True)
@@ -104,7 +73,7 @@ def create_app(
         settings: configuration; read from the environment when omitted.
         clock: time source; the system clock when omitted (tests pass a ``FrozenClock``).
         redis: a Redis client to use instead of one built from ``settings.redis_url``.
-        processors: pipeline steps to use instead of :func:`build_processors` (tests).
+        processors: pipeline steps to use instead of :func:`web.wiring.pipeline_steps` (tests).
         http: the client webhooks are sent with (tests pass one on ``httpx.MockTransport``).
         deliver_webhooks: run the outbox deliverer in the background.
     """
@@ -114,54 +83,29 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        if settings.auto_migrate:
-            await upgrade(settings.database_url)
-        db = Database(create_engine(settings.database_url))
-        redis_client = redis if redis is not None else create_redis(settings)
-        services = Services(
-            settings=settings,
-            db=db,
-            redis=redis_client,
-            clock=clock,
-            pipeline=Pipeline(db, processors=[], clock=clock),
-            keys=KeyCache(db, ttl=settings.key_cache_seconds),
-        )
-        http_client = http if http is not None else httpx.AsyncClient(follow_redirects=False)
-        deliverer = OutboxDeliverer(db, http=http_client, clock=clock)
-        services.extras["outbox"] = deliverer
-        services.pipeline.processors = list(processors) if processors is not None else build_processors(services)
-        app.state.services = services
-        for domain in DOMAINS:
-            await domain.startup(services)
-        await pages.startup(services)
-        if settings.demo:
-            from web.demo import banner, ensure_demo
+        async with (
+            open_services(
+                settings, clock=clock, redis=redis, http=http, processors=processors, migrate=settings.auto_migrate
+            ) as services,
+            background_jobs(services, deliver_webhooks=deliver_webhooks),
+        ):
+            app.state.services = services
+            await pages.startup(services)
+            if settings.demo:
+                from web.demo import banner, ensure_demo
 
-            await ensure_demo(services)
-            print(await banner(services), flush=True)
-        # Long-lived objects made at start need no more GC scans, and a larger first generation keeps the
-        # collector from running every few hundred allocations during a batch (≈ 20% of batch time).
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(50_000, 20, 20)
-        log.info("questline ready", extra={"database": db.dialect, "redis": settings.redis_url.split("@")[-1]})
-        delivery = asyncio.create_task(deliverer.run(), name="outbox") if deliver_webhooks else None
-        try:
+                await ensure_demo(services)
+                print(await banner(services), flush=True)
+            # Long-lived objects made at start need no more GC scans, and a larger first generation keeps
+            # the collector from running every few hundred allocations during a batch (≈ 20% of batch time).
+            gc.collect()
+            gc.freeze()
+            gc.set_threshold(50_000, 20, 20)
+            log.info(
+                "questline ready",
+                extra={"database": services.db.dialect, "redis": settings.redis_url.split("@")[-1]},
+            )
             yield
-        finally:
-            for domain in DOMAINS:
-                shutdown = getattr(domain, "shutdown", None)
-                if shutdown is not None:
-                    await shutdown(services)
-            if delivery is not None:
-                delivery.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await delivery
-            if http is None:
-                await http_client.aclose()
-            if redis is None:
-                await redis_client.aclose()
-            await db.dispose()
 
     page_options = pages.app_options(settings)
     return Litestar(
@@ -171,7 +115,9 @@ def create_app(
             MembersController,
             EarningRulesController,
             WebhooksController,
-            *(route for domain in DOMAINS for route in domain.routes),
+            *challenges_routes,
+            *badges_routes,
+            *leaderboards_routes,
             *pages.routes,
         ],
         dependencies={

@@ -2,49 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from engine.clock import SystemClock
-from engine.db import Database, create_engine
-from engine.errors import QuestlineError
 from engine.schema import upgrade
-from engine.settings import Settings, load_settings
-from engine.tenants import KeyKind
+from engine.tenants import Brand, KeyKind
 from web.commands import badges as badges_commands
 from web.commands import challenges as challenges_commands
 from web.commands import leaderboards as leaderboards_commands
 from web.commands import pages as pages_commands
+from web.commands import run, services_for, settings_from_env, with_brand
 
-T = TypeVar("T")
-
-
-def settings_from_env(**overrides: Any) -> Settings:
-    """Settings from ``QUESTLINE_*`` variables; a bad value exits with a clear message."""
-    try:
-        return load_settings(os.environ, **overrides)
-    except QuestlineError as exc:
-        raise click.ClickException(exc.detail) from exc
-
-
-def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
-    """Run an async command body, turning domain errors into a one-line message and exit code 1."""
-    try:
-        return asyncio.run(coro_fn())  # type: ignore[arg-type]
-    except QuestlineError as exc:
-        where = f" ({exc.field})" if exc.field else ""
-        raise click.ClickException(f"{exc.detail}{where}") from exc
-
-
-async def open_database(settings: Settings, *, migrate: bool = True) -> Database:
-    """Upgrade the schema (unless told not to) and open the database."""
-    if migrate:
-        await upgrade(settings.database_url)
-    return Database(create_engine(settings.database_url))
+if TYPE_CHECKING:
+    from web.deps import Services
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -127,13 +99,10 @@ def brand_create(name: str, timezone: str, slug: str | None) -> None:
     settings = settings_from_env()
 
     async def body() -> None:
-        database = await open_database(settings)
-        try:
+        async with services_for(settings) as services:
             created, keys = await create_brand(
-                database, name=name, timezone=timezone, slug=slug, now=SystemClock().now()
+                services.db, name=name, timezone=timezone, slug=slug, now=services.clock.now()
             )
-        finally:
-            await database.dispose()
         click.echo(f"brand {created.slug} ({created.name}, {created.timezone}) created")
         for key in keys:
             click.echo(f"  {key.kind.value:<12} {key.key}")
@@ -150,12 +119,8 @@ def brand_list() -> None:
     settings = settings_from_env()
 
     async def body() -> None:
-        database = await open_database(settings)
-        try:
-            async with database.read() as session:
-                brands = await list_brands(session)
-        finally:
-            await database.dispose()
+        async with services_for(settings) as services, services.db.read() as session:
+            brands = await list_brands(session)
         for item in brands:
             click.echo(f"{item.slug:<24} {item.timezone:<20} {item.name}")
 
@@ -167,23 +132,6 @@ def key() -> None:
     """API keys of a brand."""
 
 
-def _with_brand(slug: str, fn: Callable[[Database, Any], Awaitable[None]]) -> None:
-    from engine.tenants import get_brand
-
-    settings = settings_from_env()
-
-    async def body() -> None:
-        database = await open_database(settings)
-        try:
-            async with database.read() as session:
-                found = await get_brand(session, slug)
-            await fn(database, found)
-        finally:
-            await database.dispose()
-
-    run(body)
-
-
 @key.command("list")
 @click.option("--brand", "slug", required=True, help="Brand slug.")
 @click.option("--prefix", default="", help="Only keys starting with this prefix.")
@@ -191,8 +139,8 @@ def key_list(slug: str, prefix: str) -> None:
     """List a brand's keys by prefix (the keys themselves are never stored)."""
     from engine.tenants import list_keys
 
-    async def body(database: Database, found: Any) -> None:
-        async with database.read() as session:
+    async def body(services: Services, found: Brand) -> None:
+        async with services.db.read() as session:
             keys = await list_keys(session, found.id)
         for item in keys:
             if not item.prefix.startswith(prefix):
@@ -200,7 +148,7 @@ def key_list(slug: str, prefix: str) -> None:
             state = f"revoked {item.revoked_at:%Y-%m-%d %H:%M}" if item.revoked_at else "live"
             click.echo(f"{item.prefix}…  {item.kind.value:<12} {state:<24} created {item.created_at:%Y-%m-%d %H:%M}")
 
-    _with_brand(slug, body)
+    with_brand(slug, body)
 
 
 @key.command("create")
@@ -211,11 +159,13 @@ def key_create(slug: str, kind: str, label: str) -> None:
     """Issue one more key (shown once)."""
     from engine.tenants import issue_key
 
-    async def body(database: Database, found: Any) -> None:
-        issued = await issue_key(database, brand_id=found.id, kind=KeyKind(kind), now=SystemClock().now(), label=label)
+    async def body(services: Services, found: Brand) -> None:
+        issued = await issue_key(
+            services.db, brand_id=found.id, kind=KeyKind(kind), now=services.clock.now(), label=label
+        )
         click.echo(issued.key)
 
-    _with_brand(slug, body)
+    with_brand(slug, body)
 
 
 @key.command("rotate")
@@ -225,12 +175,12 @@ def key_rotate(slug: str, kind: str) -> None:
     """Issue a new key and revoke the brand's other live keys of that kind."""
     from engine.tenants import rotate_key
 
-    async def body(database: Database, found: Any) -> None:
-        issued = await rotate_key(database, brand_id=found.id, kind=KeyKind(kind), now=SystemClock().now())
+    async def body(services: Services, found: Brand) -> None:
+        issued = await rotate_key(services.db, brand_id=found.id, kind=KeyKind(kind), now=services.clock.now())
         click.echo(issued.key)
         click.echo("Other live keys of this kind are revoked (other workers notice within a few seconds).", err=True)
 
-    _with_brand(slug, body)
+    with_brand(slug, body)
 
 
 @key.command("revoke")
@@ -240,11 +190,11 @@ def key_revoke(slug: str, prefix: str) -> None:
     """Revoke the brand's live keys starting with PREFIX."""
     from engine.tenants import revoke_key
 
-    async def body(database: Database, found: Any) -> None:
-        count = await revoke_key(database, brand_id=found.id, prefix=prefix, now=SystemClock().now())
+    async def body(services: Services, found: Brand) -> None:
+        count = await revoke_key(services.db, brand_id=found.id, prefix=prefix, now=services.clock.now())
         click.echo(f"revoked {count} key(s)")
 
-    _with_brand(slug, body)
+    with_brand(slug, body)
 
 
 for _module in (challenges_commands, badges_commands, leaderboards_commands, pages_commands):

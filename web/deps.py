@@ -1,8 +1,11 @@
-"""Dependencies the handlers receive: services, the calling principal, the clock."""
+"""Dependencies the handlers receive: services, the calling principal, the clock.
+
+:class:`Services` is the typed composition root every entry point shares; ``web/wiring.py`` builds it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,37 +18,45 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from engine.clock import Clock
 from engine.db import Database
 from engine.errors import AuthenticationError, PermissionDenied
+from engine.grants import BadgeGranter
 from engine.ids import MemberId
+from engine.outbox import OutboxDeliverer
 from engine.pipeline import Pipeline
 from engine.settings import Settings
 from engine.tenants import Brand, KeyCache, KeyKind, Principal
+from leaderboards.service import Leaderboards
 
 #: ``async hook(session, brand, member_id)`` run inside the erasure transaction.
 ErasureHook = Callable[[AsyncSession, Brand, MemberId], Awaitable[None]]
 #: ``async hook(brand, member_id)`` after a member's profile changed (display names on boards).
 MemberUpdateHook = Callable[[Brand, MemberId], Awaitable[None]]
-#: ``async hook(session, brand, member_id) -> plain data`` for a member's data export.
-ExportHook = Callable[[AsyncSession, Brand, MemberId], Awaitable[Any]]
+#: ``async hook(session, brand, member_id) -> JSON-ready builtins`` for a member's data export.
+ExportHook = Callable[[AsyncSession, Brand, MemberId], Awaitable[object]]
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Services:
-    """Everything ``create_app`` builds once and handlers share."""
+    """Everything the composition root builds once and the HTTP app, the CLI and background jobs share."""
 
     settings: Settings
     db: Database
     redis: Redis
     clock: Clock
-    pipeline: Pipeline
     keys: KeyCache
-    extras: dict[str, Any] = field(default_factory=dict)
-    """Domain services registered by the composition root (board store, etc.), by name."""
-    erasure_hooks: list[ErasureHook] = field(default_factory=list)
-    """What each domain removes when a member is erased (registered in the domains' ``startup``)."""
-    export_hooks: dict[str, ExportHook] = field(default_factory=dict)
-    member_update_hooks: list[MemberUpdateHook] = field(default_factory=list)
-    """Run after an existing member's profile changed (e.g. refresh board labels)."""
+    outbox: OutboxDeliverer
+    """Delivers the outbox's webhooks (run in the background by the HTTP app; woken after a commit)."""
+    grant_badge: BadgeGranter
+    """The badges package's award service, what other domains (leaderboard rewards) call."""
+    leaderboards: Leaderboards
+    """The boards at run time: definitions, reads, rebuilds and the period closer."""
+    pipeline: Pipeline
+    """Built once, with every domain's processors in order."""
+    erasure_hooks: tuple[ErasureHook, ...] = ()
+    """What each domain removes when a member is erased, inside the erasure transaction."""
+    export_hooks: Mapping[str, ExportHook] = field(default_factory=dict)
     """Each domain's part of a member's data export, by section name."""
+    member_update_hooks: tuple[MemberUpdateHook, ...] = ()
+    """Run after an existing member's profile changed (e.g. refresh board labels)."""
 
 
 #: Handler parameter types: injected by name (``services``, ``principal``, ``caller``).

@@ -142,8 +142,8 @@ async def test_queries_per_request_do_not_grow_with_the_batch(db, brand, clock):
 
 
 async def test_demo_program_uses_every_rule_type_and_makes_progress(db, brand, clock):
-    from web.api.challenges import DEMO_PANELISTS, demo_program
     from web.demo import MEMBERS, demo_events
+    from web.demo.challenges import DEMO_PANELISTS, demo_program
 
     services = SimpleNamespace(db=db, clock=clock)
     document = demo_program(clock.now())

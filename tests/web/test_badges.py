@@ -524,7 +524,7 @@ async def test_challenge_completion_awards_the_reward_badge(settings, redis, clo
             [("streak-master", "", 2)],
         ]
         assert (await client.get("/v1/members/m1/points", headers=brand.headers)).json()["balance"] == 50
-        assert client.app.state.services.extras["badges.grant"] is not None
+        assert client.app.state.services.grant_badge is not None
 
 
 async def test_uploaded_images_are_checked_stored_and_served(client, brand):

@@ -1,9 +1,7 @@
 """Badges over HTTP: definitions, shelves, grants and revocations (secret key); Open Badges and art (public).
 
-The public URLs need no key: verifiers, wallets and ``<img>`` tags fetch them.
-
-Also the pipeline wiring of the ``badges`` package: its processor, the ``badges.grant`` service other
-domains call, and the demo brand's badges.
+The public URLs need no key: verifiers, wallets and ``<img>`` tags fetch them. The package's processor and
+the award service other domains call are wired in ``web/wiring.py``; the demo badges are in ``web/demo``.
 """
 
 from __future__ import annotations
@@ -23,24 +21,20 @@ from badges import service as badges_service
 from badges.art import MAX_PNG, MIN_PNG, SIZE, badge_image
 from badges.criteria import narrative
 from badges.models import (
-    AwardOut,
     BadgeDef,
     BadgeSpec,
-    LevelSpec,
     MemberBadges,
-    RuleSpec,
     badge_to_spec,
     build_badge,
 )
 from badges.openbadges import Urls
-from badges.processor import BadgesProcessor
 from badges.service import award_out
 from engine import members as members_repo
 from engine.errors import NotFound, ValidationError
 from engine.ids import MemberId
-from engine.pipeline import Processor
 from engine.tenants import Brand, get_brand
 from web.deps import PrincipalDep, Services, ServicesDep, provide_secret_principal
+from web.schemas.badges import BadgeOut, GrantIn, GrantOut, RevokeIn, RevokeOut
 
 LD_JSON = "application/ld+json"
 _SVG_HEADERS = {
@@ -49,68 +43,6 @@ _SVG_HEADERS = {
 }
 IfNoneMatch = Annotated[str | None, HeaderParameter(name="if-none-match", required=False)]
 LevelQuery = Annotated[str, QueryParameter(max_length=32, description="Level key (generated art per level).")]
-
-
-class BadgeOut(msgspec.Struct, kw_only=True):
-    """A badge definition with its art, Open Badges class and how many members hold it."""
-
-    key: str
-    name: str
-    description: str
-    criteria: str
-    """The brand's text, or one generated from the rule and levels."""
-    category: str
-    icon: str
-    color: str
-    hidden: bool
-    repeatable: bool
-    levels: list[LevelSpec]
-    rule: RuleSpec | None
-    points: int
-    active: bool
-    uploaded_image: bool
-    image: str
-    """Public SVG URL (uploaded or generated art)."""
-    image_png: str
-    badge_class: str
-    """Public Open Badges 2.0 BadgeClass URL."""
-    holders: int
-    rarity: float
-    """Percent of the brand's members holding it."""
-
-
-class GrantIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """A manual grant."""
-
-    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
-    level: Annotated[str, msgspec.Meta(max_length=32)] = ""
-    """The level to grant (badges with levels); the lowest not yet awarded when empty."""
-    ref: Annotated[str, msgspec.Meta(max_length=200)] = ""
-    """Your reference for a grant of a repeatable badge: repeating a grant with the same ref adds nothing."""
-
-
-class GrantOut(msgspec.Struct, kw_only=True):
-    """What a grant did: ``awarded`` (new), ``reinstated`` (a revoked award made valid again), or neither (held)."""
-
-    awarded: bool
-    reinstated: bool
-    award: AwardOut | None
-
-
-class RevokeIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """A revocation."""
-
-    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
-    level: Annotated[str, msgspec.Meta(max_length=32)] = ""
-    """Only this level (else every live award of the badge)."""
-    award: Annotated[str, msgspec.Meta(max_length=32)] = ""
-    """Only this award id."""
-
-
-class RevokeOut(msgspec.Struct, kw_only=True):
-    """The awards revoked."""
-
-    revoked: list[AwardOut]
 
 
 def _urls(services: Services) -> Urls:
@@ -466,114 +398,3 @@ class BadgeArtController(Controller):
 
 
 routes: list[Any] = [BadgesController, MemberBadgesController, OpenBadgesController, BadgeArtController]
-
-
-def processors(services: Services) -> list[Processor]:
-    """The pipeline steps this package contributes, in order."""
-    return [BadgesProcessor(public_url=services.settings.public_url)]
-
-
-async def startup(services: Services) -> None:
-    """Register ``services.extras["badges.grant"]``, the award service other domains call (see docs/badges.md)."""
-    services.extras["badges.grant"] = badges_service.grant_function(_urls(services))
-
-
-DEMO_BADGES: list[BadgeSpec] = [
-    BadgeSpec(
-        key="first-purchase",
-        name="First purchase",
-        description="Your first purchase in any of our cafés.",
-        category="shopping",
-        icon="cart",
-        rule=RuleSpec(event_type="purchase"),
-        points=20,
-    ),
-    BadgeSpec(
-        key="regular",
-        name="Regular",
-        description="A familiar face: visits to our cafés.",
-        category="visits",
-        icon="cup",
-        rule=RuleSpec(event_type="visit"),
-        levels=[
-            LevelSpec(key="bronze", threshold=1, points=10),
-            LevelSpec(key="silver", threshold=3, points=30),
-            LevelSpec(key="gold", threshold=5, points=60),
-        ],
-    ),
-    BadgeSpec(
-        key="critic",
-        name="Critic",
-        description="Wrote thoughtful reviews (a challenge reward).",
-        criteria="Complete the reviews challenge.",
-        category="community",
-        icon="chat",
-        points=50,
-    ),
-    BadgeSpec(
-        key="explorer",
-        name="Explorer",
-        description="Visited several of our cafés (a challenge reward).",
-        criteria="Complete the explorer challenge: visit different stores.",
-        category="visits",
-        icon="pin",
-        points=50,
-    ),
-    BadgeSpec(
-        key="streak-master",
-        name="Streak master",
-        description="Kept a streak going; earned again with every streak (a challenge reward).",
-        criteria="Complete a streak challenge.",
-        category="habits",
-        icon="flame",
-        repeatable=True,
-        points=25,
-    ),
-    BadgeSpec(
-        key="top-reviewer",
-        name="Top reviewer",
-        description="Finished a leaderboard period among the top reviewers.",
-        criteria="Finish a period in the top places of the reviewers' leaderboard.",
-        category="leaderboards",
-        icon="trophy",
-        repeatable=True,
-        points=100,
-    ),
-    BadgeSpec(
-        key="survey-star",
-        name="Survey star",
-        description="Shared your opinion in a survey; earned again with each one.",
-        category="community",
-        icon="star",
-        rule=RuleSpec(event_type="survey"),
-        repeatable=True,
-    ),
-    BadgeSpec(
-        key="five-star-fan",
-        name="Five-star fan",
-        description="A secret badge for generous reviewers.",
-        category="community",
-        icon="heart",
-        hidden=True,
-        rule=RuleSpec(event_type="review", filter={"field": "properties.stars", "eq": 5}, count=2),
-    ),
-    BadgeSpec(
-        key="founding-member",
-        name="Founding member",
-        description="Granted by the team to members who were with us from the start.",
-        criteria="Granted by the brand.",
-        category="special",
-        hidden=True,
-    ),
-]
-
-
-async def seed_demo(services: Services, brand: Brand) -> None:
-    """Create the demo badges, all with generated art.
-
-    Rule badges (one with levels, one repeatable, one hidden), challenge rewards, a leaderboard reward and a
-    manual one.
-    """
-    defs = [build_badge(spec, path=f"demo.badges[{i}]") for i, spec in enumerate(DEMO_BADGES)]
-    async with services.db.write() as session:
-        await badges_config.apply_section(session, brand_id=brand.id, defs=defs, now=services.clock.now())

@@ -1,4 +1,4 @@
-"""HTTP endpoints and pipeline wiring of the ``challenges`` package.
+"""HTTP endpoints of the ``challenges`` package (its processor and hooks are wired in ``web/wiring.py``).
 
 - ``/v1/campaigns`` and ``/v1/challenges``: per-resource definitions (each change is a new program version);
 - ``/v1/members/{id}/challenges``: a member's challenges with progress, and the explain view;
@@ -9,63 +9,24 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any
 
-import msgspec
 from litestar import Controller, Response, delete, get, post, put
 from litestar.di import Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from challenges import backfill, service, views
-from challenges import states as challenge_states
 from challenges import versions as challenge_versions
 from challenges.config import CampaignSpec, ChallengeSpec, build_campaign, decode
-from challenges.models import CampaignState
-from challenges.processor import ChallengeProcessor
 from challenges.rules import campaign_state
 from engine import members as members_repo
 from engine.errors import NotFound, ValidationError
-from engine.ids import MemberId
-from engine.pipeline import Processor
 from engine.tenants import Brand
 from web.deps import PrincipalDep, Services, ServicesDep, provide_secret_principal
-from web.program import ProgramController, apply_program, parse_instant, record_change
-
-
-class CampaignOut(msgspec.Struct, kw_only=True):
-    """A campaign: its definition, its window in UTC, its state now, and its challenges."""
-
-    campaign: CampaignSpec
-    state: CampaignState
-    starts_at: datetime | None
-    ends_at: datetime | None
-    challenges: list[str]
-
-
-class CampaignSaved(msgspec.Struct, kw_only=True):
-    """A campaign after a change, with what changed and the program version it made."""
-
-    campaign: CampaignOut
-    changes: list[str]
-    version: int | None
-
-
-class ChallengeOut(msgspec.Struct, kw_only=True):
-    """A challenge definition and its campaign's state now."""
-
-    challenge: ChallengeSpec
-    state: CampaignState
-
-
-class ChallengeSaved(msgspec.Struct, kw_only=True):
-    """A challenge after a change, with what changed, the program version and any backfill run."""
-
-    challenge: ChallengeOut
-    changes: list[str]
-    version: int | None
-    backfills: list[backfill.BackfillReport]
+from web.program import ProgramController, parse_instant, record_change
+from web.schemas.challenges import CampaignOut, CampaignSaved, ChallengeOut, ChallengeSaved
 
 
 async def _definitions(services: Services, brand: Brand) -> tuple[list[CampaignSpec], list[ChallengeSpec]]:
@@ -359,162 +320,3 @@ class MemberChallengesController(Controller):
 
 
 routes: list[Any] = [CampaignsController, ChallengesController, MemberChallengesController, ProgramController]
-
-
-def processors(services: Services) -> list[Processor]:
-    """The challenges step of the pipeline (after points, before badges)."""
-    processor = ChallengeProcessor()
-    services.extras["challenges.processor"] = processor
-    return [processor]
-
-
-async def startup(services: Services) -> None:
-    """Register the member erasure and data-export hooks (definitions load per brand on first use)."""
-
-    async def erase(session: AsyncSession, brand: Brand, member_id: MemberId) -> None:
-        await challenge_states.forget_member(session, brand_id=brand.id, member_id=member_id)
-
-    async def export(session: AsyncSession, brand: Brand, member_id: MemberId) -> Any:
-        found = await members_repo.members_by_id(session, brand_id=brand.id, ids=[member_id])
-        member = found.get(member_id)
-        if member is None:
-            return None
-        data = await views.member_data(session, brand=brand, member=member, now=services.clock.now())
-        return msgspec.to_builtins(data)
-
-    services.erasure_hooks.append(erase)
-    services.export_hooks["challenges"] = export
-
-
-def demo_program(now: datetime) -> dict[str, Any]:
-    """The demo brand's campaigns and challenges: every rule type, a recurring one, an opt-in campaign."""
-    start = (now - timedelta(days=30)).isoformat()
-    end = (now + timedelta(days=60)).isoformat()
-    return {
-        "campaigns": [
-            {
-                "key": "autumn",
-                "title": "Autumn at the café",
-                "description": "Visit, taste, review: challenges all season long.",
-                "starts_at": start,
-                "ends_at": end,
-            },
-            {
-                "key": "club",
-                "title": "Club challenges",
-                "description": "For gold and silver members.",
-                "starts_at": start,
-                "ends_at": end,
-                "eligibility": {"field": "member.tier", "in": ["gold", "silver"]},
-            },
-            {
-                "key": "panel",
-                "title": "Tasting panel",
-                "description": "Members who join the panel answer our surveys.",
-                "starts_at": start,
-                "ends_at": end,
-                "opt_in": True,
-            },
-        ],
-        "challenges": [
-            {
-                "key": "regular",
-                "campaign": "autumn",
-                "title": "Regular",
-                "description": "Buy a coffee five times.",
-                "rule": {"type": "count", "event_type": "purchase", "target": 5},
-                "reward": {"points": 100},
-                "min_interval": "10m",
-            },
-            {
-                "key": "big-spender",
-                "campaign": "autumn",
-                "title": "Big spender",
-                "description": "Spend 150 euro.",
-                "rule": {"type": "sum", "event_type": "purchase", "property": "amount", "target": 150},
-                "reward": {"points": 200},
-            },
-            {
-                "key": "three-day-streak",
-                "campaign": "autumn",
-                "title": "Three days in a row",
-                "description": "Visit us three days in a row; one missed day is forgiven once.",
-                "rule": {"type": "streak", "event_type": "visit", "target": 3, "freezes": 1},
-                "reward": {"points": 50, "badge": "streak-master"},
-            },
-            {
-                "key": "explorer",
-                "campaign": "autumn",
-                "title": "Explorer",
-                "description": "Visit three different cafés.",
-                "rule": {"type": "distinct", "event_type": "visit", "property": "store", "target": 3},
-                "reward": {"points": 75, "badge": "explorer"},
-            },
-            {
-                "key": "critic",
-                "campaign": "autumn",
-                "title": "Critic",
-                "description": "Write a 4- or 5-star review, refer a friend, then visit.",
-                "rule": {
-                    "type": "sequence",
-                    "steps": [
-                        {"event_type": "review", "filter": {"field": "properties.stars", "gte": 4}},
-                        {"event_type": "referral"},
-                        {"event_type": "visit"},
-                    ],
-                },
-                "reward": {"points": 150, "badge": "critic"},
-            },
-            {
-                "key": "all-rounder",
-                "campaign": "club",
-                "title": "All-rounder",
-                "description": "A purchase, a review and a survey, in any order.",
-                "rule": {
-                    "type": "all_of",
-                    "steps": [{"event_type": "purchase"}, {"event_type": "review"}, {"event_type": "survey"}],
-                },
-                "reward": {"points": 120},
-            },
-            {
-                "key": "first-review",
-                "campaign": "autumn",
-                "title": "First review",
-                "description": "Your first review ever.",
-                "rule": {"type": "first", "event_type": "review"},
-                "reward": {"points": 25},
-            },
-            {
-                "key": "panelist",
-                "campaign": "panel",
-                "title": "Panelist",
-                "description": "Answer two surveys (join the panel first).",
-                "rule": {"type": "count", "event_type": "survey", "target": 2},
-                "reward": {"points": 40},
-            },
-            {
-                "key": "weekly-visits",
-                "campaign": "autumn",
-                "title": "Three visits a week",
-                "description": "Visit three times in a week; up to ten weeks.",
-                "rule": {"type": "count", "event_type": "visit", "target": 3},
-                "recurrence": "weekly",
-                "max_completions": 10,
-                "reward": {"points": 30},
-            },
-        ],
-    }
-
-
-#: Demo members who joined the opt-in panel (a month ago, so the demo's past events count).
-DEMO_PANELISTS = ("m-giulia", "m-marco", "m-sofia")
-
-
-async def seed_demo(services: Services, brand: Brand) -> None:
-    """Apply the demo program (campaigns and challenges of every rule type) and opt a few members in."""
-    now = services.clock.now()
-    await apply_program(services.db, brand=brand, document=demo_program(now), now=now, source="demo")
-    for external_id in DEMO_PANELISTS:
-        await service.opt_in(
-            services.db, brand=brand, external_id=external_id, campaign_key="panel", now=now - timedelta(days=30)
-        )

@@ -2,36 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import cast
 
-import msgspec
-from litestar import Controller, Request, post
+from litestar import Controller, post
 from litestar.di import Provide
-from litestar.params import JSONBody, SkipValidation
+from litestar.params import RawBody
 
 from engine.effects import AnyEffect, BoardTotalChanged, Notification
 from engine.events import Event, EventBatch, decode_events
 from engine.pipeline import EventResult
 from web.deps import PrincipalDep, ServicesDep, provide_secret_principal
-
-
-class EventResultOut(msgspec.Struct, kw_only=True):
-    """What one event caused."""
-
-    id: str
-    member: str
-    duplicate: bool
-    """True when this id was seen before: the first result is returned and nothing changed."""
-    effects: list[AnyEffect]
-
-
-class BatchResultOut(msgspec.Struct, kw_only=True):
-    """Results of a batch, in request order."""
-
-    results: list[EventResultOut]
-
+from web.schemas.events import BatchResultOut, EventResultOut
 
 _INTERNAL = (BoardTotalChanged, Notification)
+
+
+def document_body(data: Event | EventBatch) -> None:  # pragma: no cover - never called
+    """What ``POST /v1/events`` accepts, for the OpenAPI document only.
+
+    The handler decodes the raw body itself, once and typed (:func:`engine.events.decode_events`), so it
+    declares no ``data``; Litestar documents a request body from a dependency's ``data`` instead. The
+    handler does not ask for this dependency, so it never runs and nothing decodes the body twice.
+    """
 
 
 def to_out(result: EventResult) -> EventResultOut:
@@ -49,7 +41,10 @@ class EventsController(Controller):
 
     path = "/v1/events"
     tags = ("events",)
-    dependencies = {"principal": Provide(provide_secret_principal)}  # noqa: RUF012
+    dependencies = {  # noqa: RUF012
+        "principal": Provide(provide_secret_principal),
+        "documented_body": Provide(document_body, sync_to_thread=False),
+    }
 
     @post(
         "/",
@@ -62,14 +57,9 @@ class EventsController(Controller):
         ),
     )
     async def ingest(
-        self,
-        request: Request[Any, Any, Any],
-        services: ServicesDep,
-        principal: PrincipalDep,
-        data: JSONBody[SkipValidation[Event | EventBatch]],
+        self, body: RawBody, services: ServicesDep, principal: PrincipalDep
     ) -> EventResultOut | BatchResultOut:
         """Validate, process in one transaction, and report per-event effects."""
-        body = await request.body()
         events, is_batch = decode_events(body, max_batch=services.settings.max_batch)
         results = await services.pipeline.process(principal.brand, events)
         outs = [to_out(r) for r in results]

@@ -1,55 +1,27 @@
 """Leaderboards over HTTP: definitions (secret key), reads (secret or publishable key), display preferences.
 
-Wiring for ``web/app.py``: ``routes``, ``processors(services)``, ``startup(services)``,
-``shutdown(services)`` and ``seed_demo(services, brand)``.
+The runtime they call (``services.leaderboards``) is built by ``web/wiring.py``.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated, Any
 
 from litestar import Controller, Response, delete, get, put
 from litestar.di import Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from engine.errors import ValidationError
-from engine.ids import MemberId
-from engine.pipeline import Processor
-from engine.tenants import Brand, KeyKind
-from leaderboards import erase_member
+from engine.tenants import KeyKind
 from leaderboards.config import board_to_spec
 from leaderboards.models import (
     BoardPage,
     BoardSpec,
     BoardSummary,
-    EventCountMetric,
-    PointsMetric,
     Preference,
-    PropertySumMetric,
-    Reward,
 )
-from leaderboards.service import MAX_AROUND, MAX_LIMIT, Leaderboards
-from web.deps import PrincipalDep, Services, ServicesDep, provide_secret_principal
-
-EXTRA = "leaderboards"
-
-
-def runtime(services: Services) -> Leaderboards:
-    """The process's :class:`Leaderboards` (created on first use and kept in ``services.extras``)."""
-    found = services.extras.get(EXTRA)
-    if isinstance(found, Leaderboards):
-        return found
-    created = Leaderboards(
-        services.db,
-        services.redis,
-        namespace=services.settings.redis_namespace,
-        clock=services.clock,
-        extras=services.extras,
-    )
-    services.extras[EXTRA] = created
-    return created
+from leaderboards.service import MAX_AROUND, MAX_LIMIT
+from web.deps import PrincipalDep, ServicesDep, provide_secret_principal
 
 
 class LeaderboardsController(Controller):
@@ -62,7 +34,7 @@ class LeaderboardsController(Controller):
     @get("/", summary="List boards")
     async def list_boards(self, services: ServicesDep, caller: PrincipalDep) -> list[BoardSummary]:
         """The brand's boards; a publishable key sees only public ones."""
-        lb = runtime(services)
+        lb = services.leaderboards
         boards = await lb.boards(caller.brand)
         return lb.summaries(boards, public=caller.kind is KeyKind.PUBLISHABLE)
 
@@ -97,7 +69,7 @@ class LeaderboardsController(Controller):
     ) -> BoardPage:
         """Top entries with ranks, and the `around` member's standing and neighbourhood, and friends' ranks."""
         friends = [m.strip() for m in members.split(",") if m.strip()] if members else []
-        return await runtime(services).read(
+        return await services.leaderboards.read(
             caller.brand,
             key,
             period=period,
@@ -113,7 +85,7 @@ class LeaderboardsController(Controller):
     @get("/{key:str}/definition", summary="A board's definition")
     async def definition(self, key: FromPath[str], services: ServicesDep, principal: PrincipalDep) -> BoardSpec:
         """The board as stored (secret key)."""
-        board = await runtime(services).board(principal.brand, key, public=False)
+        board = await services.leaderboards.board(principal.brand, key, public=False)
         return board_to_spec(board)
 
     @put("/{key:str}", summary="Create or replace a board")
@@ -123,13 +95,13 @@ class LeaderboardsController(Controller):
         """Validated before it is stored: a mistake answers 422 naming its path and nothing changes."""
         if data.key != key:
             raise ValidationError(f"the body's key {data.key!r} differs from the path's {key!r}", field="$.key")
-        board, outcome = await runtime(services).put_board(principal.brand, data)
+        board, outcome = await services.leaderboards.put_board(principal.brand, data)
         return Response(board_to_spec(board), status_code=201 if outcome == "created" else 200)
 
     @delete("/{key:str}", summary="Delete a board")
     async def delete_board(self, key: FromPath[str], services: ServicesDep, principal: PrincipalDep) -> None:
         """Removes the board with its totals, archives and Redis keys (points already paid stay)."""
-        await runtime(services).delete_board(principal.brand, key)
+        await services.leaderboards.delete_board(principal.brand, key)
 
 
 class PreferencesController(Controller):
@@ -144,82 +116,14 @@ class PreferencesController(Controller):
         self, external_id: FromPath[str], services: ServicesDep, principal: PrincipalDep
     ) -> Preference:
         """Opt-out, display choice and pseudonym."""
-        return await runtime(services).get_preference(principal.brand, external_id)
+        return await services.leaderboards.get_preference(principal.brand, external_id)
 
     @put("/{external_id:str}", summary="Set a member's board preference")
     async def set_preference(
         self, external_id: FromPath[str], data: JSONBody[Preference], services: ServicesDep, principal: PrincipalDep
     ) -> Preference:
         """Opting out takes the member off every public board at once; opting in puts them back."""
-        return await runtime(services).set_preference(principal.brand, external_id, data)
+        return await services.leaderboards.set_preference(principal.brand, external_id, data)
 
 
 routes: list[Any] = [LeaderboardsController, PreferencesController]
-
-
-def processors(services: Services) -> list[Processor]:
-    """The pipeline steps this package contributes, in order."""
-    return [runtime(services).processor()]
-
-
-async def startup(services: Services) -> None:
-    """Rebuild Redis from SQL (at once for the embedded in-process Redis), start the period closer."""
-    await runtime(services).start(rebuild_now=services.settings.uses_fake_redis)
-
-    async def erase(session: AsyncSession, brand: Brand, member_id: MemberId) -> None:
-        await erase_member(
-            session, services.redis, namespace=services.settings.redis_namespace, brand_id=brand.id, member_id=member_id
-        )
-
-    services.erasure_hooks.append(erase)
-
-    # Labels live in Redis beside the standings: a profile change (display name, scope attribute) is
-    # rewritten there at once.
-    async def refresh(brand: Brand, member_id: MemberId) -> None:
-        await runtime(services).refresh_member(brand, member_id)
-
-    services.member_update_hooks.append(refresh)
-
-
-async def shutdown(services: Services) -> None:
-    """Stop the period closer and any running rebuild."""
-    await runtime(services).stop()
-
-
-async def seed_demo(services: Services, brand: Brand) -> None:
-    """Create the demo brand's boards: weekly points, purchases per store, and a best-receipt board."""
-    lb = runtime(services)
-    now = services.clock.now()
-    specs = [
-        BoardSpec(
-            key="weekly-points",
-            title="Points this week",
-            metric=PointsMetric(),
-            period="weekly",
-            rewards=[Reward(from_rank=1, to_rank=3, points=100)],
-            description="Everyone's points earned this week; the top 3 get 100 bonus points on Monday.",
-        ),
-        BoardSpec(
-            key="visits-by-store",
-            title="Visits per store this month",
-            metric=EventCountMetric(event_type="visit"),
-            period="monthly",
-            scope="store",
-            ties="dense",
-            display="initials",
-        ),
-        BoardSpec(
-            key="best-receipt",
-            title="Biggest receipt of the campaign",
-            metric=PropertySumMetric(event_type="purchase", property="amount"),
-            period="window",
-            starts_at=now - timedelta(days=30),
-            ends_at=now + timedelta(days=30),
-            mode="best",
-            ties="first_to_reach",
-            decimals=2,
-            display="pseudonym",
-        ),
-    ]
-    for spec in specs:
-        await lb.put_board(brand, spec)

@@ -2,41 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
-import msgspec
 from litestar import Controller, Response, delete, get, post
 from litestar.di import Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from engine import members as members_repo
 from engine import points
-from engine.members import Member, MemberEvent, MemberIn
-from engine.points import Adjustment, LedgerEntry, PointsSummary
+from engine.members import Member, MemberIn
+from engine.points import Adjustment, PointsSummary
 from web.deps import PrincipalDep, ServicesDep, provide_secret_principal
-
-
-class MemberOut(msgspec.Struct, kw_only=True):
-    """A member, with the current points balance."""
-
-    external_id: str
-    display_name: str
-    locale: str
-    attributes: dict[str, Any]
-    created_at: datetime
-    points: int
-
-
-class MemberExport(msgspec.Struct, kw_only=True):
-    """Everything Questline holds about one member."""
-
-    member: MemberOut
-    ledger: list[LedgerEntry]
-    events: list[MemberEvent]
-    sections: dict[str, Any]
-    """Each domain's data (challenges, badges, leaderboards), by name."""
-    exported_at: datetime
+from web.schemas.members import MemberExport, MemberOut
 
 
 def _member_out(member: Member, balance: int) -> MemberOut:

@@ -4,33 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 import yaml
 
-from engine.clock import SystemClock
-from engine.db import Database
-from engine.tenants import Brand
+from web.commands import with_brand
 
-
-def _with_brand(slug: str, body: Any) -> None:
-    """Open the database, find brand ``slug`` and run ``body(database, brand)`` (imported lazily: web.cli imports us)."""
-    from engine.tenants import get_brand
-    from web.cli import open_database, run, settings_from_env
-
-    settings = settings_from_env()
-
-    async def main() -> None:
-        database = await open_database(settings)
-        try:
-            async with database.read() as session:
-                found = await get_brand(session, slug)
-            await body(database, found, settings.public_url)
-        finally:
-            await database.dispose()
-
-    run(main)
+if TYPE_CHECKING:
+    from engine.tenants import Brand
+    from web.deps import Services
 
 
 def register(cli: click.Group) -> None:
@@ -46,8 +29,8 @@ def register(cli: click.Group) -> None:
         """List a brand's badges with how many members hold each."""
         from badges import repository
 
-        async def body(database: Database, brand: Brand, _origin: str) -> None:
-            async with database.read() as session:
+        async def body(services: Services, brand: Brand) -> None:
+            async with services.db.read() as session:
                 defs = await repository.load_badges(session, brand.id)
                 holders, members = await repository.holders(session, brand_id=brand.id)
             for badge in defs:
@@ -61,7 +44,7 @@ def register(cli: click.Group) -> None:
                 share = f"{100.0 * held / members:.1f}%" if members else "-"
                 click.echo(f"{badge.key:<24} {kind:<28} {held:>6} holders {share:>6}  {badge.name} {flags}".rstrip())
 
-        _with_brand(slug, body)
+        with_brand(slug, body)
 
     @badges.command("export")
     @click.option("--brand", "slug", required=True, help="Brand slug.")
@@ -70,8 +53,8 @@ def register(cli: click.Group) -> None:
         """Print the brand's badges as a `badges` config section."""
         from badges.config import export_section
 
-        async def body(database: Database, brand: Brand, _origin: str) -> None:
-            async with database.read() as session:
+        async def body(services: Services, brand: Brand) -> None:
+            async with services.db.read() as session:
                 section = await export_section(session, brand_id=brand.id)
             document = {"badges": section}
             if fmt == "json":
@@ -79,7 +62,7 @@ def register(cli: click.Group) -> None:
             else:
                 click.echo(yaml.safe_dump(document, allow_unicode=True, sort_keys=False).rstrip())
 
-        _with_brand(slug, body)
+        with_brand(slug, body)
 
     @badges.command("apply")
     @click.option("--brand", "slug", required=True, help="Brand slug.")
@@ -91,13 +74,13 @@ def register(cli: click.Group) -> None:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
         section = data.get("badges") if isinstance(data, dict) else data
 
-        async def body(database: Database, brand: Brand, _origin: str) -> None:
+        async def body(services: Services, brand: Brand) -> None:
             defs = parse_section(section, path="badges")  # inside `run`: a mistake prints its path, exit 1
-            async with database.write() as session:
-                changes = await apply_section(session, brand_id=brand.id, defs=defs, now=SystemClock().now())
+            async with services.db.write() as session:
+                changes = await apply_section(session, brand_id=brand.id, defs=defs, now=services.clock.now())
             click.echo("\n".join(changes) if changes else "no changes")
 
-        _with_brand(slug, body)
+        with_brand(slug, body)
 
     @badges.command("grant")
     @click.option("--brand", "slug", required=True, help="Brand slug.")
@@ -112,9 +95,9 @@ def register(cli: click.Group) -> None:
         from badges.service import grant
         from engine.members import get_member
 
-        async def body(database: Database, brand: Brand, origin: str) -> None:
-            urls = Urls(origin)
-            async with database.write() as session:
+        async def body(services: Services, brand: Brand) -> None:
+            urls = Urls(services.settings.public_url)
+            async with services.db.write() as session:
                 found = await get_member(session, brand_id=brand.id, external_id=member)
                 outcome = await grant(
                     session,
@@ -124,7 +107,7 @@ def register(cli: click.Group) -> None:
                     reason=reason,
                     source="manual",
                     source_ref=ref,
-                    now=SystemClock().now(),
+                    now=services.clock.now(),
                     urls=urls,
                     level=level,
                 )
@@ -134,7 +117,7 @@ def register(cli: click.Group) -> None:
             state = "granted" if outcome.created else "reinstated" if outcome.reinstated else "already held"
             click.echo(f"{state}: {urls.assertion_v2(outcome.award.uid)}")
 
-        _with_brand(slug, body)
+        with_brand(slug, body)
 
     @badges.command("revoke")
     @click.option("--brand", "slug", required=True, help="Brand slug.")
@@ -149,9 +132,9 @@ def register(cli: click.Group) -> None:
         from badges.service import revoke
         from engine.members import get_member
 
-        async def body(database: Database, brand: Brand, origin: str) -> None:
-            urls = Urls(origin)
-            async with database.write() as session:
+        async def body(services: Services, brand: Brand) -> None:
+            urls = Urls(services.settings.public_url)
+            async with services.db.write() as session:
                 found = await get_member(session, brand_id=brand.id, external_id=member)
                 revoked = await revoke(
                     session,
@@ -159,7 +142,7 @@ def register(cli: click.Group) -> None:
                     member_id=found.id,
                     badge_key=badge,
                     reason=reason,
-                    now=SystemClock().now(),
+                    now=services.clock.now(),
                     urls=urls,
                     level=level,
                     award=award_id,
@@ -169,4 +152,4 @@ def register(cli: click.Group) -> None:
                     f"revoked {award.badge} {award.level or ''} {urls.assertion_v2(award.uid)}".replace("  ", " ")
                 )
 
-        _with_brand(slug, body)
+        with_brand(slug, body)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import msgspec
 
-from engine.clock import SystemClock
-from engine.tenants import Brand
+from web.commands import with_brand
+
+if TYPE_CHECKING:
+    from engine.tenants import Brand
+    from web.deps import Services
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -17,13 +20,6 @@ def _read(path: Path) -> dict[str, Any]:
 
     content_type = "application/json" if path.suffix.lower() == ".json" else "application/yaml"
     return load_document(path.read_bytes(), content_type=content_type)
-
-
-async def _brand(database: Any, slug: str) -> Brand:
-    from engine.tenants import get_brand
-
-    async with database.read() as session:
-        return await get_brand(session, slug)
 
 
 def register(cli: click.Group) -> None:
@@ -35,21 +31,14 @@ def register(cli: click.Group) -> None:
     @click.option("--dry-run", is_flag=True, help="Validate and print the changes; write nothing.")
     def apply_command(document: Path, slug: str, dry_run: bool) -> None:
         """Apply a program document (YAML or JSON): earning rules, campaigns, challenges, badges, boards."""
-        from web.cli import open_database, run, settings_from_env
         from web.program import apply_program
 
-        settings = settings_from_env()
         data = _read(document)
 
-        async def body() -> None:
-            database = await open_database(settings)
-            try:
-                brand = await _brand(database, slug)
-                result = await apply_program(
-                    database, brand=brand, document=data, now=SystemClock().now(), dry_run=dry_run, source="cli"
-                )
-            finally:
-                await database.dispose()
+        async def body(services: Services, brand: Brand) -> None:
+            result = await apply_program(
+                services.db, brand=brand, document=data, now=services.clock.now(), dry_run=dry_run, source="cli"
+            )
             for change in result.changes:
                 click.echo(f"  {change}")
             for report in result.backfills:
@@ -65,7 +54,7 @@ def register(cli: click.Group) -> None:
             else:
                 click.echo(f"no changes (still version {result.version})")
 
-        run(body)
+        with_brand(slug, body)
 
     @cli.command("simulate")
     @click.argument("document", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -78,21 +67,14 @@ def register(cli: click.Group) -> None:
         document: Path, slug: str, since: str | None, until: str | None, top: int, as_json: bool
     ) -> None:
         """Replay the brand's stored events through a draft program and report what it would cost. Writes nothing."""
-        from web.cli import open_database, run, settings_from_env
         from web.program import parse_instant, simulate_program
 
-        settings = settings_from_env()
         data = _read(document)
 
-        async def body() -> None:
-            database = await open_database(settings, migrate=False)
-            try:
-                brand = await _brand(database, slug)
-                start = parse_instant(since, brand, field="--from")
-                end = parse_instant(until, brand, field="--to") or SystemClock().now()
-                report = await simulate_program(database, brand=brand, document=data, since=start, until=end, top=top)
-            finally:
-                await database.dispose()
+        async def body(services: Services, brand: Brand) -> None:
+            start = parse_instant(since, brand, field="--from")
+            end = parse_instant(until, brand, field="--to") or services.clock.now()
+            report = await simulate_program(services.db, brand=brand, document=data, since=start, until=end, top=top)
             if as_json:
                 click.echo(msgspec.json.format(msgspec.json.encode(report)).decode())
                 return
@@ -111,4 +93,4 @@ def register(cli: click.Group) -> None:
             for rank, member in enumerate(report.top_members, 1):
                 click.echo(f"  #{rank} {member.member}: {member.points} points, {member.completions} completions")
 
-        run(body)
+        with_brand(slug, body, migrate=False)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import click
 
-from engine.clock import SystemClock
-from engine.db import Database
-from engine.errors import QuestlineError
-from engine.settings import Settings
-from engine.tenants import Brand
+from web.commands import with_brand
+
+if TYPE_CHECKING:
+    from engine.tenants import Brand
+    from web.deps import Services
 
 
 def register(cli: click.Group) -> None:
@@ -32,21 +33,14 @@ def admin() -> None:
 def admin_create(slug: str, email: str, name: str, password: str) -> None:
     """Create a console admin for a brand (the password is stored as a scrypt hash)."""
     from engine.admins import create_admin
-    from web.cli import run, settings_from_env
 
-    settings = settings_from_env()
+    async def body(services: Services, brand: Brand) -> None:
+        created = await create_admin(
+            services.db, brand_id=brand.id, email=email, password=password, name=name, now=services.clock.now()
+        )
+        click.echo(f"admin {created.email} can sign in at {services.settings.public_url.rstrip('/')}/console/login")
 
-    async def body() -> None:
-        database, brand = await _open(settings, slug)
-        try:
-            created = await create_admin(
-                database, brand_id=brand.id, email=email, password=password, name=name, now=SystemClock().now()
-            )
-        finally:
-            await database.dispose()
-        click.echo(f"admin {created.email} can sign in at {settings.public_url.rstrip('/')}/console/login")
-
-    run(body)
+    with_brand(slug, body)
 
 
 @click.command("member-link")
@@ -56,40 +50,19 @@ def admin_create(slug: str, email: str, name: str, password: str) -> None:
 def member_link(slug: str, external_id: str, hours: int) -> None:
     """Print a signed link to a member's portal (like POST /v1/members/{id}/portal-link)."""
     from engine.members import get_member
-    from web.cli import run, settings_from_env
     from web.pages import tokens
 
-    settings = settings_from_env()
-
-    async def body() -> None:
-        database, brand = await _open(settings, slug)
-        try:
-            async with database.read() as session:
-                member = await get_member(session, brand_id=brand.id, external_id=external_id)
-        finally:
-            await database.dispose()
+    async def body(services: Services, brand: Brand) -> None:
+        async with services.db.read() as session:
+            member = await get_member(session, brand_id=brand.id, external_id=external_id)
+        settings = services.settings
         token = tokens.sign(
             secret=settings.secret,
             purpose=tokens.Purpose.PORTAL_LINK,
             brand_id=brand.id,
             member=member.external_id,
-            expires_at=SystemClock().now() + timedelta(hours=hours),
+            expires_at=services.clock.now() + timedelta(hours=hours),
         )
         click.echo(f"{settings.public_url.rstrip('/')}/portal/enter/{token}")
 
-    run(body)
-
-
-async def _open(settings: Settings, slug: str) -> tuple[Database, Brand]:
-    """Open (and migrate) the database and find the brand; the caller disposes of the database."""
-    from engine.tenants import get_brand
-    from web.cli import open_database
-
-    database = await open_database(settings)
-    try:
-        async with database.read() as session:
-            brand = await get_brand(session, slug)
-    except QuestlineError:
-        await database.dispose()
-        raise
-    return database, brand
+    with_brand(slug, body)

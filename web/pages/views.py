@@ -32,7 +32,6 @@ from engine.tenants import Brand
 from leaderboards import repository as boards_repo
 from leaderboards.models import BoardDef, BoardPage, Entry, MemberStanding
 from leaderboards.service import Leaderboards
-from web.api import leaderboards as leaderboards_api
 from web.deps import Services
 from web.i18n import Translator
 
@@ -278,7 +277,7 @@ class StandingView(msgspec.Struct, frozen=True, kw_only=True):
 
 def leaderboards(services: Services) -> Leaderboards:
     """The process's leaderboards runtime."""
-    return leaderboards_api.runtime(services)
+    return services.leaderboards
 
 
 def period_label(period: str, starts_at: datetime | None, ends_at: datetime | None, t: Translator, tz: ZoneInfo) -> str:

@@ -18,6 +18,9 @@ from engine.events import Event
 from engine.members import MemberIn, upsert_member
 from engine.rules_store import put_rule
 from engine.tenants import KeyKind
+from web.demo import badges as badges_demo
+from web.demo import challenges as challenges_demo
+from web.demo import leaderboards as leaderboards_demo
 from web.deps import Services
 
 DEMO_SLUG = "demo"
@@ -122,10 +125,8 @@ async def ensure_demo(services: Services) -> bool:
     )
     for spec in earning_rules(services):
         await put_rule(services.db, brand_id=brand.id, spec=spec, now=now)
-    from web.app import DOMAINS
-
-    for domain in DOMAINS:
-        await domain.seed_demo(services, brand)
+    for seed in (challenges_demo.seed_demo, badges_demo.seed_demo, leaderboards_demo.seed_demo):
+        await seed(services, brand)
     for external_id, name, locale, attributes in MEMBERS:
         await upsert_member(
             services.db,

@@ -1,0 +1,23 @@
+"""Response bodies of ``POST /v1/events`` (the request body is :mod:`engine.events`)."""
+
+from __future__ import annotations
+
+import msgspec
+
+from engine.effects import AnyEffect
+
+
+class EventResultOut(msgspec.Struct, kw_only=True):
+    """What one event caused."""
+
+    id: str
+    member: str
+    duplicate: bool
+    """True when this id was seen before: the first result is returned and nothing changed."""
+    effects: list[AnyEffect]
+
+
+class BatchResultOut(msgspec.Struct, kw_only=True):
+    """Results of a batch, in request order."""
+
+    results: list[EventResultOut]

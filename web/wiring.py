@@ -1,0 +1,207 @@
+"""The composition root: every collaborator built once, typed, for every entry point.
+
+:func:`open_services` is the one place where the packages meet. The HTTP app (``web/app.py``), every
+``questline`` command and the background jobs get their :class:`~web.deps.Services` from it, so a command
+cannot miss a collaborator the server has: a leaderboard period closed from the command line pays its
+badge reward exactly as the server's period closer does.
+
+What one domain offers another is an engine-level Protocol (``engine.grants.BadgeGranter``) passed here
+as a typed argument; no domain imports a sibling. The pipeline is built once, after its processors:
+points → challenges → badges (a completion can award a badge) → leaderboards (they total what the
+others awarded) → the pages' live-update publisher → the outbox wake-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+import httpx
+import msgspec
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from badges import service as badges_service
+from badges.openbadges import Urls
+from badges.processor import BadgesProcessor
+from challenges import states as challenge_states
+from challenges import views as challenges_views
+from challenges.processor import ChallengeProcessor
+from engine import members as members_repo
+from engine.clock import Clock, SystemClock
+from engine.db import Database, create_engine
+from engine.grants import BadgeGranter
+from engine.ids import MemberId
+from engine.outbox import OutboxDeliverer, OutboxProcessor
+from engine.pipeline import Pipeline, Processor
+from engine.points import PointsProcessor
+from engine.schema import upgrade
+from engine.settings import Settings
+from engine.tenants import Brand, KeyCache
+from leaderboards import erase_member as erase_board_member
+from leaderboards.service import Leaderboards
+from web.deps import ErasureHook, ExportHook, MemberUpdateHook, Services
+from web.pages.live import LivePublisher
+
+
+def create_redis(settings: Settings) -> Redis:
+    """A redis-py asyncio client, or an in-process fake one for ``memory://``."""
+    if settings.uses_fake_redis:
+        import fakeredis
+
+        return fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), decode_responses=False)
+    return Redis.from_url(settings.redis_url, decode_responses=False)
+
+
+def pipeline_steps(
+    settings: Settings, *, redis: Redis, leaderboards: Leaderboards, outbox: OutboxDeliverer
+) -> list[Processor]:
+    """Every domain's pipeline steps, in the order they must run."""
+    return [
+        PointsProcessor(),
+        ChallengeProcessor(),
+        BadgesProcessor(public_url=settings.public_url),
+        leaderboards.processor(),
+        LivePublisher(redis, namespace=settings.redis_namespace),  # after every domain wrote its effects
+        OutboxProcessor(outbox),
+    ]
+
+
+class _ChallengesExport:
+    """The challenges section of a member's data export (their challenges as of now)."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+
+    async def __call__(self, session: AsyncSession, brand: Brand, member_id: MemberId) -> object:
+        found = await members_repo.members_by_id(session, brand_id=brand.id, ids=[member_id])
+        member = found.get(member_id)
+        if member is None:
+            return None
+        data = await challenges_views.member_data(session, brand=brand, member=member, now=self._clock.now())
+        return msgspec.to_builtins(data)
+
+
+async def _erase_challenges(session: AsyncSession, brand: Brand, member_id: MemberId) -> None:
+    await challenge_states.forget_member(session, brand_id=brand.id, member_id=member_id)
+
+
+class _EraseFromBoards:
+    """Remove an erased member from every board: SQL totals and archives, and the Redis standings."""
+
+    def __init__(self, redis: Redis, *, namespace: str) -> None:
+        self._redis = redis
+        self._namespace = namespace
+
+    async def __call__(self, session: AsyncSession, brand: Brand, member_id: MemberId) -> None:
+        await erase_board_member(
+            session, self._redis, namespace=self._namespace, brand_id=brand.id, member_id=member_id
+        )
+
+
+def build_services(
+    settings: Settings,
+    *,
+    db: Database,
+    redis: Redis,
+    clock: Clock,
+    http: httpx.AsyncClient,
+    processors: Sequence[Processor] | None = None,
+) -> Services:
+    """Build every domain's services and the pipeline on the given connections (nothing is started).
+
+    Args:
+        settings: configuration.
+        db: the database.
+        redis: the Redis client boards and live updates use.
+        clock: time source (tests pass a ``FrozenClock``).
+        http: the client webhooks are sent with.
+        processors: pipeline steps to use instead of :func:`pipeline_steps` (tests).
+    """
+    outbox = OutboxDeliverer(db, http=http, clock=clock)
+    grant_badge: BadgeGranter = badges_service.grant_function(Urls(settings.public_url))
+    leaderboards = Leaderboards(db, redis, namespace=settings.redis_namespace, clock=clock, grant_badge=grant_badge)
+    steps = (
+        list(processors)
+        if processors is not None
+        else pipeline_steps(settings, redis=redis, leaderboards=leaderboards, outbox=outbox)
+    )
+    erasure_hooks: tuple[ErasureHook, ...] = (
+        _erase_challenges,
+        _EraseFromBoards(redis, namespace=settings.redis_namespace),
+    )
+    export_hooks: dict[str, ExportHook] = {"challenges": _ChallengesExport(clock)}
+    # Labels live in Redis beside the standings: a profile change (display name, scope attribute) is
+    # rewritten there at once.
+    member_update_hooks: tuple[MemberUpdateHook, ...] = (leaderboards.refresh_member,)
+    return Services(
+        settings=settings,
+        db=db,
+        redis=redis,
+        clock=clock,
+        keys=KeyCache(db, ttl=settings.key_cache_seconds),
+        outbox=outbox,
+        grant_badge=grant_badge,
+        leaderboards=leaderboards,
+        pipeline=Pipeline(db, processors=steps, clock=clock),
+        erasure_hooks=erasure_hooks,
+        export_hooks=export_hooks,
+        member_update_hooks=member_update_hooks,
+    )
+
+
+@asynccontextmanager
+async def open_services(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    redis: Redis | None = None,
+    http: httpx.AsyncClient | None = None,
+    processors: Sequence[Processor] | None = None,
+    migrate: bool = True,
+) -> AsyncIterator[Services]:
+    """Open the database (upgrading the schema unless told not to), Redis and HTTP, and build the services.
+
+    What it opened it closes on exit; a ``redis`` or ``http`` client passed in is left open for its owner.
+    """
+    if migrate:
+        await upgrade(settings.database_url)
+    db = Database(create_engine(settings.database_url))
+    redis_client = redis if redis is not None else create_redis(settings)
+    http_client = http if http is not None else httpx.AsyncClient(follow_redirects=False)
+    try:
+        yield build_services(
+            settings,
+            db=db,
+            redis=redis_client,
+            clock=clock or SystemClock(),
+            http=http_client,
+            processors=processors,
+        )
+    finally:
+        if http is None:
+            await http_client.aclose()
+        if redis is None:
+            await redis_client.aclose()
+        await db.dispose()
+
+
+@asynccontextmanager
+async def background_jobs(services: Services, *, deliver_webhooks: bool = True) -> AsyncIterator[None]:
+    """Run the background jobs while inside: board repair and period closing, and webhook delivery.
+
+    Boards are rebuilt from SQL at once for the embedded in-process Redis (it starts empty), else in the
+    background.
+    """
+    await services.leaderboards.start(rebuild_now=services.settings.uses_fake_redis)
+    delivery = asyncio.create_task(services.outbox.run(), name="outbox") if deliver_webhooks else None
+    try:
+        yield
+    finally:
+        await services.leaderboards.stop()
+        if delivery is not None:
+            delivery.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await delivery

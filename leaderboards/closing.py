@@ -16,9 +16,10 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from engine.ids import BrandId, MemberId
+from engine.periods import retention_seconds
 from engine.points import post_entry
 from engine.tenants import get_brand_by_id
-from leaderboards import ranking, repository
+from leaderboards import archive_repo, people_repo, ranking, repository, totals_repo
 from leaderboards.models import BoardDef, PeriodRef, PeriodState, Placed
 from leaderboards.rebuild import is_listed
 from leaderboards.store import BoardStore, Slot
@@ -79,8 +80,8 @@ async def close_period(
     scopes: list[str] = []
     async with db.write() as session:
         brand = await get_brand_by_id(session, brand_id)
-        totals = await repository.totals_for(session, board_id=board.id, period=state.period)
-        hidden = await repository.opted_out(session, brand_id=brand_id, member_ids={t.member_id for t in totals})
+        totals = await totals_repo.totals_for(session, board_id=board.id, period=state.period)
+        hidden = await people_repo.opted_out(session, brand_id=brand_id, member_ids={t.member_id for t in totals})
         by_scope: dict[str, list[tuple[int, float]]] = {}
         reached: dict[str, dict[int, datetime]] = {}
         for total in totals:
@@ -93,7 +94,7 @@ async def close_period(
         if not await repository.claim_close(session, board_id=board.id, period=state.period, now=now, members=count):
             return False
         for scope, placed in sorted(standings.items()):
-            await repository.write_archive(
+            await archive_repo.write_archive(
                 session,
                 brand_id=brand_id,
                 board_id=board.id,
@@ -113,7 +114,7 @@ async def close_period(
                 grant_badge=grant_badge,
             )
         scopes = sorted({t.scope for t in totals})
-    seconds = ranking.ttl_after_close(now, board.retention_days, now)
+    seconds = retention_seconds(now, board.retention_days, now)
     await store.expire([Slot(brand_id=brand_id, board=board, period=period, scope=s) for s in scopes], seconds)
     log.info("closed %s/%s: %s standings archived", board.key, state.period, count)
     return True

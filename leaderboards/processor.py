@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from engine.effects import BoardTotalChanged, RankChanged
-from leaderboards import keys, ranking, repository
+from leaderboards import keys, people_repo, ranking, repository, totals_repo
 from leaderboards.models import BoardDef, PeriodRef, PeriodState, Total
 from leaderboards.store import Listing, Slot, Write, listing
 
@@ -92,7 +92,7 @@ class LeaderboardsProcessor:
         await self._ensure_periods(uow, periods, closed)
         families: dict[str, list[Total]] = {}
         for (board_id, period_id, scope, member_id), (units, reached_at, _ctx) in merged.items():
-            families.setdefault(repository.mode_family(by_id[board_id]), []).append(
+            families.setdefault(totals_repo.mode_family(by_id[board_id]), []).append(
                 Total(
                     board_id=board_id,
                     period=period_id,
@@ -105,12 +105,12 @@ class LeaderboardsProcessor:
         results: list[Total] = []
         for family, rows in families.items():
             results.extend(
-                await repository.upsert_totals(
+                await totals_repo.upsert_totals(
                     uow.session, brand_id=uow.brand.id, family=family, rows=rows, now=uow.now
                 )
             )
         # One query for the opt-outs and for what the boards' directories show (ids, labels, scope values).
-        infos = await repository.member_infos(
+        infos = await people_repo.member_infos(
             uow.session, brand_id=uow.brand.id, member_ids=[t.member_id for t in results]
         )
         hidden = {m for m, info in infos.items() if info.opt_out}

@@ -24,8 +24,9 @@ from sqlalchemy import select
 
 from engine.errors import Conflict, NotFound
 from engine.ids import BrandId
+from engine.periods import retention_seconds
 from engine.tenants import get_brand_by_id
-from leaderboards import keys, ranking, repository
+from leaderboards import keys, people_repo, ranking, repository, totals_repo
 from leaderboards.models import BoardDef, PeriodRef, PeriodState, Total
 from leaderboards.orm import BoardRow
 from leaderboards.store import BoardStore, Listing, Slot, Write, decode_entry, listing
@@ -102,7 +103,7 @@ async def _rebuild(
             boards = tuple(b for b in boards if b.key == board_key)
             if not boards:
                 raise NotFound(f"no leaderboard {board_key!r}", field="board")
-        hidden = await repository.all_opted_out(session, brand_id=brand_id)
+        hidden = await people_repo.all_opted_out(session, brand_id=brand_id)
         for board in boards:
             report.boards += 1
             for state in await repository.board_periods(session, board_id=board.id):
@@ -110,10 +111,10 @@ async def _rebuild(
                 if state.closed_at is not None:
                     if state.closed_at + timedelta(days=board.retention_days) <= now:
                         continue
-                    ttl = ranking.ttl_after_close(state.closed_at, board.retention_days, now)
+                    ttl = retention_seconds(state.closed_at, board.retention_days, now)
                 period = PeriodRef(id=state.period, starts_at=state.starts_at, ends_at=state.ends_at)
                 by_scope: dict[str, list[tuple[int, float]]] = {}
-                for total in await repository.totals_for(session, board_id=board.id, period=state.period):
+                for total in await totals_repo.totals_for(session, board_id=board.id, period=state.period):
                     if is_listed(board, units=total.units, member_id=total.member_id, hidden=hidden):
                         score = ranking.redis_score(board, period, total.units, total.reached_at)
                         by_scope.setdefault(total.scope, []).append((total.member_id, score))
@@ -126,7 +127,7 @@ async def _rebuild(
             # The directory reads resolve external ids and labels with: everyone holding a total on the board.
             directory = [
                 listing(brand_id, board, info)
-                for info in await repository.board_members(session, brand_id=brand_id, board_id=board.id)
+                for info in await people_repo.board_members(session, brand_id=brand_id, board_id=board.id)
             ]
             await store.replace_directory(brand_id, board.key, directory)
             written.update(store.directory_keys(brand_id, board.key))
@@ -177,10 +178,10 @@ async def _settle(
     states: dict[tuple[int, str], PeriodState | None] = {}
     async with db.read() as session:
         for member_id in members:
-            for total in await repository.member_totals(session, brand_id=brand_id, member_id=member_id):
+            for total in await totals_repo.member_totals(session, brand_id=brand_id, member_id=member_id):
                 totals[(total.board_id, total.period, total.scope, member_id)] = total
                 held.add((total.board_id, member_id))
-        infos = await repository.member_infos(session, brand_id=brand_id, member_ids=members)
+        infos = await people_repo.member_infos(session, brand_id=brand_id, member_ids=members)
         for board_key, period_id, _scope, _member in standings:
             pair = (by_key[board_key].id, period_id)
             if pair not in states:

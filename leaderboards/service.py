@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from engine.errors import Conflict, NotFound, ValidationError
 from engine.ids import BrandId, MemberId
-from leaderboards import closing, ranking, rebuild, repository
+from leaderboards import archive_repo, closing, people_repo, ranking, rebuild, repository, totals_repo
 from leaderboards.models import (
     BoardDef,
     BoardPage,
@@ -281,11 +281,11 @@ class Leaderboards:
             NotFound: no such member.
         """
         async with self.db.write() as session:
-            ids = await repository.member_ids_by_external(session, brand_id=brand.id, external_ids=[external_id])
+            ids = await people_repo.member_ids_by_external(session, brand_id=brand.id, external_ids=[external_id])
             if external_id not in ids:
                 raise NotFound(f"no member {external_id!r} in this brand", field="external_id")
             member_id = ids[external_id]
-            await repository.save_preference(
+            await people_repo.save_preference(
                 session,
                 brand_id=brand.id,
                 member_id=member_id,
@@ -294,13 +294,13 @@ class Leaderboards:
                 pseudonym=preference.pseudonym,
                 now=self.clock.now(),
             )
-            totals = await repository.member_totals(session, brand_id=brand.id, member_id=member_id)
+            totals = await totals_repo.member_totals(session, brand_id=brand.id, member_id=member_id)
             boards = {b.id: b for b in await repository.load_boards(session, brand_id=brand.id)}
             states = {
                 (t.board_id, t.period): await repository.get_period(session, board_id=t.board_id, period=t.period)
                 for t in totals
             }
-            info = (await repository.member_infos(session, brand_id=brand.id, member_ids=[member_id]))[member_id]
+            info = (await people_repo.member_infos(session, brand_id=brand.id, member_ids=[member_id]))[member_id]
         # The boards' directories change with the preference (labels; none kept while opted out of a public board).
         listings: dict[str, Listing] = {}
         writes: list[Write] = []
@@ -334,11 +334,11 @@ class Leaderboards:
         through this (the engine calls it once the change is committed).
         """
         async with self.db.read() as session:
-            totals = await repository.member_totals(session, brand_id=brand.id, member_id=member_id)
+            totals = await totals_repo.member_totals(session, brand_id=brand.id, member_id=member_id)
             if not totals:
                 return
             boards = {b.id: b for b in await repository.load_boards(session, brand_id=brand.id)}
-            info = (await repository.member_infos(session, brand_id=brand.id, member_ids=[member_id])).get(member_id)
+            info = (await people_repo.member_infos(session, brand_id=brand.id, member_ids=[member_id])).get(member_id)
         if info is None:
             return
         held = {t.board_id for t in totals}
@@ -351,10 +351,10 @@ class Leaderboards:
             NotFound: no such member.
         """
         async with self.db.read() as session:
-            ids = await repository.member_ids_by_external(session, brand_id=brand.id, external_ids=[external_id])
+            ids = await people_repo.member_ids_by_external(session, brand_id=brand.id, external_ids=[external_id])
             if external_id not in ids:
                 raise NotFound(f"no member {external_id!r} in this brand", field="external_id")
-            info = (await repository.member_infos(session, brand_id=brand.id, member_ids=[ids[external_id]]))[
+            info = (await people_repo.member_infos(session, brand_id=brand.id, member_ids=[ids[external_id]]))[
                 ids[external_id]
             ]
         return Preference(opt_out=info.opt_out, display=info.display, pseudonym=info.pseudonym)
@@ -437,7 +437,7 @@ class Leaderboards:
             NotFound: the brand has no such member.
         """
         async with self.db.read() as session:
-            ids = await repository.member_ids_by_external(session, brand_id=brand.id, external_ids=[external_id])
+            ids = await people_repo.member_ids_by_external(session, brand_id=brand.id, external_ids=[external_id])
         if external_id not in ids:
             raise NotFound(f"no member {external_id!r} in this brand", field="around")
         return ids[external_id]
@@ -449,7 +449,7 @@ class Leaderboards:
             return found[1][2]
         member_id = await self._member_id(brand, external_id)
         async with self.db.read() as session:
-            info = (await repository.member_infos(session, brand_id=brand.id, member_ids=[member_id])).get(member_id)
+            info = (await people_repo.member_infos(session, brand_id=brand.id, member_ids=[member_id])).get(member_id)
         return ranking.scope_of(board, info.attributes if info else {}) or ""
 
     async def _read_sql(self, view: _View, slot: Slot, *, k: int, source: Literal["archive", "sql"]) -> BoardPage:
@@ -457,7 +457,7 @@ class Leaderboards:
         brand = view.brand
         async with self.db.read() as session:
             wanted = [*([view.around] if view.around else []), *view.members]
-            ids = await repository.member_ids_by_external(session, brand_id=brand.id, external_ids=wanted)
+            ids = await people_repo.member_ids_by_external(session, brand_id=brand.id, external_ids=wanted)
             if view.around and view.around not in ids:
                 raise NotFound(f"no member {view.around!r} in this brand", field="around")
             me_id = ids.get(view.around) if view.around else None
@@ -469,7 +469,7 @@ class Leaderboards:
             shown = [p.member_id for p in [*snap.page, *snap.around, *snap.friends.values()]]
             if snap.me is not None:
                 shown.append(snap.me.member_id)
-            infos = await repository.member_infos(session, brand_id=brand.id, member_ids=shown)
+            infos = await people_repo.member_infos(session, brand_id=brand.id, member_ids=shown)
         # Archived ranks are history: a member who opted out since is simply not shown.
         hide = (
             {m for m, i in infos.items() if i.opt_out}
@@ -488,20 +488,20 @@ class Leaderboards:
         self, session: AsyncSession, slot: Slot, *, offset: int, limit: int, me: int | None, k: int, friends: list[int]
     ) -> Snapshot:
         board_id, period, scope = slot.board.id, slot.period.id, slot.scope
-        total = await repository.archive_count(session, board_id=board_id, period=period, scope=scope)
+        total = await archive_repo.archive_count(session, board_id=board_id, period=period, scope=scope)
         snap = Snapshot(ready=True, total=total)
-        snap.page = await repository.archive_range(
+        snap.page = await archive_repo.archive_range(
             session, board_id=board_id, period=period, scope=scope, start=offset, stop=offset + limit - 1
         )
         wanted = ([me] if me is not None else []) + friends
-        found = await repository.archive_members(
+        found = await archive_repo.archive_members(
             session, board_id=board_id, period=period, scope=scope, member_ids=wanted
         )
         snap.me = found.get(me) if me is not None else None
         snap.friends = {m: found[m] for m in friends if m in found}
         if snap.me is not None and k > 0:
             start, stop = ranking.around_bounds(snap.me.position, k, total)
-            snap.around = await repository.archive_range(
+            snap.around = await archive_repo.archive_range(
                 session, board_id=board_id, period=period, scope=scope, start=start, stop=stop
             )
         return snap
@@ -511,8 +511,8 @@ class Leaderboards:
     ) -> Snapshot:
         """The same answer computed from the SQL totals (used while Redis is being rebuilt)."""
         board = slot.board
-        totals = await repository.totals_for(session, board_id=board.id, period=slot.period.id, scope=slot.scope)
-        hidden = await repository.opted_out(
+        totals = await totals_repo.totals_for(session, board_id=board.id, period=slot.period.id, scope=slot.scope)
+        hidden = await people_repo.opted_out(
             session, brand_id=BrandId(slot.brand_id), member_ids={t.member_id for t in totals}
         )
         scored = [
@@ -683,7 +683,7 @@ async def erase_member(
     """
     store = BoardStore(redis, namespace=namespace)
     boards = {b.id: b for b in await repository.load_boards(session, brand_id=brand_id)}
-    totals = await repository.member_totals(session, brand_id=brand_id, member_id=member_id)
+    totals = await totals_repo.member_totals(session, brand_id=brand_id, member_id=member_id)
     slots = [
         Slot(
             brand_id=brand_id,
@@ -694,7 +694,7 @@ async def erase_member(
         for t in totals
         if t.board_id in boards
     ]
-    await repository.erase_member_rows(session, brand_id=brand_id, member_id=member_id)
+    await people_repo.erase_member_rows(session, brand_id=brand_id, member_id=member_id)
     await store.remove(slots, member_id)
     # Every board's directory, not only those with totals: nothing that names the member may remain.
     await store.forget_member(brand_id, sorted(b.key for b in boards.values()), member_id)

@@ -203,6 +203,11 @@ def qualifies(board: BoardDef, units: int) -> bool:
     return board.min_units is None or units >= board.min_units
 
 
+def is_listed(board: BoardDef, *, units: int, member_id: int, hidden: set[int]) -> bool:
+    """Whether a total appears on the board (above the minimum, not opted out of a public board)."""
+    return qualifies(board, units) and not (board.visibility == "public" and member_id in hidden)
+
+
 # --- scores in Redis -----------------------------------------------------------------------------------
 
 

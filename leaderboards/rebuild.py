@@ -55,11 +55,6 @@ class RebuildReport:
     """Brands another worker was rebuilding at the time."""
 
 
-def is_listed(board: BoardDef, *, units: int, member_id: int, hidden: set[int]) -> bool:
-    """Whether a total appears on the board in Redis (above the minimum, not opted out of a public board)."""
-    return ranking.qualifies(board, units) and not (board.visibility == "public" and member_id in hidden)
-
-
 async def brands_with_boards(db: Database) -> list[BrandId]:
     """Every brand that defines at least one board."""
     async with db.read() as session:
@@ -115,7 +110,7 @@ async def _rebuild(
                 period = PeriodRef(id=state.period, starts_at=state.starts_at, ends_at=state.ends_at)
                 by_scope: dict[str, list[tuple[int, float]]] = {}
                 for total in await totals_repo.totals_for(session, board_id=board.id, period=state.period):
-                    if is_listed(board, units=total.units, member_id=total.member_id, hidden=hidden):
+                    if ranking.is_listed(board, units=total.units, member_id=total.member_id, hidden=hidden):
                         score = ranking.redis_score(board, period, total.units, total.reached_at)
                         by_scope.setdefault(total.scope, []).append((total.member_id, score))
                 for scope, entries in by_scope.items():
@@ -200,7 +195,7 @@ async def _settle(
         listed = (
             found_total is not None
             and kept
-            and is_listed(board, units=found_total.units, member_id=member_id, hidden=hidden)
+            and ranking.is_listed(board, units=found_total.units, member_id=member_id, hidden=hidden)
         )
         writes.append(
             Write(

@@ -46,7 +46,7 @@ def runtime(services: Services) -> Leaderboards:
         services.redis,
         namespace=services.settings.redis_namespace,
         clock=services.clock,
-        extras=services.extras,
+        grant_badge=lambda session, **kw: services.extras["badges.grant"](session, **kw),
     )
     services.extras[EXTRA] = created
     return created

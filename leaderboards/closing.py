@@ -20,7 +20,7 @@ from engine.points import post_entry
 from engine.tenants import get_brand_by_id
 from leaderboards import archive_repo, people_repo, ranking, repository, totals_repo
 from leaderboards.models import BoardDef, PeriodRef, PeriodState, Placed
-from leaderboards.store import BoardStore, Slot
+from leaderboards.slots import Slot
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from engine.db import Database
     from engine.grants import BadgeGranter
     from engine.tenants import Brand
+    from leaderboards.store import BoardStore
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 from engine.errors import NotFound
 from leaderboards import people_repo, ranking, repository, totals_repo
 from leaderboards.models import PeriodRef, Preference
-from leaderboards.store import BoardStore, Listing, Slot, Write, listing
+from leaderboards.slots import Listing, Slot, Write, listing
+from leaderboards.store import BoardStore
 
 if TYPE_CHECKING:
     from datetime import datetime

@@ -19,7 +19,7 @@ import msgspec
 from engine.effects import BoardTotalChanged, RankChanged
 from leaderboards import keys, people_repo, ranking, repository, totals_repo
 from leaderboards.models import BoardDef, PeriodRef, PeriodState, Total
-from leaderboards.store import Listing, Slot, Write, listing
+from leaderboards.slots import Listing, Slot, Write, listing
 
 if TYPE_CHECKING:
     from engine.pipeline import EventContext, UnitOfWork

@@ -23,7 +23,7 @@ from leaderboards.models import (
     PeriodRef,
     Placed,
 )
-from leaderboards.store import Snapshot
+from leaderboards.slots import Snapshot
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 
     from engine.db import Database
     from engine.tenants import Brand
-    from leaderboards.store import BoardStore, Slot
+    from leaderboards.slots import Slot
+    from leaderboards.store import BoardStore
 
 
 class View:

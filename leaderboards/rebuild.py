@@ -29,12 +29,13 @@ from engine.tenants import get_brand_by_id
 from leaderboards import keys, people_repo, ranking, repository, totals_repo
 from leaderboards.models import BoardDef, PeriodRef, PeriodState, Total
 from leaderboards.orm import BoardRow
-from leaderboards.store import BoardStore, Listing, Slot, Write, decode_entry, listing
+from leaderboards.slots import Listing, Slot, Write, decode_entry, listing
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
 
     from engine.db import Database
+    from leaderboards.store import BoardStore
 
 log = logging.getLogger(__name__)
 LOCK_SECONDS = 300

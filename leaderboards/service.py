@@ -23,7 +23,8 @@ from engine.ids import BrandId, MemberId
 from leaderboards import closing, keys, privacy, ranking, reads, rebuild, repository
 from leaderboards.definitions import BoardDefinitions, summary
 from leaderboards.processor import LeaderboardsProcessor
-from leaderboards.store import BoardStore, Slot
+from leaderboards.slots import Slot
+from leaderboards.store import BoardStore
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -46,8 +46,9 @@ from engine.db import Database, create_engine
 from engine.tenants import create_brand
 from leaderboards import keys
 from leaderboards.models import BoardSpec, PointsMetric
+from leaderboards.scripts import ScriptBatch
 from leaderboards.service import Leaderboards
-from leaderboards.store import Listing, ScriptBatch, Slot, Write
+from leaderboards.slots import Listing, Slot, Write
 
 CONCURRENCY = 50
 QUIET = 0.2

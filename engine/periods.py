@@ -131,7 +131,7 @@ def in_window(instant: datetime, starts_at: datetime | None, ends_at: datetime |
 
 
 def first_day_of(kind: PeriodKind, pid: str) -> date:
-    """The first local day of the daily, weekly or monthly period named ``pid`` (as :func:`period_id_of_day` names it).
+    """The first local day of the period named ``pid`` (as :func:`period_id_of_day` names it; ``date.min`` for all time).
 
     Raises:
         ValueError: ``pid`` is not such a period's id.
@@ -151,6 +151,9 @@ def first_day_of(kind: PeriodKind, pid: str) -> date:
             if len(year) != 4 or len(month) != 2:
                 raise ValueError(pid)
             return date(int(year), int(month), 1)
+        case PeriodKind.ALL_TIME:
+            if pid == "all":
+                return date.min
     raise ValueError(pid)
 
 
@@ -195,3 +198,40 @@ def periods_between(earlier: date, later: date, period: str) -> int:
     """How many whole streak periods separate two period start days (1 for consecutive days or weeks)."""
     days = (later - earlier).days
     return days if period == "day" else days // 7
+
+
+# --- period ids and retention (moved from leaderboards/ranking.py) --------------------------------------
+# Appended as one section: the id ↔ bounds parsing a board's period reads and the retention of a closed
+# period, so every period and local-day calculation lives in this module.
+
+#: How each kind's period id is spelled (for error messages).
+PERIOD_ID_FORMATS = {
+    PeriodKind.ALL_TIME: "all",
+    PeriodKind.DAILY: "YYYY-MM-DD",
+    PeriodKind.WEEKLY: "YYYY-Www",
+    PeriodKind.MONTHLY: "YYYY-MM",
+}
+
+
+def period_span(kind: PeriodKind, instant: datetime, tz: ZoneInfo) -> tuple[str, datetime | None, datetime | None]:
+    """The id and UTC ``[start, end)`` of the period of ``kind`` containing ``instant``."""
+    starts_at, ends_at = period_bounds(kind, instant, tz)
+    return period_id(kind, instant, tz), starts_at, ends_at
+
+
+def bounds_of_period_id(kind: PeriodKind, pid: str, tz: ZoneInfo) -> tuple[datetime | None, datetime | None]:
+    """The UTC ``[start, end)`` of the period named ``pid``; ``(None, None)`` for all time.
+
+    Raises:
+        ValueError: ``pid`` is not spelled as a period id of ``kind``.
+    """
+    day = first_day_of(kind, pid)
+    if kind is PeriodKind.ALL_TIME:
+        return None, None
+    return local_midnight(day, tz), local_midnight(next_period_start_day(kind, day), tz)
+
+
+def retention_seconds(closed_at: datetime, retention_days: int, now: datetime) -> int:
+    """Seconds something closed at ``closed_at`` and kept ``retention_days`` still lives at ``now`` (at least 1)."""
+    remaining = closed_at + timedelta(days=retention_days) - now
+    return max(int(remaining.total_seconds()), 1)

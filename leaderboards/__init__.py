@@ -20,7 +20,7 @@ __all__ = ["erase_member"]
 async def erase_member(
     session: AsyncSession, redis: Redis, *, namespace: str, brand_id: BrandId, member_id: MemberId
 ) -> int:
-    """Remove a member from every board of the brand, archives included (see ``leaderboards.service``)."""
-    from leaderboards.service import erase_member as erase
+    """Remove a member from every board of the brand, archives included (see ``leaderboards.privacy``)."""
+    from leaderboards.privacy import erase_member as erase
 
     return await erase(session, redis, namespace=namespace, brand_id=brand_id, member_id=member_id)

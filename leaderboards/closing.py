@@ -4,31 +4,33 @@ A new period starts by time alone (an event simply lands in the period it occurr
 closed once ``ends_at + grace`` has passed: in one transaction the close is claimed on the period's row
 (``UPDATE … WHERE closed_at IS NULL``; only one worker's update can match), its final standings per
 scope are written to the archive, and the rewards are posted (points through the ledger, badges through
-the badges package's ``badges.grant`` service when it is registered). After commit the period's Redis
+the :class:`engine.grants.BadgeGranter` the composition root passes). After commit the period's Redis
 keys are left to expire after the board's retention.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from engine.ids import BrandId, MemberId
+from engine.periods import retention_seconds
 from engine.points import post_entry
 from engine.tenants import get_brand_by_id
-from leaderboards import ranking, repository
+from leaderboards import archive_repo, people_repo, ranking, repository, totals_repo
 from leaderboards.models import BoardDef, PeriodRef, PeriodState, Placed
-from leaderboards.rebuild import is_listed
-from leaderboards.store import BoardStore, Slot
+from leaderboards.slots import Slot
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
     from engine.db import Database
+    from engine.grants import BadgeGranter
+    from engine.tenants import Brand
+    from leaderboards.store import BoardStore
 
 log = logging.getLogger(__name__)
-BadgeGrant = Callable[..., Awaitable[list[Any]]]
-"""``async (session, *, brand, member_id, badge_key, reason, source, source_ref, now) -> list[Effect]``."""
 
 
 async def _board_by_id(db: Database, board_id: int, brand_id: BrandId) -> BoardDef | None:
@@ -44,7 +46,7 @@ async def close_due_periods(
     store: BoardStore,
     *,
     now: datetime,
-    grant_badge: BadgeGrant | None = None,
+    grant_badge: BadgeGranter | None = None,
     brand_id: BrandId | None = None,
 ) -> list[str]:
     """Close every period whose end plus grace has passed; returns ``<brand>/<board>/<period>`` of each closed."""
@@ -72,19 +74,19 @@ async def close_period(
     board: BoardDef,
     state: PeriodState,
     now: datetime,
-    grant_badge: BadgeGrant | None = None,
+    grant_badge: BadgeGranter | None = None,
 ) -> bool:
     """Archive one period and pay its rewards, unless it is already closed; returns whether this call closed it."""
     period = PeriodRef(id=state.period, starts_at=state.starts_at, ends_at=state.ends_at)
     scopes: list[str] = []
     async with db.write() as session:
         brand = await get_brand_by_id(session, brand_id)
-        totals = await repository.totals_for(session, board_id=board.id, period=state.period)
-        hidden = await repository.opted_out(session, brand_id=brand_id, member_ids={t.member_id for t in totals})
+        totals = await totals_repo.totals_for(session, board_id=board.id, period=state.period)
+        hidden = await people_repo.opted_out(session, brand_id=brand_id, member_ids={t.member_id for t in totals})
         by_scope: dict[str, list[tuple[int, float]]] = {}
         reached: dict[str, dict[int, datetime]] = {}
         for total in totals:
-            if is_listed(board, units=total.units, member_id=total.member_id, hidden=hidden):
+            if ranking.is_listed(board, units=total.units, member_id=total.member_id, hidden=hidden):
                 score = ranking.redis_score(board, period, total.units, total.reached_at)
                 by_scope.setdefault(total.scope, []).append((total.member_id, score))
                 reached.setdefault(total.scope, {})[total.member_id] = total.reached_at
@@ -93,7 +95,7 @@ async def close_period(
         if not await repository.claim_close(session, board_id=board.id, period=state.period, now=now, members=count):
             return False
         for scope, placed in sorted(standings.items()):
-            await repository.write_archive(
+            await archive_repo.write_archive(
                 session,
                 brand_id=brand_id,
                 board_id=board.id,
@@ -113,22 +115,22 @@ async def close_period(
                 grant_badge=grant_badge,
             )
         scopes = sorted({t.scope for t in totals})
-    seconds = ranking.ttl_after_close(now, board.retention_days, now)
+    seconds = retention_seconds(now, board.retention_days, now)
     await store.expire([Slot(brand_id=brand_id, board=board, period=period, scope=s) for s in scopes], seconds)
     log.info("closed %s/%s: %s standings archived", board.key, state.period, count)
     return True
 
 
 async def _reward(
-    session: Any,
+    session: AsyncSession,
     *,
-    brand: Any,
+    brand: Brand,
     board: BoardDef,
     period: str,
     scope: str,
     placed: list[Placed],
     now: datetime,
-    grant_badge: BadgeGrant | None,
+    grant_badge: BadgeGranter | None,
 ) -> None:
     """Pay the board's rewards to the ranks they name (inside the closing transaction)."""
     if not board.rewards:

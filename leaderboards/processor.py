@@ -12,14 +12,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 import msgspec
 
 from engine.effects import BoardTotalChanged, RankChanged
-from leaderboards import keys, ranking, repository
+from leaderboards import keys, people_repo, ranking, repository, totals_repo
 from leaderboards.models import BoardDef, PeriodRef, PeriodState, Total
-from leaderboards.store import Listing, Slot, Write, listing
+from leaderboards.slots import Listing, Slot, Write, listing
 
 if TYPE_CHECKING:
     from engine.pipeline import EventContext, UnitOfWork
@@ -54,63 +54,21 @@ class LeaderboardsProcessor:
 
     async def process(self, uow: UnitOfWork) -> None:
         """Fold the unit's events into board totals (one upsert per board mode) and emit the new totals."""
-        boards = [b for b in await self.runtime.cache.boards(uow.session, uow.brand.id) if b.active]
-        if not boards:
+        boards = await self.runtime.boards_at(uow.session, uow.brand.id, await uow.config_version())
+        active = [b for b in boards if b.active]
+        if not active:
             return
-        tz = uow.tz
-        merged: dict[tuple[int, str, str, int], tuple[int, datetime, EventContext]] = {}
-        periods: dict[tuple[int, str], PeriodRef] = {}
-        by_id = {b.id: b for b in boards}
-        for ctx in uow.events:
-            event = ctx.event
-            for board in boards:
-                units = ranking.contribution(
-                    board,
-                    event_type=event.type,
-                    properties=event.properties,
-                    member=ctx.member,
-                    effects=ctx.effects,
-                )
-                if units is None:
-                    continue
-                period = ranking.period_for(board, event.occurred_at, tz)
-                scope = ranking.scope_of(board, ctx.member)
-                if period is None or scope is None:
-                    continue
-                key = (board.id, period.id, scope, ctx.member_id)
-                current = merged.get(key)
-                folded = ranking.merge(board, current[:2] if current else None, units, event.occurred_at)
-                if folded is None:
-                    continue
-                merged[key] = (folded[0], folded[1], ctx)
-                periods[(board.id, period.id)] = period
+        merged, periods = _fold(active, uow)
         if not merged:
             return
+        by_id = {b.id: b for b in active}
         closed = await self._closed(uow, by_id, periods)
         if closed:
             merged = {k: v for k, v in merged.items() if (k[0], k[1]) not in closed}
         await self._ensure_periods(uow, periods, closed)
-        families: dict[str, list[Total]] = {}
-        for (board_id, period_id, scope, member_id), (units, reached_at, _ctx) in merged.items():
-            families.setdefault(repository.mode_family(by_id[board_id]), []).append(
-                Total(
-                    board_id=board_id,
-                    period=period_id,
-                    scope=scope,
-                    member_id=member_id,
-                    units=units,
-                    reached_at=reached_at,
-                )
-            )
-        results: list[Total] = []
-        for family, rows in families.items():
-            results.extend(
-                await repository.upsert_totals(
-                    uow.session, brand_id=uow.brand.id, family=family, rows=rows, now=uow.now
-                )
-            )
+        results = await _upsert(uow, by_id, merged)
         # One query for the opt-outs and for what the boards' directories show (ids, labels, scope values).
-        infos = await repository.member_infos(
+        infos = await people_repo.member_infos(
             uow.session, brand_id=uow.brand.id, member_ids=[t.member_id for t in results]
         )
         hidden = {m for m, info in infos.items() if info.opt_out}
@@ -122,9 +80,6 @@ class LeaderboardsProcessor:
             if info is not None:
                 listings[(board.key, total.member_id)] = listing(uow.brand.id, board, info)
             ctx = merged[(total.board_id, total.period, total.scope, total.member_id)][2]
-            listed = ranking.qualifies(board, total.units) and not (
-                board.visibility == "public" and total.member_id in hidden
-            )
             slot = Slot(brand_id=uow.brand.id, board=board, period=periods[(board.id, total.period)], scope=total.scope)
             changes.append(
                 Change(
@@ -132,7 +87,7 @@ class LeaderboardsProcessor:
                     member_id=total.member_id,
                     units=total.units,
                     reached_at=total.reached_at,
-                    listed=listed,
+                    listed=ranking.is_listed(board, units=total.units, member_id=total.member_id, hidden=hidden),
                     ctx=ctx,
                 )
             )
@@ -196,28 +151,85 @@ class LeaderboardsProcessor:
                 continue
             rank, size = placed
             board = change.slot.board
-            score = ranking.display_score(board, change.units)
-            change.ctx.emit(
-                RankChanged(
-                    board=board.key,
-                    period=change.slot.period.id,
-                    rank=rank,
-                    score=score,
-                    scope=change.slot.scope,
-                    total=size,
-                )
+            changed = RankChanged(
+                board=board.key,
+                period=change.slot.period.id,
+                rank=rank,
+                score=ranking.display_score(board, change.units),
+                scope=change.slot.scope,
+                total=size,
             )
-            payload = {
-                "type": "rank_changed",
-                "board": board.key,
-                "period": change.slot.period.id,
-                "scope": change.slot.scope,
-                "member": change.ctx.event.member,
-                "rank": rank,
-                "score": score,
-                "total": size,
-                "at": uow.now.isoformat(),
-            }
+            change.ctx.emit(changed)
             channel = keys.live_channel(self.runtime.namespace, uow.brand.id, board.key)
-            messages.append((channel, msgspec.json.encode(payload)))
+            messages.append((channel, _live_message(changed, member=change.ctx.event.member, at=uow.now)))
         await store.publish(messages)
+
+
+Merged: TypeAlias = dict[tuple[int, str, str, int], tuple[int, datetime, "EventContext"]]
+"""(board id, period id, scope, member id) → (units, reached at, the last event that changed it)."""
+
+
+def _fold(boards: list[BoardDef], uow: UnitOfWork) -> tuple[Merged, dict[tuple[int, str], PeriodRef]]:
+    """Every event's contribution to every board, merged per total by the board's mode (pure)."""
+    merged: Merged = {}
+    periods: dict[tuple[int, str], PeriodRef] = {}
+    tz = uow.tz
+    for ctx in uow.events:
+        event = ctx.event
+        for board in boards:
+            units = ranking.contribution(
+                board, event_type=event.type, properties=event.properties, member=ctx.member, effects=ctx.effects
+            )
+            if units is None:
+                continue
+            period = ranking.period_for(board, event.occurred_at, tz)
+            scope = ranking.scope_of(board, ctx.member)
+            if period is None or scope is None:
+                continue
+            key = (board.id, period.id, scope, ctx.member_id)
+            current = merged.get(key)
+            folded = ranking.merge(board, current[:2] if current else None, units, event.occurred_at)
+            if folded is None:
+                continue
+            merged[key] = (folded[0], folded[1], ctx)
+            periods[(board.id, period.id)] = period
+    return merged, periods
+
+
+async def _upsert(uow: UnitOfWork, by_id: dict[int, BoardDef], merged: Merged) -> list[Total]:
+    """Write the merged contributions, one statement per board mode; returns the absolute totals."""
+    families: dict[str, list[Total]] = {}
+    for (board_id, period_id, scope, member_id), (units, reached_at, _ctx) in merged.items():
+        families.setdefault(totals_repo.mode_family(by_id[board_id]), []).append(
+            Total(
+                board_id=board_id,
+                period=period_id,
+                scope=scope,
+                member_id=member_id,
+                units=units,
+                reached_at=reached_at,
+            )
+        )
+    results: list[Total] = []
+    for family, rows in families.items():
+        results.extend(
+            await totals_repo.upsert_totals(uow.session, brand_id=uow.brand.id, family=family, rows=rows, now=uow.now)
+        )
+    return results
+
+
+def _live_message(changed: RankChanged, *, member: str, at: datetime) -> bytes:
+    """The JSON a live widget hears for a rank change (see docs/leaderboards.md)."""
+    return msgspec.json.encode(
+        {
+            "type": "rank_changed",
+            "board": changed.board,
+            "period": changed.period,
+            "scope": changed.scope,
+            "member": member,
+            "rank": changed.rank,
+            "score": changed.score,
+            "total": changed.total,
+            "at": at.isoformat(),
+        }
+    )

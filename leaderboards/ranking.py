@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import math
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from engine.effects import ChallengeCompleted, Effect, PointsAwarded
 from engine.errors import ValidationError
-from engine.periods import PeriodKind, local_midnight, next_period_start_day, period_bounds, period_id
+from engine.periods import PERIOD_ID_FORMATS, PeriodKind, bounds_of_period_id, in_window, period_span
 from engine.predicates import matches
 from leaderboards.models import (
     MAX_ABS_SCORE,
@@ -44,39 +44,30 @@ EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
 EXACT = 2**53
 """Doubles hold every integer of magnitude up to 2^53 exactly."""
 WINDOW_ID = "window"
-ALL_ID = "all"
-_KINDS = {
-    "all_time": PeriodKind.ALL_TIME,
-    "daily": PeriodKind.DAILY,
-    "weekly": PeriodKind.WEEKLY,
-    "monthly": PeriodKind.MONTHLY,
-}
 _STYLE_ORDER = {"full_name": 0, "initials": 1, "pseudonym": 2}
 
 
 # --- periods -------------------------------------------------------------------------------------------
+# The calendar maths lives in :mod:`engine.periods`; these only add what a board's window changes.
+
+
+def _window(board: BoardDef) -> PeriodRef:
+    return PeriodRef(id=WINDOW_ID, starts_at=board.starts_at, ends_at=board.ends_at)
 
 
 def period_for(board: BoardDef, instant: datetime, tz: ZoneInfo) -> PeriodRef | None:
     """The period of ``board`` that ``instant`` falls in, or ``None`` outside the board's window."""
-    if board.starts_at is not None and instant < board.starts_at:
+    if not in_window(instant, board.starts_at, board.ends_at):
         return None
-    if board.ends_at is not None and instant >= board.ends_at:
-        return None
-    if board.period == "window":
-        return PeriodRef(id=WINDOW_ID, starts_at=board.starts_at, ends_at=board.ends_at)
-    kind = _KINDS[board.period]
-    starts_at, ends_at = period_bounds(kind, instant, tz)
-    return PeriodRef(id=period_id(kind, instant, tz), starts_at=starts_at, ends_at=ends_at)
+    return current_period(board, instant, tz)
 
 
 def current_period(board: BoardDef, now: datetime, tz: ZoneInfo) -> PeriodRef:
     """The period a read of ``current`` means: the one containing ``now`` (the window for campaign boards)."""
     if board.period == "window":
-        return PeriodRef(id=WINDOW_ID, starts_at=board.starts_at, ends_at=board.ends_at)
-    kind = _KINDS[board.period]
-    starts_at, ends_at = period_bounds(kind, now, tz)
-    return PeriodRef(id=period_id(kind, now, tz), starts_at=starts_at, ends_at=ends_at)
+        return _window(board)
+    pid, starts_at, ends_at = period_span(PeriodKind(board.period), now, tz)
+    return PeriodRef(id=pid, starts_at=starts_at, ends_at=ends_at)
 
 
 def period_from_id(board: BoardDef, pid: str, tz: ZoneInfo) -> PeriodRef:
@@ -85,45 +76,21 @@ def period_from_id(board: BoardDef, pid: str, tz: ZoneInfo) -> PeriodRef:
     Raises:
         ValidationError: the id is not a period of this board.
     """
-    expected = {
-        "all_time": "all",
-        "daily": "YYYY-MM-DD",
-        "weekly": "YYYY-Www",
-        "monthly": "YYYY-MM",
-        "window": "window",
-    }[board.period]
-    error = ValidationError(
-        f"period {pid!r} is not a {board.period} period: use `current` or {expected}", field="period"
-    )
     if board.period == "window":
         if pid != WINDOW_ID:
-            raise error
-        return PeriodRef(id=WINDOW_ID, starts_at=board.starts_at, ends_at=board.ends_at)
-    if board.period == "all_time":
-        if pid != ALL_ID:
-            raise error
-        return PeriodRef(id=ALL_ID, starts_at=None, ends_at=None)
-    kind = _KINDS[board.period]
+            raise _bad_period(board, pid, WINDOW_ID)
+        return _window(board)
+    kind = PeriodKind(board.period)
     try:
-        match kind:
-            case PeriodKind.DAILY:
-                day = date.fromisoformat(pid)
-                if len(pid) != 10:
-                    raise ValueError(pid)
-            case PeriodKind.WEEKLY:
-                year, _, week = pid.partition("-W")
-                if len(year) != 4 or len(week) != 2:
-                    raise ValueError(pid)
-                day = date.fromisocalendar(int(year), int(week), 1)
-            case _:
-                year, _, month = pid.partition("-")
-                if len(year) != 4 or len(month) != 2:
-                    raise ValueError(pid)
-                day = date(int(year), int(month), 1)
+        starts_at, ends_at = bounds_of_period_id(kind, pid, tz)
     except ValueError as exc:
-        raise error from exc
-    return PeriodRef(
-        id=pid, starts_at=local_midnight(day, tz), ends_at=local_midnight(next_period_start_day(kind, day), tz)
+        raise _bad_period(board, pid, PERIOD_ID_FORMATS[kind]) from exc
+    return PeriodRef(id=pid, starts_at=starts_at, ends_at=ends_at)
+
+
+def _bad_period(board: BoardDef, pid: str, expected: str) -> ValidationError:
+    return ValidationError(
+        f"period {pid!r} is not a {board.period} period: use `current` or {expected}", field="period"
     )
 
 
@@ -160,32 +127,45 @@ def contribution(
         return None
     if not matches(board.filter, event_type=event_type, properties=properties, member=member):
         return None
+    return metric_units(board, event_type=event_type, properties=properties, effects=effects)
+
+
+def metric_units(
+    board: BoardDef, *, event_type: str, properties: Mapping[str, Any], effects: Sequence[Effect]
+) -> int | None:
+    """What the board's metric makes of one (matching) event; ``None`` if it gives nothing."""
     match board.metric:
         case PointsMetric():
-            awarded = [e.points for e in effects if isinstance(e, PointsAwarded)]
-            return to_units(sum(awarded), board) if awarded else None
+            return _points_units(board, effects, source=None, key="")
         case PointsFromMetric(source=source, key=key):
-            awarded = [
-                e.points
-                for e in effects
-                if isinstance(e, PointsAwarded) and e.source == source and (not key or e.key == key)
-            ]
-            return to_units(sum(awarded), board) if awarded else None
+            return _points_units(board, effects, source=source, key=key)
         case EventCountMetric(event_type=wanted):
             return board.scale if event_type == wanted else None
         case PropertySumMetric(event_type=wanted, property=name):
-            value = properties.get(name)
-            if event_type != wanted or isinstance(value, bool) or not isinstance(value, int | float):
-                return None
-            if not math.isfinite(value):
-                return None
-            return to_units(value, board)
+            return _property_units(board, properties.get(name)) if event_type == wanted else None
         case ChallengeCompletionsMetric(challenge=challenge):
             done = [
                 e for e in effects if isinstance(e, ChallengeCompleted) and (not challenge or e.challenge == challenge)
             ]
             return to_units(len(done), board) if done else None
     return None
+
+
+def _points_units(board: BoardDef, effects: Sequence[Effect], *, source: str | None, key: str) -> int | None:
+    """The points awarded by the unit's effects (from ``source`` and ``key`` when given), in units."""
+    awarded = [
+        e.points
+        for e in effects
+        if isinstance(e, PointsAwarded) and (source is None or e.source == source) and (not key or e.key == key)
+    ]
+    return to_units(sum(awarded), board) if awarded else None
+
+
+def _property_units(board: BoardDef, value: Any) -> int | None:
+    """A numeric event property in units (``None`` for a missing, boolean or non-finite value)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return to_units(value, board)
 
 
 def better(board: BoardDef, new: int, old: int) -> bool:
@@ -221,6 +201,11 @@ def merge(
 def qualifies(board: BoardDef, units: int) -> bool:
     """Whether a total is high enough to appear (``min_score``)."""
     return board.min_units is None or units >= board.min_units
+
+
+def is_listed(board: BoardDef, *, units: int, member_id: int, hidden: set[int]) -> bool:
+    """Whether a total appears on the board (above the minimum, not opted out of a public board)."""
+    return qualifies(board, units) and not (board.visibility == "public" and member_id in hidden)
 
 
 # --- scores in Redis -----------------------------------------------------------------------------------
@@ -325,39 +310,51 @@ def rank_window(
     """
     if not window:
         return []
-    ranks: list[int | None] = [None] * len(window)
-    for index, (_member_id, units) in enumerate(window):
+    units = [u for _member_id, u in window]
+    ranks = _anchor_ranks(board, start=start, before=before, units=units, known=known)
+    if board.ties == "competition":
+        for index in range(1, len(units)):
+            if ranks[index] is None and units[index] == units[index - 1]:
+                ranks[index] = ranks[index - 1]
+    else:
+        _spread_dense(units, ranks)
+    placed: list[Placed] = []
+    for index, ((member_id, value), rank) in enumerate(zip(window, ranks, strict=True)):
+        if rank is None:
+            return value
+        placed.append(Placed(member_id=member_id, position=start + index, rank=rank, units=value))
+    return placed
+
+
+def _anchor_ranks(
+    board: BoardDef, *, start: int, before: int | None, units: Sequence[int], known: Mapping[int, int]
+) -> list[int | None]:
+    """The ranks that follow from a position alone (or from ``known``); ``None`` where they do not."""
+    ranks: list[int | None] = []
+    for index, value in enumerate(units):
         position = start + index
-        previous = window[index - 1][1] if index else before
+        previous = units[index - 1] if index else before
         if (
             board.ties == "first_to_reach"
             or position == 0
-            or (board.ties == "competition" and previous is not None and previous != units)
+            or (board.ties == "competition" and previous is not None and previous != value)
         ):
-            ranks[index] = position + 1
-        elif units in known:
-            ranks[index] = known[units]
-    if board.ties == "competition":
-        for index in range(1, len(window)):
-            if ranks[index] is None and window[index][1] == window[index - 1][1]:
-                ranks[index] = ranks[index - 1]
-    else:
-        # Dense ranks step by one between distinct scores, so one anchor ranks the whole window.
-        for index in range(1, len(window)):
-            if ranks[index] is None and ranks[index - 1] is not None:
-                step = 0 if window[index][1] == window[index - 1][1] else 1
-                ranks[index] = ranks[index - 1] + step  # type: ignore[operator]
-        for index in range(len(window) - 2, -1, -1):
-            if ranks[index] is None and ranks[index + 1] is not None:
-                step = 0 if window[index][1] == window[index + 1][1] else 1
-                ranks[index] = ranks[index + 1] - step  # type: ignore[operator]
-    for index, rank in enumerate(ranks):
-        if rank is None:
-            return window[index][1]
-    return [
-        Placed(member_id=member_id, position=start + index, rank=rank or 0, units=units)
-        for index, ((member_id, units), rank) in enumerate(zip(window, ranks, strict=True))
-    ]
+            ranks.append(position + 1)
+        else:
+            ranks.append(known.get(value))
+    return ranks
+
+
+def _spread_dense(units: Sequence[int], ranks: list[int | None]) -> None:
+    """Fill dense ranks from any anchor: they step by one between distinct scores, both ways."""
+    for index in range(1, len(units)):
+        anchor = ranks[index - 1]
+        if ranks[index] is None and anchor is not None:
+            ranks[index] = anchor + (0 if units[index] == units[index - 1] else 1)
+    for index in range(len(units) - 2, -1, -1):
+        anchor = ranks[index + 1]
+        if ranks[index] is None and anchor is not None:
+            ranks[index] = anchor - (0 if units[index] == units[index + 1] else 1)
 
 
 def around_bounds(position: int, k: int, total: int) -> tuple[int, int]:
@@ -421,9 +418,3 @@ def member_label(board: BoardDef, info: MemberInfo, *, brand_id: int) -> str:
         brand_id=brand_id,
         member_id=info.member_id,
     )
-
-
-def ttl_after_close(closed_at: datetime, retention_days: int, now: datetime) -> int:
-    """Seconds a closed period's Redis key still lives (at least 1)."""
-    remaining = closed_at + timedelta(days=retention_days) - now
-    return max(int(remaining.total_seconds()), 1)

@@ -24,16 +24,20 @@ from sqlalchemy import select
 
 from engine.errors import Conflict, NotFound
 from engine.ids import BrandId
+from engine.periods import retention_seconds
 from engine.tenants import get_brand_by_id
-from leaderboards import keys, ranking, repository
-from leaderboards.models import BoardDef, PeriodRef, PeriodState, Total
+from leaderboards import keys, people_repo, ranking, repository, totals_repo
+from leaderboards.models import BoardDef, MemberInfo, PeriodRef, PeriodState, Total
 from leaderboards.orm import BoardRow
-from leaderboards.store import BoardStore, Listing, Slot, Write, decode_entry, listing
+from leaderboards.slots import Listing, Slot, Write, decode_entry, listing
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
 
+    from sqlalchemy.ext.asyncio import AsyncSession
+
     from engine.db import Database
+    from leaderboards.store import BoardStore
 
 log = logging.getLogger(__name__)
 LOCK_SECONDS = 300
@@ -52,11 +56,8 @@ class RebuildReport:
     deleted: int = 0
     skipped: list[int] = field(default_factory=list)
     """Brands another worker was rebuilding at the time."""
-
-
-def is_listed(board: BoardDef, *, units: int, member_id: int, hidden: set[int]) -> bool:
-    """Whether a total appears on the board in Redis (above the minimum, not opted out of a public board)."""
-    return ranking.qualifies(board, units) and not (board.visibility == "public" and member_id in hidden)
+    written: set[str] = field(default_factory=set, repr=False)
+    """The keys this rebuild wrote (the others of the brand are stale)."""
 
 
 async def brands_with_boards(db: Database) -> list[BrandId]:
@@ -94,7 +95,6 @@ async def _rebuild(
 ) -> RebuildReport:
     report = RebuildReport(brands=1)
     namespace = store.namespace
-    written: set[str] = set()
     async with db.read() as session:
         brand = await get_brand_by_id(session, brand_id)
         boards = await repository.load_boards(session, brand_id=brand_id)
@@ -102,34 +102,20 @@ async def _rebuild(
             boards = tuple(b for b in boards if b.key == board_key)
             if not boards:
                 raise NotFound(f"no leaderboard {board_key!r}", field="board")
-        hidden = await repository.all_opted_out(session, brand_id=brand_id)
+        hidden = await people_repo.all_opted_out(session, brand_id=brand_id)
         for board in boards:
             report.boards += 1
             for state in await repository.board_periods(session, board_id=board.id):
-                ttl: int | None = None
-                if state.closed_at is not None:
-                    if state.closed_at + timedelta(days=board.retention_days) <= now:
-                        continue
-                    ttl = ranking.ttl_after_close(state.closed_at, board.retention_days, now)
-                period = PeriodRef(id=state.period, starts_at=state.starts_at, ends_at=state.ends_at)
-                by_scope: dict[str, list[tuple[int, float]]] = {}
-                for total in await repository.totals_for(session, board_id=board.id, period=state.period):
-                    if is_listed(board, units=total.units, member_id=total.member_id, hidden=hidden):
-                        score = ranking.redis_score(board, period, total.units, total.reached_at)
-                        by_scope.setdefault(total.scope, []).append((total.member_id, score))
-                for scope, entries in by_scope.items():
-                    slot = Slot(brand_id=brand_id, board=board, period=period, scope=scope)
-                    await store.replace(slot, entries, ttl=ttl)
-                    written.update(store.slot_keys(slot))
-                    report.keys += 1
-                    report.members += len(entries)
+                await _rebuild_period(
+                    session, store, brand_id=brand_id, board=board, state=state, hidden=hidden, now=now, report=report
+                )
             # The directory reads resolve external ids and labels with: everyone holding a total on the board.
             directory = [
                 listing(brand_id, board, info)
-                for info in await repository.board_members(session, brand_id=brand_id, board_id=board.id)
+                for info in await people_repo.board_members(session, brand_id=brand_id, board_id=board.id)
             ]
             await store.replace_directory(brand_id, board.key, directory)
-            written.update(store.directory_keys(brand_id, board.key))
+            report.written.update(store.directory_keys(brand_id, board.key))
     patterns = (
         [keys.board_pattern(namespace, brand_id, b.key) for b in boards]
         if board_key is not None
@@ -137,7 +123,7 @@ async def _rebuild(
     )
     stale: list[str] = []
     for pattern in patterns:
-        stale.extend(k for k in await store.scan(pattern) if k not in written)
+        stale.extend(k for k in await store.scan(pattern) if k not in report.written)
     await store.delete(stale)
     report.deleted = len(stale)
     await _settle(db, store, brand_id=brand_id, boards=boards, tz=brand.tz, now=now)
@@ -146,6 +132,37 @@ async def _rebuild(
         await store.mark_ready(brand_id, at=now)
     log.info("rebuilt leaderboards of brand %s: %s keys, %s members", brand_id, report.keys, report.members)
     return report
+
+
+async def _rebuild_period(
+    session: AsyncSession,
+    store: BoardStore,
+    *,
+    brand_id: BrandId,
+    board: BoardDef,
+    state: PeriodState,
+    hidden: set[int],
+    now: datetime,
+    report: RebuildReport,
+) -> None:
+    """Replace the keys of one stored period (every scope value) with its SQL totals; skip it once past retention."""
+    ttl: int | None = None
+    if state.closed_at is not None:
+        if state.closed_at + timedelta(days=board.retention_days) <= now:
+            return
+        ttl = retention_seconds(state.closed_at, board.retention_days, now)
+    period = PeriodRef(id=state.period, starts_at=state.starts_at, ends_at=state.ends_at)
+    by_scope: dict[str, list[tuple[int, float]]] = {}
+    for total in await totals_repo.totals_for(session, board_id=board.id, period=state.period):
+        if ranking.is_listed(board, units=total.units, member_id=total.member_id, hidden=hidden):
+            score = ranking.redis_score(board, period, total.units, total.reached_at)
+            by_scope.setdefault(total.scope, []).append((total.member_id, score))
+    for scope, entries in by_scope.items():
+        slot = Slot(brand_id=brand_id, board=board, period=period, scope=scope)
+        await store.replace(slot, entries, ttl=ttl)
+        report.written.update(store.slot_keys(slot))
+        report.keys += 1
+        report.members += len(entries)
 
 
 async def _settle(
@@ -161,6 +178,36 @@ async def _settle(
         raise RuntimeError(f"the rebuild log of brand {brand_id} expired; the rebuild is retried")
     start, raw_entries = found
     by_key = {b.key: b for b in boards}
+    standings, directory = _logged_entries(raw_entries, by_key)
+    state = await _logged_state(db, brand_id=brand_id, by_key=by_key, standings=standings, directory=directory)
+    writes = [
+        _settled_write(
+            state,
+            brand_id=brand_id,
+            board=by_key[board_key],
+            key=(board_key, period_id, scope, member_id),
+            tz=tz,
+            now=now,
+        )
+        for board_key, period_id, scope, member_id in sorted(standings)
+    ]
+    listings: list[Listing] = []
+    forget: list[tuple[str, int]] = []
+    for board_key, member_id in sorted(directory):
+        board = by_key[board_key]
+        info = state.infos.get(member_id)
+        if info is not None and (board.id, member_id) in state.held:
+            listings.append(listing(brand_id, board, info))
+        else:
+            forget.append((board_key, member_id))
+    if not await store.settle(brand_id, start=start, writes=writes, listings=listings, forget=forget):
+        raise RuntimeError(f"the rebuild log of brand {brand_id} expired; the rebuild is retried")
+
+
+def _logged_entries(
+    raw_entries: list[bytes | str], by_key: dict[str, BoardDef]
+) -> tuple[set[tuple[str, str, str, int]], set[tuple[str, int]]]:
+    """The log's (board, period, scope, member) standings and (board, member) directory entries of these boards."""
     standings: set[tuple[str, str, str, int]] = set()
     directory: set[tuple[str, int]] = set()
     for raw in set(raw_entries):
@@ -171,56 +218,68 @@ async def _settle(
             standings.add((entry[1], entry[2], entry[3], int(entry[4])))
         else:
             directory.add((entry[1], int(entry[2])))
+    return standings, directory
+
+
+@dataclass(slots=True)
+class _Logged:
+    """What SQL holds now for the members and periods the rebuild log names."""
+
+    totals: dict[tuple[int, str, str, int], Total] = field(default_factory=dict)
+    held: set[tuple[int, int]] = field(default_factory=set)
+    """(board id, member id) of every total the members hold."""
+    infos: dict[int, MemberInfo] = field(default_factory=dict)
+    states: dict[tuple[int, str], PeriodState | None] = field(default_factory=dict)
+    hidden: set[int] = field(default_factory=set)
+
+
+async def _logged_state(
+    db: Database,
+    *,
+    brand_id: BrandId,
+    by_key: dict[str, BoardDef],
+    standings: set[tuple[str, str, str, int]],
+    directory: set[tuple[str, int]],
+) -> _Logged:
+    """Read the logged members' totals, names and the logged periods' states from SQL."""
     members = sorted({m for *_rest, m in standings} | {m for _b, m in directory})
-    totals: dict[tuple[int, str, str, int], Total] = {}
-    held: set[tuple[int, int]] = set()
-    states: dict[tuple[int, str], PeriodState | None] = {}
+    found = _Logged()
     async with db.read() as session:
         for member_id in members:
-            for total in await repository.member_totals(session, brand_id=brand_id, member_id=member_id):
-                totals[(total.board_id, total.period, total.scope, member_id)] = total
-                held.add((total.board_id, member_id))
-        infos = await repository.member_infos(session, brand_id=brand_id, member_ids=members)
+            for total in await totals_repo.member_totals(session, brand_id=brand_id, member_id=member_id):
+                found.totals[(total.board_id, total.period, total.scope, member_id)] = total
+                found.held.add((total.board_id, member_id))
+        found.infos = await people_repo.member_infos(session, brand_id=brand_id, member_ids=members)
         for board_key, period_id, _scope, _member in standings:
             pair = (by_key[board_key].id, period_id)
-            if pair not in states:
-                states[pair] = await repository.get_period(session, board_id=pair[0], period=period_id)
-    hidden = {m for m, info in infos.items() if info.opt_out}
-    writes: list[Write] = []
-    for board_key, period_id, scope, member_id in sorted(standings):
-        board = by_key[board_key]
-        period = ranking.period_from_id(board, period_id, tz)
-        found_total = totals.get((board.id, period_id, scope, member_id))
-        state = states[(board.id, period_id)]
-        # What a rebuild makes of it: listed on a kept period if the total qualifies, otherwise absent.
-        kept = state is not None and (
-            state.closed_at is None or state.closed_at + timedelta(days=board.retention_days) > now
-        )
-        listed = (
-            found_total is not None
-            and kept
-            and is_listed(board, units=found_total.units, member_id=member_id, hidden=hidden)
-        )
-        writes.append(
-            Write(
-                slot=Slot(brand_id=brand_id, board=board, period=period, scope=scope),
-                member_id=member_id,
-                units=found_total.units if found_total is not None else 0,
-                reached_at=found_total.reached_at if found_total is not None else ranking.EPOCH,
-                listed=listed,
-            )
-        )
-    listings: list[Listing] = []
-    forget: list[tuple[str, int]] = []
-    for board_key, member_id in sorted(directory):
-        board = by_key[board_key]
-        info = infos.get(member_id)
-        if info is not None and (board.id, member_id) in held:
-            listings.append(listing(brand_id, board, info))
-        else:
-            forget.append((board_key, member_id))
-    if not await store.settle(brand_id, start=start, writes=writes, listings=listings, forget=forget):
-        raise RuntimeError(f"the rebuild log of brand {brand_id} expired; the rebuild is retried")
+            if pair not in found.states:
+                found.states[pair] = await repository.get_period(session, board_id=pair[0], period=period_id)
+    found.hidden = {m for m, info in found.infos.items() if info.opt_out}
+    return found
+
+
+def _settled_write(
+    state: _Logged, *, brand_id: BrandId, board: BoardDef, key: tuple[str, str, str, int], tz: ZoneInfo, now: datetime
+) -> Write:
+    """What a fresh rebuild makes of one logged standing: listed on a kept period if the total qualifies, else absent."""
+    _board_key, period_id, scope, member_id = key
+    total = state.totals.get((board.id, period_id, scope, member_id))
+    period_state = state.states[(board.id, period_id)]
+    kept = period_state is not None and (
+        period_state.closed_at is None or period_state.closed_at + timedelta(days=board.retention_days) > now
+    )
+    listed = (
+        total is not None
+        and kept
+        and ranking.is_listed(board, units=total.units, member_id=member_id, hidden=state.hidden)
+    )
+    return Write(
+        slot=Slot(brand_id=brand_id, board=board, period=ranking.period_from_id(board, period_id, tz), scope=scope),
+        member_id=member_id,
+        units=total.units if total is not None else 0,
+        reached_at=total.reached_at if total is not None else ranking.EPOCH,
+        listed=listed,
+    )
 
 
 async def rebuild_all(

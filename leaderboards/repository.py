@@ -1,6 +1,8 @@
-"""SQL side of the leaderboards: definitions, totals (batched upserts), periods, archives, preferences.
+"""SQL side of the board definitions and their periods (open, due, claimed closed).
 
-Every function takes the session of the caller's transaction as its first argument; none commits.
+Every function takes the session of the caller's transaction as its first argument; none commits. The
+other tables have their own modules: :mod:`leaderboards.totals_repo`, :mod:`leaderboards.archive_repo`,
+:mod:`leaderboards.people_repo`.
 """
 
 from __future__ import annotations
@@ -8,48 +10,24 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
-from sqlalchemy import BigInteger, String, and_, any_, bindparam, case, delete, func, select, tuple_, update
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import delete, select, tuple_, update
 
-from engine.db import on_postgres
+from engine.db import chunks, insert_for, on_postgres
 from engine.errors import NotFound
-from engine.orm import MemberRow
-from engine.tenants import bump_config_version, config_version
+from engine.tenants import bump_config_version
 from leaderboards.config import build_board
-from leaderboards.models import BoardDef, BoardSpec, MemberInfo, PeriodState, Placed, Total
-from leaderboards.orm import BoardArchiveRow, BoardPeriodRow, BoardPreferenceRow, BoardRow, BoardTotalRow
+from leaderboards.models import BoardDef, BoardSpec, PeriodState
+from leaderboards.orm import BoardArchiveRow, BoardPeriodRow, BoardRow, BoardTotalRow
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Iterable
     from datetime import datetime
 
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from engine.ids import BrandId
 
-CHUNK = 500
 SaveOutcome = Literal["created", "updated", "unchanged"]
-
-
-def _insert(session: AsyncSession) -> Any:
-    return pg_insert if on_postgres(session) else sqlite_insert
-
-
-def _one_of(session: AsyncSession, column: Any, values: Sequence[Any], item: Any) -> Any:
-    """``column IN values``; on PostgreSQL as ``= ANY(array)`` so the statement text (and its plan) is reused."""
-    if on_postgres(session):
-        return column == any_(bindparam(None, value=list(values), type_=ARRAY(item)))
-    return column.in_(list(values))
-
-
-def _greatest(session: AsyncSession, a: Any, b: Any) -> Any:
-    return func.greatest(a, b) if on_postgres(session) else func.max(a, b)
-
-
-def _least(session: AsyncSession, a: Any, b: Any) -> Any:
-    return func.least(a, b) if on_postgres(session) else func.min(a, b)
 
 
 # --- definitions ---------------------------------------------------------------------------------------
@@ -129,142 +107,6 @@ async def delete_board(session: AsyncSession, *, brand_id: BrandId, key: str) ->
     return board
 
 
-class BoardCache:
-    """Per-brand board definitions, reloaded when the brand's config version moves."""
-
-    def __init__(self) -> None:
-        self._boards: dict[BrandId, tuple[int, tuple[BoardDef, ...]]] = {}
-
-    async def boards(self, session: AsyncSession, brand_id: BrandId) -> tuple[BoardDef, ...]:
-        """The brand's boards as of this transaction."""
-        version = await config_version(session, brand_id)
-        hit = self._boards.get(brand_id)
-        if hit is not None and hit[0] == version:
-            return hit[1]
-        boards = await load_boards(session, brand_id=brand_id)
-        self._boards[brand_id] = (version, boards)
-        return boards
-
-
-# --- totals --------------------------------------------------------------------------------------------
-
-
-def _set_clause(session: AsyncSession, stmt: Any, family: str) -> dict[str, Any]:
-    excluded = stmt.excluded
-    units, reached = BoardTotalRow.units, BoardTotalRow.reached_at
-    later = _greatest(session, reached, excluded.reached_at)
-    if family == "increment":
-        new_units: Any = units + excluded.units
-        new_reached: Any = case((excluded.units != 0, later), else_=reached)
-    elif family in ("best-desc", "best-asc"):
-        improves = excluded.units > units if family == "best-desc" else excluded.units < units
-        pick = _greatest if family == "best-desc" else _least
-        new_units = pick(session, units, excluded.units)
-        new_reached = case(
-            (improves, excluded.reached_at),
-            (excluded.units == units, _least(session, reached, excluded.reached_at)),
-            else_=reached,
-        )
-    else:  # latest
-        new_units = case((excluded.reached_at >= reached, excluded.units), else_=units)
-        new_reached = later
-    return {"units": new_units, "reached_at": new_reached, "updated_at": excluded.updated_at}
-
-
-def mode_family(board: BoardDef) -> str:
-    """Which upsert a board's totals need: ``increment``, ``best-desc``, ``best-asc`` or ``latest``."""
-    if board.mode == "best":
-        return f"best-{board.order}"
-    return board.mode
-
-
-async def upsert_totals(
-    session: AsyncSession, *, brand_id: BrandId, family: str, rows: Sequence[Total], now: datetime
-) -> list[Total]:
-    """Fold contributions into the stored totals in one statement per chunk; returns the absolute results.
-
-    ``rows`` hold, per (board, period, scope, member), the unit's already-merged contribution; the
-    statement applies the board's mode against the stored row (sum, best or latest), so concurrent units
-    of work on other members never read-modify-write a shared row.
-    """
-    results: list[Total] = []
-    insert = _insert(session)
-    for start in range(0, len(rows), CHUNK):
-        chunk = rows[start : start + CHUNK]
-        stmt = insert(BoardTotalRow).values(
-            [
-                {
-                    "brand_id": brand_id,
-                    "board_id": r.board_id,
-                    "period": r.period,
-                    "scope": r.scope,
-                    "member_id": r.member_id,
-                    "units": r.units,
-                    "reached_at": r.reached_at,
-                    "updated_at": now,
-                }
-                for r in chunk
-            ]
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["board_id", "period", "scope", "member_id"], set_=_set_clause(session, stmt, family)
-        ).returning(
-            BoardTotalRow.board_id,
-            BoardTotalRow.period,
-            BoardTotalRow.scope,
-            BoardTotalRow.member_id,
-            BoardTotalRow.units,
-            BoardTotalRow.reached_at,
-        )
-        for board_id, period, scope, member_id, units, reached_at in await session.execute(stmt):
-            results.append(
-                Total(
-                    board_id=board_id,
-                    period=period,
-                    scope=scope,
-                    member_id=member_id,
-                    units=int(units),
-                    reached_at=reached_at,
-                )
-            )
-    return results
-
-
-async def totals_for(session: AsyncSession, *, board_id: int, period: str, scope: str | None = None) -> list[Total]:
-    """Every total of a board's period (one scope value, or all of them when ``scope`` is ``None``)."""
-    query = select(BoardTotalRow).where(BoardTotalRow.board_id == board_id, BoardTotalRow.period == period)
-    if scope is not None:
-        query = query.where(BoardTotalRow.scope == scope)
-    return [_total(r) for r in await session.scalars(query)]
-
-
-def _total(row: BoardTotalRow) -> Total:
-    return Total(
-        board_id=row.board_id,
-        period=row.period,
-        scope=row.scope,
-        member_id=row.member_id,
-        units=int(row.units),
-        reached_at=row.reached_at,
-    )
-
-
-async def totals_changed_since(session: AsyncSession, *, brand_id: BrandId, since: datetime) -> list[Total]:
-    """Totals written at or after ``since`` (to replay writes that raced a rebuild)."""
-    rows = await session.scalars(
-        select(BoardTotalRow).where(BoardTotalRow.brand_id == brand_id, BoardTotalRow.updated_at >= since)
-    )
-    return [_total(r) for r in rows]
-
-
-async def member_totals(session: AsyncSession, *, brand_id: BrandId, member_id: int) -> list[Total]:
-    """Every total a member holds, on every board and period."""
-    rows = await session.scalars(
-        select(BoardTotalRow).where(BoardTotalRow.brand_id == brand_id, BoardTotalRow.member_id == member_id)
-    )
-    return [_total(r) for r in rows]
-
-
 # --- periods -------------------------------------------------------------------------------------------
 
 
@@ -284,9 +126,9 @@ async def ensure_periods(session: AsyncSession, *, brand_id: BrandId, periods: I
     ]
     if not values:
         return
-    insert = _insert(session)
-    for start in range(0, len(values), CHUNK):
-        stmt = insert(BoardPeriodRow).values(values[start : start + CHUNK])
+    insert = insert_for(session)
+    for chunk in chunks(values):
+        stmt = insert(BoardPeriodRow).values(chunk)
         await session.execute(stmt.on_conflict_do_nothing(index_elements=["board_id", "period"]))
 
 
@@ -355,230 +197,3 @@ async def claim_close(session: AsyncSession, *, board_id: int, period: str, now:
         .values(closed_at=now, members=members)
     )
     return int(getattr(result, "rowcount", 0) or 0) == 1
-
-
-# --- archives ------------------------------------------------------------------------------------------
-
-
-async def write_archive(
-    session: AsyncSession,
-    *,
-    brand_id: BrandId,
-    board_id: int,
-    period: str,
-    scope: str,
-    placed: Sequence[Placed],
-    reached: dict[int, datetime],
-) -> None:
-    """Store a closed period's final standings of one scope value."""
-    values = [
-        {
-            "brand_id": brand_id,
-            "board_id": board_id,
-            "period": period,
-            "scope": scope,
-            "member_id": p.member_id,
-            "position": p.position,
-            "rank": p.rank,
-            "units": p.units,
-            "reached_at": reached[p.member_id],
-        }
-        for p in placed
-    ]
-    insert = _insert(session)
-    for start in range(0, len(values), CHUNK):
-        await session.execute(insert(BoardArchiveRow).values(values[start : start + CHUNK]))
-
-
-async def archive_count(session: AsyncSession, *, board_id: int, period: str, scope: str) -> int:
-    """How many standings a closed period holds for one scope value."""
-    total = await session.scalar(
-        select(func.count()).where(
-            BoardArchiveRow.board_id == board_id, BoardArchiveRow.period == period, BoardArchiveRow.scope == scope
-        )
-    )
-    return int(total or 0)
-
-
-def _placed(row: BoardArchiveRow) -> Placed:
-    return Placed(member_id=row.member_id, position=row.position, rank=row.rank, units=int(row.units))
-
-
-async def archive_range(
-    session: AsyncSession, *, board_id: int, period: str, scope: str, start: int, stop: int
-) -> list[Placed]:
-    """Archived standings with positions in ``[start, stop]``."""
-    rows = await session.scalars(
-        select(BoardArchiveRow)
-        .where(
-            BoardArchiveRow.board_id == board_id,
-            BoardArchiveRow.period == period,
-            BoardArchiveRow.scope == scope,
-            BoardArchiveRow.position >= start,
-            BoardArchiveRow.position <= stop,
-        )
-        .order_by(BoardArchiveRow.position)
-    )
-    return [_placed(r) for r in rows]
-
-
-async def archive_members(
-    session: AsyncSession, *, board_id: int, period: str, scope: str, member_ids: Sequence[int]
-) -> dict[int, Placed]:
-    """Archived standings of the given members."""
-    if not member_ids:
-        return {}
-    rows = await session.scalars(
-        select(BoardArchiveRow).where(
-            BoardArchiveRow.board_id == board_id,
-            BoardArchiveRow.period == period,
-            BoardArchiveRow.scope == scope,
-            BoardArchiveRow.member_id.in_(list(member_ids)),
-        )
-    )
-    return {r.member_id: _placed(r) for r in rows}
-
-
-# --- members and preferences ---------------------------------------------------------------------------
-
-
-async def member_infos(session: AsyncSession, *, brand_id: BrandId, member_ids: Sequence[int]) -> dict[int, MemberInfo]:
-    """Names, external ids, attributes and display preferences of the given members."""
-    found: dict[int, MemberInfo] = {}
-    unique = sorted(set(member_ids))
-    for start in range(0, len(unique), CHUNK):
-        chunk = unique[start : start + CHUNK]
-        rows = await session.execute(
-            select(
-                MemberRow.id,
-                MemberRow.external_id,
-                MemberRow.display_name,
-                MemberRow.attributes,
-                BoardPreferenceRow.opt_out,
-                BoardPreferenceRow.display,
-                BoardPreferenceRow.pseudonym,
-            )
-            .outerjoin(
-                BoardPreferenceRow,
-                and_(BoardPreferenceRow.member_id == MemberRow.id, BoardPreferenceRow.brand_id == brand_id),
-            )
-            .where(MemberRow.brand_id == brand_id, _one_of(session, MemberRow.id, chunk, BigInteger()))
-        )
-        for row in rows:
-            info = _info(*row)
-            found[info.member_id] = info
-    return found
-
-
-def _info(
-    member_id: int, external_id: str, name: str | None, attributes: Any, opt_out: Any, display: Any, pseudonym: Any
-) -> MemberInfo:
-    return MemberInfo(
-        member_id=member_id,
-        external_id=external_id,
-        display_name=name or "",
-        attributes=dict(attributes or {}),
-        opt_out=bool(opt_out),
-        display=display or "",
-        pseudonym=pseudonym or "",
-    )
-
-
-async def board_members(session: AsyncSession, *, brand_id: BrandId, board_id: int) -> list[MemberInfo]:
-    """Every member holding a total on the board (any period or scope), with what boards show of them."""
-    holders = select(BoardTotalRow.member_id).where(BoardTotalRow.board_id == board_id).distinct().subquery("holders")
-    rows = await session.execute(
-        select(
-            MemberRow.id,
-            MemberRow.external_id,
-            MemberRow.display_name,
-            MemberRow.attributes,
-            BoardPreferenceRow.opt_out,
-            BoardPreferenceRow.display,
-            BoardPreferenceRow.pseudonym,
-        )
-        .join(holders, holders.c.member_id == MemberRow.id)
-        .outerjoin(
-            BoardPreferenceRow,
-            and_(BoardPreferenceRow.member_id == MemberRow.id, BoardPreferenceRow.brand_id == brand_id),
-        )
-        .where(MemberRow.brand_id == brand_id)
-        .order_by(MemberRow.id)
-    )
-    return [_info(*row) for row in rows]
-
-
-async def member_ids_by_external(
-    session: AsyncSession, *, brand_id: BrandId, external_ids: Sequence[str]
-) -> dict[str, int]:
-    """The internal ids of the brand's members with these external ids (unknown ones are left out)."""
-    if not external_ids:
-        return {}
-    rows = await session.execute(
-        select(MemberRow.external_id, MemberRow.id).where(
-            MemberRow.brand_id == brand_id, _one_of(session, MemberRow.external_id, sorted(set(external_ids)), String())
-        )
-    )
-    return {external_id: member_id for external_id, member_id in rows}
-
-
-async def opted_out(session: AsyncSession, *, brand_id: BrandId, member_ids: Iterable[int]) -> set[int]:
-    """Which of these members left the public boards."""
-    ids = sorted(set(member_ids))
-    if not ids:
-        return set()
-    found: set[int] = set()
-    for start in range(0, len(ids), CHUNK):
-        rows = await session.scalars(
-            select(BoardPreferenceRow.member_id).where(
-                BoardPreferenceRow.brand_id == brand_id,
-                BoardPreferenceRow.opt_out.is_(True),
-                BoardPreferenceRow.member_id.in_(ids[start : start + CHUNK]),
-            )
-        )
-        found.update(rows)
-    return found
-
-
-async def all_opted_out(session: AsyncSession, *, brand_id: BrandId) -> set[int]:
-    """Every member of the brand who left the public boards."""
-    rows = await session.scalars(
-        select(BoardPreferenceRow.member_id).where(
-            BoardPreferenceRow.brand_id == brand_id, BoardPreferenceRow.opt_out.is_(True)
-        )
-    )
-    return set(rows)
-
-
-async def save_preference(
-    session: AsyncSession,
-    *,
-    brand_id: BrandId,
-    member_id: int,
-    opt_out: bool,
-    display: str,
-    pseudonym: str,
-    now: datetime,
-) -> None:
-    """Create or replace a member's display preference."""
-    insert = _insert(session)
-    stmt = insert(BoardPreferenceRow).values(
-        brand_id=brand_id, member_id=member_id, opt_out=opt_out, display=display, pseudonym=pseudonym, updated_at=now
-    )
-    await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["brand_id", "member_id"],
-            set_={
-                "opt_out": stmt.excluded.opt_out,
-                "display": stmt.excluded.display,
-                "pseudonym": stmt.excluded.pseudonym,
-                "updated_at": stmt.excluded.updated_at,
-            },
-        )
-    )
-
-
-async def erase_member_rows(session: AsyncSession, *, brand_id: BrandId, member_id: int) -> None:
-    """Delete a member's totals, archived standings and preference on every board."""
-    for table in (BoardTotalRow, BoardArchiveRow, BoardPreferenceRow):
-        await session.execute(delete(table).where(table.brand_id == brand_id, table.member_id == member_id))

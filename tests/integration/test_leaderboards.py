@@ -14,7 +14,8 @@ from engine.tenants import config_version
 from leaderboards import config, ranking
 from leaderboards.models import BoardDef, EventCountMetric, PeriodRef, Placed
 from leaderboards.orm import BoardRow
-from leaderboards.store import BoardStore, Listing, Slot, Write
+from leaderboards.slots import Listing, Slot, Write
+from leaderboards.store import BoardStore
 
 WEEK = PeriodRef(
     id="2026-W47", starts_at=datetime(2026, 11, 15, 23, tzinfo=UTC), ends_at=datetime(2026, 11, 22, 23, tzinfo=UTC)
@@ -250,3 +251,54 @@ async def test_reads_in_flight_together_share_one_pipeline_and_fail_alone(redis,
     await store.delete(
         [k for s in [*slots, broken] for k in store.slot_keys(s)] + store.directory_keys(brand_id, board.key)
     )
+
+
+async def test_a_batch_of_reads_costs_one_round_trip_once_the_script_is_known(redis, redis_namespace, brand, backend):
+    store = BoardStore(redis, namespace=redis_namespace)
+    brand_id = brand.brand.id
+    board = dense_board()
+    slot = Slot(brand_id=brand_id, board=board, period=WEEK, scope="trips")
+    await store.apply(
+        [Write(slot=slot, member_id=m, units=m, reached_at=AT) for m in range(5)],
+        listings=listings_for(brand_id, board, range(5)),
+    )
+    await store.mark_board_ready(brand_id, [board.key])
+    trips: list[str] = []
+    pipeline = redis.pipeline
+
+    def counted(*args, **options):
+        pipe = pipeline(*args, **options)
+        run, immediate = pipe.execute, pipe.immediate_execute_command
+
+        async def recorded(*a, **kw):
+            trips.append(f"pipeline:{len(pipe.command_stack)}")
+            return await run(*a, **kw)
+
+        async def recorded_immediate(*a, **kw):
+            trips.append(str(a[0]))
+            return await immediate(*a, **kw)
+
+        pipe.execute, pipe.immediate_execute_command = recorded, recorded_immediate
+        return pipe
+
+    redis.pipeline = counted
+    try:
+        first = await asyncio.gather(*(store.read(slot, offset=0, limit=5) for _ in range(2)))
+        loaded = list(trips)
+        trips.clear()
+        steady = await asyncio.gather(*(store.read(slot, offset=0, limit=5, around="x3", k=1) for _ in range(3)))
+        steady_trips = list(trips)
+        trips.clear()
+        if backend.endswith("fakeredis"):  # never SCRIPT FLUSH the shared real Redis
+            await redis.script_flush()
+            flushed = await store.read(slot, offset=0, limit=5)
+            assert flushed is not None and flushed.total == 5
+            # NOSCRIPT: the calls run again through the Script object, whose pipeline loads it first.
+            assert trips == ["pipeline:1", "pipeline:1", "SCRIPT EXISTS", "SCRIPT LOAD"]
+    finally:
+        redis.pipeline = pipeline
+    # The first batch goes through the Script object (SCRIPT EXISTS, loaded if missing), then EVALSHA alone.
+    assert loaded[:2] == ["pipeline:2", "SCRIPT EXISTS"]
+    assert steady_trips == ["pipeline:3"]
+    assert [s.total for s in first] == [5, 5] and all(s.me is not None and s.me.rank == 2 for s in steady)
+    await store.delete([*store.slot_keys(slot), *store.directory_keys(brand_id, board.key)])

@@ -20,7 +20,8 @@ from litestar.response import ServerSentEventMessage
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from engine.ids import BrandId, MemberId
+from engine.keys import brand_channel as brand_channel
+from engine.keys import member_channel as member_channel
 from engine.pipeline import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -31,16 +32,6 @@ STREAM_SECONDS = 120.0
 HEARTBEAT_SECONDS = 15.0
 #: Bursts of messages (a batch of events) are folded into one update this many seconds apart at most.
 COALESCE_SECONDS = 0.25
-
-
-def member_channel(namespace: str, brand_id: BrandId, member_id: MemberId) -> str:
-    """The channel on which a member's changes are announced."""
-    return f"{namespace}:live:{{b{brand_id}}}:m:{member_id}"
-
-
-def brand_channel(namespace: str, brand_id: BrandId) -> str:
-    """The channel on which any change of the brand's members is announced."""
-    return f"{namespace}:live:{{b{brand_id}}}"
 
 
 class LivePublisher:

@@ -13,6 +13,8 @@ import secrets
 
 from redis.asyncio import Redis
 
+from engine import keys
+
 COOKIE = "ql_console"
 TTL_SECONDS = 12 * 3600
 MAX_FAILURES = 8
@@ -24,11 +26,11 @@ def _digest(value: str) -> str:
 
 
 def _session_key(namespace: str, token: str) -> str:
-    return f"{namespace}:console:session:{_digest(token)}"
+    return keys.console_session(namespace, _digest(token))
 
 
 def _failures_key(namespace: str, email: str) -> str:
-    return f"{namespace}:console:failures:{_digest(email.strip().lower())}"
+    return keys.sign_in_failures(namespace, _digest(email.strip().lower()))
 
 
 async def open_session(redis: Redis, *, namespace: str, admin_id: int) -> str:

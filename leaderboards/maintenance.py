@@ -1,0 +1,254 @@
+"""Redis upkeep of the boards: the rebuild log and its settling, whole-key replacement, sentinels, locks.
+
+The rebuild (:mod:`leaderboards.rebuild`) and the period closer use these; the live writes and reads are
+in :mod:`leaderboards.store`.
+
+While a rebuild of the brand runs, every write also appends what it changed (a board member's standing
+on one slot, or their directory entry) to the brand's rebuild log, in the same ``MULTI`` (``RPUSHX``: a
+no-op when no rebuild runs). The rebuild re-reads those from SQL once its renames are done and writes
+them with :meth:`StoreMaintenance.settle`, which skips what was written again after the renames.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import WatchError
+
+from leaderboards import keys, ranking
+from leaderboards.queued import QueuedWrites
+from leaderboards.slots import directory_entry, encode, text, write_entry
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from datetime import datetime
+
+    from leaderboards.slots import Listing, Slot, Write
+
+REBUILD_CHUNK = 5000
+"""Members per command when a rebuild fills a key."""
+
+
+class StoreMaintenance(QueuedWrites):
+    """The rebuild log, key replacement, sentinels and the rebuild lock (the base of the BoardStore)."""
+
+    # --- the rebuild log -----------------------------------------------------------------------------
+
+    async def begin_log(self, brand_id: int, *, seconds: int) -> None:
+        """Start logging what writes change (a rebuild does, before it reads SQL); the log lives ``seconds``."""
+        log = keys.rebuild_log(self._namespace, brand_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(log)
+            pipe.rpush(log, b"^")  # RPUSHX only appends to a list that exists
+            pipe.expire(log, seconds)
+            await pipe.execute()
+
+    async def logged(self, brand_id: int) -> tuple[int, list[bytes | str]] | None:
+        """(length, entries) of the rebuild log so far, or ``None`` if it is gone (expired)."""
+        found = await self._redis.lrange(keys.rebuild_log(self._namespace, brand_id), 0, -1)
+        if not found:
+            return None
+        return len(found), list(found[1:])
+
+    async def end_log(self, brand_id: int) -> None:
+        """Stop logging writes."""
+        await self._redis.delete(keys.rebuild_log(self._namespace, brand_id))
+
+    async def settle(
+        self,
+        brand_id: int,
+        *,
+        start: int,
+        writes: Sequence[Write],
+        listings: Sequence[Listing] = (),
+        forget: Sequence[tuple[str, int]] = (),
+    ) -> bool:
+        """Write what a rebuild re-read from SQL for the log's entries before ``start``, and end the log.
+
+        Atomic against concurrent writers: under ``WATCH`` of the log, whatever was logged at or after
+        ``start`` (written after the rebuild's renames, so Redis already holds it, at least as new) is
+        left alone, and the rest is written in one ``MULTI``; a write landing meanwhile retries it.
+        ``forget`` takes (board, member id) out of the boards' directories.
+
+        Returns:
+            ``False`` when the log is gone (it expired: what was written meanwhile is unknown).
+        """
+        log = keys.rebuild_log(self._namespace, brand_id)
+        dense_slots = {w.slot for w in writes if w.slot.board.ties == "dense"}
+        watched = [log, *(k for slot in dense_slots for k in (self.key(slot), self._dense_keys(slot)[1]))]
+        while True:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(*watched)
+                    if not await pipe.exists(log):
+                        return False
+                    later = set(await pipe.lrange(log, start, -1))
+                    await self._queue_settle(pipe, brand_id, later, writes, listings, forget)
+                    pipe.delete(log)
+                    await pipe.execute()
+                    return True
+                except WatchError:
+                    continue
+
+    async def _queue_settle(
+        self,
+        pipe: Any,
+        brand_id: int,
+        later: set[bytes | str],
+        writes: Sequence[Write],
+        listings: Sequence[Listing],
+        forget: Sequence[tuple[str, int]],
+    ) -> None:
+        """Read what the settling needs (under WATCH), then queue its writes after ``MULTI``, skipping ``later``."""
+        kept = [w for w in writes if write_entry(w) not in later]
+        by_slot: dict[Slot, dict[int, int | None]] = {}
+        for write in kept:
+            if write.slot.board.ties == "dense":
+                value = ranking.signed(write.slot.board, write.units) if write.listed else None
+                by_slot.setdefault(write.slot, {})[write.member_id] = value
+        counts = {slot: await self._dense_counts(pipe, slot, values) for slot, values in by_slot.items()}
+        gone = [(b, m) for b, m in forget if directory_entry(b, m) not in later]
+        raws = [await pipe.hget(keys.member_names(self._namespace, brand_id, b), str(m)) for b, m in gone]
+        pipe.multi()
+        for slot, values in by_slot.items():
+            self._queue_dense(pipe, slot, values, counts[slot])
+        for write in kept:
+            if write.slot.board.ties != "dense":
+                self._queue_standing(pipe, write)
+        for entry in listings:
+            if directory_entry(entry.board, entry.member_id) not in later:
+                self._queue_listing(pipe, entry)
+        for (board, member_id), raw in zip(gone, raws, strict=True):
+            self._queue_forget(pipe, brand_id, board, member_id, raw)
+
+    # --- whole keys ----------------------------------------------------------------------------------
+
+    async def replace(self, slot: Slot, entries: Sequence[tuple[int, float]], *, ttl: int | None = None) -> None:
+        """Make ``slot`` hold exactly ``entries`` (member id, Redis score): filled aside, then renamed over it."""
+        token = secrets.token_hex(6)
+        targets = self.slot_keys(slot)
+        temps = [keys.temporary(k, token) for k in targets]
+        dense = slot.board.ties == "dense"
+        counts: dict[int, int] = {}
+        if dense:
+            for _member_id, score in entries:
+                counts[int(score)] = counts.get(int(score), 0) + 1
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for start in range(0, len(entries), REBUILD_CHUNK):
+                chunk = entries[start : start + REBUILD_CHUNK]
+                pipe.zadd(temps[0], {ranking.member_token(m): s for m, s in chunk})
+                if len(pipe) >= 20:
+                    await pipe.execute()
+            if dense and counts:
+                values = sorted(counts)
+                for start in range(0, len(values), REBUILD_CHUNK):
+                    chunk_values = values[start : start + REBUILD_CHUNK]
+                    pipe.zadd(temps[1], {str(v): float(v) for v in chunk_values})
+                    pipe.hset(temps[2], mapping={str(v): counts[v] for v in chunk_values})
+            await pipe.execute()
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for target, temp in zip(targets, temps, strict=True):
+                if entries:
+                    pipe.rename(temp, target)
+                    if ttl is not None:
+                        pipe.expire(target, ttl)
+                else:
+                    pipe.delete(target)
+            await pipe.execute()
+
+    async def replace_directory(self, brand_id: int, board: str, entries: Sequence[Listing]) -> None:
+        """Make a board's directory hold exactly ``entries``: filled aside, then renamed over it."""
+        token = secrets.token_hex(6)
+        args = (self._namespace, brand_id, board)
+        targets = [keys.member_ids(*args), keys.member_names(*args)]
+        temps = [keys.temporary(k, token) for k in targets]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for start in range(0, len(entries), REBUILD_CHUNK):
+                chunk = entries[start : start + REBUILD_CHUNK]
+                pipe.hset(temps[0], mapping={e.external_id: e.member_id for e in chunk})
+                pipe.hset(
+                    temps[1], mapping={str(e.member_id): encode((e.external_id, e.label, e.scope)) for e in chunk}
+                )
+                if len(pipe) >= 20:
+                    await pipe.execute()
+            await pipe.execute()
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for target, temp in zip(targets, temps, strict=True):
+                if entries:
+                    pipe.rename(temp, target)
+                else:
+                    pipe.delete(target)
+            await pipe.execute()
+
+    async def expire(self, slots: Sequence[Slot], seconds: int) -> None:
+        """Let closed periods' keys expire after ``seconds``."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for slot in slots:
+                for key in self.slot_keys(slot):
+                    pipe.expire(key, seconds)
+            await pipe.execute()
+
+    async def mark_board_ready(self, brand_id: int, boards: Sequence[str]) -> None:
+        """Write the boards' sentinels (a rebuild does, last)."""
+        if not boards:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for board in boards:
+                pipe.set(keys.board_ready(self._namespace, brand_id, board), b"1")
+            await pipe.execute()
+
+    # --- brand state ---------------------------------------------------------------------------------
+
+    async def is_ready(self, brand_id: int) -> bool:
+        """Whether the brand's sentinel is present (its boards were rebuilt into this Redis)."""
+        return bool(await self._redis.exists(keys.ready(self._namespace, brand_id)))
+
+    async def mark_ready(self, brand_id: int, *, at: datetime) -> None:
+        """Write the brand's sentinel."""
+        await self._redis.set(keys.ready(self._namespace, brand_id), at.isoformat())
+
+    async def lock_rebuild(self, brand_id: int, *, seconds: int = 300) -> str | None:
+        """Take the brand's rebuild lock; returns its token, or ``None`` when another worker holds it."""
+        token = secrets.token_hex(8)
+        taken = await self._redis.set(keys.rebuild_lock(self._namespace, brand_id), token, nx=True, ex=seconds)
+        return token if taken else None
+
+    async def unlock_rebuild(self, brand_id: int, token: str) -> None:
+        """Release the rebuild lock if it is still ours (checked under WATCH)."""
+        key = keys.rebuild_lock(self._namespace, brand_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            try:
+                await pipe.watch(key)
+                held = await pipe.get(key)
+                pipe.multi()  # type: ignore[no-untyped-call]
+                if held is not None and text(held) == token:
+                    pipe.delete(key)
+                await pipe.execute()
+            except WatchError:
+                return
+
+    async def scan(self, pattern: str) -> list[str]:
+        """Every key matching ``pattern`` (SCAN, never KEYS)."""
+        found: list[str] = []
+        async for key in self._redis.scan_iter(match=pattern, count=1000):
+            found.append(key.decode() if isinstance(key, bytes) else str(key))
+        return found
+
+    async def delete(self, names: Sequence[str]) -> None:
+        """Delete keys (``UNLINK``, so large sets are freed in the background)."""
+        for start in range(0, len(names), 500):
+            await self._redis.unlink(*names[start : start + 500])
+
+    async def dump(self, pattern: str) -> dict[str, Any]:
+        """Every matching key with its full content (sorted sets with scores, hashes, strings); for checks."""
+        content: dict[str, Any] = {}
+        for name in sorted(await self.scan(pattern)):
+            kind = text(await self._redis.type(name))
+            if kind == "zset":
+                content[name] = await self._redis.zrange(name, 0, -1, withscores=True)
+            elif kind == "hash":
+                content[name] = dict(sorted((await self._redis.hgetall(name)).items()))
+            else:
+                content[name] = await self._redis.get(name)
+        return content

@@ -1,0 +1,164 @@
+"""The keys of a slot and the commands every write to the boards queues on a pipeline.
+
+The base of :class:`leaderboards.store.BoardStore` (through
+:class:`leaderboards.maintenance.StoreMaintenance`): the live writes and the rebuild's settling queue the
+same commands, so the same code writes a member's standing, a dense board's distinct scores and counts,
+a directory entry and the rebuild log in both.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import WatchError
+
+from leaderboards import keys, ranking
+from leaderboards.slots import LISTING, encode, standing_entry
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from redis.asyncio import Redis
+
+    from leaderboards.slots import Listing, Slot, Write
+
+
+class QueuedWrites:
+    """Key names of slots and directories, and the write commands shared by live writes and rebuilds."""
+
+    def __init__(self, redis: Redis, *, namespace: str = "ql") -> None:
+        self._redis = redis
+        self._namespace = namespace
+
+    @property
+    def namespace(self) -> str:
+        """The key prefix of this deployment."""
+        return self._namespace
+
+    @property
+    def redis(self) -> Redis:
+        """The client (for pub/sub and maintenance)."""
+        return self._redis
+
+    def key(self, slot: Slot) -> str:
+        """The sorted set of ``slot``."""
+        return keys.standings(self._namespace, slot.brand_id, slot.board.key, slot.period.id, slot.scope)
+
+    def _dense_keys(self, slot: Slot) -> tuple[str, str]:
+        args = (self._namespace, slot.brand_id, slot.board.key, slot.period.id, slot.scope)
+        return keys.distinct_scores(*args), keys.score_counts(*args)
+
+    def slot_keys(self, slot: Slot) -> list[str]:
+        """Every key that holds ``slot`` (the standings, plus the dense companions)."""
+        if slot.board.ties == "dense":
+            return [self.key(slot), *self._dense_keys(slot)]
+        return [self.key(slot)]
+
+    def directory_keys(self, brand_id: int, board: str) -> list[str]:
+        """The keys of a board's directory and its sentinel."""
+        args = (self._namespace, brand_id, board)
+        return [keys.member_ids(*args), keys.member_names(*args), keys.board_ready(*args)]
+
+    def _queue_standing(self, pipe: Any, write: Write) -> None:
+        """Queue a non-dense write: the member's absolute score, or their removal from the slot."""
+        token = ranking.member_token(write.member_id)
+        if write.listed:
+            score = ranking.redis_score(write.slot.board, write.slot.period, write.units, write.reached_at)
+            pipe.zadd(self.key(write.slot), {token: score})
+        else:
+            pipe.zrem(self.key(write.slot), token)
+
+    def _queue_rank(self, pipe: Any, slot: Slot, member_id: int, units: int) -> None:
+        """Queue the command whose reply + 1 is the member's rank (a count of better scores, or a position)."""
+        if slot.board.ties == "first_to_reach":
+            pipe.zrevrank(self.key(slot), ranking.member_token(member_id))
+        else:
+            self._queue_count(pipe, slot, units)
+
+    def _queue_count(self, pipe: Any, slot: Slot, units: int) -> None:
+        """Queue the count of scores better than ``units`` (members for competition, distinct scores for dense)."""
+        value = ranking.signed(slot.board, units)
+        if slot.board.ties == "dense":
+            pipe.zcount(self._dense_keys(slot)[0], f"({value}", "+inf")
+        else:
+            pipe.zcount(self.key(slot), f"({value}", "+inf")
+
+    async def _apply_dense(self, writes: Sequence[Write]) -> None:
+        by_slot: dict[Slot, list[Write]] = {}
+        for write in writes:
+            by_slot.setdefault(write.slot, []).append(write)
+        for slot, group in by_slot.items():
+            await self._write_dense(
+                slot, {w.member_id: (ranking.signed(slot.board, w.units) if w.listed else None) for w in group}
+            )
+
+    async def _write_dense(self, slot: Slot, values: dict[int, int | None]) -> None:
+        """Set (or remove, for ``None``) members of a dense slot, keeping distinct scores and counts exact."""
+        zkey = self.key(slot)
+        ckey = self._dense_keys(slot)[1]
+        entries = [standing_entry(slot.board.key, slot.period.id, slot.scope, m) for m in values]
+        while True:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(zkey, ckey)
+                    counts = await self._dense_counts(pipe, slot, values)
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    self._queue_log(pipe, slot.brand_id, entries)
+                    self._queue_dense(pipe, slot, values, counts)
+                    await pipe.execute()
+                    return
+                except WatchError:
+                    continue
+
+    async def _dense_counts(self, pipe: Any, slot: Slot, values: dict[int, int | None]) -> list[tuple[int, int]]:
+        """(score, members holding it afterwards) for each score whose count the writes change (read under WATCH)."""
+        tokens = [ranking.member_token(m) for m in values]
+        olds = await pipe.zmscore(self.key(slot), tokens)
+        delta: dict[int, int] = {}
+        for new, old in zip(values.values(), olds, strict=True):
+            old_value = None if old is None else int(old)
+            if old_value == new:
+                continue
+            if old_value is not None:
+                delta[old_value] = delta.get(old_value, 0) - 1
+            if new is not None:
+                delta[new] = delta.get(new, 0) + 1
+        changed = [v for v, d in delta.items() if d]
+        current = await pipe.hmget(self._dense_keys(slot)[1], [str(v) for v in changed]) if changed else []
+        return [(v, int(count or 0) + delta[v]) for v, count in zip(changed, current, strict=True)]
+
+    def _queue_dense(
+        self, pipe: Any, slot: Slot, values: dict[int, int | None], counts: Sequence[tuple[int, int]]
+    ) -> None:
+        zkey = self.key(slot)
+        dkey, ckey = self._dense_keys(slot)
+        for member_id, new in values.items():
+            token = ranking.member_token(member_id)
+            if new is None:
+                pipe.zrem(zkey, token)
+            else:
+                pipe.zadd(zkey, {token: float(new)})
+        for value, after in counts:
+            if after > 0:
+                pipe.hset(ckey, str(value), after)
+                pipe.zadd(dkey, {str(value): float(value)})
+            else:
+                pipe.hdel(ckey, str(value))
+                pipe.zrem(dkey, str(value))
+
+    def _queue_log(self, pipe: Any, brand_id: int, entries: Sequence[bytes]) -> None:
+        """Append to the brand's rebuild log, if a rebuild runs (RPUSHX does nothing to a missing list)."""
+        if entries:
+            pipe.rpushx(keys.rebuild_log(self._namespace, brand_id), *entries)
+
+    def _queue_listing(self, pipe: Any, entry: Listing) -> None:
+        args = (self._namespace, entry.brand_id, entry.board)
+        pipe.hset(keys.member_ids(*args), entry.external_id, entry.member_id)
+        pipe.hset(keys.member_names(*args), str(entry.member_id), encode((entry.external_id, entry.label, entry.scope)))
+
+    def _queue_forget(self, pipe: Any, brand_id: int, board: str, member_id: int, raw: bytes | str | None) -> None:
+        """Queue the removal of a member's directory entry (``raw``: what ``names`` holds of them, if anything)."""
+        args = (self._namespace, brand_id, board)
+        if raw is not None:
+            pipe.hdel(keys.member_ids(*args), LISTING.decode(raw)[0])
+        pipe.hdel(keys.member_names(*args), str(member_id))

@@ -1,0 +1,251 @@
+"""The store's Lua: the one-round-trip board read and the directory lookup, and how their calls are sent.
+
+A read is one script (:data:`READ_SCRIPT`) over the board's keys only (one hash tag, so Cluster-safe):
+the top page, the member's rank and ±k window, friends' ranks, every rank by the board's tie policy and
+the labels, in one consistent snapshot. :class:`ScriptBatch` sends the reads in flight together in one
+pipeline of ``EVALSHA`` calls; :func:`decode_read` turns a reply into a :class:`~leaderboards.slots.Snapshot`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import NoScriptError, RedisError
+
+from leaderboards import ranking
+from leaderboards.models import Placed
+from leaderboards.slots import LISTING, Snapshot
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from redis.commands.core import AsyncScript
+
+    from leaderboards.models import BoardDef, PeriodRef
+    from leaderboards.slots import Slot
+
+# Scores are compared and counted as the strings Redis formats them in (exact, 17 significant digits),
+# never as Lua numbers, which would print a large score with 14 digits only.
+READ_SCRIPT = """
+if redis.call('EXISTS', KEYS[5]) == 0 then return {0} end
+local z, dz, ids, names = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local offset, limit, k, ties = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local total = redis.call('ZCARD', z)
+local wanted, shown = {}, 0
+
+local function better(score)
+  if ties == 'dense' then return redis.call('ZCOUNT', dz, '(' .. score, '+inf') end
+  return redis.call('ZCOUNT', z, '(' .. score, '+inf')
+end
+
+local function rank_of(position, score)
+  if ties == 'first_to_reach' or position == 0 then return position + 1 end
+  return better(score) + 1
+end
+
+-- Ranks of ZRANGE … WITHSCORES rows read from position start: at most one count per window, the
+-- rest follows from the scores (competition: position + 1 after a change; dense: + 1 per change).
+local function ranks_of(rows, start)
+  local ranks, n, previous, rank = {}, 0, nil, 0
+  for i = 1, #rows, 2 do
+    local score = rows[i + 1]
+    if ties == 'first_to_reach' or previous == nil then
+      rank = rank_of(start + n, score)
+    elseif score ~= previous then
+      if ties == 'dense' then rank = rank + 1 else rank = start + n + 1 end
+    end
+    n = n + 1
+    ranks[n] = rank
+    previous = score
+    shown = shown + 1
+    wanted[shown] = rows[i]
+  end
+  return ranks
+end
+
+local page = {}
+if limit > 0 then page = redis.call('ZRANGE', z, offset, offset + limit - 1, 'REV', 'WITHSCORES') end
+local page_ranks = ranks_of(page, offset)
+
+local me, around, around_ranks, start = {}, {}, {}, 0
+if ARGV[5] ~= '' then
+  local member = redis.call('HGET', ids, ARGV[5])
+  if member then
+    me = {member}
+    local position = redis.call('ZREVRANK', z, member)
+    if position then
+      local score = redis.call('ZSCORE', z, member)
+      local rank
+      if k > 0 then
+        local size = math.min(2 * k + 1, total)
+        start = math.max(0, math.min(position - k, total - size))
+        around = redis.call('ZRANGE', z, start, start + size - 1, 'REV', 'WITHSCORES')
+        around_ranks = ranks_of(around, start)
+        rank = around_ranks[position - start + 1]
+      else
+        rank = rank_of(position, score)
+      end
+      me = {member, score, rank, position}
+    end
+    shown = shown + 1
+    wanted[shown] = member
+  end
+end
+
+local friends = {}
+for i = 6, #ARGV do
+  local member = redis.call('HGET', ids, ARGV[i])
+  if member then
+    local position = redis.call('ZREVRANK', z, member)
+    if position then
+      local score = redis.call('ZSCORE', z, member)
+      friends[#friends + 1] = {i - 5, member, score, rank_of(position, score), position}
+      shown = shown + 1
+      wanted[shown] = member
+    end
+  end
+end
+
+local labels = {}
+if shown > 0 then labels = redis.call('HMGET', names, unpack(wanted)) end
+return {1, total, page, page_ranks, me, start, around, around_ranks, friends, labels}
+"""
+FIND_SCRIPT = """
+local member = redis.call('HGET', KEYS[1], ARGV[1])
+if not member then return {} end
+return {member, redis.call('HGET', KEYS[2], member)}
+"""
+
+Call = tuple[Sequence[str], Sequence[Any]]
+"""One script call: (keys, args)."""
+
+
+class ScriptBatch:
+    """Auto-pipelining of one registered script: the calls made in one event-loop turn go in one pipeline.
+
+    Under load many reads are in flight at once; sending them together costs one write and one read
+    on the socket (and one Redis event) instead of one each, which is most of a call's client-side cost.
+    Each call is still its own ``EVALSHA``: one consistent snapshot per read. A call alone is sent at the
+    end of the current loop turn, so it waits for nothing.
+
+    The script is a redis-py :class:`~redis.commands.core.AsyncScript`. Queued through the Script object
+    (``script(keys, args, client=pipeline)``), the pipeline makes sure Redis has it (``SCRIPT EXISTS``,
+    ``SCRIPT LOAD``) before its ``EVALSHA`` calls; that costs a round trip, so it is done only until the
+    first batch succeeds and again after Redis answers ``NOSCRIPT`` (restart, ``SCRIPT FLUSH``). In between
+    the batch queues the Script's ``EVALSHA`` alone: one round trip per batch.
+    """
+
+    def __init__(self, redis: Redis, script: AsyncScript) -> None:
+        self._redis = redis
+        self._script = script
+        self._loaded = False
+        self._pending: list[tuple[Call, asyncio.Future[Any]]] = []
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def __call__(self, *, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Run the script (``EVALSHA``) with the next batch; returns its reply or raises its error."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        if not self._pending:
+            loop.call_soon(self._flush)
+        self._pending.append(((keys, args), future))
+        return await future
+
+    def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        task = asyncio.get_running_loop().create_task(self._send(batch))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _send(self, batch: list[tuple[Call, asyncio.Future[Any]]]) -> None:
+        try:
+            replies = await self._run([call for call, _future in batch])
+        except RedisError as exc:
+            # The connection failed (or timed out): every call of the batch fails, as it would alone.
+            replies = [exc] * len(batch)
+        except BaseException:
+            # Cancelled (or a fault of this code): no caller is left waiting, and the error propagates.
+            for _call, future in batch:
+                future.cancel()
+            raise
+        for (_call, future), reply in zip(batch, replies, strict=True):
+            if future.done():  # the caller gave up (a cancelled request)
+                continue
+            if isinstance(reply, Exception):
+                future.set_exception(reply)
+            else:
+                future.set_result(reply)
+
+    async def _run(self, calls: list[Call]) -> list[Any]:
+        """One pipeline of the calls' ``EVALSHA``; the calls Redis had no script for run again, loading it."""
+        replies = await self._pipeline(calls, load=not self._loaded)
+        missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if missing:
+            for index, reply in zip(missing, await self._pipeline([calls[i] for i in missing], load=True), strict=True):
+                replies[index] = reply
+        self._loaded = True
+        return replies
+
+    async def _pipeline(self, calls: list[Call], *, load: bool) -> list[Any]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for keys, args in calls:
+                if load:  # through the Script object: the pipeline loads it first if Redis lacks it
+                    await self._script(keys=keys, args=args, client=pipe)
+                else:
+                    pipe.evalsha(self._script.sha, len(keys), *keys, *args)
+            return list(await pipe.execute(raise_on_error=False))
+
+
+def decode_read(slot: Slot, reply: Sequence[Any], *, offset: int, friends: Sequence[str]) -> Snapshot | None:
+    """The snapshot a :data:`READ_SCRIPT` reply stands for (``None``: the board's sentinel is missing)."""
+    if not reply[0]:
+        return None
+    _ready, total, page, page_ranks, me, start, around_rows, around_ranks, placed_friends, labels = reply
+    board, period = slot.board, slot.period
+    snapshot = Snapshot(ready=True, total=int(total))
+    snapshot.page = placed_rows(board, period, page, page_ranks, offset)
+    snapshot.around = placed_rows(board, period, around_rows, around_ranks, int(start))
+    # The labels come in the order the script met the members: page, around, the member, friends.
+    shown = [p.member_id for p in snapshot.page] + [p.member_id for p in snapshot.around]
+    if me:
+        snapshot.me_id = int(me[0])
+        shown.append(snapshot.me_id)
+        if len(me) > 1:
+            snapshot.me = Placed(
+                member_id=snapshot.me_id,
+                position=int(me[3]),
+                rank=int(me[2]),
+                units=ranking.units_from_score(board, period, float(me[1])),
+            )
+    for index, member_id, score, rank, position in placed_friends:
+        found = Placed(
+            member_id=int(member_id),
+            position=int(position),
+            rank=int(rank),
+            units=ranking.units_from_score(board, period, float(score)),
+        )
+        snapshot.friends[friends[int(index) - 1]] = found
+        shown.append(found.member_id)
+    listings = snapshot.listings
+    for member_id, raw in zip(shown, labels, strict=True):
+        if raw is not None and member_id not in listings:
+            listings[member_id] = LISTING.decode(raw)
+    return snapshot
+
+
+def placed_rows(
+    board: BoardDef, period: PeriodRef, rows: Sequence[Any], ranks: Sequence[int], start: int
+) -> list[Placed]:
+    """``ZRANGE … WITHSCORES`` rows read from position ``start``, with the ranks the read script gave them."""
+    if board.ties == "first_to_reach":
+        units = [ranking.units_from_score(board, period, float(score)) for score in rows[1::2]]
+    else:  # the score is the signed units themselves
+        sign = 1 if board.order == "desc" else -1
+        units = [sign * int(float(score)) for score in rows[1::2]]
+    return [
+        Placed(member_id=int(member), position=position, rank=rank, units=value)
+        for position, member, rank, value in zip(
+            range(start, start + len(units)), rows[0::2], ranks, units, strict=True
+        )
+    ]

@@ -1,0 +1,129 @@
+"""SQL side of the board totals: one batched upsert per board mode, and the totals' reads.
+
+Every function takes the session of the caller's transaction as its first argument; none commits.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import case, select
+
+from engine.db import chunks, greatest, insert_for, least
+from leaderboards.models import BoardDef, Total
+from leaderboards.orm import BoardTotalRow
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from datetime import datetime
+
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from engine.ids import BrandId
+
+
+def _set_clause(session: AsyncSession, stmt: Any, family: str) -> dict[str, Any]:
+    excluded = stmt.excluded
+    units, reached = BoardTotalRow.units, BoardTotalRow.reached_at
+    later = greatest(session, reached, excluded.reached_at)
+    if family == "increment":
+        new_units: Any = units + excluded.units
+        new_reached: Any = case((excluded.units != 0, later), else_=reached)
+    elif family in ("best-desc", "best-asc"):
+        improves = excluded.units > units if family == "best-desc" else excluded.units < units
+        pick = greatest if family == "best-desc" else least
+        new_units = pick(session, units, excluded.units)
+        new_reached = case(
+            (improves, excluded.reached_at),
+            (excluded.units == units, least(session, reached, excluded.reached_at)),
+            else_=reached,
+        )
+    else:  # latest
+        new_units = case((excluded.reached_at >= reached, excluded.units), else_=units)
+        new_reached = later
+    return {"units": new_units, "reached_at": new_reached, "updated_at": excluded.updated_at}
+
+
+def mode_family(board: BoardDef) -> str:
+    """Which upsert a board's totals need: ``increment``, ``best-desc``, ``best-asc`` or ``latest``."""
+    if board.mode == "best":
+        return f"best-{board.order}"
+    return board.mode
+
+
+async def upsert_totals(
+    session: AsyncSession, *, brand_id: BrandId, family: str, rows: Sequence[Total], now: datetime
+) -> list[Total]:
+    """Fold contributions into the stored totals in one statement per chunk; returns the absolute results.
+
+    ``rows`` hold, per (board, period, scope, member), the unit's already-merged contribution; the
+    statement applies the board's mode against the stored row (sum, best or latest), so concurrent units
+    of work on other members never read-modify-write a shared row.
+    """
+    results: list[Total] = []
+    insert = insert_for(session)
+    for chunk in chunks(rows):
+        stmt = insert(BoardTotalRow).values(
+            [
+                {
+                    "brand_id": brand_id,
+                    "board_id": r.board_id,
+                    "period": r.period,
+                    "scope": r.scope,
+                    "member_id": r.member_id,
+                    "units": r.units,
+                    "reached_at": r.reached_at,
+                    "updated_at": now,
+                }
+                for r in chunk
+            ]
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["board_id", "period", "scope", "member_id"], set_=_set_clause(session, stmt, family)
+        ).returning(
+            BoardTotalRow.board_id,
+            BoardTotalRow.period,
+            BoardTotalRow.scope,
+            BoardTotalRow.member_id,
+            BoardTotalRow.units,
+            BoardTotalRow.reached_at,
+        )
+        for board_id, period, scope, member_id, units, reached_at in await session.execute(stmt):
+            results.append(
+                Total(
+                    board_id=board_id,
+                    period=period,
+                    scope=scope,
+                    member_id=member_id,
+                    units=int(units),
+                    reached_at=reached_at,
+                )
+            )
+    return results
+
+
+async def totals_for(session: AsyncSession, *, board_id: int, period: str, scope: str | None = None) -> list[Total]:
+    """Every total of a board's period (one scope value, or all of them when ``scope`` is ``None``)."""
+    query = select(BoardTotalRow).where(BoardTotalRow.board_id == board_id, BoardTotalRow.period == period)
+    if scope is not None:
+        query = query.where(BoardTotalRow.scope == scope)
+    return [_total(r) for r in await session.scalars(query)]
+
+
+def _total(row: BoardTotalRow) -> Total:
+    return Total(
+        board_id=row.board_id,
+        period=row.period,
+        scope=row.scope,
+        member_id=row.member_id,
+        units=int(row.units),
+        reached_at=row.reached_at,
+    )
+
+
+async def member_totals(session: AsyncSession, *, brand_id: BrandId, member_id: int) -> list[Total]:
+    """Every total a member holds, on every board and period."""
+    rows = await session.scalars(
+        select(BoardTotalRow).where(BoardTotalRow.brand_id == brand_id, BoardTotalRow.member_id == member_id)
+    )
+    return [_total(r) for r in rows]

@@ -26,6 +26,7 @@ import msgspec
 from sqlalchemy import select, update
 
 from engine.errors import NotFound, ValidationError
+from engine.metrics import job_run, record_delivery
 from engine.orm import OutboxRow, WebhookEndpointRow
 
 if TYPE_CHECKING:
@@ -195,8 +196,9 @@ class OutboxDeliverer:
         """Deliver forever, every ``interval`` seconds or as soon as :meth:`notify` is called."""
         while True:
             try:
-                while await self.deliver_due():
-                    pass
+                async with job_run("outbox"):
+                    while await self.deliver_due():
+                        pass
             except Exception:
                 # Keep the loop alive: delivery state is in SQL and the next round retries.
                 log.exception("outbox delivery round failed")
@@ -307,8 +309,10 @@ class OutboxDeliverer:
             try:
                 response = await self._http.post(endpoint.url, content=body, headers=headers, timeout=15.0)
             except httpx.HTTPError as exc:
+                record_delivery(endpoint.id, None)
                 errors.append(f"{endpoint.url}: {exc.__class__.__name__}")
                 continue
+            record_delivery(endpoint.id, response.status_code)
             if response.status_code == 410:
                 gone.append(endpoint.id)
             elif not 200 <= response.status_code < 300:

@@ -44,6 +44,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """The origin members and widgets reach this server at (hosted badge URLs, links); defaults to
     ``http://<host>:<port>``."""
     key_cache_seconds: Annotated[float, msgspec.Meta(ge=0, le=300)] = 5.0
+    metrics_token: str = ""
+    """Bearer token a Prometheus scraper presents to ``GET /metrics``; empty disables the endpoint (404)."""
+    metrics_brand_labels: Annotated[int, msgspec.Meta(ge=0, le=1000)] = 20
+    """Brands with an id up to this number get their own ``brand`` label on metrics; others are ``other``."""
+    otlp_endpoint: str = ""
+    """OTLP/HTTP traces endpoint (``http://collector:4318/v1/traces``); empty turns tracing off."""
+    service_name: str = "questline"
+    """The ``service.name`` resource attribute of exported traces."""
 
     @property
     def uses_fake_redis(self) -> bool:

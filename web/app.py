@@ -20,6 +20,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from opentelemetry.sdk.trace import TracerProvider
 from redis.asyncio import Redis
 
 from engine.clock import Clock, SystemClock
@@ -36,6 +37,8 @@ from web.api.webhooks import WebhooksController
 from web.deps import ServicesDep, provide_principal, provide_services
 from web.errors import problem_details_plugin
 from web.logs import AccessLogMiddleware, configure_logging
+from web.metrics import RefusedEventsMiddleware, http_metrics, metrics_endpoint, worker_stopped
+from web.tracing import TraceIdMiddleware, tracer_provider_for, tracing_plugin
 from web.wiring import background_jobs, open_services
 
 log = logging.getLogger("questline")
@@ -66,6 +69,7 @@ def create_app(
     processors: Sequence[Processor] | None = None,
     http: httpx.AsyncClient | None = None,
     deliver_webhooks: bool = True,
+    tracer_provider: TracerProvider | None = None,
 ) -> Litestar:
     """Build the Questline application.
 
@@ -76,16 +80,24 @@ def create_app(
         processors: pipeline steps to use instead of :func:`web.wiring.pipeline_steps` (tests).
         http: the client webhooks are sent with (tests pass one on ``httpx.MockTransport``).
         deliver_webhooks: run the outbox deliverer in the background.
+        tracer_provider: where traces go instead of ``settings.otlp_endpoint`` (tests pass an in-memory one).
     """
     settings = settings or load_settings(os.environ)
     configure_logging(settings)
     clock = clock or SystemClock()
+    tracing = tracer_provider or tracer_provider_for(settings)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with (
             open_services(
-                settings, clock=clock, redis=redis, http=http, processors=processors, migrate=settings.auto_migrate
+                settings,
+                clock=clock,
+                redis=redis,
+                http=http,
+                processors=processors,
+                migrate=settings.auto_migrate,
+                tracer_provider=tracing,
             ) as services,
             background_jobs(services, deliver_webhooks=deliver_webhooks),
         ):
@@ -106,11 +118,15 @@ def create_app(
                 extra={"database": services.db.dialect, "redis": settings.redis_url.split("@")[-1]},
             )
             yield
+        worker_stopped()
+        if tracing is not None and tracer_provider is None:
+            tracing.shutdown()  # flush the spans still batched
 
     page_options = pages.app_options(settings)
     return Litestar(
         route_handlers=[
             health,
+            metrics_endpoint,
             EventsController,
             MembersController,
             EarningRulesController,
@@ -124,8 +140,14 @@ def create_app(
             "services": Provide(provide_services, sync_to_thread=False),
             "caller": Provide(provide_principal),
         },
-        plugins=[problem_details_plugin()],
-        middleware=[AccessLogMiddleware, *page_options.pop("middleware", [])],
+        plugins=[problem_details_plugin(), *([tracing_plugin(tracing)] if tracing else [])],
+        middleware=[
+            TraceIdMiddleware,
+            AccessLogMiddleware,
+            http_metrics().middleware,
+            RefusedEventsMiddleware,
+            *page_options.pop("middleware", []),
+        ],
         lifespan=[lifespan],
         state=State({"settings": settings}),
         request_max_body_size=settings.max_body_bytes,

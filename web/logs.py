@@ -10,6 +10,7 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.settings import Settings
+from web.tracing import add_trace_id
 
 
 def configure_logging(settings: Settings) -> None:
@@ -21,6 +22,7 @@ def configure_logging(settings: Settings) -> None:
     )
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
+        add_trace_id,  # the request's trace id is bound by web.tracing.TraceIdMiddleware; else the span's
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.stdlib.ExtraAdder(),

@@ -20,6 +20,8 @@ from contextlib import asynccontextmanager
 
 import httpx
 import msgspec
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,6 +36,7 @@ from engine.clock import Clock, SystemClock
 from engine.db import Database, create_engine
 from engine.grants import BadgeGranter
 from engine.ids import MemberId
+from engine.metrics import PipelineObserver
 from engine.outbox import OutboxDeliverer, OutboxProcessor
 from engine.pipeline import Pipeline, Processor
 from engine.points import PointsProcessor
@@ -43,7 +46,9 @@ from engine.tenants import Brand, KeyCache
 from leaderboards import erase_member as erase_board_member
 from leaderboards.service import Leaderboards
 from web.deps import ErasureHook, ExportHook, MemberUpdateHook, Services
+from web.metrics import PipelineMetrics, watch_pool
 from web.pages.live import LivePublisher
+from web.tracing import instrumented
 
 
 def create_redis(settings: Settings) -> Redis:
@@ -109,6 +114,7 @@ def build_services(
     clock: Clock,
     http: httpx.AsyncClient,
     processors: Sequence[Processor] | None = None,
+    observer: PipelineObserver | None = None,
 ) -> Services:
     """Build every domain's services and the pipeline on the given connections (nothing is started).
 
@@ -119,6 +125,7 @@ def build_services(
         clock: time source (tests pass a ``FrozenClock``).
         http: the client webhooks are sent with.
         processors: pipeline steps to use instead of :func:`pipeline_steps` (tests).
+        observer: what times the pipeline's steps and counts its results (default: metrics, no traces).
     """
     outbox = OutboxDeliverer(db, http=http, clock=clock)
     grant_badge: BadgeGranter = badges_service.grant_function(Urls(settings.public_url))
@@ -145,7 +152,12 @@ def build_services(
         outbox=outbox,
         grant_badge=grant_badge,
         leaderboards=leaderboards,
-        pipeline=Pipeline(db, processors=steps, clock=clock),
+        pipeline=Pipeline(
+            db,
+            processors=steps,
+            clock=clock,
+            observer=observer or PipelineMetrics(brand_cap=settings.metrics_brand_labels),
+        ),
         erasure_hooks=erasure_hooks,
         export_hooks=export_hooks,
         member_update_hooks=member_update_hooks,
@@ -161,25 +173,31 @@ async def open_services(
     http: httpx.AsyncClient | None = None,
     processors: Sequence[Processor] | None = None,
     migrate: bool = True,
+    tracer_provider: TracerProvider | None = None,
 ) -> AsyncIterator[Services]:
     """Open the database (upgrading the schema unless told not to), Redis and HTTP, and build the services.
 
     What it opened it closes on exit; a ``redis`` or ``http`` client passed in is left open for its owner.
+    With a ``tracer_provider`` SQL, Redis and webhook calls and the pipeline's steps are traced.
     """
     if migrate:
         await upgrade(settings.database_url)
     db = Database(create_engine(settings.database_url))
     redis_client = redis if redis is not None else create_redis(settings)
     http_client = http if http is not None else httpx.AsyncClient(follow_redirects=False)
+    watch_pool(db.engine)
+    tracer = trace.get_tracer("questline", tracer_provider=tracer_provider) if tracer_provider else None
     try:
-        yield build_services(
-            settings,
-            db=db,
-            redis=redis_client,
-            clock=clock or SystemClock(),
-            http=http_client,
-            processors=processors,
-        )
+        with instrumented(tracer_provider, engine=db.engine, redis=redis_client, http=http_client):
+            yield build_services(
+                settings,
+                db=db,
+                redis=redis_client,
+                clock=clock or SystemClock(),
+                http=http_client,
+                processors=processors,
+                observer=PipelineMetrics(brand_cap=settings.metrics_brand_labels, tracer=tracer),
+            )
     finally:
         if http is None:
             await http_client.aclose()

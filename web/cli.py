@@ -11,6 +11,8 @@ from engine.schema import upgrade
 from engine.tenants import Brand, KeyKind
 from web.commands import badges as badges_commands
 from web.commands import challenges as challenges_commands
+from web.commands import db as db_commands
+from web.commands import doctor as doctor_commands
 from web.commands import leaderboards as leaderboards_commands
 from web.commands import pages as pages_commands
 from web.commands import run, services_for, settings_from_env, with_brand
@@ -197,7 +199,14 @@ def key_revoke(slug: str, prefix: str) -> None:
     with_brand(slug, body)
 
 
-for _module in (challenges_commands, badges_commands, leaderboards_commands, pages_commands):
+for _module in (
+    challenges_commands,
+    badges_commands,
+    leaderboards_commands,
+    pages_commands,
+    db_commands,
+    doctor_commands,
+):
     _module.register(cli)
 
 

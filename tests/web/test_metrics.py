@@ -89,7 +89,9 @@ async def test_counters_move_by_exactly_the_workload(metered, brand, db, clock):
     assert moved(before, after, "questline_challenge_completions_total", brand=slug) == 0
     # one unit of work ran the steps (the duplicates-only request touched none)
     assert moved(before, after, "questline_pipeline_stage_seconds_count", stage="points", phase="process") == 1
-    assert moved(before, after, "questline_pipeline_stage_seconds_count", stage="leaderboards", phase="after_commit") == 1
+    assert (
+        moved(before, after, "questline_pipeline_stage_seconds_count", stage="leaderboards", phase="after_commit") == 1
+    )
     http = {"method": "POST", "path": "/v1/events", "app_name": "questline"}
     assert moved(before, after, "questline_http_requests_total", status_code="200", **http) == 2
     assert moved(before, after, "questline_http_requests_total", status_code="422", **http) == 1

@@ -87,7 +87,9 @@ async def test_webhook_deliveries_are_traced(traced, brand, db, clock, exporter,
     while await deliverer.deliver_due():  # settle what earlier tests left in the shared database
         pass
     async with db.write() as session:
-        await session.execute(insert(OutboxRow), [outbox_row(brand_id=brand.brand.id, topic="x.y", data={}, now=clock.now())])
+        await session.execute(
+            insert(OutboxRow), [outbox_row(brand_id=brand.brand.id, topic="x.y", data={}, now=clock.now())]
+        )
     exporter.clear()
     assert await deliverer.deliver_due() == 1
     posts = [s for s in exporter.get_finished_spans() if s.kind is SpanKind.CLIENT and s.name == "POST"]

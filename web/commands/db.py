@@ -57,16 +57,21 @@ class SchemaReport(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def _describe_diff(diff: Any) -> str:
-    if isinstance(diff, list):  # column modifications come grouped
+    """One line for one autogenerate difference, e.g. ``remove_column brands.extra``."""
+    if isinstance(diff, list):  # modifications of one column come grouped
         return "; ".join(_describe_diff(d) for d in diff)
-    kind, *rest = diff
-    target = rest[0] if rest else ""
-    name = getattr(target, "name", None) or (f"{rest[1]}.{rest[2]}" if len(rest) > 2 else str(target))
+    kind = str(diff[0])
+    if kind in ("add_column", "remove_column"):
+        return f"{kind} {diff[2]}.{diff[3].name}"
+    if kind.startswith("modify_"):
+        return f"{kind} {diff[2]}.{diff[3]}"
+    target = diff[1]
     table = getattr(getattr(target, "table", None), "name", None)
-    return f"{kind} {table + '.' if table else ''}{name}"
+    return f"{kind} {table + '.' if table else ''}{getattr(target, 'name', target)}"
 
 
-def _inspect(connection: Connection) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _inspect(connection: Connection, heads: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The database's revisions, and the drift once it is at ``heads`` (before that, drift is expected)."""
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
@@ -76,7 +81,7 @@ def _inspect(connection: Connection) -> tuple[tuple[str, ...], tuple[str, ...]]:
         importlib.import_module(module)
     context = MigrationContext.configure(connection, opts={"compare_type": True})
     current = tuple(sorted(context.get_current_heads()))
-    drift = tuple(_describe_diff(d) for d in compare_metadata(context, Base.metadata)) if current else ()
+    drift = tuple(_describe_diff(d) for d in compare_metadata(context, Base.metadata)) if current == heads else ()
     return current, drift
 
 
@@ -91,7 +96,7 @@ async def schema_report(database_url: str, *, timeout: float = 10.0) -> SchemaRe
     engine = create_engine(database_url)
     try:
         async with asyncio.timeout(timeout), engine.connect() as connection:
-            current, drift = await connection.run_sync(_inspect)
+            current, drift = await connection.run_sync(_inspect, heads)
     finally:
         await engine.dispose()
     return SchemaReport(current=current, heads=heads, drift=drift)

@@ -1,13 +1,18 @@
 """``GET /metrics``: the scrape token, counters moved by exactly a known workload, scrape-time gauges, workers."""
 
+import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
+import yaml
 from litestar.testing import AsyncTestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import insert
@@ -139,3 +144,67 @@ def test_workers_are_summed_in_multiprocess_mode(backend, tmp_path, monkeypatch)
     }
     assert samples[("questline_events_ingested_total", frozenset({("brand", "multi")}))] == 6
     assert samples[("questline_db_pool_in_use", frozenset())] == 4
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+METRIC = re.compile(r"\bquestline_[a-z0-9_]+")
+DURATION = re.compile(r"^\d+[smhd]$")
+
+
+def exported_names(text: str) -> set[str]:
+    """Every series name a scrape can show: samples, plus the series of each declared family."""
+    names: set[str] = set()
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            name = line.split()[2]
+            names |= {name, f"{name}_total", f"{name}_bucket", f"{name}_count", f"{name}_sum"}
+        elif line and not line.startswith("#"):
+            names.add(line.split("{")[0].split(" ")[0])
+    return names
+
+
+@pytest.mark.parametrize("backend", ["sqlite+fakeredis"])
+async def test_alert_rules_load_and_use_exported_metrics(backend, metered, tmp_path):
+    assert (await metered.get("/health")).status_code == 200  # the HTTP families appear with the first request
+    names = exported_names((await metered.get("/metrics", headers=AUTH)).text)
+    text = (DOCS / "prometheus-alerts.yml").read_text()
+    groups = yaml.safe_load(text)["groups"]
+    rules = [rule for group in groups for rule in group["rules"]]
+    used: set[str] = set()
+    for rule in rules:
+        assert {"alert", "expr", "for", "labels", "annotations"} <= rule.keys(), rule
+        assert DURATION.match(rule["for"]) and rule["labels"]["severity"] in {"warning", "critical"}
+        assert rule["annotations"]["summary"] and rule["annotations"]["description"]
+        metrics = set(METRIC.findall(rule["expr"]))
+        assert metrics and metrics <= names, (rule["alert"], metrics - names)
+        used |= metrics
+    # what the issue asks to alert on: outbox backlog growing, boards stale, error rate, p99 latency
+    assert {
+        "questline_outbox_backlog",
+        "questline_boards_unready_brands",
+        "questline_http_requests_total",
+        "questline_http_request_duration_seconds_bucket",
+    } <= used
+    assert len({r["alert"] for r in rules}) == len(rules)
+    if shutil.which("promtool"):
+        checked = subprocess.run(["promtool", "check", "rules", str(DOCS / "prometheus-alerts.yml")], timeout=60)
+        assert checked.returncode == 0
+
+
+@pytest.mark.parametrize("backend", ["sqlite+fakeredis"])
+async def test_grafana_dashboard_loads_and_queries_exported_metrics(backend, metered):
+    assert (await metered.get("/health")).status_code == 200  # the HTTP families appear with the first request
+    names = exported_names((await metered.get("/metrics", headers=AUTH)).text)
+    dashboard = json.loads((DOCS / "grafana-dashboard.json").read_text())
+    assert dashboard["title"] and dashboard["uid"] and isinstance(dashboard["schemaVersion"], int)
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "prometheus"
+    panels = dashboard["panels"]
+    assert len({p["id"] for p in panels}) == len(panels) >= 10
+    for panel in panels:
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}  # imports without edits
+        assert {"h", "w", "x", "y"} <= panel["gridPos"].keys()
+        assert panel["targets"]
+        for target in panel["targets"]:
+            metrics = set(METRIC.findall(target["expr"]))
+            assert metrics and metrics <= names, (panel["title"], metrics - names)

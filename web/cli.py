@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -50,17 +51,26 @@ def serve(host: str | None, port: int | None, workers: int | None, demo: bool | 
     workers_count = 1 if settings.uses_sqlite or settings.uses_fake_redis else settings.workers
     if workers_count != settings.workers:
         click.echo("note: the embedded SQLite/fake Redis default runs one worker", err=True)
-    uvicorn.run(
-        "web.app:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=workers_count if not reload else None,
-        reload=reload,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=5,  # live widget streams would otherwise hold shutdown for minutes
-    )
+    from web.metrics import prepare_multiprocess_dir
+
+    metrics_dir = prepare_multiprocess_dir(workers_count if not reload else 1)
+    if metrics_dir:  # several workers: /metrics sums every worker's counters from this directory
+        click.echo(f"metrics of the {workers_count} workers are collected in {metrics_dir}", err=True)
+    try:
+        uvicorn.run(
+            "web.app:create_app",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=workers_count if not reload else None,
+            reload=reload,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=5,  # live widget streams would otherwise hold shutdown for minutes
+        )
+    finally:
+        if metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 @cli.command()

@@ -114,9 +114,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["lot_id"], ["ledger.id"], name=op.f("fk_point_expiry_notices_lot_id_ledger")),
         sa.PrimaryKeyConstraint("lot_id", "days_before", name=op.f("pk_point_expiry_notices")),
     )
-    op.create_index(
-        op.f("ix_point_expiry_notices_brand_id"), "point_expiry_notices", ["brand_id"], unique=False
-    )
+    op.create_index(op.f("ix_point_expiry_notices_brand_id"), "point_expiry_notices", ["brand_id"], unique=False)
     _allocations_append_only()
     _backfill()
 
@@ -189,9 +187,7 @@ def _replay_row(bind: Any, state: dict[str, Any], row: Any, now: datetime) -> No
         take = min(lot[1], need)
         if take:
             bind.execute(
-                sa.text(
-                    "INSERT INTO ledger_allocations (brand_id, entry_id, lot_id, points) VALUES (:b, :e, :l, :p)"
-                ),
+                sa.text("INSERT INTO ledger_allocations (brand_id, entry_id, lot_id, points) VALUES (:b, :e, :l, :p)"),
                 {"b": state["brand"], "e": row.id, "l": lot[0], "p": take},
             )
             lot[1] -= take

@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
-from sqlalchemy import exists, func, insert, select
+from sqlalchemy import BigInteger, exists, func, insert, select
+from sqlalchemy import cast as cast_
 
 from engine import balances
 from engine.errors import InsufficientPoints
@@ -135,14 +136,19 @@ def lot_row(
     )
 
 
+def taken_from(lot_id: Any) -> Any:
+    """What consuming entries took from the lot ``lot_id`` (a correlated sum over the allocations' lot index).
+
+    Cast back to a 64-bit integer: PostgreSQL sums ``bigint`` as ``numeric``.
+    """
+    total = select(func.coalesce(func.sum(ALLOCATIONS.c.points), 0)).where(ALLOCATIONS.c.lot_id == lot_id)
+    return cast_(total.scalar_subquery(), BigInteger)
+
+
 def _lot_query(brand_id: BrandId) -> Any:
     lot = LEDGER.alias("lot")
     release = LEDGER.alias("rel")
-    taken = (
-        select(func.coalesce(func.sum(ALLOCATIONS.c.points), 0))
-        .where(ALLOCATIONS.c.lot_id == lot.c.id)
-        .scalar_subquery()
-    )
+    taken = taken_from(lot.c.id)
     released = exists().where(release.c.lot_id == lot.c.id, release.c.kind == RELEASE)
     query = select(
         lot.c.id, lot.c.points, lot.c.points - taken, lot.c.available_at, lot.c.expires_at,
@@ -421,7 +427,7 @@ async def _spent_of(session: AsyncSession, lot_ids: list[int]) -> int:
     if not lot_ids:
         return 0
     total = await session.scalar(
-        select(func.coalesce(func.sum(ALLOCATIONS.c.points), 0))
+        select(cast_(func.coalesce(func.sum(ALLOCATIONS.c.points), 0), BigInteger))
         .join(LEDGER, LEDGER.c.id == ALLOCATIONS.c.entry_id)
         .where(ALLOCATIONS.c.lot_id.in_(lot_ids), LEDGER.c.kind == SPEND)
     )

@@ -15,16 +15,26 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from sqlalchemy import and_, exists, func, insert, select
+from sqlalchemy import and_, exists, insert, select
 
 from engine import lots
 from engine.balances import BALANCES
 from engine.db import chunks, insert_for
-from engine.expiry import Inactivity, NoExpiry, due_notices, inactivity_cutoff, inactivity_deadline, policy_of
+from engine.errors import NotFound
+from engine.expiry import (
+    SETTINGS_KEY,
+    Inactivity,
+    NoExpiry,
+    PointsPolicy,
+    due_notices,
+    inactivity_cutoff,
+    inactivity_deadline,
+    policy_of,
+)
 from engine.ledger import EARN, EXPIRE, RELEASE
-from engine.lots import ALLOCATIONS, LEDGER, OUTBOX
-from engine.orm import ExpiryNoticeRow, MemberRow
-from engine.tenants import get_brand_by_id, list_brands
+from engine.lots import LEDGER, OUTBOX
+from engine.orm import BrandRow, ExpiryNoticeRow, MemberRow
+from engine.tenants import bump_config_version, get_brand_by_id, list_brands
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -49,11 +59,7 @@ class JobRun(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def _taken(lot: Any) -> Any:
-    return (
-        select(func.coalesce(func.sum(ALLOCATIONS.c.points), 0))
-        .where(ALLOCATIONS.c.lot_id == lot.c.id)
-        .scalar_subquery()
-    )
+    return lots.taken_from(lot.c.id)
 
 
 def _without(lot: Any, kind: str) -> Any:
@@ -216,3 +222,13 @@ async def _write_notices(
     if rows:
         await session.execute(insert(OUTBOX), rows)
     return len(rows)
+
+
+async def save_policy(db: Database, *, brand_id: BrandId, policy: PointsPolicy) -> None:
+    """Store the program's points policy in the brand's settings (new lots follow it; existing lots keep their dates)."""
+    async with db.write() as session:
+        row = await session.get(BrandRow, brand_id, with_for_update=True)
+        if row is None:
+            raise NotFound("no such brand", field="brand")
+        row.settings = {**(row.settings or {}), SETTINGS_KEY: msgspec.to_builtins(policy)}
+        await bump_config_version(session, brand_id)

@@ -15,7 +15,7 @@ import msgspec
 from sqlalchemy import func, select
 
 from engine.ledger import CANCEL, EARN, EXPIRE, REFUND, SPEND
-from engine.lots import ALLOCATIONS, LEDGER
+from engine.lots import LEDGER, taken_from
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -60,11 +60,7 @@ async def _flows(session: AsyncSession, brand: Brand, start: datetime, end: date
 
 async def liability(session: AsyncSession, brand: Brand, *, start: datetime, end: datetime, now: datetime) -> Liability:
     """The brand's outstanding points at ``now`` and what was earned, redeemed and expired in ``[start, end)``."""
-    taken = (
-        select(func.coalesce(func.sum(ALLOCATIONS.c.points), 0))
-        .where(ALLOCATIONS.c.lot_id == LEDGER.c.id)
-        .scalar_subquery()
-    )
+    taken = taken_from(LEDGER.c.id)
     rows = await session.execute(
         select(LEDGER.c.points - taken, LEDGER.c.available_at, LEDGER.c.expires_at).where(
             LEDGER.c.brand_id == brand.id, LEDGER.c.kind == EARN, LEDGER.c.points > taken

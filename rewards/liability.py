@@ -2,13 +2,13 @@
 
 Outstanding figures are exact at ``now``, read from the lots (held lots whose time came count as
 available, lots past their date as expired). Expected expiries group what is left of dated lots by the
-local month of their date. The redemption rate over ``[start, end)`` is points spent on rewards
+local month of the last instant they are valid. The redemption rate over ``[start, end)`` is points spent on rewards
 (net of cancelled redemptions) over points earned in that span.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from engine.tenants import Brand
+
+
+_INSTANT = timedelta(microseconds=1)
 
 
 class MonthlyExpiry(msgspec.Struct, frozen=True, kw_only=True):
@@ -77,7 +80,9 @@ async def liability(session: AsyncSession, brand: Brand, *, start: datetime, end
         else:
             available += left
         if expires_at is not None:
-            month = expires_at.astimezone(tz).strftime("%Y-%m")
+            # The month of the last instant the points are valid: a lot that lapses at midnight starting
+            # January belongs to December.
+            month = (expires_at - _INSTANT).astimezone(tz).strftime("%Y-%m")
             months[month] = months.get(month, 0) + left
     flows = await _flows(session, brand, start, end)
     earned = sum(v for (kind, source), v in flows.items() if kind == EARN and source != REFUND)

@@ -197,3 +197,20 @@ async def test_pipeline_batches_earnings_and_clamps_debits_in_order(db, brand, c
     assert await figures(db, b, a.id) == await replayed(db, a.id)
     duplicate = await pipeline.process(b, events[2:3])
     assert duplicate[0].duplicate and duplicate[0].effects[0].points == -40
+
+
+async def test_adjustment_beyond_the_balance_answers_409_over_http(client, brand):
+    await client.post("/v1/members", json={"external_id": "m"}, headers=brand.headers)
+    ok = await client.post(
+        "/v1/members/m/points/adjustments", json={"points": 20, "reason": "welcome"}, headers=brand.headers
+    )
+    assert ok.status_code == 201
+    refused = await client.post(
+        "/v1/members/m/points/adjustments", json={"points": -21, "reason": "too much"}, headers=brand.headers
+    )
+    assert refused.status_code == 409
+    problem = refused.json()
+    assert problem["type"].endswith("/insufficient-points") and problem["field"] == "points"
+    assert "20 points available" in problem["detail"]
+    after = await client.get("/v1/members/m/points", headers=brand.headers)
+    assert after.json()["balance"] == 20 and len(after.json()["entries"]) == 1

@@ -214,3 +214,30 @@ async def test_adjustment_beyond_the_balance_answers_409_over_http(client, brand
     assert "20 points available" in problem["detail"]
     after = await client.get("/v1/members/m/points", headers=brand.headers)
     assert after.json()["balance"] == 20 and len(after.json()["entries"]) == 1
+
+
+async def test_pipeline_writes_lots_and_balances_in_one_statement_each(db, brand, clock):
+    from sqlalchemy import event as sa_event
+
+    b = brand.brand
+    await put_rule(db, brand_id=b.id, spec=EarningRuleSpec(key="visit", event_type="visit", points=5), now=clock.now())
+    pipeline = Pipeline(db, processors=[PointsProcessor()], clock=clock)
+    events = [
+        Event(id=f"v{i}", member=f"m{i % 5}", type="visit", occurred_at=clock.now(), properties={}) for i in range(20)
+    ]
+    statements: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args) -> None:
+        statements.append(statement)
+
+    sa_event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        await pipeline.process(b, events)
+    finally:
+        sa_event.remove(db.engine.sync_engine, "before_cursor_execute", count)
+    ledger_writes = [s for s in statements if s.lstrip().upper().startswith("INSERT INTO LEDGER")]
+    balance_writes = [s for s in statements if "point_balances" in s]
+    assert (len(ledger_writes), len(balance_writes)) == (1, 1)
+    for i in range(5):
+        m = await member(db, b, f"m{i}", clock.now())
+        assert (await figures(db, b, m.id)).available == 20

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import BigInteger, func, select, update
 
-from engine.db import greatest, insert_for
+from engine.db import greatest, insert_for, one_of
 from engine.errors import InsufficientPoints
 from engine.ledger import Balance
 from engine.orm import PointBalanceRow
@@ -130,3 +130,15 @@ async def last_activity(session: AsyncSession, *, brand_id: BrandId, member_id: 
         select(BALANCES.c.last_activity_at).where(BALANCES.c.member_id == member_id, BALANCES.c.brand_id == brand_id)
     )
     return cast("datetime | None", value)
+
+
+async def inactive_since(session: AsyncSession, *, member_ids: list[MemberId], cutoff: datetime) -> list[MemberId]:
+    """Members (of ``member_ids``) with points whose last activity is at or before ``cutoff`` (may be inactive)."""
+    rows = await session.scalars(
+        select(BALANCES.c.member_id).where(
+            one_of(session, BALANCES.c.member_id, member_ids, BigInteger),
+            BALANCES.c.last_activity_at <= cutoff,
+            (BALANCES.c.available + BALANCES.c.pending) > 0,
+        )
+    )
+    return [cast("MemberId", m) for m in rows]

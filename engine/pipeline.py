@@ -23,9 +23,10 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from engine import balances, lots, tenants
 from engine import members as members_repo
+from engine.db import chunks
 from engine.effects import Effect, Notification, PointsAwarded, effects_decoder
+from engine.expiry import Inactivity, inactivity_cutoff, policy_of
 from engine.expiry import expires_at as expiry_date
-from engine.expiry import policy_of
 from engine.orm import EventRow, LedgerRow, OutboxRow
 
 if TYPE_CHECKING:
@@ -319,6 +320,12 @@ async def _write_points(uow: UnitOfWork) -> None:
             total["lifetime_earned"] += effect.points
             total["last_activity_at"] = max(total["last_activity_at"], occurred_at)
     if rows:
+        if isinstance(rule, Inactivity):
+            # Points that lapsed for inactivity expire before new activity could revive them.
+            for chunk in chunks(sorted(totals)):
+                cutoff = inactivity_cutoff(rule, now, tz)
+                for member_id in await balances.inactive_since(uow.session, member_ids=chunk, cutoff=cutoff):
+                    await lots.settle_member(uow.session, brand, member_id=member_id, now=now)
         await uow.session.execute(insert(_LEDGER), rows)
         await balances.add_earnings(uow.session, list(totals.values()))
     for member_id in sorted(debited):

@@ -14,11 +14,13 @@ import msgspec
 from engine import balances
 from engine.expiry import Inactivity, inactivity_deadline, policy_of
 from engine.lots import open_lots
+from engine.tenants import get_brand_by_id
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from engine.ids import BrandId, MemberId
+    from engine.ledger import Lot
     from engine.tenants import Brand
 
 
@@ -56,7 +58,7 @@ async def points_view(
     """The member's available, pending and expiring points at ``now`` and lifetime figures."""
     lots = await open_lots(session, brand_id=brand.id, member_id=member_id)
     figures = await balances.stored(session, brand_id=brand.id, member_id=member_id)
-    live = [lot for lot in lots if not lot.expired_at(now)]
+    live = await _live(session, brand, member_id, lots, now)
     available = sum(lot.remaining for lot in live if not lot.pending_at(now))
     releases: dict[datetime, int] = {}
     for lot in live:
@@ -84,7 +86,20 @@ async def points_view(
     )
 
 
+async def _live(session: AsyncSession, brand: Brand, member_id: MemberId, lots: list[Lot], now: datetime) -> list[Lot]:
+    """The lots not expired at ``now``: none once an inactivity deadline has passed."""
+    rule = policy_of(brand.settings).expiry
+    if isinstance(rule, Inactivity):
+        deadline = inactivity_deadline(
+            rule, await balances.last_activity(session, brand_id=brand.id, member_id=member_id), brand.tz
+        )
+        if deadline is not None and deadline <= now:
+            return []
+    return [lot for lot in lots if not lot.expired_at(now)]
+
+
 async def available(session: AsyncSession, *, brand_id: BrandId, member_id: MemberId, now: datetime) -> int:
     """The member's spendable points at ``now``."""
+    brand = await get_brand_by_id(session, brand_id)
     lots = await open_lots(session, brand_id=brand_id, member_id=member_id)
-    return sum(lot.remaining for lot in lots if not lot.pending_at(now) and not lot.expired_at(now))
+    return sum(lot.remaining for lot in await _live(session, brand, member_id, lots, now) if not lot.pending_at(now))

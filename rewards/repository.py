@@ -9,7 +9,7 @@ import msgspec
 from sqlalchemy import func, select, update
 
 from engine.db import chunks, insert_for, on_postgres
-from engine.errors import NotFound
+from engine.errors import Conflict, NotFound
 from engine.orm import MemberRow
 from rewards.models import Redemption, RedemptionStatus, Reward, RewardSpec, build_reward
 from rewards.orm import RedemptionRow, RewardCodeRow, RewardRow, RewardStockRow
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 STOCK = cast("Table", RewardStockRow.__table__)
 CODES = cast("Table", RewardCodeRow.__table__)
 REDEMPTIONS = cast("Table", RedemptionRow.__table__)
-_spec_decoder = msgspec.json.Decoder(RewardSpec)
 
 
 def to_reward(spec: dict[str, Any]) -> Reward:
@@ -58,9 +57,11 @@ async def upsert_reward(session: AsyncSession, *, brand_id: BrandId, spec: Rewar
         session.add(RewardStockRow(reward_id=row.id, brand_id=brand_id, total=spec.stock, issued=0))
         await session.flush()
         return row.id
+    issued = int(await session.scalar(select(STOCK.c.issued).where(STOCK.c.reward_id == row.id).with_for_update()) or 0)
+    if spec.stock is not None and spec.stock < issued:
+        raise Conflict(f"{issued} are out already: the stock cannot be {spec.stock}", field="$.stock")
     row.spec = plain
     row.updated_at = now
-    # A total below what is already out is refused by the CHECK (issued <= total) at flush.
     await session.execute(update(STOCK).where(STOCK.c.reward_id == row.id).values(total=spec.stock))
     return row.id
 

@@ -142,3 +142,25 @@ async def test_two_concurrent_expiry_runs_expire_each_lot_once(backend, database
     for m in members:
         assert len(await entries_of(db, m.id, "expire")) == 2
         assert (await figures(db, b, m.id)).available == 0
+
+
+async def test_new_activity_does_not_revive_points_lapsed_for_inactivity(db, brand, clock):
+    from engine.earning import EarningRuleSpec
+    from engine.events import Event
+    from engine.pipeline import Pipeline
+    from engine.points import PointsProcessor, put_rule
+
+    b = await with_policy(db, brand.brand, {"expiry": {"kind": "inactivity", "months": 3}, "notice_days": []})
+    await put_rule(db, brand_id=b.id, spec=EarningRuleSpec(key="visit", event_type="visit", points=5), now=T0)
+    m = await member(db, b, "m", T0)
+    await earn(db, b, m.id, 100, T0)
+    later = T0 + timedelta(days=120)
+    async with db.read() as session:
+        assert await point_views.available(session, brand_id=b.id, member_id=m.id, now=later) == 0
+    clock.set(later)
+    pipeline = Pipeline(db, processors=[PointsProcessor()], clock=clock)
+    await pipeline.process(b, [Event(id="v", member="m", type="visit", occurred_at=later, properties={})])
+    stored = await figures(db, b, m.id)
+    assert (stored.available, stored.lifetime_earned) == (5, 105)
+    assert [e.points for e in await entries_of(db, m.id, "expire")] == [-100]
+    assert stored == await replayed(db, m.id)

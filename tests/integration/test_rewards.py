@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import pytest
 
-from engine.errors import InsufficientPoints, ValidationError
+from engine.errors import Conflict, InsufficientPoints, ValidationError
 from engine.orm import LedgerRow
 from rewards import service
 from rewards.liability import liability
@@ -198,3 +198,17 @@ async def test_liability_reports_outstanding_expiries_and_redemption_rate(db, br
     assert report.redemption_rate == 0.25
     assert [(x.month, x.points) for x in report.expiring] == [("2026-12", 150)]
     assert await count(db, LedgerRow, member_id=m.id) == 3
+
+
+async def test_stock_cannot_drop_below_what_is_out(db, brand):
+    b = brand.brand
+    await put(db, b, spec(stock=3))
+    m = await member(db, b, "m", T0)
+    await earn(db, b, m.id, 500, T0)
+    await redeem(db, b, m, idem="a")
+    await redeem(db, b, m, idem="b")
+    with pytest.raises(Conflict):
+        await put(db, b, spec(stock=1))
+    await put(db, b, spec(stock=2))
+    with pytest.raises(OutOfStock):
+        await redeem(db, b, m, idem="c")

@@ -19,6 +19,7 @@ from engine.earning import EarningRule, EarningRuleSpec, build_rule, evaluate, r
 from engine.effects import PointsAwarded
 from engine.errors import NotFound, ValidationError
 from engine.ids import MemberId
+from engine.ledger import RELEASE
 from engine.orm import EarningRuleRow, LedgerRow
 from engine.periods import local_day
 from engine.tenants import bump_config_version, config_version, get_brand_by_id
@@ -187,8 +188,11 @@ async def balance(session: AsyncSession, *, brand_id: BrandId, member_id: Member
 async def history(
     session: AsyncSession, *, brand_id: BrandId, member_id: MemberId, limit: int, before: int | None
 ) -> tuple[list[LedgerEntry], int | None]:
-    """A page of the member's ledger, newest first; returns the entries and the next cursor."""
-    query = select(LedgerRow).where(LedgerRow.brand_id == brand_id, LedgerRow.member_id == member_id)
+    """A page of the member's ledger (without release entries), newest first; returns the entries and the next cursor."""
+    # Release entries (0 points: pending points became available) are bookkeeping; the export keeps them.
+    query = select(LedgerRow).where(
+        LedgerRow.brand_id == brand_id, LedgerRow.member_id == member_id, LedgerRow.kind != RELEASE
+    )
     if before is not None:
         query = query.where(LedgerRow.id < before)
     rows = list(await session.scalars(query.order_by(LedgerRow.id.desc()).limit(limit + 1)))

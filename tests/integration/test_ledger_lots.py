@@ -241,3 +241,18 @@ async def test_pipeline_writes_lots_and_balances_in_one_statement_each(db, brand
     for i in range(5):
         m = await member(db, b, f"m{i}", clock.now())
         assert (await figures(db, b, m.id)).available == 20
+
+
+async def test_history_leaves_out_release_bookkeeping(db, brand, clock):
+    from engine.points import all_entries, history
+
+    b = brand.brand
+    await _held_rule_event(db, b, clock)
+    m = await member(db, b, "m", T0)
+    await release_due(db, now=T0 + timedelta(days=14))
+    async with db.read() as session:
+        page, _ = await history(session, brand_id=b.id, member_id=m.id, limit=10, before=None)
+        export = await all_entries(session, brand_id=b.id, member_id=m.id)
+    assert [(e.kind, e.points) for e in page] == [("earn", 80)]
+    assert [(e.kind, e.points) for e in export] == [("earn", 80), ("release", 0)]
+    assert page[0].expires_at is None

@@ -4,6 +4,7 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import text
 
 from engine.db import Database, create_engine
@@ -81,3 +82,32 @@ async def test_backfill_makes_lots_spends_balances_and_writes_off_old_overdrafts
                 await session.execute(text("DELETE FROM ledger_allocations"))
     finally:
         await db.dispose()
+
+
+async def test_downgrade_removes_lots_and_keeps_the_append_only_ledger(fresh_url):
+    import asyncio
+
+    from alembic import command
+
+    from engine.schema import alembic_config
+
+    upgrade_sync(fresh_url)
+    await asyncio.to_thread(command.downgrade, alembic_config(fresh_url), "0001_engine")
+    db = Database(create_engine(fresh_url))
+    try:
+        async with db.read() as session:
+            tables = await session.run_sync(lambda s: sa_inspect(s.connection()).get_table_names())
+            columns = await session.run_sync(
+                lambda s: {c["name"] for c in sa_inspect(s.connection()).get_columns("ledger")}
+            )
+            if db.is_postgres:
+                query = "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal"
+            else:
+                query = "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+            triggers = set((await session.scalars(text(query))).all())
+        assert "point_balances" not in tables and "rewards" not in tables and "ledger_allocations" not in tables
+        assert "kind" not in columns and "lot_id" not in columns
+        assert triggers == ({"ledger_append_only"} if db.is_postgres else {"ledger_no_update", "ledger_no_delete"})
+    finally:
+        await db.dispose()
+    await asyncio.to_thread(upgrade_sync, fresh_url)

@@ -55,6 +55,8 @@ class EarningRuleSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     multipliers: list[Multiplier] = []
     active: bool = True
     description: Annotated[str, msgspec.Meta(max_length=500)] = ""
+    holding_days: Annotated[int, msgspec.Meta(ge=0, le=365)] = 0
+    """Points stay pending this many days after the event (a return window) before they can be spent."""
 
 
 class EarningRule(msgspec.Struct, frozen=True, kw_only=True):
@@ -69,6 +71,7 @@ class EarningRule(msgspec.Struct, frozen=True, kw_only=True):
     multipliers: tuple[Multiplier, ...] = ()
     active: bool = True
     description: str = ""
+    holding_days: int = 0
 
 
 def build_rule(spec: EarningRuleSpec, *, path: str = "rule") -> EarningRule:
@@ -94,6 +97,7 @@ def build_rule(spec: EarningRuleSpec, *, path: str = "rule") -> EarningRule:
         multipliers=tuple(spec.multipliers),
         active=spec.active,
         description=spec.description,
+        holding_days=spec.holding_days,
     )
 
 
@@ -109,6 +113,7 @@ def rule_to_spec(rule: EarningRule) -> EarningRuleSpec:
         multipliers=list(rule.multipliers),
         active=rule.active,
         description=rule.description,
+        holding_days=rule.holding_days,
     )
 
 

@@ -9,6 +9,7 @@ Domain code raises these; ``web/errors.py`` alone turns them into RFC 9457 probl
     ├── PermissionDenied       the key is valid but may not do this (e.g. publishable)  (403)
     ├── NotFound               no such resource in this brand                           (404)
     ├── Conflict               the resource exists or is being changed concurrently     (409)
+    │   └── InsufficientPoints a spend or debit beyond the member's available points      (409)
     └── PayloadTooLarge        body, batch or field over a limit                        (413)
 """
 
@@ -73,6 +74,13 @@ class Conflict(QuestlineError):
     status = 409
     title = "Conflict"
     slug = "conflict"
+
+
+class InsufficientPoints(Conflict):
+    """A spend, redemption or negative adjustment larger than the member's available points."""
+
+    title = "Not enough points"
+    slug = "insufficient-points"
 
 
 class PayloadTooLarge(QuestlineError):

@@ -9,7 +9,19 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Date, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import (
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    PrimaryKeyConstraint,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from engine.db import Base, BigId, Json, UtcDateTime
@@ -85,13 +97,31 @@ class EventRow(Base):
     Stored as opaque bytes rather than JSONB: nothing queries it, and the database need not parse it."""
 
 
+_LOT = text("kind = 'earn'")
+_HELD = text("kind = 'earn' AND available_at > created_at")
+_DATED = text("kind = 'earn' AND expires_at IS NOT NULL")
+_ON_LOT = text("lot_id IS NOT NULL")
+_BY_EVENT = text("event_key IS NOT NULL")
+
+
 class LedgerRow(Base):
-    """One append-only points entry; a balance is the sum of a member's entries."""
+    """One append-only points entry; ``points`` is the signed change to the member's available + pending total.
+
+    An ``earn`` entry is a **lot**: pending until ``available_at`` (held when that is later than its
+    ``created_at``), then spendable until ``expires_at``. ``spend`` entries consume lots through
+    :class:`LedgerAllocationRow`; ``expire``, ``cancel`` and ``release`` entries act on one lot
+    (``lot_id``), at most once per lot and kind (a unique index). See docs/rewards.md.
+    """
 
     __tablename__ = "ledger"
     __table_args__ = (
         Index("ix_ledger_member", "brand_id", "member_id", "id"),
         Index("ix_ledger_cap", "brand_id", "member_id", "key", "local_day"),
+        Index("ix_ledger_lots", "brand_id", "member_id", "id", postgresql_where=_LOT, sqlite_where=_LOT),
+        Index("ix_ledger_held", "available_at", postgresql_where=_HELD, sqlite_where=_HELD),
+        Index("ix_ledger_dated", "expires_at", postgresql_where=_DATED, sqlite_where=_DATED),
+        Index("uq_ledger_lot_kind", "lot_id", "kind", unique=True, postgresql_where=_ON_LOT, sqlite_where=_ON_LOT),
+        Index("ix_ledger_event", "brand_id", "event_key", postgresql_where=_BY_EVENT, sqlite_where=_BY_EVENT),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -104,6 +134,67 @@ class LedgerRow(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
     local_day: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    kind: Mapped[str] = mapped_column(String(8), default="earn", server_default="earn")
+    """``earn`` (a lot), ``spend``, ``expire``, ``cancel`` or ``release``."""
+    lot_id: Mapped[int | None] = mapped_column(ForeignKey("ledger.id"), nullable=True)
+    """The lot an ``expire``, ``cancel`` or ``release`` entry acts on."""
+    available_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    """Lots only: when the points become spendable (later than ``created_at`` for a held lot)."""
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    """Lots only: when what is left of the lot expires (``None``: never, or by inactivity)."""
+
+
+class LedgerAllocationRow(Base):
+    """Append-only: how much of a lot a consuming entry (spend, expire, cancel) took.
+
+    A lot's remaining amount is its points minus the sum of its allocations (indexed by lot).
+    """
+
+    __tablename__ = "ledger_allocations"
+    __table_args__ = (
+        UniqueConstraint("entry_id", "lot_id"),
+        Index("ix_ledger_allocations_lot", "lot_id", "points"),
+        CheckConstraint("points > 0", name="points_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    brand_id: Mapped[int] = mapped_column(ForeignKey("brands.id", ondelete="CASCADE"))
+    entry_id: Mapped[int] = mapped_column(ForeignKey("ledger.id"))
+    lot_id: Mapped[int] = mapped_column(ForeignKey("ledger.id"))
+    points: Mapped[int] = mapped_column(BigId)
+
+
+class PointBalanceRow(Base):
+    """A member's balance, updated in the same transaction as every ledger write; the CHECKs forbid overdraft."""
+
+    __tablename__ = "point_balances"
+    __table_args__ = (
+        CheckConstraint("available >= 0", name="available_nonnegative"),
+        CheckConstraint("pending >= 0", name="pending_nonnegative"),
+        Index("ix_point_balances_activity", "brand_id", "last_activity_at"),
+    )
+
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), primary_key=True)
+    brand_id: Mapped[int] = mapped_column(ForeignKey("brands.id", ondelete="CASCADE"))
+    available: Mapped[int] = mapped_column(BigId, default=0)
+    pending: Mapped[int] = mapped_column(BigId, default=0)
+    lifetime_earned: Mapped[int] = mapped_column(BigId, default=0)
+    lifetime_spent: Mapped[int] = mapped_column(BigId, default=0)
+    last_activity_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    """The last earn or spend (the clock of an inactivity expiry policy)."""
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ExpiryNoticeRow(Base):
+    """A ``points.expiring`` notice already sent for a lot at a threshold (so each goes out once)."""
+
+    __tablename__ = "point_expiry_notices"
+    __table_args__ = (PrimaryKeyConstraint("lot_id", "days_before"),)
+
+    lot_id: Mapped[int] = mapped_column(ForeignKey("ledger.id"))
+    days_before: Mapped[int] = mapped_column(Integer)
+    brand_id: Mapped[int] = mapped_column(ForeignKey("brands.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 

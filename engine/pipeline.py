@@ -14,22 +14,24 @@ import logging
 import random
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 import msgspec
 from sqlalchemy import insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from engine import eventlog, tenants
+from engine import balances, eventlog, lots, tenants
 from engine import members as members_repo
+from engine.db import chunks
 from engine.effects import Effect, Notification, PointsAwarded
+from engine.expiry import Inactivity, inactivity_cutoff, policy_of
+from engine.expiry import expires_at as expiry_date
 from engine.metrics import PipelineObserver, StageTimer
 from engine.orm import EventRow, LedgerRow, OutboxRow
-from engine.periods import local_day
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
-    from datetime import datetime
     from zoneinfo import ZoneInfo
 
     from sqlalchemy import Table
@@ -49,6 +51,7 @@ _EFFECTS_ENCODER = msgspec.json.Encoder()
 _EVENT_LOG = cast("Table", EventRow.__table__)
 _LEDGER = cast("Table", LedgerRow.__table__)
 _OUTBOX = cast("Table", OutboxRow.__table__)
+_NO_HOLD = timedelta(0)
 _RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
 
 
@@ -230,31 +233,15 @@ def _retryable(exc: IntegrityError | DBAPIError) -> bool:
 
 
 async def _write_effects(uow: UnitOfWork) -> None:
-    """Turn effects into rows: ledger entries, outbox rows, and the event log with results."""
-    ledger: list[dict[str, Any]] = []
+    """Turn effects into rows: ledger lots and balances, outbox rows, and the event log with results."""
     outbox: list[dict[str, Any]] = []
     log_rows: list[dict[str, Any]] = []
     brand_id = uow.brand.id
+    await _write_points(uow)
     for ctx in uow.events:
         event = ctx.event
-        day = local_day(event.occurred_at, uow.tz)
         for effect in ctx.effects:
-            if isinstance(effect, PointsAwarded) and effect.points != 0:
-                ledger.append(
-                    {
-                        "brand_id": brand_id,
-                        "member_id": ctx.member_id,
-                        "event_key": event.id,
-                        "points": effect.points,
-                        "source": effect.source,
-                        "key": effect.key,
-                        "reason": "",
-                        "occurred_at": event.occurred_at,
-                        "local_day": day,
-                        "created_at": uow.now,
-                    }
-                )
-            elif isinstance(effect, Notification):
+            if isinstance(effect, Notification):
                 outbox.append(
                     outbox_row(
                         brand_id=brand_id,
@@ -277,10 +264,82 @@ async def _write_effects(uow: UnitOfWork) -> None:
         )
     session = uow.session
     await session.execute(insert(_EVENT_LOG), log_rows)
-    if ledger:
-        await session.execute(insert(_LEDGER), ledger)
     if outbox:
         await session.execute(insert(_OUTBOX), outbox)
+
+
+async def _write_points(uow: UnitOfWork) -> None:
+    """Earnings become lots, with one balance upsert per member for the whole unit of work.
+
+    Members with a negative award (a correction) in the unit take the slow path instead: their awards are
+    applied one by one, in event order, and a debit beyond what they have takes what there is (the
+    effect is rewritten with the amount taken and ``capped``), so a batch never fails on it.
+    """
+    brand = uow.brand
+    holding: dict[tuple[int, str], timedelta] = uow.stash.get(lots.HOLDING_STASH, {})
+    debited = {
+        ctx.member_id for ctx in uow.events for e in ctx.effects if isinstance(e, PointsAwarded) and e.points < 0
+    }
+    rule = policy_of(brand.settings).expiry
+    tz, now = uow.tz, uow.now
+    rows: list[dict[str, Any]] = []
+    totals: dict[MemberId, dict[str, Any]] = {}
+    for ctx in uow.events:
+        if ctx.member_id in debited:
+            continue
+        occurred_at = ctx.event.occurred_at
+        for effect in ctx.effects:
+            if not isinstance(effect, PointsAwarded) or effect.points <= 0:
+                continue
+            hold = holding.get((ctx.index, effect.key), _NO_HOLD) if effect.source == "rule" else _NO_HOLD
+            row = lots.lot_row(
+                brand, member_id=ctx.member_id, points=effect.points, source=effect.source, key=effect.key,
+                occurred_at=occurred_at, now=now, event_key=ctx.event.id, holding=hold,
+                expires_at=expiry_date(rule, occurred_at, tz),
+            )  # fmt: skip
+            rows.append(row)
+            total = totals.setdefault(
+                ctx.member_id,
+                {"brand_id": brand.id, "member_id": ctx.member_id, "available": 0, "pending": 0,
+                 "lifetime_earned": 0, "last_activity_at": occurred_at, "updated_at": now},
+            )  # fmt: skip
+            total["pending" if row["available_at"] > now else "available"] += effect.points
+            total["lifetime_earned"] += effect.points
+            total["last_activity_at"] = max(total["last_activity_at"], occurred_at)
+    if rows:
+        if isinstance(rule, Inactivity):
+            # Points that lapsed for inactivity expire before new activity could revive them.
+            for chunk in chunks(sorted(totals)):
+                cutoff = inactivity_cutoff(rule, now, tz)
+                for member_id in await balances.inactive_since(uow.session, member_ids=chunk, cutoff=cutoff):
+                    await lots.settle_member(uow.session, brand, member_id=member_id, now=now)
+        await uow.session.execute(insert(_LEDGER), rows)
+        await balances.add_earnings(uow.session, list(totals.values()))
+    for member_id in sorted(debited):
+        for ctx in uow.events:
+            if ctx.member_id == member_id:
+                await _apply_one_by_one(uow, ctx, holding)
+
+
+async def _apply_one_by_one(uow: UnitOfWork, ctx: EventContext, holding: dict[tuple[int, str], timedelta]) -> None:
+    for index, effect in enumerate(ctx.effects):
+        if not isinstance(effect, PointsAwarded) or effect.points == 0:
+            continue
+        common: dict[str, Any] = {
+            "member_id": ctx.member_id,
+            "source": effect.source,
+            "key": effect.key,
+            "occurred_at": ctx.event.occurred_at,
+            "now": uow.now,
+            "event_key": ctx.event.id,
+        }
+        if effect.points > 0:
+            hold = holding.get((ctx.index, effect.key), _NO_HOLD) if effect.source == "rule" else _NO_HOLD
+            await lots.earn(uow.session, uow.brand, points=effect.points, holding=hold, **common)
+            continue
+        taken = await lots.spend(uow.session, uow.brand, points=-effect.points, clamp=True, **common)
+        if taken.points != -effect.points:
+            ctx.effects[index] = msgspec.structs.replace(effect, points=-taken.points, capped=True)
 
 
 def outbox_row(*, brand_id: BrandId, topic: str, data: dict[str, Any], now: datetime) -> dict[str, Any]:

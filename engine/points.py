@@ -1,28 +1,31 @@
 """The points ledger and earning rules: SQL side.
 
 The ledger is append-only: entries are inserted, never updated or deleted; a correction is a new entry.
-A balance is the sum of a member's entries. Earning rules (stored by :mod:`engine.rules_store`) are
-cached per brand by the brand's ``config_version``, which every definition change bumps in the same
-transaction.
+Earnings are lots and spends consume them (:mod:`engine.lots`); each member's ``point_balances`` row is
+kept in step in the same transaction, and its CHECK forbids an overdraft. Earning rules (stored by
+:mod:`engine.rules_store`) are cached per brand by the brand's ``config_version``, which every definition
+change bumps in the same transaction.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import TYPE_CHECKING, Annotated
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
-from sqlalchemy import BigInteger, func, insert, select
+from sqlalchemy import BigInteger, func, select
 
-from engine import rules_store
+from engine import balances, lots, point_views, rules_store
 from engine.cache import BrandCache
 from engine.db import batches, one_of
 from engine.earning import evaluate
 from engine.effects import PointsAwarded
 from engine.errors import ValidationError
 from engine.ids import MemberId
+from engine.ledger import RELEASE
 from engine.orm import LedgerRow
 from engine.periods import local_day
+from engine.tenants import get_brand_by_id
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
@@ -46,6 +49,10 @@ class LedgerEntry(msgspec.Struct, frozen=True, kw_only=True):
     reason: str
     event: str | None
     occurred_at: datetime
+    kind: str = "earn"
+    """``earn`` (a lot), ``spend``, ``expire``, ``cancel``, ``release`` (pending points became available)."""
+    expires_at: datetime | None = None
+    """Lots only: when what is left of them expires."""
 
 
 class PointsSummary(msgspec.Struct, frozen=True, kw_only=True):
@@ -95,6 +102,8 @@ class PointsProcessor:
         per_member: dict[MemberId, dict[tuple[str, date], int]] = {}
         for (member_id, key, day), total in earned.items():
             per_member.setdefault(member_id, {})[(key, day)] = total
+        held = {r.key: timedelta(days=r.holding_days) for r in rules if r.holding_days}
+        holding: dict[tuple[int, str], timedelta] = uow.stash.setdefault(lots.HOLDING_STASH, {})
         for ctx in uow.events:
             path = f"$.events[{ctx.index}].properties"
             for effect in evaluate(
@@ -105,27 +114,34 @@ class PointsProcessor:
                 earned_today=per_member.setdefault(ctx.member_id, {}),
                 path=path,
             ):
+                if effect.key in held:
+                    holding[(ctx.index, effect.key)] = held[effect.key]
                 ctx.emit(effect)
 
     async def after_commit(self, uow: UnitOfWork) -> None:
         """Nothing derived to update."""
 
 
-async def balance(session: AsyncSession, *, brand_id: BrandId, member_id: MemberId) -> int:
-    """The member's current points balance."""
-    total = await session.scalar(
-        select(func.coalesce(func.sum(LedgerRow.points), 0)).where(
-            LedgerRow.brand_id == brand_id, LedgerRow.member_id == member_id
-        )
-    )
-    return int(total or 0)
+async def balance(session: AsyncSession, *, brand_id: BrandId, member_id: MemberId, now: datetime | None = None) -> int:
+    """The member's available (spendable) points.
+
+    With ``now``, exact at that instant (held lots whose time came count, lots whose date passed do not);
+    without it, the balance row as the last write or job left it. Pending points are not included: see
+    :func:`engine.point_views.points_view` for pending and expiring points.
+    """
+    if now is not None:
+        return await point_views.available(session, brand_id=brand_id, member_id=member_id, now=now)
+    return (await balances.stored(session, brand_id=brand_id, member_id=member_id)).available
 
 
 async def history(
     session: AsyncSession, *, brand_id: BrandId, member_id: MemberId, limit: int, before: int | None
 ) -> tuple[list[LedgerEntry], int | None]:
-    """A page of the member's ledger, newest first; returns the entries and the next cursor."""
-    query = select(LedgerRow).where(LedgerRow.brand_id == brand_id, LedgerRow.member_id == member_id)
+    """A page of the member's ledger (without release entries), newest first; returns the entries and the next cursor."""
+    # Release entries (0 points: pending points became available) are bookkeeping; the export keeps them.
+    query = select(LedgerRow).where(
+        LedgerRow.brand_id == brand_id, LedgerRow.member_id == member_id, LedgerRow.kind != RELEASE
+    )
     if before is not None:
         query = query.where(LedgerRow.id < before)
     rows = list(await session.scalars(query.order_by(LedgerRow.id.desc()).limit(limit + 1)))
@@ -138,6 +154,8 @@ async def history(
             reason=r.reason,
             event=r.event_key,
             occurred_at=r.occurred_at,
+            kind=r.kind,
+            expires_at=r.expires_at,
         )
         for r in rows[:limit]
     ]
@@ -158,6 +176,8 @@ async def all_entries(session: AsyncSession, *, brand_id: BrandId, member_id: Me
             reason=r.reason,
             event=r.event_key,
             occurred_at=r.occurred_at,
+            kind=r.kind,
+            expires_at=r.expires_at,
         )
         for r in rows
     ]
@@ -177,23 +197,25 @@ async def post_entry(
     now: datetime,
     event_key: str | None = None,
 ) -> None:
-    """Append one ledger entry (for adjustments and rewards that no event carries)."""
+    """Append one ledger entry (adjustments and rewards no event carries) and keep the balance row in step.
+
+    A positive entry is a lot (available at once, dated by the brand's expiry policy); a negative one
+    spends the member's lots first-expiring-first.
+
+    Raises:
+        ValidationError: zero points.
+        InsufficientPoints: a negative entry beyond the member's available points (nothing is written).
+    """
     if points == 0:
         raise ValidationError("an entry of zero points changes nothing", field="points")
-    await session.execute(
-        insert(LedgerRow).values(
-            brand_id=brand_id,
-            member_id=member_id,
-            event_key=event_key,
-            points=points,
-            source=source,
-            key=key,
-            reason=reason,
-            occurred_at=occurred_at,
-            local_day=local_day(occurred_at, tz),
-            created_at=now,
-        )
-    )
+    brand = await get_brand_by_id(session, brand_id)
+    if brand.timezone != str(tz):
+        brand = msgspec.structs.replace(brand, timezone=str(tz))
+    common: dict[str, Any] = {"member_id": member_id, "source": source, "key": key, "reason": reason, "now": now}
+    if points > 0:
+        await lots.earn(session, brand, points=points, occurred_at=occurred_at, event_key=event_key, **common)
+    else:
+        await lots.spend(session, brand, points=-points, occurred_at=occurred_at, event_key=event_key, **common)
 
 
 def adjustment_effect(points: int) -> PointsAwarded:

@@ -484,11 +484,12 @@ class CompletesChallenges:
         return None
 
 
-async def test_challenge_completion_awards_the_reward_badge(settings, redis, clock, db):
+async def test_challenge_completion_awards_the_reward_badge(backend, settings, redis, clock, db):
     from web.app import create_app
 
     steps = [PointsProcessor(), CompletesChallenges(), BadgesProcessor(public_url=settings.public_url)]
-    app = create_app(settings, clock=clock, redis=redis, processors=steps)
+    # a real-Redis client is bound to the test's loop; the test client serves the app on another one
+    app = create_app(settings, clock=clock, redis=redis if backend.endswith("fakeredis") else None, processors=steps)
     async with AsyncTestClient(app=app) as client:
         brand = await make_brand(db, clock)
         await put_badge(client, brand, key="critic", name="Critic", points=50)

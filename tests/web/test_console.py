@@ -233,10 +233,16 @@ async def test_member_care_adjusts_points_and_grants_and_revokes_badges(console,
     assert invalid.status_code == 422
     assert 'id="e-points"' in invalid.text
     assert 'id="e-reason"' in invalid.text
+    # No overdraft (issue 11): a debit needs points to take from, and one beyond them is refused.
+    await console.post(
+        "/v1/members/m-x/points/adjustments", json={"points": 100, "reason": "welcome"}, headers=brand.headers
+    )
+    overdraft = await post_form(console, "/console/members/m-x/points", {"points": "-101", "reason": "too much"})
+    assert overdraft.status_code == 409
     adjusted = await post_form(console, "/console/members/m-x/points", {"points": "-25", "reason": "goodwill fix"})
     assert adjusted.status_code == 303
     points = await console.get("/v1/members/m-x/points", headers=brand.headers)
-    assert points.json()["balance"] == -25
+    assert points.json()["balance"] == 75
     assert "goodwill fix" in points.json()["entries"][0]["reason"]
     granted = await post_form(console, "/console/members/m-x/badges/grant", {"badge": "helper", "grant_reason": "kind"})
     assert granted.status_code == 303, re.findall(r"role=\"alert\">(.*?)</span>", granted.text, re.S)

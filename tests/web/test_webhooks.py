@@ -40,13 +40,15 @@ def receiver():
 
 
 @pytest.fixture
-async def hook_client(settings, redis, clock, receiver):
+async def hook_client(backend, settings, redis, clock, receiver):
     from web.app import create_app
 
+    # As in the shared ``client`` fixture: the test client serves the app on another event loop, and a
+    # real-Redis client is bound to the loop it was made on, so the app opens its own.
     app = create_app(
         settings,
         clock=clock,
-        redis=redis,
+        redis=redis if backend.endswith("fakeredis") else None,
         processors=[PointsProcessor(), Notify()],
         http=receiver[2],
         deliver_webhooks=False,

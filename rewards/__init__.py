@@ -1,0 +1,1 @@
+"""Rewards: the catalog, code pools, redemptions and the points liability (see docs/rewards.md)."""

@@ -83,7 +83,7 @@ def brand_label(brand: Brand, cap: int) -> str:
 
 
 def count_effects(brand: str, effects: Sequence[Effect]) -> None:
-    """Move the domain counters by what one new event caused."""
+    """Move the domain counters by what one new event (or one redemption, for its caller) caused."""
     for effect in effects:
         m.EFFECTS.labels(type(effect).__struct_config__.tag).inc()
         match effect:
@@ -99,12 +99,21 @@ def count_effects(brand: str, effects: Sequence[Effect]) -> None:
                 m.CHALLENGE_COMPLETIONS.labels(brand).inc()
             case BadgeAwarded():
                 m.BADGE_AWARDS.labels(brand).inc()
+            case Notification(topic="points.spent", data=data):
+                m.POINTS_SPENT.labels(brand).inc(_points(data))
+            case Notification(topic="points.expired", data=data):
+                m.POINTS_EXPIRED.labels(brand).inc(_points(data))
             case Notification(topic=topic) if topic.startswith("tier."):
                 m.TIER_CHANGES.labels(brand).inc()
             case Notification(topic="reward.redeemed"):
                 m.REDEMPTIONS.labels(brand).inc()
             case _:
                 pass
+
+
+def _points(data: dict[str, Any]) -> int:
+    points = data.get("points", 0)
+    return abs(points) if isinstance(points, int) else 0
 
 
 class PipelineMetrics(m.StageTimer):

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
 #: Every package that owns tables; importing them registers the tables on ``Base.metadata``.
-TABLE_MODULES = ("engine.orm", "challenges.orm", "badges.orm", "leaderboards.orm")
+TABLE_MODULES = ("engine.orm", "challenges.orm", "badges.orm", "leaderboards.orm", "rewards.orm")
 
 
 class SchemaReport(msgspec.Struct, frozen=True, kw_only=True):

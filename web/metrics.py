@@ -199,33 +199,16 @@ def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
 
 
 async def live_gauges(services: Services) -> list[GaugeMetricFamily]:
-    """Outbox backlog and age, boards missing from Redis, Redis and pool state, read now."""
-    now = services.clock.now()
-    pending = (OutboxRow.delivered_at.is_(None), OutboxRow.next_attempt_at < now + _GIVEN_UP)
-    async with services.db.read() as session:
-        backlog, oldest = (
-            await session.execute(select(func.count(), func.min(OutboxRow.created_at)).where(*pending))
-        ).one()
-        given_up = await session.scalar(
-            select(func.count()).where(OutboxRow.delivered_at.is_(None), OutboxRow.next_attempt_at >= now + _GIVEN_UP)
-        )
-    age = (now - oldest).total_seconds() if oldest is not None else 0.0
-    redis_up = await _redis_up(services)
-    unready = await _unready_brands(services) if redis_up else -1
+    """Outbox backlog and age, boards missing from Redis, Redis and pool state, read now.
+
+    A database or Redis that does not answer is reported (``questline_database_up``, ``questline_redis_up``)
+    rather than failing the scrape.
+    """
+    families = await _outbox_gauges(services)
+    families += await _redis_gauges(services)
     pool = services.db.engine.sync_engine.pool
     size = getattr(pool, "size", None)
-    return [
-        _gauge("questline_outbox_backlog", "Webhook messages waiting to be delivered", float(backlog)),
-        _gauge("questline_outbox_oldest_undelivered_seconds", "Age of the oldest undelivered message", max(age, 0.0)),
-        _gauge(
-            "questline_outbox_given_up", "Messages whose delivery was given up after every retry", float(given_up or 0)
-        ),
-        _gauge("questline_redis_up", "Whether Redis answered a PING (1) or not (0)", 1.0 if redis_up else 0.0),
-        _gauge(
-            "questline_boards_unready_brands",
-            "Brands whose boards are not (yet) rebuilt into Redis; -1 when Redis is down",
-            float(unready),
-        ),
+    families += [
         _gauge(
             "questline_db_pool_waiting",
             "Requests waiting for a database connection (this worker)",
@@ -238,6 +221,44 @@ async def live_gauges(services: Services) -> list[GaugeMetricFamily]:
         ),
         _gauge("questline_scrape_timestamp_seconds", "When this scrape was computed", time.time()),
     ]
+    return families
+
+
+async def _outbox_gauges(services: Services) -> list[GaugeMetricFamily]:
+    now = services.clock.now()
+    pending = (OutboxRow.delivered_at.is_(None), OutboxRow.next_attempt_at < now + _GIVEN_UP)
+    given_up = (OutboxRow.delivered_at.is_(None), OutboxRow.next_attempt_at >= now + _GIVEN_UP)
+    try:
+        async with asyncio.timeout(2.0), services.db.read() as session:
+            count, oldest = (
+                await session.execute(select(func.count(), func.min(OutboxRow.created_at)).where(*pending))
+            ).one()
+            abandoned = await session.scalar(select(func.count()).where(*given_up))
+    except Exception:  # a database that does not answer is what this scrape reports
+        return [_gauge("questline_database_up", "Whether the database answered (1) or not (0)", 0.0)]
+    age = max((now - oldest).total_seconds(), 0.0) if oldest is not None else 0.0
+    return [
+        _gauge("questline_database_up", "Whether the database answered (1) or not (0)", 1.0),
+        _gauge("questline_outbox_backlog", "Webhook messages waiting to be delivered", float(count)),
+        _gauge("questline_outbox_oldest_undelivered_seconds", "Age of the oldest undelivered message", age),
+        _gauge("questline_outbox_given_up", "Messages given up after every retry", float(abandoned or 0)),
+    ]
+
+
+async def _redis_gauges(services: Services) -> list[GaugeMetricFamily]:
+    up = await _redis_up(services)
+    unready = -1
+    if up:
+        with contextlib.suppress(Exception):  # a failure here leaves the gauge at -1 (unknown)
+            unready = await _unready_brands(services)
+    return [
+        _gauge("questline_redis_up", "Whether Redis answered a PING (1) or not (0)", 1.0 if up else 0.0),
+        _gauge(
+            "questline_boards_unready_brands",
+            "Brands whose boards are not (yet) rebuilt into Redis; -1 when unknown (Redis or SQL down)",
+            float(unready),
+        ),
+    ]
 
 
 async def _redis_up(services: Services) -> bool:
@@ -248,11 +269,18 @@ async def _redis_up(services: Services) -> bool:
 
 
 async def _unready_brands(services: Services) -> int:
+    """Brands with boards whose sentinel is missing from Redis (one SQL query, one Redis round trip)."""
+    from leaderboards import keys
     from leaderboards.rebuild import brands_with_boards
 
-    store = services.leaderboards.store
     brands = await brands_with_boards(services.db)
-    return sum([0 if await store.is_ready(b) else 1 for b in brands])
+    if not brands:
+        return 0
+    async with services.redis.pipeline(transaction=False) as pipe:
+        for brand_id in brands:
+            pipe.exists(keys.ready(services.settings.redis_namespace, brand_id))
+        found = await asyncio.wait_for(pipe.execute(), timeout=1.0)
+    return sum(1 for present in found if not present)
 
 
 def registry() -> CollectorRegistry:

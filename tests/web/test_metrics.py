@@ -208,3 +208,48 @@ async def test_grafana_dashboard_loads_and_queries_exported_metrics(backend, met
         for target in panel["targets"]:
             metrics = set(METRIC.findall(target["expr"]))
             assert metrics and metrics <= names, (panel["title"], metrics - names)
+
+
+@pytest.mark.parametrize("backend", ["sqlite+fakeredis"])
+async def test_boards_missing_from_redis_are_counted(backend, metered, brand, redis, settings):
+    from leaderboards import keys
+    from leaderboards.models import BoardSpec, PointsMetric
+
+    services = metered.app.state.services
+    await services.leaderboards.put_board(
+        brand.brand, BoardSpec(key="weekly", title="Weekly", metric=PointsMetric(), period="weekly")
+    )
+    try:
+        ready = keys.ready(settings.redis_namespace, brand.brand.id)
+        assert await redis.exists(ready)  # defining the board rebuilt the brand into Redis
+        before = await scrape(metered)
+        await redis.delete(ready)  # as after a flush or a Redis restart
+        after = await scrape(metered)
+        assert moved(before, after, "questline_boards_unready_brands") == 1
+    finally:
+        await services.leaderboards.delete_board(brand.brand, "weekly")
+
+
+@pytest.mark.parametrize("backend", ["sqlite+fakeredis"])
+async def test_a_database_that_does_not_answer_is_reported_not_raised(backend, metered):
+    from contextlib import asynccontextmanager
+
+    from web.metrics import live_gauges
+
+    real = metered.app.state.services
+
+    class Down:
+        engine = real.db.engine
+
+        @asynccontextmanager
+        async def read(self):
+            raise ConnectionRefusedError("database down")
+            yield
+
+    class Services:
+        clock, redis, settings, leaderboards, db = real.clock, real.redis, real.settings, real.leaderboards, Down()
+
+    gauges = {family.name: family.samples[0].value for family in await live_gauges(Services())}
+    assert gauges["questline_database_up"] == 0
+    assert "questline_outbox_backlog" not in gauges
+    assert gauges["questline_redis_up"] == 1

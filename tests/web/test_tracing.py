@@ -116,3 +116,24 @@ async def test_without_tracing_requests_still_get_a_trace_id(client):
     assert len(first) == 32 and first != second
     continued = await client.get("/v1/members/nobody", headers={"traceparent": TRACEPARENT})
     assert continued.json()["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+def test_traces_are_exported_over_otlp_only_when_configured():
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    from engine.settings import load_settings
+    from web.tracing import tracer_provider_for
+
+    assert tracer_provider_for(load_settings({})) is None
+    settings = load_settings(
+        {"QUESTLINE_OTLP_ENDPOINT": "http://collector:4318/v1/traces", "QUESTLINE_SERVICE_NAME": "ql-eu"}
+    )
+    provider = tracer_provider_for(settings)
+    assert provider is not None
+    try:
+        assert provider.resource.attributes["service.name"] == "ql-eu"
+        processors = provider._active_span_processor._span_processors
+        exporter = processors[0]._batch_processor._exporter
+        assert isinstance(exporter, OTLPSpanExporter) and exporter._endpoint == "http://collector:4318/v1/traces"
+    finally:
+        provider.shutdown()

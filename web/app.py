@@ -26,11 +26,12 @@ from redis.asyncio import Redis
 
 from engine.clock import Clock, SystemClock
 from engine.db import Database, create_engine
+from engine.egress import EgressGuard, Resolver, pinned_client
 from engine.outbox import OutboxDeliverer, OutboxProcessor
 from engine.pipeline import Pipeline, Processor
 from engine.points import PointsProcessor
 from engine.schema import upgrade
-from engine.settings import Settings, load_settings
+from engine.settings import Settings, load_settings, refuse_unsafe
 from engine.tenants import KeyCache
 from web import pages
 from web.api import badges as badges_api
@@ -43,6 +44,7 @@ from web.api.webhooks import WebhooksController
 from web.deps import Services, ServicesDep, provide_principal, provide_services
 from web.errors import problem_details_plugin
 from web.logs import AccessLogMiddleware, configure_logging
+from web.pages.security import SecurityHeadersMiddleware
 
 log = logging.getLogger("questline")
 VERSION = "0.1.0"
@@ -97,6 +99,7 @@ def create_app(
     processors: Sequence[Processor] | None = None,
     http: httpx.AsyncClient | None = None,
     deliver_webhooks: bool = True,
+    resolver: Resolver | None = None,
 ) -> Litestar:
     """Build the Questline application.
 
@@ -107,8 +110,14 @@ def create_app(
         processors: pipeline steps to use instead of :func:`build_processors` (tests).
         http: the client webhooks are sent with (tests pass one on ``httpx.MockTransport``).
         deliver_webhooks: run the outbox deliverer in the background.
+        resolver: resolves webhook hosts for the address check (tests pass a fake one).
+
+    Raises:
+        ValidationError: outside the embedded default, a guessable secret or the demo brand (refused to start).
     """
     settings = settings or load_settings(os.environ)
+    refuse_unsafe(settings)
+    egress = EgressGuard(settings.egress_policy, resolver=resolver)
     configure_logging(settings)
     clock = clock or SystemClock()
 
@@ -125,9 +134,10 @@ def create_app(
             clock=clock,
             pipeline=Pipeline(db, processors=[], clock=clock),
             keys=KeyCache(db, ttl=settings.key_cache_seconds),
+            egress=egress,
         )
-        http_client = http if http is not None else httpx.AsyncClient(follow_redirects=False)
-        deliverer = OutboxDeliverer(db, http=http_client, clock=clock)
+        http_client = http if http is not None else pinned_client(egress)
+        deliverer = OutboxDeliverer(db, http=http_client, clock=clock, guard=egress)
         services.extras["outbox"] = deliverer
         services.pipeline.processors = list(processors) if processors is not None else build_processors(services)
         app.state.services = services
@@ -179,7 +189,11 @@ def create_app(
             "caller": Provide(provide_principal),
         },
         plugins=[problem_details_plugin()],
-        middleware=[AccessLogMiddleware, *page_options.pop("middleware", [])],
+        middleware=[
+            AccessLogMiddleware,
+            SecurityHeadersMiddleware.define(settings),
+            *page_options.pop("middleware", []),
+        ],
         lifespan=[lifespan],
         state=State({"settings": settings}),
         request_max_body_size=settings.max_body_bytes,

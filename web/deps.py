@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from engine.clock import Clock
 from engine.db import Database
+from engine.egress import EgressGuard
 from engine.errors import AuthenticationError, PermissionDenied
 from engine.ids import MemberId
 from engine.pipeline import Pipeline
@@ -38,6 +39,8 @@ class Services:
     clock: Clock
     pipeline: Pipeline
     keys: KeyCache
+    egress: EgressGuard = field(default_factory=EgressGuard)
+    """Checks webhook URLs (no internal addresses) at registration and delivery."""
     extras: dict[str, Any] = field(default_factory=dict)
     """Domain services registered by the composition root (board store, etc.), by name."""
     erasure_hooks: list[ErasureHook] = field(default_factory=list)
@@ -80,7 +83,11 @@ async def provide_principal(request: Request[Any, Any, Any], services: ServicesD
     key = _presented_key(request)
     if not key:
         raise AuthenticationError("send your API key as `Authorization: Bearer <key>`")
-    return await services.keys.resolve(key)
+    principal = await services.keys.resolve(key)
+    if principal.kind is KeyKind.SECRET and request.query_params.get("key", "").strip() == key:
+        # URLs end up in logs, histories and Referer headers: only publishable keys belong there.
+        raise AuthenticationError("secret keys may not be sent in the URL; use `Authorization: Bearer <key>`")
+    return principal
 
 
 async def provide_secret_principal(caller: PrincipalDep) -> Principal:

@@ -268,7 +268,9 @@ def badge_image(
             # Rebuilt again when served: images stored before the allow-list existed pass through it too.
             with contextlib.suppress(DefinitionError):
                 return check_svg(content)
-            return render_svg(art_spec(badge, level=level, default_color=brand_color(brand_slug, brand_settings))).encode()
+            return render_svg(
+                art_spec(badge, level=level, default_color=brand_color(brand_slug, brand_settings))
+            ).encode()
         if kind == "png" and media_type == "image/png":
             return content
         if kind == "svg":

@@ -177,7 +177,7 @@ def _attributes(element: ET.Element, name: str, path: str) -> list[tuple[str, st
 
 def _write(element: ET.Element, out: list[str], path: str, *, root: bool = False) -> None:
     namespace, name = _split(element.tag) if isinstance(element.tag, str) else ("", "")
-    if not isinstance(element.tag, str) or element.tag is ET.ProcessingInstruction:  # type: ignore[comparison-overlap]
+    if not isinstance(element.tag, str):  # a processing instruction inside the document (TreeBuilder's PI)
         raise _refuse("an SVG image may not hold processing instructions (<?…?>)", path)
     if namespace in OPENBADGES_NS:
         raise _refuse("upload the badge image unbaked (no openbadges elements)", path)

@@ -44,7 +44,7 @@ from web.deps import PrincipalDep, Services, ServicesDep, provide_secret_princip
 
 LD_JSON = "application/ld+json"
 _SVG_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox",
     "X-Content-Type-Options": "nosniff",
 }
 IfNoneMatch = Annotated[str | None, HeaderParameter(name="if-none-match", required=False)]

@@ -74,13 +74,13 @@ def receiver():
 
 
 @pytest.fixture
-async def hooks(settings, redis, clock, receiver, dns):
+async def hooks(settings, backend, redis, clock, receiver, dns):
     from web.app import create_app
 
     app = create_app(
         settings,
         clock=clock,
-        redis=redis,
+        redis=redis if backend.endswith("fakeredis") else None,  # a real-Redis client is bound to its loop
         processors=[PointsProcessor(), Notify()],
         http=receiver[2],
         deliver_webhooks=False,

@@ -33,6 +33,8 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 #: ``await resolver(host, port)``: the addresses a host name resolves to (tests inject a fake one).
 Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
 
+#: Seconds a name may take to resolve before the URL is refused.
+RESOLVE_TIMEOUT = 10.0
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
@@ -127,8 +129,8 @@ class EgressGuard:
             found = [literal]
         else:
             try:
-                found = await self._resolve(host, port)
-            except (OSError, UnicodeError) as exc:
+                found = await asyncio.wait_for(self._resolve(host, port), RESOLVE_TIMEOUT)
+            except (OSError, UnicodeError, TimeoutError) as exc:
                 raise EgressRefused(f"the host {host!r} does not resolve", field=field) from exc
             if not found:
                 raise EgressRefused(f"the host {host!r} does not resolve", field=field)

@@ -54,6 +54,37 @@ def project_advisories(name: str, version: str) -> tuple[str, list[dict[str, Any
     return "audited", [v for v in page.get("vulnerabilities") or [] if not v.get("withdrawn")]
 
 
+Finding = tuple[str, str, str, str]
+"""Package, version, advisory id, fixed versions."""
+
+
+def read_pip_audit(report: dict[str, Any]) -> tuple[int, list[Finding], list[tuple[str, str]]]:
+    """What pip-audit audited and found, and the packages it skipped (name, version)."""
+    audited, found, skipped = 0, [], []
+    for dep in report.get("dependencies", []):
+        if "skip_reason" in dep:
+            if "editable" not in dep["skip_reason"]:  # Questline itself, installed from this checkout
+                skipped.append((dep["name"], dep["skip_reason"].rsplit("(", 1)[-1].rstrip(")")))
+            continue
+        audited += 1
+        found += [(dep["name"], dep["version"], v["id"], ", ".join(v.get("fix_versions", []))) for v in dep["vulns"]]
+    return audited, found, skipped
+
+
+def audit_skipped(skipped: list[tuple[str, str]]) -> tuple[int, list[Finding], list[str]]:
+    """Audit the packages pip-audit skipped from their project pages: audited count, findings, the rest."""
+    audited, found, not_audited = 0, [], []
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = pool.map(lambda package: project_advisories(*package), skipped)
+        for (name, version), (status, advisories) in zip(skipped, results, strict=True):
+            if status != "audited":
+                not_audited.append(f"{name} {version}: {status}")
+                continue
+            audited += 1
+            found += [(name, version, a["id"], ", ".join(a.get("fixed_in", []))) for a in advisories]
+    return audited, found, not_audited
+
+
 def main(argv: list[str]) -> int:
     """Print the audit and return the exit status."""
     report_path, stderr_path, code = Path(argv[1]), Path(argv[2]), int(argv[3])
@@ -65,28 +96,9 @@ def main(argv: list[str]) -> int:
         print(f"!! DEPENDENCIES NOT AUDITED: pip-audit exited {code} without a report")
         print("\n".join(f"   {line}" for line in errors) or "   (no output)")
         return 0
-    found: list[tuple[str, str, str, str]] = []
-    audited = 0
-    skipped: list[dict[str, Any]] = []
-    for dep in report.get("dependencies", []):
-        if "skip_reason" in dep:
-            if "editable" not in dep["skip_reason"]:  # Questline itself, installed from this checkout
-                skipped.append(dep)
-            continue
-        audited += 1
-        found += [(dep["name"], dep["version"], v["id"], ", ".join(v.get("fix_versions", []))) for v in dep["vulns"]]
-    not_audited: list[str] = []
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        wanted = [(d["name"], d["skip_reason"].rsplit("(", 1)[-1].rstrip(")")) for d in skipped]
-        for (name, version), (status, advisories) in zip(
-            wanted, pool.map(lambda nv: project_advisories(*nv), wanted), strict=True
-        ):
-            if status != "audited":
-                not_audited.append(f"{name} {version}: {status}")
-                continue
-            audited += 1
-            found += [(name, version, a["id"], ", ".join(a.get("fixed_in", []))) for a in advisories]
-    failing = [f for f in found if f[2] not in ignore]
+    audited, found, skipped = read_pip_audit(report)
+    more, more_found, not_audited = audit_skipped(skipped)
+    audited, found = audited + more, found + more_found
     print(f"pip-audit exit {code}; {audited} packages audited, {len(not_audited)} not audited")
     for name, version, vuln_id, fixed in found:
         note = f"IGNORED: {ignore[vuln_id]}" if vuln_id in ignore else f"fix: {fixed or 'none yet'}"
@@ -95,7 +107,7 @@ def main(argv: list[str]) -> int:
         print(f"   not audited: {line}")
     if not found:
         print("No known vulnerabilities in the audited packages")
-    return 1 if failing else 0
+    return 1 if any(f[2] not in ignore for f in found) else 0
 
 
 if __name__ == "__main__":

@@ -151,3 +151,27 @@ async def test_uploading_an_svg_that_could_act_is_refused_with_the_field(client,
     refused = await client.put("/v1/program", json=program, headers=brand.headers)
     assert refused.status_code == 422
     assert refused.json()["field"].endswith(".image")
+
+
+async def test_sign_in_failures_are_counted_per_client_too(client, brand, redis, settings, monkeypatch):
+    import uuid
+
+    from web.pages import sessions
+
+    monkeypatch.setattr(sessions, "MAX_CLIENT_FAILURES", 3)
+    statuses = []
+    for _ in range(4):  # a different email each time: password spraying, which the per-email count misses
+        await client.get("/console/login")
+        answer = await client.post(
+            "/console/login",
+            data={
+                "email": f"spray-{uuid.uuid4().hex[:8]}@brand.example",
+                "password": "Summer2026!",
+                "_csrf_token": client.cookies.get("ql_csrf"),
+            },
+            follow_redirects=False,
+        )
+        statuses.append(answer.status_code)
+    # the test client's address; removed so later tests on the shared Redis start from zero
+    await redis.delete(sessions._client_failures_key(settings.redis_namespace, "testclient"))
+    assert statuses == [401, 401, 401, 429]

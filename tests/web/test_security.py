@@ -175,3 +175,16 @@ async def test_sign_in_failures_are_counted_per_client_too(client, brand, redis,
     # the test client's address; removed so later tests on the shared Redis start from zero
     await redis.delete(sessions._client_failures_key(settings.redis_namespace, "testclient"))
     assert statuses == [401, 401, 401, 429]
+
+
+def test_serve_says_why_it_refuses_in_one_line(monkeypatch):
+    from click.testing import CliRunner
+
+    from web.cli import cli
+
+    monkeypatch.setenv("QUESTLINE_DATABASE_URL", PG)
+    monkeypatch.delenv("QUESTLINE_SECRET", raising=False)
+    result = CliRunner().invoke(cli, ["serve", "--port", "8765"])
+    assert result.exit_code == 1
+    assert "refusing to start: QUESTLINE_SECRET is the default" in result.output
+    assert "Traceback" not in result.output

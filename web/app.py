@@ -23,8 +23,9 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from redis.asyncio import Redis
 
 from engine.clock import Clock, SystemClock
+from engine.egress import EgressGuard, Resolver
 from engine.pipeline import Processor
-from engine.settings import Settings, load_settings
+from engine.settings import Settings, load_settings, refuse_unsafe
 from web import pages
 from web.api.badges import routes as badges_routes
 from web.api.challenges import routes as challenges_routes
@@ -36,6 +37,7 @@ from web.api.webhooks import WebhooksController
 from web.deps import ServicesDep, provide_principal, provide_services
 from web.errors import problem_details_plugin
 from web.logs import AccessLogMiddleware, configure_logging
+from web.pages.security import SecurityHeadersMiddleware
 from web.wiring import background_jobs, open_services
 
 log = logging.getLogger("questline")
@@ -66,6 +68,7 @@ def create_app(
     processors: Sequence[Processor] | None = None,
     http: httpx.AsyncClient | None = None,
     deliver_webhooks: bool = True,
+    resolver: Resolver | None = None,
 ) -> Litestar:
     """Build the Questline application.
 
@@ -76,8 +79,14 @@ def create_app(
         processors: pipeline steps to use instead of :func:`web.wiring.pipeline_steps` (tests).
         http: the client webhooks are sent with (tests pass one on ``httpx.MockTransport``).
         deliver_webhooks: run the outbox deliverer in the background.
+        resolver: resolves webhook hosts for the address check (tests pass a fake one).
+
+    Raises:
+        ValidationError: outside the embedded default, a guessable secret or the demo brand (refused to start).
     """
     settings = settings or load_settings(os.environ)
+    refuse_unsafe(settings)
+    egress = EgressGuard(settings.egress_policy, resolver=resolver)
     configure_logging(settings)
     clock = clock or SystemClock()
 
@@ -85,7 +94,13 @@ def create_app(
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with (
             open_services(
-                settings, clock=clock, redis=redis, http=http, processors=processors, migrate=settings.auto_migrate
+                settings,
+                clock=clock,
+                redis=redis,
+                http=http,
+                egress=egress,
+                processors=processors,
+                migrate=settings.auto_migrate,
             ) as services,
             background_jobs(services, deliver_webhooks=deliver_webhooks),
         ):
@@ -125,7 +140,11 @@ def create_app(
             "caller": Provide(provide_principal),
         },
         plugins=[problem_details_plugin()],
-        middleware=[AccessLogMiddleware, *page_options.pop("middleware", [])],
+        middleware=[
+            AccessLogMiddleware,
+            SecurityHeadersMiddleware.define(settings),
+            *page_options.pop("middleware", []),
+        ],
         lifespan=[lifespan],
         state=State({"settings": settings}),
         request_max_body_size=settings.max_body_bytes,

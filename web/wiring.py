@@ -32,6 +32,7 @@ from challenges.processor import ChallengeProcessor
 from engine import members as members_repo
 from engine.clock import Clock, SystemClock
 from engine.db import Database, create_engine
+from engine.egress import EgressGuard, pinned_client
 from engine.grants import BadgeGranter
 from engine.ids import MemberId
 from engine.outbox import OutboxDeliverer, OutboxProcessor
@@ -108,6 +109,7 @@ def build_services(
     redis: Redis,
     clock: Clock,
     http: httpx.AsyncClient,
+    egress: EgressGuard,
     processors: Sequence[Processor] | None = None,
 ) -> Services:
     """Build every domain's services and the pipeline on the given connections (nothing is started).
@@ -118,9 +120,10 @@ def build_services(
         redis: the Redis client boards and live updates use.
         clock: time source (tests pass a ``FrozenClock``).
         http: the client webhooks are sent with.
+        egress: checks webhook URLs (no internal addresses) at registration and before each delivery.
         processors: pipeline steps to use instead of :func:`pipeline_steps` (tests).
     """
-    outbox = OutboxDeliverer(db, http=http, clock=clock)
+    outbox = OutboxDeliverer(db, http=http, clock=clock, guard=egress)
     grant_badge: BadgeGranter = badges_service.grant_function(Urls(settings.public_url))
     leaderboards = Leaderboards(db, redis, namespace=settings.redis_namespace, clock=clock, grant_badge=grant_badge)
     steps = (
@@ -142,6 +145,7 @@ def build_services(
         redis=redis,
         clock=clock,
         keys=KeyCache(db, ttl=settings.key_cache_seconds),
+        egress=egress,
         outbox=outbox,
         grant_badge=grant_badge,
         leaderboards=leaderboards,
@@ -159,18 +163,21 @@ async def open_services(
     clock: Clock | None = None,
     redis: Redis | None = None,
     http: httpx.AsyncClient | None = None,
+    egress: EgressGuard | None = None,
     processors: Sequence[Processor] | None = None,
     migrate: bool = True,
 ) -> AsyncIterator[Services]:
     """Open the database (upgrading the schema unless told not to), Redis and HTTP, and build the services.
 
     What it opened it closes on exit; a ``redis`` or ``http`` client passed in is left open for its owner.
+    Webhooks go out through a client pinned to the addresses ``egress`` checked (no DNS rebinding).
     """
+    egress = egress or EgressGuard(settings.egress_policy)
     if migrate:
         await upgrade(settings.database_url)
     db = Database(create_engine(settings.database_url))
     redis_client = redis if redis is not None else create_redis(settings)
-    http_client = http if http is not None else httpx.AsyncClient(follow_redirects=False)
+    http_client = http if http is not None else pinned_client(egress)
     try:
         yield build_services(
             settings,
@@ -178,6 +185,7 @@ async def open_services(
             redis=redis_client,
             clock=clock or SystemClock(),
             http=http_client,
+            egress=egress,
             processors=processors,
         )
     finally:

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import msgspec
 
 from badges.icons import ICONS
-from badges.images import check_image
+from badges.images import clean_image
 from engine.errors import DefinitionError
 from engine.events import EventType
 from engine.predicates import Predicate, parse_predicate, predicate_to_data
@@ -167,8 +167,7 @@ def build_badge(spec: BadgeSpec, *, path: str = "badge") -> BadgeDef:
         raise DefinitionError("with levels, give bonus `points` on each level", field=f"{path}.points")
     if spec.color and not COLOR.match(spec.color):
         raise DefinitionError("`color` is #rrggbb", field=f"{path}.color")
-    if spec.image:
-        check_image(spec.image, path=f"{path}.image")
+    image = clean_image(spec.image, path=f"{path}.image")[1] if spec.image else ""
     if spec.icon and spec.icon not in ICONS:
         raise DefinitionError(
             f"unknown icon {spec.icon!r}; use one of {', '.join(sorted(ICONS))}", field=f"{path}.icon"
@@ -185,8 +184,8 @@ def build_badge(spec: BadgeSpec, *, path: str = "badge") -> BadgeDef:
         description=spec.description,
         criteria=spec.criteria,
         category=spec.category,
-        image=spec.image,
-        has_image=bool(spec.image),
+        image=image,
+        has_image=bool(image),
         icon=spec.icon,
         color=spec.color.lower(),
         hidden=spec.hidden,

@@ -84,8 +84,10 @@ def endpoint_label(endpoint_id: int) -> str:
     return str(endpoint_id) if endpoint_id <= ENDPOINT_LABEL_CAP else "other"
 
 
-def delivery_outcome(status: int | None) -> str:
-    """The outcome label of one delivery attempt: ``ok``, ``gone``, ``http_4xx``, ``http_5xx`` or ``network``."""
+def delivery_outcome(status: int | None, *, refused: bool = False) -> str:
+    """The outcome label of one attempt: ``ok``, ``gone``, ``http_4xx``, ``http_5xx``, ``network`` or ``refused``."""
+    if refused:
+        return "refused"
     if status is None:
         return "network"
     if 200 <= status < 300:
@@ -95,9 +97,9 @@ def delivery_outcome(status: int | None) -> str:
     return "http_4xx" if status < 500 else "http_5xx"
 
 
-def record_delivery(endpoint_id: int, status: int | None) -> None:
-    """Count one delivery attempt to an endpoint (``status`` None: no answer)."""
-    DELIVERIES.labels(endpoint_label(endpoint_id), delivery_outcome(status)).inc()
+def record_delivery(endpoint_id: int, status: int | None, *, refused: bool = False) -> None:
+    """Count one delivery attempt to an endpoint (``status`` None: no answer; ``refused``: address not allowed)."""
+    DELIVERIES.labels(endpoint_label(endpoint_id), delivery_outcome(status, refused=refused)).inc()
 
 
 @contextlib.asynccontextmanager

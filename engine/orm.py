@@ -227,6 +227,8 @@ class OutboxRow(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     last_error: Mapped[str] = mapped_column(Text, default="")
+    delivered_to: Mapped[list[int]] = mapped_column(Json, default=list)
+    """Endpoints this message already reached: a retry goes only to the others."""
 
 
 class WebhookEndpointRow(Base):

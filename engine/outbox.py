@@ -5,7 +5,13 @@ Signatures follow Standard Webhooks 1.0: headers ``webhook-id``, ``webhook-times
 secret. A message is claimed (short transaction, ``SKIP LOCKED`` on PostgreSQL so several workers share
 the work), sent outside any transaction, and then marked delivered or scheduled for a retry with
 exponential backoff and jitter. An endpoint answering ``410 Gone`` is disabled. If a brand has several
-endpoints and one fails, the retry goes to all of them again; receivers dedupe on ``webhook-id``.
+endpoints and one fails, the retry goes only to the endpoints not yet served (``delivered_to`` remembers
+the others); receivers still dedupe on ``webhook-id``. Signing is the ``standardwebhooks`` package's.
+
+Every URL is checked by an :class:`engine.egress.EgressGuard` when it is registered and again before each
+delivery (no loopback, private, link-local… addresses: see :mod:`engine.egress`), and the stored
+``last_error`` says only what kind of failure happened (an HTTP status, "no HTTP response", "address not
+allowed"), never the transport's own message, so it cannot serve to scan the network behind the server.
 """
 
 from __future__ import annotations
@@ -13,18 +19,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import hashlib
 import hmac
 import logging
 import random
 import secrets
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
 import msgspec
 from sqlalchemy import select, update
+from standardwebhooks.webhooks import Webhook
 
+from engine.egress import EgressGuard, EgressRefused
 from engine.errors import NotFound, ValidationError
 from engine.metrics import job_run, record_delivery
 from engine.orm import OutboxRow, WebhookEndpointRow
@@ -79,19 +86,16 @@ def new_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
-def _key(secret: str) -> bytes:
-    return base64.b64decode(secret.removeprefix("whsec_"))
-
-
 def sign(secret: str, *, message_id: str, timestamp: int, body: bytes) -> str:
-    """The ``webhook-signature`` header value for one message."""
-    to_sign = f"{message_id}.{timestamp}.".encode() + body
-    digest = hmac.new(_key(secret), to_sign, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(digest).decode()
+    """The ``webhook-signature`` header value for one message (``standardwebhooks``' signer)."""
+    return Webhook(secret).sign(message_id, datetime.fromtimestamp(timestamp, UTC), body)
 
 
 def verify(secret: str, *, headers: dict[str, str], body: bytes, now: datetime) -> bool:
-    """Check a received webhook as a receiver would (any matching ``v1`` signature, 5-minute tolerance)."""
+    """Check a received webhook as a receiver would (any matching ``v1`` signature, 5-minute tolerance).
+
+    ``standardwebhooks``' own ``Webhook.verify`` reads the wall clock; this takes ``now`` so tests control time.
+    """
     try:
         timestamp = int(headers["webhook-timestamp"])
         message_id = headers["webhook-id"]
@@ -123,8 +127,15 @@ def _to_endpoint(row: WebhookEndpointRow, *, with_secret: bool = False) -> Webho
     )
 
 
-async def add_endpoint(db: Database, *, brand_id: BrandId, data: WebhookEndpointIn, now: datetime) -> WebhookEndpoint:
-    """Register an endpoint; the answer carries its secret, shown only this once."""
+async def add_endpoint(
+    db: Database, *, brand_id: BrandId, data: WebhookEndpointIn, now: datetime, guard: EgressGuard | None = None
+) -> WebhookEndpoint:
+    """Register an endpoint; the answer carries its secret, shown only this once.
+
+    Raises:
+        ValidationError: a URL the egress guard refuses (``$.url``), or too many endpoints.
+    """
+    await (guard or EgressGuard()).check_url(data.url, field="$.url")
     async with db.write() as session:
         count = len(
             list(await session.scalars(select(WebhookEndpointRow.id).where(WebhookEndpointRow.brand_id == brand_id)))
@@ -172,6 +183,13 @@ class _Claimed(msgspec.Struct, frozen=True):
     topic: str
     payload: dict[str, Any]
     attempts: int
+    delivered_to: frozenset[int] = frozenset()
+    """Endpoints already served (an earlier attempt reached them): a retry skips them."""
+
+
+#: What the console may show of a failed attempt: a kind of failure, never the transport's own words.
+NO_RESPONSE = "no HTTP response (connection failed or timed out)"
+REFUSED = "address not allowed"
 
 
 #: Most messages of brands without endpoints marked delivered by one statement.
@@ -181,10 +199,19 @@ _SETTLE_BATCH = 5000
 class OutboxDeliverer:
     """Delivers due outbox rows to the brands' endpoints; run by the app in the background."""
 
-    def __init__(self, db: Database, *, http: httpx.AsyncClient, clock: Clock, batch: int = 100) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        http: httpx.AsyncClient,
+        clock: Clock,
+        batch: int = 100,
+        guard: EgressGuard | None = None,
+    ) -> None:
         self._db = db
         self._http = http
         self._clock = clock
+        self._guard = guard or EgressGuard()
         self._batch = batch
         self._wake = asyncio.Event()
 
@@ -228,7 +255,9 @@ class OutboxDeliverer:
             targets = [
                 e
                 for e in endpoints.get(message.brand_id, [])
-                if e.id not in gone and subscribed(list(e.topics or []), message.topic)
+                if e.id not in gone
+                and e.id not in message.delivered_to
+                and subscribed(list(e.topics or []), message.topic)
             ]
             if targets:
                 gone.update(await self._deliver(message, targets))
@@ -288,35 +317,59 @@ class OutboxDeliverer:
             rows = list(await session.scalars(query))
             for row in rows:
                 row.next_attempt_at = now + CLAIM_LEASE  # a crashed worker's claim expires and is retried
-            return [_Claimed(r.id, r.brand_id, r.message_id, r.topic, dict(r.payload), r.attempts) for r in rows]
+            return [
+                _Claimed(
+                    r.id,
+                    r.brand_id,
+                    r.message_id,
+                    r.topic,
+                    dict(r.payload),
+                    r.attempts,
+                    frozenset(int(e) for e in r.delivered_to or []),
+                )
+                for r in rows
+            ]
+
+    async def _send(self, message: _Claimed, endpoint: WebhookEndpointRow, body: bytes) -> int | str:
+        """Send one message to one endpoint: the HTTP status, or a generic reason it got none."""
+        try:
+            await self._guard.check_url(endpoint.url)
+        except EgressRefused:
+            return REFUSED
+        timestamp = int(self._clock.now().timestamp())
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": message.message_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": sign(endpoint.secret, message_id=message.message_id, timestamp=timestamp, body=body),
+            "user-agent": "Questline-Webhooks/1",
+        }
+        try:
+            response = await self._http.post(endpoint.url, content=body, headers=headers, timeout=15.0)
+        except EgressRefused:  # the pinned transport re-resolved the name to an address not allowed
+            return REFUSED
+        except httpx.HTTPError as exc:
+            log.info("webhook delivery failed", extra={"endpoint": endpoint.id, "error": exc.__class__.__name__})
+            return NO_RESPONSE
+        return response.status_code
 
     async def _deliver(self, message: _Claimed, targets: list[WebhookEndpointRow]) -> list[int]:
         """Send one message to its endpoints and record the outcome; returns the endpoints found gone (410)."""
         body = msgspec.json.encode(message.payload)
         errors: list[str] = []
         gone: list[int] = []
+        served = set(message.delivered_to)
         for endpoint in targets:
-            timestamp = int(self._clock.now().timestamp())
-            headers = {
-                "content-type": "application/json",
-                "webhook-id": message.message_id,
-                "webhook-timestamp": str(timestamp),
-                "webhook-signature": sign(
-                    endpoint.secret, message_id=message.message_id, timestamp=timestamp, body=body
-                ),
-                "user-agent": "Questline-Webhooks/1",
-            }
-            try:
-                response = await self._http.post(endpoint.url, content=body, headers=headers, timeout=15.0)
-            except httpx.HTTPError as exc:
-                record_delivery(endpoint.id, None)
-                errors.append(f"{endpoint.url}: {exc.__class__.__name__}")
-                continue
-            record_delivery(endpoint.id, response.status_code)
-            if response.status_code == 410:
+            outcome = await self._send(message, endpoint, body)
+            record_delivery(endpoint.id, outcome if isinstance(outcome, int) else None, refused=outcome == REFUSED)
+            if outcome == 410:
                 gone.append(endpoint.id)
-            elif not 200 <= response.status_code < 300:
-                errors.append(f"{endpoint.url}: HTTP {response.status_code}")
+                served.add(endpoint.id)
+            elif isinstance(outcome, int) and 200 <= outcome < 300:
+                served.add(endpoint.id)
+            else:
+                reason = outcome if isinstance(outcome, str) else f"HTTP {outcome}"
+                errors.append(f"{endpoint.url}: {reason}")
         now = self._clock.now()
         async with self._db.write() as session:
             if gone:
@@ -325,20 +378,15 @@ class OutboxDeliverer:
                     .where(WebhookEndpointRow.id.in_(gone))
                     .values(active=False, disabled_reason="the endpoint answered 410 Gone")
                 )
-            values: dict[str, Any]
+            values: dict[str, Any] = {"attempts": message.attempts + 1, "delivered_to": sorted(served)}
             if not errors:
-                values = {"delivered_at": now, "attempts": message.attempts + 1, "last_error": ""}
+                values |= {"delivered_at": now, "last_error": ""}
             elif message.attempts < len(RETRY_SCHEDULE):
                 delay = RETRY_SCHEDULE[message.attempts]
                 jitter = timedelta(seconds=random.uniform(0, delay.total_seconds() * 0.1))
-                values = {
-                    "attempts": message.attempts + 1,
-                    "next_attempt_at": now + delay + jitter,
-                    "last_error": "; ".join(errors)[:2000],
-                }
+                values |= {"next_attempt_at": now + delay + jitter, "last_error": "; ".join(errors)[:2000]}
             else:
-                values = {
-                    "attempts": message.attempts + 1,
+                values |= {
                     "next_attempt_at": now + timedelta(days=3650),
                     "last_error": ("gave up: " + "; ".join(errors))[:2000],
                 }

@@ -1,7 +1,9 @@
 """Settings, read from the environment by :func:`load_settings` (never at import time).
 
 Every variable is prefixed ``QUESTLINE_``; e.g. ``QUESTLINE_DATABASE_URL``. Unset variables take the
-embedded defaults: a SQLite file and an in-process fake Redis.
+embedded defaults: a SQLite file and an in-process fake Redis. Outside that embedded default (PostgreSQL or
+a real Redis) :func:`refuse_unsafe` stops the server from starting with the default or a short secret, or
+with the demo brand's well-known keys.
 """
 
 from __future__ import annotations
@@ -10,12 +12,16 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import msgspec
 
+from engine.egress import EgressPolicy
 from engine.errors import ValidationError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
 PREFIX = "QUESTLINE_"
+DEFAULT_SECRET = "dev-only-change-me"
+#: Shortest secret accepted outside the embedded default (bytes of its UTF-8 form).
+MIN_SECRET_BYTES = 32
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -38,12 +44,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Upgrade the schema at start (the embedded default relies on it)."""
     demo: bool = False
     """Seed the demo brand at start when it does not exist yet."""
-    secret: str = "dev-only-change-me"
-    """Signs member links and session cookies; set a long random value in production."""
+    secret: str = DEFAULT_SECRET
+    """Signs member links, portal sessions, widget tokens and CSRF tokens: at least 32 random bytes in production
+    (the server refuses to start on PostgreSQL or a real Redis with the default or a shorter one)."""
     public_url: str = "http://127.0.0.1:8000"
     """The origin members and widgets reach this server at (hosted badge URLs, links); defaults to
     ``http://<host>:<port>``."""
     key_cache_seconds: Annotated[float, msgspec.Meta(ge=0, le=300)] = 5.0
+    webhooks_allow_http: bool = False
+    """Accept plain ``http://`` webhook URLs (always accepted in the embedded development default)."""
+    webhooks_allow_private: bool = False
+    """Accept webhook URLs on loopback, private, link-local… addresses (local development only)."""
+    hsts_seconds: Annotated[int, msgspec.Meta(ge=0, le=2 * 365 * 86400)] = 0
+    """``Strict-Transport-Security: max-age=…`` on every response when above 0 and the public URL is https."""
     metrics_token: str = ""
     """Bearer token a Prometheus scraper presents to ``GET /metrics``; empty disables the endpoint (404)."""
     metrics_brand_labels: Annotated[int, msgspec.Meta(ge=0, le=1000)] = 20
@@ -62,6 +75,44 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     def uses_sqlite(self) -> bool:
         """Whether the database is a SQLite file."""
         return self.database_url.startswith("sqlite")
+
+    @property
+    def embedded(self) -> bool:
+        """Whether this is the embedded development default (SQLite and the in-process fake Redis)."""
+        return self.uses_sqlite and self.uses_fake_redis
+
+    @property
+    def egress_policy(self) -> EgressPolicy:
+        """Which webhook URLs are allowed: https to public addresses, plain http too in the embedded default."""
+        return EgressPolicy(
+            allow_http=self.webhooks_allow_http or self.embedded, allow_private=self.webhooks_allow_private
+        )
+
+
+def unsafe_reasons(settings: Settings) -> list[str]:
+    """What makes ``settings`` unfit to serve outside the embedded default (empty when fine)."""
+    if settings.embedded:
+        return []
+    reasons: list[str] = []
+    if settings.secret == DEFAULT_SECRET:
+        reasons.append("QUESTLINE_SECRET is the default; set at least 32 random bytes (e.g. `openssl rand -hex 32`)")
+    elif len(settings.secret.encode()) < MIN_SECRET_BYTES:
+        reasons.append(f"QUESTLINE_SECRET is shorter than {MIN_SECRET_BYTES} bytes")
+    if settings.demo and not settings.uses_sqlite:
+        reasons.append("QUESTLINE_DEMO seeds a brand with well-known keys; it is refused on PostgreSQL")
+    return reasons
+
+
+def refuse_unsafe(settings: Settings) -> None:
+    """Stop a start outside the embedded default with a guessable secret or the demo brand.
+
+    Raises:
+        ValidationError: the first reason, naming the setting.
+    """
+    reasons = unsafe_reasons(settings)
+    if reasons:
+        field = "QUESTLINE_DEMO" if reasons[0].startswith("QUESTLINE_DEMO") else "QUESTLINE_SECRET"
+        raise ValidationError("refusing to start: " + "; ".join(reasons), field=field)
 
 
 def load_settings(env: Mapping[str, str], **overrides: object) -> Settings:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import ipaddress
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -35,6 +36,14 @@ CI = os.environ.get("CI", "").lower() == "true"
 PG_ADMIN_URL = os.environ.get("QUESTLINE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("QUESTLINE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 BACKENDS = ["sqlite+fakeredis", "postgres+redis"]
+TEST_SECRET = "questline-test-secret-0123456789abcdef0123456789"
+#: Where every webhook host "resolves" in tests: a public address, so the egress guard lets it through.
+PUBLIC_ADDRESS = ipaddress.ip_address("93.184.215.14")
+
+
+async def public_resolver(host: str, port: int) -> list[Any]:
+    """A resolver that answers one public address for any name (tests deliver through MockTransport)."""
+    return [PUBLIC_ADDRESS]
 
 
 def _unavailable(what: str, exc: BaseException) -> None:
@@ -151,7 +160,12 @@ def settings(backend: str, database_url: str, redis_namespace: str) -> Settings:
     """Settings for the current backend (no auto-migration: the session fixtures migrated already)."""
     redis_url = "memory://" if backend.endswith("fakeredis") else REDIS_URL
     return load_settings(
-        {}, database_url=database_url, redis_url=redis_url, redis_namespace=redis_namespace, auto_migrate=False
+        {},
+        database_url=database_url,
+        redis_url=redis_url,
+        redis_namespace=redis_namespace,
+        auto_migrate=False,
+        secret=TEST_SECRET,  # outside the embedded default a short or default secret refuses to start
     )
 
 
@@ -174,7 +188,11 @@ async def client(
 
     # Webhook delivery is driven explicitly by the tests that need it, so outbox state never depends on timing.
     app = create_app(
-        settings, clock=clock, redis=redis if backend.endswith("fakeredis") else None, deliver_webhooks=False
+        settings,
+        clock=clock,
+        redis=redis if backend.endswith("fakeredis") else None,
+        deliver_webhooks=False,
+        resolver=public_resolver,
     )
     async with AsyncTestClient(app=app) as test_client:
         yield test_client

@@ -24,8 +24,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from redis.asyncio import Redis
 
 from engine.clock import Clock, SystemClock
+from engine.egress import EgressGuard, Resolver
 from engine.pipeline import Processor
-from engine.settings import Settings, load_settings
+from engine.settings import Settings, load_settings, refuse_unsafe
 from web import pages
 from web.api.badges import routes as badges_routes
 from web.api.challenges import routes as challenges_routes
@@ -38,6 +39,7 @@ from web.deps import ServicesDep, provide_principal, provide_services
 from web.errors import problem_details_plugin
 from web.logs import AccessLogMiddleware, configure_logging
 from web.metrics import RefusedEventsMiddleware, http_metrics, metrics_endpoint, worker_stopped
+from web.pages.security import SecurityHeadersMiddleware
 from web.tracing import TraceIdMiddleware, tracer_provider_for, tracing_plugin
 from web.wiring import background_jobs, open_services
 
@@ -69,6 +71,7 @@ def create_app(
     processors: Sequence[Processor] | None = None,
     http: httpx.AsyncClient | None = None,
     deliver_webhooks: bool = True,
+    resolver: Resolver | None = None,
     tracer_provider: TracerProvider | None = None,
 ) -> Litestar:
     """Build the Questline application.
@@ -80,9 +83,15 @@ def create_app(
         processors: pipeline steps to use instead of :func:`web.wiring.pipeline_steps` (tests).
         http: the client webhooks are sent with (tests pass one on ``httpx.MockTransport``).
         deliver_webhooks: run the outbox deliverer in the background.
+        resolver: resolves webhook hosts for the address check (tests pass a fake one).
         tracer_provider: where traces go instead of ``settings.otlp_endpoint`` (tests pass an in-memory one).
+
+    Raises:
+        ValidationError: outside the embedded default, a guessable secret or the demo brand (refused to start).
     """
     settings = settings or load_settings(os.environ)
+    refuse_unsafe(settings)
+    egress = EgressGuard(settings.egress_policy, resolver=resolver)
     configure_logging(settings)
     clock = clock or SystemClock()
     tracing = tracer_provider or tracer_provider_for(settings)
@@ -95,6 +104,7 @@ def create_app(
                 clock=clock,
                 redis=redis,
                 http=http,
+                egress=egress,
                 processors=processors,
                 migrate=settings.auto_migrate,
                 tracer_provider=tracing,
@@ -144,6 +154,7 @@ def create_app(
         middleware=[
             TraceIdMiddleware,
             AccessLogMiddleware,
+            SecurityHeadersMiddleware.define(settings),
             http_metrics().middleware,
             RefusedEventsMiddleware,
             *page_options.pop("middleware", []),

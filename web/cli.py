@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from engine.errors import QuestlineError
 from engine.schema import upgrade
+from engine.settings import refuse_unsafe
 from engine.tenants import Brand, KeyKind
 from web.commands import badges as badges_commands
 from web.commands import challenges as challenges_commands
@@ -46,6 +48,10 @@ def serve(host: str | None, port: int | None, workers: int | None, demo: bool | 
         k: v for k, v in {"host": host, "port": port, "workers": workers, "demo": demo}.items() if v is not None
     }
     settings = settings_from_env(**overrides)
+    try:
+        refuse_unsafe(settings)  # create_app checks again; here the operator gets one line, not a traceback
+    except QuestlineError as exc:
+        raise click.ClickException(exc.detail) from exc
     for name, value in overrides.items():
         os.environ[f"QUESTLINE_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
     workers_count = 1 if settings.uses_sqlite or settings.uses_fake_redis else settings.workers

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from engine.clock import Clock
 from engine.db import Database
+from engine.egress import EgressGuard
 from engine.errors import AuthenticationError, PermissionDenied
 from engine.grants import BadgeGranter
 from engine.ids import MemberId
@@ -45,6 +46,8 @@ class Services:
     keys: KeyCache
     outbox: OutboxDeliverer
     """Delivers the outbox's webhooks (run in the background by the HTTP app; woken after a commit)."""
+    egress: EgressGuard
+    """Checks webhook URLs (no internal addresses) at registration and delivery."""
     grant_badge: BadgeGranter
     """The badges package's award service, what other domains (leaderboard rewards) call."""
     leaderboards: Leaderboards
@@ -91,7 +94,11 @@ async def provide_principal(request: Request[Any, Any, Any], services: ServicesD
     key = _presented_key(request)
     if not key:
         raise AuthenticationError("send your API key as `Authorization: Bearer <key>`")
-    return await services.keys.resolve(key)
+    principal = await services.keys.resolve(key)
+    if principal.kind is KeyKind.SECRET and request.query_params.get("key", "").strip() == key:
+        # URLs end up in logs, histories and Referer headers: only publishable keys belong there.
+        raise AuthenticationError("secret keys may not be sent in the URL; use `Authorization: Bearer <key>`")
+    return principal
 
 
 async def provide_secret_principal(caller: PrincipalDep) -> Principal:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 import structlog
@@ -11,6 +12,14 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.settings import Settings
 from web.tracing import add_trace_id
+
+#: Path parts that are credentials: a portal link's signed token signs a member in.
+_SECRET_PATHS = re.compile(r"^(/portal/enter/)[^/?#]+")
+
+
+def redact_path(path: str) -> str:
+    """``path`` with any credential in it replaced by ``[redacted]`` (what access logs may keep)."""
+    return _SECRET_PATHS.sub(r"\1[redacted]", path)
 
 
 def configure_logging(settings: Settings) -> None:
@@ -50,7 +59,10 @@ def configure_logging(settings: Settings) -> None:
 
 
 class AccessLogMiddleware:
-    """One structured log line per HTTP request: method, path, status, duration (ASGI middleware)."""
+    """One structured log line per HTTP request: method, path (tokens redacted), status, duration (ASGI middleware).
+
+    The query string is never logged: widget member tokens and publishable keys travel there.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -76,7 +88,7 @@ class AccessLogMiddleware:
             self.log.info(
                 "request",
                 method=scope.get("method"),
-                path=scope.get("path"),
+                path=redact_path(str(scope.get("path", ""))),
                 status=status,
                 ms=round((time.perf_counter() - started) * 1000, 2),
             )

@@ -34,6 +34,7 @@ from challenges.processor import ChallengeProcessor
 from engine import members as members_repo
 from engine.clock import Clock, SystemClock
 from engine.db import Database, create_engine
+from engine.egress import EgressGuard, pinned_client
 from engine.grants import BadgeGranter
 from engine.ids import MemberId
 from engine.metrics import PipelineObserver
@@ -113,6 +114,7 @@ def build_services(
     redis: Redis,
     clock: Clock,
     http: httpx.AsyncClient,
+    egress: EgressGuard,
     processors: Sequence[Processor] | None = None,
     observer: PipelineObserver | None = None,
 ) -> Services:
@@ -124,10 +126,11 @@ def build_services(
         redis: the Redis client boards and live updates use.
         clock: time source (tests pass a ``FrozenClock``).
         http: the client webhooks are sent with.
+        egress: checks webhook URLs (no internal addresses) at registration and before each delivery.
         processors: pipeline steps to use instead of :func:`pipeline_steps` (tests).
         observer: what times the pipeline's steps and counts its results (default: metrics, no traces).
     """
-    outbox = OutboxDeliverer(db, http=http, clock=clock)
+    outbox = OutboxDeliverer(db, http=http, clock=clock, guard=egress)
     grant_badge: BadgeGranter = badges_service.grant_function(Urls(settings.public_url))
     leaderboards = Leaderboards(db, redis, namespace=settings.redis_namespace, clock=clock, grant_badge=grant_badge)
     steps = (
@@ -149,6 +152,7 @@ def build_services(
         redis=redis,
         clock=clock,
         keys=KeyCache(db, ttl=settings.key_cache_seconds),
+        egress=egress,
         outbox=outbox,
         grant_badge=grant_badge,
         leaderboards=leaderboards,
@@ -171,6 +175,7 @@ async def open_services(
     clock: Clock | None = None,
     redis: Redis | None = None,
     http: httpx.AsyncClient | None = None,
+    egress: EgressGuard | None = None,
     processors: Sequence[Processor] | None = None,
     migrate: bool = True,
     tracer_provider: TracerProvider | None = None,
@@ -178,13 +183,15 @@ async def open_services(
     """Open the database (upgrading the schema unless told not to), Redis and HTTP, and build the services.
 
     What it opened it closes on exit; a ``redis`` or ``http`` client passed in is left open for its owner.
+    Webhooks go out through a client pinned to the addresses ``egress`` checked (no DNS rebinding).
     With a ``tracer_provider`` SQL, Redis and webhook calls and the pipeline's steps are traced.
     """
+    egress = egress or EgressGuard(settings.egress_policy)
     if migrate:
         await upgrade(settings.database_url)
     db = Database(create_engine(settings.database_url))
     redis_client = redis if redis is not None else create_redis(settings)
-    http_client = http if http is not None else httpx.AsyncClient(follow_redirects=False)
+    http_client = http if http is not None else pinned_client(egress)
     watch_pool(db.engine)
     tracer = trace.get_tracer("questline", tracer_provider=tracer_provider) if tracer_provider else None
     try:
@@ -195,6 +202,7 @@ async def open_services(
                 redis=redis_client,
                 clock=clock or SystemClock(),
                 http=http_client,
+                egress=egress,
                 processors=processors,
                 observer=PipelineMetrics(brand_cap=settings.metrics_brand_labels, tracer=tracer),
             )

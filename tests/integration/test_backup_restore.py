@@ -27,7 +27,7 @@ from engine.orm import LedgerRow, MemberRow
 from engine.schema import upgrade_sync
 from engine.settings import Settings, load_settings
 from engine.tenants import get_brand
-from tests.conftest import PG_ADMIN_URL, REDIS_URL, _pg_admin, _unavailable
+from tests.conftest import PG_ADMIN_URL, REDIS_URL, TEST_SECRET, _pg_admin, _unavailable
 from web.cli import cli
 from web.commands.db import TABLE_MODULES, schema_report
 
@@ -77,7 +77,9 @@ async def namespaces():
 
 
 def _settings(url: str, namespace: str) -> Settings:
-    return load_settings({}, database_url=url, redis_url=REDIS_URL, redis_namespace=namespace, auto_migrate=False)
+    return load_settings(
+        {}, database_url=url, redis_url=REDIS_URL, redis_namespace=namespace, auto_migrate=False, secret=TEST_SECRET
+    )
 
 
 async def _snapshot(settings: Settings) -> dict[str, Any]:

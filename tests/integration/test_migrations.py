@@ -20,7 +20,7 @@ from sqlalchemy import MetaData, inspect
 from engine.db import create_engine
 from engine.schema import alembic_config, upgrade_sync
 from engine.settings import load_settings
-from tests.conftest import PG_ADMIN_URL, _pg_admin, _unavailable
+from tests.conftest import PG_ADMIN_URL, TEST_SECRET, _pg_admin, _unavailable
 from tests.helpers import event
 from web.commands.db import schema_report
 
@@ -129,7 +129,7 @@ async def test_upgrade_from_the_released_schema_keeps_data(fresh_url, clock):
     await asyncio.to_thread(upgrade_sync, fresh_url, "heads")
     assert (await schema_report(fresh_url)).ok
 
-    settings = load_settings({}, database_url=fresh_url, redis_url="memory://", auto_migrate=False)
+    settings = load_settings({}, database_url=fresh_url, redis_url="memory://", auto_migrate=False, secret=TEST_SECRET)
     headers = {"Authorization": f"Bearer {KEY}"}
     async with AsyncTestClient(app=create_app(settings, clock=clock, deliver_webhooks=False)) as client:
         points = await client.get("/v1/members/ada/points", headers=headers)

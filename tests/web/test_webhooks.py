@@ -8,10 +8,14 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 
 from engine.effects import Notification
+from engine.egress import EgressGuard
 from engine.orm import OutboxRow
 from engine.outbox import RETRY_SCHEDULE, OutboxDeliverer, sign, subscribed, verify
 from engine.points import PointsProcessor
+from tests.conftest import public_resolver
 from tests.helpers import event
+
+GUARD = EgressGuard(resolver=public_resolver)
 
 
 class Notify:
@@ -52,6 +56,7 @@ async def hook_client(backend, settings, redis, clock, receiver):
         processors=[PointsProcessor(), Notify()],
         http=receiver[2],
         deliver_webhooks=False,
+        resolver=public_resolver,
     )
     async with AsyncTestClient(app=app) as test_client:
         yield test_client
@@ -70,7 +75,7 @@ async def test_signed_delivery_retry_and_gone(hook_client, brand, receiver, cloc
     )
     # the app's own deliverer runs on the server's loop; drive an identical one from the test, after settling
     # what earlier tests left due in the shared database (a deliverer serves every brand)
-    deliverer = OutboxDeliverer(db, http=receiver[2], clock=clock)
+    deliverer = OutboxDeliverer(db, http=receiver[2], clock=clock, guard=GUARD)
     while await deliverer.deliver_due():
         pass
     calls.clear()
@@ -111,7 +116,7 @@ async def test_messages_of_a_brand_nobody_listens_to_are_settled_without_a_claim
     from tests.helpers import make_brand
 
     calls, _, http = receiver
-    deliverer = OutboxDeliverer(db, http=http, clock=clock)
+    deliverer = OutboxDeliverer(db, http=http, clock=clock, guard=GUARD)
     while await deliverer.deliver_due():  # what earlier tests left due in the shared database
         pass
     listener = await make_brand(db, clock, name="listener")

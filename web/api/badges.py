@@ -38,7 +38,7 @@ from web.schemas.badges import BadgeOut, GrantIn, GrantOut, RevokeIn, RevokeOut
 
 LD_JSON = "application/ld+json"
 _SVG_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox",
     "X-Content-Type-Options": "nosniff",
 }
 IfNoneMatch = Annotated[str | None, HeaderParameter(name="if-none-match", required=False)]

@@ -27,8 +27,13 @@ class WebhooksController(Controller):
     async def add_endpoint(
         self, data: JSONBody[WebhookEndpointIn], services: ServicesDep, principal: PrincipalDep
     ) -> WebhookEndpoint:
-        """Answers the endpoint with its signing secret, shown only this once."""
-        return await outbox.add_endpoint(services.db, brand_id=principal.brand.id, data=data, now=services.clock.now())
+        """Answers the endpoint with its signing secret, shown only this once.
+
+        The URL must be https and its host must resolve only to public addresses (422 naming ``$.url``).
+        """
+        return await outbox.add_endpoint(
+            services.db, brand_id=principal.brand.id, data=data, now=services.clock.now(), guard=services.egress
+        )
 
     @delete("/{endpoint_id:int}", summary="Delete a webhook endpoint")
     async def remove_endpoint(self, endpoint_id: FromPath[int], services: ServicesDep, principal: PrincipalDep) -> None:

@@ -16,14 +16,16 @@ from web.deps import PrincipalDep, Services, ServicesDep, provide_secret_princip
 from web.pages import tokens
 
 MAX_SECONDS = int(tokens.MAX_LINK_LIFETIME.total_seconds())
+#: Portal links open the portal once; a week is the longest they wait to be used (a day by default).
+MAX_PORTAL_LINK_SECONDS = 7 * 86400
 PortalPage = Literal["home", "challenges", "badges", "leaderboards", "activity"]
 
 
 class PortalLinkIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Options of a portal link."""
 
-    expires_in: Annotated[int, msgspec.Meta(ge=60, le=MAX_SECONDS)] = 7 * 86400
-    """Seconds the link stays valid (1 minute to 30 days; 7 days by default)."""
+    expires_in: Annotated[int, msgspec.Meta(ge=60, le=MAX_PORTAL_LINK_SECONDS)] = 86400
+    """Seconds the link stays valid if unused (1 minute to 7 days; one day by default). It opens the portal once."""
     page: PortalPage = "home"
     """The portal page the link opens."""
 
@@ -84,8 +86,9 @@ class MemberLinksController(Controller):
         summary="Create a signed member portal link",
         description=(
             "A link that signs the member in to their portal (points, challenges, badges, leaderboards, history). "
-            "It is an HMAC-signed, expiring URL: anyone holding it sees that member's portal until it expires, so "
-            "send it only to the member. The member must exist (enrol with `POST /v1/members`)."
+            "It is an HMAC-signed, expiring, single-use URL: the first visit exchanges it for a portal session and "
+            "later visits are refused, so create a fresh link each time (and send it only to the member). "
+            "The member must exist (enrol with `POST /v1/members`)."
         ),
         status_code=201,
     )

@@ -24,10 +24,12 @@ from engine.members import Member
 from engine.tenants import Brand
 from web.deps import Services, ServicesDep
 from web.i18n import N_, Translator, negotiate
-from web.pages import live, rendering, security, tokens, views
+from web.pages import live, rendering, security, sessions, tokens, views
 from web.pages.console.base import LANG_COOKIE, accent_of, lang_cookie
 
 COOKIE = "ql_member"
+#: Shortest portal session a link opens (a link about to expire still gives time to look around).
+PORTAL_SESSION_MIN = timedelta(minutes=30)
 PAGES = ("home", "challenges", "badges", "leaderboards", "activity")
 
 
@@ -75,6 +77,10 @@ async def provide_portal_viewer(request: Request[Any, Any, Any], services: Servi
             purpose=tokens.Purpose.PORTAL_SESSION,
             now=now,
         )
+        if not await sessions.member_session_open(
+            services.redis, namespace=services.settings.redis_namespace, nonce=claims.nonce
+        ):
+            raise PortalSignInRequired  # signed out: a copied cookie opens nothing
         async with services.db.read() as session:
             brand = await tenants.get_brand_by_id(session, claims.brand_id)
             member = await members_repo.get_member(session, brand_id=brand.id, external_id=claims.member)
@@ -192,14 +198,28 @@ class PortalController(Controller):
                 message=N_("The link is incomplete or was not issued for you. Open it again from the app or email."),
                 status=401,
             )
-        lifetime = min(tokens.PORTAL_SESSION_LIFETIME, timedelta(seconds=claims.expires_at - now.timestamp()))
-        lifetime = max(lifetime, timedelta(minutes=30))
+        namespace = services.settings.redis_namespace
+        left = int(claims.expires_at - now.timestamp())
+        if not await sessions.consume_link(services.redis, namespace=namespace, nonce=claims.nonce, seconds_left=left):
+            # single use: a link found in a log, a history or a forwarded email opens nothing
+            return _notice(
+                request,
+                title=N_("This link does not work"),
+                message=N_("The link is incomplete or was not issued for you. Open it again from the app or email."),
+                status=401,
+            )
+        lifetime = max(PORTAL_SESSION_MIN, min(tokens.PORTAL_SESSION_LIFETIME, timedelta(seconds=left)))
+        session_id = tokens.new_nonce()
         session_token = tokens.sign(
             secret=services.settings.secret,
             purpose=tokens.Purpose.PORTAL_SESSION,
             brand_id=brand.id,
             member=claims.member,
             expires_at=now + lifetime,
+            nonce=session_id,
+        )
+        await sessions.open_member_session(
+            services.redis, namespace=namespace, nonce=session_id, seconds=int(lifetime.total_seconds())
         )
         cookie = security.session_cookie(
             services.settings, name=COOKIE, value=session_token, path="/portal", max_age=int(lifetime.total_seconds())
@@ -300,8 +320,17 @@ class PortalController(Controller):
         return Redirect("/portal/challenges", status_code=303)
 
     @post("/signout", status_code=303)
-    async def signout(self, viewer: PortalViewerDep) -> Redirect:
-        """Forget the portal session on this device."""
+    async def signout(self, request: Request[Any, Any, Any], viewer: PortalViewerDep) -> Redirect:
+        """End the portal session (server-side, so a copied cookie stops working too) and forget the cookie."""
+        claims = tokens.verify(
+            request.cookies.get(COOKIE, ""),
+            secret=viewer.services.settings.secret,
+            purpose=tokens.Purpose.PORTAL_SESSION,
+            now=viewer.now,
+        )
+        await sessions.close_member_session(
+            viewer.services.redis, namespace=viewer.services.settings.redis_namespace, nonce=claims.nonce
+        )
         cookie = security.expired_cookie(viewer.services.settings, name=COOKIE, path="/portal")
         return Redirect("/portal/signed-out", status_code=303, cookies=[cookie])
 

@@ -14,7 +14,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from litestar.datastructures import Cookie
+from litestar.datastructures import Cookie, MutableScopeHeaders
+from litestar.enums import ScopeType
+from litestar.middleware import DefineMiddleware
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.errors import ValidationError
 from engine.settings import Settings
@@ -166,3 +169,43 @@ def origin_of(url: str) -> str | None:
         return None
     suffix = f":{port}" if port and port != default else ""
     return f"{parts.scheme}://{parts.hostname}{suffix}"
+
+
+class SecurityHeadersMiddleware:
+    """Headers every response gets: ``nosniff``, ``no-store`` on API JSON, and HSTS when configured.
+
+    API answers (``/v1/…``) carry member data and must neither be sniffed into another type nor kept by a
+    shared cache; a handler that chose its own ``Cache-Control`` (public widget reads) keeps it.
+    ``Strict-Transport-Security`` is sent only when ``QUESTLINE_HSTS_SECONDS`` is above 0 and the public
+    URL is https (a browser would otherwise refuse plain http to this host for that long).
+    """
+
+    def __init__(self, app: ASGIApp, *, settings: Settings) -> None:
+        self.app = app
+        hsts = settings.hsts_seconds > 0 and is_https(settings)
+        self._hsts = f"max-age={settings.hsts_seconds}" if hsts else None
+
+    @classmethod
+    def define(cls, settings: Settings) -> DefineMiddleware:
+        """The middleware as Litestar's ``middleware=[…]`` takes it."""
+        return DefineMiddleware(cls, settings=settings)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Add the headers when the response starts."""
+        if scope["type"] != ScopeType.HTTP:
+            await self.app(scope, receive, send)
+            return
+        api = str(scope.get("path", "")).startswith("/v1/")
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableScopeHeaders.from_message(message)
+                if "x-content-type-options" not in headers:
+                    headers["X-Content-Type-Options"] = "nosniff"
+                if api and "cache-control" not in headers:
+                    headers["Cache-Control"] = "no-store"
+                if self._hsts is not None:
+                    headers["Strict-Transport-Security"] = self._hsts
+            await send(message)
+
+        await self.app(scope, receive, with_headers)

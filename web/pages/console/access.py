@@ -149,7 +149,9 @@ class WebhooksController(Controller):
                 form={"url": url, "topics": topics},
             )
         try:
-            created = await outbox.add_endpoint(viewer.services.db, brand_id=viewer.brand.id, data=data, now=viewer.now)
+            created = await outbox.add_endpoint(
+                viewer.services.db, brand_id=viewer.brand.id, data=data, now=viewer.now, guard=viewer.services.egress
+            )
         except ValidationError as exc:
             return await self._page(viewer, request, errors={"url": exc.detail}, form={"url": url, "topics": topics})
         return await self._page(viewer, request, created=created)

@@ -1,4 +1,8 @@
-"""Console sign-in and sign-out: scrypt-checked passwords, a fresh session token each time, throttling."""
+"""Console sign-in and sign-out: scrypt-checked passwords, a fresh session token each time, throttling.
+
+Failed sign-ins are counted per email and per client address (``request.client``: run behind a proxy with
+uvicorn's ``--proxy-headers`` and ``--forwarded-allow-ips`` so it is the visitor, not the proxy).
+"""
 
 from __future__ import annotations
 
@@ -71,8 +75,9 @@ class ConsoleAuthController(Controller):
         email = data.get("email", "").strip()[:254]
         password = data.get("password", "")[:1024]
         namespace = services.settings.redis_namespace
+        client = request.client.host if request.client is not None else ""
         t = Translator(request_lang(request))
-        if await sessions.throttled(services.redis, namespace=namespace, email=email):
+        if await sessions.throttled(services.redis, namespace=namespace, email=email, client=client):
             return _login_page(
                 request,
                 services,
@@ -83,7 +88,7 @@ class ConsoleAuthController(Controller):
         try:
             admin = await authenticate(services.db, email=email, password=password, now=services.clock.now())
         except AuthenticationError:
-            await sessions.record_failure(services.redis, namespace=namespace, email=email)
+            await sessions.record_failure(services.redis, namespace=namespace, email=email, client=client)
             return _login_page(request, services, email=email, error=t("Wrong email or password."), status=401)
         await sessions.clear_failures(services.redis, namespace=namespace, email=email)
         token = await sessions.open_session(services.redis, namespace=namespace, admin_id=admin.id)

@@ -10,13 +10,17 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
+from prometheus_client import REGISTRY
 from sqlalchemy import insert
 
 from engine.earning import EarningRuleSpec
+from engine.egress import EgressGuard
+from engine.metrics import endpoint_label
 from engine.orm import OutboxRow
 from engine.outbox import OutboxDeliverer
 from engine.pipeline import outbox_row
 from engine.rules_store import put_rule
+from tests.conftest import public_resolver
 from tests.helpers import event
 
 STEPS = ["points", "challenges", "badges", "leaderboards", "live", "outbox"]
@@ -46,6 +50,7 @@ async def traced(backend, settings, redis, clock, exporter, receiver):
         http=receiver,
         deliver_webhooks=False,
         tracer_provider=provider,
+        resolver=public_resolver,
     )
     async with AsyncTestClient(app=app) as test_client:
         yield test_client
@@ -83,7 +88,7 @@ async def test_one_event_is_traced_through_request_steps_sql_and_redis(traced, b
 async def test_webhook_deliveries_are_traced(traced, brand, db, clock, exporter, receiver):
     created = await traced.post("/v1/webhooks", json={"url": "https://crm.example/hooks"}, headers=brand.headers)
     assert created.status_code == 201
-    deliverer = OutboxDeliverer(db, http=receiver, clock=clock)
+    deliverer = OutboxDeliverer(db, http=receiver, clock=clock, guard=EgressGuard(resolver=public_resolver))
     while await deliverer.deliver_due():  # settle what earlier tests left in the shared database
         pass
     async with db.write() as session:
@@ -91,7 +96,10 @@ async def test_webhook_deliveries_are_traced(traced, brand, db, clock, exporter,
             insert(OutboxRow), [outbox_row(brand_id=brand.brand.id, topic="x.y", data={}, now=clock.now())]
         )
     exporter.clear()
+    labels = {"endpoint": endpoint_label(created.json()["id"]), "outcome": "ok"}
+    before = REGISTRY.get_sample_value("questline_webhook_deliveries_total", labels) or 0
     assert await deliverer.deliver_due() == 1
+    assert REGISTRY.get_sample_value("questline_webhook_deliveries_total", labels) == before + 1  # and counted
     posts = [s for s in exporter.get_finished_spans() if s.kind is SpanKind.CLIENT and s.name == "POST"]
     assert len(posts) == 1
     assert "crm.example" in str(posts[0].attributes.get("url.full") or posts[0].attributes.get("http.url"))

@@ -16,15 +16,13 @@ import click
 import msgspec
 
 from engine.errors import QuestlineError
-from engine.settings import Settings, load_settings
+from engine.settings import DEFAULT_SECRET, MIN_SECRET_BYTES, Settings, load_settings, unsafe_reasons
 from web.commands import run
 from web.commands.db import schema_report
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
 
-DEFAULT_SECRET = Settings().secret
-MIN_SECRET_LENGTH = 32
 MAX_CLOCK_SKEW = 2.0
 """Seconds between this machine's clock and the database's before the check fails (periods, expiry)."""
 BACKLOG_WARN = 1000
@@ -44,19 +42,22 @@ class Finding(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def check_settings(settings: Settings) -> list[Finding]:
-    """Secrets strong enough, and the embedded defaults flagged."""
-    found: list[Finding] = []
-    if settings.secret == DEFAULT_SECRET or len(settings.secret) < MIN_SECRET_LENGTH:
-        found.append(
-            Finding(
-                check="secret",
-                status="FAIL",
-                detail="QUESTLINE_SECRET is the development default or shorter than 32 characters",
-                fix="export QUESTLINE_SECRET=$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')",
-            )
+    """Secrets strong enough (what ``questline serve`` refuses outside the embedded default), defaults flagged."""
+    found = [
+        Finding(
+            check="demo" if reason.startswith("QUESTLINE_DEMO") else "secret",
+            status="FAIL",
+            detail=reason,
+            fix="unset QUESTLINE_DEMO"
+            if reason.startswith("QUESTLINE_DEMO")
+            else "export QUESTLINE_SECRET=$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')",
         )
-    else:
-        found.append(Finding(check="secret", status="ok", detail=f"{len(settings.secret)} characters"))
+        for reason in unsafe_reasons(settings)
+    ]
+    if not found:
+        weak = settings.secret == DEFAULT_SECRET or len(settings.secret.encode()) < MIN_SECRET_BYTES
+        detail = "the development default (fine for the embedded set-up only)" if weak else "strong enough"
+        found.append(Finding(check="secret", status="warn" if weak else "ok", detail=detail))
     if settings.metrics_token and len(settings.metrics_token) < 16:
         found.append(
             Finding(

@@ -153,7 +153,7 @@ class LedgerAllocationRow(Base):
 
     __tablename__ = "ledger_allocations"
     __table_args__ = (
-        UniqueConstraint("entry_id", "lot_id"),
+        UniqueConstraint("entry_id", "lot_id", name="uq_ledger_allocations_entry_id"),  # as migration 0006 named it
         Index("ix_ledger_allocations_lot", "lot_id", "points"),
         CheckConstraint("points > 0", name="points_positive"),
     )

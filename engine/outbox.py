@@ -33,6 +33,7 @@ from standardwebhooks.webhooks import Webhook
 
 from engine.egress import EgressGuard, EgressRefused
 from engine.errors import NotFound, ValidationError
+from engine.metrics import job_run, record_delivery
 from engine.orm import OutboxRow, WebhookEndpointRow
 
 if TYPE_CHECKING:
@@ -222,8 +223,9 @@ class OutboxDeliverer:
         """Deliver forever, every ``interval`` seconds or as soon as :meth:`notify` is called."""
         while True:
             try:
-                while await self.deliver_due():
-                    pass
+                async with job_run("outbox"):
+                    while await self.deliver_due():
+                        pass
             except Exception:
                 # Keep the loop alive: delivery state is in SQL and the next round retries.
                 log.exception("outbox delivery round failed")
@@ -359,6 +361,7 @@ class OutboxDeliverer:
         served = set(message.delivered_to)
         for endpoint in targets:
             outcome = await self._send(message, endpoint, body)
+            record_delivery(endpoint.id, outcome if isinstance(outcome, int) else None, refused=outcome == REFUSED)
             if outcome == 410:
                 gone.append(endpoint.id)
                 served.add(endpoint.id)

@@ -27,6 +27,7 @@ from engine.db import chunks
 from engine.effects import Effect, Notification, PointsAwarded
 from engine.expiry import Inactivity, inactivity_cutoff, policy_of
 from engine.expiry import expires_at as expiry_date
+from engine.metrics import PipelineObserver, StageTimer
 from engine.orm import EventRow, LedgerRow, OutboxRow
 
 if TYPE_CHECKING:
@@ -146,10 +147,18 @@ class _Outcome:
 class Pipeline:
     """Runs a request's events through the processors in one transaction, with retries on races."""
 
-    def __init__(self, db: Database, *, processors: Sequence[Processor], clock: Clock) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        processors: Sequence[Processor],
+        clock: Clock,
+        observer: PipelineObserver | None = None,
+    ) -> None:
         self.db = db
         self._processors = tuple(processors)
         self.clock = clock
+        self.observer: PipelineObserver = observer or StageTimer()
 
     @property
     def processors(self) -> tuple[Processor, ...]:
@@ -177,7 +186,9 @@ class Pipeline:
                 continue
             if outcome.uow.events:
                 await self._after_commit(outcome.uow)
-            return outcome.results(events)
+            results = outcome.results(events)
+            self.observer.processed(brand, results)
+            return results
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _attempt(self, brand: Brand, events: Sequence[Event]) -> _Outcome:
@@ -199,14 +210,16 @@ class Pipeline:
             uow = UnitOfWork(session=session, db=self.db, brand=brand, clock=self.clock, now=now, events=contexts)
             if contexts:
                 for processor in self.processors:
-                    await processor.process(uow)
+                    async with self.observer.stage(processor.name, "process"):
+                        await processor.process(uow)
                 await _write_effects(uow)
         return _Outcome(uow=uow, known=known, first_seen=first_seen)
 
     async def _after_commit(self, uow: UnitOfWork) -> None:
         for processor in self.processors:
             try:
-                await processor.after_commit(uow)
+                async with self.observer.stage(processor.name, "after_commit"):
+                    await processor.after_commit(uow)
             except Exception:
                 # Post-commit work is derived and rebuildable: a failure must not fail a committed request.
                 log.exception("post-commit step %s failed; derived state will be repaired", processor.name)

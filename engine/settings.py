@@ -57,6 +57,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Accept webhook URLs on loopback, private, link-local… addresses (local development only)."""
     hsts_seconds: Annotated[int, msgspec.Meta(ge=0, le=2 * 365 * 86400)] = 0
     """``Strict-Transport-Security: max-age=…`` on every response when above 0 and the public URL is https."""
+    metrics_token: str = ""
+    """Bearer token a Prometheus scraper presents to ``GET /metrics``; empty disables the endpoint (404)."""
+    metrics_brand_labels: Annotated[int, msgspec.Meta(ge=0, le=1000)] = 20
+    """Brands with an id up to this number get their own ``brand`` label on metrics; others are ``other``."""
+    otlp_endpoint: str = ""
+    """OTLP/HTTP traces endpoint (``http://collector:4318/v1/traces``); empty turns tracing off."""
+    service_name: str = "questline"
+    """The ``service.name`` resource attribute of exported traces."""
 
     @property
     def uses_fake_redis(self) -> bool:

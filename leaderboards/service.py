@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from engine.errors import Conflict, ValidationError
 from engine.ids import BrandId, MemberId
+from engine.metrics import job_run
 from leaderboards import closing, keys, privacy, ranking, reads, rebuild, repository
 from leaderboards.definitions import BoardDefinitions, summary
 from leaderboards.processor import LeaderboardsProcessor
@@ -102,8 +103,9 @@ class Leaderboards:
         while True:
             await asyncio.sleep(interval)
             try:
-                await self.close_periods()
-                await rebuild.ensure_ready(self.db, self.store, now=self.clock.now())
+                async with job_run("leaderboards"):
+                    await self.close_periods()
+                    await rebuild.ensure_ready(self.db, self.store, now=self.clock.now())
             except Exception:
                 # A failed round is retried on the next tick; closing is idempotent (claimed in SQL).
                 log.exception("leaderboard maintenance failed; retrying in %ss", interval)

@@ -20,6 +20,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from opentelemetry.sdk.trace import TracerProvider
 from redis.asyncio import Redis
 
 from engine.clock import Clock, SystemClock
@@ -37,7 +38,9 @@ from web.api.webhooks import WebhooksController
 from web.deps import ServicesDep, provide_principal, provide_services
 from web.errors import problem_details_plugin
 from web.logs import AccessLogMiddleware, configure_logging
+from web.metrics import RefusedEventsMiddleware, http_metrics, metrics_endpoint, worker_stopped
 from web.pages.security import SecurityHeadersMiddleware
+from web.tracing import TraceIdMiddleware, tracer_provider_for, tracing_plugin
 from web.wiring import background_jobs, open_services
 
 log = logging.getLogger("questline")
@@ -69,6 +72,7 @@ def create_app(
     http: httpx.AsyncClient | None = None,
     deliver_webhooks: bool = True,
     resolver: Resolver | None = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> Litestar:
     """Build the Questline application.
 
@@ -80,6 +84,7 @@ def create_app(
         http: the client webhooks are sent with (tests pass one on ``httpx.MockTransport``).
         deliver_webhooks: run the outbox deliverer in the background.
         resolver: resolves webhook hosts for the address check (tests pass a fake one).
+        tracer_provider: where traces go instead of ``settings.otlp_endpoint`` (tests pass an in-memory one).
 
     Raises:
         ValidationError: outside the embedded default, a guessable secret or the demo brand (refused to start).
@@ -89,6 +94,7 @@ def create_app(
     egress = EgressGuard(settings.egress_policy, resolver=resolver)
     configure_logging(settings)
     clock = clock or SystemClock()
+    tracing = tracer_provider or tracer_provider_for(settings)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -101,6 +107,7 @@ def create_app(
                 egress=egress,
                 processors=processors,
                 migrate=settings.auto_migrate,
+                tracer_provider=tracing,
             ) as services,
             background_jobs(services, deliver_webhooks=deliver_webhooks),
         ):
@@ -121,11 +128,15 @@ def create_app(
                 extra={"database": services.db.dialect, "redis": settings.redis_url.split("@")[-1]},
             )
             yield
+        worker_stopped()
+        if tracing is not None and tracer_provider is None:
+            tracing.shutdown()  # flush the spans still batched
 
     page_options = pages.app_options(settings)
     return Litestar(
         route_handlers=[
             health,
+            metrics_endpoint,
             EventsController,
             MembersController,
             EarningRulesController,
@@ -139,10 +150,13 @@ def create_app(
             "services": Provide(provide_services, sync_to_thread=False),
             "caller": Provide(provide_principal),
         },
-        plugins=[problem_details_plugin()],
+        plugins=[problem_details_plugin(), *([tracing_plugin(tracing)] if tracing else [])],
         middleware=[
+            TraceIdMiddleware,
             AccessLogMiddleware,
             SecurityHeadersMiddleware.define(settings),
+            http_metrics().middleware,
+            RefusedEventsMiddleware,
             *page_options.pop("middleware", []),
         ],
         lifespan=[lifespan],

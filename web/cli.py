@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -13,6 +14,8 @@ from engine.settings import refuse_unsafe
 from engine.tenants import Brand, KeyKind
 from web.commands import badges as badges_commands
 from web.commands import challenges as challenges_commands
+from web.commands import db as db_commands
+from web.commands import doctor as doctor_commands
 from web.commands import leaderboards as leaderboards_commands
 from web.commands import pages as pages_commands
 from web.commands import run, services_for, settings_from_env, with_brand
@@ -54,17 +57,26 @@ def serve(host: str | None, port: int | None, workers: int | None, demo: bool | 
     workers_count = 1 if settings.uses_sqlite or settings.uses_fake_redis else settings.workers
     if workers_count != settings.workers:
         click.echo("note: the embedded SQLite/fake Redis default runs one worker", err=True)
-    uvicorn.run(
-        "web.app:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=workers_count if not reload else None,
-        reload=reload,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=5,  # live widget streams would otherwise hold shutdown for minutes
-    )
+    from web.metrics import prepare_multiprocess_dir
+
+    metrics_dir = prepare_multiprocess_dir(workers_count if not reload else 1)
+    if metrics_dir:  # several workers: /metrics sums every worker's counters from this directory
+        click.echo(f"metrics of the {workers_count} workers are collected in {metrics_dir}", err=True)
+    try:
+        uvicorn.run(
+            "web.app:create_app",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=workers_count if not reload else None,
+            reload=reload,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=5,  # live widget streams would otherwise hold shutdown for minutes
+        )
+    finally:
+        if metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 @cli.command()
@@ -203,7 +215,14 @@ def key_revoke(slug: str, prefix: str) -> None:
     with_brand(slug, body)
 
 
-for _module in (challenges_commands, badges_commands, leaderboards_commands, pages_commands):
+for _module in (
+    challenges_commands,
+    badges_commands,
+    leaderboards_commands,
+    pages_commands,
+    db_commands,
+    doctor_commands,
+):
     _module.register(cli)
 
 

@@ -17,6 +17,7 @@ from litestar.plugins.problem_details import (
 )
 
 from engine.errors import QuestlineError
+from web.tracing import with_trace_id
 
 PROBLEM_BASE = "https://questline.dev/problems/"
 
@@ -103,9 +104,9 @@ def problem_details_plugin() -> ProblemDetailsPlugin:
         ProblemDetailsConfig(
             enable_for_all_http_exceptions=False,
             exception_to_problem_detail_map={
-                QuestlineError: questline_to_problem,
-                ValidationException: validation_to_problem,
-                HTTPException: http_to_problem,
+                QuestlineError: with_trace_id(questline_to_problem),
+                ValidationException: with_trace_id(validation_to_problem),
+                HTTPException: with_trace_id(http_to_problem),
             },
         )
     )

@@ -11,6 +11,7 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.settings import Settings
+from web.tracing import add_trace_id
 
 #: Path parts that are credentials: a portal link's signed token signs a member in.
 _SECRET_PATHS = re.compile(r"^(/portal/enter/)[^/?#]+")
@@ -30,6 +31,7 @@ def configure_logging(settings: Settings) -> None:
     )
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
+        add_trace_id,  # the request's trace id is bound by web.tracing.TraceIdMiddleware; else the span's
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.stdlib.ExtraAdder(),

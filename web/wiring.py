@@ -20,6 +20,8 @@ from contextlib import asynccontextmanager
 
 import httpx
 import msgspec
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,6 +37,7 @@ from engine.db import Database, create_engine
 from engine.egress import EgressGuard, pinned_client
 from engine.grants import BadgeGranter
 from engine.ids import MemberId
+from engine.metrics import PipelineObserver
 from engine.outbox import OutboxDeliverer, OutboxProcessor
 from engine.pipeline import Pipeline, Processor
 from engine.points import PointsProcessor
@@ -44,7 +47,9 @@ from engine.tenants import Brand, KeyCache
 from leaderboards import erase_member as erase_board_member
 from leaderboards.service import Leaderboards
 from web.deps import ErasureHook, ExportHook, MemberUpdateHook, Services
+from web.metrics import PipelineMetrics, watch_pool
 from web.pages.live import LivePublisher
+from web.tracing import instrumented
 
 
 def create_redis(settings: Settings) -> Redis:
@@ -111,6 +116,7 @@ def build_services(
     http: httpx.AsyncClient,
     egress: EgressGuard,
     processors: Sequence[Processor] | None = None,
+    observer: PipelineObserver | None = None,
 ) -> Services:
     """Build every domain's services and the pipeline on the given connections (nothing is started).
 
@@ -122,6 +128,7 @@ def build_services(
         http: the client webhooks are sent with.
         egress: checks webhook URLs (no internal addresses) at registration and before each delivery.
         processors: pipeline steps to use instead of :func:`pipeline_steps` (tests).
+        observer: what times the pipeline's steps and counts its results (default: metrics, no traces).
     """
     outbox = OutboxDeliverer(db, http=http, clock=clock, guard=egress)
     grant_badge: BadgeGranter = badges_service.grant_function(Urls(settings.public_url))
@@ -149,7 +156,12 @@ def build_services(
         outbox=outbox,
         grant_badge=grant_badge,
         leaderboards=leaderboards,
-        pipeline=Pipeline(db, processors=steps, clock=clock),
+        pipeline=Pipeline(
+            db,
+            processors=steps,
+            clock=clock,
+            observer=observer or PipelineMetrics(brand_cap=settings.metrics_brand_labels),
+        ),
         erasure_hooks=erasure_hooks,
         export_hooks=export_hooks,
         member_update_hooks=member_update_hooks,
@@ -166,11 +178,13 @@ async def open_services(
     egress: EgressGuard | None = None,
     processors: Sequence[Processor] | None = None,
     migrate: bool = True,
+    tracer_provider: TracerProvider | None = None,
 ) -> AsyncIterator[Services]:
     """Open the database (upgrading the schema unless told not to), Redis and HTTP, and build the services.
 
     What it opened it closes on exit; a ``redis`` or ``http`` client passed in is left open for its owner.
     Webhooks go out through a client pinned to the addresses ``egress`` checked (no DNS rebinding).
+    With a ``tracer_provider`` SQL, Redis and webhook calls and the pipeline's steps are traced.
     """
     egress = egress or EgressGuard(settings.egress_policy)
     if migrate:
@@ -178,16 +192,20 @@ async def open_services(
     db = Database(create_engine(settings.database_url))
     redis_client = redis if redis is not None else create_redis(settings)
     http_client = http if http is not None else pinned_client(egress)
+    watch_pool(db.engine)
+    tracer = trace.get_tracer("questline", tracer_provider=tracer_provider) if tracer_provider else None
     try:
-        yield build_services(
-            settings,
-            db=db,
-            redis=redis_client,
-            clock=clock or SystemClock(),
-            http=http_client,
-            egress=egress,
-            processors=processors,
-        )
+        with instrumented(tracer_provider, engine=db.engine, redis=redis_client, http=http_client):
+            yield build_services(
+                settings,
+                db=db,
+                redis=redis_client,
+                clock=clock or SystemClock(),
+                http=http_client,
+                egress=egress,
+                processors=processors,
+                observer=PipelineMetrics(brand_cap=settings.metrics_brand_labels, tracer=tracer),
+            )
     finally:
         if http is None:
             await http_client.aclose()

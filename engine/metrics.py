@@ -1,0 +1,148 @@
+"""Prometheus metrics the engine and the domains record, and the pipeline's observer hook.
+
+Metric objects are process-wide by prometheus-client's design (one registry per process, or one file per
+process and metric in multiprocess mode, which ``questline serve`` turns on for several workers), so they
+are module constants here: the one module outside ``web`` that imports ``prometheus_client``. The HTTP
+layer (``web/metrics.py``) counts what the pipeline returns, serves ``/metrics`` and adds the gauges
+read at scrape time (outbox backlog, database pool, Redis).
+
+Label cardinality is bounded: brands are labelled by the HTTP layer under a configured cap
+(``QUESTLINE_METRICS_BRAND_LABELS``), webhook endpoints up to :data:`ENDPOINT_LABEL_CAP`, stages and
+jobs by their fixed names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import TYPE_CHECKING, Protocol
+
+from prometheus_client import Counter, Gauge, Histogram
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Sequence
+    from contextlib import AbstractAsyncContextManager
+
+    from engine.pipeline import EventResult
+    from engine.tenants import Brand
+
+#: Webhook endpoints with an id up to this get their own ``endpoint`` label; the others share ``other``.
+ENDPOINT_LABEL_CAP = 200
+
+_STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+EVENTS_INGESTED = Counter("questline_events_ingested_total", "New events applied by the pipeline", ["brand"])
+EVENTS_DUPLICATE = Counter(
+    "questline_events_duplicate_total", "Events answered as duplicates (already applied)", ["brand"]
+)
+EVENTS_REFUSED = Counter(
+    "questline_events_refused_total", "Requests to POST /v1/events refused as a whole, by reason", ["reason"]
+)
+POINTS_AWARDED = Counter(
+    "questline_points_awarded_total", "Points credited to members, by what earned them", ["brand", "source"]
+)
+POINTS_SPENT = Counter("questline_points_spent_total", "Points debited from members (redemptions)", ["brand"])
+POINTS_EXPIRED = Counter("questline_points_expired_total", "Points that expired", ["brand"])
+POINTS_ADJUSTED = Counter(
+    "questline_points_deducted_total", "Points debited by corrections (negative adjustments)", ["brand"]
+)
+CHALLENGE_COMPLETIONS = Counter("questline_challenge_completions_total", "Challenge completions", ["brand"])
+BADGE_AWARDS = Counter("questline_badge_awards_total", "Badges (or badge levels) awarded", ["brand"])
+REDEMPTIONS = Counter("questline_redemptions_total", "Rewards redeemed", ["brand"])
+TIER_CHANGES = Counter("questline_tier_changes_total", "Members moving to another tier", ["brand"])
+EFFECTS = Counter("questline_effects_total", "Effects the pipeline returned, by type", ["effect"])
+
+STAGE_SECONDS = Histogram(
+    "questline_pipeline_stage_seconds",
+    "Time spent in one pipeline step, in the transaction or after commit",
+    ["stage", "phase"],
+    buckets=_STAGE_BUCKETS,
+)
+STAGE_FAILURES = Counter(
+    "questline_pipeline_stage_failures_total",
+    "Pipeline steps that raised (after commit: derived state left for repair)",
+    ["stage", "phase"],
+)
+DELIVERIES = Counter(
+    "questline_webhook_deliveries_total", "Webhook delivery attempts per endpoint, by outcome", ["endpoint", "outcome"]
+)
+JOB_RUNS = Counter("questline_job_runs_total", "Background job rounds, by outcome", ["job", "outcome"])
+JOB_SECONDS = Histogram("questline_job_duration_seconds", "Duration of one background job round", ["job"])
+JOB_LAST_SUCCESS = Gauge(
+    "questline_job_last_success_timestamp_seconds",
+    "Unix time of the job's last successful round (lag = time() - this)",
+    ["job"],
+    multiprocess_mode="max",
+)
+DB_POOL_IN_USE = Gauge(
+    "questline_db_pool_in_use", "Database connections checked out, summed over workers", multiprocess_mode="livesum"
+)
+
+
+def endpoint_label(endpoint_id: int) -> str:
+    """The ``endpoint`` label of a webhook endpoint (bounded by :data:`ENDPOINT_LABEL_CAP`)."""
+    return str(endpoint_id) if endpoint_id <= ENDPOINT_LABEL_CAP else "other"
+
+
+def delivery_outcome(status: int | None, *, refused: bool = False) -> str:
+    """The outcome label of one attempt: ``ok``, ``gone``, ``http_4xx``, ``http_5xx``, ``network`` or ``refused``."""
+    if refused:
+        return "refused"
+    if status is None:
+        return "network"
+    if 200 <= status < 300:
+        return "ok"
+    if status == 410:
+        return "gone"
+    return "http_4xx" if status < 500 else "http_5xx"
+
+
+def record_delivery(endpoint_id: int, status: int | None, *, refused: bool = False) -> None:
+    """Count one delivery attempt to an endpoint (``status`` None: no answer; ``refused``: address not allowed)."""
+    DELIVERIES.labels(endpoint_label(endpoint_id), delivery_outcome(status, refused=refused)).inc()
+
+
+@contextlib.asynccontextmanager
+async def job_run(job: str) -> AsyncIterator[None]:
+    """Count one round of a background job, its duration, and when it last succeeded (errors propagate)."""
+    started = time.perf_counter()
+    try:
+        yield
+    except Exception:
+        JOB_RUNS.labels(job, "error").inc()
+        raise
+    finally:
+        JOB_SECONDS.labels(job).observe(time.perf_counter() - started)
+    JOB_RUNS.labels(job, "ok").inc()
+    JOB_LAST_SUCCESS.labels(job).set(time.time())
+
+
+class PipelineObserver(Protocol):
+    """What the pipeline reports while it runs: each step's time, and each request's results."""
+
+    def stage(self, name: str, phase: str) -> AbstractAsyncContextManager[None]:
+        """Surround one step (``phase`` is ``process`` or ``after_commit``)."""
+        ...
+
+    def processed(self, brand: Brand, results: Sequence[EventResult]) -> None:
+        """Account for one request's results (new and duplicate events, their effects)."""
+        ...
+
+
+class StageTimer:
+    """The default observer: times each step; the HTTP layer's observer also counts results and traces."""
+
+    @contextlib.asynccontextmanager
+    async def stage(self, name: str, phase: str) -> AsyncIterator[None]:
+        """Observe the step's duration; count it as failed if it raised."""
+        started = time.perf_counter()
+        try:
+            yield
+        except Exception:
+            STAGE_FAILURES.labels(name, phase).inc()
+            raise
+        finally:
+            STAGE_SECONDS.labels(name, phase).observe(time.perf_counter() - started)
+
+    def processed(self, brand: Brand, results: Sequence[EventResult]) -> None:
+        """Nothing to count here."""

@@ -1,0 +1,335 @@
+"""``GET /metrics``: Prometheus text for HTTP, domain and internal metrics, behind a scrape token.
+
+- HTTP requests and latency per route template and status come from Litestar's Prometheus middleware
+  (:func:`http_metrics`, metric prefix ``questline_http``).
+- Domain counters are counted in one place, from the results the pipeline returns
+  (:class:`PipelineMetrics`); refused ingestion requests by :class:`RefusedEventsMiddleware`.
+- Gauges that describe shared state (outbox backlog, boards missing from Redis, Redis reachability,
+  database pool) are computed when scraped, cheaply, by the worker that answers.
+- With several workers ``questline serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh directory and
+  every worker's counters are summed at scrape time (prometheus-client's multiprocess mode).
+
+The endpoint answers only a ``Authorization: Bearer <QUESTLINE_METRICS_TOKEN>`` request; without the
+setting it does not exist (404).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import AsyncIterator, Sequence
+from datetime import timedelta
+from typing import Any
+
+from litestar import Request, get
+from litestar.connection import ASGIConnection
+from litestar.enums import ScopeType
+from litestar.exceptions import NotAuthorizedException, NotFoundException
+from litestar.handlers.base import BaseRouteHandler
+from litestar.plugins.prometheus import PrometheusConfig
+from litestar.response import Response
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from opentelemetry.trace import Tracer
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import event, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from engine import metrics as m
+from engine.effects import BadgeAwarded, ChallengeCompleted, Effect, Notification, PointsAwarded
+from engine.orm import OutboxRow
+from engine.pipeline import EventResult
+from engine.tenants import Brand
+from web.deps import Services, ServicesDep
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+EVENTS_PATH = "/v1/events"
+#: An undelivered message scheduled this far ahead was given up on (see ``engine.outbox``).
+_GIVEN_UP = timedelta(days=365)
+_SPENT_SOURCES = frozenset({"redemption", "reward", "spend"})
+_EXPIRED_SOURCES = frozenset({"expiry", "expired"})
+_REFUSAL_REASONS = {
+    400: "malformed",
+    401: "unauthenticated",
+    403: "forbidden",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    429: "throttled",
+}
+
+
+def http_metrics() -> PrometheusConfig:
+    """Litestar's Prometheus middleware: requests, errors and latency per route template and status."""
+    return PrometheusConfig(
+        app_name="questline",
+        prefix="questline_http",
+        group_path=True,  # the route template, never the raw path: bounded label values
+        exclude=["^/metrics", "^/static"],
+        buckets=[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+    )
+
+
+def brand_label(brand: Brand, cap: int) -> str:
+    """The ``brand`` label: the slug of the first ``cap`` brands (by id), ``other`` beyond (bounded cardinality)."""
+    return brand.slug if brand.id <= cap else "other"
+
+
+def count_effects(brand: str, effects: Sequence[Effect]) -> None:
+    """Move the domain counters by what one new event (or one redemption, for its caller) caused."""
+    for effect in effects:
+        m.EFFECTS.labels(type(effect).__struct_config__.tag).inc()
+        match effect:
+            case PointsAwarded(points=points, source=source) if points > 0:
+                m.POINTS_AWARDED.labels(brand, source).inc(points)
+            case PointsAwarded(points=points, source=source) if points < 0 and source in _EXPIRED_SOURCES:
+                m.POINTS_EXPIRED.labels(brand).inc(-points)
+            case PointsAwarded(points=points, source=source) if points < 0 and source in _SPENT_SOURCES:
+                m.POINTS_SPENT.labels(brand).inc(-points)
+            case PointsAwarded(points=points) if points < 0:
+                m.POINTS_ADJUSTED.labels(brand).inc(-points)
+            case ChallengeCompleted():
+                m.CHALLENGE_COMPLETIONS.labels(brand).inc()
+            case BadgeAwarded():
+                m.BADGE_AWARDS.labels(brand).inc()
+            case Notification(topic="points.spent", data=data):
+                m.POINTS_SPENT.labels(brand).inc(_points(data))
+            case Notification(topic="points.expired", data=data):
+                m.POINTS_EXPIRED.labels(brand).inc(_points(data))
+            case Notification(topic=topic) if topic.startswith("tier."):
+                m.TIER_CHANGES.labels(brand).inc()
+            case Notification(topic="reward.redeemed"):
+                m.REDEMPTIONS.labels(brand).inc()
+            case _:
+                pass
+
+
+def _points(data: dict[str, Any]) -> int:
+    points = data.get("points", 0)
+    return abs(points) if isinstance(points, int) else 0
+
+
+class PipelineMetrics(m.StageTimer):
+    """The pipeline observer of the HTTP app: step latency (and a span per step), results counted once."""
+
+    def __init__(self, *, brand_cap: int, tracer: Tracer | None = None) -> None:
+        self._brand_cap = brand_cap
+        self._tracer = tracer
+
+    @contextlib.asynccontextmanager
+    async def stage(self, name: str, phase: str) -> AsyncIterator[None]:
+        """Time the step; inside a span ``pipeline.<name>`` when tracing is on."""
+        async with super().stage(name, phase):
+            if self._tracer is None:
+                yield
+                return
+            with self._tracer.start_as_current_span(f"pipeline.{name}", attributes={"questline.phase": phase}):
+                yield
+
+    def processed(self, brand: Brand, results: Sequence[EventResult]) -> None:
+        """Count new and duplicate events, and the effects of the new ones."""
+        label = brand_label(brand, self._brand_cap)
+        duplicates = sum(1 for r in results if r.duplicate)
+        if duplicates:
+            m.EVENTS_DUPLICATE.labels(label).inc(duplicates)
+        if len(results) > duplicates:
+            m.EVENTS_INGESTED.labels(label).inc(len(results) - duplicates)
+        for result in results:
+            if not result.duplicate:
+                count_effects(label, result.effects)
+
+
+class RefusedEventsMiddleware:
+    """Counts ``POST /v1/events`` requests answered 4xx, by reason (a refused batch is refused whole)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Watch the status of ingestion requests."""
+        if scope["type"] != ScopeType.HTTP or scope.get("method") != "POST" or scope.get("path") != EVENTS_PATH:
+            await self.app(scope, receive, send)
+            return
+
+        async def watch(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                if 400 <= status < 500:
+                    m.EVENTS_REFUSED.labels(_REFUSAL_REASONS.get(status, f"http_{status}")).inc()
+            await send(message)
+
+        await self.app(scope, receive, watch)
+
+
+def watch_pool(engine: AsyncEngine) -> None:
+    """Keep ``questline_db_pool_in_use`` current from the pool's check-out and check-in events."""
+    pool = engine.sync_engine.pool
+    event.listen(pool, "checkout", lambda *_: m.DB_POOL_IN_USE.inc())
+    event.listen(pool, "checkin", lambda *_: m.DB_POOL_IN_USE.dec())
+
+
+def _pool_waiting(engine: AsyncEngine) -> int:
+    """Tasks waiting for a pooled connection in this worker (0 when the pool does not say)."""
+    queue = getattr(engine.sync_engine.pool, "_pool", None)
+    waiters = getattr(queue, "_queue", None)  # AsyncAdaptedQueue wraps an asyncio.Queue
+    getters = getattr(waiters, "_getters", None)
+    return sum(1 for g in getters if not g.done()) if getters is not None else 0
+
+
+class _Snapshot(Collector):
+    """Gauges computed at scrape time, handed to prometheus-client as ready metric families."""
+
+    def __init__(self, families: list[GaugeMetricFamily]) -> None:
+        self._families = families
+
+    def collect(self) -> list[GaugeMetricFamily]:
+        """The families, as computed."""
+        return self._families
+
+
+def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, value=value)
+
+
+async def live_gauges(services: Services) -> list[GaugeMetricFamily]:
+    """Outbox backlog and age, boards missing from Redis, Redis and pool state, read now.
+
+    A database or Redis that does not answer is reported (``questline_database_up``, ``questline_redis_up``)
+    rather than failing the scrape.
+    """
+    families = await _outbox_gauges(services)
+    families += await _redis_gauges(services)
+    pool = services.db.engine.sync_engine.pool
+    size = getattr(pool, "size", None)
+    families += [
+        _gauge(
+            "questline_db_pool_waiting",
+            "Requests waiting for a database connection (this worker)",
+            _pool_waiting(services.db.engine),
+        ),
+        _gauge(
+            "questline_db_pool_size",
+            "Configured database pool size (this worker)",
+            float(size() if callable(size) else 0),
+        ),
+        _gauge("questline_scrape_timestamp_seconds", "When this scrape was computed", time.time()),
+    ]
+    return families
+
+
+async def _outbox_gauges(services: Services) -> list[GaugeMetricFamily]:
+    now = services.clock.now()
+    pending = (OutboxRow.delivered_at.is_(None), OutboxRow.next_attempt_at < now + _GIVEN_UP)
+    given_up = (OutboxRow.delivered_at.is_(None), OutboxRow.next_attempt_at >= now + _GIVEN_UP)
+    try:
+        async with asyncio.timeout(2.0), services.db.read() as session:
+            count, oldest = (
+                await session.execute(select(func.count(), func.min(OutboxRow.created_at)).where(*pending))
+            ).one()
+            abandoned = await session.scalar(select(func.count()).where(*given_up))
+    except Exception:  # a database that does not answer is what this scrape reports
+        return [_gauge("questline_database_up", "Whether the database answered (1) or not (0)", 0.0)]
+    age = max((now - oldest).total_seconds(), 0.0) if oldest is not None else 0.0
+    return [
+        _gauge("questline_database_up", "Whether the database answered (1) or not (0)", 1.0),
+        _gauge("questline_outbox_backlog", "Webhook messages waiting to be delivered", float(count)),
+        _gauge("questline_outbox_oldest_undelivered_seconds", "Age of the oldest undelivered message", age),
+        _gauge("questline_outbox_given_up", "Messages given up after every retry", float(abandoned or 0)),
+    ]
+
+
+async def _redis_gauges(services: Services) -> list[GaugeMetricFamily]:
+    up = await _redis_up(services)
+    unready = -1
+    if up:
+        with contextlib.suppress(Exception):  # a failure here leaves the gauge at -1 (unknown)
+            unready = await _unready_brands(services)
+    return [
+        _gauge("questline_redis_up", "Whether Redis answered a PING (1) or not (0)", 1.0 if up else 0.0),
+        _gauge(
+            "questline_boards_unready_brands",
+            "Brands whose boards are not (yet) rebuilt into Redis; -1 when unknown (Redis or SQL down)",
+            float(unready),
+        ),
+    ]
+
+
+async def _redis_up(services: Services) -> bool:
+    try:
+        return bool(await asyncio.wait_for(services.redis.ping(), timeout=0.5))
+    except Exception:  # any failure to answer is "down" for this gauge
+        return False
+
+
+async def _unready_brands(services: Services) -> int:
+    """Brands with boards whose sentinel is missing from Redis (one SQL query, one Redis round trip)."""
+    from leaderboards import keys
+    from leaderboards.rebuild import brands_with_boards
+
+    brands = await brands_with_boards(services.db)
+    if not brands:
+        return 0
+    async with services.redis.pipeline(transaction=False) as pipe:
+        for brand_id in brands:
+            pipe.exists(keys.ready(services.settings.redis_namespace, brand_id))
+        found = await asyncio.wait_for(pipe.execute(), timeout=1.0)
+    return sum(1 for present in found if not present)
+
+
+def registry() -> CollectorRegistry:
+    """The registry to expose: the process's, or every worker's files in multiprocess mode."""
+    if os.environ.get(MULTIPROC_ENV):
+        merged = CollectorRegistry()
+        multiprocess.MultiProcessCollector(merged)  # type: ignore[no-untyped-call]
+        return merged
+    return REGISTRY
+
+
+def require_scrape_token(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Guard: the endpoint exists only with ``QUESTLINE_METRICS_TOKEN`` set, and needs that Bearer token."""
+    token: str = connection.app.state.settings.metrics_token
+    if not token:
+        raise NotFoundException()
+    scheme, _sep, offered = connection.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(offered.strip().encode(), token.encode()):
+        raise NotAuthorizedException("send the scrape token as `Authorization: Bearer <QUESTLINE_METRICS_TOKEN>`")
+
+
+@get("/metrics", guards=[require_scrape_token], include_in_schema=False, tags=["operations"])
+async def metrics_endpoint(request: Request[Any, Any, Any], services: ServicesDep) -> Response[bytes]:
+    """Prometheus text exposition of every metric, plus the gauges read at scrape time."""
+    snapshot = CollectorRegistry(auto_describe=False)
+    snapshot.register(_Snapshot(await live_gauges(services)))
+    body = generate_latest(registry()) + generate_latest(snapshot)
+    return Response(body, media_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"})
+
+
+def prepare_multiprocess_dir(workers: int) -> str | None:
+    """Give this run of several workers an empty metrics directory (``PROMETHEUS_MULTIPROC_DIR``).
+
+    An operator's own directory is emptied (files of a previous run would add to the new counts); without
+    one a temporary directory is made. One worker needs none.
+    """
+    if workers <= 1:
+        return None
+    chosen = os.environ.get(MULTIPROC_ENV)
+    if chosen:
+        shutil.rmtree(chosen, ignore_errors=True)
+        os.makedirs(chosen, exist_ok=True)
+    else:
+        chosen = tempfile.mkdtemp(prefix="questline-metrics-")
+        os.environ[MULTIPROC_ENV] = chosen
+    return chosen
+
+
+def worker_stopped() -> None:
+    """Drop this worker's live gauges from the shared directory (multiprocess mode)."""
+    if os.environ.get(MULTIPROC_ENV):
+        multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]

@@ -30,12 +30,14 @@ from web import pages
 from web.api.badges import routes as badges_routes
 from web.api.challenges import routes as challenges_routes
 from web.api.events import EventsController
+from web.api.integrations import routes as integrations_routes
 from web.api.leaderboards import routes as leaderboards_routes
 from web.api.members import MembersController
 from web.api.rules import EarningRulesController
 from web.api.webhooks import WebhooksController
 from web.deps import ServicesDep, provide_principal, provide_services
 from web.errors import problem_details_plugin
+from web.idempotency import IdempotencyMiddleware
 from web.logs import AccessLogMiddleware, configure_logging
 from web.pages.security import SecurityHeadersMiddleware
 from web.wiring import background_jobs, open_services
@@ -133,6 +135,7 @@ def create_app(
             *challenges_routes,
             *badges_routes,
             *leaderboards_routes,
+            *integrations_routes,
             *pages.routes,
         ],
         dependencies={
@@ -143,13 +146,16 @@ def create_app(
         middleware=[
             AccessLogMiddleware,
             SecurityHeadersMiddleware.define(settings),
+            IdempotencyMiddleware.define(),
             *page_options.pop("middleware", []),
         ],
         lifespan=[lifespan],
         state=State({"settings": settings}),
         request_max_body_size=settings.max_body_bytes,
         cors_config=CORSConfig(
-            allow_origins=["*"], allow_credentials=False, allow_headers=["Authorization", "Content-Type"]
+            allow_origins=["*"],
+            allow_credentials=False,
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
         ),
         openapi_config=OpenAPIConfig(
             title="Questline API",

@@ -39,7 +39,8 @@ class CloudEvent(msgspec.Struct, frozen=True, kw_only=True):
     subject: str | None = None
     time: datetime | None = None
     datacontenttype: str | None = None
-    data: msgspec.Raw | None = None
+    data: msgspec.Raw = msgspec.Raw(b"")
+    """Empty when absent (or ``null``)."""
     data_base64: str | None = None
 
 
@@ -99,7 +100,7 @@ def decode_binary(headers: Mapping[str, str], body: bytes, *, content_type: str)
         event = msgspec.convert(wire, CloudEvent, strict=False)
     except msgspec.ValidationError as exc:
         raise from_msgspec(exc) from exc
-    return msgspec.structs.replace(event, data=msgspec.Raw(body) if body.strip() else None)
+    return msgspec.structs.replace(event, data=msgspec.Raw(body.strip()))
 
 
 def _check(event: CloudEvent, *, path: str) -> None:
@@ -119,12 +120,16 @@ def _check(event: CloudEvent, *, path: str) -> None:
         raise ValidationError("binary `data_base64` is not accepted: send JSON `data`", field=f"{path}.data_base64")
     if event.time is not None and event.time.tzinfo is None:
         raise ValidationError("`time` must be RFC 3339 with an offset", field=f"{path}.time")
-    if event.data is not None and not _is_json(event.datacontenttype):
+    if _has_data(event) and not _is_json(event.datacontenttype):
         raise ValidationError(f"`data` must be JSON, not {event.datacontenttype!r}", field=f"{path}.datacontenttype")
 
 
+def _has_data(event: CloudEvent) -> bool:
+    return bytes(event.data) not in (b"", b"null")
+
+
 def _properties(event: CloudEvent, *, path: str) -> dict[str, Any]:
-    if event.data is None:
+    if not _has_data(event):
         return {}
     try:
         properties = _DATA.decode(event.data)

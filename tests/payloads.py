@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 
-def shopify_order(order_id: int = 820982911946154508, *, email: str = "Anna@Example.com", total: str = "199.00") -> dict[str, Any]:
+def shopify_order(
+    order_id: int = 820982911946154508, *, email: str = "Anna@Example.com", total: str = "199.00"
+) -> dict[str, Any]:
     """An ``orders/paid`` body (Shopify Admin API order resource)."""
     return {
         "id": order_id,
@@ -55,7 +57,9 @@ def shopify_order(order_id: int = 820982911946154508, *, email: str = "Anna@Exam
     }
 
 
-def shopify_refund(order_id: int = 820982911946154508, *, refund_id: int = 509562969, amount: str = "41.94") -> dict[str, Any]:
+def shopify_refund(
+    order_id: int = 820982911946154508, *, refund_id: int = 509562969, amount: str = "41.94"
+) -> dict[str, Any]:
     """A ``refunds/create`` body (Shopify Admin API refund resource)."""
     return {
         "id": refund_id,
@@ -80,7 +84,9 @@ def shopify_refund(order_id: int = 820982911946154508, *, refund_id: int = 50956
     }
 
 
-def woo_order(order_id: int = 727, *, status: str = "processing", email: str = "john.doe@example.com") -> dict[str, Any]:
+def woo_order(
+    order_id: int = 727, *, status: str = "processing", email: str = "john.doe@example.com"
+) -> dict[str, Any]:
     """A WooCommerce REST API v3 order, as its ``order.updated`` webhook delivers it."""
     return {
         "id": order_id,

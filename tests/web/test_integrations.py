@@ -87,8 +87,15 @@ async def test_segment_batch_gzip_identify_and_refund(client, brand, rules, db):
     assert member["display_name"] == "Bo Lind" and member["attributes"] == {"plan": "gold"}
     assert member["points"] == 25
     async with db.read() as session:
-        [pending] = (await session.scalars(select(PendingRetractionRow).where(PendingRetractionRow.brand_id == brand.brand.id))).all()
-    assert (pending.event_key, pending.by, pending.amount, pending.source) == ("50314b8e9bcf000000000000", "order_id", 5.0, "segment")
+        [pending] = (
+            await session.scalars(select(PendingRetractionRow).where(PendingRetractionRow.brand_id == brand.brand.id))
+        ).all()
+    assert (pending.event_key, pending.by, pending.amount, pending.source) == (
+        "50314b8e9bcf000000000000",
+        "order_id",
+        5.0,
+        "segment",
+    )
 
 
 async def test_segment_gzip_bomb_and_bad_input(client, brand, rules, db, settings):
@@ -132,7 +139,9 @@ async def test_cloudevents_structured_batch_and_binary(client, brand, rules):
     assert again.json()["duplicate"] is True
     batch = [{**CE, "id": "b1"}, {**CE, "id": "b2", "source": "urn:pos:roma"}]
     answer = await client.post(
-        "/v1/events", content=json.dumps(batch), headers={**brand.headers, "Content-Type": "application/cloudevents-batch+json"}
+        "/v1/events",
+        content=json.dumps(batch),
+        headers={**brand.headers, "Content-Type": "application/cloudevents-batch+json"},
     )
     assert answer.status_code == 200, answer.text
     assert [r["duplicate"] for r in answer.json()["results"]] == [False, False]
@@ -154,16 +163,27 @@ async def test_cloudevents_structured_batch_and_binary(client, brand, rules):
 async def test_invalid_cloudevents_answer_422_naming_the_attribute(client, brand, rules, db):
     before = await row_counts(db, brand.brand.id)
     structured = {**brand.headers, "Content-Type": "application/cloudevents+json"}
-    for broken, field in (({**CE, "specversion": "0.3"}, "$.specversion"), ({k: v for k, v in CE.items() if k != "source"}, "$.source")):
+    for broken, field in (
+        ({**CE, "specversion": "0.3"}, "$.specversion"),
+        ({k: v for k, v in CE.items() if k != "source"}, "$.source"),
+    ):
         answer = await client.post("/v1/events", content=json.dumps(broken), headers=structured)
         assert answer.status_code == 422, answer.text
         assert answer.json()["field"] == field
     batch = [CE, {**CE, "id": "x", "subject": ""}]
     answer = await client.post(
-        "/v1/events", content=json.dumps(batch), headers={**brand.headers, "Content-Type": "application/cloudevents-batch+json"}
+        "/v1/events",
+        content=json.dumps(batch),
+        headers={**brand.headers, "Content-Type": "application/cloudevents-batch+json"},
     )
     assert answer.status_code == 422 and answer.json()["field"] == "$[1].subject"
-    binary = {**brand.headers, "Content-Type": "application/json", "ce-specversion": "1.0", "ce-id": "1", "ce-type": "t"}
+    binary = {
+        **brand.headers,
+        "Content-Type": "application/json",
+        "ce-specversion": "1.0",
+        "ce-id": "1",
+        "ce-type": "t",
+    }
     answer = await client.post("/v1/events", content=b"{}", headers=binary)
     assert answer.status_code == 422 and answer.json()["field"] == "source"
     assert await row_counts(db, brand.brand.id) == before
@@ -184,7 +204,11 @@ async def test_shopify_paid_order_refund_and_signatures(client, brand, rules, db
     assert secret not in json.dumps(listed)
     body = json.dumps(shopify_order()).encode()
     url = f"/hooks/shopify/{brand.brand.slug}"
-    headers = {"X-Shopify-Topic": "orders/paid", "X-Shopify-Shop-Domain": "roma.myshopify.com", "Content-Type": "application/json"}
+    headers = {
+        "X-Shopify-Topic": "orders/paid",
+        "X-Shopify-Shop-Domain": "roma.myshopify.com",
+        "Content-Type": "application/json",
+    }
     bad = await client.post(url, content=body, headers={**headers, "X-Shopify-Hmac-Sha256": sign("wrong", body)})
     assert bad.status_code == 401
     assert (await client.post(url, content=body, headers=headers)).status_code == 401
@@ -200,7 +224,9 @@ async def test_shopify_paid_order_refund_and_signatures(client, brand, rules, db
     assert first.json()["outcome"] == "retraction" and first.json()["duplicate"] is False
     assert (await client.post(url, content=refund, headers=refund_headers)).json()["duplicate"] is True
     async with db.read() as session:
-        [pending] = (await session.scalars(select(PendingRetractionRow).where(PendingRetractionRow.brand_id == brand.brand.id))).all()
+        [pending] = (
+            await session.scalars(select(PendingRetractionRow).where(PendingRetractionRow.brand_id == brand.brand.id))
+        ).all()
     assert (pending.event_key, pending.amount, pending.source) == ("shopify:820982911946154508", 41.94, "shopify")
 
 
@@ -214,22 +240,32 @@ async def test_woocommerce_order_updated_and_signatures(client, brand, rules):
     secret = "woo-secret-123456"
     await configure(client, brand, "woocommerce", secret, member_key="customer_id")
     url = f"/hooks/woocommerce/{brand.brand.slug}"
-    ping = await client.post(url, content=b"webhook_id=12", headers={"Content-Type": "application/x-www-form-urlencoded"})
+    ping = await client.post(
+        url, content=b"webhook_id=12", headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
     assert ping.status_code == 200 and ping.json()["outcome"] == "ignored"
     body = json.dumps(woo_order()).encode()
     headers = {"X-WC-Webhook-Topic": "order.updated", "X-WC-Webhook-Resource": "order", "X-WC-Webhook-Event": "updated"}
-    assert (await client.post(url, content=body, headers={**headers, "X-WC-Webhook-Signature": sign("nope", body)})).status_code == 401
+    assert (
+        await client.post(url, content=body, headers={**headers, "X-WC-Webhook-Signature": sign("nope", body)})
+    ).status_code == 401
     answer = await client.post(url, content=body, headers={**headers, "X-WC-Webhook-Signature": sign(secret, body)})
     assert answer.status_code == 200, answer.text
     assert answer.json()["event_id"] == "woo:727"
     completed = json.dumps(woo_order(status="completed")).encode()
-    again = await client.post(url, content=completed, headers={**headers, "X-WC-Webhook-Signature": sign(secret, completed)})
+    again = await client.post(
+        url, content=completed, headers={**headers, "X-WC-Webhook-Signature": sign(secret, completed)}
+    )
     assert again.json()["duplicate"] is True
     assert await balance(client, brand, "26") == 29
 
 
 async def test_integration_settings_validation(client, brand):
-    assert (await client.put("/v1/integrations/magento", json={"secret": "0123456789"}, headers=brand.headers)).status_code == 404
+    assert (
+        await client.put("/v1/integrations/magento", json={"secret": "0123456789"}, headers=brand.headers)
+    ).status_code == 404
     short = await client.put("/v1/integrations/shopify", json={"secret": "x"}, headers=brand.headers)
     assert short.status_code in (400, 422)
-    assert (await client.put("/v1/integrations/shopify", json={"secret": "0123456789"}, headers=brand.public_headers)).status_code == 403
+    assert (
+        await client.put("/v1/integrations/shopify", json={"secret": "0123456789"}, headers=brand.public_headers)
+    ).status_code == 403

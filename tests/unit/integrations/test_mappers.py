@@ -44,7 +44,9 @@ def test_segment_unmapped_names_pass_through_or_are_ignored():
 
 
 def test_segment_brand_mapping_overrides_defaults():
-    mapping = merged(SourceMapping(events={"Order Completed": EventMap(type="order", amount_from=["total"])}), SEGMENT_DEFAULTS)
+    mapping = merged(
+        SourceMapping(events={"Order Completed": EventMap(type="order", amount_from=["total"])}), SEGMENT_DEFAULTS
+    )
     [event] = _segment(
         {"userId": "a", "event": "Order Completed", "messageId": "m", "properties": {"total": "12.5", "revenue": 99}},
         mapping=mapping,
@@ -69,9 +71,20 @@ def test_segment_identify_refund_and_anonymous():
     actions = _segment(
         {
             "batch": [
-                {"type": "identify", "userId": "anna", "messageId": "i1", "traits": {"name": "Anna R.", "plan": "gold"}},
+                {
+                    "type": "identify",
+                    "userId": "anna",
+                    "messageId": "i1",
+                    "traits": {"name": "Anna R.", "plan": "gold"},
+                },
                 {"type": "track", "anonymousId": "anon", "event": "Order Completed", "messageId": "a1"},
-                {"type": "track", "userId": "anna", "event": "Order Refunded", "messageId": "r1", "properties": {"order_id": "o-9", "total": 10}},
+                {
+                    "type": "track",
+                    "userId": "anna",
+                    "event": "Order Refunded",
+                    "messageId": "r1",
+                    "properties": {"order_id": "o-9", "total": 10},
+                },
             ]
         },
         endpoint="batch",
@@ -177,7 +190,9 @@ def test_shopify_paid_order_and_refund():
     by_id = shop.shopify("orders/paid", shopify_order(), member_key="customer_id", now=NOW)
     assert isinstance(by_id, Event) and by_id.member == "115310627314723954"
     refund = shop.shopify("refunds/create", shopify_refund(), member_key="email", now=NOW)
-    assert refund == shop.RefundRequest(request_id="shopify:refund:509562969", event_id="shopify:820982911946154508", amount=41.94)
+    assert refund == shop.RefundRequest(
+        request_id="shopify:refund:509562969", event_id="shopify:820982911946154508", amount=41.94
+    )
     assert isinstance(shop.shopify("orders/create", shopify_order(), member_key="email", now=NOW), shop.Ignored)
 
 
@@ -186,7 +201,9 @@ def test_woocommerce_statuses():
     assert isinstance(paid, Event)
     assert (paid.id, paid.member, paid.properties["amount"]) == ("woo:727", "john.doe@example.com", 29.35)
     assert paid.occurred_at == datetime(2026, 11, 20, 10, 5, tzinfo=UTC)
-    assert isinstance(shop.woocommerce("order.updated", woo_order(status="pending"), member_key="email", now=NOW), shop.Ignored)
+    assert isinstance(
+        shop.woocommerce("order.updated", woo_order(status="pending"), member_key="email", now=NOW), shop.Ignored
+    )
     refunded = shop.woocommerce("order.updated", woo_order(status="refunded"), member_key="email", now=NOW)
     assert refunded == shop.RefundRequest(request_id="woo:refund:727", event_id="woo:727", amount=None)
     guest = woo_order()

@@ -155,9 +155,12 @@ def test_cloudevent_structured_maps_the_pair_to_the_id():
     ],
 )
 def test_invalid_cloudevents_name_the_attribute(overrides, field):
-    with pytest.raises(ValidationError) as caught:
+    def decode():
         wires = cloudevents.decode_structured(msgspec.json.encode(_ce(**overrides)), batch=False, max_batch=10)
-        cloudevents.to_events(wires, mapping=CLOUDEVENTS_DEFAULTS, now=NOW, batch=False)
+        return cloudevents.to_events(wires, mapping=CLOUDEVENTS_DEFAULTS, now=NOW, batch=False)
+
+    with pytest.raises(ValidationError) as caught:
+        decode()
     assert caught.value.field == field
 
 

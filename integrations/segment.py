@@ -34,6 +34,7 @@ class Message(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     timestamp: str | None = None
     original_timestamp: str | None = None
     sent_at: str | None = None
+    write_key: str | None = None
 
 
 class Batch(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
@@ -41,6 +42,8 @@ class Batch(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
 
     batch: list[Message]
     sent_at: str | None = None
+    write_key: str | None = None
+    """Recent libraries send the write key in the body rather than as Basic auth."""
 
 
 class Identify(msgspec.Struct, frozen=True, kw_only=True):
@@ -67,8 +70,11 @@ _BATCH = msgspec.json.Decoder(Batch)
 _ANY = msgspec.json.Decoder(dict[str, Any])
 
 
-def decode(body: bytes, *, endpoint: str, max_batch: int) -> list[Message]:
+def decode(body: bytes, *, endpoint: str, max_batch: int) -> tuple[list[Message], str | None]:
     """Decode a body sent to ``endpoint`` (``track``, ``identify``, ``batch`` or ``any`` for webhooks).
+
+    Returns:
+        The messages, and the write key the body carries (``writeKey``), if any.
 
     Raises:
         ValidationError: malformed JSON or a field of the wrong type (``field`` is its JSON path).
@@ -79,13 +85,13 @@ def decode(body: bytes, *, endpoint: str, max_batch: int) -> list[Message]:
             batch = _BATCH.decode(body)
             if len(batch.batch) > max_batch:
                 raise PayloadTooLarge(f"a batch holds at most {max_batch} messages", field="$.batch")
-            return [_with_sent_at(m, batch.sent_at) for m in batch.batch]
+            return [_with_sent_at(m, batch.sent_at) for m in batch.batch], batch.write_key
         message = _MESSAGE.decode(body)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise from_msgspec(exc) from exc
     if endpoint in ("track", "identify") and "type" not in _ANY.decode(body):
         message = msgspec.structs.replace(message, type=endpoint)
-    return [message]
+    return [message], message.write_key
 
 
 def _with_sent_at(message: Message, sent_at: str | None) -> Message:

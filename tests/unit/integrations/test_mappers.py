@@ -15,7 +15,7 @@ NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
 
 def _segment(body, endpoint="track", mapping=SEGMENT_DEFAULTS):
-    messages = segment.decode(msgspec.json.encode(body), endpoint=endpoint, max_batch=10)
+    messages, _ = segment.decode(msgspec.json.encode(body), endpoint=endpoint, max_batch=10)
     return segment.to_actions(messages, mapping=mapping, now=NOW)
 
 

@@ -1,7 +1,8 @@
 """The Segment mount: ``/segment/v1/{track,identify,batch}`` as Segment's libraries send them.
 
 Point a Segment server library's ``host`` at ``https://<questline>/segment`` and use a Questline secret key
-as the write key (HTTP Basic username, empty password). Bodies may be gzip-compressed. The answer is
+as the write key (HTTP Basic username with an empty password, or ``writeKey`` in the body as the current
+Python library sends it). The key is read after the body is decoded, so bad JSON answers 422 before 401. Bodies may be gzip-compressed. The answer is
 Segment's ``{"success": true}``; bad input answers a 4xx problem and nothing of the request is applied.
 ``/segment/v1/webhook`` takes Segment's webhook destination (one message of any type per POST; the key as
 Basic auth or ``Authorization: Bearer``).
@@ -15,18 +16,18 @@ import zlib
 from typing import Any
 
 import msgspec
-from litestar import Controller, Request, post
-from litestar.di import Provide
+from litestar import Controller, Request, Response, post
 from litestar.params import RawBody
 
 from engine import members as members_repo
-from engine.errors import AuthenticationError, PayloadTooLarge, PermissionDenied, ValidationError
+from engine.errors import AuthenticationError, PayloadTooLarge, PermissionDenied, QuestlineError, ValidationError
 from engine.events import Event
 from engine.members import MemberIn
 from engine.tenants import KeyKind, Principal
 from integrations import segment, store
 from integrations.models import SEGMENT_DEFAULTS, merged
-from web.deps import PrincipalDep, Services, ServicesDep
+from web.deps import Services, ServicesDep
+from web.errors import PROBLEM_BASE
 from web.schemas.integrations import SegmentOk
 
 
@@ -65,8 +66,8 @@ def _basic_username(header: str) -> str | None:
     return decoded.partition(":")[0].strip() or None
 
 
-async def provide_write_key_principal(request: Request[Any, Any, Any], services: ServicesDep) -> Principal:
-    """The brand whose secret key is the Segment write key (Basic username, or Bearer).
+async def write_key_principal(services: Services, request: Request[Any, Any, Any], body_key: str | None) -> Principal:
+    """The brand whose secret key is the Segment write key (Basic username, Bearer, or ``writeKey`` in the body).
 
     Raises:
         AuthenticationError: no key, or an unknown one.
@@ -76,6 +77,7 @@ async def provide_write_key_principal(request: Request[Any, Any, Any], services:
     key = _basic_username(header)
     if key is None and header.lower().startswith("bearer "):
         key = header[7:].strip()
+    key = key or (body_key or "").strip()
     if not key:
         raise AuthenticationError("send a Questline secret key as the write key (HTTP Basic username)")
     principal = await services.keys.resolve(key)
@@ -84,13 +86,12 @@ async def provide_write_key_principal(request: Request[Any, Any, Any], services:
     return principal
 
 
-async def ingest(
-    services: Services, principal: Principal, request: Request[Any, Any, Any], body: bytes, endpoint: str
-) -> SegmentOk:
+async def ingest(services: Services, request: Request[Any, Any, Any], body: bytes, endpoint: str) -> SegmentOk:
     """Decode, map and apply a Segment request (identify, then events, then refunds), all validated first."""
     settings = services.settings
     data = inflate(body, encoding=request.headers.get("content-encoding", ""), limit=settings.max_body_bytes)
-    messages = segment.decode(data, endpoint=endpoint, max_batch=settings.max_batch)
+    messages, body_key = segment.decode(data, endpoint=endpoint, max_batch=settings.max_batch)
+    principal = await write_key_principal(services, request, body_key)
     async with services.db.read() as session:
         custom = await store.get_mapping(session, brand_id=principal.brand.id, source="segment")
     now = services.clock.now()
@@ -137,37 +138,44 @@ def _member_in(identify: segment.Identify) -> MemberIn:
 _DESCRIPTION = "Segment's HTTP tracking API (write key = a secret key as the Basic username; gzip accepted)."
 
 
+def segment_problem(request: Request[Any, Any, Any], exc: QuestlineError) -> Response[dict[str, Any]]:
+    """A problem details body that also carries Segment's ``code`` and ``message`` (its libraries read them)."""
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + exc.slug,
+        "title": exc.title,
+        "status": exc.status,
+        "detail": exc.detail,
+        "code": exc.slug,
+        "message": exc.detail,
+    }
+    if exc.field is not None:
+        body["field"] = exc.field
+    return Response(body, status_code=exc.status, media_type="application/problem+json")
+
+
 class SegmentController(Controller):
     """Segment-compatible ingestion (``host = https://<questline>/segment``)."""
 
     path = "/segment/v1"
     tags = ("integrations",)
-    dependencies = {"principal": Provide(provide_write_key_principal)}  # noqa: RUF012
+    exception_handlers = {QuestlineError: segment_problem}  # noqa: RUF012
 
     @post(["/track", "/t"], status_code=200, summary="Segment track", description=_DESCRIPTION)
-    async def track(
-        self, request: Request[Any, Any, Any], body: RawBody, services: ServicesDep, principal: PrincipalDep
-    ) -> SegmentOk:
+    async def track(self, request: Request[Any, Any, Any], body: RawBody, services: ServicesDep) -> SegmentOk:
         """One ``track`` message: an event."""
-        return await ingest(services, principal, request, body, "track")
+        return await ingest(services, request, body, "track")
 
     @post(["/identify", "/i"], status_code=200, summary="Segment identify", description=_DESCRIPTION)
-    async def identify(
-        self, request: Request[Any, Any, Any], body: RawBody, services: ServicesDep, principal: PrincipalDep
-    ) -> SegmentOk:
+    async def identify(self, request: Request[Any, Any, Any], body: RawBody, services: ServicesDep) -> SegmentOk:
         """One ``identify`` message: traits become the member's attributes, ``name`` the display name."""
-        return await ingest(services, principal, request, body, "identify")
+        return await ingest(services, request, body, "identify")
 
     @post(["/batch", "/b", "/import"], status_code=200, summary="Segment batch", description=_DESCRIPTION)
-    async def batch(
-        self, request: Request[Any, Any, Any], body: RawBody, services: ServicesDep, principal: PrincipalDep
-    ) -> SegmentOk:
+    async def batch(self, request: Request[Any, Any, Any], body: RawBody, services: ServicesDep) -> SegmentOk:
         """``{"batch": [...]}`` of track and identify messages, applied all or nothing."""
-        return await ingest(services, principal, request, body, "batch")
+        return await ingest(services, request, body, "batch")
 
     @post("/webhook", status_code=200, summary="Segment webhook destination", description=_DESCRIPTION)
-    async def webhook(
-        self, request: Request[Any, Any, Any], body: RawBody, services: ServicesDep, principal: PrincipalDep
-    ) -> SegmentOk:
+    async def webhook(self, request: Request[Any, Any, Any], body: RawBody, services: ServicesDep) -> SegmentOk:
         """One message of any type, as Segment's webhook destination POSTs it."""
-        return await ingest(services, principal, request, body, "any")
+        return await ingest(services, request, body, "any")

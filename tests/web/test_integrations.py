@@ -269,3 +269,34 @@ async def test_integration_settings_validation(client, brand):
     assert (
         await client.put("/v1/integrations/shopify", json={"secret": "0123456789"}, headers=brand.public_headers)
     ).status_code == 403
+
+
+async def test_program_sources_section_maps_segment_names(client, brand, rules):
+    document = {
+        "sources": [
+            {
+                "source": "segment",
+                "passthrough": False,
+                "events": {"Order Placed": {"type": "purchase", "amount_from": ["total"]}},
+            }
+        ]
+    }
+    applied = await client.put("/v1/program", json=document, headers=brand.headers)
+    assert applied.status_code == 200, applied.text
+    assert applied.json()["changes"] == ["sources.segment: mapping set"]
+    exported = (await client.get("/v1/program", headers=brand.headers)).json()
+    assert exported["sources"][0]["source"] == "segment"
+    assert exported["sources"][0]["events"]["Order Placed"]["type"] == "purchase"
+    track = {"userId": "dee", "event": "Order Placed", "messageId": "op-1", "properties": {"total": "40"}}
+    assert (await client.post("/segment/v1/track", json=track, headers=basic(brand.secret))).status_code == 200
+    ignored = {"userId": "dee", "event": "Something Else", "messageId": "se-1"}
+    assert (await client.post("/segment/v1/track", json=ignored, headers=basic(brand.secret))).status_code == 200
+    assert await balance(client, brand, "dee") == 40
+    bad = await client.put("/v1/program", json={"sources": [{"source": "mixpanel"}]}, headers=brand.headers)
+    assert bad.status_code == 422 and bad.json()["field"].startswith("$.sources[0]")
+
+
+async def test_openapi_documents_the_sources(client):
+    schema = (await client.get("/schema/openapi.json")).json()
+    for path in ("/segment/v1/track", "/segment/v1/batch", "/hooks/shopify/{slug}", "/v1/integrations/{platform}"):
+        assert path in schema["paths"], path

@@ -24,7 +24,8 @@ MessageType = Literal["track", "identify", "page", "screen", "group", "alias"]
 class Message(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     """One Segment message as the libraries send it (fields Questline does not use are ignored)."""
 
-    type: MessageType = "track"
+    type: MessageType | None = None
+    """Absent on ``/v1/track`` and ``/v1/identify`` bodies: the endpoint says it (else ``track``)."""
     message_id: str | None = None
     user_id: str | int | None = None
     anonymous_id: str | int | None = None
@@ -67,7 +68,6 @@ Action = Event | Identify | Retraction
 
 _MESSAGE = msgspec.json.Decoder(Message)
 _BATCH = msgspec.json.Decoder(Batch)
-_ANY = msgspec.json.Decoder(dict[str, Any])
 
 
 def decode(body: bytes, *, endpoint: str, max_batch: int) -> tuple[list[Message], str | None]:
@@ -85,19 +85,17 @@ def decode(body: bytes, *, endpoint: str, max_batch: int) -> tuple[list[Message]
             batch = _BATCH.decode(body)
             if len(batch.batch) > max_batch:
                 raise PayloadTooLarge(f"a batch holds at most {max_batch} messages", field="$.batch")
-            return [_with_sent_at(m, batch.sent_at) for m in batch.batch], batch.write_key
+            return [_typed(m, "track", batch.sent_at) for m in batch.batch], batch.write_key
         message = _MESSAGE.decode(body)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise from_msgspec(exc) from exc
-    if endpoint in ("track", "identify") and "type" not in _ANY.decode(body):
-        message = msgspec.structs.replace(message, type=endpoint)
-    return [message], message.write_key
+    kind: MessageType = "identify" if endpoint == "identify" else "track"
+    return [_typed(message, kind, None)], message.write_key
 
 
-def _with_sent_at(message: Message, sent_at: str | None) -> Message:
-    if message.sent_at is None and sent_at is not None:
-        return msgspec.structs.replace(message, sent_at=sent_at)
-    return message
+def _typed(message: Message, kind: MessageType, sent_at: str | None) -> Message:
+    """The message with its type (``kind`` when absent) and the batch's ``sentAt`` when it has none."""
+    return msgspec.structs.replace(message, type=message.type or kind, sent_at=message.sent_at or sent_at)
 
 
 def _instant(value: str | None, *, path: str) -> datetime | None:

@@ -31,12 +31,14 @@ from web import pages
 from web.api.badges import routes as badges_routes
 from web.api.challenges import routes as challenges_routes
 from web.api.events import EventsController
+from web.api.integrations import routes as integrations_routes
 from web.api.leaderboards import routes as leaderboards_routes
 from web.api.members import MembersController
 from web.api.rules import EarningRulesController
 from web.api.webhooks import WebhooksController
 from web.deps import ServicesDep, provide_principal, provide_services
 from web.errors import problem_details_plugin
+from web.idempotency import IdempotencyMiddleware
 from web.logs import AccessLogMiddleware, configure_logging
 from web.metrics import RefusedEventsMiddleware, http_metrics, metrics_endpoint, worker_stopped
 from web.pages.security import SecurityHeadersMiddleware
@@ -144,6 +146,7 @@ def create_app(
             *challenges_routes,
             *badges_routes,
             *leaderboards_routes,
+            *integrations_routes,
             *pages.routes,
         ],
         dependencies={
@@ -157,13 +160,16 @@ def create_app(
             SecurityHeadersMiddleware.define(settings),
             http_metrics().middleware,
             RefusedEventsMiddleware,
+            IdempotencyMiddleware.define(),
             *page_options.pop("middleware", []),
         ],
         lifespan=[lifespan],
         state=State({"settings": settings}),
         request_max_body_size=settings.max_body_bytes,
         cors_config=CORSConfig(
-            allow_origins=["*"], allow_credentials=False, allow_headers=["Authorization", "Content-Type"]
+            allow_origins=["*"],
+            allow_credentials=False,
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
         ),
         openapi_config=OpenAPIConfig(
             title="Questline API",

@@ -131,7 +131,11 @@ def domain_section(name: str, module_name: str) -> Section | None:
 
 #: Domain packages' sections, in apply order (after earning rules and challenges: a challenge's reward names a
 #: badge key, and boards total what the others award).
-DOMAIN_SECTIONS = (("badges", "badges.config"), ("leaderboards", "leaderboards.config"))
+DOMAIN_SECTIONS = (
+    ("badges", "badges.config"),
+    ("leaderboards", "leaderboards.config"),
+    ("sources", "integrations.config"),
+)
 
 
 @functools.cache

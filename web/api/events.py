@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
-from litestar import Controller, post
+from litestar import Controller, Request, post
 from litestar.di import Provide
 from litestar.params import RawBody
 
 from engine.effects import AnyEffect, BoardTotalChanged, Notification
 from engine.events import Event, EventBatch, decode_events
 from engine.pipeline import EventResult
-from web.deps import PrincipalDep, ServicesDep, provide_secret_principal
+from integrations import cloudevents, store
+from integrations.models import CLOUDEVENTS_DEFAULTS, merged
+from web.deps import PrincipalDep, Services, ServicesDep, provide_secret_principal
 from web.schemas.events import BatchResultOut, EventResultOut
 
 _INTERNAL = (BoardTotalChanged, Notification)
@@ -36,6 +38,24 @@ def to_out(result: EventResult) -> EventResultOut:
     )
 
 
+async def decode_cloudevents(
+    services: Services, brand_id: Any, request: Request[Any, Any, Any], body: bytes
+) -> tuple[list[Event], bool]:
+    """Decode CloudEvents in whichever mode the request uses (one typed decode of the body), mapped for the brand."""
+    content_type = request.headers.get("content-type", "")
+    kind = cloudevents.media_type(content_type)
+    if kind in (cloudevents.STRUCTURED, cloudevents.BATCH):
+        batch = kind == cloudevents.BATCH
+        wires = cloudevents.decode_structured(body, batch=batch, max_batch=services.settings.max_batch)
+    else:
+        batch = False
+        wires = [cloudevents.decode_binary(request.headers, body, content_type=content_type)]
+    async with services.db.read() as session:
+        custom = await store.get_mapping(session, brand_id=brand_id, source="cloudevents")
+    mapping = merged(custom, CLOUDEVENTS_DEFAULTS)
+    return cloudevents.to_events(wires, mapping=mapping, now=services.clock.now(), batch=batch), batch
+
+
 class EventsController(Controller):
     """Event ingestion."""
 
@@ -53,14 +73,20 @@ class EventsController(Controller):
         description=(
             'Body: one event, or `{"events": [...]}` with up to 1000. Validated as a whole: a bad field anywhere '
             "answers 422 naming its JSON path and nothing of the request is applied. A repeated `id` answers the "
-            "first result with `duplicate: true` and changes nothing."
+            "first result with `duplicate: true` and changes nothing. CloudEvents 1.0 are accepted too: "
+            "structured (`application/cloudevents+json`), batch (`application/cloudevents-batch+json`) and binary "
+            "(`ce-*` headers) mode; see docs/integrations.md."
         ),
     )
     async def ingest(
-        self, body: RawBody, services: ServicesDep, principal: PrincipalDep
+        self, request: Request[Any, Any, Any], body: RawBody, services: ServicesDep, principal: PrincipalDep
     ) -> EventResultOut | BatchResultOut:
         """Validate, process in one transaction, and report per-event effects."""
-        events, is_batch = decode_events(body, max_batch=services.settings.max_batch)
+        content_type = request.headers.get("content-type", "")
+        if cloudevents.is_cloudevents(content_type, request.headers):
+            events, is_batch = await decode_cloudevents(services, principal.brand.id, request, body)
+        else:
+            events, is_batch = decode_events(body, max_batch=services.settings.max_batch)
         results = await services.pipeline.process(principal.brand, events)
         outs = [to_out(r) for r in results]
         return BatchResultOut(results=outs) if is_batch else outs[0]

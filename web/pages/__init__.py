@@ -35,7 +35,17 @@ TEMPLATES_DIR = rendering.TEMPLATES_DIR
 
 #: Routes CSRF does not apply to: key-authenticated API, operations, docs, static files and widgets
 #: (read-only, cookie-less, embedded on other sites) and badge art (public and cacheable: no cookie).
-CSRF_EXCLUDE = ["^/v1/", "^/health$", "^/schema", "^/static/", "^/widgets/", "^/ob/", "^/art/"]
+CSRF_EXCLUDE = [
+    "^/v1/",
+    "^/health$",
+    "^/schema",
+    "^/static/",
+    "^/widgets/",
+    "^/ob/",
+    "^/art/",
+    "^/segment/",
+    "^/hooks/",
+]
 
 routes: list[Any] = [
     create_static_files_router(

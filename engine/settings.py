@@ -44,6 +44,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """The origin members and widgets reach this server at (hosted badge URLs, links); defaults to
     ``http://<host>:<port>``."""
     key_cache_seconds: Annotated[float, msgspec.Meta(ge=0, le=300)] = 5.0
+    event_max_future_seconds: Annotated[int, msgspec.Meta(ge=0, le=366 * 86400)] = 300
+    """How far ahead of this server's clock an event's ``occurred_at`` may be (clock skew); later is refused."""
+    event_max_age_days: Annotated[int, msgspec.Meta(ge=1, le=36_500)] = 365
+    """How old an event may be, unless the brand's ``event_max_age_days`` setting says otherwise."""
 
     @property
     def uses_fake_redis(self) -> bool:

@@ -35,6 +35,7 @@ from web.api.rules import EarningRulesController
 from web.api.webhooks import WebhooksController
 from web.deps import ServicesDep, provide_principal, provide_services
 from web.errors import problem_details_plugin
+from web.hygiene import request_hygiene
 from web.logs import AccessLogMiddleware, configure_logging
 from web.wiring import background_jobs, open_services
 
@@ -125,6 +126,7 @@ def create_app(
             "caller": Provide(provide_principal),
         },
         plugins=[problem_details_plugin()],
+        guards=[request_hygiene],
         middleware=[AccessLogMiddleware, *page_options.pop("middleware", [])],
         lifespan=[lifespan],
         state=State({"settings": settings}),

@@ -6,6 +6,7 @@ own HTTP exceptions (404, 405, 413, request validation) are converted by the pro
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -19,6 +20,7 @@ from litestar.plugins.problem_details import (
 from engine.errors import QuestlineError
 
 PROBLEM_BASE = "https://questline.dev/problems/"
+log = logging.getLogger("questline.errors")
 
 
 def questline_to_problem(exc: QuestlineError) -> ProblemDetailsException:
@@ -77,7 +79,9 @@ def http_to_problem(exc: HTTPException) -> ProblemDetailsException:
         404: "not-found",
         405: "method-not-allowed",
         413: "payload-too-large",
+        415: "unsupported-media-type",
         401: "authentication-required",
+        400: "bad-request",
     }
     return ProblemDetailsException(
         type_=PROBLEM_BASE + slug.get(exc.status_code, "http-error"),
@@ -97,6 +101,17 @@ def _title(status: int) -> str:
         return "Error"
 
 
+def unexpected_to_problem(exc: Exception) -> ProblemDetailsException:
+    """Any other exception is a bug: log it with its traceback and answer a 500 problem that hides the details."""
+    log.error("unhandled %s: %s", type(exc).__name__, exc, exc_info=exc)
+    return ProblemDetailsException(
+        type_=PROBLEM_BASE + "internal-error",
+        title="Internal server error",
+        detail="an unexpected error occurred; it has been logged",
+        status_code=500,
+    )
+
+
 def problem_details_plugin() -> ProblemDetailsPlugin:
     """The configured plugin: domain errors, request validation and every HTTP error as problem JSON."""
     return ProblemDetailsPlugin(
@@ -106,6 +121,7 @@ def problem_details_plugin() -> ProblemDetailsPlugin:
                 QuestlineError: questline_to_problem,
                 ValidationException: validation_to_problem,
                 HTTPException: http_to_problem,
+                Exception: unexpected_to_problem,
             },
         )
     )

@@ -13,6 +13,7 @@ from engine import points
 from engine.members import Member, MemberIn
 from engine.points import Adjustment, PointsSummary
 from web.deps import PrincipalDep, ServicesDep, provide_secret_principal
+from web.hygiene import MAX_ID
 from web.schemas.members import MemberExport, MemberOut
 
 
@@ -79,7 +80,7 @@ class MembersController(Controller):
         services: ServicesDep,
         principal: PrincipalDep,
         limit: Annotated[int, QueryParameter(ge=1, le=200, description="Entries per page.")] = 50,
-        before: Annotated[int | None, QueryParameter(ge=1, description="Cursor: entries older than this id.")] = None,
+        before: Annotated[int | None, QueryParameter(ge=1, le=MAX_ID, description="Cursor: entries older than this id.")] = None,
     ) -> PointsSummary:
         """The balance and a page of ledger entries, newest first."""
         async with services.db.read() as session:

@@ -1,0 +1,88 @@
+"""Request hygiene before any handler runs: JSON bodies only as JSON, no NUL characters, ids within 64 bits.
+
+:func:`request_hygiene` is an app-level guard, so it sees the matched handler and its parsed path
+parameters but runs before the body or the query is decoded into the handler's arguments. Each refusal
+is a 4xx problem naming the field, and nothing is written.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request
+from litestar.connection import ASGIConnection
+from litestar.enums import RequestEncodingType
+from litestar.exceptions import HTTPException
+from litestar.handlers.base import BaseRouteHandler
+from litestar.params import BodyKwarg
+
+from engine.errors import NotFound, ValidationError
+from engine.textcheck import json_nul_path
+
+#: The largest id PostgreSQL's ``bigint`` (and SQLite's INTEGER) can hold.
+MAX_ID = 2**63 - 1
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+class UnsupportedMediaType(HTTPException):
+    """415: a JSON endpoint was sent a body that does not say it is JSON."""
+
+    status_code = 415
+
+
+def is_json_content_type(value: str) -> bool:
+    """Whether a ``Content-Type`` names JSON (``application/json`` or any ``+json`` type)."""
+    media = value.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+def takes_json_body(handler: BaseRouteHandler) -> bool:
+    """Whether the handler reads a JSON request body (a JSON ``data`` argument or the raw ``body``)."""
+    parameters = handler.parsed_fn_signature.parameters
+    if "body" in parameters:
+        return True
+    data = parameters.get("data")
+    if data is None:
+        return False
+    kwarg = data.kwarg_definition
+    return not isinstance(kwarg, BodyKwarg) or kwarg.media_type == RequestEncodingType.JSON
+
+
+def _check_path_and_query(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
+    for name, value in connection.path_params.items():
+        if isinstance(value, int) and not -MAX_ID - 1 <= value <= MAX_ID:
+            raise NotFound(f"no such {name}: ids fit in 64 bits", field=name)
+        if isinstance(value, str) and "\x00" in value:
+            raise ValidationError(f"the path parameter {name} holds a NUL character", field=name)
+    for name, value in connection.query_params.multi_items():
+        if "\x00" in name or "\x00" in value:
+            raise ValidationError(f"the query parameter {name!r} holds a NUL character", field=name.replace("\x00", ""))
+
+
+async def request_hygiene(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    """Refuse what no handler should see.
+
+    Raises:
+        NotFound: an integer path parameter beyond 64 bits (no stored id can match it).
+        ValidationError: a NUL character in a path or query parameter or in any string of a JSON body.
+        UnsupportedMediaType: a JSON endpoint sent a body without a JSON ``Content-Type``.
+    """
+    _check_path_and_query(connection)
+    if not isinstance(connection, Request) or connection.method not in _BODY_METHODS:
+        return
+    if not takes_json_body(handler):
+        return
+    content_type = connection.headers.get("content-type", "")
+    body = await connection.body()
+    if not is_json_content_type(content_type):
+        if not body and not content_type:
+            return  # no body at all: the handler's own validation names what is missing
+        shown = content_type or "none"
+        raise UnsupportedMediaType(
+            detail=f"this endpoint takes JSON: send `Content-Type: application/json` (got {shown})"
+        )
+    found = json_nul_path(body)
+    if found:
+        raise ValidationError(
+            f"a string holds a NUL character (\\u0000), which cannot be stored (at {found})", field=found
+        )

@@ -18,8 +18,6 @@ from litestar import Litestar, get
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from redis.asyncio import Redis
 
 from engine.clock import Clock, SystemClock
@@ -37,6 +35,7 @@ from web.deps import ServicesDep, provide_principal, provide_services
 from web.errors import problem_details_plugin
 from web.hygiene import request_hygiene
 from web.logs import AccessLogMiddleware, configure_logging
+from web.openapi import openapi_config, openapi_plugins
 from web.wiring import background_jobs, open_services
 
 log = logging.getLogger("questline")
@@ -125,7 +124,7 @@ def create_app(
             "services": Provide(provide_services, sync_to_thread=False),
             "caller": Provide(provide_principal),
         },
-        plugins=[problem_details_plugin()],
+        plugins=[problem_details_plugin(), *openapi_plugins()],
         guards=[request_hygiene],
         middleware=[AccessLogMiddleware, *page_options.pop("middleware", [])],
         lifespan=[lifespan],
@@ -134,13 +133,7 @@ def create_app(
         cors_config=CORSConfig(
             allow_origins=["*"], allow_credentials=False, allow_headers=["Authorization", "Content-Type"]
         ),
-        openapi_config=OpenAPIConfig(
-            title="Questline API",
-            version=VERSION,
-            description="Gamified engagement engine for loyalty programs: events in; points, challenges, badges and ranks out.",
-            path="/schema",
-            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin()],
-        ),
+        openapi_config=openapi_config(VERSION),
         debug=False,
         logging_config=None,  # web.logs configured structured logging already
         **page_options,

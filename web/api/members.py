@@ -80,7 +80,9 @@ class MembersController(Controller):
         services: ServicesDep,
         principal: PrincipalDep,
         limit: Annotated[int, QueryParameter(ge=1, le=200, description="Entries per page.")] = 50,
-        before: Annotated[int | None, QueryParameter(ge=1, le=MAX_ID, description="Cursor: entries older than this id.")] = None,
+        before: Annotated[
+            int | None, QueryParameter(ge=1, le=MAX_ID, description="Cursor: entries older than this id.")
+        ] = None,
     ) -> PointsSummary:
         """The balance and a page of ledger entries, newest first."""
         async with services.db.read() as session:

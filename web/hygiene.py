@@ -7,6 +7,7 @@ is a 4xx problem naming the field, and nothing is written.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from litestar import Request
@@ -21,6 +22,7 @@ from engine.textcheck import json_nul_path
 
 #: The largest id PostgreSQL's ``bigint`` (and SQLite's INTEGER) can hold.
 MAX_ID = 2**63 - 1
+_LONG_INTEGER = re.compile(r"^\s*[+-]?[0-9]{19,}\s*$")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
@@ -48,15 +50,36 @@ def takes_json_body(handler: BaseRouteHandler) -> bool:
     return not isinstance(kwarg, BodyKwarg) or kwarg.media_type == RequestEncodingType.JSON
 
 
-def _check_path_and_query(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
+def _int_query_names(handler: BaseRouteHandler) -> set[str]:
+    """The query names of the handler's integer parameters (their alias when they have one)."""
+    names: set[str] = set()
+    for name, field in handler.parsed_fn_signature.parameters.items():
+        if field.is_subclass_of(int) or any(
+            inner.is_subclass_of(int) for inner in field.inner_types if field.is_optional
+        ):
+            kwarg = field.kwarg_definition
+            names.add(getattr(kwarg, "query", None) or name)
+    return names
+
+
+def _beyond_64_bits(value: str) -> bool:
+    return _LONG_INTEGER.match(value) is not None and not -MAX_ID - 1 <= int(value) <= MAX_ID
+
+
+def _check_path_and_query(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
     for name, value in connection.path_params.items():
         if isinstance(value, int) and not -MAX_ID - 1 <= value <= MAX_ID:
             raise NotFound(f"no such {name}: ids fit in 64 bits", field=name)
         if isinstance(value, str) and "\x00" in value:
             raise ValidationError(f"the path parameter {name} holds a NUL character", field=name)
+    int_names: set[str] | None = None
     for name, value in connection.query_params.multi_items():
         if "\x00" in name or "\x00" in value:
             raise ValidationError(f"the query parameter {name!r} holds a NUL character", field=name.replace("\x00", ""))
+        if _beyond_64_bits(value):
+            int_names = _int_query_names(handler) if int_names is None else int_names
+            if name in int_names:
+                raise ValidationError(f"the query parameter {name} is beyond 64 bits", field=name)
 
 
 async def request_hygiene(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
@@ -67,7 +90,7 @@ async def request_hygiene(connection: ASGIConnection[Any, Any, Any, Any], handle
         ValidationError: a NUL character in a path or query parameter or in any string of a JSON body.
         UnsupportedMediaType: a JSON endpoint sent a body without a JSON ``Content-Type``.
     """
-    _check_path_and_query(connection)
+    _check_path_and_query(connection, handler)
     if not isinstance(connection, Request) or connection.method not in _BODY_METHODS:
         return
     if not takes_json_body(handler):

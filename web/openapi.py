@@ -10,6 +10,7 @@ A handler's own ``responses=`` and ``security=`` win. The Swagger UI assets are 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -17,7 +18,15 @@ from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugi
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import SwaggerRenderPlugin
-from litestar.openapi.spec import Components, Schema, SecurityRequirement, SecurityScheme
+from litestar.openapi.spec import (
+    Components,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    Operation,
+    Schema,
+    SecurityRequirement,
+    SecurityScheme,
+)
 from litestar.plugins import PluginProtocol, ReceiveRoutePlugin
 from litestar.routes import BaseRoute, HTTPRoute
 from litestar.typing import FieldDefinition
@@ -72,6 +81,22 @@ def problem(status: int, description: str | None = None) -> ResponseSpec:
 def problems(*statuses: int) -> dict[int, ResponseSpec]:
     """Problem responses for ``statuses`` (for a handler's ``responses=``)."""
     return {status: problem(status) for status in statuses}
+
+
+def answers(status: int, model: Any, description: str) -> dict[int, ResponseSpec]:
+    """Another success status a handler answers with ``model`` (e.g. 200 when a PUT replaced, 201 when it created)."""
+    return {status: ResponseSpec(data_container=model, generate_examples=False, description=description)}
+
+
+@dataclass
+class JsonOrYaml(Operation):
+    """An operation whose 200 answer is JSON or, on request, the same document as YAML (``application/yaml``)."""
+
+    def __post_init__(self) -> None:
+        """Offer the JSON answer's schema for ``application/yaml`` too."""
+        ok = (self.responses or {}).get("200")
+        if isinstance(ok, OpenAPIResponse) and ok.content and "application/json" in ok.content:
+            ok.content["application/yaml"] = OpenAPIMediaType(schema=ok.content["application/json"].schema)
 
 
 SECURITY_SCHEMES: dict[str, SecurityScheme] = {

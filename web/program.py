@@ -40,6 +40,7 @@ from engine.errors import Conflict, DefinitionError, NotFound, ValidationError
 from engine.rules_store import load_rules
 from engine.tenants import Brand
 from web.deps import PrincipalDep, ServicesDep, provide_secret_principal
+from web.openapi import JsonOrYaml, problems
 
 FORMAT = 1
 MAX_VERSIONS_LISTED = 200
@@ -338,7 +339,7 @@ class ProgramController(Controller):
     tags = ("program",)
     dependencies = {"principal": Provide(provide_secret_principal)}  # noqa: RUF012
 
-    @get("/", summary="Export the program document")
+    @get("/", summary="Export the program document", operation_class=JsonOrYaml, responses=problems(404))
     async def export(
         self,
         services: ServicesDep,

@@ -86,6 +86,9 @@ async def test_ids_beyond_64_bits_are_not_found_or_invalid(client, brand):
         "/v1/members/anna/points", params={"before": "46684801734650137157669828427776"}, headers=brand.headers
     )
     assert_problem(response, 422, "before")
+    for path, name in (("/v1/program", "version"), ("/v1/program/versions", "limit")):
+        response = await client.get(path, params={name: "-" + BIG}, headers=brand.headers)
+        assert_problem(response, 422, name)
 
 
 @pytest.mark.parametrize(

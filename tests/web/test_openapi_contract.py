@@ -111,7 +111,7 @@ def _exercise(operation: Any, mode: GenerationMode, base_url: str, headers: dict
     def run(case: Any) -> None:
         try:
             case.call_and_validate(base_url=base_url, headers=headers, checks=CHECKS, timeout=30)
-        except (AssertionError, ExceptionGroup) as exc:  # a schemathesis failure, or a group of them
+        except (AssertionError, BaseExceptionGroup) as exc:  # a schemathesis failure, or a group of them
             text = str(exc).strip().splitlines()
             failures.append(f"{operation.label} [{mode.value}]: {' / '.join(text[:6])}")
 

@@ -34,6 +34,7 @@ from engine.errors import NotFound, ValidationError
 from engine.ids import MemberId
 from engine.tenants import Brand, get_brand
 from web.deps import PrincipalDep, Services, ServicesDep, provide_secret_principal
+from web.openapi import answers
 from web.schemas.badges import BadgeOut, GrantIn, GrantOut, RevokeIn, RevokeOut
 
 LD_JSON = "application/ld+json"
@@ -101,7 +102,7 @@ class BadgesController(Controller):
             holders, members = await badges_repo.holders(session, brand_id=brand.id)
         return _badge_out(badge, brand=brand, urls=_urls(services), holders=holders.get(key, 0), members=members)
 
-    @put("/{key:str}", summary="Create or replace a badge")
+    @put("/{key:str}", summary="Create or replace a badge", responses=answers(201, BadgeOut, "The badge was created"))
     async def put_badge(
         self, key: FromPath[str], data: JSONBody[BadgeSpec], services: ServicesDep, principal: PrincipalDep
     ) -> Response[BadgeOut]:
@@ -145,7 +146,12 @@ class MemberBadgesController(Controller):
                 session, brand=brand, member_id=member.id, external_id=member.external_id, urls=_urls(services)
             )
 
-    @post("/{external_id:str}/badges/{key:str}/grant", summary="Grant a badge with a reason", status_code=201)
+    @post(
+        "/{external_id:str}/badges/{key:str}/grant",
+        summary="Grant a badge with a reason",
+        status_code=201,
+        responses=answers(200, GrantOut, "The member holds the badge already"),
+    )
     async def grant(
         self,
         external_id: FromPath[str],

@@ -22,6 +22,7 @@ from leaderboards.models import (
 )
 from leaderboards.service import MAX_AROUND, MAX_LIMIT
 from web.deps import PrincipalDep, ServicesDep, provide_secret_principal
+from web.openapi import answers
 
 
 class LeaderboardsController(Controller):
@@ -88,7 +89,7 @@ class LeaderboardsController(Controller):
         board = await services.leaderboards.board(principal.brand, key, public=False)
         return board_to_spec(board)
 
-    @put("/{key:str}", summary="Create or replace a board")
+    @put("/{key:str}", summary="Create or replace a board", responses=answers(201, BoardSpec, "The board was created"))
     async def put_board(
         self, key: FromPath[str], data: JSONBody[BoardSpec], services: ServicesDep, principal: PrincipalDep
     ) -> Response[BoardSpec]:

@@ -14,6 +14,7 @@ from engine.members import Member, MemberIn
 from engine.points import Adjustment, PointsSummary
 from web.deps import PrincipalDep, ServicesDep, provide_secret_principal
 from web.hygiene import MAX_ID
+from web.openapi import answers
 from web.schemas.members import MemberExport, MemberOut
 
 
@@ -35,7 +36,12 @@ class MembersController(Controller):
     tags = ("members",)
     dependencies = {"principal": Provide(provide_secret_principal)}  # noqa: RUF012
 
-    @post("/", summary="Enrol or update a member", status_code=201)
+    @post(
+        "/",
+        summary="Enrol or update a member",
+        status_code=201,
+        responses=answers(200, MemberOut, "The member was updated"),
+    )
     async def enrol(
         self, data: JSONBody[MemberIn], services: ServicesDep, principal: PrincipalDep
     ) -> Response[MemberOut]:

@@ -3,7 +3,8 @@
 :class:`ApiDocumentation` is a route plugin that declares, on every documented operation, what it derives
 from the handler: the key it needs (``principal`` = secret key, ``caller`` = secret or publishable key,
 ``/widgets/v1`` = publishable key in ``?key=``) and the RFC 9457 problem responses it can answer (401/403
-for keys, 404 for path parameters, 400/422 for any input, 409 for writes, 413/415 for JSON bodies).
+for keys, 404 for path parameters, 422 always (NUL characters are refused in any
+parameter) and 400 with inputs, 409 for writes, 413/415 for JSON bodies).
 A handler's own ``responses=`` and ``security=`` win. The Swagger UI assets are served from
 ``web/static/vendor`` (no CDN), so ``/schema`` works without internet.
 """
@@ -150,7 +151,7 @@ def handler_security(handler: HTTPRouteHandler, path: str) -> list[SecurityRequi
 
 def handler_statuses(handler: HTTPRouteHandler, route: HTTPRoute, *, secured: bool) -> set[int]:
     """The error statuses an operation can answer, from what it takes."""
-    statuses: set[int] = set()
+    statuses: set[int] = {422}  # any parameter, even one the handler ignores, is refused with a NUL character
     if secured:
         statuses |= {401, 403}
     if route.path_parameters:
@@ -158,7 +159,7 @@ def handler_statuses(handler: HTTPRouteHandler, route: HTTPRoute, *, secured: bo
     inputs = set(handler.parsed_fn_signature.parameters) - _NOT_INPUT - set(handler.resolve_dependencies())
     json_body = takes_json_body(handler)
     if inputs or json_body or route.path_parameters:
-        statuses |= {400, 422}
+        statuses.add(400)
     if json_body:
         statuses |= {413, 415}
     if secured and _WRITES & set(handler.http_methods):

@@ -168,3 +168,14 @@ async def test_an_unexpected_error_is_a_logged_problem(client, brand, monkeypatc
     assert "boom" not in response.text and problem["type"].endswith("internal-error")
     records = [r for r in caplog.records if r.name == "questline.errors"]
     assert records and records[0].exc_info and "boom in the repository" in str(records[0].exc_info[1])
+
+
+async def test_nul_in_a_program_document_is_refused_in_json_and_yaml(client, brand):
+    rule = {"key": "visit", "event_type": "visit\u0000", "points": 10}
+    response = await client.put("/v1/program", json={"earning_rules": [rule]}, headers=brand.headers)
+    assert_problem(response, 422, "$.earning_rules[0].event_type")
+    yaml_body = b'earning_rules:\n  - key: visit\n    event_type: "visit\\0"\n    points: 10\n'
+    headers = {**brand.headers, "Content-Type": "application/yaml"}
+    response = await client.put("/v1/program", content=yaml_body, headers=headers)
+    assert_problem(response, 422, "$.earning_rules[0].event_type")
+    assert (await client.get("/v1/earning-rules", headers=brand.headers)).json() == []

@@ -179,3 +179,11 @@ async def test_nul_in_a_program_document_is_refused_in_json_and_yaml(client, bra
     response = await client.put("/v1/program", content=yaml_body, headers=headers)
     assert_problem(response, 422, "$.earning_rules[0].event_type")
     assert (await client.get("/v1/earning-rules", headers=brand.headers)).json() == []
+
+
+async def test_malformed_json_is_a_problem(client, brand):
+    headers = {**brand.headers, "Content-Type": "application/json"}
+    for path in ("/v1/members", "/v1/webhooks", "/v1/events"):
+        response = await client.post(path, content=b'{"external_id": "a\\u0000', headers=headers)
+        assert response.status_code in (400, 422), (path, response.text)
+        assert response.headers["content-type"].startswith(PROBLEM)

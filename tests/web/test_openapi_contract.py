@@ -122,6 +122,7 @@ def _exercise(operation: Any, mode: GenerationMode, base_url: str, headers: dict
     return failures
 
 
+@pytest.mark.timeout(600)  # about a minute on an idle machine; CI shares two cores
 def test_every_operation_keeps_its_contract(live_app: tuple[str, str]) -> None:
     base_url, secret = live_app
     schema = schemathesis.openapi.from_url(f"{base_url}/schema/openapi.json")

@@ -116,16 +116,28 @@ async def test_the_window_edges_are_accepted(client, brand):
         assert response.status_code == 200, response.text
 
 
-async def test_a_brand_setting_widens_the_age_window(client, db, clock):
-    from engine.orm import BrandRow
-    from tests.helpers import make_brand
+async def test_the_brand_event_window_command_widens_the_age_window(client, brand, settings, monkeypatch):
+    import asyncio
 
-    keys = await make_brand(db, clock)
-    async with db.write() as session:
-        row = await session.get(BrandRow, keys.brand.id)
-        row.settings = {**(row.settings or {}), "event_max_age_days": 1000}
+    from click.testing import CliRunner
+
+    from engine.tenants import KeyCache
+    from web.cli import cli
+
     body = event("old", "anna", "visit", "2024-06-01T00:00:00Z")
-    response = await client.post("/v1/events", json=body, headers=keys.headers)
+    assert (await client.post("/v1/events", json=body, headers=brand.headers)).status_code == 422
+    for name, value in (
+        ("DATABASE_URL", settings.database_url),
+        ("REDIS_URL", settings.redis_url),
+        ("REDIS_NAMESPACE", settings.redis_namespace),
+        ("KEY_CACHE_SECONDS", "0"),
+    ):
+        monkeypatch.setenv(f"QUESTLINE_{name}", value)
+    args = ["brand", "event-window", brand.brand.slug, "--max-age-days", "1000"]
+    result = await asyncio.to_thread(CliRunner().invoke, cli, args)
+    assert result.exit_code == 0, result.output
+    KeyCache.clear_all()  # servers trust a resolved key (and its brand) for QUESTLINE_KEY_CACHE_SECONDS
+    response = await client.post("/v1/events", json=body, headers=brand.headers)
     assert response.status_code == 200, response.text
 
 

@@ -15,14 +15,15 @@ from litestar.connection import ASGIConnection
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import HTTPException
 from litestar.handlers.base import BaseRouteHandler
-from litestar.params import BodyKwarg
+from litestar.params import BodyKwarg, ParameterKwarg
+from litestar.typing import FieldDefinition
 
 from engine.errors import NotFound, ValidationError
 from engine.textcheck import json_nul_path
 
 #: The largest id PostgreSQL's ``bigint`` (and SQLite's INTEGER) can hold.
 MAX_ID = 2**63 - 1
-_LONG_INTEGER = re.compile(r"^\s*[+-]?[0-9]{19,}\s*$")
+_LONG_INTEGER = re.compile(r"^\s*[+-]?(?P<digits>[0-9]{19,})\s*$")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
@@ -50,20 +51,29 @@ def takes_json_body(handler: BaseRouteHandler) -> bool:
     return not isinstance(kwarg, BodyKwarg) or kwarg.media_type == RequestEncodingType.JSON
 
 
-def _int_query_names(handler: BaseRouteHandler) -> set[str]:
-    """The query names of the handler's integer parameters (their alias when they have one)."""
-    names: set[str] = set()
+def _query_fields(handler: BaseRouteHandler) -> dict[str, FieldDefinition]:
+    """The handler's arguments by the query name they are read from (their alias when they have one)."""
+    fields: dict[str, FieldDefinition] = {}
     for name, field in handler.parsed_fn_signature.parameters.items():
-        if field.is_subclass_of(int) or any(
-            inner.is_subclass_of(int) for inner in field.inner_types if field.is_optional
-        ):
-            kwarg = field.kwarg_definition
-            names.add(getattr(kwarg, "query", None) or name)
-    return names
+        kwarg = field.kwarg_definition
+        if isinstance(kwarg, ParameterKwarg) and (kwarg.header or kwarg.cookie):
+            continue
+        fields[getattr(kwarg, "query", None) or name] = field
+    return fields
+
+
+def _is_int(field: FieldDefinition) -> bool:
+    if field.is_optional:
+        return any(inner.is_subclass_of(int) for inner in field.inner_types)
+    return field.is_subclass_of(int)
 
 
 def _beyond_64_bits(value: str) -> bool:
-    return _LONG_INTEGER.match(value) is not None and not -MAX_ID - 1 <= int(value) <= MAX_ID
+    found = _LONG_INTEGER.match(value)
+    if found is None:
+        return False
+    digits = found.group("digits").lstrip("0")
+    return len(digits) > 19 or not -MAX_ID - 1 <= int(value) <= MAX_ID
 
 
 def _check_path_and_query(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
@@ -72,14 +82,22 @@ def _check_path_and_query(connection: ASGIConnection[Any, Any, Any, Any], handle
             raise NotFound(f"no such {name}: ids fit in 64 bits", field=name)
         if isinstance(value, str) and "\x00" in value:
             raise ValidationError(f"the path parameter {name} holds a NUL character", field=name)
-    int_names: set[str] | None = None
-    for name, value in connection.query_params.multi_items():
+    query = connection.query_params
+    if not query:
+        return
+    fields = _query_fields(handler)
+    seen: set[str] = set()
+    for name, value in query.multi_items():
         if "\x00" in name or "\x00" in value:
             raise ValidationError(f"the query parameter {name!r} holds a NUL character", field=name.replace("\x00", ""))
-        if _beyond_64_bits(value):
-            int_names = _int_query_names(handler) if int_names is None else int_names
-            if name in int_names:
-                raise ValidationError(f"the query parameter {name} is beyond 64 bits", field=name)
+        field = fields.get(name)
+        if field is None:
+            continue
+        if name in seen and not field.is_non_string_sequence:
+            raise ValidationError(f"the query parameter {name} takes one value; it was given more", field=name)
+        seen.add(name)
+        if _is_int(field) and _beyond_64_bits(value):
+            raise ValidationError(f"the query parameter {name} is beyond 64 bits", field=name)
 
 
 async def request_hygiene(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:

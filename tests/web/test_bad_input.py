@@ -89,6 +89,15 @@ async def test_ids_beyond_64_bits_are_not_found_or_invalid(client, brand):
     for path, name in (("/v1/program", "version"), ("/v1/program/versions", "limit")):
         response = await client.get(path, params={name: "-" + BIG}, headers=brand.headers)
         assert_problem(response, 422, name)
+    response = await client.get("/v1/program", params={"version": "9" * 10_001}, headers=brand.headers)
+    assert_problem(response, 422, "version")
+
+
+async def test_a_single_valued_query_parameter_given_twice_is_refused(client, brand):
+    params = [("campaign", "a"), ("campaign", "b")]
+    assert_problem(await client.get("/v1/challenges", params=params, headers=brand.headers), 422, "campaign")
+    once = await client.get("/v1/challenges", params={"campaign": "a"}, headers=brand.headers)
+    assert once.status_code == 200
 
 
 @pytest.mark.parametrize(

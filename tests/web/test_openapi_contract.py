@@ -112,8 +112,10 @@ def _exercise(operation: Any, mode: GenerationMode, base_url: str, headers: dict
         try:
             case.call_and_validate(base_url=base_url, headers=headers, checks=CHECKS, timeout=30)
         except (AssertionError, BaseExceptionGroup) as exc:  # a schemathesis failure, or a group of them
-            text = str(exc).strip().splitlines()
-            failures.append(f"{operation.label} [{mode.value}]: {' / '.join(text[:6])}")
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            shown = [line for line in lines[:5] if not line.startswith("Schemathesis found")]
+            shown += [line for line in lines if line.startswith("curl ")][:1]
+            failures.append(f"{operation.label} [{mode.value}]: {' / '.join(shown)}")
 
     try:
         run()

@@ -59,7 +59,11 @@ class LeaderboardsController(Controller):
         ] = None,
         k: Annotated[int, QueryParameter(ge=0, le=MAX_AROUND, description="Neighbours on each side of `around`.")] = 5,
         members: Annotated[
-            str | None, QueryParameter(max_length=10_000, description="Comma-separated external ids (friends).")
+            str | None,
+            QueryParameter(
+                max_length=5_000,
+                description="Comma-separated external ids (friends), at most 100 and 5,000 characters.",
+            ),
         ] = None,
         scope_value: Annotated[
             str | None,

@@ -111,18 +111,20 @@ async def request_hygiene(connection: ASGIConnection[Any, Any, Any, Any], handle
     _check_path_and_query(connection, handler)
     if not isinstance(connection, Request) or connection.method not in _BODY_METHODS:
         return
-    content_type = connection.headers.get("content-type", "")
+    headers = connection.headers
+    content_type = headers.get("content-type", "")
     is_json = is_json_content_type(content_type)
     json_endpoint = takes_json_body(handler)
-    if not (is_json or json_endpoint):
-        return  # forms and other bodies: their handlers read them
-    body = await connection.body()
-    if json_endpoint and not is_json and (body or content_type):
+    has_body = headers.get("content-length", "0").strip() not in ("", "0") or "transfer-encoding" in headers
+    if json_endpoint and not is_json and (has_body or content_type):
         shown = content_type or "none"
         raise UnsupportedMediaType(
             detail=f"this endpoint takes JSON: send `Content-Type: application/json` (got {shown})"
         )
-    found = json_nul_path(body) if is_json else None
+    if not is_json or "body" in handler.parsed_fn_signature.parameters:
+        return  # forms and other bodies are their handlers' to read; a raw-body decoder checks after the key
+    body = await connection.body()
+    found = json_nul_path(body)
     if found:
         raise ValidationError(
             f"a string holds a NUL character (\\u0000), which cannot be stored (at {found})", field=found

@@ -208,3 +208,9 @@ async def test_malformed_json_is_a_problem(client, brand):
         response = await client.post(path, content=b'{"external_id": "a\\u0000', headers=headers)
         assert response.status_code in (400, 422), (path, response.text)
         assert response.headers["content-type"].startswith(PROBLEM)
+
+
+async def test_the_events_key_is_checked_before_the_body(client):
+    body = event("k", "anna", "visit", "2026-11-20T09:00:00Z", note="\u0000")
+    response = await client.post("/v1/events", json=body)
+    assert_problem(response, 401)

@@ -84,9 +84,15 @@ def problems(*statuses: int) -> dict[int, ResponseSpec]:
     return {status: problem(status) for status in statuses}
 
 
-def answers(status: int, model: Any, description: str) -> dict[int, ResponseSpec]:
-    """Another success status a handler answers with ``model`` (e.g. 200 when a PUT replaced, 201 when it created)."""
-    return {status: ResponseSpec(data_container=model, generate_examples=False, description=description)}
+def answers(
+    status: int, model: Any, description: str, *, media_type: str = "application/json"
+) -> dict[int, ResponseSpec]:
+    """Another status a handler answers with ``model`` (e.g. 200 when a PUT replaced, 201 when it created)."""
+    return {
+        status: ResponseSpec(
+            data_container=model, generate_examples=False, description=description, media_type=media_type
+        )
+    }
 
 
 @dataclass

@@ -56,7 +56,7 @@ async def test_errors_are_documented_as_problems(doc):
     for path, method, operation in operations(doc):
         responses = operation["responses"]
         for status, response in responses.items():
-            if int(status) >= 400:
+            if int(status) >= 400 and status != "410":  # a revoked award answers its JSON-LD document
                 assert list(response["content"]) == [PROBLEM], (method, path, status)
                 assert response["content"][PROBLEM]["schema"] == {"$ref": "#/components/schemas/Problem"}
         if "{" in path:
@@ -102,3 +102,61 @@ async def test_the_api_reference_loads_only_its_own_assets(client):
             assert asset.status_code == 200, url
             assert len(asset.content) > 500, url
         assert "swagger-ui-bundle.js" in page.text
+
+
+def _documented(doc, path, response):
+    """Find the operation of a concrete path and check its status and content type are documented."""
+    segments = path.split("/")
+    for template, item in doc["paths"].items():
+        parts = template.split("/")
+        same = len(parts) == len(segments) and all(
+            p == s or (p.startswith("{") and p.endswith("}")) for p, s in zip(parts, segments, strict=True)
+        )
+        if same and "get" in item:
+            declared = item["get"]["responses"].get(str(response.status_code))
+            assert declared is not None, (path, response.status_code)
+            media = response.headers.get("content-type", "").split(";")[0]
+            assert media in (declared.get("content") or {}) or (not media and not declared.get("content")), (
+                path,
+                media,
+                list(declared.get("content") or {}),
+            )
+            return
+    raise AssertionError(f"{path} is not documented")
+
+
+async def test_public_documents_and_images_answer_what_the_document_says(client, brand, doc):
+    from urllib.parse import urlparse
+
+    badge = {"key": "critic", "name": "Critic", "repeatable": False}
+    assert (await client.put("/v1/badges/critic", json=badge, headers=brand.headers)).status_code == 201
+    assert (await client.post("/v1/members", json={"external_id": "anna"}, headers=brand.headers)).status_code == 201
+    granted = await client.post("/v1/members/anna/badges/critic/grant", json={"reason": "test"}, headers=brand.headers)
+    award = granted.json()["award"]
+    slug = brand.brand.slug
+    paths = [urlparse(award[name]).path for name in ("assertion", "credential", "baked_png", "baked_svg")]
+    paths += [
+        f"/ob/v2/issuers/{slug}",
+        f"/ob/v3/issuers/{slug}",
+        f"/ob/v2/badgeclasses/{slug}/critic",
+        f"/ob/v3/achievements/{slug}/critic",
+        f"/art/{slug}/critic/image.svg",
+        f"/art/{slug}/critic/image.png",
+    ]
+    for path in paths:
+        response = await client.get(path)
+        assert response.status_code == 200, (path, response.text[:200])
+        _documented(doc, path, response)
+        if "etag" in response.headers:
+            again = await client.get(path, headers={"If-None-Match": response.headers["etag"]})
+            assert again.status_code == 304
+            _documented(doc, path, again)
+    revoked = await client.post(
+        "/v1/members/anna/badges/critic/revoke", json={"reason": "mistake"}, headers=brand.headers
+    )
+    assert revoked.status_code == 200, revoked.text
+    for name in ("assertion", "credential", "baked_png"):
+        path = urlparse(award[name]).path
+        response = await client.get(path)
+        assert response.status_code == 410, path
+        _documented(doc, path, response)

@@ -16,14 +16,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
-schemathesis = pytest.importorskip("schemathesis")
-
-from hypothesis import HealthCheck, Phase, given, seed, settings  # noqa: E402
-from hypothesis.errors import Unsatisfiable  # noqa: E402
-from schemathesis import GenerationMode  # noqa: E402
-from schemathesis.checks import not_a_server_error  # noqa: E402
-from schemathesis.specs.openapi.checks import (  # noqa: E402
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, seed, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     ignored_auth,
     negative_data_rejection,
@@ -33,10 +31,10 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
     unsupported_method,
 )
 
-from engine.clock import SystemClock  # noqa: E402
-from engine.db import Database, create_engine  # noqa: E402
-from engine.settings import load_settings  # noqa: E402
-from tests.helpers import make_brand  # noqa: E402
+from engine.clock import SystemClock
+from engine.db import Database, create_engine
+from engine.settings import load_settings
+from tests.helpers import make_brand
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 

@@ -8,12 +8,16 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
-from typing import Annotated, Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 
 from engine.errors import PayloadTooLarge, ValidationError
+from engine.textcheck import json_nul_path
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 ExternalId = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f]+$")]
 EventType = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:\- ]+$")]
@@ -144,6 +148,9 @@ def decode_events(body: bytes, *, max_batch: int) -> tuple[list[Event], bool]:
         ValidationError: malformed JSON or a field that does not fit the schema; ``field`` is its path.
         PayloadTooLarge: more than ``max_batch`` events.
     """
+    nul = json_nul_path(body)
+    if nul:
+        raise ValidationError(f"a string holds a NUL character (\\u0000), which cannot be stored (at {nul})", field=nul)
     try:
         return [_event(_ONE.decode(body), path="$")], False
     except msgspec.ValidationError as exc:
@@ -160,3 +167,48 @@ def decode_events(body: bytes, *, max_batch: int) -> tuple[list[Event], bool]:
     if not wires:
         raise ValidationError("a batch needs at least one event", field="$.events")
     return [_event(wire, path=f"$.events[{index}]") for index, wire in enumerate(wires)], True
+
+
+#: The brand setting that overrides how old an accepted event may be, in days.
+MAX_AGE_SETTING = "event_max_age_days"
+
+
+def max_event_age(brand_settings: Mapping[str, Any], default_days: int) -> timedelta:
+    """How old an event the brand accepts: its ``event_max_age_days`` setting (1 to 36,500) or the default."""
+    days = brand_settings.get(MAX_AGE_SETTING)
+    if isinstance(days, int) and not isinstance(days, bool) and 1 <= days <= 36_500:
+        return timedelta(days=days)
+    return timedelta(days=default_days)
+
+
+def check_plausible(
+    events: list[Event], *, now: datetime, max_future: timedelta, max_age: timedelta, is_batch: bool
+) -> None:
+    """Refuse events dated too far ahead of ``now`` (clock skew allowed) or older than ``max_age``.
+
+    Raises:
+        ValidationError: the first implausible ``occurred_at``, named by its JSON path.
+    """
+    latest, earliest = now + max_future, now - max_age
+    for index, item in enumerate(events):
+        path = f"$.events[{index}].occurred_at" if is_batch else "$.occurred_at"
+        if item.occurred_at > latest:
+            raise ValidationError(
+                f"occurred_at {item.occurred_at.isoformat()} is more than {_span(max_future)} in the future "
+                f"(the server's time is {now.isoformat()})",
+                field=path,
+            )
+        if item.occurred_at < earliest:
+            raise ValidationError(
+                f"occurred_at {item.occurred_at.isoformat()} is older than the {_span(max_age)} this brand accepts",
+                field=path,
+            )
+
+
+def _span(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds % 86400 == 0 and seconds:
+        return f"{seconds // 86400} days"
+    if seconds % 60 == 0:
+        return f"{seconds // 60} minutes"
+    return f"{seconds} seconds"

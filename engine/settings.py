@@ -65,6 +65,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """OTLP/HTTP traces endpoint (``http://collector:4318/v1/traces``); empty turns tracing off."""
     service_name: str = "questline"
     """The ``service.name`` resource attribute of exported traces."""
+    event_max_future_seconds: Annotated[int, msgspec.Meta(ge=0, le=366 * 86400)] = 300
+    """How far ahead of this server's clock an event's ``occurred_at`` may be (clock skew); later is refused."""
+    event_max_age_days: Annotated[int, msgspec.Meta(ge=1, le=36_500)] = 365
+    """How old an event may be, unless the brand's ``event_max_age_days`` setting says otherwise."""
 
     @property
     def uses_fake_redis(self) -> bool:

@@ -18,8 +18,6 @@ from litestar import Litestar, get
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from opentelemetry.sdk.trace import TracerProvider
 from redis.asyncio import Redis
 
@@ -38,9 +36,11 @@ from web.api.rules import EarningRulesController
 from web.api.webhooks import WebhooksController
 from web.deps import ServicesDep, provide_principal, provide_services
 from web.errors import problem_details_plugin
+from web.hygiene import request_hygiene
 from web.idempotency import IdempotencyMiddleware
 from web.logs import AccessLogMiddleware, configure_logging
 from web.metrics import RefusedEventsMiddleware, http_metrics, metrics_endpoint, worker_stopped
+from web.openapi import openapi_config, openapi_plugins
 from web.pages.security import SecurityHeadersMiddleware
 from web.tracing import TraceIdMiddleware, tracer_provider_for, tracing_plugin
 from web.wiring import background_jobs, open_services
@@ -153,7 +153,8 @@ def create_app(
             "services": Provide(provide_services, sync_to_thread=False),
             "caller": Provide(provide_principal),
         },
-        plugins=[problem_details_plugin(), *([tracing_plugin(tracing)] if tracing else [])],
+        plugins=[problem_details_plugin(), *openapi_plugins(), *([tracing_plugin(tracing)] if tracing else [])],
+        guards=[request_hygiene],
         middleware=[
             TraceIdMiddleware,
             AccessLogMiddleware,
@@ -171,13 +172,7 @@ def create_app(
             allow_credentials=False,
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
         ),
-        openapi_config=OpenAPIConfig(
-            title="Questline API",
-            version=VERSION,
-            description="Gamified engagement engine for loyalty programs: events in; points, challenges, badges and ranks out.",
-            path="/schema",
-            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin()],
-        ),
+        openapi_config=openapi_config(VERSION),
         debug=False,
         logging_config=None,  # web.logs configured structured logging already
         **page_options,

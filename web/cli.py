@@ -145,6 +145,29 @@ def brand_list() -> None:
     run(body)
 
 
+@brand.command("event-window")
+@click.argument("slug")
+@click.option(
+    "--max-age-days",
+    type=click.IntRange(1, 36_500),
+    required=True,
+    help="How old an event the brand accepts (default QUESTLINE_EVENT_MAX_AGE_DAYS, 365); older ones answer 422.",
+)
+def brand_event_window(slug: str, max_age_days: int) -> None:
+    """Set how old an event brand SLUG accepts (raise it to import history)."""
+    from engine.events import MAX_AGE_SETTING
+    from engine.orm import BrandRow
+
+    async def change(services: Services, found: Brand) -> None:
+        async with services.db.write() as session:
+            row = await session.get(BrandRow, found.id)
+            if row is not None:
+                row.settings = {**(row.settings or {}), MAX_AGE_SETTING: max_age_days}
+        click.echo(f"brand {found.slug} accepts events up to {max_age_days} days old")
+
+    with_brand(slug, change)
+
+
 @cli.group()
 def key() -> None:
     """API keys of a brand."""

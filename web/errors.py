@@ -6,6 +6,7 @@ own HTTP exceptions (404, 405, 413, request validation) are converted by the pro
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -20,6 +21,7 @@ from engine.errors import QuestlineError
 from web.tracing import with_trace_id
 
 PROBLEM_BASE = "https://questline.dev/problems/"
+log = logging.getLogger("questline.errors")
 
 
 def questline_to_problem(exc: QuestlineError) -> ProblemDetailsException:
@@ -78,7 +80,9 @@ def http_to_problem(exc: HTTPException) -> ProblemDetailsException:
         404: "not-found",
         405: "method-not-allowed",
         413: "payload-too-large",
+        415: "unsupported-media-type",
         401: "authentication-required",
+        400: "bad-request",
     }
     return ProblemDetailsException(
         type_=PROBLEM_BASE + slug.get(exc.status_code, "http-error"),
@@ -98,6 +102,17 @@ def _title(status: int) -> str:
         return "Error"
 
 
+def unexpected_to_problem(exc: Exception) -> ProblemDetailsException:
+    """Any other exception is a bug: log it with its traceback and answer a 500 problem that hides the details."""
+    log.error("unhandled %s: %s", type(exc).__name__, exc, exc_info=exc)
+    return ProblemDetailsException(
+        type_=PROBLEM_BASE + "internal-error",
+        title="Internal server error",
+        detail="an unexpected error occurred; it has been logged",
+        status_code=500,
+    )
+
+
 def problem_details_plugin() -> ProblemDetailsPlugin:
     """The configured plugin: domain errors, request validation and every HTTP error as problem JSON."""
     return ProblemDetailsPlugin(
@@ -107,6 +122,7 @@ def problem_details_plugin() -> ProblemDetailsPlugin:
                 QuestlineError: with_trace_id(questline_to_problem),
                 ValidationException: with_trace_id(validation_to_problem),
                 HTTPException: with_trace_id(http_to_problem),
+                Exception: with_trace_id(unexpected_to_problem),
             },
         )
     )

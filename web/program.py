@@ -39,7 +39,9 @@ from engine.earning import EarningRule, build_rule
 from engine.errors import Conflict, DefinitionError, NotFound, ValidationError
 from engine.rules_store import load_rules
 from engine.tenants import Brand
+from engine.textcheck import nul_path
 from web.deps import PrincipalDep, ServicesDep, provide_secret_principal
+from web.openapi import JsonOrYaml, problems
 
 FORMAT = 1
 MAX_VERSIONS_LISTED = 200
@@ -191,6 +193,9 @@ def load_document(body: bytes, *, content_type: str = "") -> dict[str, Any]:
         data = {}
     if not isinstance(data, dict):
         raise ValidationError("a program document is an object (sections by name)", field="$")
+    nul = nul_path(data)
+    if nul:
+        raise ValidationError(f"a string holds a NUL character, which cannot be stored (at {nul})", field=nul)
     return data
 
 
@@ -342,7 +347,7 @@ class ProgramController(Controller):
     tags = ("program",)
     dependencies = {"principal": Provide(provide_secret_principal)}  # noqa: RUF012
 
-    @get("/", summary="Export the program document")
+    @get("/", summary="Export the program document", operation_class=JsonOrYaml, responses=problems(404))
     async def export(
         self,
         services: ServicesDep,

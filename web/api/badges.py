@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Response, delete, get, post, put
 from litestar.di import Provide
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
 from badges import config as badges_config
@@ -34,6 +35,7 @@ from engine.errors import NotFound, ValidationError
 from engine.ids import MemberId
 from engine.tenants import Brand, get_brand
 from web.deps import PrincipalDep, Services, ServicesDep, provide_secret_principal
+from web.openapi import answers
 from web.schemas.badges import BadgeOut, GrantIn, GrantOut, RevokeIn, RevokeOut
 
 LD_JSON = "application/ld+json"
@@ -43,6 +45,14 @@ _SVG_HEADERS = {
 }
 IfNoneMatch = Annotated[str | None, HeaderParameter(name="if-none-match", required=False)]
 LevelQuery = Annotated[str, QueryParameter(max_length=32, description="Level key (generated art per level).")]
+#: What the public documents and images answer, for the OpenAPI document.
+_LD_DOC = answers(200, dict[str, Any], "A JSON-LD document", media_type=LD_JSON)
+_LD_REVOKED = answers(410, dict[str, Any], "The award was revoked: `revoked: true` and the reason", media_type=LD_JSON)
+_NOT_MODIFIED = {304: ResponseSpec(data_container=None, description="Not modified (`If-None-Match`)")}
+
+
+def _image(media_type: str) -> dict[int, ResponseSpec]:
+    return {**answers(200, bytes, "The image", media_type=media_type), **_NOT_MODIFIED}
 
 
 def _urls(services: Services) -> Urls:
@@ -101,7 +111,7 @@ class BadgesController(Controller):
             holders, members = await badges_repo.holders(session, brand_id=brand.id)
         return _badge_out(badge, brand=brand, urls=_urls(services), holders=holders.get(key, 0), members=members)
 
-    @put("/{key:str}", summary="Create or replace a badge")
+    @put("/{key:str}", summary="Create or replace a badge", responses=answers(201, BadgeOut, "The badge was created"))
     async def put_badge(
         self, key: FromPath[str], data: JSONBody[BadgeSpec], services: ServicesDep, principal: PrincipalDep
     ) -> Response[BadgeOut]:
@@ -145,7 +155,12 @@ class MemberBadgesController(Controller):
                 session, brand=brand, member_id=member.id, external_id=member.external_id, urls=_urls(services)
             )
 
-    @post("/{external_id:str}/badges/{key:str}/grant", summary="Grant a badge with a reason", status_code=201)
+    @post(
+        "/{external_id:str}/badges/{key:str}/grant",
+        summary="Grant a badge with a reason",
+        status_code=201,
+        responses=answers(200, GrantOut, "The member holds the badge already"),
+    )
     async def grant(
         self,
         external_id: FromPath[str],
@@ -258,20 +273,24 @@ class OpenBadgesController(Controller):
     path = "/ob"
     tags = ("open badges",)
 
-    @get("/v2/issuers/{brand:str}", summary="OB 2.0 issuer profile")
+    @get("/v2/issuers/{brand:str}", summary="OB 2.0 issuer profile", responses=_LD_DOC)
     async def issuer_v2(self, brand: FromPath[str], services: ServicesDep) -> Response[bytes]:
         """The brand as an Open Badges issuer (JSON-LD)."""
         async with services.db.read() as session:
             found = await get_brand(session, brand)
         return _ld(ob.issuer_v2(_urls(services), _issuer(services, found)))
 
-    @get("/v2/badgeclasses/{brand:str}/{key:str}", summary="OB 2.0 BadgeClass")
+    @get("/v2/badgeclasses/{brand:str}/{key:str}", summary="OB 2.0 BadgeClass", responses=_LD_DOC)
     async def badge_class_v2(self, brand: FromPath[str], key: FromPath[str], services: ServicesDep) -> Response[bytes]:
         """A badge as an Open Badges BadgeClass (JSON-LD)."""
         found, badge = await _public_badge(services, brand, key, "")
         return _ld(ob.badge_class_v2(_urls(services), _issuer(services, found), badge))
 
-    @get("/v2/badgeclasses/{brand:str}/{key:str}/{level:str}", summary="OB 2.0 BadgeClass of one level")
+    @get(
+        "/v2/badgeclasses/{brand:str}/{key:str}/{level:str}",
+        summary="OB 2.0 BadgeClass of one level",
+        responses=_LD_DOC,
+    )
     async def level_class_v2(
         self, brand: FromPath[str], key: FromPath[str], level: FromPath[str], services: ServicesDep
     ) -> Response[bytes]:
@@ -279,7 +298,7 @@ class OpenBadgesController(Controller):
         found, badge = await _public_badge(services, brand, key, level)
         return _ld(ob.badge_class_v2(_urls(services), _issuer(services, found), badge, badge.level(level)))
 
-    @get("/v2/assertions/{uid:str}", summary="OB 2.0 hosted assertion")
+    @get("/v2/assertions/{uid:str}", summary="OB 2.0 hosted assertion", responses={**_LD_DOC, **_LD_REVOKED})
     async def assertion_v2(self, uid: FromPath[str], services: ServicesDep) -> Response[bytes]:
         """The hosted assertion of an award; a revoked award answers 410 with ``revoked: true`` and the reason."""
         async with services.db.read() as session:
@@ -287,21 +306,29 @@ class OpenBadgesController(Controller):
         doc = ob.assertion_v2(_urls(services), hosted.issuer, hosted.badge, hosted.award)
         return _ld(doc, status=410 if hosted.award.revoked else 200)
 
-    @get("/v2/assertions/{uid:str}/baked.png", summary="Baked PNG of an award")
+    @get(
+        "/v2/assertions/{uid:str}/baked.png",
+        summary="Baked PNG of an award",
+        responses={**_image("image/png"), **_LD_REVOKED},
+    )
     async def baked_png(
         self, uid: FromPath[str], services: ServicesDep, if_none_match: IfNoneMatch = None
     ) -> Response[bytes]:
         """The badge image with the assertion in an ``iTXt`` chunk ``openbadges``; 410 JSON when revoked."""
         return await _baked(services, uid, "png", if_none_match)
 
-    @get("/v2/assertions/{uid:str}/baked.svg", summary="Baked SVG of an award")
+    @get(
+        "/v2/assertions/{uid:str}/baked.svg",
+        summary="Baked SVG of an award",
+        responses={**_image("image/svg+xml"), **_LD_REVOKED},
+    )
     async def baked_svg(
         self, uid: FromPath[str], services: ServicesDep, if_none_match: IfNoneMatch = None
     ) -> Response[bytes]:
         """The badge image with an ``<openbadges:assertion>`` element; 410 JSON when revoked."""
         return await _baked(services, uid, "svg", if_none_match)
 
-    @get("/v3/issuers/{brand:str}", summary="OB 3.0 issuer profile")
+    @get("/v3/issuers/{brand:str}", summary="OB 3.0 issuer profile", responses=_LD_DOC)
     async def issuer_v3(self, brand: FromPath[str], services: ServicesDep) -> Response[bytes]:
         """The brand as an Open Badges 3.0 Profile."""
         async with services.db.read() as session:
@@ -309,14 +336,18 @@ class OpenBadgesController(Controller):
         doc = {"@context": [ob.VC2_CONTEXT, ob.OB3_CONTEXT], **ob.profile_v3(_urls(services), _issuer(services, found))}
         return _ld(doc)
 
-    @get("/v3/achievements/{brand:str}/{key:str}", summary="OB 3.0 achievement")
+    @get("/v3/achievements/{brand:str}/{key:str}", summary="OB 3.0 achievement", responses=_LD_DOC)
     async def achievement_v3(self, brand: FromPath[str], key: FromPath[str], services: ServicesDep) -> Response[bytes]:
         """A badge as an Open Badges 3.0 Achievement."""
         found, badge = await _public_badge(services, brand, key, "")
         doc = ob.achievement_v3(_urls(services), _issuer(services, found), badge)
         return _ld({"@context": [ob.VC2_CONTEXT, ob.OB3_CONTEXT], **doc})
 
-    @get("/v3/achievements/{brand:str}/{key:str}/{level:str}", summary="OB 3.0 achievement of one level")
+    @get(
+        "/v3/achievements/{brand:str}/{key:str}/{level:str}",
+        summary="OB 3.0 achievement of one level",
+        responses=_LD_DOC,
+    )
     async def level_achievement_v3(
         self, brand: FromPath[str], key: FromPath[str], level: FromPath[str], services: ServicesDep
     ) -> Response[bytes]:
@@ -325,7 +356,7 @@ class OpenBadgesController(Controller):
         doc = ob.achievement_v3(_urls(services), _issuer(services, found), badge, badge.level(level))
         return _ld({"@context": [ob.VC2_CONTEXT, ob.OB3_CONTEXT], **doc})
 
-    @get("/v3/credentials/{uid:str}", summary="OB 3.0 OpenBadgeCredential")
+    @get("/v3/credentials/{uid:str}", summary="OB 3.0 OpenBadgeCredential", responses={**_LD_DOC, **_LD_REVOKED})
     async def credential_v3(self, uid: FromPath[str], services: ServicesDep) -> Response[bytes]:
         """The award as an (unsigned) OpenBadgeCredential; a revoked award answers 410 with ``revoked: true``."""
         async with services.db.read() as session:
@@ -365,7 +396,7 @@ class BadgeArtController(Controller):
     path = "/art"
     tags = ("badges",)
 
-    @get("/{brand:str}/{key:str}/image.svg", summary="Badge image (SVG)")
+    @get("/{brand:str}/{key:str}/image.svg", summary="Badge image (SVG)", responses=_image("image/svg+xml"))
     async def svg(
         self,
         brand: FromPath[str],
@@ -379,7 +410,7 @@ class BadgeArtController(Controller):
         content = badge_image(badge, brand_slug=found.slug, brand_settings=found.settings, level=level, kind="svg")
         return _cached(content, "image/svg+xml", if_none_match)
 
-    @get("/{brand:str}/{key:str}/image.png", summary="Badge image (PNG)")
+    @get("/{brand:str}/{key:str}/image.png", summary="Badge image (PNG)", responses=_image("image/png"))
     async def png(
         self,
         brand: FromPath[str],

@@ -25,6 +25,7 @@ from engine import members as members_repo
 from engine.errors import NotFound, ValidationError
 from engine.tenants import Brand
 from web.deps import PrincipalDep, Services, ServicesDep, provide_secret_principal
+from web.openapi import answers
 from web.program import ProgramController, parse_instant, record_change
 from web.schemas.challenges import CampaignOut, CampaignSaved, ChallengeOut, ChallengeSaved
 
@@ -292,7 +293,12 @@ class MemberChallengesController(Controller):
                 session, brand=brand, member=member, key=key, now=services.clock.now(), limit=limit
             )
 
-    @post("/campaigns/{key:str}/opt-in", summary="Opt a member in to a campaign", status_code=201)
+    @post(
+        "/campaigns/{key:str}/opt-in",
+        summary="Opt a member in to a campaign",
+        status_code=201,
+        responses=answers(200, service.OptIn, "The member had opted in already"),
+    )
     async def opt_in(
         self, external_id: FromPath[str], key: FromPath[str], services: ServicesDep, principal: PrincipalDep
     ) -> Response[service.OptIn]:
@@ -302,7 +308,12 @@ class MemberChallengesController(Controller):
         )
         return Response(result, status_code=201 if result.created else 200)
 
-    @post("/challenges/{key:str}/opt-in", summary="Opt a member in to a challenge's campaign", status_code=201)
+    @post(
+        "/challenges/{key:str}/opt-in",
+        summary="Opt a member in to a challenge's campaign",
+        status_code=201,
+        responses=answers(200, service.OptIn, "The member had opted in already"),
+    )
     async def opt_in_challenge(
         self, external_id: FromPath[str], key: FromPath[str], services: ServicesDep, principal: PrincipalDep
     ) -> Response[service.OptIn]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, cast
 
 from litestar import Controller, Request, post
@@ -9,7 +10,7 @@ from litestar.di import Provide
 from litestar.params import RawBody
 
 from engine.effects import AnyEffect, BoardTotalChanged, Notification
-from engine.events import Event, EventBatch, decode_events
+from engine.events import Event, EventBatch, check_plausible, decode_events, max_event_age
 from engine.pipeline import EventResult
 from integrations import cloudevents, store
 from integrations.models import CLOUDEVENTS_DEFAULTS, merged
@@ -75,7 +76,10 @@ class EventsController(Controller):
             "answers 422 naming its JSON path and nothing of the request is applied. A repeated `id` answers the "
             "first result with `duplicate: true` and changes nothing. CloudEvents 1.0 are accepted too: "
             "structured (`application/cloudevents+json`), batch (`application/cloudevents-batch+json`) and binary "
-            "(`ce-*` headers) mode; see docs/integrations.md."
+            "(`ce-*` headers) mode; see docs/integrations.md. "
+            "`occurred_at` must lie within the plausibility "
+            "window: at most `QUESTLINE_EVENT_MAX_FUTURE_SECONDS` (300) ahead of the server's clock and at most the "
+            "brand's `event_max_age_days` (default 365) old; outside it answers 422 naming the field."
         ),
     )
     async def ingest(
@@ -87,6 +91,14 @@ class EventsController(Controller):
             events, is_batch = await decode_cloudevents(services, principal.brand.id, request, body)
         else:
             events, is_batch = decode_events(body, max_batch=services.settings.max_batch)
+        settings = services.settings
+        check_plausible(
+            events,
+            now=services.clock.now(),
+            max_future=timedelta(seconds=settings.event_max_future_seconds),
+            max_age=max_event_age(principal.brand.settings, settings.event_max_age_days),
+            is_batch=is_batch,
+        )
         results = await services.pipeline.process(principal.brand, events)
         outs = [to_out(r) for r in results]
         return BatchResultOut(results=outs) if is_batch else outs[0]

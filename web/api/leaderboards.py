@@ -22,6 +22,7 @@ from leaderboards.models import (
 )
 from leaderboards.service import MAX_AROUND, MAX_LIMIT
 from web.deps import PrincipalDep, ServicesDep, provide_secret_principal
+from web.openapi import answers
 
 
 class LeaderboardsController(Controller):
@@ -58,7 +59,11 @@ class LeaderboardsController(Controller):
         ] = None,
         k: Annotated[int, QueryParameter(ge=0, le=MAX_AROUND, description="Neighbours on each side of `around`.")] = 5,
         members: Annotated[
-            str | None, QueryParameter(max_length=10_000, description="Comma-separated external ids (friends).")
+            str | None,
+            QueryParameter(
+                max_length=5_000,
+                description="Comma-separated external ids (friends), at most 100 and 5,000 characters.",
+            ),
         ] = None,
         scope_value: Annotated[
             str | None,
@@ -88,7 +93,7 @@ class LeaderboardsController(Controller):
         board = await services.leaderboards.board(principal.brand, key, public=False)
         return board_to_spec(board)
 
-    @put("/{key:str}", summary="Create or replace a board")
+    @put("/{key:str}", summary="Create or replace a board", responses=answers(201, BoardSpec, "The board was created"))
     async def put_board(
         self, key: FromPath[str], data: JSONBody[BoardSpec], services: ServicesDep, principal: PrincipalDep
     ) -> Response[BoardSpec]:

@@ -13,6 +13,8 @@ from engine import points
 from engine.members import Member, MemberIn
 from engine.points import Adjustment, PointsSummary
 from web.deps import PrincipalDep, ServicesDep, provide_secret_principal
+from web.hygiene import MAX_ID
+from web.openapi import answers
 from web.schemas.members import MemberExport, MemberOut
 
 
@@ -34,7 +36,12 @@ class MembersController(Controller):
     tags = ("members",)
     dependencies = {"principal": Provide(provide_secret_principal)}  # noqa: RUF012
 
-    @post("/", summary="Enrol or update a member", status_code=201)
+    @post(
+        "/",
+        summary="Enrol or update a member",
+        status_code=201,
+        responses=answers(200, MemberOut, "The member was updated"),
+    )
     async def enrol(
         self, data: JSONBody[MemberIn], services: ServicesDep, principal: PrincipalDep
     ) -> Response[MemberOut]:
@@ -79,7 +86,9 @@ class MembersController(Controller):
         services: ServicesDep,
         principal: PrincipalDep,
         limit: Annotated[int, QueryParameter(ge=1, le=200, description="Entries per page.")] = 50,
-        before: Annotated[int | None, QueryParameter(ge=1, description="Cursor: entries older than this id.")] = None,
+        before: Annotated[
+            int | None, QueryParameter(ge=1, le=MAX_ID, description="Cursor: entries older than this id.")
+        ] = None,
     ) -> PointsSummary:
         """The balance and a page of ledger entries, newest first."""
         async with services.db.read() as session:

@@ -44,6 +44,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """The origin members and widgets reach this server at (hosted badge URLs, links); defaults to
     ``http://<host>:<port>``."""
     key_cache_seconds: Annotated[float, msgspec.Meta(ge=0, le=300)] = 5.0
+    redis_timeout_ms: Annotated[int, msgspec.Meta(ge=10, le=60_000)] = 500
+    """Connect and socket timeout of every Redis command; a command is never retried with back-off."""
+    redis_breaker_failures: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 3
+    """Failed Redis connects in a row that open the circuit breaker (Redis calls then fail at once)."""
+    redis_breaker_cooldown_s: Annotated[float, msgspec.Meta(ge=0, le=3600)] = 5.0
+    """Seconds the breaker stays open before one connect probes Redis again."""
+    database_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 5.0
+    """Connect timeout of a new PostgreSQL connection (a server that does not answer fails the request: 503)."""
+    database_pre_ping: bool = True
+    """Check a pooled PostgreSQL connection before use, so a restarted server costs no failed request."""
 
     @property
     def uses_fake_redis(self) -> bool:

@@ -42,6 +42,7 @@ class CircuitBreaker:
         self._count = 0
         self._opened_at = 0.0
         self._probing = False
+        self._probe_at = 0.0
         self._listeners: list[Callable[[], None]] = []
         self.opened_total = 0
         """How many times the breaker opened (for metrics and tests)."""
@@ -53,11 +54,15 @@ class CircuitBreaker:
             return "half_open"
         return self._state
 
+    def _probe_pending(self) -> bool:
+        """A probe is out and has not answered (one lost for a whole cool-down no longer counts)."""
+        return self._probing and self._clock() - self._probe_at < max(self.cooldown, 0.001)
+
     @property
     def is_open(self) -> bool:
         """Whether calls are refused right now (open and cooling down, or a probe is in flight)."""
         state = self.state
-        return state == "open" or (state == "half_open" and self._probing)
+        return state == "open" or (state == "half_open" and self._probe_pending())
 
     def retry_after(self) -> float:
         """Seconds until the next probe is allowed (0 when closed)."""
@@ -70,9 +75,10 @@ class CircuitBreaker:
         state = self.state
         if state == "closed":
             return True
-        if state == "open" or self._probing:
+        if state == "open" or self._probe_pending():
             return False
         self._probing = True
+        self._probe_at = self._clock()
         return True
 
     def success(self) -> None:

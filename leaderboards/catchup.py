@@ -46,13 +46,15 @@ class CatchUp:
         self._stale: dict[BrandId, datetime] = {}
         self._wake = asyncio.Event()
         self._sweep = False
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.caught_up_total = 0
         """Brands rebuilt after an outage (for metrics and tests)."""
         breaker.on_close(self._closed)
 
     def _closed(self) -> None:
         self._sweep = True  # Redis may have restarted empty: check every brand's sentinel too
-        self._wake.set()
+        if self._loop is not None and self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._wake.set)
 
     def mark(self, brand_id: BrandId, error: BaseException | None = None) -> None:
         """Record that a write of ``brand_id`` did not reach Redis (its boards are stale until caught up)."""
@@ -71,13 +73,9 @@ class CatchUp:
         """Every stale brand and since when."""
         return dict(self._stale)
 
-    @property
-    def redis_unavailable(self) -> bool:
-        """Whether Redis calls are being refused right now (the breaker is open)."""
-        return self.breaker.is_open
-
     async def run(self) -> None:
         """Forever: once Redis answers again, catch up the stale brands."""
+        self._loop = asyncio.get_running_loop()
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.interval)

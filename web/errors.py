@@ -140,7 +140,8 @@ def unavailable_to_problem(exc: Exception) -> ProblemDetailsException:
         detail, retry_after = exc.detail, exc.retry_after
     elif is_unavailable(exc):
         detail, retry_after = "a dependency (database or Redis) does not answer; retry shortly", RETRY_AFTER_SECONDS
-        log.warning("dependency unavailable: %s: %s", type(exc).__name__, exc)
+        # The first line only: the rest may quote the statement's parameters (personal data).
+        log.warning("dependency unavailable: %s: %s", type(exc).__name__, str(exc).splitlines()[0][:200])
     else:
         log.error("unexpected database error", exc_info=exc)
         return ProblemDetailsException(

@@ -44,7 +44,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """The origin members and widgets reach this server at (hosted badge URLs, links); defaults to
     ``http://<host>:<port>``."""
     key_cache_seconds: Annotated[float, msgspec.Meta(ge=0, le=300)] = 5.0
-    redis_timeout_ms: Annotated[int, msgspec.Meta(ge=10, le=60_000)] = 500
+    redis_timeout_ms: Annotated[int, msgspec.Meta(ge=10, le=60_000)] = 1000
     """Connect and socket timeout of every Redis command; a command is never retried with back-off."""
     redis_breaker_failures: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 3
     """Failed Redis connects in a row that open the circuit breaker (Redis calls then fail at once)."""

@@ -78,8 +78,9 @@ def create_redis_client(settings: Settings, breaker: CircuitBreaker | None = Non
         socket_timeout=timeout,
         retry=Retry(NoBackoff(), 0),
         health_check_interval=0,
+        decode_responses=False,
     )
-    return Redis(connection_pool=pool, decode_responses=False)
+    return Redis.from_pool(pool)  # the client owns the pool: closing it closes the connections
 
 
 def breaker_of(redis: Redis) -> CircuitBreaker | None:

@@ -6,13 +6,9 @@ own HTTP exceptions (404, 405, 413, request validation) are converted by the pro
 
 from __future__ import annotations
 
-import logging
 import re
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]
-import redis.exceptions
-import sqlalchemy.exc
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.plugins.problem_details import (
     ProblemDetailsConfig,
@@ -20,10 +16,10 @@ from litestar.plugins.problem_details import (
     ProblemDetailsPlugin,
 )
 
-from engine.errors import QuestlineError, ServiceUnavailable
+from engine.errors import QuestlineError
+from web.unavailable import unavailable_map
 
 PROBLEM_BASE = "https://questline.dev/problems/"
-log = logging.getLogger("questline.errors")
 
 
 def questline_to_problem(exc: QuestlineError) -> ProblemDetailsException:
@@ -102,68 +98,6 @@ def _title(status: int) -> str:
         return "Error"
 
 
-# --- a dependency that does not answer: 503 with Retry-After, never a 500 or a hang ----------------------
-
-RETRY_AFTER_SECONDS = 5
-"""What ``Retry-After`` says when a dependency is down (the Redis breaker's cool-down is about as long)."""
-_UNAVAILABLE: tuple[type[BaseException], ...] = (
-    ConnectionError,  # refused, reset (the builtin, not redis-py's)
-    TimeoutError,  # connect timeout (asyncio.TimeoutError is the same class)
-    asyncpg.PostgresConnectionError,  # ConnectionDoesNotExistError, ConnectionFailureError…
-    asyncpg.exceptions.OperatorInterventionError,  # AdminShutdownError (terminated), CannotConnectNowError (starting)
-    sqlalchemy.exc.TimeoutError,  # no pooled connection in time
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-)
-
-
-def is_unavailable(exc: BaseException) -> bool:
-    """Whether ``exc`` (or what caused it) says a dependency is unreachable rather than that the request was wrong."""
-    seen: BaseException | None = exc
-    for _ in range(6):
-        if seen is None:
-            return False
-        if isinstance(seen, _UNAVAILABLE):
-            return True
-        if isinstance(seen, sqlalchemy.exc.DBAPIError) and seen.connection_invalidated:
-            return True
-        if isinstance(seen, asyncpg.InterfaceError) and "closed" in str(seen):
-            return True
-        orig = seen.orig if isinstance(seen, sqlalchemy.exc.DBAPIError) else None
-        seen = orig if isinstance(orig, BaseException) else (seen.__cause__ or seen.__context__)
-    return False
-
-
-def unavailable_to_problem(exc: Exception) -> ProblemDetailsException:
-    """503 with ``Retry-After`` for a dependency that does not answer; any other database error is a logged 500."""
-    if isinstance(exc, ServiceUnavailable):
-        detail, retry_after = exc.detail, exc.retry_after
-    elif is_unavailable(exc):
-        detail, retry_after = "a dependency (database or Redis) does not answer; retry shortly", RETRY_AFTER_SECONDS
-        # The first line only: the rest may quote the statement's parameters (personal data).
-        log.warning("dependency unavailable: %s: %s", type(exc).__name__, str(exc).splitlines()[0][:200])
-    else:
-        log.error("unexpected database error", exc_info=exc)
-        return ProblemDetailsException(
-            type_=PROBLEM_BASE + "internal-error", title="Internal error", detail="internal error", status_code=500
-        )
-    return ProblemDetailsException(
-        type_=PROBLEM_BASE + ServiceUnavailable.slug,
-        title=ServiceUnavailable.title,
-        detail=detail,
-        status_code=503,
-        headers={"Retry-After": str(retry_after)},
-    )
-
-
-UNAVAILABLE_MAP: dict[type[Exception], Any] = {
-    error: unavailable_to_problem
-    for error in (ServiceUnavailable, sqlalchemy.exc.DBAPIError, *_UNAVAILABLE)
-    if issubclass(error, Exception)
-}
-"""The exception types :func:`unavailable_to_problem` maps (registered with the problem-details plugin)."""
-
-
 def problem_details_plugin() -> ProblemDetailsPlugin:
     """The configured plugin: domain errors, request validation and every HTTP error as problem JSON."""
     return ProblemDetailsPlugin(
@@ -173,7 +107,7 @@ def problem_details_plugin() -> ProblemDetailsPlugin:
                 QuestlineError: questline_to_problem,
                 ValidationException: validation_to_problem,
                 HTTPException: http_to_problem,
-                **UNAVAILABLE_MAP,
+                **unavailable_map(PROBLEM_BASE),
             },
         )
     )

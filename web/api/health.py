@@ -9,6 +9,7 @@ kept as an alias of readiness for older probes.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from litestar import Response, get
@@ -16,17 +17,23 @@ from sqlalchemy import text
 
 from web.deps import ServicesDep
 
+log = logging.getLogger("questline.health")
 CHECK_SECONDS = 2.0
-"""Longest a readiness check waits for one dependency."""
+"""Longest the readiness check waits for Redis (the database gets `QUESTLINE_DATABASE_TIMEOUT_S`)."""
 RETRY_AFTER_SECONDS = 5
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc) else ""
 
 
 async def _database_ok(services: ServicesDep) -> bool:
     try:
-        async with asyncio.timeout(min(CHECK_SECONDS, services.settings.database_timeout_s)):
+        async with asyncio.timeout(services.settings.database_timeout_s):
             async with services.db.read() as session:
                 await session.execute(text("SELECT 1"))
-    except Exception:  # whatever the failure, the database cannot serve requests now
+    except Exception as exc:  # whatever the failure, the database cannot serve requests now
+        log.warning("readiness: the database does not answer (%s: %s)", type(exc).__name__, _first_line(exc))
         return False
     return True
 
@@ -35,7 +42,8 @@ async def _redis_ok(services: ServicesDep) -> bool:
     try:
         async with asyncio.timeout(CHECK_SECONDS):
             return bool(await services.redis.ping())
-    except Exception:  # refused, timed out, circuit open
+    except Exception as exc:  # refused, timed out, circuit open
+        log.warning("readiness: Redis does not answer (%s: %s)", type(exc).__name__, _first_line(exc))
         return False
 
 

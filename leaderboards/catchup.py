@@ -44,6 +44,8 @@ class CatchUp:
         self.clock = clock
         self.interval = interval
         self._stale: dict[BrandId, datetime] = {}
+        self._marks: dict[BrandId, int] = {}
+        """Writes that missed Redis, per stale brand: one landing during a catch-up makes it run again."""
         self._wake = asyncio.Event()
         self._sweep = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -58,6 +60,7 @@ class CatchUp:
 
     def mark(self, brand_id: BrandId, error: BaseException | None = None) -> None:
         """Record that a write of ``brand_id`` did not reach Redis (its boards are stale until caught up)."""
+        self._marks[brand_id] = self._marks.get(brand_id, 0) + 1
         if brand_id not in self._stale:
             self._stale[brand_id] = self.clock.now()
             log.warning(
@@ -97,16 +100,16 @@ class CatchUp:
             return []
         done: list[BrandId] = []
         for brand_id, since in sorted(self._stale.items()):
-            del self._stale[brand_id]
+            # The brand stays stale (reads use SQL) until its rebuild is complete.
+            marks = self._marks.get(brand_id, 0)
             try:
                 await rebuild.rebuild_brand(self.db, self.store, brand_id=brand_id, now=self.clock.now())
             except Conflict:
-                # Another worker rebuilds it, but maybe from SQL read before this worker's writes: again later.
-                self._stale.setdefault(brand_id, since)
-                continue
-            except Exception:
-                self._stale.setdefault(brand_id, since)
-                raise
+                continue  # another worker rebuilds it, maybe from SQL read before this worker's writes: again later
+            if self._marks.get(brand_id, 0) != marks:
+                continue  # a write missed Redis while the rebuild ran: once more
+            del self._stale[brand_id]
+            del self._marks[brand_id]
             done.append(brand_id)
             self.caught_up_total += 1
             log.info("leaderboards of brand %s caught up (stale since %s)", brand_id, since.isoformat())

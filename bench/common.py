@@ -74,7 +74,7 @@ def server(database_url: str, *, namespace: str, workers: int = 2) -> Iterator[s
         deadline = time.monotonic() + 30
         while True:
             try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                if httpx.get(f"{base}/health/ready", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass

@@ -68,8 +68,19 @@ def _json_serializer(value: Any) -> str:
     return msgspec.json.encode(value).decode()
 
 
-def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> AsyncEngine:
-    """Build the async engine for ``url`` (``postgresql+asyncpg://…`` or ``sqlite+aiosqlite:///…``)."""
+def create_engine(
+    url: str,
+    *,
+    echo: bool = False,
+    pool_size: int = 10,
+    connect_timeout: float | None = None,
+    pre_ping: bool = False,
+) -> AsyncEngine:
+    """Build the async engine for ``url`` (``postgresql+asyncpg://…`` or ``sqlite+aiosqlite:///…``).
+
+    On PostgreSQL ``connect_timeout`` bounds opening a connection and ``pre_ping`` checks a pooled one
+    before use (a server restart then costs no failed request: dead connections are replaced).
+    """
     options: dict[str, Any] = {
         "echo": echo,
         "json_serializer": _json_serializer,
@@ -81,6 +92,9 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
         options["pool_size"] = pool_size
         options["max_overflow"] = pool_size
         options["pool_recycle"] = 1800
+        options["pool_pre_ping"] = pre_ping
+        if connect_timeout is not None:
+            options["connect_args"] = {"timeout": connect_timeout}
     engine = create_async_engine(url, **options)
     if engine.dialect.name == "sqlite":
 

@@ -10,7 +10,8 @@ Domain code raises these; ``web/errors.py`` alone turns them into RFC 9457 probl
     ├── NotFound               no such resource in this brand                           (404)
     ├── Conflict               the resource exists or is being changed concurrently     (409)
     │   └── InsufficientPoints a spend or debit beyond the member's available points      (409)
-    └── PayloadTooLarge        body, batch or field over a limit                        (413)
+    ├── PayloadTooLarge        body, batch or field over a limit                        (413)
+    └── ServiceUnavailable     the database or Redis does not answer right now          (503)
 """
 
 from __future__ import annotations
@@ -89,3 +90,15 @@ class PayloadTooLarge(QuestlineError):
     status = 413
     title = "Payload too large"
     slug = "payload-too-large"
+
+
+class ServiceUnavailable(QuestlineError):
+    """A dependency (the database, Redis) does not answer right now; retry after ``retry_after`` seconds (503)."""
+
+    status = 503
+    title = "Service unavailable"
+    slug = "service-unavailable"
+
+    def __init__(self, detail: str, *, field: str | None = None, retry_after: int = 5) -> None:
+        super().__init__(detail, field=field)
+        self.retry_after = retry_after

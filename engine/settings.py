@@ -69,6 +69,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """How far ahead of this server's clock an event's ``occurred_at`` may be (clock skew); later is refused."""
     event_max_age_days: Annotated[int, msgspec.Meta(ge=1, le=36_500)] = 365
     """How old an event may be, unless the brand's ``event_max_age_days`` setting says otherwise."""
+    redis_timeout_ms: Annotated[int, msgspec.Meta(ge=10, le=60_000)] = 1000
+    """Connect and socket timeout of every Redis command; a command is never retried with back-off."""
+    redis_breaker_failures: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 3
+    """Failed Redis connects in a row that open the circuit breaker (Redis calls then fail at once)."""
+    redis_breaker_cooldown_s: Annotated[float, msgspec.Meta(ge=0, le=3600)] = 5.0
+    """Seconds the breaker stays open before one connect probes Redis again."""
+    database_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 5.0
+    """Connect timeout of a new PostgreSQL connection (a server that does not answer fails the request: 503)."""
+    database_pre_ping: bool = True
+    """Check a pooled PostgreSQL connection before use, so a restarted server costs no failed request."""
 
     @property
     def uses_fake_redis(self) -> bool:

@@ -230,7 +230,8 @@ class BoardPage(msgspec.Struct, frozen=True, kw_only=True):
     around: list[Entry] | None = None
     members: list[MemberStanding] | None = None
     source: Literal["redis", "archive", "sql"] = "redis"
-    """Where the answer came from: live Redis, the closed period's archive, or SQL while Redis is rebuilt."""
+    """Where the answer came from: live Redis, the closed period's archive, or the SQL totals while Redis is
+    down, behind (writes it missed are being caught up) or rebuilt."""
 
 
 DisplayChoice = Literal["", "full_name", "initials", "pseudonym"]

@@ -5,16 +5,21 @@ for (one upsert statement per board mode), in the period the event *occurred* in
 their own period unless it is already closed), and emits ``BoardTotalChanged``. After commit it writes
 those absolute totals to Redis, reads the members' new ranks into ``RankChanged`` effects (the response
 is built afterwards, so an app can celebrate at once) and publishes them for live widgets.
+
+Redis is derived state: when it does not answer (or its circuit breaker is open) the step marks the
+brand's boards stale and returns at once, and :mod:`leaderboards.catchup` rebuilds them when it is back.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, TypeAlias
 
 import msgspec
+from redis.exceptions import RedisError
 
 from engine.effects import BoardTotalChanged, RankChanged
 from leaderboards import keys, people_repo, ranking, repository, totals_repo
@@ -136,12 +141,21 @@ class LeaderboardsProcessor:
         changes: list[Change] = uow.stash.get(STASH, [])
         if not changes:
             return
-        store = self.runtime.store
+        runtime = self.runtime
+        if runtime.breaker.is_open:
+            # Redis is down: no request waits on it. SQL has the totals; the boards catch up when it answers.
+            runtime.catch_up.mark(uow.brand.id)
+            return
+        store = runtime.store
         writes = [
             Write(slot=c.slot, member_id=c.member_id, units=c.units, reached_at=c.reached_at, listed=c.listed)
             for c in changes
         ]
-        ready, ranks = await store.apply(writes, listings=uow.stash.get(STASH + ".listings", []))
+        try:
+            ready, ranks = await store.apply(writes, listings=uow.stash.get(STASH + ".listings", []))
+        except RedisError as exc:
+            runtime.catch_up.mark(uow.brand.id, exc)
+            return
         if not ready:
             # The brand's sentinel is gone: Redis lost its data. Repair in the background.
             self.runtime.schedule_rebuild(uow.brand.id)
@@ -162,7 +176,8 @@ class LeaderboardsProcessor:
             change.ctx.emit(changed)
             channel = keys.live_channel(self.runtime.namespace, uow.brand.id, board.key)
             messages.append((channel, _live_message(changed, member=change.ctx.event.member, at=uow.now)))
-        await store.publish(messages)
+        with contextlib.suppress(RedisError):  # live widgets miss this one; the next read is right
+            await store.publish(messages)
 
 
 Merged: TypeAlias = dict[tuple[int, str, str, int], tuple[int, datetime, "EventContext"]]

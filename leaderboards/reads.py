@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
+from redis.exceptions import RedisError
+
 from engine.errors import NotFound
 from engine.ids import BrandId
 from leaderboards import archive_repo, people_repo, ranking, totals_repo
@@ -166,7 +168,10 @@ async def member_id_of(db: Database, brand: Brand, external_id: str) -> int:
 
 async def scope_of_member(db: Database, store: BoardStore, brand: Brand, board: BoardDef, external_id: str) -> str:
     """The scope value of the member a scoped board is read around (from the directory, else SQL)."""
-    found = await store.find_member(brand.id, board.key, external_id)
+    try:
+        found = await store.find_member(brand.id, board.key, external_id)
+    except RedisError:
+        found = None  # Redis is down: SQL knows the member's attributes too
     if found is not None:
         return found[1][2]
     found_id = await member_id_of(db, brand, external_id)

@@ -18,10 +18,15 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING
 
+from redis.exceptions import RedisError
+
+from engine.breaker import CircuitBreaker
 from engine.errors import Conflict, ValidationError
 from engine.ids import BrandId, MemberId
 from engine.metrics import job_run
+from engine.redisconn import breaker_of
 from leaderboards import closing, keys, privacy, ranking, reads, rebuild, repository
+from leaderboards.catchup import CatchUp
 from leaderboards.definitions import BoardDefinitions, summary
 from leaderboards.processor import LeaderboardsProcessor
 from leaderboards.slots import Slot
@@ -49,7 +54,9 @@ class Leaderboards:
     """Everything the leaderboards need at run time, built once per process.
 
     ``grant_badge`` pays the badge rewards of closing periods (the badges package's granter, passed by
-    the composition root); without it a badge reward is logged and skipped.
+    the composition root); without it a badge reward is logged and skipped. ``breaker`` is the Redis
+    client's circuit breaker (found on a client made by :func:`engine.redisconn.create_redis_client`);
+    while it is open no write waits on Redis, the brand is marked stale and reads answer from SQL.
     """
 
     def __init__(
@@ -62,6 +69,8 @@ class Leaderboards:
         grant_badge: BadgeGranter | None = None,
         close_interval: float | None = 60.0,
         definitions_ttl: float = 2.0,
+        breaker: CircuitBreaker | None = None,
+        catch_up_interval: float = 1.0,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -70,8 +79,11 @@ class Leaderboards:
         self.definitions = BoardDefinitions(db, ttl=definitions_ttl)
         self.grant_badge = grant_badge
         self.close_interval = close_interval
+        self.breaker = breaker or breaker_of(redis) or CircuitBreaker(name="redis")
+        self.catch_up = CatchUp(db, self.store, breaker=self.breaker, clock=clock, interval=catch_up_interval)
         self._tasks: dict[BrandId, asyncio.Task[None]] = {}
         self._ticker: asyncio.Task[None] | None = None
+        self._catching_up: asyncio.Task[None] | None = None
 
     def processor(self) -> LeaderboardsProcessor:
         """The pipeline step."""
@@ -87,16 +99,19 @@ class Leaderboards:
             self._spawn_ensure_ready()
         if self.close_interval and self._ticker is None:
             self._ticker = asyncio.create_task(self._tick(self.close_interval), name="leaderboards-closer")
+        if self._catching_up is None:
+            self._catching_up = asyncio.create_task(self.catch_up.run(), name="leaderboards-catch-up")
 
     async def stop(self) -> None:
-        """Cancel the background work (the period closer and running rebuilds)."""
-        tasks = [t for t in [self._ticker, *self._tasks.values()] if t is not None]
+        """Cancel the background work (the period closer, the catch-up and running rebuilds)."""
+        tasks = [t for t in [self._ticker, self._catching_up, *self._tasks.values()] if t is not None]
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._ticker = None
+        self._catching_up = None
         self._tasks.clear()
 
     async def _tick(self, interval: float) -> None:
@@ -189,9 +204,15 @@ class Leaderboards:
         async with self.db.write() as session:
             board = await repository.delete_board(session, brand_id=brand.id, key=key)
         self.definitions.forget(brand.id)
-        await self.store.delete(await self.store.scan(keys.board_pattern(self.namespace, brand.id, board.key)))
+        try:
+            await self.store.delete(await self.store.scan(keys.board_pattern(self.namespace, brand.id, board.key)))
+        except RedisError as exc:
+            self.catch_up.mark(brand.id, exc)  # the catch-up's rebuild deletes the keys SQL no longer accounts for
 
     async def _sync_after_definition(self, brand_id: BrandId, board_key: str) -> None:
+        if self.breaker.is_open:
+            self.catch_up.mark(brand_id)
+            return
         try:
             if await self.store.is_ready(brand_id):
                 await rebuild.rebuild_brand(
@@ -201,6 +222,8 @@ class Leaderboards:
                 await rebuild.rebuild_brand(self.db, self.store, brand_id=brand_id, now=self.clock.now())
         except Conflict:
             self.schedule_rebuild(brand_id)
+        except RedisError as exc:
+            self.catch_up.mark(brand_id, exc)
 
     def summaries(self, boards: Sequence[BoardDef], *, public: bool) -> list[BoardSummary]:
         """What boards are, as a widget may see them."""
@@ -214,11 +237,20 @@ class Leaderboards:
         Raises:
             NotFound: no such member.
         """
-        return await privacy.set_preference(self.db, self.store, brand, external_id, preference, now=self.clock.now())
+        try:
+            return await privacy.set_preference(
+                self.db, self.store, brand, external_id, preference, now=self.clock.now()
+            )
+        except RedisError as exc:  # stored in SQL first: Redis follows when the boards catch up
+            self.catch_up.mark(brand.id, exc)
+        return await privacy.get_preference(self.db, brand, external_id)
 
     async def refresh_member(self, brand: Brand, member_id: MemberId) -> None:
         """Rewrite a member's entries in the boards' directories (after their name or attributes changed)."""
-        await privacy.refresh_member(self.db, self.store, brand, member_id)
+        try:
+            await privacy.refresh_member(self.db, self.store, brand, member_id)
+        except RedisError as exc:
+            self.catch_up.mark(brand.id, exc)
 
     async def get_preference(self, brand: Brand, external_id: str) -> Preference:
         """A member's display preference.
@@ -282,7 +314,13 @@ class Leaderboards:
                 state = await repository.get_period(session, board_id=board.id, period=ref.id)
             if state is not None and state.closed_at is not None:
                 return await reads.read_sql(self.db, view, slot, k=k, source="archive")
-        snap = await self.store.read(slot, offset=offset, limit=limit, around=around, k=k, friends=members)
+        if self.breaker.is_open or self.catch_up.stale_since(brand.id) is not None:
+            # Redis is down, or missed writes that are not caught up yet: the SQL totals are complete.
+            return await reads.read_sql(self.db, view, slot, k=k, source="sql")
+        try:
+            snap = await self.store.read(slot, offset=offset, limit=limit, around=around, k=k, friends=members)
+        except RedisError:
+            return await reads.read_sql(self.db, view, slot, k=k, source="sql")
         if snap is None:
             self.schedule_rebuild(brand.id)
             return await reads.read_sql(self.db, view, slot, k=k, source="sql")

@@ -11,10 +11,9 @@ import logging
 import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
 
 import httpx
-from litestar import Litestar, get
+from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -29,12 +28,13 @@ from web import pages
 from web.api.badges import routes as badges_routes
 from web.api.challenges import routes as challenges_routes
 from web.api.events import EventsController
+from web.api.health import health_routes
 from web.api.integrations import routes as integrations_routes
 from web.api.leaderboards import routes as leaderboards_routes
 from web.api.members import MembersController
 from web.api.rules import EarningRulesController
 from web.api.webhooks import WebhooksController
-from web.deps import ServicesDep, provide_principal, provide_services
+from web.deps import provide_principal, provide_services
 from web.errors import problem_details_plugin
 from web.hygiene import request_hygiene
 from web.idempotency import IdempotencyMiddleware
@@ -47,22 +47,6 @@ from web.wiring import background_jobs, open_services
 
 log = logging.getLogger("questline")
 VERSION = "0.1.0"
-
-
-@get("/health", tags=["operations"], summary="Liveness and dependencies", include_in_schema=True)
-async def health(services: ServicesDep) -> dict[str, Any]:
-    """Answers 200 with the state of the database and Redis."""
-    from sqlalchemy import text
-
-    async with services.db.read() as session:
-        await session.execute(text("SELECT 1"))
-    redis_ok = bool(await services.redis.ping())
-    return {
-        "status": "ok",
-        "database": services.db.dialect,
-        "redis": "ok" if redis_ok else "down",
-        "version": VERSION,
-    }
 
 
 def create_app(
@@ -137,7 +121,7 @@ def create_app(
     page_options = pages.app_options(settings)
     return Litestar(
         route_handlers=[
-            health,
+            *health_routes(VERSION),
             metrics_endpoint,
             EventsController,
             MembersController,

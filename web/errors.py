@@ -19,6 +19,7 @@ from litestar.plugins.problem_details import (
 
 from engine.errors import QuestlineError
 from web.tracing import with_trace_id
+from web.unavailable import unavailable_map
 
 PROBLEM_BASE = "https://questline.dev/problems/"
 log = logging.getLogger("questline.errors")
@@ -123,6 +124,7 @@ def problem_details_plugin() -> ProblemDetailsPlugin:
                 ValidationException: with_trace_id(validation_to_problem),
                 HTTPException: with_trace_id(http_to_problem),
                 Exception: with_trace_id(unexpected_to_problem),
+                **{kind: with_trace_id(mapper) for kind, mapper in unavailable_map(PROBLEM_BASE).items()},
             },
         )
     )

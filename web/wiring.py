@@ -41,6 +41,7 @@ from engine.metrics import PipelineObserver
 from engine.outbox import OutboxDeliverer, OutboxProcessor
 from engine.pipeline import Pipeline, Processor
 from engine.points import PointsProcessor
+from engine.redisconn import create_redis_client
 from engine.schema import upgrade
 from engine.settings import Settings
 from engine.tenants import Brand, KeyCache
@@ -53,12 +54,12 @@ from web.tracing import instrumented
 
 
 def create_redis(settings: Settings) -> Redis:
-    """A redis-py asyncio client, or an in-process fake one for ``memory://``."""
+    """A redis-py asyncio client with short timeouts and a circuit breaker, or an in-process fake one for ``memory://``."""
     if settings.uses_fake_redis:
         import fakeredis
 
         return fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), decode_responses=False)
-    return Redis.from_url(settings.redis_url, decode_responses=False)
+    return create_redis_client(settings)
 
 
 def pipeline_steps(
@@ -189,7 +190,11 @@ async def open_services(
     egress = egress or EgressGuard(settings.egress_policy)
     if migrate:
         await upgrade(settings.database_url)
-    db = Database(create_engine(settings.database_url))
+    db = Database(
+        create_engine(
+            settings.database_url, connect_timeout=settings.database_timeout_s, pre_ping=settings.database_pre_ping
+        )
+    )
     redis_client = redis if redis is not None else create_redis(settings)
     http_client = http if http is not None else pinned_client(egress)
     watch_pool(db.engine)

@@ -53,11 +53,14 @@ class LivePublisher:
         if not members:
             return
         payload = msgspec.json.encode({"at": uow.now.isoformat()})
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for member_id in members:
-                pipe.publish(member_channel(self.namespace, brand_id, member_id), payload)
-            pipe.publish(brand_channel(self.namespace, brand_id), payload)
-            await pipe.execute()
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for member_id in members:
+                    pipe.publish(member_channel(self.namespace, brand_id, member_id), payload)
+                pipe.publish(brand_channel(self.namespace, brand_id), payload)
+                await pipe.execute()
+        except RedisError:
+            return  # Redis is down: open pages miss this refresh, and pick up the next one
 
 
 async def updates(

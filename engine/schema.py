@@ -13,6 +13,17 @@ import migrations
 
 MIGRATIONS_DIR = Path(migrations.__file__).resolve().parent
 
+#: Every package that owns tables (its ``orm`` module registers them on ``Base.metadata`` when imported):
+#: the migrations' environment and ``questline db check`` both read this one list.
+TABLE_MODULES = (
+    "engine.orm",
+    "challenges.orm",
+    "badges.orm",
+    "leaderboards.orm",
+    "rewards.orm",
+    "integrations.orm",
+)
+
 
 def alembic_config(database_url: str) -> Config:
     """An Alembic config pointing at Questline's migrations and ``database_url``."""

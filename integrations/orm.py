@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, LargeBinary, String, UniqueConstraint
+from sqlalchemy import Float, ForeignKey, Index, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from engine.db import Base, BigId, Json, UtcDateTime
@@ -47,7 +47,7 @@ class PendingRetractionRow(Base):
     """What the refund references: a Questline event id (``by = 'event_id'``) or an order id (``'order_id'``)."""
     by: Mapped[str] = mapped_column(String(16), default="event_id")
     member: Mapped[str] = mapped_column(String(255), default="")
-    amount: Mapped[float | None] = mapped_column(nullable=True)
+    amount: Mapped[float | None] = mapped_column(Float, nullable=True)
     """The refunded amount; ``NULL`` retracts the whole event."""
     source: Mapped[str] = mapped_column(String(32))
     request_key: Mapped[str] = mapped_column(String(255))

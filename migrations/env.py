@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING, Any
 from alembic import context
 
 from engine.db import Base, create_engine
+from engine.schema import TABLE_MODULES
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
 # Every package that owns tables registers them on Base.metadata when imported (for autogenerate).
-for module in ("engine.orm", "challenges.orm", "badges.orm", "leaderboards.orm", "rewards.orm", "integrations.orm"):
+for module in TABLE_MODULES:
     try:
         importlib.import_module(module)
     except ModuleNotFoundError as exc:

@@ -9,13 +9,11 @@ from typing import TYPE_CHECKING, Any, cast
 import click
 import msgspec
 
+from engine.schema import TABLE_MODULES
 from web.commands import run, settings_from_env
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
-
-#: Every package that owns tables; importing them registers the tables on ``Base.metadata``.
-TABLE_MODULES = ("engine.orm", "challenges.orm", "badges.orm", "leaderboards.orm", "rewards.orm")
 
 
 class SchemaReport(msgspec.Struct, frozen=True, kw_only=True):

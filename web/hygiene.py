@@ -39,8 +39,15 @@ def is_json_content_type(value: str) -> bool:
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
+#: Handler ``opt`` flag: the body's media type is a third party's choice (e.g. WooCommerce pings its
+#: webhook with a form body), so no 415; the handler checks a signature over the raw body instead.
+ANY_MEDIA_TYPE = "any_media_type"
+
+
 def takes_json_body(handler: BaseRouteHandler) -> bool:
     """Whether the handler reads a JSON request body (a JSON ``data`` argument or the raw ``body``)."""
+    if handler.opt.get(ANY_MEDIA_TYPE):
+        return False
     parameters = handler.parsed_fn_signature.parameters
     if "body" in parameters:
         return True

@@ -126,6 +126,12 @@ SECURITY_SCHEMES: dict[str, SecurityScheme] = {
         security_scheme_in="query",
         description="The brand's publishable key (`pk_…`), safe in web pages: widgets and public board reads.",
     ),
+    "segmentWriteKey": SecurityScheme(
+        type="http",
+        scheme="basic",
+        description="Segment's tracking API style: the brand's secret key as the Basic username (empty password), "
+        "as Segment's libraries send their write key; a `writeKey` body field is accepted too.",
+    ),
     "consoleSession": SecurityScheme(
         type="apiKey",
         name=CONSOLE_COOKIE,
@@ -137,6 +143,7 @@ SECURITY_SCHEMES: dict[str, SecurityScheme] = {
 SECRET_KEY: list[SecurityRequirement] = [{"secretKey": []}, {"secretKeyHeader": []}]
 ANY_KEY: list[SecurityRequirement] = [*SECRET_KEY, {"publishableKey": []}]
 PUBLISHABLE_KEY: list[SecurityRequirement] = [{"publishableKey": []}]
+SEGMENT_KEY: list[SecurityRequirement] = [{"segmentWriteKey": []}, {"secretKey": []}]
 
 #: Handler arguments that are not client input.
 _NOT_INPUT = frozenset({"self", "request", "socket", "state", "scope", "headers", "cookies", "query", "body", "data"})
@@ -152,6 +159,8 @@ def handler_security(handler: HTTPRouteHandler, path: str) -> list[SecurityRequi
         return ANY_KEY
     if path.startswith("/widgets/v1/"):
         return PUBLISHABLE_KEY
+    if path.startswith("/segment/"):
+        return SEGMENT_KEY  # the handlers read the write key themselves, in every form Segment's clients send it
     return []
 
 

@@ -101,7 +101,7 @@ async def test_segment_batch_gzip_identify_and_refund(client, brand, rules, db):
 async def test_segment_gzip_bomb_and_bad_input(client, brand, rules, db, settings):
     before = await row_counts(db, brand.brand.id)
     bomb = gzip.compress(b"{" + b" " * (settings.max_body_bytes + 10) + b"}")
-    headers = {**basic(brand.secret), "Content-Encoding": "gzip"}
+    headers = {**basic(brand.secret), "Content-Encoding": "gzip", "Content-Type": "application/json"}
     assert (await client.post("/segment/v1/track", content=bomb, headers=headers)).status_code == 413
     assert (await client.post("/segment/v1/track", content=b"not gzip", headers=headers)).status_code == 422
     missing = await client.post("/segment/v1/track", json={**TRACK, "messageId": None}, headers=basic(brand.secret))

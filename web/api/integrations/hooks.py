@@ -6,7 +6,7 @@ in constant time) before anything is read; a bad signature answers 401.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from litestar import Controller, Request, post
 from litestar.params import FromPath, RawBody
@@ -15,6 +15,7 @@ from engine.errors import AuthenticationError
 from engine.tenants import Brand, get_brand
 from integrations import shop, store
 from web.deps import ServicesDep
+from web.hygiene import ANY_MEDIA_TYPE
 from web.schemas.integrations import HookOut
 
 #: WooCommerce's ping when a webhook is created: a form body, no topic and no signature.
@@ -57,6 +58,9 @@ class HooksController(Controller):
 
     path = "/hooks"
     tags = ("integrations",)
+    opt: ClassVar[dict[str, Any]] = {
+        ANY_MEDIA_TYPE: True
+    }  # the platform picks the media type; the signature over the raw body decides
 
     @post(
         "/shopify/{slug:str}",

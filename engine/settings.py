@@ -57,6 +57,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Accept webhook URLs on loopback, private, link-local… addresses (local development only)."""
     hsts_seconds: Annotated[int, msgspec.Meta(ge=0, le=2 * 365 * 86400)] = 0
     """``Strict-Transport-Security: max-age=…`` on every response when above 0 and the public URL is https."""
+    points_jobs_seconds: Annotated[float, msgspec.Meta(ge=0, le=86400)] = 60.0
+    """How often the background jobs release pending points and expire due lots (0: off; the CLI can run them)."""
 
     @property
     def uses_fake_redis(self) -> bool:

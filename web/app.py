@@ -32,6 +32,7 @@ from web.api.challenges import routes as challenges_routes
 from web.api.events import EventsController
 from web.api.leaderboards import routes as leaderboards_routes
 from web.api.members import MembersController
+from web.api.rewards import routes as rewards_routes
 from web.api.rules import EarningRulesController
 from web.api.webhooks import WebhooksController
 from web.deps import ServicesDep, provide_principal, provide_services
@@ -133,6 +134,7 @@ def create_app(
             *challenges_routes,
             *badges_routes,
             *leaderboards_routes,
+            *rewards_routes,
             *pages.routes,
         ],
         dependencies={

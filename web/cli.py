@@ -15,6 +15,7 @@ from web.commands import badges as badges_commands
 from web.commands import challenges as challenges_commands
 from web.commands import leaderboards as leaderboards_commands
 from web.commands import pages as pages_commands
+from web.commands import points as points_commands
 from web.commands import run, services_for, settings_from_env, with_brand
 
 if TYPE_CHECKING:
@@ -203,7 +204,7 @@ def key_revoke(slug: str, prefix: str) -> None:
     with_brand(slug, body)
 
 
-for _module in (challenges_commands, badges_commands, leaderboards_commands, pages_commands):
+for _module in (challenges_commands, badges_commands, leaderboards_commands, pages_commands, points_commands):
     _module.register(cli)
 
 

@@ -37,8 +37,10 @@ from challenges.simulate import SimulationReport, simulate
 from engine.db import Database
 from engine.earning import EarningRule, build_rule
 from engine.errors import Conflict, DefinitionError, NotFound, ValidationError
+from engine.expiry import SETTINGS_KEY, parse_policy, policy_of
 from engine.rules_store import load_rules
-from engine.tenants import Brand
+from engine.settlement import store_policy
+from engine.tenants import Brand, get_brand_by_id
 from web.deps import PrincipalDep, ServicesDep, provide_secret_principal
 
 FORMAT = 1
@@ -68,7 +70,7 @@ class Section:
     parse: Callable[[Mapping[str, Any]], Any]
     """Validate the section's keys present in the document (a mapping of key → raw data); raise on a mistake."""
     apply: _Apply
-    export: Callable[[AsyncSession, Brand], Awaitable[dict[str, list[dict[str, Any]]]]]
+    export: Callable[[AsyncSession, Brand], Awaitable[dict[str, Any]]]
 
 
 # --- the sections Questline ships --------------------------------------------------------------------
@@ -102,6 +104,30 @@ async def _export_challenges(session: AsyncSession, brand: Brand) -> dict[str, l
     return {"campaigns": campaigns, "challenges": challenges}
 
 
+def _parse_points(data: Mapping[str, Any]) -> Any:
+    if not isinstance(data["points"], Mapping):
+        raise DefinitionError("the points section is an object: expiry and notice_days", field="$.points")
+    try:
+        return parse_policy(data["points"])
+    except ValidationError as exc:
+        raise DefinitionError(exc.detail, field="$.points") from exc
+
+
+async def _apply_points(session: AsyncSession, brand: Brand, defs: Any, now: datetime) -> list[str]:
+    if not await store_policy(session, brand_id=brand.id, policy=defs):
+        return []
+    expiry = msgspec.to_builtins(defs.expiry)
+    days = ", ".join(str(d) for d in defs.notice_days) or "none"
+    return [f"points: expiry {expiry.pop('kind')} {expiry or ''} (new lots), notices {days} days before".replace(" {}", "")]
+
+
+async def _export_points(session: AsyncSession, brand: Brand) -> dict[str, Any]:
+    settings = (await get_brand_by_id(session, brand.id)).settings  # read again: an apply may just have changed it
+    if SETTINGS_KEY not in settings:
+        return {}
+    return {"points": msgspec.to_builtins(policy_of(settings))}
+
+
 def domain_section(name: str, module_name: str) -> Section | None:
     """A section backed by a domain package's ``config`` module, or ``None`` when it does not provide one."""
     try:
@@ -123,7 +149,7 @@ def domain_section(name: str, module_name: str) -> Section | None:
         changes: list[str] = await apply_section(session, brand_id=brand.id, defs=defs, now=now)
         return changes
 
-    async def export(session: AsyncSession, brand: Brand) -> dict[str, list[dict[str, Any]]]:
+    async def export(session: AsyncSession, brand: Brand) -> dict[str, Any]:
         return {name: list(await export_section(session, brand_id=brand.id))}
 
     return Section(keys=(name,), parse=parse, apply=apply, export=export)
@@ -131,7 +157,11 @@ def domain_section(name: str, module_name: str) -> Section | None:
 
 #: Domain packages' sections, in apply order (after earning rules and challenges: a challenge's reward names a
 #: badge key, and boards total what the others award).
-DOMAIN_SECTIONS = (("badges", "badges.config"), ("leaderboards", "leaderboards.config"))
+DOMAIN_SECTIONS = (
+    ("badges", "badges.config"),
+    ("leaderboards", "leaderboards.config"),
+    ("rewards", "rewards.config"),
+)
 
 
 @functools.cache
@@ -150,6 +180,7 @@ def sections() -> tuple[Section, ...]:
             apply=_apply_challenges,
             export=_export_challenges,
         ),
+        Section(keys=("points",), parse=_parse_points, apply=_apply_points, export=_export_points),
     ]
     for name, module_name in DOMAIN_SECTIONS:
         section = domain_section(name, module_name)

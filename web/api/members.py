@@ -9,11 +9,12 @@ from litestar.di import Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from engine import members as members_repo
-from engine import points
+from engine import point_views, points
 from engine.members import Member, MemberIn
 from engine.points import Adjustment, PointsSummary
 from web.deps import PrincipalDep, ServicesDep, provide_secret_principal
 from web.schemas.members import MemberExport, MemberOut
+from web.schemas.rewards import MemberPoints
 
 
 def _member_out(member: Member, balance: int) -> MemberOut:
@@ -80,15 +81,31 @@ class MembersController(Controller):
         principal: PrincipalDep,
         limit: Annotated[int, QueryParameter(ge=1, le=200, description="Entries per page.")] = 50,
         before: Annotated[int | None, QueryParameter(ge=1, description="Cursor: entries older than this id.")] = None,
-    ) -> PointsSummary:
-        """The balance and a page of ledger entries, newest first."""
+    ) -> MemberPoints:
+        """Available (also as ``balance``), pending with release dates, next expiries, lifetime earned and spent
+        (exact at this instant), and a page of ledger entries, newest first.
+        """
         async with services.db.read() as session:
             member = await members_repo.get_member(session, brand_id=principal.brand.id, external_id=external_id)
-            balance = await points.balance(session, brand_id=principal.brand.id, member_id=member.id)
+            view = await point_views.points_view(
+                session, brand=principal.brand, member_id=member.id, now=services.clock.now()
+            )
             entries, next_before = await points.history(
                 session, brand_id=principal.brand.id, member_id=member.id, limit=limit, before=before
             )
-        return PointsSummary(member=member.external_id, balance=balance, entries=entries, next_before=next_before)
+        return MemberPoints(
+            member=member.external_id,
+            balance=view.available,
+            available=view.available,
+            pending=view.pending,
+            pending_lots=view.pending_lots,
+            expiring=view.expiring,
+            lifetime_earned=view.lifetime_earned,
+            lifetime_spent=view.lifetime_spent,
+            as_of=view.as_of,
+            entries=entries,
+            next_before=next_before,
+        )
 
     @post("/{external_id:str}/points/adjustments", summary="Adjust points with a reason", status_code=201)
     async def adjust(

@@ -40,7 +40,7 @@ from engine.errors import Conflict, DefinitionError, NotFound, ValidationError
 from engine.expiry import SETTINGS_KEY, parse_policy, policy_of
 from engine.rules_store import load_rules
 from engine.settlement import store_policy
-from engine.tenants import Brand, get_brand_by_id
+from engine.tenants import Brand, KeyCache, get_brand_by_id
 from web.deps import PrincipalDep, ServicesDep, provide_secret_principal
 
 FORMAT = 1
@@ -308,6 +308,8 @@ async def apply_program(
         return ApplyResult(
             dry_run=True, changed=bool(rolled_back.changes), version=rolled_back.version, changes=rolled_back.changes
         )
+    if any(change.startswith("points:") for change in changes):
+        KeyCache.clear_all()  # cached principals carry the brand's settings: new lots follow the new policy at once
     reports = await backfill.run_pending(db, brand=brand, now=now) if changes else []
     return ApplyResult(
         dry_run=False, changed=bool(changes), version=version or current, changes=changes, backfills=reports

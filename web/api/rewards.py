@@ -16,6 +16,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 
 from engine import members as members_repo
 from engine.errors import NotFound, ValidationError
+from engine.periods import local_midnight
 from rewards import repository as rewards_repo
 from rewards import service as rewards_service
 from rewards.liability import Liability, liability
@@ -259,15 +260,18 @@ class RedemptionsController(Controller):
         services: ServicesDep,
         principal: PrincipalDep,
         start: Annotated[
-            datetime | None, QueryParameter(query="from", description="Start of the period (default: 30 days ago).")
+            datetime | None, QueryParameter(name="from", description="Start of the period (default: 30 days ago).")
         ] = None,
-        end: Annotated[datetime | None, QueryParameter(query="to", description="End of the period (default: now).")] = None,
+        end: Annotated[
+            datetime | None, QueryParameter(name="to", description="End of the period (default: the end of today).")
+        ] = None,
     ) -> Liability:
         """Outstanding available and pending points now, expected expiries per month, and over ``[from, to)``
         the points earned, redeemed, expired and cancelled with the redemption rate.
         """
         now = services.clock.now()
-        end = _aware(end) or now
+        tz = principal.brand.tz
+        end = _aware(end) or local_midnight(now.astimezone(tz).date() + timedelta(days=1), tz)
         start = _aware(start) or end - timedelta(days=30)
         if end <= start:
             raise ValidationError("`to` must come after `from`", field="to")

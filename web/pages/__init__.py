@@ -25,6 +25,8 @@ from web.pages.console.catalog import BadgesPageController, LeaderboardsPageCont
 from web.pages.console.dashboard import DashboardController
 from web.pages.console.members import MembersController
 from web.pages.console.program import CampaignsController, ChallengesController, ProgramPageController
+from web.pages.console.rewards import RedemptionsPageController, RewardsPageController
+from web.pages.console.rewards_liability import LiabilityPageController
 from web.pages.links import MemberLinksController
 from web.pages.live import LivePublisher
 from web.pages.portal import PortalController
@@ -62,6 +64,9 @@ routes: list[Any] = [
     WidgetSettingsController,
     WidgetsController,
     WidgetDataController,
+    RewardsPageController,
+    RedemptionsPageController,
+    LiabilityPageController,
 ]
 
 

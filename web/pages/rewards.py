@@ -40,7 +40,7 @@ REASONS = {
     "not_started": N_("Coming soon"),
     "ended": N_("No longer available"),
     "ineligible": N_("Not available for your membership"),
-    "limit": N_("You have reached the limit for this reward"),
+    "limit": N_("You have reached the limit for this reward."),
     "out_of_stock": N_("Out of stock"),
 }
 REFUSALS: tuple[tuple[type[Conflict], str], ...] = (

@@ -91,10 +91,16 @@ def parse_section(data: Any, *, path: str) -> list[RewardSpec]:
     return specs
 
 
+def _compact(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: v if k == "eligibility" else _compact(v) for k, v in value.items() if v is not None and v != {}}
+    return value
+
+
 def plain(spec: RewardSpec) -> dict[str, Any]:
-    """A spec as document data, without empty optional fields."""
-    data: dict[str, Any] = msgspec.to_builtins(spec)
-    return {key: value for key, value in data.items() if value is not None and value != {}}
+    """A spec as document data, without empty optional fields (eligibility predicates kept as written)."""
+    data: dict[str, Any] = _compact(msgspec.to_builtins(spec))
+    return data
 
 
 async def apply_section(

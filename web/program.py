@@ -37,11 +37,10 @@ from challenges.simulate import SimulationReport, simulate
 from engine.db import Database
 from engine.earning import EarningRule, build_rule
 from engine.errors import Conflict, DefinitionError, NotFound, ValidationError
-from engine.expiry import SETTINGS_KEY, parse_policy, policy_of
 from engine.rules_store import load_rules
-from engine.settlement import store_policy
-from engine.tenants import Brand, KeyCache, get_brand_by_id
+from engine.tenants import Brand, KeyCache
 from web.deps import PrincipalDep, ServicesDep, provide_secret_principal
+from web.program_points import apply_points, export_points, parse_points
 
 FORMAT = 1
 MAX_VERSIONS_LISTED = 200
@@ -104,30 +103,6 @@ async def _export_challenges(session: AsyncSession, brand: Brand) -> dict[str, l
     return {"campaigns": campaigns, "challenges": challenges}
 
 
-def _parse_points(data: Mapping[str, Any]) -> Any:
-    if not isinstance(data["points"], Mapping):
-        raise DefinitionError("the points section is an object: expiry and notice_days", field="$.points")
-    try:
-        return parse_policy(data["points"])
-    except ValidationError as exc:
-        raise DefinitionError(exc.detail, field="$.points") from exc
-
-
-async def _apply_points(session: AsyncSession, brand: Brand, defs: Any, now: datetime) -> list[str]:
-    if not await store_policy(session, brand_id=brand.id, policy=defs):
-        return []
-    expiry = msgspec.to_builtins(defs.expiry)
-    days = ", ".join(str(d) for d in defs.notice_days) or "none"
-    return [f"points: expiry {expiry.pop('kind')} {expiry or ''} (new lots), notices {days} days before".replace(" {}", "")]
-
-
-async def _export_points(session: AsyncSession, brand: Brand) -> dict[str, Any]:
-    settings = (await get_brand_by_id(session, brand.id)).settings  # read again: an apply may just have changed it
-    if SETTINGS_KEY not in settings:
-        return {}
-    return {"points": msgspec.to_builtins(policy_of(settings))}
-
-
 def domain_section(name: str, module_name: str) -> Section | None:
     """A section backed by a domain package's ``config`` module, or ``None`` when it does not provide one."""
     try:
@@ -180,7 +155,7 @@ def sections() -> tuple[Section, ...]:
             apply=_apply_challenges,
             export=_export_challenges,
         ),
-        Section(keys=("points",), parse=_parse_points, apply=_apply_points, export=_export_points),
+        Section(keys=("points",), parse=parse_points, apply=apply_points, export=export_points),
     ]
     for name, module_name in DOMAIN_SECTIONS:
         section = domain_section(name, module_name)

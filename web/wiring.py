@@ -222,10 +222,9 @@ async def points_jobs(services: Services, *, every: float) -> None:
 
 @asynccontextmanager
 async def background_jobs(services: Services, *, deliver_webhooks: bool = True) -> AsyncIterator[None]:
-    """Run the background jobs while inside: board repair and period closing, webhook delivery, and the
-    points jobs (release and expiry every ``QUESTLINE_POINTS_JOBS_SECONDS``).
+    """Run the background jobs while inside: boards, webhook delivery, points release and expiry.
 
-    Boards are rebuilt from SQL at once for the embedded in-process Redis (it starts empty), else in the
+    The points jobs run every ``QUESTLINE_POINTS_JOBS_SECONDS`` (0: off). Boards are rebuilt from SQL at once for the embedded in-process Redis (it starts empty), else in the
     background.
     """
     await services.leaderboards.start(rebuild_now=services.settings.uses_fake_redis)

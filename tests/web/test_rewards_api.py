@@ -103,7 +103,9 @@ async def test_redeem_use_cancel_and_qr(client, brand):
     refused = await client.post(f"/v1/redemptions/{rid}/cancel", headers=brand.headers)
     assert refused.status_code == 409 and refused.json()["type"].endswith("/redemption-state")
     rid2 = second.json()["redemption"]["id"]
-    cancelled = await client.post(f"/v1/redemptions/{rid2}/cancel", json={"reason": "changed mind"}, headers=brand.headers)
+    cancelled = await client.post(
+        f"/v1/redemptions/{rid2}/cancel", json={"reason": "changed mind"}, headers=brand.headers
+    )
     assert cancelled.status_code == 200, cancelled.text
     assert cancelled.json()["redemption"]["status"] == "cancelled"
     assert cancelled.json()["redemption"]["refund"] == "refunded"
@@ -117,7 +119,9 @@ async def test_redeem_use_cancel_and_qr(client, brand):
 
 
 async def test_redemption_refusals_are_409_problems(client, brand):
-    await client.put("/v1/rewards/coffee", json={**COFFEE, "stock": 1, "limit": {"count": 1, "period": "day"}}, headers=brand.headers)
+    await client.put(
+        "/v1/rewards/coffee", json={**COFFEE, "stock": 1, "limit": {"count": 1, "period": "day"}}, headers=brand.headers
+    )
     await client.put("/v1/rewards/paused", json={**COFFEE, "paused": True}, headers=brand.headers)
     await client.put(
         "/v1/rewards/vip",
@@ -183,9 +187,7 @@ async def test_liability(client, brand, clock):
     assert (figures["earned"], figures["redeemed"]) == (200, 60)
     assert figures["redemption_rate"] == pytest.approx(0.3)
     empty = (
-        await client.get(
-            "/v1/liability?from=2020-01-01T00:00:00Z&to=2020-02-01T00:00:00Z", headers=brand.headers
-        )
+        await client.get("/v1/liability?from=2020-01-01T00:00:00Z&to=2020-02-01T00:00:00Z", headers=brand.headers)
     ).json()
     assert (empty["earned"], empty["redemption_rate"], empty["available"]) == (0, 0.0, 140)
     backwards = await client.get(

@@ -82,8 +82,10 @@ class MembersController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=200, description="Entries per page.")] = 50,
         before: Annotated[int | None, QueryParameter(ge=1, description="Cursor: entries older than this id.")] = None,
     ) -> MemberPoints:
-        """Available (also as ``balance``), pending with release dates, next expiries, lifetime earned and spent
-        (exact at this instant), and a page of ledger entries, newest first.
+        """Available (also as ``balance``), pending, expiring, lifetime figures and a page of entries.
+
+        Exact at this instant: pending points with their release dates, the next expiries with their dates,
+        lifetime earned and spent; the ledger entries newest first.
         """
         async with services.db.read() as session:
             member = await members_repo.get_member(session, brand_id=principal.brand.id, external_id=external_id)

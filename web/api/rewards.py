@@ -7,7 +7,7 @@ Every endpoint takes the brand's secret key. Refusals are 409 problems: ``insuff
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post, put
@@ -41,7 +41,9 @@ def redemption_out(redemption: Redemption) -> RedemptionOut:
     """A redemption with the links of its QR images (when it has a code)."""
     base = f"/v1/redemptions/{redemption.id}/qr"
     has = redemption.code is not None
-    return RedemptionOut(redemption=redemption, qr_svg=base + ".svg" if has else None, qr_png=base + ".png" if has else None)
+    return RedemptionOut(
+        redemption=redemption, qr_svg=base + ".svg" if has else None, qr_png=base + ".png" if has else None
+    )
 
 
 async def reward_out(services: ServicesDep, brand_id: int, key: str) -> RewardOut:
@@ -56,7 +58,9 @@ async def reward_out(services: ServicesDep, brand_id: int, key: str) -> RewardOu
         codes = CodeCounts(
             available=counts.get("available", 0), issued=counts.get("issued", 0), void=counts.get("void", 0)
         )
-    return RewardOut(reward=reward.spec, remaining=None if total is None else total - issued, issued=issued, codes=codes)
+    return RewardOut(
+        reward=reward.spec, remaining=None if total is None else total - issued, issued=issued, codes=codes
+    )
 
 
 class RewardsController(Controller):
@@ -106,15 +110,22 @@ class RewardsController(Controller):
         async with services.db.read() as session:
             row = await rewards_repo.reward_row(session, brand_id=principal.brand.id, key=key)
             counts = await rewards_repo.code_counts(session, reward_id=row.id)
-        return CodeCounts(available=counts.get("available", 0), issued=counts.get("issued", 0), void=counts.get("void", 0))
+        return CodeCounts(
+            available=counts.get("available", 0), issued=counts.get("issued", 0), void=counts.get("void", 0)
+        )
 
     @post("/{key:str}/codes", summary="Upload codes to a reward's pool", status_code=201)
     async def upload_codes(
-        self, key: FromPath[str], request: Request[object, object, object], services: ServicesDep, principal: PrincipalDep
+        self,
+        key: FromPath[str],
+        request: Request[Any, Any, Any],
+        services: ServicesDep,
+        principal: PrincipalDep,
     ) -> CodePoolStatus:
-        """Send ``text/csv`` (first column; a ``code`` header, blanks and repeats skipped), or JSON: a list of
-        codes, ``{"codes": [...]}``, or ``{"generate": 500}`` to fill the pool from the reward's pattern.
-        Answers how many were added, how many were repeats, and how many are available now.
+        """Add codes: ``text/csv`` or JSON; answers how many were added, repeated, and are available now.
+
+        CSV: the first column (a ``code`` header, blanks and repeats skipped). JSON: a list of codes,
+        ``{"codes": [...]}``, or ``{"generate": 500}`` to fill the pool from the reward's pattern.
         """
         body = await request.body()
         if len(body) > MAX_CSV_BYTES:
@@ -145,7 +156,7 @@ def _codes_json(body: bytes) -> CodesIn:
     except msgspec.ValidationError as exc:
         raise ValidationError(f"codes: {exc}", field="$") from exc
     except msgspec.DecodeError as exc:
-        raise ValidationError("send text/csv, a JSON list of codes, or {\"generate\": n}", field="$") from exc
+        raise ValidationError('send text/csv, a JSON list of codes, or {"generate": n}', field="$") from exc
 
 
 class RedemptionsController(Controller):
@@ -160,7 +171,7 @@ class RedemptionsController(Controller):
         self,
         external_id: FromPath[str],
         data: JSONBody[RedemptionIn],
-        request: Request[object, object, object],
+        request: Request[Any, Any, Any],
         services: ServicesDep,
         principal: PrincipalDep,
     ) -> Response[RedemptionOut]:
@@ -210,14 +221,26 @@ class RedemptionsController(Controller):
             found = await rewards_repo.get_redemption(session, brand_id=principal.brand.id, public_id=redemption_id)
         return redemption_out(found)
 
-    @get("/redemptions/{redemption_id:str}/qr.svg", summary="The redemption's code as an SVG QR code", media_type="image/svg+xml")
-    async def qr_svg_image(self, redemption_id: FromPath[str], services: ServicesDep, principal: PrincipalDep) -> Response[bytes]:
+    @get(
+        "/redemptions/{redemption_id:str}/qr.svg",
+        summary="The redemption's code as an SVG QR code",
+        media_type="image/svg+xml",
+    )
+    async def qr_svg_image(
+        self, redemption_id: FromPath[str], services: ServicesDep, principal: PrincipalDep
+    ) -> Response[bytes]:
         """An SVG QR code of the code, for the till; 404 when the redemption has no code."""
         code = await _code_of(services, principal, redemption_id)
         return Response(qr_svg(code, title=code), media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
 
-    @get("/redemptions/{redemption_id:str}/qr.png", summary="The redemption's code as a PNG QR code", media_type="image/png")
-    async def qr_png_image(self, redemption_id: FromPath[str], services: ServicesDep, principal: PrincipalDep) -> Response[bytes]:
+    @get(
+        "/redemptions/{redemption_id:str}/qr.png",
+        summary="The redemption's code as a PNG QR code",
+        media_type="image/png",
+    )
+    async def qr_png_image(
+        self, redemption_id: FromPath[str], services: ServicesDep, principal: PrincipalDep
+    ) -> Response[bytes]:
         """A PNG QR code of the code, for the till; 404 when the redemption has no code."""
         code = await _code_of(services, principal, redemption_id)
         return Response(qr_png(code), media_type="image/png", headers={"Cache-Control": "no-store"})
@@ -232,7 +255,9 @@ class RedemptionsController(Controller):
         services.outbox.notify()
         return redemption_out(outcome.redemption)
 
-    @post("/redemptions/{redemption_id:str}/cancel", summary="Cancel a redemption and refund its points", status_code=200)
+    @post(
+        "/redemptions/{redemption_id:str}/cancel", summary="Cancel a redemption and refund its points", status_code=200
+    )
     async def cancel(
         self,
         redemption_id: FromPath[str],
@@ -240,8 +265,9 @@ class RedemptionsController(Controller):
         principal: PrincipalDep,
         data: JSONBody[RedemptionAction | None] = None,
     ) -> RedemptionOut:
-        """The points come back as lots keeping their expiry (already-expired ones arrive expired), the stock and
-        a pool code are given back; only an ``issued`` redemption can be cancelled (else 409).
+        """Refund the points, give back the stock and a pool code; only an ``issued`` one (else 409).
+
+        The points come back as lots keeping their expiry (already-expired ones arrive expired).
         """
         async with services.db.write() as session:
             outcome = await rewards_service.cancel(
@@ -266,8 +292,10 @@ class RedemptionsController(Controller):
             datetime | None, QueryParameter(name="to", description="End of the period (default: the end of today).")
         ] = None,
     ) -> Liability:
-        """Outstanding available and pending points now, expected expiries per month, and over ``[from, to)``
-        the points earned, redeemed, expired and cancelled with the redemption rate.
+        """Outstanding points now, expected expiries per month, and the flows of ``[from, to)``.
+
+        Outstanding available and pending points are exact now; over the period: points earned, redeemed,
+        expired and cancelled, with the redemption rate.
         """
         now = services.clock.now()
         tz = principal.brand.tz

@@ -44,8 +44,6 @@ def expire_command() -> None:
         async with services_for(settings) as services:
             result = await settlement.expire_due(services.db, now=services.clock.now())
             services.outbox.notify()
-        click.echo(
-            f"expired {result.expired} point(s) for {result.members} member(s); {result.notices} notice(s) sent"
-        )
+        click.echo(f"expired {result.expired} point(s) for {result.members} member(s); {result.notices} notice(s) sent")
 
     run(body)

@@ -223,7 +223,9 @@ class RewardsPageController(Controller):
         return self._form(viewer, request, form=reward_form(spec), editing=key, errors={}, codes=codes)
 
     @post("/", status_code=303)
-    async def create(self, request: Request[Any, Any, Any], viewer: ConsoleViewerDep, data: FormData) -> Redirect | Template:
+    async def create(
+        self, request: Request[Any, Any, Any], viewer: ConsoleViewerDep, data: FormData
+    ) -> Redirect | Template:
         """Create a reward."""
         return await self._save(request, viewer, data, key=data.get("key", "").strip(), editing=None)
 
@@ -235,7 +237,13 @@ class RewardsPageController(Controller):
         return await self._save(request, viewer, data, key=key, editing=key)
 
     async def _save(
-        self, request: Request[Any, Any, Any], viewer: ConsoleViewerDep, data: dict[str, str], *, key: str, editing: str | None
+        self,
+        request: Request[Any, Any, Any],
+        viewer: ConsoleViewerDep,
+        data: dict[str, str],
+        *,
+        key: str,
+        editing: str | None,
     ) -> Redirect | Template:
         t = viewer.t
         before = None
@@ -252,7 +260,9 @@ class RewardsPageController(Controller):
             async with viewer.services.db.write() as session:
                 await rewards_service.put_reward(session, brand_id=viewer.brand.id, spec=spec, now=viewer.now)
         except _FieldError as exc:
-            return self._form(viewer, request, form=data, editing=editing, errors={exc.field: t(exc.message)}, status_code=422)
+            return self._form(
+                viewer, request, form=data, editing=editing, errors={exc.field: t(exc.message)}, status_code=422
+            )
         except QuestlineError as exc:
             field = _error_field(exc.detail, exc.field)
             return self._form(viewer, request, form=data, editing=editing, errors={field: exc.detail}, status_code=422)
@@ -265,7 +275,10 @@ class RewardsPageController(Controller):
             row = await rewards_repo.reward_row(session, brand_id=viewer.brand.id, key=key)
             spec = rewards_repo.to_reward(row.spec).spec
             await rewards_service.put_reward(
-                session, brand_id=viewer.brand.id, spec=msgspec.structs.replace(spec, paused=not spec.paused), now=viewer.now
+                session,
+                brand_id=viewer.brand.id,
+                spec=msgspec.structs.replace(spec, paused=not spec.paused),
+                now=viewer.now,
             )
         return done("/console/rewards", "saved")
 
@@ -286,7 +299,9 @@ class RewardsPageController(Controller):
                 raise DefinitionError(viewer.t("The file is larger than 4 MiB."), field="codes_file")
             text = content.decode("utf-8-sig", errors="replace") + "\n" + text
         async with viewer.services.db.write() as session:
-            await rewards_service.import_codes(session, brand_id=viewer.brand.id, reward_key=key, csv_text=text, now=viewer.now)
+            await rewards_service.import_codes(
+                session, brand_id=viewer.brand.id, reward_key=key, csv_text=text, now=viewer.now
+            )
         return done(f"/console/rewards/{key}", "saved")
 
 

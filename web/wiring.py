@@ -200,19 +200,21 @@ async def open_services(
         await db.dispose()
 
 
-async def points_jobs(services: Services, *, every: float) -> None:
+async def points_jobs(services: Services, *, every: float, runs: int | None = None) -> None:
     """Release pending points and expire due lots every ``every`` seconds, the first time ``every`` after start.
 
     Reads are exact without it (lots past their dates count as released or expired); it writes the entries
-    and sends the ``points.expiring``/``points.expired`` notices.
+    and sends the ``points.expiring``/``points.expired`` notices. ``runs`` stops after that many (tests).
     """
-    while True:
+    done = 0
+    while runs is None or done < runs:
+        done += 1
         await asyncio.sleep(every)
         try:
             now = services.clock.now()
-            await settlement.release_due(services.db, now=now)
+            released = await settlement.release_due(services.db, now=now)  # settles those members fully
             run = await settlement.expire_due(services.db, now=now)
-            if run.expired or run.notices:
+            if released.expired or run.expired or run.notices:
                 services.outbox.notify()
         except asyncio.CancelledError:
             raise

@@ -67,7 +67,7 @@ async def fan_out(base: str, key: str, calls: list[tuple[str, str, Any]], *, cli
                     raise RuntimeError(f"{path}: {response.status_code} {response.text[:300]}")
 
         started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(clients)))
+        await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(clients))), timeout=600)
         return time.perf_counter() - started
 
 
@@ -79,6 +79,8 @@ async def prepare(base: str, key: str, reward: str, *, count: int, clients: int,
         base, key, [("PUT", f"/v1/rewards/{reward}", spec), ("POST", f"/v1/rewards/{reward}/codes", codes)], clients=1
     )
     if fund:
+        members = [("POST", "/v1/members", {"external_id": f"b{i}"}) for i in range(MEMBERS)]
+        await fan_out(base, key, members, clients=clients)
         calls = [
             ("POST", f"/v1/members/b{i}/points/adjustments", {"points": 1_000_000, "reason": "bench"})
             for i in range(MEMBERS)

@@ -189,12 +189,13 @@ async def claim(
     reward: RewardRow,
     idempotency_key: str,
     now: datetime,
-) -> int | None:
-    """Insert the redemption row for this idempotency key; ``None`` if the key was used already."""
+) -> tuple[int, str] | None:
+    """Insert the redemption row for this idempotency key: ``(row id, public id)``, or ``None`` if the key was used."""
     spec = reward.spec
+    public_id = f"rdm_{secrets.token_hex(10)}"
     result = await session.execute(
         insert_for(session)(REDEMPTIONS)
-        .values(public_id=f"rdm_{secrets.token_hex(10)}", brand_id=brand_id, member_id=member_id,
+        .values(public_id=public_id, brand_id=brand_id, member_id=member_id,
                 reward_id=reward.id, reward_key=reward.key, name=dict(spec.get("name", {})), cost=int(spec["cost"]),
                 code=None, status=RedemptionStatus.ISSUED.value, idempotency_key=idempotency_key,
                 spend_entry_id=None, refund="", reason="", issued_at=now)
@@ -202,7 +203,7 @@ async def claim(
         .returning(REDEMPTIONS.c.id)
     )  # fmt: skip
     row = result.first()
-    return None if row is None else int(row[0])
+    return None if row is None else (int(row[0]), public_id)
 
 
 async def count_redemptions(

@@ -160,7 +160,7 @@ async def raw_round(dsn: str, brand_id: int, reward: str, *, count: int, clients
                     raise RuntimeError("out of stock")
                 rid = await conn.fetchval(
                     RAW["redemption"], f"rdm_{secrets.token_hex(10)}", brand_id, member, reward_id, reward, COST,
-                    f"raw-{i}", now,
+                    f"{reward}-{i}", now,
                 )  # fmt: skip
                 code = await conn.fetchrow(RAW["code"], reward_id)
                 if code is None:

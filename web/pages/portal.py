@@ -18,8 +18,7 @@ from litestar.params import FromPath, QueryParameter
 from litestar.response import Redirect, ServerSentEvent, Template
 
 from engine import members as members_repo
-from engine import point_views
-from engine import tenants
+from engine import point_views, tenants
 from engine.errors import AuthenticationError, NotFound, QuestlineError
 from engine.members import Member
 from engine.tenants import Brand

@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 PG_ADMIN = os.environ.get("QUESTLINE_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("QUESTLINE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+BENCH_SECRET = "bench-" + "5f0c2b7e9a41d3c8" * 4  # a throw-away server's secret (>= 32 bytes)
 
 
 def free_port() -> int:
@@ -65,6 +66,8 @@ def server(database_url: str, *, namespace: str, workers: int = 2) -> Iterator[s
         "QUESTLINE_WORKERS": str(workers),
         "QUESTLINE_PORT": str(port),
         "QUESTLINE_KEY_CACHE_SECONDS": "60",
+        # outside the embedded default the server refuses a short or default secret
+        "QUESTLINE_SECRET": os.environ.get("QUESTLINE_SECRET") or BENCH_SECRET,
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "web.cli", "serve"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE

@@ -79,6 +79,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Connect timeout of a new PostgreSQL connection (a server that does not answer fails the request: 503)."""
     database_pre_ping: bool = True
     """Check a pooled PostgreSQL connection before use, so a restarted server costs no failed request."""
+    points_jobs_seconds: Annotated[float, msgspec.Meta(ge=0, le=86400)] = 60.0
+    """How often the background jobs release pending points and expire due lots (0: off; the CLI can run them)."""
 
     @property
     def uses_fake_redis(self) -> bool:

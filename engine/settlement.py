@@ -227,8 +227,18 @@ async def _write_notices(
 async def save_policy(db: Database, *, brand_id: BrandId, policy: PointsPolicy) -> None:
     """Store the program's points policy in the brand's settings (new lots follow it; existing lots keep their dates)."""
     async with db.write() as session:
-        row = await session.get(BrandRow, brand_id, with_for_update=True)
-        if row is None:
-            raise NotFound("no such brand", field="brand")
-        row.settings = {**(row.settings or {}), SETTINGS_KEY: msgspec.to_builtins(policy)}
-        await bump_config_version(session, brand_id)
+        await store_policy(session, brand_id=brand_id, policy=policy)
+
+
+async def store_policy(session: AsyncSession, *, brand_id: BrandId, policy: PointsPolicy) -> bool:
+    """:func:`save_policy` in the caller's transaction; answers whether the stored policy changed."""
+    row = await session.get(BrandRow, brand_id, with_for_update=True)
+    if row is None:
+        raise NotFound("no such brand", field="brand")
+    plain = msgspec.to_builtins(policy)
+    if (row.settings or {}).get(SETTINGS_KEY) == plain:
+        return False
+    row.settings = {**(row.settings or {}), SETTINGS_KEY: plain}
+    await session.flush()
+    await bump_config_version(session, brand_id)
+    return True

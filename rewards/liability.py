@@ -104,3 +104,49 @@ async def liability(session: AsyncSession, brand: Brand, *, start: datetime, end
         end=end,
         as_of=now,
     )
+
+
+class MonthlyRate(msgspec.Struct, frozen=True, kw_only=True):
+    """Points earned and redeemed in one local month (``YYYY-MM``) and the redemption rate."""
+
+    month: str
+    earned: int
+    redeemed: int
+    redemption_rate: float
+
+
+def _month_starts(start: datetime, end: datetime, brand: Brand) -> list[datetime]:
+    tz = brand.tz
+    local = start.astimezone(tz)
+    year, month = local.year, local.month
+    starts = [start]
+    while True:
+        month += 1
+        if month > 12:
+            year, month = year + 1, 1
+        boundary = datetime(year, month, 1, tzinfo=tz).astimezone(start.tzinfo)
+        if boundary >= end:
+            break
+        starts.append(boundary)
+    return starts
+
+
+async def monthly_rates(session: AsyncSession, brand: Brand, *, start: datetime, end: datetime) -> list[MonthlyRate]:
+    """Earned, redeemed and the redemption rate for each local month of ``[start, end)`` (one query per month)."""
+    starts = _month_starts(start, end, brand)
+    out: list[MonthlyRate] = []
+    for first, after in zip(starts, [*starts[1:], end], strict=True):
+        flows = await _flows(session, brand, first, after)
+        earned = sum(v for (kind, source), v in flows.items() if kind == EARN and source != REFUND)
+        redeemed = -flows.get((SPEND, "redemption"), 0) - sum(
+            v for (kind, source), v in flows.items() if kind == EARN and source == REFUND
+        )
+        out.append(
+            MonthlyRate(
+                month=first.astimezone(brand.tz).strftime("%Y-%m"),
+                earned=earned,
+                redeemed=redeemed,
+                redemption_rate=round(redeemed / earned, 4) if earned else 0.0,
+            )
+        )
+    return out

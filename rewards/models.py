@@ -143,8 +143,8 @@ class Redemption(msgspec.Struct, frozen=True, kw_only=True):
     issued_at: datetime
     used_at: datetime | None = None
     cancelled_at: datetime | None = None
-    refund: Literal["", "refunded", "expired"] = ""
-    """On cancel: points came back as lots keeping their dates; ``expired`` if those dates had passed."""
+    refund: Literal["", "refunded", "expired", "partly_expired"] = ""
+    """On cancel: points came back as lots keeping their dates; ``expired`` (or ``partly_expired``) if those dates had passed."""
 
 
 class CatalogEntry(msgspec.Struct, frozen=True, kw_only=True):

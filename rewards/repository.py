@@ -189,12 +189,13 @@ async def claim(
     reward: RewardRow,
     idempotency_key: str,
     now: datetime,
-) -> int | None:
-    """Insert the redemption row for this idempotency key; ``None`` if the key was used already."""
+) -> tuple[int, str] | None:
+    """Insert the redemption row for this idempotency key: ``(row id, public id)``, or ``None`` if the key was used."""
     spec = reward.spec
+    public_id = f"rdm_{secrets.token_hex(10)}"
     result = await session.execute(
         insert_for(session)(REDEMPTIONS)
-        .values(public_id=f"rdm_{secrets.token_hex(10)}", brand_id=brand_id, member_id=member_id,
+        .values(public_id=public_id, brand_id=brand_id, member_id=member_id,
                 reward_id=reward.id, reward_key=reward.key, name=dict(spec.get("name", {})), cost=int(spec["cost"]),
                 code=None, status=RedemptionStatus.ISSUED.value, idempotency_key=idempotency_key,
                 spend_entry_id=None, refund="", reason="", issued_at=now)
@@ -202,7 +203,7 @@ async def claim(
         .returning(REDEMPTIONS.c.id)
     )  # fmt: skip
     row = result.first()
-    return None if row is None else int(row[0])
+    return None if row is None else (int(row[0]), public_id)
 
 
 async def count_redemptions(
@@ -313,3 +314,78 @@ async def list_redemptions(
         query = query.where(RedemptionRow.id < before)
     rows = await session.execute(query.order_by(RedemptionRow.id.desc()).limit(limit))
     return [(row.id, to_redemption(row, external_id)) for row, external_id in rows]
+
+
+async def get_redemption(session: AsyncSession, *, brand_id: BrandId, public_id: str) -> Redemption:
+    """One redemption of the brand (no lock).
+
+    Raises:
+        NotFound: no such redemption in the brand.
+    """
+    row = (
+        await session.execute(
+            _select_redemptions().where(RedemptionRow.brand_id == brand_id, RedemptionRow.public_id == public_id)
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"no redemption {public_id!r}", field="redemption")
+    return to_redemption(row[0], row[1])
+
+
+async def search_redemptions(
+    session: AsyncSession, *, brand_id: BrandId, query: str, status: str | None = None, limit: int = 50
+) -> list[Redemption]:
+    """Redemptions whose id, code, reward key or member id contain ``query`` (newest first)."""
+    stmt = _select_redemptions().where(RedemptionRow.brand_id == brand_id)
+    if query:
+        like = f"%{query.lower()}%"
+        stmt = stmt.where(
+            func.lower(RedemptionRow.public_id).like(like)
+            | func.lower(func.coalesce(RedemptionRow.code, "")).like(like)
+            | func.lower(RedemptionRow.reward_key).like(like)
+            | func.lower(MemberRow.external_id).like(like)
+        )
+    if status:
+        stmt = stmt.where(RedemptionRow.status == status)
+    rows = await session.execute(stmt.order_by(RedemptionRow.id.desc()).limit(limit))
+    return [to_redemption(row, external_id) for row, external_id in rows]
+
+
+async def code_counts(session: AsyncSession, *, reward_id: int) -> dict[str, int]:
+    """How many codes of the reward's pool are ``available``, ``issued`` and ``void``."""
+    rows = await session.execute(
+        select(CODES.c.status, func.count()).where(CODES.c.reward_id == reward_id).group_by(CODES.c.status)
+    )
+    return {str(status): int(count) for status, count in rows}
+
+
+async def stock_of(session: AsyncSession, *, reward_id: int) -> tuple[int | None, int]:
+    """The reward's stock ``(total, issued)``."""
+    row = (await session.execute(select(STOCK.c.total, STOCK.c.issued).where(STOCK.c.reward_id == reward_id))).first()
+    return (None, 0) if row is None else (row[0], int(row[1]))
+
+
+async def delete_reward(session: AsyncSession, *, brand_id: BrandId, key: str) -> None:
+    """Remove a reward that was never redeemed, with its stock and codes.
+
+    Raises:
+        NotFound: no such reward.
+        Conflict: it has redemptions (pause or hide it instead: their history stays).
+    """
+    row = await reward_row(session, brand_id=brand_id, key=key)
+    used = await redemption_count(session, brand_id=brand_id, key=key)
+    if used:
+        raise Conflict(f"reward {key!r} has {used} redemptions: pause or hide it instead", field="reward")
+    await session.execute(CODES.delete().where(CODES.c.reward_id == row.id))
+    await session.execute(STOCK.delete().where(STOCK.c.reward_id == row.id))
+    await session.delete(row)
+
+
+async def redemption_count(session: AsyncSession, *, brand_id: BrandId, key: str) -> int:
+    """How many redemptions (of any state) the brand's reward ``key`` has."""
+    count = await session.scalar(
+        select(func.count())
+        .select_from(REDEMPTIONS)
+        .where(REDEMPTIONS.c.brand_id == brand_id, REDEMPTIONS.c.reward_key == key)
+    )
+    return int(count or 0)

@@ -164,16 +164,17 @@ async def redeem(
     """
     row = await repo.reward_row(session, brand_id=brand.id, key=reward_key)
     reward = repo.to_reward(row.spec)
-    redemption_id = await repo.claim(
+    claimed = await repo.claim(
         session, brand_id=brand.id, member_id=member.id, reward=row, idempotency_key=idempotency_key, now=now
     )
-    if redemption_id is None:
+    if claimed is None:
         first, external_id = await repo.by_key(
             session, brand_id=brand.id, member_id=member.id, idempotency_key=idempotency_key
         )
         if first.reward_key != reward_key:
             raise ValidationError("this idempotency key was used for another reward", field="idempotency_key")
         return RedeemOutcome(redemption=repo.to_redemption(first, external_id), created=False)
+    redemption_id, public_id = claimed
     # The member's balance row is locked first: their concurrent redemptions queue here, so the limit
     # count below sees the ones committed before it.
     await balances.lock(session, brand_id=brand.id, member_id=member.id, now=now)
@@ -183,20 +184,22 @@ async def redeem(
         session, brand, member_id=member.id, points=cost, source="redemption", key=reward.key, now=now,
         reason=f"redemption {redemption_id}",
     )  # fmt: skip
+    code, effects = await _assign_code(session, brand, row=row, reward=reward, redemption_id=redemption_id, now=now)
+    await repo.set_fields(session, redemption_id=redemption_id, code=code, spend_entry_id=spent.entry_id, cost=cost)
+    # The stock counter is one row every redemption of the reward updates: taken last, so its lock is held
+    # only for the outbox insert and the commit.
     stock = await repo.take_stock(session, reward_id=row.id)
     if stock is None:
         raise OutOfStock(f"reward {reward.key!r} is out of stock", field="reward")
-    code, effects = await _assign_code(session, brand, row=row, reward=reward, redemption_id=redemption_id, now=now)
-    await repo.set_fields(session, redemption_id=redemption_id, code=code, spend_entry_id=spent.entry_id, cost=cost)
     total, issued = stock
     if total is not None and crossed_low(total - issued + 1, total - issued, reward.spec.low_stock_at):
         effects.append(
             Notification(topic="reward.low_stock", data={"reward": reward.key, "stock_left": total - issued})
         )
-    first, external_id = await repo.by_key(
-        session, brand_id=brand.id, member_id=member.id, idempotency_key=idempotency_key
-    )
-    redemption = repo.to_redemption(first, external_id)
+    redemption = Redemption(
+        id=public_id, reward=reward.key, member=member.external_id, name=dict(reward.spec.name), cost=cost,
+        code=code, status=RedemptionStatus.ISSUED, issued_at=now,
+    )  # fmt: skip
     effects = [
         Notification(
             topic="reward.redeemed",

@@ -32,6 +32,7 @@ from web.api.health import health_routes
 from web.api.integrations import routes as integrations_routes
 from web.api.leaderboards import routes as leaderboards_routes
 from web.api.members import MembersController
+from web.api.rewards import routes as rewards_routes
 from web.api.rules import EarningRulesController
 from web.api.webhooks import WebhooksController
 from web.deps import provide_principal, provide_services
@@ -131,6 +132,7 @@ def create_app(
             *badges_routes,
             *leaderboards_routes,
             *integrations_routes,
+            *rewards_routes,
             *pages.routes,
         ],
         dependencies={

@@ -18,6 +18,7 @@ from web.commands import db as db_commands
 from web.commands import doctor as doctor_commands
 from web.commands import leaderboards as leaderboards_commands
 from web.commands import pages as pages_commands
+from web.commands import points as points_commands
 from web.commands import run, services_for, settings_from_env, with_brand
 
 if TYPE_CHECKING:
@@ -245,6 +246,7 @@ for _module in (
     pages_commands,
     db_commands,
     doctor_commands,
+    points_commands,
 ):
     _module.register(cli)
 

@@ -38,10 +38,11 @@ from engine.db import Database
 from engine.earning import EarningRule, build_rule
 from engine.errors import Conflict, DefinitionError, NotFound, ValidationError
 from engine.rules_store import load_rules
-from engine.tenants import Brand
+from engine.tenants import Brand, KeyCache
 from engine.textcheck import nul_path
 from web.deps import PrincipalDep, ServicesDep, provide_secret_principal
 from web.openapi import JsonOrYaml, problems
+from web.program_points import apply_points, export_points, parse_points
 
 FORMAT = 1
 MAX_VERSIONS_LISTED = 200
@@ -70,7 +71,7 @@ class Section:
     parse: Callable[[Mapping[str, Any]], Any]
     """Validate the section's keys present in the document (a mapping of key → raw data); raise on a mistake."""
     apply: _Apply
-    export: Callable[[AsyncSession, Brand], Awaitable[dict[str, list[dict[str, Any]]]]]
+    export: Callable[[AsyncSession, Brand], Awaitable[dict[str, Any]]]
 
 
 # --- the sections Questline ships --------------------------------------------------------------------
@@ -125,7 +126,7 @@ def domain_section(name: str, module_name: str) -> Section | None:
         changes: list[str] = await apply_section(session, brand_id=brand.id, defs=defs, now=now)
         return changes
 
-    async def export(session: AsyncSession, brand: Brand) -> dict[str, list[dict[str, Any]]]:
+    async def export(session: AsyncSession, brand: Brand) -> dict[str, Any]:
         return {name: list(await export_section(session, brand_id=brand.id))}
 
     return Section(keys=(name,), parse=parse, apply=apply, export=export)
@@ -137,6 +138,7 @@ DOMAIN_SECTIONS = (
     ("badges", "badges.config"),
     ("leaderboards", "leaderboards.config"),
     ("sources", "integrations.config"),
+    ("rewards", "rewards.config"),
 )
 
 
@@ -156,6 +158,7 @@ def sections() -> tuple[Section, ...]:
             apply=_apply_challenges,
             export=_export_challenges,
         ),
+        Section(keys=("points",), parse=parse_points, apply=apply_points, export=export_points),
     ]
     for name, module_name in DOMAIN_SECTIONS:
         section = domain_section(name, module_name)
@@ -286,6 +289,8 @@ async def apply_program(
         return ApplyResult(
             dry_run=True, changed=bool(rolled_back.changes), version=rolled_back.version, changes=rolled_back.changes
         )
+    if any(change.startswith("points:") for change in changes):
+        KeyCache.clear_all()  # cached principals carry the brand's settings: new lots follow the new policy at once
     reports = await backfill.run_pending(db, brand=brand, now=now) if changes else []
     return ApplyResult(
         dry_run=False, changed=bool(changes), version=version or current, changes=changes, backfills=reports

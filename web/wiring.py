@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
@@ -32,6 +33,7 @@ from challenges import states as challenge_states
 from challenges import views as challenges_views
 from challenges.processor import ChallengeProcessor
 from engine import members as members_repo
+from engine import settlement
 from engine.clock import Clock, SystemClock
 from engine.db import Database, create_engine
 from engine.egress import EgressGuard, pinned_client
@@ -51,6 +53,8 @@ from web.deps import ErasureHook, ExportHook, MemberUpdateHook, Services
 from web.metrics import PipelineMetrics, watch_pool
 from web.pages.live import LivePublisher
 from web.tracing import instrumented
+
+log = logging.getLogger("questline")
 
 
 def create_redis(settings: Settings) -> Redis:
@@ -219,18 +223,46 @@ async def open_services(
         await db.dispose()
 
 
+async def points_jobs(services: Services, *, every: float, runs: int | None = None) -> None:
+    """Release pending points and expire due lots every ``every`` seconds, the first time ``every`` after start.
+
+    Reads are exact without it (lots past their dates count as released or expired); it writes the entries
+    and sends the ``points.expiring``/``points.expired`` notices. ``runs`` stops after that many (tests).
+    """
+    done = 0
+    while runs is None or done < runs:
+        done += 1
+        await asyncio.sleep(every)
+        try:
+            now = services.clock.now()
+            released = await settlement.release_due(services.db, now=now)  # settles those members fully
+            run = await settlement.expire_due(services.db, now=now)
+            if released.expired or run.expired or run.notices:
+                services.outbox.notify()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a failed run is retried at the next tick
+            log.exception("points jobs failed")
+
+
 @asynccontextmanager
 async def background_jobs(services: Services, *, deliver_webhooks: bool = True) -> AsyncIterator[None]:
-    """Run the background jobs while inside: board repair and period closing, and webhook delivery.
+    """Run the background jobs while inside: boards, webhook delivery, points release and expiry.
 
-    Boards are rebuilt from SQL at once for the embedded in-process Redis (it starts empty), else in the
+    The points jobs run every ``QUESTLINE_POINTS_JOBS_SECONDS`` (0: off). Boards are rebuilt from SQL at once for the embedded in-process Redis (it starts empty), else in the
     background.
     """
     await services.leaderboards.start(rebuild_now=services.settings.uses_fake_redis)
     delivery = asyncio.create_task(services.outbox.run(), name="outbox") if deliver_webhooks else None
+    every = services.settings.points_jobs_seconds
+    settling = asyncio.create_task(points_jobs(services, every=every), name="points") if every > 0 else None
     try:
         yield
     finally:
+        if settling is not None:
+            settling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await settling
         await services.leaderboards.stop()
         if delivery is not None:
             delivery.cancel()

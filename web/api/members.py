@@ -9,13 +9,14 @@ from litestar.di import Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from engine import members as members_repo
-from engine import points
+from engine import point_views, points
 from engine.members import Member, MemberIn
 from engine.points import Adjustment, PointsSummary
 from web.deps import PrincipalDep, ServicesDep, provide_secret_principal
 from web.hygiene import MAX_ID
 from web.openapi import answers
 from web.schemas.members import MemberExport, MemberOut
+from web.schemas.rewards import MemberPoints
 
 
 def _member_out(member: Member, balance: int) -> MemberOut:
@@ -89,15 +90,33 @@ class MembersController(Controller):
         before: Annotated[
             int | None, QueryParameter(ge=1, le=MAX_ID, description="Cursor: entries older than this id.")
         ] = None,
-    ) -> PointsSummary:
-        """The balance and a page of ledger entries, newest first."""
+    ) -> MemberPoints:
+        """Available (also as ``balance``), pending, expiring, lifetime figures and a page of entries.
+
+        Exact at this instant: pending points with their release dates, the next expiries with their dates,
+        lifetime earned and spent; the ledger entries newest first.
+        """
         async with services.db.read() as session:
             member = await members_repo.get_member(session, brand_id=principal.brand.id, external_id=external_id)
-            balance = await points.balance(session, brand_id=principal.brand.id, member_id=member.id)
+            view = await point_views.points_view(
+                session, brand=principal.brand, member_id=member.id, now=services.clock.now()
+            )
             entries, next_before = await points.history(
                 session, brand_id=principal.brand.id, member_id=member.id, limit=limit, before=before
             )
-        return PointsSummary(member=member.external_id, balance=balance, entries=entries, next_before=next_before)
+        return MemberPoints(
+            member=member.external_id,
+            balance=view.available,
+            available=view.available,
+            pending=view.pending,
+            pending_lots=view.pending_lots,
+            expiring=view.expiring,
+            lifetime_earned=view.lifetime_earned,
+            lifetime_spent=view.lifetime_spent,
+            as_of=view.as_of,
+            entries=entries,
+            next_before=next_before,
+        )
 
     @post("/{external_id:str}/points/adjustments", summary="Adjust points with a reason", status_code=201)
     async def adjust(

@@ -21,6 +21,7 @@ from engine.tenants import KeyKind
 from web.demo import badges as badges_demo
 from web.demo import challenges as challenges_demo
 from web.demo import leaderboards as leaderboards_demo
+from web.demo import rewards as rewards_demo
 from web.deps import Services
 
 DEMO_SLUG = "demo"
@@ -71,7 +72,11 @@ def earning_rules(services: Services) -> list[EarningRuleSpec]:
         ),
         EarningRuleSpec(key="visit", event_type="visit", points=10, daily_cap=20, description="10 points a visit"),
         EarningRuleSpec(
-            key="referral", event_type="referral", points=200, description="200 points per friend referred"
+            key="referral",
+            event_type="referral",
+            points=200,
+            holding_days=14,
+            description="200 points per friend referred, available after 14 days",
         ),
         EarningRuleSpec(key="survey", event_type="survey", points=30, description="30 points per survey answered"),
     ]
@@ -125,7 +130,7 @@ async def ensure_demo(services: Services) -> bool:
     )
     for spec in earning_rules(services):
         await put_rule(services.db, brand_id=brand.id, spec=spec, now=now)
-    for seed in (challenges_demo.seed_demo, badges_demo.seed_demo, leaderboards_demo.seed_demo):
+    for seed in (challenges_demo.seed_demo, badges_demo.seed_demo, leaderboards_demo.seed_demo, rewards_demo.seed_demo):
         await seed(services, brand)
     for external_id, name, locale, attributes in MEMBERS:
         await upsert_member(
@@ -145,6 +150,7 @@ async def ensure_demo(services: Services) -> bool:
     async with services.db.read() as session:
         brand = await tenants.get_brand(session, DEMO_SLUG)
     await services.pipeline.process(brand, demo_events(services))
+    await rewards_demo.redeem_demo(services, brand)
     return True
 
 

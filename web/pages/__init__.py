@@ -25,9 +25,12 @@ from web.pages.console.catalog import BadgesPageController, LeaderboardsPageCont
 from web.pages.console.dashboard import DashboardController
 from web.pages.console.members import MembersController
 from web.pages.console.program import CampaignsController, ChallengesController, ProgramPageController
+from web.pages.console.rewards import RedemptionsPageController, RewardsPageController
+from web.pages.console.rewards_liability import LiabilityPageController
 from web.pages.links import MemberLinksController
 from web.pages.live import LivePublisher
 from web.pages.portal import PortalController
+from web.pages.rewards import RewardsPortalController
 from web.pages.widgets import WidgetDataController, WidgetsController
 
 STATIC_DIR = rendering.STATIC_DIR
@@ -57,6 +60,7 @@ routes: list[Any] = [
     ),
     MemberLinksController,
     PortalController,
+    RewardsPortalController,
     ConsoleAuthController,
     DashboardController,
     CampaignsController,
@@ -70,6 +74,9 @@ routes: list[Any] = [
     WidgetSettingsController,
     WidgetsController,
     WidgetDataController,
+    RewardsPageController,
+    RedemptionsPageController,
+    LiabilityPageController,
 ]
 
 

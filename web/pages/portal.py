@@ -18,7 +18,7 @@ from litestar.params import FromPath, QueryParameter
 from litestar.response import Redirect, ServerSentEvent, Template
 
 from engine import members as members_repo
-from engine import tenants
+from engine import point_views, tenants
 from engine.errors import AuthenticationError, NotFound, QuestlineError
 from engine.members import Member
 from engine.tenants import Brand
@@ -236,6 +236,8 @@ class PortalController(Controller):
         shelf = await views.member_badges(services, brand, member)
         standings = await views.member_standings(services, brand, member, limit=3, t=viewer.t)
         recent, _ = await views.activity(services, brand, member, viewer.t, limit=5)
+        async with services.db.read() as session:  # pending and expiring points for the header
+            points_view = await point_views.points_view(session, brand=brand, member_id=member.id, now=viewer.now)
         upcoming = sorted(
             (c for c in cards if c.state == "active" and not c.completed),
             key=lambda c: (-c.percent, c.deadline or viewer.now),
@@ -252,6 +254,7 @@ class PortalController(Controller):
             next_badge=shelf.in_progress[0] if shelf.in_progress else None,
             standings=standings,
             recent=recent,
+            points_view=points_view,
         )
 
     @get("/challenges", name="portal:challenges")

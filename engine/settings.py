@@ -57,6 +57,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Accept webhook URLs on loopback, private, link-local… addresses (local development only)."""
     hsts_seconds: Annotated[int, msgspec.Meta(ge=0, le=2 * 365 * 86400)] = 0
     """``Strict-Transport-Security: max-age=…`` on every response when above 0 and the public URL is https."""
+    smtp_url: str = ""
+    """``smtp://host:port`` (``smtps://user:password@host:port`` for implicit TLS) members' mail goes through;
+    empty: mails are logged and kept in an in-memory outbox the console shows (development)."""
+    mail_from: str = "Questline <no-reply@questline.local>"
+    """The ``From`` of mail to members (magic links, double opt-in)."""
 
     @property
     def uses_fake_redis(self) -> bool:

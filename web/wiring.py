@@ -33,6 +33,7 @@ from engine import members as members_repo
 from engine.clock import Clock, SystemClock
 from engine.db import Database, create_engine
 from engine.egress import EgressGuard, pinned_client
+from engine.mail import create_sender
 from engine.grants import BadgeGranter
 from engine.ids import MemberId
 from engine.outbox import OutboxDeliverer, OutboxProcessor
@@ -41,8 +42,10 @@ from engine.points import PointsProcessor
 from engine.schema import upgrade
 from engine.settings import Settings
 from engine.tenants import Brand, KeyCache
+from enrollment import service as enrollment_service
 from leaderboards import erase_member as erase_board_member
 from leaderboards.service import Leaderboards
+from referrals.processor import ReferralProcessor
 from web.deps import ErasureHook, ExportHook, MemberUpdateHook, Services
 from web.pages.live import LivePublisher
 
@@ -62,6 +65,7 @@ def pipeline_steps(
     """Every domain's pipeline steps, in the order they must run."""
     return [
         PointsProcessor(),
+        ReferralProcessor(),  # a qualifying event's referral points are earned like the rule's
         ChallengeProcessor(),
         BadgesProcessor(public_url=settings.public_url),
         leaderboards.processor(),
@@ -87,6 +91,10 @@ class _ChallengesExport:
 
 async def _erase_challenges(session: AsyncSession, brand: Brand, member_id: MemberId) -> None:
     await challenge_states.forget_member(session, brand_id=brand.id, member_id=member_id)
+
+
+async def _erase_enrollment(session: AsyncSession, brand: Brand, member_id: MemberId) -> None:
+    await enrollment_service.forget_identity(session, brand_id=brand.id, member_id=member_id)
 
 
 class _EraseFromBoards:
@@ -134,6 +142,7 @@ def build_services(
     erasure_hooks: tuple[ErasureHook, ...] = (
         _erase_challenges,
         _EraseFromBoards(redis, namespace=settings.redis_namespace),
+        _erase_enrollment,
     )
     export_hooks: dict[str, ExportHook] = {"challenges": _ChallengesExport(clock)}
     # Labels live in Redis beside the standings: a profile change (display name, scope attribute) is
@@ -153,6 +162,7 @@ def build_services(
         erasure_hooks=erasure_hooks,
         export_hooks=export_hooks,
         member_update_hooks=member_update_hooks,
+        mailer=create_sender(settings.smtp_url, sender=settings.mail_from),
     )
 
 

@@ -289,3 +289,18 @@ async def funnel(session: AsyncSession, *, brand_id: BrandId, referrer_id: Membe
         held=counts.get("held", 0),
         rejected=counts.get("rejected", 0),
     )
+
+
+async def save_policy(session: AsyncSession, *, brand_id: BrandId, policy: ReferralPolicy | None) -> None:
+    """Store (or with ``None`` remove) the brand's referral policy and bump its configuration version."""
+    from engine.orm import BrandRow
+    from engine.tenants import bump_config_version
+
+    row = await session.get(BrandRow, brand_id, with_for_update=True)
+    if row is None:
+        raise ValidationError("no such brand", field="brand")
+    settings = {k: v for k, v in (row.settings or {}).items() if k != SETTINGS_KEY}
+    if policy is not None:
+        settings[SETTINGS_KEY] = msgspec.to_builtins(policy)
+    row.settings = settings
+    await bump_config_version(session, brand_id)

@@ -32,6 +32,7 @@ from web.api.challenges import routes as challenges_routes
 from web.api.events import EventsController
 from web.api.leaderboards import routes as leaderboards_routes
 from web.api.members import MembersController
+from web.api.referrals import ReferralsController
 from web.api.rules import EarningRulesController
 from web.api.webhooks import WebhooksController
 from web.deps import ServicesDep, provide_principal, provide_services
@@ -134,6 +135,7 @@ def create_app(
             *badges_routes,
             *leaderboards_routes,
             *pages.routes,
+            ReferralsController,
         ],
         dependencies={
             "services": Provide(provide_services, sync_to_thread=False),

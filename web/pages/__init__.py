@@ -25,6 +25,7 @@ from web.pages.console.catalog import BadgesPageController, LeaderboardsPageCont
 from web.pages.console.dashboard import DashboardController
 from web.pages.console.members import MembersController
 from web.pages.console.program import CampaignsController, ChallengesController, ProgramPageController
+from web.pages.join import JoinController
 from web.pages.links import MemberLinksController
 from web.pages.live import LivePublisher
 from web.pages.portal import PortalController
@@ -60,6 +61,7 @@ routes: list[Any] = [
     WidgetSettingsController,
     WidgetsController,
     WidgetDataController,
+    JoinController,
 ]
 
 

@@ -42,7 +42,7 @@ class ReferralPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     event: str = "purchase"
     """The friend's event type that qualifies the referral (their first such event)."""
     filter: dict[str, Any] | None = None
-    """An optional predicate on that event, e.g. ``{"field": "amount", "op": "gte", "value": 20}``."""
+    """An optional predicate on that event, e.g. ``{"field": "properties.amount", "gte": 20}``."""
     referrer_points: int = 0
     friend_points: int = 0
     monthly_cap: int = 10
@@ -273,11 +273,8 @@ async def funnel(session: AsyncSession, *, brand_id: BrandId, referrer_id: Membe
     if referrer_id is not None:
         where.append(ReferralRow.referrer_id == referrer_id)
         codes = codes.where(ReferralCodeRow.member_id == referrer_id)
-    counts = dict(
-        (
-            await session.execute(select(ReferralRow.status, func.count()).where(*where).group_by(ReferralRow.status))
-        ).tuples()
-    )
+    rows = await session.execute(select(ReferralRow.status, func.count()).where(*where).group_by(ReferralRow.status))
+    counts: dict[str, int] = {str(status): int(count) for status, count in rows}
     qualified = await session.scalar(
         select(func.count()).select_from(ReferralRow).where(*where, ReferralRow.qualified_at.is_not(None))
     )

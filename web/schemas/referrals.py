@@ -13,7 +13,7 @@ class ReferralPolicyIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     event: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] = "purchase"
     """The friend's event type that qualifies the referral (their first one that passes ``filter``)."""
     filter: dict[str, Any] | None = None
-    """A predicate on that event, e.g. ``{"field": "amount", "op": "gte", "value": 20}``."""
+    """A predicate on that event, e.g. ``{"field": "properties.amount", "gte": 20}``."""
     referrer_points: Annotated[int, msgspec.Meta(ge=0, le=1_000_000)] = 0
     friend_points: Annotated[int, msgspec.Meta(ge=0, le=1_000_000)] = 0
     monthly_cap: Annotated[int, msgspec.Meta(ge=0, le=10_000)] = 10

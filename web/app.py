@@ -31,6 +31,7 @@ from web.api.badges import routes as badges_routes
 from web.api.challenges import routes as challenges_routes
 from web.api.events import EventsController
 from web.api.leaderboards import routes as leaderboards_routes
+from web.api.enrollment import ErasureRequestsController
 from web.api.members import MembersController
 from web.api.referrals import ReferralsController
 from web.api.rules import EarningRulesController
@@ -136,6 +137,7 @@ def create_app(
             *leaderboards_routes,
             *pages.routes,
             ReferralsController,
+            ErasureRequestsController,
         ],
         dependencies={
             "services": Provide(provide_services, sync_to_thread=False),

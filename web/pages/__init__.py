@@ -29,6 +29,7 @@ from web.pages.join import JoinController
 from web.pages.links import MemberLinksController
 from web.pages.live import LivePublisher
 from web.pages.portal import PortalController
+from web.pages.selfservice import SelfServiceController
 from web.pages.widgets import WidgetDataController, WidgetsController
 
 STATIC_DIR = rendering.STATIC_DIR
@@ -62,6 +63,7 @@ routes: list[Any] = [
     WidgetsController,
     WidgetDataController,
     JoinController,
+    SelfServiceController,
 ]
 
 

@@ -240,11 +240,15 @@ async def request_erasure(
         )
     )
     if pending is None:
-        session.add(ErasureRequestRow(brand_id=brand_id, member_id=member_id, external_id=external_id, requested_at=now))
+        session.add(
+            ErasureRequestRow(brand_id=brand_id, member_id=member_id, external_id=external_id, requested_at=now)
+        )
         await session.flush()
 
 
-async def erasure_requests(session: AsyncSession, *, brand_id: BrandId, pending_only: bool = True) -> list[ErasureRequest]:
+async def erasure_requests(
+    session: AsyncSession, *, brand_id: BrandId, pending_only: bool = True
+) -> list[ErasureRequest]:
     """The brand's erasure requests, oldest first."""
     query = select(ErasureRequestRow).where(ErasureRequestRow.brand_id == brand_id)
     if pending_only:

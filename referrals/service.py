@@ -168,9 +168,7 @@ async def remember_fingerprints(
     )
     if digests:
         statement = insert_for(session)(cast("Table", FingerprintRow.__table__)).on_conflict_do_nothing()
-        await session.execute(
-            statement, [{"brand_id": brand_id, "member_id": member_id, "digest": d} for d in digests]
-        )
+        await session.execute(statement, [{"brand_id": brand_id, "member_id": member_id, "digest": d} for d in digests])
     return digests
 
 
@@ -222,16 +220,19 @@ async def held(session: AsyncSession, *, brand_id: BrandId) -> list[Referral]:
     )
     return [
         Referral(
-            id=r.id, referrer=ref, friend=fr, status=r.status, reason=r.reason, created_at=r.created_at,
+            id=r.id,
+            referrer=ref,
+            friend=fr,
+            status=r.status,
+            reason=r.reason,
+            created_at=r.created_at,
             qualified_at=r.qualified_at,
-        )  # fmt: skip
+        )
         for r, ref, fr in rows
     ]
 
 
-async def review(
-    session: AsyncSession, brand: Brand, *, referral_id: int, approve: bool, now: datetime
-) -> bool:
+async def review(session: AsyncSession, brand: Brand, *, referral_id: int, approve: bool, now: datetime) -> bool:
     """Approve (pay both, exactly once) or reject a held referral; ``False`` if it was not held any more."""
     target: Status = "paid" if approve else "rejected"
     result = await session.execute(

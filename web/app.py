@@ -29,9 +29,9 @@ from engine.settings import Settings, load_settings, refuse_unsafe
 from web import pages
 from web.api.badges import routes as badges_routes
 from web.api.challenges import routes as challenges_routes
+from web.api.enrollment import ErasureRequestsController
 from web.api.events import EventsController
 from web.api.leaderboards import routes as leaderboards_routes
-from web.api.enrollment import ErasureRequestsController
 from web.api.members import MembersController
 from web.api.referrals import ReferralsController
 from web.api.rules import EarningRulesController

@@ -33,9 +33,9 @@ from engine import members as members_repo
 from engine.clock import Clock, SystemClock
 from engine.db import Database, create_engine
 from engine.egress import EgressGuard, pinned_client
-from engine.mail import create_sender
 from engine.grants import BadgeGranter
 from engine.ids import MemberId
+from engine.mail import create_sender
 from engine.outbox import OutboxDeliverer, OutboxProcessor
 from engine.pipeline import Pipeline, Processor
 from engine.points import PointsProcessor

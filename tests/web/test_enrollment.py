@@ -53,7 +53,14 @@ def path_of(url: str) -> str:
 async def join(client, slug: str, email: str, *, name: str = "Giulia", ref: str = "", marketing: bool = True):
     page = await client.get(f"/join/{slug}" + (f"?ref={ref}" if ref else ""))
     assert page.status_code == 200
-    form = {"email": email, "name": name, "terms": "yes", "ref": ref, "via": "", "_csrf_token": client.cookies.get("ql_csrf")}
+    form = {
+        "email": email,
+        "name": name,
+        "terms": "yes",
+        "ref": ref,
+        "via": "",
+        "_csrf_token": client.cookies.get("ql_csrf"),
+    }
     if marketing:
         form["marketing"] = "yes"
     return await client.post(f"/join/{slug}", data=form)
@@ -88,7 +95,9 @@ async def test_join_confirm_once_and_welcome_bonus_once(app, brand, smtp, db):
     home = await app.get("/portal")
     assert home.status_code == 200 and "Giulia" in home.text
     async with db.read() as session:
-        member = await session.scalar(select(MemberRow).where(MemberRow.brand_id == brand.brand.id, MemberRow.email == email))
+        member = await session.scalar(
+            select(MemberRow).where(MemberRow.brand_id == brand.brand.id, MemberRow.email == email)
+        )
         assert member is not None and member.joined_via == "web"
         consents = (await session.scalars(select(ConsentRow).where(ConsentRow.member_id == member.id))).all()
     assert {(c.kind, c.version, c.granted) for c in consents} == {

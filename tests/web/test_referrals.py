@@ -40,7 +40,12 @@ async def friend(db, clock, brand, code: str, email: str) -> tuple[str, str]:
     async with db.write() as session:
         member_id, external_id, _ = await enrollment.enrol(session, join=join, now=clock.now())
         outcome = await referrals.link_friend(
-            session, brand_id=BrandId(brand.brand.id), code=code, friend_id=member_id, friend_email=email, now=clock.now()
+            session,
+            brand_id=BrandId(brand.brand.id),
+            code=code,
+            friend_id=member_id,
+            friend_email=email,
+            now=clock.now(),
         )
     return external_id, outcome
 
@@ -78,7 +83,7 @@ async def test_first_qualifying_event_pays_both_once(client, brand, db, clock):
 
 async def test_a_friend_counts_once_and_self_referrals_are_refused(client, brand, db, clock):
     code = await setup(client, brand)
-    bea, _ = await friend(db, clock, brand, code, "bea2@example.com")
+    await friend(db, clock, brand, code, "bea2@example.com")
     async with db.write() as session:
         anna = await enrollment.member_by_email(session, brand_id=BrandId(brand.brand.id), email="bea2@example.com")
         assert anna is not None
@@ -91,23 +96,35 @@ async def test_a_friend_counts_once_and_self_referrals_are_refused(client, brand
         own = await referrals.code_for(session, brand_id=BrandId(brand.brand.id), member_id=anna[0], now=clock.now())
         assert (
             await referrals.link_friend(
-                session, brand_id=BrandId(brand.brand.id), code=own, friend_id=anna[0], friend_email="x@example.com",
+                session,
+                brand_id=BrandId(brand.brand.id),
+                code=own,
+                friend_id=anna[0],
+                friend_email="x@example.com",
                 now=clock.now(),
-            )  # fmt: skip
+            )
             == "self-referral"
         )
         assert (
             await referrals.link_friend(
-                session, brand_id=BrandId(brand.brand.id), code=own, friend_id=anna[0], friend_email="bea2@example.com",
+                session,
+                brand_id=BrandId(brand.brand.id),
+                code=own,
+                friend_id=anna[0],
+                friend_email="bea2@example.com",
                 now=clock.now(),
-            )  # fmt: skip
+            )
             == "self-referral"
         )
         assert (
             await referrals.link_friend(
-                session, brand_id=BrandId(brand.brand.id), code="NOPE", friend_id=anna[0], friend_email="z@example.com",
+                session,
+                brand_id=BrandId(brand.brand.id),
+                code="NOPE",
+                friend_id=anna[0],
+                friend_email="z@example.com",
                 now=clock.now(),
-            )  # fmt: skip
+            )
             == "unknown-code"
         )
 
@@ -155,6 +172,10 @@ async def test_concurrent_qualifying_events_pay_exactly_once(client, brand, db, 
 
 
 async def test_policy_is_validated(client, brand):
-    bad = await client.put("/v1/referrals/policy", json={"event": "purchase", "filter": {"field": "properties.amount", "between": 1}}, headers=brand.headers)
+    bad = await client.put(
+        "/v1/referrals/policy",
+        json={"event": "purchase", "filter": {"field": "properties.amount", "between": 1}},
+        headers=brand.headers,
+    )
     assert bad.status_code in (400, 422)
     assert (await client.get("/v1/referrals/policy", headers=brand.headers)).status_code == 404

@@ -19,7 +19,9 @@ def csrf(client) -> str:
 
 async def test_invite_page_shows_link_and_counts(client, brand):
     await client.put(
-        "/v1/referrals/policy", json={"event": "purchase", "referrer_points": 200, "friend_points": 100}, headers=brand.headers
+        "/v1/referrals/policy",
+        json={"event": "purchase", "referrer_points": 200, "friend_points": 100},
+        headers=brand.headers,
     )
     await enter(client, brand)
     page = await client.get("/portal/invite")
@@ -46,7 +48,7 @@ async def test_profile_privacy_export_and_erasure(client, brand):
         follow_redirects=False,
     )
     assert private.status_code == 303
-    preference = (await client.get("/v1/leaderboard-preferences/m1", headers=brand.headers))
+    preference = await client.get("/v1/leaderboard-preferences/m1", headers=brand.headers)
     if preference.status_code == 200:
         assert preference.json()["opt_out"] is True and preference.json()["pseudonym"] == "Fox"
     assert 'value="Fox"' in (await client.get("/portal/account")).text

@@ -45,7 +45,9 @@ class ErasureRequestsController(Controller):
             return await enrollment.erasure_requests(session, brand_id=principal.brand.id)
 
     @post("/{request_id:int}/complete", summary="Complete an erasure request", status_code=200)
-    async def complete(self, request_id: FromPath[int], services: ServicesDep, principal: PrincipalDep) -> dict[str, str]:
+    async def complete(
+        self, request_id: FromPath[int], services: ServicesDep, principal: PrincipalDep
+    ) -> dict[str, str]:
         """Erase the member (as `DELETE /v1/members/{id}`) and close the request."""
         await complete_erasure(services, principal.brand, request_id)
         return {"status": "erased"}

@@ -91,7 +91,9 @@ async def send_magic_link(services: Services, brand: Brand, *, external_id: str,
         brand=brand.name,
         link=link,
     )
-    await services.mailer.send(Mail(to=email, subject=t("Your sign-in link for %(brand)s", brand=brand.name), text=text), now=now)
+    await services.mailer.send(
+        Mail(to=email, subject=t("Your sign-in link for %(brand)s", brand=brand.name), text=text), now=now
+    )
     return link
 
 
@@ -151,7 +153,9 @@ class JoinController(Controller):
                     enrollment.Consent(kind="marketing", version=MARKETING_VERSION, granted=data.get("marketing") == "yes"),
                 ),
             )  # fmt: skip
-            token = await enrollment.hold_join(services.redis, namespace=services.settings.redis_namespace, join=join, now=now)
+            token = await enrollment.hold_join(
+                services.redis, namespace=services.settings.redis_namespace, join=join, now=now
+            )
             link = f"{services.settings.public_url.rstrip('/')}/join/{brand.slug}/confirm/{token}"
             text = t(
                 "Hello %(name)s,\n\nconfirm your email to join %(brand)s (the link works once, for 24 hours):\n\n"
@@ -170,7 +174,9 @@ class JoinController(Controller):
         """Follow the emailed link: enrol, link the referrer, reward joining, open the portal."""
         brand = await _brand(services, slug)
         now = services.clock.now()
-        join = await enrollment.claim_join(services.redis, namespace=services.settings.redis_namespace, token=token, now=now)
+        join = await enrollment.claim_join(
+            services.redis, namespace=services.settings.redis_namespace, token=token, now=now
+        )
         if join is None or join.brand_id != brand.id:
             return _page(request, services, brand, "join/invalid.html.jinja2", status=410)
         async with services.db.write() as session:
@@ -189,7 +195,9 @@ class JoinController(Controller):
         return Redirect(f"/portal/enter/{link}", status_code=303, headers={"Referrer-Policy": "no-referrer"})
 
     @get("/{slug:str}/sign-in")
-    async def sign_in_form(self, request: Request[Any, Any, Any], slug: FromPath[str], services: ServicesDep) -> Template:
+    async def sign_in_form(
+        self, request: Request[Any, Any, Any], slug: FromPath[str], services: ServicesDep
+    ) -> Template:
         """Ask for a magic sign-in link."""
         brand = await _brand(services, slug)
         return _page(request, services, brand, "join/sign_in.html.jinja2", error="", email="")

@@ -108,7 +108,11 @@ class SelfServiceController(Controller):
         display = data.get("display", "")
         try:
             preference = msgspec.convert(
-                {"opt_out": data.get("opt_out") == "yes", "display": display, "pseudonym": data.get("pseudonym", "")[:40]},
+                {
+                    "opt_out": data.get("opt_out") == "yes",
+                    "display": display,
+                    "pseudonym": data.get("pseudonym", "")[:40],
+                },
                 Preference,
             )
         except msgspec.ValidationError as exc:

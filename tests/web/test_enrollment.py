@@ -209,3 +209,51 @@ async def test_qr_code_of_the_join_url(app, brand):
     png = await app.get(f"/join/{brand.brand.slug}/qr.png")
     assert png.content.startswith(b"\x89PNG")
     assert (await app.get(f"/join/{brand.brand.slug}/qr.svg?via=<x>")).status_code == 422
+
+
+async def test_join_widget_is_frameable_by_allowed_origins_only(app, brand):
+    widget = await app.get(f"/join/{brand.brand.slug}/widget")
+    assert widget.status_code == 200
+    assert "frame-ancestors 'self'" in widget.headers["content-security-policy"]
+    assert "x-frame-options" not in widget.headers
+    assert f"/join/{brand.brand.slug}?via=widget" in widget.text
+    page = await app.get(f"/join/{brand.brand.slug}")
+    assert page.headers["x-frame-options"] == "DENY"
+
+
+async def test_console_enrollment_page_reviews_and_erases(app, brand, db, clock):
+    from engine.admins import create_admin
+    from tests.web.test_console import PASSWORD, post_form, sign_in
+    from tests.web.test_referrals import POLICY, buy, friend, setup
+
+    await create_admin(
+        db, brand_id=brand.brand.id, email="ada@brand.example", password=PASSWORD, name="Ada", now=clock.now()
+    )
+    code = await setup(app, brand, {**POLICY, "monthly_cap": 0})
+    bea, _ = await friend(db, clock, brand, code, "bea@example.com")
+    await buy(app, brand, "b1", bea, 30)
+    assert (await sign_in(app, "ada@brand.example")).status_code == 303
+    page = await app.get("/console/enrollment?via=store-7")
+    assert page.status_code == 200
+    assert f"/join/{brand.brand.slug}/qr.svg?via=store-7" in page.text
+    assert 'id="referral-funnel-t"' in page.text and 'id="held-table"' in page.text
+    held = (await app.get("/v1/referrals/held", headers=brand.headers)).json()
+    approved = await post_form(app, f"/console/enrollment/referrals/{held[0]['id']}/approve", {})
+    assert approved.status_code == 303
+    await post_form(app, f"/console/enrollment/referrals/{held[0]['id']}/approve", {})  # a second click pays nothing
+    assert (await app.get("/v1/members/anna/points", headers=brand.headers)).json()["balance"] == 200
+    async with db.write() as session:
+        from enrollment import service as enrollment_service
+
+        member = await enrollment_service.member_by_email(session, brand_id=brand.brand.id, email="bea@example.com")
+        assert member is not None
+        await enrollment_service.request_erasure(
+            session, brand_id=brand.brand.id, member_id=member[0], external_id=member[1], now=clock.now()
+        )
+    listed = await app.get("/console/enrollment")
+    assert bea in listed.text
+    [pending] = (await app.get("/v1/erasure-requests", headers=brand.headers)).json()
+    assert (await post_form(app, f"/console/enrollment/erasures/{pending['id']}", {})).status_code == 303
+    assert (await app.get(f"/v1/members/{bea}", headers=brand.headers)).status_code == 404
+    async with db.read() as session:
+        assert await session.scalar(select(MemberRow.email).where(MemberRow.email == "bea@example.com")) is None

@@ -23,6 +23,7 @@ from web.pages.console.access import KeysController, WebhooksController, WidgetS
 from web.pages.console.auth import ConsoleAuthController
 from web.pages.console.catalog import BadgesPageController, LeaderboardsPageController
 from web.pages.console.dashboard import DashboardController
+from web.pages.console.enrollment import EnrollmentPagesController
 from web.pages.console.members import MembersController
 from web.pages.console.program import CampaignsController, ChallengesController, ProgramPageController
 from web.pages.join import JoinController
@@ -64,6 +65,7 @@ routes: list[Any] = [
     WidgetDataController,
     JoinController,
     SelfServiceController,
+    EnrollmentPagesController,
 ]
 
 

@@ -167,6 +167,28 @@ class JoinController(Controller):
             )
         return _page(request, services, brand, "join/sent.html.jinja2", email=email, limited=False)
 
+    @get("/{slug:str}/widget")
+    async def widget(
+        self,
+        request: Request[Any, Any, Any],
+        slug: FromPath[str],
+        services: ServicesDep,
+        via: Annotated[str, QueryParameter(max_length=60)] = "",
+    ) -> Template:
+        """The embeddable join widget: framed by the brand's allowed origins, it opens the join page in a new tab."""
+        brand = await _brand(services, slug)
+        t = Translator(request_lang(request))
+        nonce = security.new_nonce()
+        source = via if _SOURCE.match(via or "") else "widget"
+        return Template(
+            template_name="join/widget.html.jinja2",
+            context={
+                "t": t, "brand": brand, "accent": accent_of(brand), "nonce": nonce,
+                "link": join_url(services, brand, via=source),
+            },
+            headers=security.widget_headers(nonce, security.allowed_origins(brand.settings)),
+        )  # fmt: skip
+
     @get("/{slug:str}/confirm/{token:str}")
     async def confirm(
         self, request: Request[Any, Any, Any], slug: FromPath[str], token: FromPath[str], services: ServicesDep

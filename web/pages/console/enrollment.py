@@ -1,5 +1,6 @@
-"""Console: join page and QR codes per store or campaign, referral funnel and review queue, erasure requests,
-and (without SMTP) the in-memory mail outbox.
+"""Console: join page and QR codes, referral funnel and review queue, erasure requests, mail outbox.
+
+The outbox is shown only when no SMTP server is configured (the embedded default keeps mails in memory).
 """
 
 from __future__ import annotations

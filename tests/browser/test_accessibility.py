@@ -101,6 +101,7 @@ def test_portal_pages_have_no_serious_violations(live_server, audited, axe_sourc
     live_server.member(member, name="Giulia")
     audited.goto(live_server.portal_link(member))
     pages = ["/portal", "/portal/challenges", "/portal/badges", "/portal/leaderboards", "/portal/activity"]
+    pages += ["/portal/invite", "/portal/account"]
     urls = [f"{live_server.url}{path}?lang={lang}" for lang in LANGS for path in pages]
     assert audit(audited, axe_source, urls) == {}
 
@@ -124,7 +125,9 @@ def test_console_pages_have_no_serious_violations(live_server, audited, axe_sour
         "/console/keys",
         "/console/webhooks",
         "/console/widgets",
+        "/console/enrollment",
     ]
+    pages += ["/join/demo", "/join/demo/sign-in", "/join/demo/widget"]
     urls = [f"{live_server.url}{path}?lang={lang}" for lang in LANGS for path in pages]
     assert audit(audited, axe_source, urls) == {}
 

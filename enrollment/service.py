@@ -276,3 +276,20 @@ async def complete_erasure(session: AsyncSession, *, brand_id: BrandId, request_
     row.external_id = "erased"
     await session.flush()
     return external_id
+
+
+async def export_section(session: AsyncSession, *, brand_id: BrandId, member_id: MemberId) -> dict[str, object]:
+    """The member's email, where they joined and their consents (their part of the data export)."""
+    row = (
+        await session.execute(
+            select(MemberRow.email, MemberRow.joined_via).where(
+                MemberRow.brand_id == brand_id, MemberRow.id == member_id
+            )
+        )
+    ).first()
+    consents = await consents_of(session, brand_id=brand_id, member_id=member_id)
+    return {
+        "email": row[0] if row else None,
+        "joined_via": row[1] if row else "",
+        "consents": msgspec.to_builtins(consents),
+    }

@@ -97,6 +97,10 @@ async def _erase_enrollment(session: AsyncSession, brand: Brand, member_id: Memb
     await enrollment_service.forget_identity(session, brand_id=brand.id, member_id=member_id)
 
 
+async def _export_enrollment(session: AsyncSession, brand: Brand, member_id: MemberId) -> object:
+    return await enrollment_service.export_section(session, brand_id=brand.id, member_id=member_id)
+
+
 class _EraseFromBoards:
     """Remove an erased member from every board: SQL totals and archives, and the Redis standings."""
 
@@ -144,7 +148,7 @@ def build_services(
         _EraseFromBoards(redis, namespace=settings.redis_namespace),
         _erase_enrollment,
     )
-    export_hooks: dict[str, ExportHook] = {"challenges": _ChallengesExport(clock)}
+    export_hooks: dict[str, ExportHook] = {"challenges": _ChallengesExport(clock), "enrollment": _export_enrollment}
     # Labels live in Redis beside the standings: a profile change (display name, scope attribute) is
     # rewritten there at once.
     member_update_hooks: tuple[MemberUpdateHook, ...] = (leaderboards.refresh_member,)

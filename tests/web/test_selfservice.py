@@ -54,7 +54,9 @@ async def test_profile_privacy_export_and_erasure(client, brand):
     assert 'value="Fox"' in (await client.get("/portal/account")).text
     export = await client.get("/portal/account/export")
     assert export.status_code == 200 and "attachment" in export.headers["content-disposition"]
-    assert json.loads(export.content)["member"]["external_id"] == "m1"
+    exported = json.loads(export.content)
+    assert exported["member"]["external_id"] == "m1"
+    assert exported["sections"]["enrollment"] == {"email": None, "joined_via": "", "consents": []}
     refused = await client.post("/portal/account/erase", data={"_csrf_token": csrf(client)}, follow_redirects=False)
     assert refused.status_code == 422
     asked = await client.post(

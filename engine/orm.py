@@ -63,7 +63,7 @@ class MemberRow(Base):
     __tablename__ = "members"
     __table_args__ = (
         UniqueConstraint("brand_id", "external_id"),
-        UniqueConstraint("brand_id", "email", name="uq_members_brand_email"),
+        Index("uq_members_brand_email", "brand_id", "email", unique=True),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

@@ -21,10 +21,11 @@ _TS = sa.DateTime(timezone=True)
 
 def upgrade() -> None:
     """Add ``members.email`` (unique per brand) and ``joined_via``, and the enrolment and referral tables."""
-    with op.batch_alter_table("members") as batch:
-        batch.add_column(sa.Column("email", sa.String(320), nullable=True))
-        batch.add_column(sa.Column("joined_via", sa.String(100), nullable=False, server_default=""))
-        batch.create_unique_constraint("uq_members_brand_email", ["brand_id", "email"])
+    # Plain ADD COLUMN and a unique index: a batch copy of ``members`` on SQLite would drop the table, which
+    # its ledger rows (append-only, ON DELETE CASCADE) refuse.
+    op.add_column("members", sa.Column("email", sa.String(320), nullable=True))
+    op.add_column("members", sa.Column("joined_via", sa.String(100), nullable=False, server_default=""))
+    op.create_index("uq_members_brand_email", "members", ["brand_id", "email"], unique=True)
     op.create_table(
         "member_consents",
         sa.Column("id", _ID, primary_key=True, autoincrement=True),
@@ -85,7 +86,6 @@ def downgrade() -> None:
     """Drop the enrolment and referral tables and the members' new columns."""
     for table in ("member_fingerprints", "referrals", "referral_codes", "erasure_requests", "member_consents"):
         op.drop_table(table)
-    with op.batch_alter_table("members") as batch:
-        batch.drop_constraint("uq_members_brand_email", type_="unique")
-        batch.drop_column("joined_via")
-        batch.drop_column("email")
+    op.drop_index("uq_members_brand_email", table_name="members")
+    op.drop_column("members", "joined_via")  # SQLite >= 3.35 drops a column in place
+    op.drop_column("members", "email")

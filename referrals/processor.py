@@ -15,6 +15,7 @@ from sqlalchemy import func, select, update
 
 from engine.effects import Notification, PointsAwarded
 from engine.ids import MemberId
+from engine.orm import MemberRow
 from engine.periods import PeriodKind, period_bounds
 from engine.predicates import matches_event
 from referrals import service
@@ -91,7 +92,8 @@ class ReferralProcessor:
             session, brand, referrer_id=referrer_id, policy=policy, event_key=ctx.event.id,
             occurred_at=ctx.event.occurred_at, now=uow.now,
         )  # fmt: skip
-        ctx.emit(Notification(topic="referral.qualified", data={"referrer_id": int(referrer_id)}))
+        referrer = await session.scalar(select(MemberRow.external_id).where(MemberRow.id == referrer_id))
+        ctx.emit(Notification(topic="referral.qualified", data={"referrer": referrer, "friend": ctx.event.member}))
 
     async def after_commit(self, uow: UnitOfWork) -> None:
         """Nothing derived to update."""

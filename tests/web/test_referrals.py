@@ -73,6 +73,19 @@ async def test_first_qualifying_event_pays_both_once(client, brand, db, clock):
     assert {"type": "points_awarded", "points": 100, "source": "referral", "key": "friend"}.items() <= next(
         e for e in paid["effects"] if e.get("source") == "referral"
     ).items()
+    async with db.read() as session:
+        from sqlalchemy import select
+
+        from engine.orm import OutboxRow
+
+        payloads = (
+            await session.scalars(
+                select(OutboxRow.payload).where(
+                    OutboxRow.brand_id == brand.brand.id, OutboxRow.topic == "referral.qualified"
+                )
+            )
+        ).all()
+    assert [p["data"]["referrer"] for p in payloads] == ["anna"] and payloads[0]["data"]["member"] == bea
     await buy(client, brand, "p3", bea, 50)
     assert await balance(client, brand, "anna") == 200
     assert await balance(client, brand, bea) == 100

@@ -61,7 +61,10 @@ class MemberRow(Base):
     """A member of a brand's program, known by the brand's external id."""
 
     __tablename__ = "members"
-    __table_args__ = (UniqueConstraint("brand_id", "external_id"),)
+    __table_args__ = (
+        UniqueConstraint("brand_id", "external_id"),
+        Index("uq_members_brand_email", "brand_id", "email", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     brand_id: Mapped[int] = mapped_column(ForeignKey("brands.id", ondelete="CASCADE"))
@@ -71,6 +74,10 @@ class MemberRow(Base):
     attributes: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    email: Mapped[str | None] = mapped_column(String(320), nullable=True, default=None)
+    """Normalised (trimmed, lower case), unique per brand; set by self-enrolment (``enrollment``)."""
+    joined_via: Mapped[str] = mapped_column(String(100), default="", server_default="")
+    """Where a self-enrolled member joined: ``web``, ``widget``, ``qr:<source>``, ``referral``."""
 
 
 class EventRow(Base):

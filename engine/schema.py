@@ -22,6 +22,8 @@ TABLE_MODULES = (
     "leaderboards.orm",
     "rewards.orm",
     "integrations.orm",
+    "enrollment.orm",
+    "referrals.orm",
 )
 
 

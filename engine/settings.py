@@ -81,6 +81,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Check a pooled PostgreSQL connection before use, so a restarted server costs no failed request."""
     points_jobs_seconds: Annotated[float, msgspec.Meta(ge=0, le=86400)] = 60.0
     """How often the background jobs release pending points and expire due lots (0: off; the CLI can run them)."""
+    smtp_url: str = ""
+    """``smtp://host:port`` (``smtps://user:password@host:port`` for implicit TLS) members' mail goes through;
+    empty: mails are logged and kept in an in-memory outbox the console shows (development)."""
+    mail_from: str = "Questline <no-reply@questline.local>"
+    """The ``From`` of mail to members (magic links, double opt-in)."""
 
     @property
     def uses_fake_redis(self) -> bool:

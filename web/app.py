@@ -27,11 +27,13 @@ from engine.settings import Settings, load_settings, refuse_unsafe
 from web import pages
 from web.api.badges import routes as badges_routes
 from web.api.challenges import routes as challenges_routes
+from web.api.enrollment import ErasureRequestsController
 from web.api.events import EventsController
 from web.api.health import health_routes
 from web.api.integrations import routes as integrations_routes
 from web.api.leaderboards import routes as leaderboards_routes
 from web.api.members import MembersController
+from web.api.referrals import ReferralsController
 from web.api.rewards import routes as rewards_routes
 from web.api.rules import EarningRulesController
 from web.api.webhooks import WebhooksController
@@ -134,6 +136,8 @@ def create_app(
             *integrations_routes,
             *rewards_routes,
             *pages.routes,
+            ReferralsController,
+            ErasureRequestsController,
         ],
         dependencies={
             "services": Provide(provide_services, sync_to_thread=False),

@@ -21,6 +21,7 @@ from engine.egress import EgressGuard
 from engine.errors import AuthenticationError, PermissionDenied
 from engine.grants import BadgeGranter
 from engine.ids import MemberId
+from engine.mail import EmailSender, MemoryOutbox
 from engine.outbox import OutboxDeliverer
 from engine.pipeline import Pipeline
 from engine.settings import Settings
@@ -60,6 +61,8 @@ class Services:
     """Each domain's part of a member's data export, by section name."""
     member_update_hooks: tuple[MemberUpdateHook, ...] = ()
     """Run after an existing member's profile changed (e.g. refresh board labels)."""
+    mailer: EmailSender = field(default_factory=lambda: MemoryOutbox(sender="Questline <no-reply@questline.local>"))
+    """Sends mail to members (magic links, double opt-in); an in-memory outbox without SMTP (the console shows it)."""
 
 
 #: Handler parameter types: injected by name (``services``, ``principal``, ``caller``).

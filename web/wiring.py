@@ -7,8 +7,9 @@ badge reward exactly as the server's period closer does.
 
 What one domain offers another is an engine-level Protocol (``engine.grants.BadgeGranter``) passed here
 as a typed argument; no domain imports a sibling. The pipeline is built once, after its processors:
-points → challenges → badges (a completion can award a badge) → leaderboards (they total what the
-others awarded) → the pages' live-update publisher → the outbox wake-up.
+points → referrals (a qualifying event pays both sides) → challenges → badges (a completion can award a
+badge) → leaderboards (they total what the others awarded) → the pages' live-update publisher → the outbox
+wake-up.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from engine.db import Database, create_engine
 from engine.egress import EgressGuard, pinned_client
 from engine.grants import BadgeGranter
 from engine.ids import MemberId
+from engine.mail import create_sender
 from engine.metrics import PipelineObserver
 from engine.outbox import OutboxDeliverer, OutboxProcessor
 from engine.pipeline import Pipeline, Processor
@@ -47,8 +49,10 @@ from engine.redisconn import create_redis_client
 from engine.schema import upgrade
 from engine.settings import Settings
 from engine.tenants import Brand, KeyCache
+from enrollment import service as enrollment_service
 from leaderboards import erase_member as erase_board_member
 from leaderboards.service import Leaderboards
+from referrals.processor import ReferralProcessor
 from web.deps import ErasureHook, ExportHook, MemberUpdateHook, Services
 from web.metrics import PipelineMetrics, watch_pool
 from web.pages.live import LivePublisher
@@ -72,6 +76,7 @@ def pipeline_steps(
     """Every domain's pipeline steps, in the order they must run."""
     return [
         PointsProcessor(),
+        ReferralProcessor(),  # a qualifying event's referral points are earned like the rule's
         ChallengeProcessor(),
         BadgesProcessor(public_url=settings.public_url),
         leaderboards.processor(),
@@ -97,6 +102,14 @@ class _ChallengesExport:
 
 async def _erase_challenges(session: AsyncSession, brand: Brand, member_id: MemberId) -> None:
     await challenge_states.forget_member(session, brand_id=brand.id, member_id=member_id)
+
+
+async def _erase_enrollment(session: AsyncSession, brand: Brand, member_id: MemberId) -> None:
+    await enrollment_service.forget_identity(session, brand_id=brand.id, member_id=member_id)
+
+
+async def _export_enrollment(session: AsyncSession, brand: Brand, member_id: MemberId) -> object:
+    return await enrollment_service.export_section(session, brand_id=brand.id, member_id=member_id)
 
 
 class _EraseFromBoards:
@@ -146,8 +159,9 @@ def build_services(
     erasure_hooks: tuple[ErasureHook, ...] = (
         _erase_challenges,
         _EraseFromBoards(redis, namespace=settings.redis_namespace),
+        _erase_enrollment,
     )
-    export_hooks: dict[str, ExportHook] = {"challenges": _ChallengesExport(clock)}
+    export_hooks: dict[str, ExportHook] = {"challenges": _ChallengesExport(clock), "enrollment": _export_enrollment}
     # Labels live in Redis beside the standings: a profile change (display name, scope attribute) is
     # rewritten there at once.
     member_update_hooks: tuple[MemberUpdateHook, ...] = (leaderboards.refresh_member,)
@@ -170,6 +184,7 @@ def build_services(
         erasure_hooks=erasure_hooks,
         export_hooks=export_hooks,
         member_update_hooks=member_update_hooks,
+        mailer=create_sender(settings.smtp_url, sender=settings.mail_from),
     )
 
 

@@ -102,6 +102,7 @@ def test_portal_pages_have_no_serious_violations(live_server, audited, axe_sourc
     audited.goto(live_server.portal_link(member))
     pages = ["/portal", "/portal/challenges", "/portal/badges", "/portal/leaderboards", "/portal/activity"]
     pages += ["/portal/rewards", "/portal/rewards/plant-a-tree/redeem"]
+    pages += ["/portal/invite", "/portal/account"]
     urls = [f"{live_server.url}{path}?lang={lang}" for lang in LANGS for path in pages]
     assert audit(audited, axe_source, urls) == {}
 
@@ -130,7 +131,9 @@ def test_console_pages_have_no_serious_violations(live_server, audited, axe_sour
         "/console/rewards/voucher-5",
         "/console/redemptions",
         "/console/liability",
+        "/console/enrollment",
     ]
+    pages += ["/join/demo", "/join/demo/sign-in", "/join/demo/widget"]
     urls = [f"{live_server.url}{path}?lang={lang}" for lang in LANGS for path in pages]
     assert audit(audited, axe_source, urls) == {}
 

@@ -20,6 +20,7 @@ from engine.rules_store import put_rule
 from engine.tenants import KeyKind
 from web.demo import badges as badges_demo
 from web.demo import challenges as challenges_demo
+from web.demo import enrollment as enrollment_demo
 from web.demo import leaderboards as leaderboards_demo
 from web.demo import rewards as rewards_demo
 from web.deps import Services
@@ -130,7 +131,13 @@ async def ensure_demo(services: Services) -> bool:
     )
     for spec in earning_rules(services):
         await put_rule(services.db, brand_id=brand.id, spec=spec, now=now)
-    for seed in (challenges_demo.seed_demo, badges_demo.seed_demo, leaderboards_demo.seed_demo, rewards_demo.seed_demo):
+    for seed in (
+        challenges_demo.seed_demo,
+        badges_demo.seed_demo,
+        leaderboards_demo.seed_demo,
+        rewards_demo.seed_demo,
+        enrollment_demo.seed_demo,
+    ):
         await seed(services, brand)
     for external_id, name, locale, attributes in MEMBERS:
         await upsert_member(
@@ -182,6 +189,7 @@ async def banner(services: Services) -> str:
             f"    admin console     {base}/console   ({DEMO_ADMIN_EMAIL} / {DEMO_ADMIN_PASSWORD})",
             f"    member portal     {base}/portal/enter/{link}",
             f"    widget            {base}/widgets/leaderboard/weekly-points?key={DEMO_PUBLISHABLE_KEY}",
+            f"    join page         {base}/join/{DEMO_SLUG}   (mails: the console's Joining page, or the log)",
             "  Try:",
             f"    curl -s {base}/v1/members/m-giulia/challenges -H 'Authorization: Bearer {DEMO_SECRET_KEY}'",
             f"    curl -s {base}/v1/events -H 'Authorization: Bearer {DEMO_SECRET_KEY}' -H 'Content-Type: application/json' \\",

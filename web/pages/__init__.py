@@ -23,14 +23,17 @@ from web.pages.console.access import KeysController, WebhooksController, WidgetS
 from web.pages.console.auth import ConsoleAuthController
 from web.pages.console.catalog import BadgesPageController, LeaderboardsPageController
 from web.pages.console.dashboard import DashboardController
+from web.pages.console.enrollment import EnrollmentPagesController
 from web.pages.console.members import MembersController
 from web.pages.console.program import CampaignsController, ChallengesController, ProgramPageController
 from web.pages.console.rewards import RedemptionsPageController, RewardsPageController
 from web.pages.console.rewards_liability import LiabilityPageController
+from web.pages.join import JoinController
 from web.pages.links import MemberLinksController
 from web.pages.live import LivePublisher
 from web.pages.portal import PortalController
 from web.pages.rewards import RewardsPortalController
+from web.pages.selfservice import SelfServiceController
 from web.pages.widgets import WidgetDataController, WidgetsController
 
 STATIC_DIR = rendering.STATIC_DIR
@@ -77,6 +80,9 @@ routes: list[Any] = [
     RewardsPageController,
     RedemptionsPageController,
     LiabilityPageController,
+    JoinController,
+    SelfServiceController,
+    EnrollmentPagesController,
 ]
 
 

@@ -1,0 +1,1 @@
+"""Self-enrolment: join with double opt-in, consents, magic-link sign-in, self-service (see docs/members.md)."""

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 import msgspec
-from sqlalchemy import insert
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from engine import balances, eventlog, lots, tenants
@@ -160,7 +160,8 @@ class Pipeline:
         """Apply ``events`` for ``brand`` exactly once and return one result per event, in order.
 
         Post-commit steps may still append effects (e.g. the new rank) before the results are built; the
-        event log keeps the effects known at commit, which is what a duplicate is answered with.
+        event log's stored result is then rewritten with the complete effects, so a duplicate is answered
+        exactly what the first request was.
 
         Raises:
             QuestlineError: a processor rejected the input; nothing was written.
@@ -176,7 +177,9 @@ class Pipeline:
                 await asyncio.sleep(random.uniform(0.001, 0.01) * attempt)
                 continue
             if outcome.uow.events:
+                committed = [len(ctx.effects) for ctx in outcome.uow.events]
                 await self._after_commit(outcome.uow)
+                await self._store_complete_results(outcome.uow, committed)
             return outcome.results(events)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -210,6 +213,27 @@ class Pipeline:
             except Exception:
                 # Post-commit work is derived and rebuildable: a failure must not fail a committed request.
                 log.exception("post-commit step %s failed; derived state will be repaired", processor.name)
+
+
+    async def _store_complete_results(self, uow: UnitOfWork, committed: Sequence[int]) -> None:
+        """Rewrite the stored result of events whose post-commit steps added effects (one statement)."""
+        grown = [
+            {"b_brand": uow.brand.id, "b_key": ctx.event.id, "b_result": _EFFECTS_ENCODER.encode(ctx.effects)}
+            for ctx, count in zip(uow.events, committed, strict=True)
+            if len(ctx.effects) != count
+        ]
+        if not grown:
+            return
+        statement = (
+            update(_EVENT_LOG)
+            .where(_EVENT_LOG.c.brand_id == bindparam("b_brand"), _EVENT_LOG.c.event_key == bindparam("b_key"))
+            .values(result=bindparam("b_result"))
+        )
+        try:
+            async with self.db.write() as session:
+                await session.execute(statement, grown)
+        except Exception:
+            log.exception("could not store the post-commit effects of %d events", len(grown))
 
 
 def _retryable(exc: IntegrityError | DBAPIError) -> bool:

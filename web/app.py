@@ -38,6 +38,7 @@ from web.deps import ServicesDep, provide_principal, provide_services
 from web.errors import problem_details_plugin
 from web.logs import AccessLogMiddleware, configure_logging
 from web.pages.security import SecurityHeadersMiddleware
+from web.ratelimit import RateLimitMiddleware, expose_headers
 from web.wiring import background_jobs, open_services
 
 log = logging.getLogger("questline")
@@ -143,13 +144,15 @@ def create_app(
         middleware=[
             AccessLogMiddleware,
             SecurityHeadersMiddleware.define(settings),
+            RateLimitMiddleware.define(),
             *page_options.pop("middleware", []),
         ],
         lifespan=[lifespan],
         state=State({"settings": settings}),
         request_max_body_size=settings.max_body_bytes,
         cors_config=CORSConfig(
-            allow_origins=["*"], allow_credentials=False, allow_headers=["Authorization", "Content-Type"]
+            allow_origins=["*"], allow_credentials=False, allow_headers=["Authorization", "Content-Type"],
+            expose_headers=expose_headers(),
         ),
         openapi_config=OpenAPIConfig(
             title="Questline API",

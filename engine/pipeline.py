@@ -51,6 +51,10 @@ _EVENT_LOG = cast("Table", EventRow.__table__)
 _LEDGER = cast("Table", LedgerRow.__table__)
 _OUTBOX = cast("Table", OutboxRow.__table__)
 _NO_HOLD = timedelta(0)
+HELD_STASH = "velocity.held"
+"""``uow.stash``: request index → held before (a resend), for events a velocity limit held (``engine.velocity``)."""
+BYPASS_STASH = "velocity.bypass"
+"""``uow.stash``: set when applying reviewer-approved events (velocity limits do not hold them again)."""
 _RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
 
 
@@ -119,6 +123,8 @@ class EventResult(msgspec.Struct, kw_only=True):
     member: str
     duplicate: bool
     effects: list[Effect]
+    held: bool = False
+    """Held for review by a velocity limit (``pending_review``): nothing of it was applied."""
 
 
 @dataclass(slots=True)
@@ -129,8 +135,13 @@ class _Outcome:
 
     def results(self, events: Sequence[Event]) -> list[EventResult]:
         results: list[EventResult] = []
+        held: dict[int, bool] = self.uow.stash.get(HELD_STASH, {})
         for index, event in enumerate(events):
             ctx = self.first_seen.get(event.id)
+            if ctx is not None and ctx.index in held:
+                duplicate = held[ctx.index] or ctx.index != index
+                results.append(EventResult(id=event.id, member=event.member, duplicate=duplicate, effects=[], held=True))
+                continue
             if ctx is not None and ctx.index == index:
                 results.append(
                     EventResult(id=event.id, member=event.member, duplicate=False, effects=list(ctx.effects))
@@ -156,8 +167,10 @@ class Pipeline:
         """The steps, in order; fixed when the pipeline is built (the composition root passes them all)."""
         return self._processors
 
-    async def process(self, brand: Brand, events: Sequence[Event]) -> list[EventResult]:
+    async def process(self, brand: Brand, events: Sequence[Event], *, approved: bool = False) -> list[EventResult]:
         """Apply ``events`` for ``brand`` exactly once and return one result per event, in order.
+
+        ``approved`` applies events a reviewer approved: velocity limits do not hold them again.
 
         Post-commit steps may still append effects (e.g. the new rank) before the results are built; the
         event log's stored result is then rewritten with the complete effects, so a duplicate is answered
@@ -168,7 +181,7 @@ class Pipeline:
         """
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                outcome = await self._attempt(brand, events)
+                outcome = await self._attempt(brand, events, approved=approved)
             except (IntegrityError, DBAPIError) as exc:
                 if attempt == MAX_ATTEMPTS or not _retryable(exc):
                     raise
@@ -183,7 +196,7 @@ class Pipeline:
             return outcome.results(events)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _attempt(self, brand: Brand, events: Sequence[Event]) -> _Outcome:
+    async def _attempt(self, brand: Brand, events: Sequence[Event], *, approved: bool = False) -> _Outcome:
         async with self.db.write() as session:
             now = self.clock.now()
             member_map = await members_repo.ensure_and_lock(
@@ -200,6 +213,8 @@ class Pipeline:
                 first_seen[event.id] = ctx
                 contexts.append(ctx)
             uow = UnitOfWork(session=session, db=self.db, brand=brand, clock=self.clock, now=now, events=contexts)
+            if approved:
+                uow.stash[BYPASS_STASH] = True
             if contexts:
                 for processor in self.processors:
                     await processor.process(uow)

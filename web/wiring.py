@@ -41,6 +41,7 @@ from engine.points import PointsProcessor
 from engine.schema import upgrade
 from engine.settings import Settings
 from engine.tenants import Brand, KeyCache
+from engine.velocity import VelocityStep
 from leaderboards import erase_member as erase_board_member
 from leaderboards.service import Leaderboards
 from web.deps import ErasureHook, ExportHook, MemberUpdateHook, Services
@@ -62,6 +63,7 @@ def pipeline_steps(
     """Every domain's pipeline steps, in the order they must run."""
     return [
         PointsProcessor(),
+        VelocityStep(),  # holds events beyond a velocity limit before any other domain sees them
         ChallengeProcessor(),
         BadgesProcessor(public_url=settings.public_url),
         leaderboards.processor(),

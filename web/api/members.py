@@ -8,6 +8,7 @@ from litestar import Controller, Response, delete, get, post
 from litestar.di import Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
 
+from engine import audit
 from engine import members as members_repo
 from engine import points
 from engine.members import Member, MemberIn
@@ -115,6 +116,10 @@ class MembersController(Controller):
                 tz=brand.tz,
                 now=now,
             )
+            await audit.record(
+                session, brand_id=brand.id, actor=audit.key_actor(principal.prefix), action="points.adjusted",
+                at=now, target=f"member #{member.id}", details={"points": data.points, "reason": data.reason},
+            )  # fmt: skip
         async with services.db.read() as session:
             balance = await points.balance(session, brand_id=brand.id, member_id=member.id)
             entries, next_before = await points.history(
@@ -132,6 +137,10 @@ class MembersController(Controller):
             )
             for hook in services.erasure_hooks:
                 await hook(session, brand, member.id)
+            await audit.record(
+                session, brand_id=brand.id, actor=audit.key_actor(principal.prefix), action="member.erased",
+                at=services.clock.now(), target=f"member #{member.id}",
+            )  # fmt: skip
 
     @get("/{external_id:str}/export", summary="Export a member's data (GDPR Art. 15 and 20)")
     async def export(self, external_id: FromPath[str], services: ServicesDep, principal: PrincipalDep) -> MemberExport:

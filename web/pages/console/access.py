@@ -13,6 +13,7 @@ from litestar.response import Redirect, Template
 from sqlalchemy import select
 
 from engine import outbox, tenants
+from engine.audit import admin_actor
 from engine.errors import ValidationError
 from engine.orm import BrandRow, OutboxRow
 from engine.outbox import WebhookEndpointIn
@@ -68,8 +69,9 @@ class KeysController(Controller):
         if errors:
             return await self._page(viewer, request, errors=errors, form=data)
         issued = await tenants.issue_key(
-            viewer.services.db, brand_id=viewer.brand.id, kind=KeyKind(kind_value), now=viewer.now, label=label
-        )
+            viewer.services.db, brand_id=viewer.brand.id, kind=KeyKind(kind_value), now=viewer.now, label=label,
+            actor=admin_actor(viewer.admin.email),
+        )  # fmt: skip
         return await self._page(viewer, request, issued=issued)
 
     @post("/{prefix:str}/revoke")
@@ -77,7 +79,10 @@ class KeysController(Controller):
         """Revoke the live key with this prefix."""
         if len(prefix) < 10:
             raise ValidationError("give the whole prefix of the key", field="prefix")
-        await tenants.revoke_key(viewer.services.db, brand_id=viewer.brand.id, prefix=prefix, now=viewer.now)
+        await tenants.revoke_key(
+            viewer.services.db, brand_id=viewer.brand.id, prefix=prefix, now=viewer.now,
+            actor=admin_actor(viewer.admin.email),
+        )  # fmt: skip
         return done("/console/keys", "revoked")
 
 

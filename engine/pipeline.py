@@ -218,7 +218,8 @@ class Pipeline:
             if contexts:
                 for processor in self.processors:
                     await processor.process(uow)
-                await _write_effects(uow)
+                if uow.events:  # a velocity limit may have held every event of the unit
+                    await _write_effects(uow)
         return _Outcome(uow=uow, known=known, first_seen=first_seen)
 
     async def _after_commit(self, uow: UnitOfWork) -> None:

@@ -27,11 +27,13 @@ from engine.egress import EgressGuard, Resolver
 from engine.pipeline import Processor
 from engine.settings import Settings, load_settings, refuse_unsafe
 from web import pages
+from web.api.audit import AuditController
 from web.api.badges import routes as badges_routes
 from web.api.challenges import routes as challenges_routes
 from web.api.events import EventsController
 from web.api.leaderboards import routes as leaderboards_routes
 from web.api.members import MembersController
+from web.api.review import ReviewController
 from web.api.rules import EarningRulesController
 from web.api.webhooks import WebhooksController
 from web.deps import ServicesDep, provide_principal, provide_services
@@ -135,6 +137,8 @@ def create_app(
             *badges_routes,
             *leaderboards_routes,
             *pages.routes,
+            ReviewController,
+            AuditController,
         ],
         dependencies={
             "services": Provide(provide_services, sync_to_thread=False),

@@ -30,6 +30,7 @@ from challenges import states as challenge_states
 from challenges import views as challenges_views
 from challenges.processor import ChallengeProcessor
 from engine import members as members_repo
+from engine import review
 from engine.clock import Clock, SystemClock
 from engine.db import Database, create_engine
 from engine.egress import EgressGuard, pinned_client
@@ -44,6 +45,7 @@ from engine.tenants import Brand, KeyCache
 from engine.velocity import VelocityStep
 from leaderboards import erase_member as erase_board_member
 from leaderboards.service import Leaderboards
+from web import exports
 from web.deps import ErasureHook, ExportHook, MemberUpdateHook, Services
 from web.pages.live import LivePublisher
 
@@ -91,6 +93,10 @@ async def _erase_challenges(session: AsyncSession, brand: Brand, member_id: Memb
     await challenge_states.forget_member(session, brand_id=brand.id, member_id=member_id)
 
 
+async def _erase_held_events(session: AsyncSession, brand: Brand, member_id: MemberId) -> None:
+    await review.forget_member(session, brand_id=brand.id, member_id=member_id)
+
+
 class _EraseFromBoards:
     """Remove an erased member from every board: SQL totals and archives, and the Redis standings."""
 
@@ -136,8 +142,16 @@ def build_services(
     erasure_hooks: tuple[ErasureHook, ...] = (
         _erase_challenges,
         _EraseFromBoards(redis, namespace=settings.redis_namespace),
+        _erase_held_events,
     )
-    export_hooks: dict[str, ExportHook] = {"challenges": _ChallengesExport(clock)}
+    export_hooks: dict[str, ExportHook] = {
+        "challenges": _ChallengesExport(clock),
+        "points": exports.PointsExport(clock),
+        "badges": exports.badges_export,
+        "leaderboards": exports.leaderboards_export,
+        "rewards": exports.rewards_export,
+        "review": exports.review_export,
+    }
     # Labels live in Redis beside the standings: a profile change (display name, scope attribute) is
     # rewritten there at once.
     member_update_hooks: tuple[MemberUpdateHook, ...] = (leaderboards.refresh_member,)

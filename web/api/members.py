@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
-from litestar import Controller, Response, delete, get, post
+from litestar import Controller, Request, Response, delete, get, post
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.di import Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
 
@@ -14,6 +15,7 @@ from engine import points
 from engine.members import Member, MemberIn
 from engine.points import Adjustment, PointsSummary
 from web.deps import PrincipalDep, ServicesDep, provide_secret_principal
+from web.exports import export_page
 from web.schemas.members import MemberExport, MemberOut
 
 
@@ -142,9 +144,29 @@ class MembersController(Controller):
                 at=services.clock.now(), target=f"member #{member.id}",
             )  # fmt: skip
 
-    @get("/{external_id:str}/export", summary="Export a member's data (GDPR Art. 15 and 20)")
-    async def export(self, external_id: FromPath[str], services: ServicesDep, principal: PrincipalDep) -> MemberExport:
-        """Identity, points ledger, events and each domain's data, as JSON."""
+    @get(
+        "/{external_id:str}/export",
+        summary="Export a member's data (GDPR Art. 15 and 20)",
+        responses={200: ResponseSpec(data_container=MemberExport, description="JSON, or HTML with ?format=html")},
+    )
+    async def export(
+        self,
+        request: Request[Any, Any, Any],
+        external_id: FromPath[str],
+        services: ServicesDep,
+        principal: PrincipalDep,
+        format: Annotated[  # noqa: A002 - the query parameter's public name
+            Literal["json", "html"], QueryParameter(description="`json` (default) or `html`: a readable page.")
+        ] = "json",
+    ) -> Response[Any]:
+        """Identity, points ledger, events and each domain's data (points and lots, badges, boards and archives,
+        board preference, rewards, held events, challenges), as JSON or a readable HTML page."""
+        found = await self._export(external_id, services, principal)
+        if format == "html":
+            return export_page(request, principal.brand, found)
+        return Response(found)
+
+    async def _export(self, external_id: str, services: ServicesDep, principal: PrincipalDep) -> MemberExport:
         brand = principal.brand
         async with services.db.read() as session:
             member = await members_repo.get_member(session, brand_id=brand.id, external_id=external_id)

@@ -140,7 +140,9 @@ class _Outcome:
             ctx = self.first_seen.get(event.id)
             if ctx is not None and ctx.index in held:
                 duplicate = held[ctx.index] or ctx.index != index
-                results.append(EventResult(id=event.id, member=event.member, duplicate=duplicate, effects=[], held=True))
+                results.append(
+                    EventResult(id=event.id, member=event.member, duplicate=duplicate, effects=[], held=True)
+                )
                 continue
             if ctx is not None and ctx.index == index:
                 results.append(
@@ -229,7 +231,6 @@ class Pipeline:
             except Exception:
                 # Post-commit work is derived and rebuildable: a failure must not fail a committed request.
                 log.exception("post-commit step %s failed; derived state will be repaired", processor.name)
-
 
     async def _store_complete_results(self, uow: UnitOfWork, committed: Sequence[int]) -> None:
         """Rewrite the stored result of events whose post-commit steps added effects (one statement)."""

@@ -76,7 +76,12 @@ def _out(row: HeldEventRow) -> HeldEvent:
 
 
 async def queue(
-    session: AsyncSession, *, brand_id: BrandId, status: Status | None = PENDING, after: int | None = None, limit: int = 50
+    session: AsyncSession,
+    *,
+    brand_id: BrandId,
+    status: Status | None = "pending_review",
+    after: int | None = None,
+    limit: int = 50,
 ) -> ReviewPage:
     """The brand's held events (by default those waiting), oldest first."""
     query = select(HeldEventRow).where(HeldEventRow.brand_id == brand_id)
@@ -95,7 +100,9 @@ async def queue(
     )
 
 
-async def _decide(db: Database, *, brand_id: BrandId, held_id: int, to: str, allowed: set[str], actor: str, now: datetime) -> HeldEventRow:
+async def _decide(
+    db: Database, *, brand_id: BrandId, held_id: int, to: str, allowed: set[str], actor: str, now: datetime
+) -> HeldEventRow:
     async with db.write() as session:
         row = await session.scalar(
             select(HeldEventRow).where(HeldEventRow.brand_id == brand_id, HeldEventRow.id == held_id).with_for_update()
@@ -127,7 +134,9 @@ async def approve(
         NotFound: no such held event of the brand.
         Conflict: it was rejected.
     """
-    row = await _decide(db, brand_id=brand.id, held_id=held_id, to=APPROVED, allowed={PENDING, APPROVED}, actor=actor, now=now)
+    row = await _decide(
+        db, brand_id=brand.id, held_id=held_id, to=APPROVED, allowed={PENDING, APPROVED}, actor=actor, now=now
+    )
     event = msgspec.convert(dict(row.payload or {}), Event, strict=False)
     (result,) = await pipeline.process(brand, [event], approved=True)
     return result

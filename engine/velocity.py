@@ -81,7 +81,9 @@ def parse_limits(data: Any, *, path: str = "$.limits") -> tuple[VelocityLimit, .
         if (limit.max_events is None) == (limit.max_points is None):
             raise DefinitionError("give exactly one of max_events and max_points", field=f"{path}[{index}]")
         if limit.max_points is not None and limit.event_type is not None:
-            raise DefinitionError("a points limit counts every rule's points; drop event_type", field=f"{path}[{index}]")
+            raise DefinitionError(
+                "a points limit counts every rule's points; drop event_type", field=f"{path}[{index}]"
+            )
         if limit.key in seen:
             raise DefinitionError(f"the limit key {limit.key!r} appears twice", field=f"{path}[{index}].key")
         seen.add(limit.key)
@@ -181,8 +183,7 @@ def screen(
         current = totals.setdefault(int(ctx.member_id), [0] * len(limits))
         points = rule_points(ctx)
         adds = [
-            (points if lim.max_points is not None else int(lim.event_type in (None, ctx.event.type)))
-            for lim in limits
+            (points if lim.max_points is not None else int(lim.event_type in (None, ctx.event.type))) for lim in limits
         ]
         over = next(
             (

@@ -155,7 +155,9 @@ def create_app(
         state=State({"settings": settings}),
         request_max_body_size=settings.max_body_bytes,
         cors_config=CORSConfig(
-            allow_origins=["*"], allow_credentials=False, allow_headers=["Authorization", "Content-Type"],
+            allow_origins=["*"],
+            allow_credentials=False,
+            allow_headers=["Authorization", "Content-Type"],
             expose_headers=expose_headers(),
         ),
         openapi_config=OpenAPIConfig(

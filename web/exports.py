@@ -26,10 +26,9 @@ if TYPE_CHECKING:
     from litestar.response import Template
     from sqlalchemy.ext.asyncio import AsyncSession
 
-    from web.schemas.members import MemberExport
-
     from engine.ids import MemberId
     from engine.tenants import Brand
+    from web.schemas.members import MemberExport
 
 ALL_REDEMPTIONS = 100_000
 
@@ -41,6 +40,7 @@ class PointsExport:
         self._clock = clock
 
     async def __call__(self, session: AsyncSession, brand: Brand, member_id: MemberId) -> object:
+        """The member's points section."""
         view = await point_views.points_view(session, brand=brand, member_id=member_id, now=self._clock.now())
         open_lots = await lots.open_lots(session, brand_id=brand.id, member_id=member_id)
         return {"summary": msgspec.to_builtins(view), "lots": msgspec.to_builtins(open_lots)}
@@ -70,15 +70,25 @@ async def leaderboards_export(session: AsyncSession, brand: Brand, member_id: Me
             "pseudonym": info.pseudonym if info else "",
         },
         "totals": [
-            {"board": keys.get(t.board_id, str(t.board_id)), "period": t.period, "scope": t.scope,
-             "units": t.units, "reached_at": t.reached_at.isoformat()}
+            {
+                "board": keys.get(t.board_id, str(t.board_id)),
+                "period": t.period,
+                "scope": t.scope,
+                "units": t.units,
+                "reached_at": t.reached_at.isoformat(),
+            }
             for t in totals
-        ],  # fmt: skip
+        ],
         "archives": [
-            {"board": keys.get(a.board_id, str(a.board_id)), "period": a.period, "scope": a.scope,
-             "rank": a.rank, "units": a.units}
+            {
+                "board": keys.get(a.board_id, str(a.board_id)),
+                "period": a.period,
+                "scope": a.scope,
+                "rank": a.rank,
+                "units": a.units,
+            }
             for a in archived
-        ],  # fmt: skip
+        ],
     }
 
 

@@ -32,7 +32,7 @@ from engine.errors import AuthenticationError
 from web.errors import PROBLEM_BASE
 
 if TYPE_CHECKING:
-    from litestar.types import ASGIApp, Message, Receive, Scope, Send
+    from litestar.types import ASGIApp, HTTPResponseBodyEvent, HTTPResponseStartEvent, Message, Receive, Scope, Send
     from redis.asyncio import Redis
 
     from engine.settings import Settings
@@ -199,8 +199,10 @@ class RateLimitMiddleware:
             return
         if not verdict.allowed:
             body, headers = _problem(verdict)
-            await send({"type": "http.response.start", "status": 429, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
+            start: HTTPResponseStartEvent = {"type": "http.response.start", "status": 429, "headers": headers}
+            await send(start)
+            end: HTTPResponseBodyEvent = {"type": "http.response.body", "body": body, "more_body": False}
+            await send(end)
             return
         extra = verdict.headers()
 
@@ -217,4 +219,3 @@ class RateLimitMiddleware:
 def expose_headers() -> list[str]:
     """The headers browsers may read from cross-origin API answers."""
     return ["RateLimit-Policy", "RateLimit", "Retry-After"]
-

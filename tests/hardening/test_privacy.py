@@ -32,7 +32,7 @@ class Person:
 
 
 async def _member_with_history(client, brand, person: Person) -> None:
-    EXTERNAL_ID, NAME, EMAIL = person.external_id, person.name, person.email  # noqa: N806
+    EXTERNAL_ID, NAME, EMAIL = person.external_id, person.name, person.email
     assert (await client.put("/v1/program", json=PROGRAM, headers=brand.headers)).status_code == 200
     enrolled = await client.post(
         "/v1/members",
@@ -104,7 +104,7 @@ async def _redis_mentions(redis, namespace: str, needles: list[str]) -> list[str
 
 async def test_export_covers_every_domain(client, brand):
     person = Person()
-    EXTERNAL_ID, NAME = person.external_id, person.name  # noqa: N806
+    EXTERNAL_ID, NAME = person.external_id, person.name
     await _member_with_history(client, brand, person)
     answer = await client.get(f"/v1/members/{EXTERNAL_ID}/export", headers=brand.headers)
     assert answer.status_code == 200, answer.text

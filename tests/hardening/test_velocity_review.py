@@ -42,7 +42,9 @@ async def test_events_beyond_a_limit_are_held_and_approved_once(client, brand, d
     resent = await client.post("/v1/events", json=batch[2], headers=brand.headers)
     assert resent.json()["held"] is True and resent.json()["duplicate"] is True
     async with db.read() as session:
-        logged = await session.scalar(select(func.count()).select_from(EventRow).where(EventRow.brand_id == brand.brand.id))
+        logged = await session.scalar(
+            select(func.count()).select_from(EventRow).where(EventRow.brand_id == brand.brand.id)
+        )
         assert logged == 2
     queue = (await client.get("/v1/review", headers=brand.headers)).json()
     assert queue["pending"] == 1
@@ -79,7 +81,9 @@ async def test_points_limit_and_rejection(client, brand, db):
     assert [e["event_id"] for e in queue["events"]] == ["p2", "p3"]
     rejected = await client.post(f"/v1/review/{queue['events'][0]['id']}/reject", headers=brand.headers)
     assert rejected.status_code == 200 and rejected.json()["status"] == "rejected"
-    assert (await client.post(f"/v1/review/{queue['events'][0]['id']}/approve", headers=brand.headers)).status_code == 409
+    assert (
+        await client.post(f"/v1/review/{queue['events'][0]['id']}/approve", headers=brand.headers)
+    ).status_code == 409
     assert await _balance(client, brand, "bea") == 20
     async with db.read() as session:
         statuses = sorted(
@@ -109,7 +113,11 @@ async def test_velocity_counts_many_members_in_one_statement(client, brand, db):
             from engine.clock import SystemClock
 
             found = await counted(
-                session, brand_id=brand.brand.id, member_ids=list(range(1, 1200)), limits=limits, now=SystemClock().now()
+                session,
+                brand_id=brand.brand.id,
+                member_ids=list(range(1, 1200)),
+                limits=limits,
+                now=SystemClock().now(),
             )
     finally:
         sa_event.remove(engine, "before_cursor_execute", count)
@@ -129,7 +137,10 @@ def test_limits_are_validated_by_path():
         ([{"key": "a", "per": "day"}], "$.limits[0]"),
         ([{"key": "a", "per": "day", "max_events": 1, "max_points": 2}], "$.limits[0]"),
         ([{"key": "a", "per": "week", "max_events": 1}], "$.limits"),
-        ([{"key": "a", "per": "day", "max_events": 1}, {"key": "a", "per": "hour", "max_events": 1}], "$.limits[1].key"),
+        (
+            [{"key": "a", "per": "day", "max_events": 1}, {"key": "a", "per": "hour", "max_events": 1}],
+            "$.limits[1].key",
+        ),
     ):
         with pytest.raises(DefinitionError) as caught:
             parse_limits(bad)

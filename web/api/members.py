@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, Response, delete, get, post
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.di import Provide
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from engine import audit
+from engine import audit, points
 from engine import members as members_repo
-from engine import points
 from engine.members import Member, MemberIn
 from engine.points import Adjustment, PointsSummary
 from web.deps import PrincipalDep, ServicesDep, provide_secret_principal
@@ -155,12 +154,15 @@ class MembersController(Controller):
         external_id: FromPath[str],
         services: ServicesDep,
         principal: PrincipalDep,
-        format: Annotated[  # noqa: A002 - the query parameter's public name
+        format: Annotated[
             Literal["json", "html"], QueryParameter(description="`json` (default) or `html`: a readable page.")
         ] = "json",
     ) -> Response[Any]:
-        """Identity, points ledger, events and each domain's data (points and lots, badges, boards and archives,
-        board preference, rewards, held events, challenges), as JSON or a readable HTML page."""
+        """Identity, points ledger, events and each domain's data, as JSON or a readable HTML page.
+
+        Sections: points and lots, badges, boards and archives with the board preference, rewards, held
+        events and challenges.
+        """
         found = await self._export(external_id, services, principal)
         if format == "html":
             return export_page(request, principal.brand, found)

@@ -31,7 +31,9 @@ class ReviewController(Controller):
             Literal["pending_review", "approved", "rejected"],
             QueryParameter(description="Which events: waiting (default), approved or rejected."),
         ] = "pending_review",
-        after: Annotated[int | None, QueryParameter(ge=1, le=2**62, description="Cursor: events after this id.")] = None,
+        after: Annotated[
+            int | None, QueryParameter(ge=1, le=2**62, description="Cursor: events after this id.")
+        ] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=200, description="Events per page.")] = 50,
     ) -> ReviewPage:
         """Held events, oldest first, with the reason (the velocity limit) and the original payload."""
@@ -39,9 +41,7 @@ class ReviewController(Controller):
             return await review.queue(session, brand_id=principal.brand.id, status=status, after=after, limit=limit)
 
     @post("/{held_id:int}/approve", status_code=200, summary="Approve a held event (applied once)")
-    async def approve(
-        self, held_id: FromPath[int], services: ServicesDep, principal: PrincipalDep
-    ) -> EventResultOut:
+    async def approve(self, held_id: FromPath[int], services: ServicesDep, principal: PrincipalDep) -> EventResultOut:
         """Apply the original event through the pipeline; approving again answers the same result as a duplicate."""
         result = await review.approve(
             services.db, services.pipeline, brand=principal.brand, held_id=held_id,

@@ -39,6 +39,7 @@ from web.api.webhooks import WebhooksController
 from web.deps import ServicesDep, provide_principal, provide_services
 from web.errors import problem_details_plugin
 from web.logs import AccessLogMiddleware, configure_logging
+from web.pages.console.review import AuditPageController, ReviewPageController
 from web.pages.security import SecurityHeadersMiddleware
 from web.ratelimit import RateLimitMiddleware, expose_headers
 from web.wiring import background_jobs, open_services
@@ -139,6 +140,8 @@ def create_app(
             *pages.routes,
             ReviewController,
             AuditController,
+            ReviewPageController,
+            AuditPageController,
         ],
         dependencies={
             "services": Provide(provide_services, sync_to_thread=False),

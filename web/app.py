@@ -39,7 +39,8 @@ from web.api.webhooks import WebhooksController
 from web.deps import ServicesDep, provide_principal, provide_services
 from web.errors import problem_details_plugin
 from web.logs import AccessLogMiddleware, configure_logging
-from web.pages.console.review import AuditPageController, ReviewPageController
+from web.pages.console.review import AuditPageController, MemberExportPageController, ReviewPageController
+from web.pages.landing import landing
 from web.pages.security import SecurityHeadersMiddleware
 from web.ratelimit import RateLimitMiddleware, expose_headers
 from web.wiring import background_jobs, open_services
@@ -142,6 +143,8 @@ def create_app(
             AuditController,
             ReviewPageController,
             AuditPageController,
+            MemberExportPageController,
+            landing,
         ],
         dependencies={
             "services": Provide(provide_services, sync_to_thread=False),

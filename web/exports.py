@@ -12,7 +12,8 @@ import msgspec
 from sqlalchemy import select
 
 from badges import repository as badges_repo
-from engine import lots, point_views, review
+from engine import lots, point_views, points, review
+from engine import members as members_repo
 from engine.clock import Clock
 from leaderboards import people_repo, totals_repo
 from leaderboards import repository as boards_repo
@@ -20,6 +21,7 @@ from leaderboards.orm import BoardArchiveRow
 from rewards import repository as rewards_repo
 from web.i18n import N_, Translator, negotiate
 from web.pages import rendering, security
+from web.schemas.members import MemberExport, MemberOut
 
 if TYPE_CHECKING:
     from litestar import Request
@@ -28,7 +30,7 @@ if TYPE_CHECKING:
 
     from engine.ids import MemberId
     from engine.tenants import Brand
-    from web.schemas.members import MemberExport
+    from web.deps import Services
 
 ALL_REDEMPTIONS = 100_000
 
@@ -133,3 +135,26 @@ def export_page(request: Request[Any, Any, Any], brand: Brand, found: MemberExpo
         },
         nonce=security.new_nonce(),
     )
+
+
+async def build_export(services: Services, brand: Brand, external_id: str) -> MemberExport:
+    """Everything Questline holds about the member: identity, ledger, events and every domain's section.
+
+    Raises:
+        NotFound: no such member in this brand.
+    """
+    async with services.db.read() as session:
+        member = await members_repo.get_member(session, brand_id=brand.id, external_id=external_id)
+        balance = await points.balance(session, brand_id=brand.id, member_id=member.id)
+        entries = await points.all_entries(session, brand_id=brand.id, member_id=member.id)
+        events = await members_repo.member_events(session, brand_id=brand.id, member_id=member.id)
+        sections = {name: await hook(session, brand, member.id) for name, hook in services.export_hooks.items()}
+    out = MemberOut(
+        external_id=member.external_id,
+        display_name=member.display_name,
+        locale=member.locale,
+        attributes=member.attributes,
+        created_at=member.created_at,
+        points=balance,
+    )
+    return MemberExport(member=out, ledger=entries, events=events, sections=sections, exported_at=services.clock.now())

@@ -14,7 +14,7 @@ from engine import members as members_repo
 from engine.members import Member, MemberIn
 from engine.points import Adjustment, PointsSummary
 from web.deps import PrincipalDep, ServicesDep, provide_secret_principal
-from web.exports import export_page
+from web.exports import build_export, export_page
 from web.schemas.members import MemberExport, MemberOut
 
 
@@ -163,23 +163,7 @@ class MembersController(Controller):
         Sections: points and lots, badges, boards and archives with the board preference, rewards, held
         events and challenges.
         """
-        found = await self._export(external_id, services, principal)
+        found = await build_export(services, principal.brand, external_id)
         if format == "html":
             return export_page(request, principal.brand, found)
         return Response(found)
-
-    async def _export(self, external_id: str, services: ServicesDep, principal: PrincipalDep) -> MemberExport:
-        brand = principal.brand
-        async with services.db.read() as session:
-            member = await members_repo.get_member(session, brand_id=brand.id, external_id=external_id)
-            balance = await points.balance(session, brand_id=brand.id, member_id=member.id)
-            entries = await points.all_entries(session, brand_id=brand.id, member_id=member.id)
-            events = await members_repo.member_events(session, brand_id=brand.id, member_id=member.id)
-            sections = {name: await hook(session, brand, member.id) for name, hook in services.export_hooks.items()}
-        return MemberExport(
-            member=_member_out(member, balance),
-            ledger=entries,
-            events=events,
-            sections=sections,
-            exported_at=services.clock.now(),
-        )

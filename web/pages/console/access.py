@@ -95,6 +95,8 @@ class DeliveryOut(msgspec.Struct, frozen=True, kw_only=True):
     attempts: int
     delivered_at: Any
     last_error: str
+    sent_to: int = 0
+    """How many endpoints received it (0 with a delivery time: there was no endpoint to send it to)."""
 
 
 class WebhooksController(Controller):
@@ -119,6 +121,7 @@ class WebhooksController(Controller):
                     attempts=r.attempts,
                     delivered_at=r.delivered_at,
                     last_error=r.last_error,
+                    sent_to=len(r.delivered_to or []),
                 )
                 for r in rows
             ]
@@ -168,6 +171,20 @@ class WebhooksController(Controller):
         return done("/console/webhooks", "deleted")
 
 
+async def _first_scope(viewer: ConsoleViewerDep, board_id: int) -> str:
+    """The first scope value of a scoped board that has standings (a placeholder when none has yet)."""
+    from leaderboards.orm import BoardTotalRow
+
+    async with viewer.services.db.read() as session:
+        found = await session.scalar(
+            select(BoardTotalRow.scope)
+            .where(BoardTotalRow.board_id == board_id, BoardTotalRow.scope != "")
+            .order_by(BoardTotalRow.scope)
+            .limit(1)
+        )
+    return found or "-"
+
+
 class WidgetSettingsController(Controller):
     """Which sites may embed the widgets, the brand's accent colour, and ready-to-paste embed code."""
 
@@ -204,12 +221,21 @@ class WidgetSettingsController(Controller):
         viewer: ConsoleViewerDep,
         board: FromPath[str],
         theme: Annotated[Literal["light", "dark", "auto"], QueryParameter()] = "light",
+        board_scope: Annotated[str, QueryParameter(name="scope", max_length=200)] = "",
     ) -> Template:
-        """The leaderboard widget as members will see it (framed by this console only)."""
-        from web.pages import widgets
+        """The leaderboard widget as members will see it (framed by this console only).
 
+        A board kept per scope (e.g. per store) is previewed on the given ``scope``, else on its first scope
+        with standings.
+        """
+        from web.pages import views, widgets
+
+        definition = await views.public_board(viewer.services, viewer.brand, board)
+        scope = board_scope
+        if definition.scope is not None and not scope:
+            scope = await _first_scope(viewer, definition.id)
         content = await widgets.widget_board(
-            viewer.services, viewer.brand, board, rows=10, member=None, scope="", t=viewer.t
+            viewer.services, viewer.brand, board, rows=10, member=None, scope=scope, t=viewer.t
         )
         return widgets.leaderboard_page(
             viewer.brand,

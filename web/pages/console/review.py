@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Redirect, Template
 
 from engine import audit, review
 from engine.audit import admin_actor
+from web.exports import build_export, export_page
 from web.pages.console.base import CONSOLE_DEPENDENCIES, CONSOLE_EXCEPTION_HANDLERS, ConsoleViewerDep, done, render
 
 Status = Literal["pending_review", "approved", "rejected"]
@@ -81,3 +82,29 @@ class AuditPageController(Controller):
             viewer, "console/audit.html.jinja2", active="audit", request=request, page=page, action=action,
             actor=actor, actions=AUDIT_ACTIONS,
         )  # fmt: skip
+
+
+class MemberExportPageController(Controller):
+    """A member's data export from the console (the same content as ``GET /v1/members/{id}/export``)."""
+
+    path = "/console/member-export"
+    include_in_schema = False
+    dependencies = CONSOLE_DEPENDENCIES
+    exception_handlers = CONSOLE_EXCEPTION_HANDLERS
+
+    @get("/{external_id:str}")
+    async def export(
+        self,
+        request: Request[Any, Any, Any],
+        viewer: ConsoleViewerDep,
+        external_id: FromPath[str],
+        format: Annotated[Literal["json", "html"], QueryParameter()] = "json",
+    ) -> Response[Any]:
+        """JSON (a download) or the readable page."""
+        found = await build_export(viewer.services, viewer.brand, external_id)
+        if format == "html":
+            return export_page(request, viewer.brand, found)
+        return Response(
+            found,
+            headers={"Content-Disposition": 'attachment; filename="member-export.json"', "Cache-Control": "no-store"},
+        )

@@ -45,3 +45,38 @@ async def test_review_queue_and_audit_log_in_the_console(client, brand, admin): 
     (applied,) = program["entries"]
     assert applied["actor"].startswith("key:sk_")
     assert any("limit" in change for change in applied["details"]["changes"])
+
+
+async def test_api_changes_are_audited_in_their_own_transaction(client, brand, db, clock):
+    from engine import audit
+    from engine.tenants import KeyKind, revoke_key, rotate_key
+
+    program = {"badges": [{"key": "vip", "name": "VIP", "rule": {"event_type": "never", "count": 1}}]}
+    assert (await client.put("/v1/program", json=program, headers=brand.headers)).status_code == 200
+    await client.post("/v1/members", json={"external_id": "aud-1"}, headers=brand.headers)
+    granted = await client.post(
+        "/v1/members/aud-1/badges/vip/grant", json={"reason": "event host"}, headers=brand.headers
+    )
+    assert granted.status_code == 201, granted.text
+    hook = await client.post("/v1/webhooks", json={"url": "https://crm.example/hooks"}, headers=brand.headers)
+    assert hook.status_code == 201, hook.text
+    assert (await client.delete(f"/v1/webhooks/{hook.json()['id']}", headers=brand.headers)).status_code == 204
+    refused = await client.post(
+        "/v1/members/aud-1/points/adjustments", json={"points": -10, "reason": "too much"}, headers=brand.headers
+    )
+    assert refused.status_code == 409  # a refused change is not audited (same transaction)
+    issued = await rotate_key(db, brand_id=brand.brand.id, kind=KeyKind.PUBLISHABLE, now=clock.now(), actor="cli")
+    await revoke_key(db, brand_id=brand.brand.id, prefix=issued.prefix, now=clock.now(), actor="cli")
+    async with db.read() as session:
+        page = await audit.entries(session, brand_id=brand.brand.id)
+    actions = [e.action for e in reversed(page.entries)]
+    assert actions == [
+        "program.applied", "badge.granted", "webhook.added", "webhook.removed", "key.rotated", "key.revoked",
+    ]  # fmt: skip
+    assert page.entries[0].actor == "cli"
+    assert next(e for e in page.entries if e.action == "badge.granted").details["reason"] == "event host"
+    first = await client.get("/v1/audit", params={"limit": 2}, headers=brand.headers)
+    older = await client.get(
+        "/v1/audit", params={"limit": 10, "before": first.json()["next_before"]}, headers=brand.headers
+    )
+    assert [e["action"] for e in first.json()["entries"] + older.json()["entries"]] == list(reversed(actions))

@@ -29,9 +29,7 @@ def _readme_example() -> dict[str, object]:
 async def test_the_readme_example_is_what_the_demos_curl_answers(tmp_path):
     from web.demo import banner, ensure_demo
 
-    settings = load_settings(
-        {}, database_url=f"sqlite+aiosqlite:///{tmp_path}/demo.db", demo=True, secret=TEST_SECRET
-    )
+    settings = load_settings({}, database_url=f"sqlite+aiosqlite:///{tmp_path}/demo.db", demo=True, secret=TEST_SECRET)
     clock = FrozenClock(datetime(2027, 3, 9, 15, 30, tzinfo=UTC))  # any day: the demo's week follows its start
     async with open_services(settings, clock=clock) as services:
         await ensure_demo(services)

@@ -6,7 +6,6 @@ so a newcomer can call the API at once; they are test keys (``sk_test_…``) for
 
 from __future__ import annotations
 
-
 import random
 import uuid
 from datetime import timedelta

@@ -158,8 +158,9 @@ class WebhooksController(Controller):
             )
         try:
             created = await outbox.add_endpoint(
-                viewer.services.db, brand_id=viewer.brand.id, data=data, now=viewer.now, guard=viewer.services.egress
-            )
+                viewer.services.db, brand_id=viewer.brand.id, data=data, now=viewer.now, guard=viewer.services.egress,
+                actor=admin_actor(viewer.admin.email),
+            )  # fmt: skip
         except ValidationError as exc:
             return await self._page(viewer, request, errors={"url": exc.detail}, form={"url": url, "topics": topics})
         return await self._page(viewer, request, created=created)
@@ -167,7 +168,10 @@ class WebhooksController(Controller):
     @post("/{endpoint_id:int}/delete")
     async def remove(self, endpoint_id: FromPath[int], viewer: ConsoleViewerDep) -> Redirect:
         """Stop sending to an endpoint."""
-        await outbox.remove_endpoint(viewer.services.db, brand_id=viewer.brand.id, endpoint_id=endpoint_id)
+        await outbox.remove_endpoint(
+            viewer.services.db, brand_id=viewer.brand.id, endpoint_id=endpoint_id, now=viewer.now,
+            actor=admin_actor(viewer.admin.email),
+        )  # fmt: skip
         return done("/console/webhooks", "deleted")
 
 

@@ -7,8 +7,9 @@ badge reward exactly as the server's period closer does.
 
 What one domain offers another is an engine-level Protocol (``engine.grants.BadgeGranter``) passed here
 as a typed argument; no domain imports a sibling. The pipeline is built once, after its processors:
-points → challenges → badges (a completion can award a badge) → leaderboards (they total what the
-others awarded) → the pages' live-update publisher → the outbox wake-up.
+points → velocity limits (hold events beyond a limit) → challenges → badges (a completion can award a
+badge) → leaderboards (they total what the others awarded) → the pages' live-update publisher → the
+outbox wake-up.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ tag ``{b<brand_id>}``::
     <ns>:live:{b7}:m:42                    pub/sub: a change of member 42 (the portal and member widgets listen)
     <ns>:console:session:<sha256>          a console sign-in session (the token's digest → admin id)
     <ns>:console:failures:<sha256>         failed sign-ins of one email address in the current window
+    <ns>:ratelimit:{b7}:k:12               the API rate limit's token bucket of key 12 (hash: tokens, ts)
 """
 
 from __future__ import annotations
@@ -30,3 +31,8 @@ def console_session(namespace: str, digest: str) -> str:
 def sign_in_failures(namespace: str, digest: str) -> str:
     """The failed sign-in counter of an email address, by the SHA-256 hex digest of the normalised address."""
     return f"{namespace}:console:failures:{digest}"
+
+
+def rate_limit_bucket(namespace: str, brand_id: int, key_id: int) -> str:
+    """The token bucket of one API key (a hash: ``tokens``, ``ts``), under the brand's hash tag."""
+    return f"{namespace}:ratelimit:{{b{brand_id}}}:k:{key_id}"

@@ -6,13 +6,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import msgspec
-from sqlalchemy import BigInteger, String, select
+from sqlalchemy import BigInteger, String, Text, select, update
+from sqlalchemy import cast as sa_cast
 
 from engine.db import batches, insert_for, one_of
 from engine.errors import NotFound
 from engine.events import ExternalId, check_properties
 from engine.ids import BrandId, MemberId
-from engine.orm import EventRow, MemberRow
+from engine.orm import EventRow, MemberRow, OutboxRow
 
 if TYPE_CHECKING:
     from sqlalchemy import Table
@@ -208,13 +209,44 @@ async def erase_member(session: AsyncSession, *, brand_id: BrandId, external_id:
     if row is None:
         raise NotFound(f"no member {external_id!r} in this brand", field="external_id")
     member = _to_member(row)
-    row.external_id = f"erased-{secrets.token_hex(12)}"
+    pseudonym = f"erased-{secrets.token_hex(12)}"
+    row.external_id = pseudonym
     row.display_name = ""
     row.locale = ""
     row.attributes = {"erased_at": now.isoformat()}
     row.updated_at = now
     await session.flush()
+    # Event properties are free-form and may carry personal data: scrubbed, the events themselves kept.
+    await session.execute(
+        update(EventRow).where(EventRow.brand_id == brand_id, EventRow.member_id == row.id).values(properties={})
+    )
+    await _scrub_outbox(session, brand_id=brand_id, secrets_=(member.external_id, member.display_name), to=pseudonym)
     return member
+
+
+def _replace(value: Any, needles: tuple[str, ...], to: str) -> Any:
+    if isinstance(value, dict):
+        return {k: _replace(v, needles, to) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_replace(v, needles, to) for v in value]
+    if isinstance(value, str) and value in needles:
+        return to
+    return value
+
+
+async def _scrub_outbox(session: AsyncSession, *, brand_id: BrandId, secrets_: tuple[str, ...], to: str) -> None:
+    """Replace the member's external id and name in webhook messages (sent or not) with the pseudonym."""
+    needles = tuple(n for n in secrets_ if n)
+    for needle in needles:
+        rows = await session.execute(
+            select(OutboxRow.id, OutboxRow.payload).where(
+                OutboxRow.brand_id == brand_id, sa_cast(OutboxRow.payload, Text).contains(needle, autoescape=True)
+            )
+        )
+        for outbox_id, payload in rows.all():
+            await session.execute(
+                update(OutboxRow).where(OutboxRow.id == outbox_id).values(payload=_replace(payload, needles, to))
+            )
 
 
 async def member_events(session: AsyncSession, *, brand_id: BrandId, member_id: MemberId) -> list[MemberEvent]:

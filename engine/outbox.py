@@ -31,6 +31,7 @@ import msgspec
 from sqlalchemy import select, update
 from standardwebhooks.webhooks import Webhook
 
+from engine import audit
 from engine.egress import EgressGuard, EgressRefused
 from engine.errors import NotFound, ValidationError
 from engine.metrics import job_run, record_delivery
@@ -128,7 +129,13 @@ def _to_endpoint(row: WebhookEndpointRow, *, with_secret: bool = False) -> Webho
 
 
 async def add_endpoint(
-    db: Database, *, brand_id: BrandId, data: WebhookEndpointIn, now: datetime, guard: EgressGuard | None = None
+    db: Database,
+    *,
+    brand_id: BrandId,
+    data: WebhookEndpointIn,
+    now: datetime,
+    guard: EgressGuard | None = None,
+    actor: str = "system",
 ) -> WebhookEndpoint:
     """Register an endpoint; the answer carries its secret, shown only this once.
 
@@ -147,6 +154,10 @@ async def add_endpoint(
         )
         session.add(row)
         await session.flush()
+        await audit.record(
+            session, brand_id=brand_id, actor=actor, action="webhook.added", at=now, target=data.url,
+            details={"endpoint": row.id, "topics": list(data.topics)},
+        )  # fmt: skip
         return _to_endpoint(row, with_secret=True)
 
 
@@ -159,7 +170,9 @@ async def list_endpoints(db: Database, *, brand_id: BrandId) -> list[WebhookEndp
         return [_to_endpoint(r) for r in rows]
 
 
-async def remove_endpoint(db: Database, *, brand_id: BrandId, endpoint_id: int) -> None:
+async def remove_endpoint(
+    db: Database, *, brand_id: BrandId, endpoint_id: int, actor: str = "system", now: datetime | None = None
+) -> None:
     """Delete an endpoint of the brand.
 
     Raises:
@@ -173,6 +186,10 @@ async def remove_endpoint(db: Database, *, brand_id: BrandId, endpoint_id: int) 
         )
         if row is None:
             raise NotFound(f"no webhook endpoint {endpoint_id}", field="id")
+        await audit.record(
+            session, brand_id=brand_id, actor=actor, action="webhook.removed", at=now or datetime.now(UTC),
+            target=row.url, details={"endpoint": endpoint_id},
+        )  # fmt: skip
         await session.delete(row)
 
 

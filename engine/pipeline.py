@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 import msgspec
-from sqlalchemy import insert
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from engine import balances, eventlog, lots, tenants
@@ -52,6 +52,10 @@ _EVENT_LOG = cast("Table", EventRow.__table__)
 _LEDGER = cast("Table", LedgerRow.__table__)
 _OUTBOX = cast("Table", OutboxRow.__table__)
 _NO_HOLD = timedelta(0)
+HELD_STASH = "velocity.held"
+"""``uow.stash``: request index → held before (a resend), for events a velocity limit held (``engine.velocity``)."""
+BYPASS_STASH = "velocity.bypass"
+"""``uow.stash``: set when applying reviewer-approved events (velocity limits do not hold them again)."""
 _RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
 
 
@@ -120,6 +124,8 @@ class EventResult(msgspec.Struct, kw_only=True):
     member: str
     duplicate: bool
     effects: list[Effect]
+    held: bool = False
+    """Held for review by a velocity limit (``pending_review``): nothing of it was applied."""
 
 
 @dataclass(slots=True)
@@ -130,8 +136,15 @@ class _Outcome:
 
     def results(self, events: Sequence[Event]) -> list[EventResult]:
         results: list[EventResult] = []
+        held: dict[int, bool] = self.uow.stash.get(HELD_STASH, {})
         for index, event in enumerate(events):
             ctx = self.first_seen.get(event.id)
+            if ctx is not None and ctx.index in held:
+                duplicate = held[ctx.index] or ctx.index != index
+                results.append(
+                    EventResult(id=event.id, member=event.member, duplicate=duplicate, effects=[], held=True)
+                )
+                continue
             if ctx is not None and ctx.index == index:
                 results.append(
                     EventResult(id=event.id, member=event.member, duplicate=False, effects=list(ctx.effects))
@@ -165,18 +178,21 @@ class Pipeline:
         """The steps, in order; fixed when the pipeline is built (the composition root passes them all)."""
         return self._processors
 
-    async def process(self, brand: Brand, events: Sequence[Event]) -> list[EventResult]:
+    async def process(self, brand: Brand, events: Sequence[Event], *, approved: bool = False) -> list[EventResult]:
         """Apply ``events`` for ``brand`` exactly once and return one result per event, in order.
 
+        ``approved`` applies events a reviewer approved: velocity limits do not hold them again.
+
         Post-commit steps may still append effects (e.g. the new rank) before the results are built; the
-        event log keeps the effects known at commit, which is what a duplicate is answered with.
+        event log's stored result is then rewritten with the complete effects, so a duplicate is answered
+        exactly what the first request was.
 
         Raises:
             QuestlineError: a processor rejected the input; nothing was written.
         """
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                outcome = await self._attempt(brand, events)
+                outcome = await self._attempt(brand, events, approved=approved)
             except (IntegrityError, DBAPIError) as exc:
                 if attempt == MAX_ATTEMPTS or not _retryable(exc):
                     raise
@@ -185,13 +201,15 @@ class Pipeline:
                 await asyncio.sleep(random.uniform(0.001, 0.01) * attempt)
                 continue
             if outcome.uow.events:
+                committed = [len(ctx.effects) for ctx in outcome.uow.events]
                 await self._after_commit(outcome.uow)
+                await self._store_complete_results(outcome.uow, committed)
             results = outcome.results(events)
             self.observer.processed(brand, results)
             return results
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _attempt(self, brand: Brand, events: Sequence[Event]) -> _Outcome:
+    async def _attempt(self, brand: Brand, events: Sequence[Event], *, approved: bool = False) -> _Outcome:
         async with self.db.write() as session:
             now = self.clock.now()
             member_map = await members_repo.ensure_and_lock(
@@ -208,11 +226,14 @@ class Pipeline:
                 first_seen[event.id] = ctx
                 contexts.append(ctx)
             uow = UnitOfWork(session=session, db=self.db, brand=brand, clock=self.clock, now=now, events=contexts)
+            if approved:
+                uow.stash[BYPASS_STASH] = True
             if contexts:
                 for processor in self.processors:
                     async with self.observer.stage(processor.name, "process"):
                         await processor.process(uow)
-                await _write_effects(uow)
+                if uow.events:  # a velocity limit may have held every event of the unit
+                    await _write_effects(uow)
         return _Outcome(uow=uow, known=known, first_seen=first_seen)
 
     async def _after_commit(self, uow: UnitOfWork) -> None:
@@ -223,6 +244,26 @@ class Pipeline:
             except Exception:
                 # Post-commit work is derived and rebuildable: a failure must not fail a committed request.
                 log.exception("post-commit step %s failed; derived state will be repaired", processor.name)
+
+    async def _store_complete_results(self, uow: UnitOfWork, committed: Sequence[int]) -> None:
+        """Rewrite the stored result of events whose post-commit steps added effects (one statement)."""
+        grown = [
+            {"b_brand": uow.brand.id, "b_key": ctx.event.id, "b_result": _EFFECTS_ENCODER.encode(ctx.effects)}
+            for ctx, count in zip(uow.events, committed, strict=True)
+            if len(ctx.effects) != count
+        ]
+        if not grown:
+            return
+        statement = (
+            update(_EVENT_LOG)
+            .where(_EVENT_LOG.c.brand_id == bindparam("b_brand"), _EVENT_LOG.c.event_key == bindparam("b_key"))
+            .values(result=bindparam("b_result"))
+        )
+        try:
+            async with self.db.write() as session:
+                await session.execute(statement, grown)
+        except Exception:
+            log.exception("could not store the post-commit effects of %d events", len(grown))
 
 
 def _retryable(exc: IntegrityError | DBAPIError) -> bool:

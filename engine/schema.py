@@ -17,6 +17,7 @@ MIGRATIONS_DIR = Path(migrations.__file__).resolve().parent
 #: the migrations' environment and ``questline db check`` both read this one list.
 TABLE_MODULES = (
     "engine.orm",
+    "engine.records",
     "challenges.orm",
     "badges.orm",
     "leaderboards.orm",

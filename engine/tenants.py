@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 from sqlalchemy import select, update
 
+from engine import audit
 from engine.errors import AuthenticationError, Conflict, NotFound, ValidationError
 from engine.ids import BrandId
 from engine.orm import ApiKeyRow, BrandRow
@@ -83,6 +84,8 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
     brand: Brand
     kind: KeyKind
     key_id: int
+    prefix: str = ""
+    """The key's non-secret prefix (who made a change, in the audit log)."""
 
 
 def hash_key(key: str) -> str:
@@ -230,13 +233,20 @@ async def list_keys(session: AsyncSession, brand_id: BrandId) -> list[ApiKeyInfo
     ]
 
 
-async def issue_key(db: Database, *, brand_id: BrandId, kind: KeyKind, now: datetime, label: str = "") -> IssuedKey:
-    """Issue one more key of ``kind`` for the brand."""
+async def issue_key(
+    db: Database, *, brand_id: BrandId, kind: KeyKind, now: datetime, label: str = "", actor: str = "system"
+) -> IssuedKey:
+    """Issue one more key of ``kind`` for the brand (audited as ``actor``)."""
     async with db.write() as session:
-        return await _issue(session, brand_id=brand_id, kind=kind, now=now, label=label)
+        issued = await _issue(session, brand_id=brand_id, kind=kind, now=now, label=label)
+        await audit.record(
+            session, brand_id=brand_id, actor=actor, action="key.created", at=now, target=issued.prefix,
+            details={"kind": kind.value, "label": label},
+        )  # fmt: skip
+        return issued
 
 
-async def revoke_key(db: Database, *, brand_id: BrandId, prefix: str, now: datetime) -> int:
+async def revoke_key(db: Database, *, brand_id: BrandId, prefix: str, now: datetime, actor: str = "system") -> int:
     """Revoke the brand's live keys starting with ``prefix``; returns how many.
 
     Raises:
@@ -253,13 +263,20 @@ async def revoke_key(db: Database, *, brand_id: BrandId, prefix: str, now: datet
             .values(revoked_at=now)
         )
         count = int(getattr(result, "rowcount", 0) or 0)
+        if count:
+            await audit.record(
+                session, brand_id=brand_id, actor=actor, action="key.revoked", at=now, target=prefix,
+                details={"keys": count},
+            )  # fmt: skip
     if count == 0:
         raise NotFound(f"no live key starting with {prefix!r}", field="prefix")
     KeyCache.clear_all()
     return count
 
 
-async def rotate_key(db: Database, *, brand_id: BrandId, kind: KeyKind, now: datetime) -> IssuedKey:
+async def rotate_key(
+    db: Database, *, brand_id: BrandId, kind: KeyKind, now: datetime, actor: str = "system"
+) -> IssuedKey:
     """Issue a new key of ``kind`` and revoke the brand's other live keys of that kind, in one transaction."""
     async with db.write() as session:
         await session.execute(
@@ -268,6 +285,10 @@ async def rotate_key(db: Database, *, brand_id: BrandId, kind: KeyKind, now: dat
             .values(revoked_at=now)
         )
         issued = await _issue(session, brand_id=brand_id, kind=kind, now=now)
+        await audit.record(
+            session, brand_id=brand_id, actor=actor, action="key.rotated", at=now, target=issued.prefix,
+            details={"kind": kind.value},
+        )  # fmt: skip
     KeyCache.clear_all()
     return issued
 
@@ -314,7 +335,9 @@ class KeyCache:
             self._entries.pop(hashed, None)
             raise AuthenticationError("unknown or revoked API key")
         key_row, brand_row = found
-        principal = Principal(brand=_to_brand(brand_row), kind=KeyKind(key_row.kind), key_id=key_row.id)
+        principal = Principal(
+            brand=_to_brand(brand_row), kind=KeyKind(key_row.kind), key_id=key_row.id, prefix=key_row.prefix
+        )
         if len(self._entries) > 10_000:
             self._entries.clear()
         self._entries[hashed] = (time.monotonic() + self._ttl, principal)

@@ -25,6 +25,7 @@ from engine.egress import EgressGuard, Resolver
 from engine.pipeline import Processor
 from engine.settings import Settings, load_settings, refuse_unsafe
 from web import pages
+from web.api.audit import AuditController
 from web.api.badges import routes as badges_routes
 from web.api.challenges import routes as challenges_routes
 from web.api.enrollment import ErasureRequestsController
@@ -34,6 +35,7 @@ from web.api.integrations import routes as integrations_routes
 from web.api.leaderboards import routes as leaderboards_routes
 from web.api.members import MembersController
 from web.api.referrals import ReferralsController
+from web.api.review import ReviewController
 from web.api.rewards import routes as rewards_routes
 from web.api.rules import EarningRulesController
 from web.api.webhooks import WebhooksController
@@ -44,7 +46,10 @@ from web.idempotency import IdempotencyMiddleware
 from web.logs import AccessLogMiddleware, configure_logging
 from web.metrics import RefusedEventsMiddleware, http_metrics, metrics_endpoint, worker_stopped
 from web.openapi import openapi_config, openapi_plugins
+from web.pages.console.review import AuditPageController, MemberExportPageController, ReviewPageController
+from web.pages.landing import landing
 from web.pages.security import SecurityHeadersMiddleware
+from web.ratelimit import RateLimitMiddleware, expose_headers
 from web.tracing import TraceIdMiddleware, tracer_provider_for, tracing_plugin
 from web.wiring import background_jobs, open_services
 
@@ -138,6 +143,12 @@ def create_app(
             *pages.routes,
             ReferralsController,
             ErasureRequestsController,
+            ReviewController,
+            AuditController,
+            ReviewPageController,
+            AuditPageController,
+            MemberExportPageController,
+            landing,
         ],
         dependencies={
             "services": Provide(provide_services, sync_to_thread=False),
@@ -151,6 +162,7 @@ def create_app(
             SecurityHeadersMiddleware.define(settings),
             http_metrics().middleware,
             RefusedEventsMiddleware,
+            RateLimitMiddleware.define(),  # before idempotency: a refused request claims no key
             IdempotencyMiddleware.define(),
             *page_options.pop("middleware", []),
         ],
@@ -161,6 +173,7 @@ def create_app(
             allow_origins=["*"],
             allow_credentials=False,
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            expose_headers=expose_headers(),
         ),
         openapi_config=openapi_config(VERSION),
         debug=False,

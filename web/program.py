@@ -34,6 +34,7 @@ from challenges import backfill, service
 from challenges import versions as repository
 from challenges.config import compile_program, parse_campaigns, parse_challenges, parse_when
 from challenges.simulate import SimulationReport, simulate
+from engine import audit, velocity
 from engine.db import Database
 from engine.earning import EarningRule, build_rule
 from engine.errors import Conflict, DefinitionError, NotFound, ValidationError
@@ -105,6 +106,18 @@ async def _export_challenges(session: AsyncSession, brand: Brand) -> dict[str, l
     return {"campaigns": campaigns, "challenges": challenges}
 
 
+def _parse_limits(data: Mapping[str, Any]) -> Any:
+    return velocity.parse_limits(data["limits"], path="$.limits")
+
+
+async def _apply_limits(session: AsyncSession, brand: Brand, defs: Any, now: datetime) -> list[str]:
+    return await velocity.apply_limits(session, brand_id=brand.id, limits=defs)
+
+
+async def _export_limits(session: AsyncSession, brand: Brand) -> dict[str, list[dict[str, Any]]]:
+    return {"limits": await velocity.export_limits(session, brand_id=brand.id)}
+
+
 def domain_section(name: str, module_name: str) -> Section | None:
     """A section backed by a domain package's ``config`` module, or ``None`` when it does not provide one."""
     try:
@@ -152,6 +165,7 @@ def sections() -> tuple[Section, ...]:
             apply=_apply_earning_rules,
             export=_export_earning_rules,
         ),
+        Section(keys=("limits",), parse=_parse_limits, apply=_apply_limits, export=_export_limits),
         Section(
             keys=("campaigns", "challenges"),
             parse=_parse_challenges,
@@ -260,6 +274,7 @@ async def apply_program(
     dry_run: bool = False,
     base_version: int | None = None,
     source: str = "api",
+    actor: str = "system",
 ) -> ApplyResult:
     """Validate and apply a program document in one transaction (or, with ``dry_run``, report and roll back).
 
@@ -285,6 +300,11 @@ async def apply_program(
             if dry_run:
                 raise _DryRun(changes, current)
             version = await record_change(session, brand=brand, changes=changes, source=source, now=now)
+            if changes:
+                await audit.record(
+                    session, brand_id=brand.id, actor=actor, action="program.applied", at=now,
+                    target=f"version {version}", details={"changes": changes[:50], "source": source},
+                )  # fmt: skip
     except _DryRun as rolled_back:
         return ApplyResult(
             dry_run=True, changed=bool(rolled_back.changes), version=rolled_back.version, changes=rolled_back.changes
@@ -408,6 +428,7 @@ class ProgramController(Controller):
             now=services.clock.now(),
             dry_run=dry_run,
             base_version=base_version,
+            actor=audit.key_actor(principal.prefix),
         )
 
     @get("/versions", summary="Program version history")

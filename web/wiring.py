@@ -7,9 +7,9 @@ badge reward exactly as the server's period closer does.
 
 What one domain offers another is an engine-level Protocol (``engine.grants.BadgeGranter``) passed here
 as a typed argument; no domain imports a sibling. The pipeline is built once, after its processors:
-points → referrals (a qualifying event pays both sides) → challenges → badges (a completion can award a
-badge) → leaderboards (they total what the others awarded) → the pages' live-update publisher → the outbox
-wake-up.
+points → velocity limits (hold events beyond a limit) → referrals (a qualifying event pays both sides) →
+challenges → badges (a completion can award a badge) → leaderboards (they total what the others awarded)
+→ the pages' live-update publisher → the outbox wake-up.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from challenges import states as challenge_states
 from challenges import views as challenges_views
 from challenges.processor import ChallengeProcessor
 from engine import members as members_repo
-from engine import settlement
+from engine import review, settlement
 from engine.clock import Clock, SystemClock
 from engine.db import Database, create_engine
 from engine.egress import EgressGuard, pinned_client
@@ -49,10 +49,12 @@ from engine.redisconn import create_redis_client
 from engine.schema import upgrade
 from engine.settings import Settings
 from engine.tenants import Brand, KeyCache
+from engine.velocity import VelocityStep
 from enrollment import service as enrollment_service
 from leaderboards import erase_member as erase_board_member
 from leaderboards.service import Leaderboards
 from referrals.processor import ReferralProcessor
+from web import exports
 from web.deps import ErasureHook, ExportHook, MemberUpdateHook, Services
 from web.metrics import PipelineMetrics, watch_pool
 from web.pages.live import LivePublisher
@@ -76,6 +78,7 @@ def pipeline_steps(
     """Every domain's pipeline steps, in the order they must run."""
     return [
         PointsProcessor(),
+        VelocityStep(),  # holds events beyond a velocity limit before any other domain sees them
         ReferralProcessor(),  # a qualifying event's referral points are earned like the rule's
         ChallengeProcessor(),
         BadgesProcessor(public_url=settings.public_url),
@@ -110,6 +113,10 @@ async def _erase_enrollment(session: AsyncSession, brand: Brand, member_id: Memb
 
 async def _export_enrollment(session: AsyncSession, brand: Brand, member_id: MemberId) -> object:
     return await enrollment_service.export_section(session, brand_id=brand.id, member_id=member_id)
+
+
+async def _erase_held_events(session: AsyncSession, brand: Brand, member_id: MemberId) -> None:
+    await review.forget_member(session, brand_id=brand.id, member_id=member_id)
 
 
 class _EraseFromBoards:
@@ -160,8 +167,17 @@ def build_services(
         _erase_challenges,
         _EraseFromBoards(redis, namespace=settings.redis_namespace),
         _erase_enrollment,
+        _erase_held_events,
     )
-    export_hooks: dict[str, ExportHook] = {"challenges": _ChallengesExport(clock), "enrollment": _export_enrollment}
+    export_hooks: dict[str, ExportHook] = {
+        "challenges": _ChallengesExport(clock),
+        "enrollment": _export_enrollment,
+        "points": exports.PointsExport(clock),
+        "badges": exports.badges_export,
+        "leaderboards": exports.leaderboards_export,
+        "rewards": exports.rewards_export,
+        "review": exports.review_export,
+    }
     # Labels live in Redis beside the standings: a profile change (display name, scope attribute) is
     # rewritten there at once.
     member_update_hooks: tuple[MemberUpdateHook, ...] = (leaderboards.refresh_member,)

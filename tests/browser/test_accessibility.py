@@ -132,6 +132,8 @@ def test_console_pages_have_no_serious_violations(live_server, audited, axe_sour
         "/console/redemptions",
         "/console/liability",
         "/console/enrollment",
+        "/console/review",
+        "/console/audit",
     ]
     pages += ["/join/demo", "/join/demo/sign-in", "/join/demo/widget"]
     urls = [f"{live_server.url}{path}?lang={lang}" for lang in LANGS for path in pages]
@@ -261,3 +263,13 @@ def test_the_api_keys_page_fits_a_320px_screen(live_server, chromium):
         assert revoke["x"] >= card["x"] and revoke["x"] + revoke["width"] <= card["x"] + card["width"]
     finally:
         context.close()
+
+
+def test_landing_and_export_pages_have_no_serious_violations(live_server, audited, axe_source):
+    audited.goto(f"{live_server.url}/console/login")
+    sign_in(audited, live_server)
+    member = f"m-axe-export-{uuid.uuid4().hex[:6]}"
+    live_server.member(member, name="Lucia")
+    urls = [f"{live_server.url}/?lang={lang}" for lang in LANGS]
+    urls += [f"{live_server.url}/console/member-export/{member}?format=html&lang={lang}" for lang in LANGS]
+    assert audit(audited, axe_source, urls) == {}

@@ -97,5 +97,5 @@ def test_db_check_knows_every_package_with_tables():
 
     root = Path(__file__).resolve().parents[2]
     owners = {f"{path.parent.name}.orm" for path in root.glob("*/orm.py") if (path.parent / "__init__.py").exists()}
-    assert owners == set(TABLE_MODULES)
+    assert owners <= set(TABLE_MODULES)  # plus modules such as engine.records that hold tables too
     assert "TABLE_MODULES" in (root / "migrations" / "env.py").read_text()

@@ -56,14 +56,17 @@ async def test_close_periods_command_pays_a_badge_reward(client, brand, clock, d
 
 
 async def test_the_pipeline_is_built_once_with_every_step_in_order(client):
-    """Points, then the domains (challenges before badges before boards), live updates, the outbox wake-up."""
+    """Points, velocity limits, then the domains (challenges before badges before boards), live updates, the outbox."""
     services = client.app.state.services
     steps = services.pipeline.processors
     assert [p.name for p in steps] == [
-        "points", "referrals", "challenges", "badges", "leaderboards", "live", "outbox",
+        "points", "velocity", "referrals", "challenges", "badges", "leaderboards", "live", "outbox",
     ]  # fmt: skip
     assert isinstance(steps[0], PointsProcessor) and isinstance(steps[-1], OutboxProcessor)
-    assert len(services.erasure_hooks) == 3 and set(services.export_hooks) == {"challenges", "enrollment"}
+    assert len(services.erasure_hooks) == 4
+    assert set(services.export_hooks) == {
+        "challenges", "enrollment", "points", "badges", "leaderboards", "rewards", "review",
+    }  # fmt: skip
     assert len(services.member_update_hooks) == 1
     assert not hasattr(services, "extras")
 

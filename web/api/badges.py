@@ -30,6 +30,7 @@ from badges.models import (
 )
 from badges.openbadges import Urls
 from badges.service import award_out
+from engine import audit
 from engine import members as members_repo
 from engine.errors import NotFound, ValidationError
 from engine.ids import MemberId
@@ -187,6 +188,11 @@ class MemberBadgesController(Controller):
                 urls=urls,
                 level=data.level,
             )
+            if outcome.created or outcome.reinstated:
+                await audit.record(
+                    session, brand_id=brand.id, actor=audit.key_actor(principal.prefix), action="badge.granted",
+                    at=now, target=f"member #{member.id}", details={"badge": key, "reason": data.reason},
+                )  # fmt: skip
         out = GrantOut(
             awarded=outcome.created,
             reinstated=outcome.reinstated,
@@ -222,6 +228,11 @@ class MemberBadgesController(Controller):
                 level=data.level,
                 award=data.award,
             )
+            await audit.record(
+                session, brand_id=brand.id, actor=audit.key_actor(principal.prefix), action="badge.revoked",
+                at=services.clock.now(), target=f"member #{member.id}",
+                details={"badge": key, "reason": data.reason, "awards": len(revoked)},
+            )  # fmt: skip
         return RevokeOut(revoked=[award_out(a, urls) for a in revoked])
 
 

@@ -36,6 +36,7 @@ def to_out(result: EventResult) -> EventResultOut:
         member=result.member,
         duplicate=result.duplicate,
         effects=[cast("AnyEffect", e) for e in result.effects if not isinstance(e, _INTERNAL)],
+        held=result.held,
     )
 
 

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
-from litestar import Controller, Response, delete, get, post
+from litestar import Controller, Request, Response, delete, get, post
 from litestar.di import Provide
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody, QueryParameter
 
+from engine import audit, point_views, points
 from engine import members as members_repo
-from engine import point_views, points
 from engine.members import Member, MemberIn
 from engine.points import Adjustment, PointsSummary
 from web.deps import PrincipalDep, ServicesDep, provide_secret_principal
+from web.exports import build_export, export_page
 from web.hygiene import MAX_ID
 from web.openapi import answers
 from web.schemas.members import MemberExport, MemberOut
@@ -143,6 +145,10 @@ class MembersController(Controller):
                 tz=brand.tz,
                 now=now,
             )
+            await audit.record(
+                session, brand_id=brand.id, actor=audit.key_actor(principal.prefix), action="points.adjusted",
+                at=now, target=f"member #{member.id}", details={"points": data.points, "reason": data.reason},
+            )  # fmt: skip
         async with services.db.read() as session:
             balance = await points.balance(session, brand_id=brand.id, member_id=member.id)
             entries, next_before = await points.history(
@@ -160,21 +166,32 @@ class MembersController(Controller):
             )
             for hook in services.erasure_hooks:
                 await hook(session, brand, member.id)
+            await audit.record(
+                session, brand_id=brand.id, actor=audit.key_actor(principal.prefix), action="member.erased",
+                at=services.clock.now(), target=f"member #{member.id}",
+            )  # fmt: skip
 
-    @get("/{external_id:str}/export", summary="Export a member's data (GDPR Art. 15 and 20)")
-    async def export(self, external_id: FromPath[str], services: ServicesDep, principal: PrincipalDep) -> MemberExport:
-        """Identity, points ledger, events and each domain's data, as JSON."""
-        brand = principal.brand
-        async with services.db.read() as session:
-            member = await members_repo.get_member(session, brand_id=brand.id, external_id=external_id)
-            balance = await points.balance(session, brand_id=brand.id, member_id=member.id)
-            entries = await points.all_entries(session, brand_id=brand.id, member_id=member.id)
-            events = await members_repo.member_events(session, brand_id=brand.id, member_id=member.id)
-            sections = {name: await hook(session, brand, member.id) for name, hook in services.export_hooks.items()}
-        return MemberExport(
-            member=_member_out(member, balance),
-            ledger=entries,
-            events=events,
-            sections=sections,
-            exported_at=services.clock.now(),
-        )
+    @get(
+        "/{external_id:str}/export",
+        summary="Export a member's data (GDPR Art. 15 and 20)",
+        responses={200: ResponseSpec(data_container=MemberExport, description="JSON, or HTML with ?format=html")},
+    )
+    async def export(
+        self,
+        request: Request[Any, Any, Any],
+        external_id: FromPath[str],
+        services: ServicesDep,
+        principal: PrincipalDep,
+        format: Annotated[
+            Literal["json", "html"], QueryParameter(description="`json` (default) or `html`: a readable page.")
+        ] = "json",
+    ) -> Response[Any]:
+        """Identity, points ledger, events and each domain's data, as JSON or a readable HTML page.
+
+        Sections: points and lots, badges, boards and archives with the board preference, rewards, held
+        events and challenges.
+        """
+        found = await build_export(services, principal.brand, external_id)
+        if format == "html":
+            return export_page(request, principal.brand, found)
+        return Response(found)

@@ -6,7 +6,7 @@ from litestar import Controller, delete, get, post
 from litestar.di import Provide
 from litestar.params import FromPath, JSONBody
 
-from engine import outbox
+from engine import audit, outbox
 from engine.outbox import WebhookEndpoint, WebhookEndpointIn
 from web.deps import PrincipalDep, ServicesDep, provide_secret_principal
 
@@ -32,10 +32,14 @@ class WebhooksController(Controller):
         The URL must be https and its host must resolve only to public addresses (422 naming ``$.url``).
         """
         return await outbox.add_endpoint(
-            services.db, brand_id=principal.brand.id, data=data, now=services.clock.now(), guard=services.egress
-        )
+            services.db, brand_id=principal.brand.id, data=data, now=services.clock.now(), guard=services.egress,
+            actor=audit.key_actor(principal.prefix),
+        )  # fmt: skip
 
     @delete("/{endpoint_id:int}", summary="Delete a webhook endpoint")
     async def remove_endpoint(self, endpoint_id: FromPath[int], services: ServicesDep, principal: PrincipalDep) -> None:
         """Stop sending to this endpoint."""
-        await outbox.remove_endpoint(services.db, brand_id=principal.brand.id, endpoint_id=endpoint_id)
+        await outbox.remove_endpoint(
+            services.db, brand_id=principal.brand.id, endpoint_id=endpoint_id, now=services.clock.now(),
+            actor=audit.key_actor(principal.prefix),
+        )  # fmt: skip

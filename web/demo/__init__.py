@@ -7,6 +7,7 @@ so a newcomer can call the API at once; they are test keys (``sk_test_…``) for
 from __future__ import annotations
 
 import random
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -193,7 +194,7 @@ async def banner(services: Services) -> str:
             "  Try:",
             f"    curl -s {base}/v1/members/m-giulia/challenges -H 'Authorization: Bearer {DEMO_SECRET_KEY}'",
             f"    curl -s {base}/v1/events -H 'Authorization: Bearer {DEMO_SECRET_KEY}' -H 'Content-Type: application/json' \\",
-            '      -d \'{"id": "first-try", "member": "m-giulia", "type": "purchase", '
+            f'      -d \'{{"id": "try-{uuid.uuid4().hex[:12]}", "member": "m-giulia", "type": "purchase", '
             f'"occurred_at": "{now:%Y-%m-%dT%H:%M:%SZ}", "properties": {{"amount": 12.5}}}}\'',
             "",
         ]

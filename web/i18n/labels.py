@@ -49,6 +49,15 @@ LABELS: dict[str, dict[str, str]] = {
         "survey": N_("Survey answered"),
         "visit": N_("Store visit"),
     },
+    "profile": {
+        "city": N_("City"),
+        "country": N_("Country"),
+        "email": N_("Email"),
+        "erased_at": N_("Erased on"),
+        "region": N_("Region"),
+        "store": N_("Store"),
+        "tier": N_("Tier"),
+    },
     "flash": {
         "adjusted": N_("Points adjusted."),
         "applied": N_("Program applied."),

@@ -108,6 +108,16 @@ def _notice(request: Request[Any, Any, Any], *, title: str, message: str, status
 
 
 def _sign_in_required(request: Request[Any, Any, Any], _: PortalSignInRequired) -> Response[Any]:
+    if not request.cookies.get(COOKIE):  # never signed in here: say how to get in, not that something expired
+        return _notice(
+            request,
+            title=N_("Sign in to your rewards"),
+            message=N_(
+                "The portal opens from a personal link: use the “My rewards” link in the brand's app or in one of "
+                "their emails, or ask the store's staff to send you one."
+            ),
+            status=401,
+        )
     return _notice(
         request,
         title=N_("This link has expired"),

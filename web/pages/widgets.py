@@ -27,6 +27,7 @@ from engine.errors import AuthenticationError, NotFound, PermissionDenied, Quest
 from engine.members import Member
 from engine.tenants import Brand, KeyKind, Principal
 from leaderboards import keys as board_keys
+from leaderboards import ranking
 from leaderboards.models import Entry
 from web.deps import Services, ServicesDep
 from web.i18n import Translator, negotiate
@@ -274,7 +275,8 @@ async def widget_shelf(services: Services, brand: Brand, member: Member) -> Widg
     """The badge widget's content: the member's earned badges."""
     shelf = await views.member_badges(services, brand, member)
     return WidgetShelf(
-        member=member.display_name or member.external_id,
+        # External ids never leave through a publishable key: a member without a name gets a pseudonym.
+        member=member.display_name or ranking.pseudonym_for(brand.id, member.id),
         earned=[
             WidgetBadge(
                 key=b.key, name=b.name, image=b.image, level=b.level_name, count=b.count, awarded_at=b.awarded_at

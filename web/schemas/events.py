@@ -7,7 +7,7 @@ import msgspec
 from engine.effects import AnyEffect
 
 
-class EventResultOut(msgspec.Struct, kw_only=True):
+class EventResultOut(msgspec.Struct, kw_only=True, omit_defaults=True):
     """What one event caused."""
 
     id: str
@@ -15,6 +15,9 @@ class EventResultOut(msgspec.Struct, kw_only=True):
     duplicate: bool
     """True when this id was seen before: the first result is returned and nothing changed."""
     effects: list[AnyEffect]
+    held: bool = False
+    """True when a velocity limit held the event for review (``pending_review``): nothing of it was applied
+    yet; the brand approves (applied once) or rejects it in the review queue. Left out when false."""
 
 
 class BatchResultOut(msgspec.Struct, kw_only=True):

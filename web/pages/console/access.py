@@ -13,6 +13,7 @@ from litestar.response import Redirect, Template
 from sqlalchemy import select
 
 from engine import outbox, tenants
+from engine.audit import admin_actor
 from engine.errors import ValidationError
 from engine.orm import BrandRow, OutboxRow
 from engine.outbox import WebhookEndpointIn
@@ -68,8 +69,9 @@ class KeysController(Controller):
         if errors:
             return await self._page(viewer, request, errors=errors, form=data)
         issued = await tenants.issue_key(
-            viewer.services.db, brand_id=viewer.brand.id, kind=KeyKind(kind_value), now=viewer.now, label=label
-        )
+            viewer.services.db, brand_id=viewer.brand.id, kind=KeyKind(kind_value), now=viewer.now, label=label,
+            actor=admin_actor(viewer.admin.email),
+        )  # fmt: skip
         return await self._page(viewer, request, issued=issued)
 
     @post("/{prefix:str}/revoke")
@@ -77,7 +79,10 @@ class KeysController(Controller):
         """Revoke the live key with this prefix."""
         if len(prefix) < 10:
             raise ValidationError("give the whole prefix of the key", field="prefix")
-        await tenants.revoke_key(viewer.services.db, brand_id=viewer.brand.id, prefix=prefix, now=viewer.now)
+        await tenants.revoke_key(
+            viewer.services.db, brand_id=viewer.brand.id, prefix=prefix, now=viewer.now,
+            actor=admin_actor(viewer.admin.email),
+        )  # fmt: skip
         return done("/console/keys", "revoked")
 
 
@@ -90,6 +95,8 @@ class DeliveryOut(msgspec.Struct, frozen=True, kw_only=True):
     attempts: int
     delivered_at: Any
     last_error: str
+    sent_to: int = 0
+    """How many endpoints received it (0 with a delivery time: there was no endpoint to send it to)."""
 
 
 class WebhooksController(Controller):
@@ -114,6 +121,7 @@ class WebhooksController(Controller):
                     attempts=r.attempts,
                     delivered_at=r.delivered_at,
                     last_error=r.last_error,
+                    sent_to=len(r.delivered_to or []),
                 )
                 for r in rows
             ]
@@ -150,8 +158,9 @@ class WebhooksController(Controller):
             )
         try:
             created = await outbox.add_endpoint(
-                viewer.services.db, brand_id=viewer.brand.id, data=data, now=viewer.now, guard=viewer.services.egress
-            )
+                viewer.services.db, brand_id=viewer.brand.id, data=data, now=viewer.now, guard=viewer.services.egress,
+                actor=admin_actor(viewer.admin.email),
+            )  # fmt: skip
         except ValidationError as exc:
             return await self._page(viewer, request, errors={"url": exc.detail}, form={"url": url, "topics": topics})
         return await self._page(viewer, request, created=created)
@@ -159,8 +168,25 @@ class WebhooksController(Controller):
     @post("/{endpoint_id:int}/delete")
     async def remove(self, endpoint_id: FromPath[int], viewer: ConsoleViewerDep) -> Redirect:
         """Stop sending to an endpoint."""
-        await outbox.remove_endpoint(viewer.services.db, brand_id=viewer.brand.id, endpoint_id=endpoint_id)
+        await outbox.remove_endpoint(
+            viewer.services.db, brand_id=viewer.brand.id, endpoint_id=endpoint_id, now=viewer.now,
+            actor=admin_actor(viewer.admin.email),
+        )  # fmt: skip
         return done("/console/webhooks", "deleted")
+
+
+async def _first_scope(viewer: ConsoleViewerDep, board_id: int) -> str:
+    """The first scope value of a scoped board that has standings (a placeholder when none has yet)."""
+    from leaderboards.orm import BoardTotalRow
+
+    async with viewer.services.db.read() as session:
+        found = await session.scalar(
+            select(BoardTotalRow.scope)
+            .where(BoardTotalRow.board_id == board_id, BoardTotalRow.scope != "")
+            .order_by(BoardTotalRow.scope)
+            .limit(1)
+        )
+    return found or "-"
 
 
 class WidgetSettingsController(Controller):
@@ -199,12 +225,21 @@ class WidgetSettingsController(Controller):
         viewer: ConsoleViewerDep,
         board: FromPath[str],
         theme: Annotated[Literal["light", "dark", "auto"], QueryParameter()] = "light",
+        board_scope: Annotated[str, QueryParameter(name="scope", max_length=200)] = "",
     ) -> Template:
-        """The leaderboard widget as members will see it (framed by this console only)."""
-        from web.pages import widgets
+        """The leaderboard widget as members will see it (framed by this console only).
 
+        A board kept per scope (e.g. per store) is previewed on the given ``scope``, else on its first scope
+        with standings.
+        """
+        from web.pages import views, widgets
+
+        definition = await views.public_board(viewer.services, viewer.brand, board)
+        scope = board_scope
+        if definition.scope is not None and not scope:
+            scope = await _first_scope(viewer, definition.id)
         content = await widgets.widget_board(
-            viewer.services, viewer.brand, board, rows=10, member=None, scope="", t=viewer.t
+            viewer.services, viewer.brand, board, rows=10, member=None, scope=scope, t=viewer.t
         )
         return widgets.leaderboard_page(
             viewer.brand,

@@ -666,6 +666,7 @@ class ProgramPageController(Controller):
                 now=viewer.now,
                 dry_run=action != "apply",
                 source="console",
+                actor=f"admin:{viewer.admin.email}",
             )
         except QuestlineError as exc:
             return await self._page(

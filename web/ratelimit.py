@@ -1,0 +1,221 @@
+"""API rate limiting per key: a token bucket in Redis, taken atomically by one Lua script.
+
+Every ``/v1/…`` request that presents a key (``Authorization: Bearer``, ``X-Api-Key`` or ``?key=``) takes
+one token from that key's bucket (``engine.keys.rate_limit_bucket``). A bucket holds ``burst`` tokens and
+refills at ``rate`` tokens per second: the brand's ``rate_limit`` setting (``{"rate": …, "burst": …}``) or
+the deployment default (``QUESTLINE_RATE_LIMIT``, ``QUESTLINE_RATE_LIMIT_BURST``); a rate of 0 turns it off.
+
+Answers carry the IETF fields of draft-ietf-httpapi-ratelimit-headers-09 (structured fields)::
+
+    RateLimit-Policy: "api";q=1000;w=10       quota q requests per window w seconds (burst / rate)
+    RateLimit: "api";r=998;t=1                 r requests remaining; t seconds until the bucket is full
+
+An empty bucket answers ``429`` problem+json with ``Retry-After`` (seconds until one token is back).
+When Redis does not answer, requests are let through (fail open) and the failure is logged: the limit
+protects capacity, it is not an authorisation check.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import msgspec
+from litestar.datastructures import MutableScopeHeaders
+from litestar.enums import ScopeType
+from litestar.middleware.base import DefineMiddleware
+
+from engine import keys
+from engine.errors import AuthenticationError
+from web.errors import PROBLEM_BASE
+
+if TYPE_CHECKING:
+    from litestar.types import ASGIApp, HTTPResponseBodyEvent, HTTPResponseStartEvent, Message, Receive, Scope, Send
+    from redis.asyncio import Redis
+
+    from engine.settings import Settings
+    from engine.tenants import Brand
+    from web.deps import Services
+
+log = logging.getLogger("questline.ratelimit")
+
+POLICY = "api"
+#: Take ``ARGV[3]`` tokens from the bucket ``KEYS[1]`` (refill ``ARGV[1]``/s, size ``ARGV[2]``) at Redis time.
+TAKE_SCRIPT = """
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(state[1])
+local ts = tonumber(state[2])
+if tokens == nil or ts == nil then
+  tokens = burst
+  ts = now
+end
+tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
+local allowed = 0
+if tokens >= cost then
+  tokens = tokens - cost
+  allowed = 1
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+return {allowed, tostring(tokens)}
+"""
+
+
+class Limit(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A key's bucket: ``burst`` tokens, refilled at ``rate`` per second (0: unlimited)."""
+
+    rate: float
+    burst: int
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """One request's outcome and what the headers say."""
+
+    allowed: bool
+    limit: Limit
+    remaining: float
+
+    def headers(self) -> dict[str, str]:
+        """``RateLimit-Policy`` and ``RateLimit`` (and ``Retry-After`` when refused)."""
+        rate, burst = self.limit.rate, self.limit.burst
+        window = max(1, math.ceil(burst / rate))
+        until_full = max(0, math.ceil((burst - self.remaining) / rate))
+        found = {
+            "RateLimit-Policy": f'"{POLICY}";q={burst};w={window}',
+            "RateLimit": f'"{POLICY}";r={max(0, math.floor(self.remaining))};t={until_full}',
+        }
+        if not self.allowed:
+            found["Retry-After"] = str(max(1, math.ceil((1 - self.remaining) / rate)))
+        return found
+
+
+def limit_for(settings: Settings, brand: Brand) -> Limit:
+    """The brand's own limit (``settings.rate_limit``) or the deployment default."""
+    default = Limit(rate=settings.rate_limit, burst=settings.rate_limit_burst)
+    custom = brand.settings.get("rate_limit")
+    if not isinstance(custom, dict):
+        return default
+    try:
+        return msgspec.convert({"rate": default.rate, "burst": default.burst, **custom}, Limit, strict=False)
+    except msgspec.ValidationError:
+        log.warning("brand %s has an invalid rate_limit setting; the default applies", brand.id)
+        return default
+
+
+class TokenBuckets:
+    """Takes tokens from per-key buckets in Redis (one atomic script call per request)."""
+
+    def __init__(self, redis: Redis, *, namespace: str) -> None:
+        self._namespace = namespace
+        self._take = redis.register_script(TAKE_SCRIPT)
+
+    async def take(self, brand_id: int, key_id: int, limit: Limit) -> Verdict:
+        """Take one token from the key's bucket.
+
+        Raises:
+            redis.RedisError: Redis did not answer (the caller fails open).
+        """
+        bucket = keys.rate_limit_bucket(self._namespace, brand_id, key_id)
+        allowed, tokens = await self._take(keys=[bucket], args=[limit.rate, limit.burst, 1])
+        return Verdict(allowed=int(allowed) == 1, limit=limit, remaining=float(tokens))
+
+
+def _presented_key(scope: Scope) -> str | None:
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+    scheme, _, value = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    if headers.get("x-api-key", "").strip():
+        return headers["x-api-key"].strip()
+    for pair in (scope.get("query_string") or b"").decode("latin-1").split("&"):
+        name, _, value = pair.partition("=")
+        if name == "key" and value:
+            return value.strip()
+    return None
+
+
+def _problem(verdict: Verdict) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    body = msgspec.json.encode(
+        {
+            "type": PROBLEM_BASE + "rate-limited",
+            "title": "Too many requests",
+            "status": 429,
+            "detail": f"this key may send {verdict.limit.burst} requests at once and "
+            f"{verdict.limit.rate:g} per second after that; retry after the Retry-After seconds",
+        }
+    )
+    headers = [(b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode())]
+    headers += [(name.lower().encode(), value.encode()) for name, value in verdict.headers().items()]
+    return body, headers
+
+
+class RateLimitMiddleware:
+    """Applies the per-key token bucket to ``/v1/…`` requests that present a key."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._buckets: TokenBuckets | None = None
+
+    @classmethod
+    def define(cls) -> DefineMiddleware:
+        """The middleware as Litestar's ``middleware=[…]`` takes it."""
+        return DefineMiddleware(cls)
+
+    async def _verdict(self, scope: Scope) -> Verdict | None:
+        if scope["type"] != ScopeType.HTTP or not str(scope.get("path", "")).startswith("/v1/"):
+            return None
+        presented = _presented_key(scope)
+        services: Services | None = getattr(scope["app"].state, "services", None)
+        if not presented or services is None:
+            return None
+        try:
+            principal = await services.keys.resolve(presented)
+        except AuthenticationError:
+            return None  # the handler answers 401
+        limit = limit_for(services.settings, principal.brand)
+        if limit.rate <= 0:
+            return None
+        if self._buckets is None:
+            self._buckets = TokenBuckets(services.redis, namespace=services.settings.redis_namespace)
+        try:
+            return await self._buckets.take(principal.brand.id, principal.key_id, limit)
+        except Exception:
+            log.warning("rate limit not applied: Redis did not answer (failing open)", exc_info=True)
+            return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Refuse with 429 when the key's bucket is empty; else add the headers to the answer."""
+        verdict = await self._verdict(scope)
+        if verdict is None:
+            await self.app(scope, receive, send)
+            return
+        if not verdict.allowed:
+            body, headers = _problem(verdict)
+            start: HTTPResponseStartEvent = {"type": "http.response.start", "status": 429, "headers": headers}
+            await send(start)
+            end: HTTPResponseBodyEvent = {"type": "http.response.body", "body": body, "more_body": False}
+            await send(end)
+            return
+        extra = verdict.headers()
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableScopeHeaders.from_message(message)
+                for name, value in extra.items():
+                    headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def expose_headers() -> list[str]:
+    """The headers browsers may read from cross-origin API answers."""
+    return ["RateLimit-Policy", "RateLimit", "Retry-After"]

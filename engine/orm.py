@@ -71,6 +71,8 @@ class MemberRow(Base):
     attributes: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    tier: Mapped[str | None] = mapped_column(String(64), nullable=True, default=None)
+    """The computed tier (kept by the tiers domain; migration ``0008_tiers``); NULL: none computed."""
 
 
 class EventRow(Base):

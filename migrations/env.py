@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
 # Every package that owns tables registers them on Base.metadata when imported (for autogenerate).
-for module in ("engine.orm", "challenges.orm", "badges.orm", "leaderboards.orm", "rewards.orm"):
+for module in ("engine.orm", "challenges.orm", "badges.orm", "leaderboards.orm", "rewards.orm", "tiers.orm"):
     try:
         importlib.import_module(module)
     except ModuleNotFoundError as exc:

@@ -202,7 +202,7 @@ async def set_tier(
         review_at,
         keep_until,
         override_until,
-        values["override_reason"],
+        reason if change == "override" else "",
         source,
         version,
     )

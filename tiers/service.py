@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Table
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    from engine.clock import Clock
     from engine.db import Database
     from engine.members import Member
     from engine.tenants import Brand
@@ -145,6 +146,9 @@ async def evaluate(db: Database, *, brand: Brand, now: datetime) -> Evaluation:
     the minimum stay (``keep_months``) is not over; one who reaches it is renewed. Idempotent.
     """
     result = Evaluation()
+    async with db.read() as session:
+        if await repo.load_program(session, brand.id) is None:
+            return result
     async with db.write() as session:
         program = await repo.load_program(session, brand.id)
         if program is None or not program.tiers:
@@ -341,3 +345,30 @@ async def members_over_time(db: Database, *, brand: Brand, now: datetime, days: 
                 counts[previous] += 1
         series.append({"day": day.isoformat(), "tiers": {k: v for k, v in counts.items() if v > 0}})
     return list(reversed(series))
+
+
+async def evaluate_all(db: Database, *, now: datetime) -> dict[str, Evaluation]:
+    """Run :func:`evaluate` for every brand with tiers; returns the brands' reports by slug."""
+    from engine.tenants import list_brands
+
+    async with db.read() as session:
+        brands = await list_brands(session)
+    reports: dict[str, Evaluation] = {}
+    for brand in brands:
+        reports[brand.slug] = await evaluate(db, brand=brand, now=now)
+    return reports
+
+
+async def run_periodically(db: Database, *, clock: Clock, interval: float = 900.0) -> None:
+    """The background job: re-evaluate every brand's tiers every ``interval`` seconds (until cancelled)."""
+    import asyncio
+    import logging
+
+    log = logging.getLogger(__name__)
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await evaluate_all(db, now=clock.now())
+        except Exception:
+            # The next run retries; a review is idempotent (it only acts on members still due).
+            log.exception("tier evaluation failed; retrying at the next run")

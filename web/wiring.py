@@ -7,7 +7,7 @@ badge reward exactly as the server's period closer does.
 
 What one domain offers another is an engine-level Protocol (``engine.grants.BadgeGranter``) passed here
 as a typed argument; no domain imports a sibling. The pipeline is built once, after its processors:
-points → challenges → badges (a completion can award a badge) → leaderboards (they total what the
+points → challenges → tiers (upgrades on what they awarded) → badges (a completion can award a badge) → leaderboards (they total what the
 others awarded) → the pages' live-update publisher → the outbox wake-up.
 """
 
@@ -43,6 +43,9 @@ from engine.settings import Settings
 from engine.tenants import Brand, KeyCache
 from leaderboards import erase_member as erase_board_member
 from leaderboards.service import Leaderboards
+from tiers import service as tiers_service
+from tiers.processor import Programs as TierPrograms
+from tiers.processor import TiersProcessor
 from web.deps import ErasureHook, ExportHook, MemberUpdateHook, Services
 from web.pages.live import LivePublisher
 
@@ -57,12 +60,19 @@ def create_redis(settings: Settings) -> Redis:
 
 
 def pipeline_steps(
-    settings: Settings, *, redis: Redis, leaderboards: Leaderboards, outbox: OutboxDeliverer
+    settings: Settings,
+    *,
+    redis: Redis,
+    leaderboards: Leaderboards,
+    outbox: OutboxDeliverer,
+    grant_badge: BadgeGranter | None = None,
 ) -> list[Processor]:
     """Every domain's pipeline steps, in the order they must run."""
+    tier_programs = TierPrograms()  # the points step reads tier multipliers through it (engine.grants.TierMultipliers)
     return [
-        PointsProcessor(),
+        PointsProcessor(tier_multipliers=tier_programs),
         ChallengeProcessor(),
+        TiersProcessor(tier_programs, grant_badge=grant_badge),  # counts what points and challenges awarded
         BadgesProcessor(public_url=settings.public_url),
         leaderboards.processor(),
         LivePublisher(redis, namespace=settings.redis_namespace),  # after every domain wrote its effects
@@ -129,7 +139,7 @@ def build_services(
     steps = (
         list(processors)
         if processors is not None
-        else pipeline_steps(settings, redis=redis, leaderboards=leaderboards, outbox=outbox)
+        else pipeline_steps(settings, redis=redis, leaderboards=leaderboards, outbox=outbox, grant_badge=grant_badge)
     )
     erasure_hooks: tuple[ErasureHook, ...] = (
         _erase_challenges,
@@ -205,9 +215,15 @@ async def background_jobs(services: Services, *, deliver_webhooks: bool = True) 
     """
     await services.leaderboards.start(rebuild_now=services.settings.uses_fake_redis)
     delivery = asyncio.create_task(services.outbox.run(), name="outbox") if deliver_webhooks else None
+    tier_reviews = asyncio.create_task(
+        tiers_service.run_periodically(services.db, clock=services.clock), name="tier-reviews"
+    )
     try:
         yield
     finally:
+        tier_reviews.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await tier_reviews
         await services.leaderboards.stop()
         if delivery is not None:
             delivery.cancel()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta  # noqa: TC003 (dataclass fields)
+from datetime import date, datetime  # noqa: TC003 (dataclass fields)
 from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
@@ -221,13 +221,14 @@ async def history(
     return list(rows)
 
 
-async def due_for_review(
-    session: AsyncSession, *, brand_id: BrandId, before: datetime, grace: timedelta
-) -> list[Current]:
-    """Members whose window ended ``grace`` ago or whose override ended, locked for the job's transaction."""
+async def due_for_review(session: AsyncSession, *, brand_id: BrandId, before: datetime) -> list[Current]:
+    """Members whose window ended or whose override ended by ``before``, locked for the job's transaction.
+
+    The caller checks the grace period (in local days) itself.
+    """
     query = select(MemberTierRow).where(
         MemberTierRow.brand_id == brand_id,
-        (MemberTierRow.review_at <= before - grace) | (MemberTierRow.override_until <= before),
+        (MemberTierRow.review_at <= before) | (MemberTierRow.override_until <= before),
     )
     if on_postgres(session):
         query = query.with_for_update(skip_locked=True)

@@ -79,6 +79,11 @@ class Evaluation(msgspec.Struct, kw_only=True):
     birthdays: int = 0
 
 
+def grace_ends(review: datetime, grace_days: int, tz: ZoneInfo) -> datetime:
+    """When the grace period after a window ending at ``review`` ends: local midnight ``grace_days`` days later."""
+    return local_midnight(local_day(review, tz) + timedelta(days=grace_days), tz) if grace_days else review
+
+
 async def window_value(
     session: AsyncSession, *, brand: Brand, program: TierProgram, member_id: MemberId, since: datetime, at: datetime,
     grace_days: int = 0,
@@ -153,8 +158,8 @@ async def evaluate(db: Database, *, brand: Brand, now: datetime) -> Evaluation:
         program = await repo.load_program(session, brand.id)
         if program is None or not program.tiers:
             return result
-        grace = timedelta(days=program.qualification.grace_days)
-        due = await repo.due_for_review(session, brand_id=brand.id, before=now, grace=grace)
+        grace = program.qualification.grace_days
+        due = await repo.due_for_review(session, brand_id=brand.id, before=now)
         people = await _external_ids(session, [c.member_id for c in due])
         for current in due:
             external_id, since, _ = people[current.member_id]
@@ -162,6 +167,8 @@ async def evaluate(db: Database, *, brand: Brand, now: datetime) -> Evaluation:
                 await _end_override(session, brand=brand, program=program, current=current, since=since, now=now,
                                     external_id=external_id, result=result)  # fmt: skip
             elif current.override_until is None and current.review_at is not None:
+                if grace_ends(current.review_at, grace, brand.tz) > now:
+                    continue  # still in the grace period
                 await _review(session, brand=brand, program=program, current=current, since=since, now=now,
                               external_id=external_id, result=result)  # fmt: skip
         result.birthdays = await _birthdays(session, brand=brand, program=program, now=now)

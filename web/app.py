@@ -33,6 +33,7 @@ from web.api.events import EventsController
 from web.api.leaderboards import routes as leaderboards_routes
 from web.api.members import MembersController
 from web.api.rules import EarningRulesController
+from web.api.tiers import routes as tiers_routes
 from web.api.webhooks import WebhooksController
 from web.deps import ServicesDep, provide_principal, provide_services
 from web.errors import problem_details_plugin
@@ -133,6 +134,7 @@ def create_app(
             *challenges_routes,
             *badges_routes,
             *leaderboards_routes,
+            *tiers_routes,
             *pages.routes,
         ],
         dependencies={

@@ -21,7 +21,7 @@ import importlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Protocol, cast
 
 import msgspec
 import yaml
@@ -39,6 +39,7 @@ from engine.earning import EarningRule, build_rule
 from engine.errors import Conflict, DefinitionError, NotFound, ValidationError
 from engine.rules_store import load_rules
 from engine.tenants import Brand
+from tiers import config as tiers_config
 from web.deps import PrincipalDep, ServicesDep, provide_secret_principal
 
 FORMAT = 1
@@ -129,6 +130,20 @@ def domain_section(name: str, module_name: str) -> Section | None:
     return Section(keys=(name,), parse=parse, apply=apply, export=export)
 
 
+def _parse_tiers(data: Mapping[str, Any]) -> Any:
+    return tiers_config.parse_section(data["tiers"], path="$.tiers")
+
+
+async def _apply_tiers(session: AsyncSession, brand: Brand, defs: Any, now: datetime) -> list[str]:
+    return await tiers_config.apply_section(session, brand_id=brand.id, defs=defs, now=now)
+
+
+async def _export_tiers(session: AsyncSession, brand: Brand) -> dict[str, list[dict[str, Any]]]:
+    # The ``tiers`` section is an object ({qualification, levels}), not a list like the others.
+    section = await tiers_config.export_section(session, brand_id=brand.id)
+    return cast("dict[str, list[dict[str, Any]]]", {"tiers": section} if section is not None else {})
+
+
 #: Domain packages' sections, in apply order (after earning rules and challenges: a challenge's reward names a
 #: badge key, and boards total what the others award).
 DOMAIN_SECTIONS = (("badges", "badges.config"), ("leaderboards", "leaderboards.config"))
@@ -155,6 +170,7 @@ def sections() -> tuple[Section, ...]:
         section = domain_section(name, module_name)
         if section is not None:
             found.append(section)
+    found.append(Section(keys=("tiers",), parse=_parse_tiers, apply=_apply_tiers, export=_export_tiers))
     return tuple(found)
 
 

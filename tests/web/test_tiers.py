@@ -1,0 +1,86 @@
+"""Tiers over HTTP and in the program document."""
+
+from tests.helpers import event
+
+GOLD = {"key": "gold", "name": {"en": "Gold", "it": "Oro"}, "color": "#d4a017", "threshold": 100, "multiplier": 2.0,
+        "perks": [{"en": "Free delivery", "it": "Consegna gratuita"}], "choices": ["mug", "tote"]}  # fmt: skip
+
+
+async def _define(client, brand):
+    silver = await client.put("/v1/tiers/silver", json={"key": "silver", "threshold": 0}, headers=brand.headers)
+    assert silver.status_code == 201, silver.text
+    gold = await client.put("/v1/tiers/gold", json=GOLD, headers=brand.headers)
+    assert gold.status_code == 201, gold.text
+    rule = {"key": "buy", "event_type": "purchase", "per_unit": {"property": "amount"}}
+    assert (await client.put("/v1/earning-rules/buy", json=rule, headers=brand.headers)).status_code in (200, 201)
+
+
+async def test_define_qualify_choose_override_and_history(client, brand):
+    await _define(client, brand)
+    listed = (await client.get("/v1/tiers", headers=brand.headers)).json()
+    assert [t["tier"]["key"] for t in listed["tiers"]] == ["silver", "gold"]
+    assert listed["qualification"]["window"]["kind"] == "calendar_year"
+    clash = await client.put("/v1/tiers/bronze", json={"key": "bronze", "threshold": 100}, headers=brand.headers)
+    assert clash.status_code == 422 and "same threshold" in clash.json()["detail"]
+    sent = await client.post(
+        "/v1/events", json={"events": [event("e1", "m", "purchase", "2026-11-20T09:00:00Z", amount=120)]},
+        headers=brand.headers,
+    )  # fmt: skip
+    assert sent.status_code in (200, 201), sent.text
+    effects = sent.json()["results"][0]["effects"]
+    assert [e["tier"] for e in effects if e["type"] == "tier_changed"] == ["gold"]
+    view = (await client.get("/v1/members/m/tier", headers=brand.headers)).json()
+    assert (view["tier"], view["value"], view["next_tier"]) == ("gold", 120, None)
+    bad = await client.post("/v1/members/m/tier/choice", json={"reward": "car"}, headers=brand.headers)
+    assert bad.status_code == 422
+    chosen = await client.post("/v1/members/m/tier/choice", json={"reward": "mug"}, headers=brand.headers)
+    assert chosen.status_code == 201 and chosen.json()["tier"] == "gold"
+    twice = await client.post("/v1/members/m/tier/choice", json={"reward": "tote"}, headers=brand.headers)
+    assert twice.status_code == 409
+    override = await client.post(
+        "/v1/members/m/tier", json={"tier": "silver", "until": "2026-12-31T00:00:00Z", "reason": "test"},
+        headers=brand.headers,
+    )  # fmt: skip
+    assert override.status_code == 200, override.text
+    body = override.json()
+    assert (body["tier"], body["override_reason"]) == ("silver", "test")
+    assert [h["change"] for h in body["history"]] == ["override", "upgraded"]
+    stats = (await client.get("/v1/tier-program/stats?days=2", headers=brand.headers)).json()
+    assert stats["distribution"] == {"silver": 1}
+    simulated = await client.post(
+        "/v1/tier-program/simulations",
+        json={"tiers": [{"key": "silver", "threshold": 0}, {"key": "gold", "threshold": 200}]},
+        headers=brand.headers,
+    )
+    assert simulated.status_code == 200, simulated.text
+    assert simulated.json()["after"] == {"silver": 1}
+
+
+async def test_tier_multiplier_reaches_the_points_step_and_member_tier_predicate(client, brand):
+    await _define(client, brand)
+    first = {"events": [event("e1", "m", "purchase", "2026-11-20T09:00:00Z", amount=150)]}
+    await client.post("/v1/events", json=first, headers=brand.headers)
+    second = {"events": [event("e2", "m", "purchase", "2026-11-20T10:00:00Z", amount=10)]}
+    result = (await client.post("/v1/events", json=second, headers=brand.headers)).json()
+    awarded = [e for e in result["results"][0]["effects"] if e["type"] == "points_awarded"]
+    assert (awarded[0]["points"], awarded[0]["multiplier"]) == (20, 2.0)
+
+
+async def test_tiers_in_the_program_document(client, brand):
+    document = {
+        "tiers": {
+            "qualification": {
+                "metric": {"kind": "event_count", "event_types": ["visit"]},
+                "window": {"kind": "rolling", "days": 90},
+            },
+            "levels": [{"key": "regular", "threshold": 3}, {"key": "fan", "threshold": 10}],
+        }
+    }
+    applied = await client.put("/v1/program", json=document, headers=brand.headers)
+    assert applied.status_code == 200, applied.text
+    exported = (await client.get("/v1/program", headers=brand.headers)).json()
+    assert [t["key"] for t in exported["tiers"]["levels"]] == ["regular", "fan"]
+    broken = {"tiers": {"qualification": {"metric": {"kind": "event_count"}}, "levels": [{"key": "x"}]}}
+    refused = await client.put("/v1/program", json=broken, headers=brand.headers)
+    assert refused.status_code == 422 and refused.json()["field"] == "$.tiers.qualification.metric.event_types"
+    assert (await client.get("/v1/tiers", headers=brand.headers)).json()["qualification"]["window"]["days"] == 90

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 class TiersSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """The document form of a tier program."""
 
-    qualification: Qualification = Qualification()
+    qualification: Qualification = msgspec.field(default_factory=Qualification)
     levels: list[TierSpec] = []
 
 

@@ -42,8 +42,8 @@ class Window(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
 class Qualification(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """The program-level rules: metric, window, grace period, minimum stay, birthday bonus."""
 
-    metric: Metric = Metric()
-    window: Window = Window()
+    metric: Metric = msgspec.field(default_factory=Metric)
+    window: Window = msgspec.field(default_factory=Window)
     grace_days: Annotated[int, msgspec.Meta(ge=0, le=365)] = 0
     """Days after a window ends during which the member can still reach the threshold before a downgrade."""
     keep_months: Annotated[int, msgspec.Meta(ge=0, le=120)] = 0
@@ -82,7 +82,7 @@ class TierSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 class TierProgram(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A brand's tiers, lowest first, and how members qualify."""
 
-    qualification: Qualification = Qualification()
+    qualification: Qualification = msgspec.field(default_factory=Qualification)
     tiers: list[TierSpec] = []
 
     def get(self, key: str | None) -> TierSpec | None:

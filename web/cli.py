@@ -16,6 +16,7 @@ from web.commands import challenges as challenges_commands
 from web.commands import leaderboards as leaderboards_commands
 from web.commands import pages as pages_commands
 from web.commands import run, services_for, settings_from_env, with_brand
+from web.commands import tiers as tiers_commands
 
 if TYPE_CHECKING:
     from web.deps import Services
@@ -203,7 +204,7 @@ def key_revoke(slug: str, prefix: str) -> None:
     with_brand(slug, body)
 
 
-for _module in (challenges_commands, badges_commands, leaderboards_commands, pages_commands):
+for _module in (challenges_commands, badges_commands, leaderboards_commands, pages_commands, tiers_commands):
     _module.register(cli)
 
 

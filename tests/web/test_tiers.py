@@ -84,3 +84,25 @@ async def test_tiers_in_the_program_document(client, brand):
     refused = await client.put("/v1/program", json=broken, headers=brand.headers)
     assert refused.status_code == 422 and refused.json()["field"] == "$.tiers.qualification.metric.event_types"
     assert (await client.get("/v1/tiers", headers=brand.headers)).json()["qualification"]["window"]["days"] == 90
+
+
+async def test_evaluate_command_runs_the_job(client, brand, settings, monkeypatch):
+    """`questline tiers evaluate --brand` runs the re-evaluation with the server's wiring."""
+    import asyncio
+
+    from click.testing import CliRunner
+
+    from web.cli import cli
+
+    await _define(client, brand)
+    for name, value in (
+        ("DATABASE_URL", settings.database_url),
+        ("REDIS_URL", settings.redis_url),
+        ("REDIS_NAMESPACE", settings.redis_namespace),
+    ):
+        monkeypatch.setenv(f"QUESTLINE_{name}", value)
+    result = await asyncio.to_thread(CliRunner().invoke, cli, ["tiers", "evaluate", "--brand", brand.brand.slug])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"{brand.brand.slug}: ") and '"downgraded": 0' in result.output
+    listed = await asyncio.to_thread(CliRunner().invoke, cli, ["tiers", "list", "--brand", brand.brand.slug])
+    assert listed.exit_code == 0 and listed.output.split()[0] == "silver"

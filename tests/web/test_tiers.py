@@ -1,5 +1,7 @@
 """Tiers over HTTP and in the program document."""
 
+import re
+
 from tests.helpers import event
 
 GOLD = {"key": "gold", "name": {"en": "Gold", "it": "Oro"}, "color": "#d4a017", "threshold": 100, "multiplier": 2.0,
@@ -106,3 +108,38 @@ async def test_evaluate_command_runs_the_job(client, brand, settings, monkeypatc
     assert result.output.startswith(f"{brand.brand.slug}: ") and '"downgraded": 0' in result.output
     listed = await asyncio.to_thread(CliRunner().invoke, cli, ["tiers", "list", "--brand", brand.brand.slug])
     assert listed.exit_code == 0 and listed.output.split()[0] == "silver"
+
+
+SPEND_PROGRAM = {
+    "earning_rules": [{"key": "buy", "event_type": "purchase", "per_unit": {"property": "amount"}}],
+    "tiers": {
+        "qualification": {"metric": {"kind": "property_sum", "property": "amount"}, "unit": "€"},
+        "levels": [
+            {"key": "silver", "name": {"en": "Silver", "it": "Argento"}, "threshold": 0,
+             "perks": [{"en": "Birthday gift", "it": "Regalo di compleanno"}]},
+            {"key": "gold", "name": {"en": "Gold", "it": "Oro"}, "threshold": 200, "multiplier": 1.5, "color": "#d4a017"},
+        ],
+    },
+}  # fmt: skip
+
+
+async def test_portal_tier_page_shows_progress_benefits_and_history(client, brand):
+    from tests.web.test_pages import open_portal
+
+    assert (await client.put("/v1/program", json=SPEND_PROGRAM, headers=brand.headers)).status_code == 200
+    member = {"external_id": "m1", "display_name": "Giulia", "locale": "en"}
+    assert (await client.post("/v1/members", json=member, headers=brand.headers)).status_code == 201
+    sent = await client.post(
+        "/v1/events", json=event("p1", "m1", "purchase", "2026-11-20T09:00:00Z", amount=80), headers=brand.headers
+    )
+    assert sent.status_code == 200, sent.text
+    await open_portal(client, brand, "m1")
+    page = await client.get("/portal/tier")
+    assert page.status_code == 200, page.text
+    text = re.sub(r"\s+", " ", page.text)
+    assert "€120 to Gold" in text
+    assert "Birthday gift" in text
+    assert "Upgraded to Silver" in text
+    assert 'aria-current="page"' in text and 'href="/portal/tier"' in text
+    italian = re.sub(r"\s+", " ", (await client.get("/portal/tier?lang=it")).text)
+    assert "€120 per Oro" in italian and "Regalo di compleanno" in italian

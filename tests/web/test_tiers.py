@@ -143,3 +143,34 @@ async def test_portal_tier_page_shows_progress_benefits_and_history(client, bran
     assert 'aria-current="page"' in text and 'href="/portal/tier"' in text
     italian = re.sub(r"\s+", " ", (await client.get("/portal/tier?lang=it")).text)
     assert "€120 per Oro" in italian and "Regalo di compleanno" in italian
+
+
+async def test_console_tiers_page_simulates_then_applies_a_threshold_change(client, brand, db, clock):
+    import uuid
+
+    from engine.admins import create_admin
+    from tests.web.test_console import PASSWORD, post_form, sign_in
+
+    email = f"admin-{uuid.uuid4().hex[:8]}@brand.example"
+    await create_admin(db, brand_id=brand.brand.id, email=email, password=PASSWORD, name="Ada", now=clock.now())
+    assert (await client.put("/v1/program", json=SPEND_PROGRAM, headers=brand.headers)).status_code == 200
+    batch = {"events": [
+        event("a1", "a", "purchase", "2026-11-20T09:00:00Z", amount=150),
+        event("b1", "b", "purchase", "2026-11-20T09:00:00Z", amount=250),
+    ]}  # fmt: skip
+    assert (await client.post("/v1/events", json=batch, headers=brand.headers)).status_code == 200
+    assert (await sign_in(client, email)).status_code == 303
+    page = await client.get("/console/tiers")
+    assert page.status_code == 200
+    assert 'id="tier-distribution-t"' in page.text and 'href="/console/tiers" aria-current="page"' in page.text
+    wrong = await post_form(client, "/console/tiers/simulate", {"threshold_silver": "0", "threshold_gold": "lots"})
+    assert wrong.status_code == 422 and "Enter a number" in wrong.text
+    simulated = await post_form(client, "/console/tiers/simulate", {"threshold_silver": "0", "threshold_gold": "100"})
+    assert simulated.status_code == 200, simulated.text
+    assert "1 members would move up and 0 down, of 2." in re.sub(r"\s+", " ", simulated.text)
+    listed = (await client.get("/v1/tiers", headers=brand.headers)).json()
+    assert listed["tiers"][1]["tier"]["threshold"] == 200  # the simulation changed nothing
+    applied = await post_form(client, "/console/tiers/apply", {"threshold_silver": "0", "threshold_gold": "100"})
+    assert applied.status_code == 303
+    listed = (await client.get("/v1/tiers", headers=brand.headers)).json()
+    assert listed["tiers"][1]["tier"]["threshold"] == 100

@@ -28,7 +28,7 @@ from web.pages.console.program import CampaignsController, ChallengesController,
 from web.pages.links import MemberLinksController
 from web.pages.live import LivePublisher
 from web.pages.portal import PortalController
-from web.pages.tier_pages import PortalTierController
+from web.pages.tier_pages import ConsoleTiersController, PortalTierController
 from web.pages.widgets import WidgetDataController, WidgetsController
 
 STATIC_DIR = rendering.STATIC_DIR
@@ -49,6 +49,7 @@ routes: list[Any] = [
     MemberLinksController,
     PortalController,
     PortalTierController,
+    ConsoleTiersController,
     ConsoleAuthController,
     DashboardController,
     CampaignsController,

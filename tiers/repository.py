@@ -17,6 +17,7 @@ from engine.ids import MemberId
 from engine.orm import MemberRow
 from tiers.models import TierProgram
 from tiers.orm import MemberTierRow, TierBonusRow, TierCounterRow, TierHistoryRow, TierProgramRow
+from tiers.rules import review_at
 
 if TYPE_CHECKING:
     from sqlalchemy import Table
@@ -59,19 +60,26 @@ async def save_program(session: AsyncSession, *, brand_id: BrandId, program: Tie
 
 
 async def adopt_attributes(session: AsyncSession, *, brand_id: BrandId, program: TierProgram, now: datetime) -> int:
-    """Members whose ``tier`` attribute names a defined tier and who have no tier row get it (change ``migrated``)."""
+    """Members whose ``tier`` attribute names a defined tier and who have no tier row get it (change ``migrated``).
+
+    They are reviewed at the end of their current window, like a member who qualified today.
+    """
     keys = {t.key for t in program.tiers}
+    tz = (await tenants.get_brand_by_id(session, brand_id)).tz
     known = select(MemberTierRow.member_id).where(MemberTierRow.brand_id == brand_id)
     rows = await session.execute(
-        select(MemberRow.id, MemberRow.attributes).where(MemberRow.brand_id == brand_id, MemberRow.id.not_in(known))
+        select(MemberRow.id, MemberRow.attributes, MemberRow.created_at).where(
+            MemberRow.brand_id == brand_id, MemberRow.id.not_in(known)
+        )
     )
     adopted = 0
-    for member_id, attributes in rows:
+    for member_id, attributes, created_at in rows:
         value = (attributes or {}).get("tier")
         if isinstance(value, str) and value in keys:
             await set_tier(
                 session, brand_id=brand_id, current=empty(MemberId(member_id)), tier=value, change="migrated",
                 now=now, reason="from the member's tier attribute",
+                review_at=review_at(program.qualification.window, now, tz, member_since=created_at),
             )  # fmt: skip
             adopted += 1
     return adopted

@@ -100,7 +100,14 @@ def test_portal_pages_have_no_serious_violations(live_server, audited, axe_sourc
     member = f"m-axe-{uuid.uuid4().hex[:6]}"
     live_server.member(member, name="Giulia")
     audited.goto(live_server.portal_link(member))
-    pages = ["/portal", "/portal/challenges", "/portal/badges", "/portal/leaderboards", "/portal/activity"]
+    pages = [
+        "/portal",
+        "/portal/challenges",
+        "/portal/badges",
+        "/portal/leaderboards",
+        "/portal/activity",
+        "/portal/tier",
+    ]
     urls = [f"{live_server.url}{path}?lang={lang}" for lang in LANGS for path in pages]
     assert audit(audited, axe_source, urls) == {}
 
@@ -124,6 +131,7 @@ def test_console_pages_have_no_serious_violations(live_server, audited, axe_sour
         "/console/keys",
         "/console/webhooks",
         "/console/widgets",
+        "/console/tiers",
     ]
     urls = [f"{live_server.url}{path}?lang={lang}" for lang in LANGS for path in pages]
     assert audit(audited, axe_source, urls) == {}

@@ -21,6 +21,7 @@ from engine.tenants import KeyKind
 from web.demo import badges as badges_demo
 from web.demo import challenges as challenges_demo
 from web.demo import leaderboards as leaderboards_demo
+from web.demo import tiers as tiers_demo
 from web.deps import Services
 
 DEMO_SLUG = "demo"
@@ -134,6 +135,7 @@ async def ensure_demo(services: Services) -> bool:
             data=MemberIn(external_id=external_id, display_name=name, locale=locale, attributes=attributes),
             now=now,
         )
+    await tiers_demo.seed_demo(services, brand)  # after the members: their tier attributes are adopted
     await create_admin(
         services.db,
         brand_id=brand.id,

@@ -382,7 +382,7 @@ class ProgramController(Controller):
         summary="Apply a program document",
         description=(
             "Body: the program document, JSON (`Content-Type: application/json`) or YAML (any other type), with "
-            "the sections `earning_rules`, `campaigns`, `challenges`, `badges`, `leaderboards` (see docs/program.md). "
+            "the sections `earning_rules`, `campaigns`, `challenges`, `badges`, `leaderboards`, `tiers` (see docs/program.md). "
             "A section left out is left as it is."
         ),
     )

@@ -174,3 +174,10 @@ async def test_console_tiers_page_simulates_then_applies_a_threshold_change(clie
     assert applied.status_code == 303
     listed = (await client.get("/v1/tiers", headers=brand.headers)).json()
     assert listed["tiers"][1]["tier"]["threshold"] == 100
+
+
+async def test_openapi_documents_the_tier_endpoints(client):
+    paths = (await client.get("/schema/openapi.json")).json()["paths"]
+    for path in ("/v1/tiers", "/v1/tiers/{key}", "/v1/members/{external_id}/tier", "/v1/tier-program/simulations"):
+        assert path in paths, path
+    assert set(paths["/v1/tiers/{key}"]) == {"get", "put", "delete"}

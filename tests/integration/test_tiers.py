@@ -290,3 +290,35 @@ async def test_existing_tier_attributes_are_adopted(db, brand, clock):
     async with db.read() as session:
         other = await get_member(session, brand_id=b.id, external_id="other")
     assert other.predicate_view["tier"] == "bronze"  # no such tier: the attribute still reads as before
+
+
+async def test_reaching_a_tier_awards_its_badge_once(db, brand, clock):
+    from badges import config as badges_config
+    from badges.models import BadgeSpec, build_badge
+    from badges.openbadges import Urls
+    from badges.service import grant_function
+    from engine.effects import BadgeAwarded
+
+    b = brand.brand
+    async with db.write() as session:
+        await badges_config.apply_section(
+            session, brand_id=b.id, defs=[build_badge(BadgeSpec(key="gold-member", name="Gold member"))], now=T0
+        )
+    prog = build_program(
+        TierProgram(
+            tiers=[TierSpec(key="silver", threshold=0), TierSpec(key="gold", threshold=100, badge="gold-member")]
+        )
+    )
+    async with db.write() as session:
+        await repo.save_program(session, brand_id=b.id, program=prog, now=T0)
+    await put_rule(db, brand_id=b.id, spec=EarningRuleSpec(key="buy", event_type="purchase", points=60), now=T0)
+    programs = Programs()
+    grant = grant_function(Urls("https://engage.example.com"))
+    pipeline = Pipeline(
+        db,
+        processors=[PointsProcessor(tier_multipliers=programs), TiersProcessor(programs, grant_badge=grant)],
+        clock=clock,
+    )
+    results = await pipeline.process(b, [purchase(1), purchase(2), purchase(3)])
+    badges = [(r.id, e.badge) for r in results for e in r.effects if isinstance(e, BadgeAwarded)]
+    assert badges == [("e2", "gold-member")]

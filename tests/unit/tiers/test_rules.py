@@ -192,3 +192,18 @@ def test_simulation_counts_moves():
     )
     assert (report["members"], report["up"], report["down"]) == (4, 2, 1)
     assert report["after"] == {"silver": 2, "gold": 1, "base": 1}
+
+
+def test_member_tier_in_the_predicate_view_reads_the_computed_tier_first():
+    from engine.ids import MemberId
+    from engine.members import Member
+    from engine.predicates import matches, parse_predicate
+
+    def member(tier):
+        return Member(id=MemberId(1), external_id="m", display_name="", locale="it", attributes={"tier": "bronze"},
+                      created_at=NOW, tier=tier)  # fmt: skip
+
+    gold_only = parse_predicate({"field": "member.tier", "in": ["gold"]})
+    assert matches(gold_only, properties={}, member=member("gold").predicate_view)
+    assert not matches(gold_only, properties={}, member=member(None).predicate_view)  # the attribute: bronze
+    assert member(None).predicate_view["tier"] == "bronze"

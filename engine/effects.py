@@ -63,7 +63,7 @@ class BadgeAwarded(Effect, tag="badge_awarded", frozen=True, kw_only=True):
     award: str = ""
     """The award's public id: its hosted Open Badges assertion is ``/ob/v2/assertions/<award>``."""
     source: str = ""
-    """What awarded it: ``rule``, ``challenge``, ``board`` or ``manual``."""
+    """What awarded it: ``rule``, ``challenge``, ``board``, ``manual`` or ``tier``."""
 
 
 class BoardTotalChanged(Effect, tag="board_total_changed", frozen=True, kw_only=True):

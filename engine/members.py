@@ -53,7 +53,7 @@ class Member(msgspec.Struct, frozen=True, kw_only=True):
     attributes: dict[str, Any]
     created_at: datetime
     tier: str | None = None
-    """The computed tier (the tiers domain keeps it); ``None`` when none is computed."""
+    """The computed tier (the tiers domain keeps it); ``None`` when none is computed, ``""`` when it is none."""
 
     @property
     def predicate_view(self) -> dict[str, Any]:
@@ -66,9 +66,9 @@ class Member(msgspec.Struct, frozen=True, kw_only=True):
 
 def view_of(locale: str, attributes: dict[str, Any], tier: str | None) -> dict[str, Any]:
     """A member's predicate view from its stored parts."""
-    view = {"locale": locale, **attributes}
+    view: dict[str, Any] = {"locale": locale, **attributes}
     if tier is not None:
-        view["tier"] = tier
+        view["tier"] = tier or None  # "": computed, and no tier
     return view
 
 

@@ -72,7 +72,7 @@ class MemberRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
     tier: Mapped[str | None] = mapped_column(String(64), nullable=True, default=None)
-    """The computed tier (kept by the tiers domain; migration ``0008_tiers``); NULL: none computed."""
+    """The computed tier (kept by the tiers domain; migration ``0008_tiers``); NULL: none computed, "": no tier."""
 
 
 class EventRow(Base):

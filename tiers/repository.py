@@ -8,7 +8,7 @@ from datetime import date, datetime  # noqa: TC003 (dataclass fields)
 from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
-from sqlalchemy import BigInteger, delete, func, select, update
+from sqlalchemy import BigInteger, bindparam, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from engine import tenants
@@ -51,12 +51,28 @@ async def load_program(session: AsyncSession, brand_id: BrandId) -> TierProgram 
 
 async def save_program(session: AsyncSession, *, brand_id: BrandId, program: TierProgram | None, now: datetime) -> None:
     """Store (or, with ``None``, remove) the brand's program and bump its configuration version."""
-    await session.execute(delete(TierProgramRow).where(TierProgramRow.brand_id == brand_id))
-    if program is not None:
+    removed = await session.execute(delete(TierProgramRow).where(TierProgramRow.brand_id == brand_id))
+    if program is None:  # no tiers any more: `member.tier` reads the brand's attribute again
+        await session.execute(update(MemberRow).where(MemberRow.brand_id == brand_id).values(tier=None))
+    else:
         session.add(TierProgramRow(brand_id=brand_id, spec=msgspec.to_builtins(program), updated_at=now))
         await session.flush()
+        if not getattr(removed, "rowcount", 0):  # tiers (re)defined: current tier rows are what member.tier reads
+            await _resync_member_tiers(session, brand_id=brand_id)
         await adopt_attributes(session, brand_id=brand_id, program=program, now=now)
     await tenants.bump_config_version(session, brand_id)
+
+
+async def _resync_member_tiers(session: AsyncSession, *, brand_id: BrandId) -> None:
+    rows = (
+        await session.execute(
+            select(MemberTierRow.member_id, MemberTierRow.tier).where(MemberTierRow.brand_id == brand_id)
+        )
+    ).all()
+    if rows:
+        members = cast("Table", MemberRow.__table__)
+        statement = update(members).where(members.c.id == bindparam("member")).values(tier=bindparam("computed"))
+        await session.execute(statement, [{"member": m, "computed": t or ""} for m, t in rows])
 
 
 async def adopt_attributes(session: AsyncSession, *, brand_id: BrandId, program: TierProgram, now: datetime) -> int:
@@ -201,7 +217,8 @@ async def set_tier(
             change=change, reason=reason, event_key=event_key, at=now,
         )
     )  # fmt: skip
-    await session.execute(update(MemberRow).where(MemberRow.id == current.member_id).values(tier=tier))
+    # "" (not NULL): the member's tier is computed and is none, so `member.tier` no longer reads an attribute.
+    await session.execute(update(MemberRow).where(MemberRow.id == current.member_id).values(tier=tier or ""))
     await session.flush()
     return Current(
         current.member_id,

@@ -322,3 +322,33 @@ async def test_reaching_a_tier_awards_its_badge_once(db, brand, clock):
     results = await pipeline.process(b, [purchase(1), purchase(2), purchase(3)])
     badges = [(r.id, e.badge) for r in results for e in r.effects if isinstance(e, BadgeAwarded)]
     assert badges == [("e2", "gold-member")]
+
+
+async def test_no_tier_is_computed_and_removing_the_program_gives_the_attribute_back(db, brand, clock):
+    b = brand.brand
+    prog = build_program(
+        TierProgram(
+            tiers=[TierSpec(key="gold", threshold=100)],
+            qualification=Qualification(window=Window(kind="rolling", days=10)),
+        )
+    )
+    async with db.write() as session:
+        await ensure_and_lock(session, db=db, brand_id=b.id, external_ids=["m"], now=T0)
+        row = await session.scalar(select(MemberRow).where(MemberRow.brand_id == b.id))
+        row.attributes = {"tier": "gold"}
+    pipeline = await setup(db, b, clock, prog)  # adopted: gold
+    await service.evaluate(db, brand=b, now=T0 + timedelta(days=11))  # nothing earned in the window: no tier
+
+    async def view():
+        async with db.read() as session:
+            return (await get_member(session, brand_id=b.id, external_id="m")).predicate_view["tier"]
+
+    assert (await history_of(db, b, "m"))[-1] == ("downgraded", "gold", None)
+    assert await view() is None  # computed, and none: the old attribute no longer counts
+    async with db.write() as session:
+        await repo.save_program(session, brand_id=b.id, program=None, now=T0)
+    assert await view() == "gold"  # no tiers any more: the attribute reads as before
+    async with db.write() as session:
+        await repo.save_program(session, brand_id=b.id, program=prog, now=T0)
+    assert await view() is None  # defined again: the current tier rows count
+    assert pipeline is not None

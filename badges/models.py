@@ -30,7 +30,7 @@ MAX_IMAGE_CHARS = 400_000
 """A base64 data URI of at most ~300 KB of image."""
 COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
-SOURCES = ("rule", "challenge", "board", "manual")
+SOURCES = ("rule", "challenge", "board", "manual", "tier")
 """What can award a badge."""
 
 

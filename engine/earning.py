@@ -154,9 +154,12 @@ def evaluate(
     tz: ZoneInfo,
     earned_today: dict[tuple[str, date], int],
     path: str = "properties",
+    tier_factor: float = 1.0,
 ) -> list[PointsAwarded]:
     """The points ``event`` earns under ``rules``.
 
+    ``tier_factor`` is the member's tier multiplier; it stacks with a rule's time-limited multipliers by
+    multiplying (a 2x weekend for a 1.5x Gold member gives 3x), before the daily cap.
     ``earned_today`` maps (rule key, local day) to points the member already earned from that rule that
     day; it is updated in place, so evaluating a member's events in order respects each daily cap.
     """
@@ -169,7 +172,7 @@ def evaluate(
         points = base_points(rule, event, path=path)
         if points is None:
             continue
-        factor = multiplier_at(rule, event.occurred_at)
+        factor = multiplier_at(rule, event.occurred_at) * tier_factor
         points = min(math.floor(points * factor + 1e-9), MAX_POINTS_PER_EVENT)
         capped = False
         if rule.daily_cap is not None:

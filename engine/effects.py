@@ -63,7 +63,7 @@ class BadgeAwarded(Effect, tag="badge_awarded", frozen=True, kw_only=True):
     award: str = ""
     """The award's public id: its hosted Open Badges assertion is ``/ob/v2/assertions/<award>``."""
     source: str = ""
-    """What awarded it: ``rule``, ``challenge``, ``board`` or ``manual``."""
+    """What awarded it: ``rule``, ``challenge``, ``board``, ``manual`` or ``tier``."""
 
 
 class BoardTotalChanged(Effect, tag="board_total_changed", frozen=True, kw_only=True):
@@ -88,6 +88,14 @@ class RankChanged(Effect, tag="rank_changed", frozen=True, kw_only=True):
     """How many members the board (period and scope) holds, so an app can say "top 5%"."""
 
 
+class TierChanged(Effect, tag="tier_changed", frozen=True, kw_only=True):
+    """The member's tier changed (or was renewed): ``change`` is ``upgraded``, ``downgraded`` or ``renewed``."""
+
+    tier: str | None = None
+    previous: str | None = None
+    change: str = "upgraded"
+
+
 class Notification(Effect, tag="notification", frozen=True, kw_only=True):
     """Something to tell the brand's systems: becomes an outbox row and a signed webhook."""
 
@@ -103,6 +111,7 @@ AnyEffect = (
     | BoardTotalChanged
     | RankChanged
     | Notification
+    | TierChanged
 )
 
 effects_decoder = msgspec.json.Decoder(list[AnyEffect])

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from datetime import datetime
 
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,4 +37,12 @@ class BadgeGranter(Protocol):
         now: datetime,
     ) -> list[Effect]:
         """Award ``badge_key`` to ``member_id`` exactly once for ``(source, source_ref)``."""
+        ...
+
+
+class TierMultipliers(Protocol):
+    """The earning multiplier of each of the brand's tiers (tier key → factor), for the points step."""
+
+    async def __call__(self, session: AsyncSession, *, brand: Brand, version: int) -> Mapping[str, float]:
+        """Factors by tier key for the brand at configuration ``version`` (empty when it has no tiers)."""
         ...

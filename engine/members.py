@@ -53,11 +53,24 @@ class Member(msgspec.Struct, frozen=True, kw_only=True):
     locale: str
     attributes: dict[str, Any]
     created_at: datetime
+    tier: str | None = None
+    """The computed tier (the tiers domain keeps it); ``None`` when none is computed, ``""`` when it is none."""
 
     @property
     def predicate_view(self) -> dict[str, Any]:
-        """What ``member.<name>`` resolves against in filters: attributes plus locale."""
-        return {"locale": self.locale, **self.attributes}
+        """What ``member.<name>`` resolves against in filters: attributes plus locale, and the computed tier.
+
+        ``member.tier`` reads the computed tier when there is one, else a ``tier`` attribute the brand wrote.
+        """
+        return view_of(self.locale, self.attributes, self.tier)
+
+
+def view_of(locale: str, attributes: dict[str, Any], tier: str | None) -> dict[str, Any]:
+    """A member's predicate view from its stored parts."""
+    view: dict[str, Any] = {"locale": locale, **attributes}
+    if tier is not None:
+        view["tier"] = tier or None  # "": computed, and no tier
+    return view
 
 
 def _to_member(row: Any) -> Member:
@@ -68,6 +81,7 @@ def _to_member(row: Any) -> Member:
         locale=row.locale,
         attributes=dict(row.attributes or {}),
         created_at=row.created_at,
+        tier=row.tier,
     )
 
 
@@ -119,6 +133,7 @@ _MEMBER_COLUMNS = (
     MemberRow.__table__.c.locale,
     MemberRow.__table__.c.attributes,
     MemberRow.__table__.c.created_at,
+    MemberRow.__table__.c.tier,
 )
 
 
@@ -214,6 +229,7 @@ async def erase_member(session: AsyncSession, *, brand_id: BrandId, external_id:
     row.display_name = ""
     row.locale = ""
     row.attributes = {"erased_at": now.isoformat()}
+    row.tier = None
     row.updated_at = now
     await session.flush()
     # Event properties are free-form and may carry personal data: scrubbed, the events themselves kept.
@@ -275,10 +291,10 @@ async def member_views(
     found: dict[MemberId, tuple[str, dict[str, Any]]] = {}
     for members in batches(session, sorted(ids)):
         rows = await session.execute(
-            select(MemberRow.id, MemberRow.external_id, MemberRow.locale, MemberRow.attributes).where(
+            select(MemberRow.id, MemberRow.external_id, MemberRow.locale, MemberRow.attributes, MemberRow.tier).where(
                 MemberRow.brand_id == brand_id, one_of(session, MemberRow.id, members, BigInteger())
             )
         )
-        for member_id, ext, locale, attributes in rows:
-            found[MemberId(member_id)] = (ext, {"locale": locale, **(attributes or {})})
+        for member_id, ext, locale, attributes, tier in rows:
+            found[MemberId(member_id)] = (ext, view_of(locale, dict(attributes or {}), tier))
     return found

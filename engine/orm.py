@@ -78,6 +78,8 @@ class MemberRow(Base):
     """Normalised (trimmed, lower case), unique per brand; set by self-enrolment (``enrollment``)."""
     joined_via: Mapped[str] = mapped_column(String(100), default="", server_default="")
     """Where a self-enrolled member joined: ``web``, ``widget``, ``qr:<source>``, ``referral``."""
+    tier: Mapped[str | None] = mapped_column(String(64), nullable=True, default=None)
+    """The computed tier (kept by the tiers domain; migration ``0008_tiers``); NULL: none computed, "": no tier."""
 
 
 class EventRow(Base):

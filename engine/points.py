@@ -28,11 +28,13 @@ from engine.periods import local_day
 from engine.tenants import get_brand_by_id
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from zoneinfo import ZoneInfo
 
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from engine.earning import EarningRule
+    from engine.grants import TierMultipliers
     from engine.ids import BrandId
     from engine.pipeline import UnitOfWork
 
@@ -77,8 +79,9 @@ class PointsProcessor:
 
     name = "points"
 
-    def __init__(self) -> None:
+    def __init__(self, *, tier_multipliers: TierMultipliers | None = None) -> None:
         self.cache: BrandCache[tuple[EarningRule, ...]] = BrandCache()
+        self._tier_multipliers = tier_multipliers
 
     async def process(self, uow: UnitOfWork) -> None:
         """Evaluate the brand's earning rules on every new event, in order, honouring daily caps."""
@@ -102,6 +105,9 @@ class PointsProcessor:
         per_member: dict[MemberId, dict[tuple[str, date], int]] = {}
         for (member_id, key, day), total in earned.items():
             per_member.setdefault(member_id, {})[(key, day)] = total
+        factors: Mapping[str, float] = {}
+        if self._tier_multipliers is not None:
+            factors = await self._tier_multipliers(uow.session, brand=uow.brand, version=await uow.config_version())
         held = {r.key: timedelta(days=r.holding_days) for r in rules if r.holding_days}
         holding: dict[tuple[int, str], timedelta] = uow.stash.setdefault(lots.HOLDING_STASH, {})
         for ctx in uow.events:
@@ -113,6 +119,7 @@ class PointsProcessor:
                 tz=tz,
                 earned_today=per_member.setdefault(ctx.member_id, {}),
                 path=path,
+                tier_factor=factors.get(str(ctx.member.get("tier") or ""), 1.0) if factors else 1.0,
             ):
                 if effect.key in held:
                     holding[(ctx.index, effect.key)] = held[effect.key]

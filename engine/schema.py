@@ -25,6 +25,7 @@ TABLE_MODULES = (
     "integrations.orm",
     "enrollment.orm",
     "referrals.orm",
+    "tiers.orm",
 )
 
 

@@ -20,6 +20,7 @@ from web.commands import leaderboards as leaderboards_commands
 from web.commands import pages as pages_commands
 from web.commands import points as points_commands
 from web.commands import run, services_for, settings_from_env, with_brand
+from web.commands import tiers as tiers_commands
 
 if TYPE_CHECKING:
     from web.deps import Services
@@ -247,6 +248,7 @@ for _module in (
     db_commands,
     doctor_commands,
     points_commands,
+    tiers_commands,
 ):
     _module.register(cli)
 

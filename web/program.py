@@ -21,7 +21,7 @@ import importlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Protocol, cast
 
 import msgspec
 import yaml
@@ -41,6 +41,7 @@ from engine.errors import Conflict, DefinitionError, NotFound, ValidationError
 from engine.rules_store import load_rules
 from engine.tenants import Brand, KeyCache
 from engine.textcheck import nul_path
+from tiers import config as tiers_config
 from web.deps import PrincipalDep, ServicesDep, provide_secret_principal
 from web.openapi import JsonOrYaml, problems
 from web.program_points import apply_points, export_points, parse_points
@@ -145,6 +146,20 @@ def domain_section(name: str, module_name: str) -> Section | None:
     return Section(keys=(name,), parse=parse, apply=apply, export=export)
 
 
+def _parse_tiers(data: Mapping[str, Any]) -> Any:
+    return tiers_config.parse_section(data["tiers"], path="$.tiers")
+
+
+async def _apply_tiers(session: AsyncSession, brand: Brand, defs: Any, now: datetime) -> list[str]:
+    return await tiers_config.apply_section(session, brand_id=brand.id, defs=defs, now=now)
+
+
+async def _export_tiers(session: AsyncSession, brand: Brand) -> dict[str, list[dict[str, Any]]]:
+    # The ``tiers`` section is an object ({qualification, levels}), not a list like the others.
+    section = await tiers_config.export_section(session, brand_id=brand.id)
+    return cast("dict[str, list[dict[str, Any]]]", {"tiers": section} if section is not None else {})
+
+
 #: Domain packages' sections, in apply order (after earning rules and challenges: a challenge's reward names a
 #: badge key, and boards total what the others award).
 DOMAIN_SECTIONS = (
@@ -178,6 +193,7 @@ def sections() -> tuple[Section, ...]:
         section = domain_section(name, module_name)
         if section is not None:
             found.append(section)
+    found.append(Section(keys=("tiers",), parse=_parse_tiers, apply=_apply_tiers, export=_export_tiers))
     return tuple(found)
 
 
@@ -400,7 +416,7 @@ class ProgramController(Controller):
         summary="Apply a program document",
         description=(
             "Body: the program document, JSON (`Content-Type: application/json`) or YAML (any other type), with "
-            "the sections `earning_rules`, `campaigns`, `challenges`, `badges`, `leaderboards` (see docs/program.md). "
+            "the sections `earning_rules`, `campaigns`, `challenges`, `badges`, `leaderboards`, `tiers` (see docs/program.md). "
             "A section left out is left as it is."
         ),
     )

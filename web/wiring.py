@@ -8,8 +8,8 @@ badge reward exactly as the server's period closer does.
 What one domain offers another is an engine-level Protocol (``engine.grants.BadgeGranter``) passed here
 as a typed argument; no domain imports a sibling. The pipeline is built once, after its processors:
 points → velocity limits (hold events beyond a limit) → referrals (a qualifying event pays both sides) →
-challenges → badges (a completion can award a badge) → leaderboards (they total what the others awarded)
-→ the pages' live-update publisher → the outbox wake-up.
+challenges → tiers (upgrades on what they awarded) → badges (a completion can award a badge) →
+leaderboards (they total what the others awarded) → the pages' live-update publisher → the outbox wake-up.
 """
 
 from __future__ import annotations
@@ -54,6 +54,9 @@ from enrollment import service as enrollment_service
 from leaderboards import erase_member as erase_board_member
 from leaderboards.service import Leaderboards
 from referrals.processor import ReferralProcessor
+from tiers import service as tiers_service
+from tiers.processor import Programs as TierPrograms
+from tiers.processor import TiersProcessor
 from web import exports
 from web.deps import ErasureHook, ExportHook, MemberUpdateHook, Services
 from web.metrics import PipelineMetrics, watch_pool
@@ -73,14 +76,21 @@ def create_redis(settings: Settings) -> Redis:
 
 
 def pipeline_steps(
-    settings: Settings, *, redis: Redis, leaderboards: Leaderboards, outbox: OutboxDeliverer
+    settings: Settings,
+    *,
+    redis: Redis,
+    leaderboards: Leaderboards,
+    outbox: OutboxDeliverer,
+    grant_badge: BadgeGranter | None = None,
 ) -> list[Processor]:
     """Every domain's pipeline steps, in the order they must run."""
+    tier_programs = TierPrograms()  # the points step reads tier multipliers through it (engine.grants.TierMultipliers)
     return [
-        PointsProcessor(),
+        PointsProcessor(tier_multipliers=tier_programs),
         VelocityStep(),  # holds events beyond a velocity limit before any other domain sees them
         ReferralProcessor(),  # a qualifying event's referral points are earned like the rule's
         ChallengeProcessor(),
+        TiersProcessor(tier_programs, grant_badge=grant_badge),  # counts what points and challenges awarded
         BadgesProcessor(public_url=settings.public_url),
         leaderboards.processor(),
         LivePublisher(redis, namespace=settings.redis_namespace),  # after every domain wrote its effects
@@ -161,7 +171,7 @@ def build_services(
     steps = (
         list(processors)
         if processors is not None
-        else pipeline_steps(settings, redis=redis, leaderboards=leaderboards, outbox=outbox)
+        else pipeline_steps(settings, redis=redis, leaderboards=leaderboards, outbox=outbox, grant_badge=grant_badge)
     )
     erasure_hooks: tuple[ErasureHook, ...] = (
         _erase_challenges,
@@ -287,13 +297,17 @@ async def background_jobs(services: Services, *, deliver_webhooks: bool = True) 
     delivery = asyncio.create_task(services.outbox.run(), name="outbox") if deliver_webhooks else None
     every = services.settings.points_jobs_seconds
     settling = asyncio.create_task(points_jobs(services, every=every), name="points") if every > 0 else None
+    tier_reviews = asyncio.create_task(
+        tiers_service.run_periodically(services.db, clock=services.clock), name="tier-reviews"
+    )
     try:
         yield
     finally:
-        if settling is not None:
-            settling.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await settling
+        for task in (settling, tier_reviews):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await services.leaderboards.stop()
         if delivery is not None:
             delivery.cancel()

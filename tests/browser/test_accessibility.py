@@ -103,6 +103,14 @@ def test_portal_pages_have_no_serious_violations(live_server, audited, axe_sourc
     pages = ["/portal", "/portal/challenges", "/portal/badges", "/portal/leaderboards", "/portal/activity"]
     pages += ["/portal/rewards", "/portal/rewards/plant-a-tree/redeem"]
     pages += ["/portal/invite", "/portal/account"]
+    pages = [
+        "/portal",
+        "/portal/challenges",
+        "/portal/badges",
+        "/portal/leaderboards",
+        "/portal/activity",
+        "/portal/tier",
+    ]
     urls = [f"{live_server.url}{path}?lang={lang}" for lang in LANGS for path in pages]
     assert audit(audited, axe_source, urls) == {}
 
@@ -134,6 +142,7 @@ def test_console_pages_have_no_serious_violations(live_server, audited, axe_sour
         "/console/enrollment",
         "/console/review",
         "/console/audit",
+        "/console/tiers",
     ]
     pages += ["/join/demo", "/join/demo/sign-in", "/join/demo/widget"]
     urls = [f"{live_server.url}{path}?lang={lang}" for lang in LANGS for path in pages]

@@ -56,11 +56,12 @@ async def test_close_periods_command_pays_a_badge_reward(client, brand, clock, d
 
 
 async def test_the_pipeline_is_built_once_with_every_step_in_order(client):
-    """Points, velocity limits, then the domains (challenges before badges before boards), live updates, the outbox."""
+    """Points, velocity limits, referrals, then the domains (challenges before tiers before badges before boards),
+    live updates, the outbox wake-up."""
     services = client.app.state.services
     steps = services.pipeline.processors
     assert [p.name for p in steps] == [
-        "points", "velocity", "referrals", "challenges", "badges", "leaderboards", "live", "outbox",
+        "points", "velocity", "referrals", "challenges", "tiers", "badges", "leaderboards", "live", "outbox",
     ]  # fmt: skip
     assert isinstance(steps[0], PointsProcessor) and isinstance(steps[-1], OutboxProcessor)
     assert len(services.erasure_hooks) == 4

@@ -24,6 +24,7 @@ from web.demo import challenges as challenges_demo
 from web.demo import enrollment as enrollment_demo
 from web.demo import leaderboards as leaderboards_demo
 from web.demo import rewards as rewards_demo
+from web.demo import tiers as tiers_demo
 from web.deps import Services
 
 DEMO_SLUG = "demo"
@@ -147,6 +148,7 @@ async def ensure_demo(services: Services) -> bool:
             data=MemberIn(external_id=external_id, display_name=name, locale=locale, attributes=attributes),
             now=now,
         )
+    await tiers_demo.seed_demo(services, brand)  # after the members: their tier attributes are adopted
     await create_admin(
         services.db,
         brand_id=brand.id,

@@ -34,6 +34,7 @@ from web.pages.live import LivePublisher
 from web.pages.portal import PortalController
 from web.pages.rewards import RewardsPortalController
 from web.pages.selfservice import SelfServiceController
+from web.pages.tier_pages import ConsoleTiersController, PortalTierController
 from web.pages.widgets import WidgetDataController, WidgetsController
 
 STATIC_DIR = rendering.STATIC_DIR
@@ -64,6 +65,8 @@ routes: list[Any] = [
     MemberLinksController,
     PortalController,
     RewardsPortalController,
+    PortalTierController,
+    ConsoleTiersController,
     ConsoleAuthController,
     DashboardController,
     CampaignsController,

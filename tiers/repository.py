@@ -1,0 +1,329 @@
+"""Tiers: SQL side (program, counters, current tiers, history, once-only bonuses)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime  # noqa: TC003 (dataclass fields)
+from typing import TYPE_CHECKING, Any, cast
+
+import msgspec
+from sqlalchemy import BigInteger, bindparam, delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from engine import tenants
+from engine.db import batches, insert_for, on_postgres, one_of
+from engine.ids import MemberId
+from engine.orm import MemberRow
+from tiers.models import TierProgram
+from tiers.orm import MemberTierRow, TierBonusRow, TierCounterRow, TierHistoryRow, TierProgramRow
+from tiers.rules import review_at
+
+if TYPE_CHECKING:
+    from sqlalchemy import Table
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from engine.ids import BrandId
+
+_COUNTERS = cast("Table", TierCounterRow.__table__)
+
+
+@dataclass(slots=True)
+class Current:
+    """A member's current tier row (``tier`` ``None`` with ``version`` 0: no row yet)."""
+
+    member_id: MemberId
+    tier: str | None
+    since: datetime | None
+    review_at: datetime | None
+    keep_until: datetime | None
+    override_until: datetime | None
+    override_reason: str
+    source: str
+    version: int
+
+
+async def load_program(session: AsyncSession, brand_id: BrandId) -> TierProgram | None:
+    """The brand's tier program, or ``None`` when it has none."""
+    spec = await session.scalar(select(TierProgramRow.spec).where(TierProgramRow.brand_id == brand_id))
+    return None if spec is None else msgspec.convert(spec, TierProgram)
+
+
+async def save_program(session: AsyncSession, *, brand_id: BrandId, program: TierProgram | None, now: datetime) -> None:
+    """Store (or, with ``None``, remove) the brand's program and bump its configuration version."""
+    removed = await session.execute(delete(TierProgramRow).where(TierProgramRow.brand_id == brand_id))
+    if program is None:  # no tiers any more: `member.tier` reads the brand's attribute again
+        await session.execute(update(MemberRow).where(MemberRow.brand_id == brand_id).values(tier=None))
+    else:
+        session.add(TierProgramRow(brand_id=brand_id, spec=msgspec.to_builtins(program), updated_at=now))
+        await session.flush()
+        if not getattr(removed, "rowcount", 0):  # tiers (re)defined: current tier rows are what member.tier reads
+            await _resync_member_tiers(session, brand_id=brand_id)
+        await adopt_attributes(session, brand_id=brand_id, program=program, now=now)
+    await tenants.bump_config_version(session, brand_id)
+
+
+async def _resync_member_tiers(session: AsyncSession, *, brand_id: BrandId) -> None:
+    rows = (
+        await session.execute(
+            select(MemberTierRow.member_id, MemberTierRow.tier).where(MemberTierRow.brand_id == brand_id)
+        )
+    ).all()
+    if rows:
+        members = cast("Table", MemberRow.__table__)
+        statement = update(members).where(members.c.id == bindparam("member")).values(tier=bindparam("computed"))
+        await session.execute(statement, [{"member": m, "computed": t or ""} for m, t in rows])
+
+
+async def adopt_attributes(session: AsyncSession, *, brand_id: BrandId, program: TierProgram, now: datetime) -> int:
+    """Members whose ``tier`` attribute names a defined tier and who have no tier row get it (change ``migrated``).
+
+    They are reviewed at the end of their current window, like a member who qualified today.
+    """
+    keys = {t.key for t in program.tiers}
+    tz = (await tenants.get_brand_by_id(session, brand_id)).tz
+    known = select(MemberTierRow.member_id).where(MemberTierRow.brand_id == brand_id)
+    rows = await session.execute(
+        select(MemberRow.id, MemberRow.attributes, MemberRow.created_at).where(
+            MemberRow.brand_id == brand_id, MemberRow.id.not_in(known)
+        )
+    )
+    adopted = 0
+    for member_id, attributes, created_at in rows:
+        value = (attributes or {}).get("tier")
+        if isinstance(value, str) and value in keys:
+            await set_tier(
+                session, brand_id=brand_id, current=empty(MemberId(member_id)), tier=value, change="migrated",
+                now=now, reason="from the member's tier attribute",
+                review_at=review_at(program.qualification.window, now, tz, member_since=created_at),
+            )  # fmt: skip
+            adopted += 1
+    return adopted
+
+
+def empty(member_id: MemberId) -> Current:
+    """A member with no tier row."""
+    return Current(member_id, None, None, None, None, None, "", "", 0)
+
+
+def _current(row: Any) -> Current:
+    return Current(
+        member_id=MemberId(row.member_id), tier=row.tier, since=row.since, review_at=row.review_at,
+        keep_until=row.keep_until, override_until=row.override_until, override_reason=row.override_reason,
+        source=row.source, version=row.version,
+    )  # fmt: skip
+
+
+async def current_tiers(
+    session: AsyncSession, *, brand_id: BrandId, member_ids: list[MemberId]
+) -> dict[MemberId, Current]:
+    """The current tier rows of the given members (members without one get :func:`empty`)."""
+    found = {m: empty(m) for m in member_ids}
+    for chunk in batches(session, member_ids):
+        rows = await session.scalars(
+            select(MemberTierRow).where(
+                MemberTierRow.brand_id == brand_id, one_of(session, MemberTierRow.member_id, chunk, BigInteger())
+            )
+        )
+        found.update((MemberId(r.member_id), _current(r)) for r in rows)
+    return found
+
+
+async def add_counters(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Add to members' day counters: one executemany upsert for the whole unit of work."""
+    if not rows:
+        return
+    insert = insert_for(session)
+    statement = insert(_COUNTERS)
+    statement = statement.on_conflict_do_update(
+        index_elements=["member_id", "metric", "day"], set_={"value": _COUNTERS.c.value + statement.excluded.value}
+    )
+    await session.execute(statement, rows)
+
+
+async def day_counters(
+    session: AsyncSession, *, brand_id: BrandId, metric: str, member_ids: list[MemberId], first: date
+) -> dict[MemberId, dict[date, float]]:
+    """Each member's metric per local day from ``first`` on (one query)."""
+    found: dict[MemberId, dict[date, float]] = defaultdict(dict)
+    for chunk in batches(session, member_ids):
+        rows = await session.execute(
+            select(TierCounterRow.member_id, TierCounterRow.day, TierCounterRow.value).where(
+                TierCounterRow.brand_id == brand_id,
+                TierCounterRow.metric == metric,
+                TierCounterRow.day >= first,
+                one_of(session, TierCounterRow.member_id, chunk, BigInteger()),
+            )
+        )
+        for member_id, day, value in rows:
+            found[MemberId(member_id)][day] = float(value)
+    return found
+
+
+async def member_since(
+    session: AsyncSession, *, brand_id: BrandId, member_ids: list[MemberId]
+) -> dict[MemberId, datetime]:
+    """When each member enrolled (anniversary windows)."""
+    found: dict[MemberId, datetime] = {}
+    for chunk in batches(session, member_ids):
+        rows = await session.execute(
+            select(MemberRow.id, MemberRow.created_at).where(
+                MemberRow.brand_id == brand_id, one_of(session, MemberRow.id, chunk, BigInteger())
+            )
+        )
+        found.update((MemberId(i), at) for i, at in rows)
+    return found
+
+
+async def set_tier(
+    session: AsyncSession,
+    *,
+    brand_id: BrandId,
+    current: Current,
+    tier: str | None,
+    change: str,
+    now: datetime,
+    review_at: datetime | None = None,
+    keep_until: datetime | None = None,
+    override_until: datetime | None = None,
+    reason: str = "",
+    event_key: str | None = None,
+) -> Current:
+    """Record a change: the current row (version + 1), a history row unique per version, and ``members.tier``.
+
+    A concurrent writer of the same change collides on ``(member_id, version)`` and is retried.
+    """
+    version = current.version + 1
+    source = "override" if change == "override" else ("migrated" if change == "migrated" else "qualified")
+    since = now if change != "renewed" or current.since is None else current.since
+    values = {
+        "tier": tier, "since": since, "review_at": review_at, "keep_until": keep_until,
+        "override_until": override_until, "override_reason": reason if change == "override" else "",
+        "source": source, "version": version,
+    }  # fmt: skip
+    if current.version == 0:
+        session.add(MemberTierRow(member_id=current.member_id, brand_id=brand_id, **values))
+    else:
+        result = await session.execute(
+            update(MemberTierRow)
+            .where(MemberTierRow.member_id == current.member_id, MemberTierRow.version == current.version)
+            .values(**values)
+        )
+        if getattr(result, "rowcount", 1) != 1:
+            raise IntegrityError("member tier changed concurrently", None, ValueError("stale version"))
+    session.add(
+        TierHistoryRow(
+            brand_id=brand_id, member_id=current.member_id, version=version, tier=tier, previous=current.tier,
+            change=change, reason=reason, event_key=event_key, at=now,
+        )
+    )  # fmt: skip
+    # "" (not NULL): the member's tier is computed and is none, so `member.tier` no longer reads an attribute.
+    await session.execute(update(MemberRow).where(MemberRow.id == current.member_id).values(tier=tier or ""))
+    await session.flush()
+    return Current(
+        current.member_id,
+        tier,
+        since,
+        review_at,
+        keep_until,
+        override_until,
+        reason if change == "override" else "",
+        source,
+        version,
+    )
+
+
+async def history(
+    session: AsyncSession, *, brand_id: BrandId, member_id: MemberId, limit: int = 50
+) -> list[TierHistoryRow]:
+    """The member's tier changes, newest first."""
+    rows = await session.scalars(
+        select(TierHistoryRow)
+        .where(TierHistoryRow.brand_id == brand_id, TierHistoryRow.member_id == member_id)
+        .order_by(TierHistoryRow.version.desc())
+        .limit(limit)
+    )
+    return list(rows)
+
+
+async def due_for_review(session: AsyncSession, *, brand_id: BrandId, before: datetime) -> list[Current]:
+    """Members whose window ended or whose override ended by ``before``, locked for the job's transaction.
+
+    The caller checks the grace period (in local days) itself.
+    """
+    query = select(MemberTierRow).where(
+        MemberTierRow.brand_id == brand_id,
+        (MemberTierRow.review_at <= before) | (MemberTierRow.override_until <= before),
+    )
+    if on_postgres(session):
+        query = query.with_for_update(skip_locked=True)
+    return [_current(r) for r in await session.scalars(query.order_by(MemberTierRow.member_id))]
+
+
+async def reschedule(session: AsyncSession, *, member_id: MemberId, review_at: datetime | None) -> None:
+    """Move a member's next review (a minimum stay that is not over)."""
+    await session.execute(update(MemberTierRow).where(MemberTierRow.member_id == member_id).values(review_at=review_at))
+
+
+async def take_bonus(
+    session: AsyncSession, *, brand_id: BrandId, member_id: MemberId, kind: str, period: str, value: str, now: datetime
+) -> bool:
+    """Record a once-only benefit; ``False`` when it was already taken (the primary key decides)."""
+    insert = insert_for(session)
+    result = await session.execute(
+        insert(cast("Table", TierBonusRow.__table__))
+        .values(member_id=member_id, kind=kind, period=period, brand_id=brand_id, value=value, at=now)
+        .on_conflict_do_nothing(index_elements=["member_id", "kind", "period"])
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def bonus(session: AsyncSession, *, member_id: MemberId, kind: str, period: str) -> str | None:
+    """The value of a benefit taken, if any."""
+    return await session.scalar(
+        select(TierBonusRow.value).where(
+            TierBonusRow.member_id == member_id, TierBonusRow.kind == kind, TierBonusRow.period == period
+        )
+    )
+
+
+async def distribution(session: AsyncSession, *, brand_id: BrandId) -> dict[str, int]:
+    """How many members hold each tier now."""
+    rows = await session.execute(
+        select(MemberTierRow.tier, func.count())
+        .where(MemberTierRow.brand_id == brand_id, MemberTierRow.tier.is_not(None))
+        .group_by(MemberTierRow.tier)
+    )
+    return {str(tier): int(n) for tier, n in rows}
+
+
+async def changes_between(
+    session: AsyncSession, *, brand_id: BrandId, start: datetime, end: datetime
+) -> list[tuple[datetime, str | None, str | None]]:
+    """Every change in ``[start, end)`` as ``(at, previous, tier)``, oldest first (members per tier over time)."""
+    rows = await session.execute(
+        select(TierHistoryRow.at, TierHistoryRow.previous, TierHistoryRow.tier)
+        .where(TierHistoryRow.brand_id == brand_id, TierHistoryRow.at >= start, TierHistoryRow.at < end)
+        .order_by(TierHistoryRow.at, TierHistoryRow.id)
+    )
+    return [(at, prev, tier) for at, prev, tier in rows]
+
+
+async def all_current(session: AsyncSession, *, brand_id: BrandId) -> dict[MemberId, str | None]:
+    """Every member's current tier (for the simulation)."""
+    rows = await session.execute(
+        select(MemberTierRow.member_id, MemberTierRow.tier).where(MemberTierRow.brand_id == brand_id)
+    )
+    return {MemberId(m): t for m, t in rows}
+
+
+async def members_with_counters(
+    session: AsyncSession, *, brand_id: BrandId, metric: str, first: date
+) -> list[MemberId]:
+    """Members with any counter from ``first`` on."""
+    rows = await session.scalars(
+        select(TierCounterRow.member_id)
+        .where(TierCounterRow.brand_id == brand_id, TierCounterRow.metric == metric, TierCounterRow.day >= first)
+        .distinct()
+    )
+    return [MemberId(m) for m in rows]

@@ -192,6 +192,9 @@ async def get_brand(session: AsyncSession, slug: str) -> Brand:
 
 async def get_brand_by_id(session: AsyncSession, brand_id: BrandId) -> Brand:
     """The brand with ``brand_id`` (current config version included)."""
+    # Reloading the row (the version is bumped by a Core UPDATE) would drop changes the session has not
+    # written yet, such as settings a program section just set: write them first.
+    await session.flush()
     row = await session.get(BrandRow, brand_id, populate_existing=True)
     if row is None:
         raise NotFound(f"no brand {brand_id}", field="brand")

@@ -149,7 +149,10 @@ class EgressGuard:
         Raises:
             EgressRefused: a scheme, host or address the policy does not allow.
         """
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError as exc:  # e.g. an unbalanced "[" in the host
+            raise EgressRefused("the URL is not well formed", field=field) from exc
         allowed = {"https", "http"} if self.policy.allow_http else {"https"}
         if parts.scheme not in allowed:
             raise EgressRefused("the URL must use https", field=field)

@@ -171,8 +171,19 @@ class RefusedEventsMiddleware:
 def watch_pool(engine: AsyncEngine) -> None:
     """Keep ``questline_db_pool_in_use`` current from the pool's check-out and check-in events."""
     pool = engine.sync_engine.pool
-    event.listen(pool, "checkout", lambda *_: m.DB_POOL_IN_USE.inc())
-    event.listen(pool, "checkin", lambda *_: m.DB_POOL_IN_USE.dec())
+
+    def checked_out(_dbapi: Any, record: Any, _proxy: Any) -> None:
+        record.info["questline_counted"] = True
+        m.DB_POOL_IN_USE.inc()
+
+    def checked_in(_dbapi: Any, record: Any) -> None:
+        # Only what this listener counted: a connection checked out before it was attached (start-up work)
+        # must not drive the gauge below zero.
+        if record.info.pop("questline_counted", False):
+            m.DB_POOL_IN_USE.dec()
+
+    event.listen(pool, "checkout", checked_out)
+    event.listen(pool, "checkin", checked_in)
 
 
 def _pool_waiting(engine: AsyncEngine) -> int:

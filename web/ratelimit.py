@@ -29,6 +29,7 @@ from litestar.middleware.base import DefineMiddleware
 
 from engine import keys
 from engine.errors import AuthenticationError
+from engine.redisconn import breaker_of
 from web.errors import PROBLEM_BASE
 
 if TYPE_CHECKING:
@@ -183,12 +184,15 @@ class RateLimitMiddleware:
         limit = limit_for(services.settings, principal.brand)
         if limit.rate <= 0:
             return None
+        breaker = breaker_of(services.redis)
+        if breaker is not None and breaker.is_open:
+            return None  # Redis is known to be down: fail open at once instead of waiting on it
         if self._buckets is None:
             self._buckets = TokenBuckets(services.redis, namespace=services.settings.redis_namespace)
         try:
             return await self._buckets.take(principal.brand.id, principal.key_id, limit)
-        except Exception:
-            log.warning("rate limit not applied: Redis did not answer (failing open)", exc_info=True)
+        except Exception as exc:  # any Redis failure: the limit is a guard, not a dependency
+            log.warning("rate limit not applied: Redis did not answer (failing open): %r", exc)
             return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -168,7 +168,7 @@ async def test_json_with_a_charset_or_a_json_suffix_is_accepted(client, brand):
     import json
 
     body = json.dumps(event("cs", "anna", "visit", "2026-11-20T09:00:00Z")).encode()
-    for index, content_type in enumerate(("application/json; charset=utf-8", "application/cloudevents+json")):
+    for index, content_type in enumerate(("application/json; charset=utf-8", "application/vnd.questline+json")):
         headers = {**brand.headers, "Content-Type": content_type}
         response = await client.post(
             "/v1/events", content=body.replace(b'"cs"', f'"cs{index}"'.encode()), headers=headers
@@ -214,3 +214,9 @@ async def test_the_events_key_is_checked_before_the_body(client):
     body = event("k", "anna", "visit", "2026-11-20T09:00:00Z", note="\u0000")
     response = await client.post("/v1/events", json=body)
     assert_problem(response, 401)
+
+
+async def test_a_malformed_webhook_url_is_a_clear_422(client, brand):
+    # found by the OpenAPI contract test: an unbalanced "[" made urlsplit raise inside the address check
+    answer = await client.post("/v1/webhooks", json={"url": "http://cy6\u00a3[Op"}, headers=brand.headers)
+    assert answer.status_code == 422 and answer.json()["field"] == "$.url"

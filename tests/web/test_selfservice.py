@@ -63,7 +63,7 @@ async def test_profile_privacy_export_and_erasure(client, brand):
         "/portal/account/erase", data={"confirm": "yes", "_csrf_token": csrf(client)}, follow_redirects=False
     )
     assert asked.status_code == 303
-    assert "pending" in (await client.get("/portal/account")).text
+    assert "richiesta di cancellazione" in (await client.get("/portal/account")).text  # the member chose Italian
     pending = (await client.get("/v1/erasure-requests", headers=brand.headers)).json()
     assert [p["member"] for p in pending] == ["m1"]
     done = await client.post(f"/v1/erasure-requests/{pending[0]['id']}/complete", headers=brand.headers)

@@ -13,6 +13,7 @@ from engine.tenants import KeyCache
 from referrals import service as referrals
 from referrals.service import Funnel, Referral, ReferralPolicy
 from web.deps import PrincipalDep, ServicesDep, provide_secret_principal
+from web.openapi import problems
 from web.pages.join import join_url
 from web.schemas.referrals import ReferralLinkOut, ReferralPolicyIn, ReviewIn
 
@@ -35,7 +36,7 @@ class ReferralsController(Controller):
         KeyCache.clear_all()  # the brand (and its settings) is cached with its keys
         return data
 
-    @get("/policy", summary="Read the referral policy")
+    @get("/policy", summary="Read the referral policy", responses=problems(404))
     async def get_policy(self, principal: PrincipalDep) -> ReferralPolicy:
         """The policy in force (404 when referrals are off)."""
         policy = referrals.policy_of(principal.brand.settings)

@@ -16,6 +16,7 @@ from tiers import service as tiers_service
 from tiers.models import Qualification, TierProgram, TierSpec, build_program
 from tiers.service import MemberTier
 from web.deps import PrincipalDep, ServicesDep, provide_secret_principal
+from web.openapi import answers
 from web.schemas.tiers import (
     ChoiceIn,
     ChoiceOut,
@@ -66,7 +67,7 @@ class TiersController(Controller):
         """One tier; 404 when the brand has none called ``key``."""
         return await _tier_out(services, principal, key)
 
-    @put("/{key:str}", summary="Create or replace a tier")
+    @put("/{key:str}", summary="Create or replace a tier", responses=answers(201, TierOut, "The tier was created"))
     async def put_tier(
         self, key: FromPath[str], data: JSONBody[TierSpec], services: ServicesDep, principal: PrincipalDep
     ) -> Response[TierOut]:

@@ -124,7 +124,8 @@ class EventResult(msgspec.Struct, kw_only=True):
 
 @dataclass(slots=True)
 class _Outcome:
-    uow: UnitOfWork
+    uow: UnitOfWork | None
+    """``None`` when every event was a duplicate (answered without a transaction)."""
     known: dict[str, list[Any]]
     first_seen: dict[str, EventContext]
 
@@ -184,7 +185,7 @@ class Pipeline:
                 # broken: start over; the next attempt sees the committed rows as duplicates.
                 await asyncio.sleep(random.uniform(0.001, 0.01) * attempt)
                 continue
-            if outcome.uow.events:
+            if outcome.uow is not None and outcome.uow.events:
                 await self._after_commit(outcome.uow)
             results = outcome.results(events)
             self.observer.processed(brand, results)
@@ -192,12 +193,17 @@ class Pipeline:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _attempt(self, brand: Brand, events: Sequence[Event]) -> _Outcome:
+        # Duplicates first, from one indexed look-up outside any transaction: a request of duplicates only
+        # takes no lock. An event logged after this look-up fails the unique key below; the retry sees it.
+        version, known = await eventlog.known_results(self.db, brand_id=brand.id, keys=[e.id for e in events])
+        fresh = [event for event in events if event.id not in known]
+        if not fresh:
+            return _Outcome(uow=None, known=known, first_seen={})
         async with self.db.write() as session:
             now = self.clock.now()
             member_map = await members_repo.ensure_and_lock(
-                session, db=self.db, brand_id=brand.id, external_ids=[e.member for e in events], now=now
+                session, db=self.db, brand_id=brand.id, external_ids=[e.member for e in fresh], now=now
             )
-            known = await eventlog.stored_results(session, brand_id=brand.id, keys=[e.id for e in events])
             first_seen: dict[str, EventContext] = {}
             contexts: list[EventContext] = []
             for index, event in enumerate(events):
@@ -207,7 +213,10 @@ class Pipeline:
                 ctx = EventContext(index=index, event=event, member_id=member.id, member=member.predicate_view)
                 first_seen[event.id] = ctx
                 contexts.append(ctx)
-            uow = UnitOfWork(session=session, db=self.db, brand=brand, clock=self.clock, now=now, events=contexts)
+            uow = UnitOfWork(
+                session=session, db=self.db, brand=brand, clock=self.clock, now=now, events=contexts,
+                _config_version=version,
+            )  # fmt: skip
             if contexts:
                 for processor in self.processors:
                     async with self.observer.stage(processor.name, "process"):

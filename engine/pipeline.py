@@ -85,6 +85,11 @@ class UnitOfWork:
     stash: dict[str, Any] = field(default_factory=dict)
     """Per-processor scratch space carried to the post-commit step (keyed by processor name)."""
     _config_version: int | None = None
+    _publications: list[tuple[Publisher, str, bytes]] = field(default_factory=list)
+
+    def publish(self, redis: Publisher, channel: str, payload: bytes) -> None:
+        """Queue a PUBLISH for after the post-commit steps: the unit's messages go in one round trip per client."""
+        self._publications.append((redis, channel, payload))
 
     @property
     def tz(self) -> ZoneInfo:
@@ -96,6 +101,14 @@ class UnitOfWork:
         if self._config_version is None:
             self._config_version = await tenants.config_version(self.session, self.brand.id)
         return self._config_version
+
+
+class Publisher(Protocol):
+    """What a post-commit step publishes through (a ``redis.asyncio.Redis``)."""
+
+    def pipeline(self, transaction: bool = True) -> Any:
+        """A command pipeline (an async context manager with ``publish`` and ``execute``)."""
+        ...
 
 
 @runtime_checkable
@@ -232,6 +245,22 @@ class Pipeline:
             except Exception:
                 # Post-commit work is derived and rebuildable: a failure must not fail a committed request.
                 log.exception("post-commit step %s failed; derived state will be repaired", processor.name)
+        await _publish_all(uow)
+
+
+async def _publish_all(uow: UnitOfWork) -> None:
+    """Send the unit's queued PUBLISHes: one pipeline (one round trip) per Redis client, usually one."""
+    by_client: dict[int, tuple[Publisher, list[tuple[str, bytes]]]] = {}
+    for redis, channel, payload in uow._publications:
+        by_client.setdefault(id(redis), (redis, []))[1].append((channel, payload))
+    for redis, messages in by_client.values():
+        try:
+            async with redis.pipeline(transaction=False) as pipe:
+                for channel, payload in messages:
+                    pipe.publish(channel, payload)
+                await pipe.execute()
+        except Exception:
+            log.exception("publishing %d live message(s) failed", len(messages))
 
 
 def _retryable(exc: IntegrityError | DBAPIError) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import socket
 import statistics
 import subprocess
@@ -65,6 +66,7 @@ def server(database_url: str, *, namespace: str, workers: int = 2) -> Iterator[s
         "QUESTLINE_WORKERS": str(workers),
         "QUESTLINE_PORT": str(port),
         "QUESTLINE_KEY_CACHE_SECONDS": "60",
+        "QUESTLINE_SECRET": secrets.token_urlsafe(48),  # outside the embedded default: >= 32 random bytes
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "web.cli", "serve"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE

@@ -65,6 +65,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """OTLP/HTTP traces endpoint (``http://collector:4318/v1/traces``); empty turns tracing off."""
     service_name: str = "questline"
     """The ``service.name`` resource attribute of exported traces."""
+    coalesce_ms: Annotated[float, msgspec.Meta(ge=0, le=50)] = 1.0
+    """Single events of one brand arriving this close together in one worker share one unit of work; 0 is off."""
 
     @property
     def uses_fake_redis(self) -> bool:

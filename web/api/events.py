@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
-from litestar import Controller, post
+from litestar import Controller, Request, post
 from litestar.di import Provide
 from litestar.params import RawBody
 
+from engine.coalesce import Coalescer
 from engine.effects import AnyEffect, BoardTotalChanged, Notification
 from engine.events import Event, EventBatch, decode_events
 from engine.pipeline import EventResult
-from web.deps import PrincipalDep, ServicesDep, provide_secret_principal
+from web.deps import PrincipalDep, Services, ServicesDep, provide_secret_principal
 from web.schemas.events import BatchResultOut, EventResultOut
 
 _INTERNAL = (BoardTotalChanged, Notification)
@@ -24,6 +25,16 @@ def document_body(data: Event | EventBatch) -> None:  # pragma: no cover - never
     declares no ``data``; Litestar documents a request body from a dependency's ``data`` instead. The
     handler does not ask for this dependency, so it never runs and nothing decodes the body twice.
     """
+
+
+def coalescer(request: Request[Any, Any, Any], services: Services) -> Coalescer:
+    """This worker's coalescer of single events (kept in the app's state, built on first use)."""
+    found: Coalescer | None = request.app.state.get("event_coalescer")
+    if found is None or found.pipeline is not services.pipeline:
+        settings = services.settings
+        found = Coalescer(services.pipeline, window=settings.coalesce_ms / 1000, max_events=settings.max_batch)
+        request.app.state["event_coalescer"] = found
+    return found
 
 
 def to_out(result: EventResult) -> EventResultOut:
@@ -57,10 +68,10 @@ class EventsController(Controller):
         ),
     )
     async def ingest(
-        self, body: RawBody, services: ServicesDep, principal: PrincipalDep
+        self, request: Request[Any, Any, Any], body: RawBody, services: ServicesDep, principal: PrincipalDep
     ) -> EventResultOut | BatchResultOut:
-        """Validate, process in one transaction, and report per-event effects."""
-        events, is_batch = decode_events(body, max_batch=services.settings.max_batch)
-        results = await services.pipeline.process(principal.brand, events)
+        """Validate, process in one transaction (single events coalesced), and report per-event effects."""
+        events, is_batch = decode_events(body, max_batch=services.settings.max_batch)  # validated before joining
+        results = await coalescer(request, services).process(principal.brand, events)
         outs = [to_out(r) for r in results]
         return BatchResultOut(results=outs) if is_batch else outs[0]

@@ -57,9 +57,10 @@ class DefinitionCache:
     def __init__(self) -> None:
         self._entries: dict[BrandId, tuple[int, Catalog]] = {}
 
-    async def catalog(self, session: AsyncSession, brand_id: BrandId) -> Catalog:
-        """The brand's badges as of this transaction."""
-        version = await config_version(session, brand_id)
+    async def catalog(self, session: AsyncSession, brand_id: BrandId, version: int | None = None) -> Catalog:
+        """The brand's badges as of this transaction (``version``: the unit of work's config version, if known)."""
+        if version is None:
+            version = await config_version(session, brand_id)
         hit = self._entries.get(brand_id)
         if hit is not None and hit[0] == version:
             return hit[1]
@@ -87,7 +88,7 @@ class BadgesProcessor:
 
     async def process(self, uow: UnitOfWork) -> None:
         """Count rule events, plan due awards, insert them once, emit effects for the inserted ones."""
-        catalog = await self.cache.catalog(uow.session, uow.brand.id)
+        catalog = await self.cache.catalog(uow.session, uow.brand.id, await uow.config_version())
         if not catalog.by_key:
             return
         rule_hits: list[tuple[EventContext, BadgeDef]] = []

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import BigInteger, String, and_, or_, select
+from sqlalchemy import BigInteger, String, and_, bindparam, or_, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
 
-from engine.db import batches, one_of
+from engine.db import CHUNK, batches, one_of
 from engine.effects import effects_decoder
 from engine.events import Event
 from engine.ids import MemberId
@@ -22,7 +23,38 @@ if TYPE_CHECKING:
 
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    from engine.db import Database
     from engine.ids import BrandId
+
+# Compiled once; one indexed probe of (brand_id, event_key) plus the brand's config version, in autocommit.
+_KNOWN = text(
+    "SELECT brands.config_version, e.event_key, e.result FROM brands"
+    " LEFT JOIN event_log e ON e.brand_id = brands.id AND e.event_key = ANY(:keys) WHERE brands.id = :brand"
+).bindparams(bindparam("keys", type_=ARRAY(String())))
+
+
+async def known_results(
+    db: Database, *, brand_id: BrandId, keys: Sequence[str]
+) -> tuple[int | None, dict[str, list[Any]]]:
+    """The brand's config version and the stored effects of the already-logged events among ``keys``.
+
+    Read before any transaction (no lock, no ``BEGIN``): a request of duplicates only is answered from this
+    one look-up. On PostgreSQL it is one autocommit statement; elsewhere the version is left to the unit of
+    work (``None``). Exactly-once still rests on the unique key: an event logged after this look-up makes the
+    request's insert fail, and the retry sees it here.
+    """
+    if not db.is_postgres or len(keys) > CHUNK:
+        async with db.read() as session:
+            return None, await stored_results(session, brand_id=brand_id, keys=keys)
+    found: dict[str, list[Any]] = {}
+    version: int | None = None
+    async with db.engine.connect() as pooled:
+        connection = await pooled.execution_options(isolation_level="AUTOCOMMIT")  # no BEGIN, no COMMIT
+        for config_version, key, result in await connection.execute(_KNOWN, {"brand": brand_id, "keys": list(keys)}):
+            version = config_version
+            if key is not None:
+                found[key] = list(effects_decoder.decode(result))
+    return version, found
 
 
 async def stored_results(session: AsyncSession, *, brand_id: BrandId, keys: Sequence[str]) -> dict[str, list[Any]]:

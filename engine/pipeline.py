@@ -89,6 +89,11 @@ class UnitOfWork:
     stash: dict[str, Any] = field(default_factory=dict)
     """Per-processor scratch space carried to the post-commit step (keyed by processor name)."""
     _config_version: int | None = None
+    _publications: list[tuple[Publisher, str, bytes]] = field(default_factory=list)
+
+    def publish(self, redis: Publisher, channel: str, payload: bytes) -> None:
+        """Queue a PUBLISH for after the post-commit steps: the unit's messages go in one round trip per client."""
+        self._publications.append((redis, channel, payload))
 
     @property
     def tz(self) -> ZoneInfo:
@@ -100,6 +105,14 @@ class UnitOfWork:
         if self._config_version is None:
             self._config_version = await tenants.config_version(self.session, self.brand.id)
         return self._config_version
+
+
+class Publisher(Protocol):
+    """What a post-commit step publishes through (a ``redis.asyncio.Redis``)."""
+
+    def pipeline(self, transaction: bool = True) -> Any:
+        """A command pipeline (an async context manager with ``publish`` and ``execute``)."""
+        ...
 
 
 @runtime_checkable
@@ -130,13 +143,14 @@ class EventResult(msgspec.Struct, kw_only=True):
 
 @dataclass(slots=True)
 class _Outcome:
-    uow: UnitOfWork
+    uow: UnitOfWork | None
+    """``None`` when every event was a duplicate (answered without a transaction)."""
     known: dict[str, list[Any]]
     first_seen: dict[str, EventContext]
 
     def results(self, events: Sequence[Event]) -> list[EventResult]:
         results: list[EventResult] = []
-        held: dict[int, bool] = self.uow.stash.get(HELD_STASH, {})
+        held: dict[int, bool] = self.uow.stash.get(HELD_STASH, {}) if self.uow is not None else {}
         for index, event in enumerate(events):
             ctx = self.first_seen.get(event.id)
             if ctx is not None and ctx.index in held:
@@ -200,7 +214,7 @@ class Pipeline:
                 # broken: start over; the next attempt sees the committed rows as duplicates.
                 await asyncio.sleep(random.uniform(0.001, 0.01) * attempt)
                 continue
-            if outcome.uow.events:
+            if outcome.uow is not None and outcome.uow.events:
                 committed = [len(ctx.effects) for ctx in outcome.uow.events]
                 await self._after_commit(outcome.uow)
                 await self._store_complete_results(outcome.uow, committed)
@@ -210,12 +224,17 @@ class Pipeline:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _attempt(self, brand: Brand, events: Sequence[Event], *, approved: bool = False) -> _Outcome:
+        # Duplicates first, from one indexed look-up outside any transaction: a request of duplicates only
+        # takes no lock. An event logged after this look-up fails the unique key below; the retry sees it.
+        version, known = await eventlog.known_results(self.db, brand_id=brand.id, keys=[e.id for e in events])
+        fresh = [event for event in events if event.id not in known]
+        if not fresh:
+            return _Outcome(uow=None, known=known, first_seen={})
         async with self.db.write() as session:
             now = self.clock.now()
             member_map = await members_repo.ensure_and_lock(
-                session, db=self.db, brand_id=brand.id, external_ids=[e.member for e in events], now=now
+                session, db=self.db, brand_id=brand.id, external_ids=[e.member for e in fresh], now=now
             )
-            known = await eventlog.stored_results(session, brand_id=brand.id, keys=[e.id for e in events])
             first_seen: dict[str, EventContext] = {}
             contexts: list[EventContext] = []
             for index, event in enumerate(events):
@@ -225,7 +244,10 @@ class Pipeline:
                 ctx = EventContext(index=index, event=event, member_id=member.id, member=member.predicate_view)
                 first_seen[event.id] = ctx
                 contexts.append(ctx)
-            uow = UnitOfWork(session=session, db=self.db, brand=brand, clock=self.clock, now=now, events=contexts)
+            uow = UnitOfWork(
+                session=session, db=self.db, brand=brand, clock=self.clock, now=now, events=contexts,
+                _config_version=version,
+            )  # fmt: skip
             if approved:
                 uow.stash[BYPASS_STASH] = True
             if contexts:
@@ -244,6 +266,7 @@ class Pipeline:
             except Exception:
                 # Post-commit work is derived and rebuildable: a failure must not fail a committed request.
                 log.exception("post-commit step %s failed; derived state will be repaired", processor.name)
+        await _publish_all(uow)
 
     async def _store_complete_results(self, uow: UnitOfWork, committed: Sequence[int]) -> None:
         """Rewrite the stored result of events whose post-commit steps added effects (one statement)."""
@@ -264,6 +287,21 @@ class Pipeline:
                 await session.execute(statement, grown)
         except Exception:
             log.exception("could not store the post-commit effects of %d events", len(grown))
+
+
+async def _publish_all(uow: UnitOfWork) -> None:
+    """Send the unit's queued PUBLISHes: one pipeline (one round trip) per Redis client, usually one."""
+    by_client: dict[int, tuple[Publisher, list[tuple[str, bytes]]]] = {}
+    for redis, channel, payload in uow._publications:
+        by_client.setdefault(id(redis), (redis, []))[1].append((channel, payload))
+    for redis, messages in by_client.values():
+        try:
+            async with redis.pipeline(transaction=False) as pipe:
+                for channel, payload in messages:
+                    pipe.publish(channel, payload)
+                await pipe.execute()
+        except Exception:
+            log.exception("publishing %d live message(s) failed", len(messages))
 
 
 def _retryable(exc: IntegrityError | DBAPIError) -> bool:

@@ -91,6 +91,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     empty: mails are logged and kept in an in-memory outbox the console shows (development)."""
     mail_from: str = "Questline <no-reply@questline.local>"
     """The ``From`` of mail to members (magic links, double opt-in)."""
+    coalesce_ms: Annotated[float, msgspec.Meta(ge=0, le=50)] = 1.0
+    """Single events of one brand arriving this close together in one worker share one unit of work; 0 is off."""
 
     @property
     def uses_fake_redis(self) -> bool:

@@ -12,7 +12,6 @@ brand's boards stale and returns at once, and :mod:`leaderboards.catchup` rebuil
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -159,7 +158,6 @@ class LeaderboardsProcessor:
         if not ready:
             # The brand's sentinel is gone: Redis lost its data. Repair in the background.
             self.runtime.schedule_rebuild(uow.brand.id)
-        messages: list[tuple[str, bytes]] = []
         for change, placed in zip(changes, ranks, strict=True):
             if placed is None:
                 continue
@@ -175,9 +173,8 @@ class LeaderboardsProcessor:
             )
             change.ctx.emit(changed)
             channel = keys.live_channel(self.runtime.namespace, uow.brand.id, board.key)
-            messages.append((channel, _live_message(changed, member=change.ctx.event.member, at=uow.now)))
-        with contextlib.suppress(RedisError):  # live widgets miss this one; the next read is right
-            await store.publish(messages)
+            # Sent with the unit's other messages, in one round trip once every post-commit step ran.
+            uow.publish(store.redis, channel, _live_message(changed, member=change.ctx.event.member, at=uow.now))
 
 
 Merged: TypeAlias = dict[tuple[int, str, str, int], tuple[int, datetime, "EventContext"]]

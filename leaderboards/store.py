@@ -45,6 +45,11 @@ class BoardStore(StoreMaintenance):
         self._read_script = ScriptBatch(redis, redis.register_script(READ_SCRIPT))
         self._find_script = redis.register_script(FIND_SCRIPT)
 
+    @property
+    def redis(self) -> Redis:
+        """The client the store writes through (post-commit PUBLISHes share its round trip)."""
+        return self._redis
+
     # --- writes --------------------------------------------------------------------------------------
 
     async def apply(

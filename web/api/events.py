@@ -9,6 +9,7 @@ from litestar import Controller, Request, post
 from litestar.di import Provide
 from litestar.params import RawBody
 
+from engine.coalesce import Coalescer
 from engine.effects import AnyEffect, BoardTotalChanged, Notification
 from engine.events import Event, EventBatch, check_plausible, decode_events, max_event_age
 from engine.pipeline import EventResult
@@ -27,6 +28,16 @@ def document_body(data: Event | EventBatch) -> None:  # pragma: no cover - never
     declares no ``data``; Litestar documents a request body from a dependency's ``data`` instead. The
     handler does not ask for this dependency, so it never runs and nothing decodes the body twice.
     """
+
+
+def coalescer(request: Request[Any, Any, Any], services: Services) -> Coalescer:
+    """This worker's coalescer of single events (kept in the app's state, built on first use)."""
+    found: Coalescer | None = request.app.state.get("event_coalescer")
+    if found is None or found.pipeline is not services.pipeline:
+        settings = services.settings
+        found = Coalescer(services.pipeline, window=settings.coalesce_ms / 1000, max_events=settings.max_batch)
+        request.app.state["event_coalescer"] = found
+    return found
 
 
 def to_out(result: EventResult) -> EventResultOut:

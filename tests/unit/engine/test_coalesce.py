@@ -1,0 +1,99 @@
+"""The coalescer of single events: one pipeline call per burst, each request its own answer."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from engine.coalesce import Coalescer
+from engine.errors import ValidationError
+from engine.events import Event
+from engine.pipeline import EventResult
+from engine.tenants import Brand
+
+AT = datetime(2026, 11, 20, 10, tzinfo=UTC)
+
+
+def brand(brand_id: int = 1) -> Brand:
+    return Brand(id=brand_id, slug=f"b{brand_id}", name="B", timezone="Europe/Rome", config_version=1, settings={})
+
+
+def ev(event_id: str, member: str = "anna") -> Event:
+    return Event(id=event_id, member=member, type="visit", occurred_at=AT, properties={})
+
+
+class FakePipeline:
+    """Answers like a batch would (a repeated id is a duplicate); fails a whole call holding ``bad``."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, list[str]]] = []
+        self.seen: set[str] = set()
+
+    async def process(self, brand: Brand, events: Any) -> list[EventResult]:
+        ids = [e.id for e in events]
+        self.calls.append((brand.id, ids))
+        if "bad" in ids:
+            raise ValidationError("bad event", field="$.id")
+        results = []
+        for e in events:
+            results.append(EventResult(id=e.id, member=e.member, duplicate=e.id in self.seen, effects=[]))
+            self.seen.add(e.id)
+        return results
+
+
+async def test_a_burst_is_one_call_in_arrival_order_each_answered_alone():
+    fake = FakePipeline()
+    coalescer = Coalescer(fake, window=0.02)  # type: ignore[arg-type]
+    requests = [ev("a"), ev("b", "bruno"), ev("a"), ev("c")]
+    answers = await asyncio.gather(*(coalescer.process(brand(), [e]) for e in requests))
+    assert fake.calls == [(1, ["a", "b", "a", "c"])]
+    assert [(r[0].id, r[0].member, r[0].duplicate) for r in answers] == [
+        ("a", "anna", False),
+        ("b", "bruno", False),
+        ("a", "anna", True),  # the later request of a repeated id is the duplicate, as in a batch
+        ("c", "anna", False),
+    ]
+
+
+async def test_a_failing_batch_falls_back_to_one_by_one():
+    fake = FakePipeline()
+    coalescer = Coalescer(fake, window=0.02)  # type: ignore[arg-type]
+    answers = await asyncio.gather(
+        *(coalescer.process(brand(), [ev(i)]) for i in ("x", "bad", "y")), return_exceptions=True
+    )
+    assert fake.calls == [(1, ["x", "bad", "y"]), (1, ["x"]), (1, ["bad"]), (1, ["y"])]
+    assert [a[0].id for a in (answers[0], answers[2])] == ["x", "y"]  # type: ignore[index]
+    assert isinstance(answers[1], ValidationError)
+
+
+async def test_batches_per_brand_off_switch_and_size_limit():
+    fake = FakePipeline()
+    coalescer = Coalescer(fake, window=0.02, max_events=2)  # type: ignore[arg-type]
+    await asyncio.gather(
+        coalescer.process(brand(1), [ev("a")]),
+        coalescer.process(brand(2), [ev("b")]),
+        coalescer.process(brand(1), [ev("c")]),
+        coalescer.process(brand(1), [ev("d")]),
+    )
+    assert sorted(fake.calls) == [(1, ["a", "c"]), (1, ["d"]), (2, ["b"])]
+    fake.calls.clear()
+    await coalescer.process(brand(1), [ev("e"), ev("f")])  # a batch request goes straight through
+    off = Coalescer(fake, window=0)  # type: ignore[arg-type]
+    await asyncio.gather(off.process(brand(1), [ev("g")]), off.process(brand(1), [ev("h")]))
+    assert fake.calls == [(1, ["e", "f"]), (1, ["g"]), (1, ["h"])]
+
+
+async def test_a_request_that_goes_away_does_not_cancel_the_others():
+    fake = FakePipeline()
+    coalescer = Coalescer(fake, window=0.02)  # type: ignore[arg-type]
+    leaving = asyncio.ensure_future(coalescer.process(brand(), [ev("a")]))
+    staying = asyncio.ensure_future(coalescer.process(brand(), [ev("b")]))
+    await asyncio.sleep(0)
+    leaving.cancel()
+    assert (await staying)[0].id == "b"
+    with pytest.raises(asyncio.CancelledError):
+        await leaving
+    assert fake.calls == [(1, ["a", "b"])]

@@ -1,0 +1,119 @@
+"""Round trips of one new single event on PostgreSQL and Redis (the hot path's floor, issue "Performance")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from redis.asyncio.connection import AbstractConnection
+from sqlalchemy import event as sa_event
+
+from leaderboards.orm import BoardRow
+from tests.helpers import event
+
+PROGRAM = {
+    "earning_rules": [{"key": "visit", "event_type": "visit", "points": 5}],
+    "campaigns": [{"key": "always", "title": "Always"}],
+    "challenges": [
+        {
+            "key": "three",
+            "campaign": "always",
+            "title": "Three",
+            "rule": {"type": "count", "event_type": "visit", "target": 3},
+        }
+    ],
+}
+
+
+@pytest.fixture
+async def program(client, brand, db):
+    response = await client.put("/v1/program", json=PROGRAM, headers=brand.headers, params={"mode": "apply"})
+    assert response.status_code == 200, response.text
+    board = {"key": "visits", "title": "Visits", "metric": {"kind": "event_count", "event_type": "visit"}}
+    response = await client.put("/v1/leaderboards/visits", json=board, headers=brand.headers)
+    assert response.status_code in (200, 201), response.text
+    yield
+    from sqlalchemy import delete
+
+    async with db.write() as session:
+        await session.execute(delete(BoardRow).where(BoardRow.brand_id == brand.brand.id))
+
+
+class Counter:
+    """PostgreSQL statements (every cursor execute) and Redis round trips (every packed-command write)."""
+
+    def __init__(self) -> None:
+        self.sql: list[str] = []
+        self.redis: list[str] = []
+
+    def statement(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        self.sql.append(" ".join(statement.split())[:90])
+
+
+async def test_one_new_single_event_round_trips(client, brand, program, backend, monkeypatch):
+    if not backend.startswith("postgres"):
+        pytest.skip("round trips are counted on PostgreSQL and Redis")
+    services = client.app.state.services
+    counter = Counter()
+    send = AbstractConnection.send_packed_command
+
+    async def counted(self: Any, command: Any, check_health: bool = True) -> None:
+        counter.redis.append(repr(command)[:90])
+        await send(self, command, check_health)
+
+    headers = brand.headers
+    warm = await client.post("/v1/events", json=event("warm", "anna", "visit", "2026-11-20T09:00:00Z"), headers=headers)
+    assert warm.status_code == 200, warm.text
+    sa_event.listen(services.db.engine.sync_engine, "before_cursor_execute", counter.statement)
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counted)
+    try:
+        response = await client.post(
+            "/v1/events", json=event("new", "anna", "visit", "2026-11-20T09:30:00Z"), headers=headers
+        )
+    finally:
+        sa_event.remove(services.db.engine.sync_engine, "before_cursor_execute", counter.statement)
+        monkeypatch.undo()
+    assert response.status_code == 200, response.text
+    types = [e["type"] for e in response.json()["effects"]]
+    assert {"points_awarded", "progress_advanced", "rank_changed"} <= set(types), types
+    shown = "\n".join(["SQL:", *counter.sql, "REDIS:", *counter.redis])
+    # The floor reached: the duplicate look-up with the config version (autocommit, before BEGIN), the member
+    # lock, challenge states read and written, board totals, the board directory read, ledger, balance and
+    # event log; then BEGIN/COMMIT (not cursor executes); after commit, the event's stored result completed
+    # with its rank (so a duplicate answers exactly the first answer). Was 11 statements (four config reads).
+    assert counter.sql[0].startswith("SELECT brands.config_version, e.event_key"), shown
+    assert len(counter.sql) <= 10, shown
+    assert sum("config_version" in s for s in counter.sql) == 1, shown
+    # Redis: the key's rate-limit bucket (one script), the board MULTI (totals, directory, rank reads), then
+    # every PUBLISH of the unit in one pipeline.
+    assert len(counter.redis) <= 3, shown
+    assert "EVALSHA" in counter.redis[0], shown
+    assert "PUBLISH" in counter.redis[-1], shown
+
+
+async def test_a_duplicate_takes_one_statement_and_no_transaction(client, brand, program, backend):
+    if not backend.startswith("postgres"):
+        pytest.skip("round trips are counted on PostgreSQL")
+    services = client.app.state.services
+    counter = Counter()
+    body = event("once", "bruno", "visit", "2026-11-20T09:00:00Z")
+    first = await client.post("/v1/events", json=body, headers=brand.headers)
+    assert first.status_code == 200, first.text
+    engine = services.db.engine.sync_engine
+    begins: list[object] = []
+
+    def began(conn: Any) -> None:
+        begins.append(conn.get_execution_options().get("isolation_level"))
+
+    sa_event.listen(engine, "before_cursor_execute", counter.statement)
+    sa_event.listen(engine, "begin", began)
+    try:
+        again = await client.post("/v1/events", json=body, headers=brand.headers)
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", counter.statement)
+        sa_event.remove(engine, "begin", began)
+    assert again.json()["duplicate"] is True
+    # answered exactly the first answer, the new rank included (stored after commit)
+    assert again.json()["effects"] == first.json()["effects"]
+    assert len(counter.sql) == 1 and "FOR UPDATE" not in counter.sql[0], counter.sql
+    assert begins == ["AUTOCOMMIT"]  # SQLAlchemy's logical begin only: asyncpg sends no BEGIN in autocommit

@@ -262,8 +262,26 @@ async def _redis_gauges(services: Services) -> list[GaugeMetricFamily]:
     if up:
         with contextlib.suppress(Exception):  # a failure here leaves the gauge at -1 (unknown)
             unready = await _unready_brands(services)
+    runtime = services.leaderboards
+    stale = runtime.catch_up.stale
+    behind = max(((services.clock.now() - since).total_seconds() for since in stale.values()), default=0.0)
     return [
         _gauge("questline_redis_up", "Whether Redis answered a PING (1) or not (0)", 1.0 if up else 0.0),
+        _gauge(
+            "questline_redis_breaker_open",
+            "Whether the Redis circuit breaker refuses calls right now (1) or not (0), in this worker",
+            1.0 if runtime.breaker.is_open else 0.0,
+        ),
+        _gauge(
+            "questline_boards_stale_brands",
+            "Brands whose boards missed Redis writes and are served from SQL until caught up (this worker)",
+            float(len(stale)),
+        ),
+        _gauge(
+            "questline_boards_stale_seconds",
+            "How long the stalest brand's boards have been behind SQL (0 when Redis holds them all)",
+            max(behind, 0.0),
+        ),
         _gauge(
             "questline_boards_unready_brands",
             "Brands whose boards are not (yet) rebuilt into Redis; -1 when unknown (Redis or SQL down)",

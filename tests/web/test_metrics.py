@@ -253,3 +253,20 @@ async def test_a_database_that_does_not_answer_is_reported_not_raised(backend, m
     assert gauges["questline_database_up"] == 0
     assert "questline_outbox_backlog" not in gauges
     assert gauges["questline_redis_up"] == 1
+
+
+async def test_breaker_and_board_staleness_gauges(metered, brand, clock):
+    """A board write that missed Redis shows as a stale brand, behind SQL for as long as it has been stale."""
+    runtime = metered.app.state.services.leaderboards
+    healthy = await scrape(metered)
+    assert value(healthy, "questline_redis_breaker_open") == 0
+    assert value(healthy, "questline_boards_stale_brands") == 0
+    assert value(healthy, "questline_boards_stale_seconds") == 0
+    runtime.catch_up.mark(brand.brand.id, ConnectionError("Redis did not answer"))
+    clock.advance(timedelta(seconds=42))
+    stale = await scrape(metered)
+    assert value(stale, "questline_boards_stale_brands") == 1
+    assert value(stale, "questline_boards_stale_seconds") == 42
+    for _ in range(runtime.breaker.failures):
+        runtime.breaker.failure()
+    assert value(await scrape(metered), "questline_redis_breaker_open") == 1

@@ -24,6 +24,7 @@ import httpcore
 import httpx
 import msgspec
 
+from engine.aio import within
 from engine.errors import ValidationError
 
 if TYPE_CHECKING:
@@ -129,7 +130,7 @@ class EgressGuard:
             found = [literal]
         else:
             try:
-                found = await asyncio.wait_for(self._resolve(host, port), RESOLVE_TIMEOUT)
+                found = await within(self._resolve(host, port), RESOLVE_TIMEOUT)
             except (OSError, UnicodeError, TimeoutError) as exc:
                 raise EgressRefused(f"the host {host!r} does not resolve", field=field) from exc
             if not found:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hmac
 import logging
 import random
@@ -32,6 +31,7 @@ from sqlalchemy import select, update
 from standardwebhooks.webhooks import Webhook
 
 from engine import audit
+from engine.aio import wait_event
 from engine.egress import EgressGuard, EgressRefused
 from engine.errors import NotFound, ValidationError
 from engine.metrics import job_run, record_delivery
@@ -246,8 +246,7 @@ class OutboxDeliverer:
             except Exception:
                 # Keep the loop alive: delivery state is in SQL and the next round retries.
                 log.exception("outbox delivery round failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=interval)
+            await wait_event(self._wake, interval)
             self._wake.clear()
 
     async def deliver_due(self) -> int:

@@ -11,12 +11,12 @@ then it checks every brand's sentinel, in case Redis restarted empty. No manual 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import TYPE_CHECKING
 
 from redis.exceptions import RedisError
 
+from engine.aio import wait_event
 from engine.errors import Conflict
 from leaderboards import rebuild
 
@@ -80,8 +80,7 @@ class CatchUp:
         """Forever: once Redis answers again, catch up the stale brands."""
         self._loop = asyncio.get_running_loop()
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
+            await wait_event(self._wake, self.interval)
             self._wake.clear()
             if not self._stale and not self._sweep:
                 continue

@@ -42,6 +42,7 @@ from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from engine import metrics as m
+from engine.aio import within
 from engine.effects import BadgeAwarded, ChallengeCompleted, Effect, Notification, PointsAwarded
 from engine.orm import OutboxRow
 from engine.pipeline import EventResult
@@ -292,7 +293,7 @@ async def _redis_gauges(services: Services) -> list[GaugeMetricFamily]:
 
 async def _redis_up(services: Services) -> bool:
     try:
-        return bool(await asyncio.wait_for(services.redis.ping(), timeout=0.5))
+        return bool(await within(services.redis.ping(), 0.5))
     except Exception:  # any failure to answer is "down" for this gauge
         return False
 
@@ -308,7 +309,7 @@ async def _unready_brands(services: Services) -> int:
     async with services.redis.pipeline(transaction=False) as pipe:
         for brand_id in brands:
             pipe.exists(keys.ready(services.settings.redis_namespace, brand_id))
-        found = await asyncio.wait_for(pipe.execute(), timeout=1.0)
+        found = await within(pipe.execute(), 1.0)
     return sum(1 for present in found if not present)
 
 

@@ -179,7 +179,17 @@ def handler_statuses(handler: HTTPRouteHandler, route: HTTPRoute, *, secured: bo
         statuses |= {413, 415}
     if secured and _WRITES & set(handler.http_methods):
         statuses.add(409)
+    if secured and route.path.startswith("/v1/"):
+        statuses.add(429)  # every keyed /v1 request takes a token from its key's bucket (web/ratelimit.py)
+    if secured or _uses_services(handler):
+        statuses.add(503)  # the database (or Redis, for reads that need it) does not answer (web/unavailable.py)
     return statuses
+
+
+def _uses_services(handler: HTTPRouteHandler) -> bool:
+    """Whether the operation reaches a dependency (its own ``services`` or one a dependency of it takes)."""
+    names = set(handler.parsed_fn_signature.parameters) | set(handler.resolve_dependencies())
+    return bool(names & {"services", "principal", "caller", "db", "session"})
 
 
 class ApiDocumentation(ReceiveRoutePlugin):

@@ -162,3 +162,17 @@ async def test_public_documents_and_images_answer_what_the_document_says(client,
         response = await client.get(path)
         assert response.status_code == 410, path
         _documented(doc, path, response)
+
+
+async def test_rate_limits_and_outages_are_declared_where_they_can_happen(doc):
+    """Every keyed /v1 operation can answer 429 (its key's bucket) and 503 (the database does not answer)."""
+    keyed = 0
+    for path, method, operation in operations(doc):
+        responses = operation["responses"]
+        if operation.get("security") and path.startswith("/v1/"):
+            keyed += 1
+            assert {"429", "503"} <= set(responses), (method, path)
+            assert responses["429"]["content"][PROBLEM]["schema"] == {"$ref": "#/components/schemas/Problem"}
+    assert keyed > 50
+    assert "503" in doc["paths"]["/health/ready"]["get"]["responses"]
+    assert "429" not in doc["paths"]["/health/live"]["get"]["responses"]

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 
 from engine.db import Base
+from engine.schema import TABLE_MODULES
 from tests.helpers import event
 
 PROGRAM = {
@@ -18,7 +19,6 @@ PROGRAM = {
     "leaderboards": [{"key": "weekly", "title": "Weekly", "metric": {"kind": "points"}, "period": "weekly"}],
     "limits": [{"key": "visits", "event_type": "visit", "max_events": 2, "per": "hour"}],  # the third is held
 }
-DOMAIN_ORMS = ("engine.orm", "engine.records", "challenges.orm", "badges.orm", "leaderboards.orm", "rewards.orm")
 
 
 class Person:
@@ -68,7 +68,7 @@ def _text(value: Any) -> str:
 
 
 async def _database_mentions(db, needles: list[str]) -> list[str]:
-    for module in DOMAIN_ORMS:
+    for module in TABLE_MODULES:  # every table of every domain
         importlib.import_module(module)
     found: list[str] = []
     async with db.read() as session:

@@ -107,7 +107,6 @@ class Soak:
         self.client = client
         self.random = random.Random(seed)
         self.sent: list[str] = []
-        self.window = Window()
         self.count = 0
 
     def _request(self, kind: str) -> tuple[str, str, Any, tuple[int, ...]]:
@@ -140,9 +139,8 @@ class Soak:
             "properties": {"amount": 5 + n % 40},
         }
 
-    async def one(self, kind: str) -> None:
+    async def one(self, kind: str, window: Window) -> None:
         method, path, body, refusals = self._request(kind)
-        window = self.window
         started = time.perf_counter()
         try:
             response = await self.client.request(method, path, json=body)
@@ -159,34 +157,48 @@ class Soak:
             window.errors.append(f"{kind} {method} {path}: {response.status_code} {response.text[:200]}")
 
     async def run(self, *, rate: float, minutes: float, window_s: float, port: int) -> list[dict[str, Any]]:
+        """Start requests at ``rate`` for ``minutes``; a window's row is printed as soon as its requests ended.
+
+        Each request counts in the window in which it started, so a slow answer raises that window's p99
+        (it is not moved to a later one), and the generator never waits for answers.
+        """
         interval = 1.0 / rate
         started = time.perf_counter()
         ends = started + minutes * 60
-        next_window = started + window_s
-        tick = started
+        windows: list[Window] = []
+        in_window: list[set[asyncio.Task[None]]] = []
         rows: list[dict[str, Any]] = []
-        pending: set[asyncio.Task[None]] = set()
+        tick = started
+
+        async def report(index: int, rss: float, seconds: float) -> None:
+            await asyncio.gather(*in_window[index])
+            rows.append(windows[index].row(index + 1, seconds, rss))
+            print(_progress(rows[-1]), flush=True)
+
+        reports: list[asyncio.Task[None]] = []
         while True:
             now = time.perf_counter()
-            if now >= next_window or now >= ends:
-                await asyncio.gather(*pending)  # the window's requests are counted in it
-                pending.clear()
-                rows.append(self.window.row(len(rows) + 1, time.perf_counter() - started, server_rss_mb(port)))
-                print(_progress(rows[-1]), flush=True)
-                self.window = Window()
-                next_window += window_s
-                tick = max(tick, time.perf_counter())
-                if now >= ends:
-                    return rows
+            index = int((now - started) // window_s)
+            while len(windows) <= index and now < ends:
+                if windows:  # the previous window closed: sample memory now, report once its requests end
+                    closed = len(windows) - 1
+                    reports.append(asyncio.create_task(report(closed, server_rss_mb(port), (closed + 1) * window_s)))
+                windows.append(Window())
+                in_window.append(set())
+            if now >= ends:
+                closed = len(windows) - 1
+                reports.append(asyncio.create_task(report(closed, server_rss_mb(port), now - started)))
+                await asyncio.gather(*reports)
+                rows.sort(key=lambda r: r["window"])
+                return rows
             tick += interval
             delay = tick - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
             elif delay < -interval:
-                self.window.late += 1  # the generator fell behind (the machine, not the server, is the limit)
-            task = asyncio.create_task(self.one(MIX[self.random.randrange(len(MIX))]))
-            pending.add(task)
-            task.add_done_callback(pending.discard)
+                windows[-1].late += 1  # the generator fell behind (the machine, not the server, is the limit)
+            task = asyncio.create_task(self.one(MIX[self.random.randrange(len(MIX))], windows[-1]))
+            in_window[-1].add(task)
 
 
 def _progress(row: dict[str, Any]) -> str:

@@ -23,7 +23,6 @@ from redis.exceptions import RedisError
 from engine.breaker import CircuitBreaker
 from engine.errors import Conflict, ValidationError
 from engine.ids import BrandId, MemberId
-from engine.metrics import job_run
 from engine.redisconn import breaker_of
 from leaderboards import closing, keys, privacy, ranking, reads, rebuild, repository
 from leaderboards.catchup import CatchUp
@@ -82,7 +81,6 @@ class Leaderboards:
         self.breaker = breaker or breaker_of(redis) or CircuitBreaker(name="redis")
         self.catch_up = CatchUp(db, self.store, breaker=self.breaker, clock=clock, interval=catch_up_interval)
         self._tasks: dict[BrandId, asyncio.Task[None]] = {}
-        self._ticker: asyncio.Task[None] | None = None
         self._catching_up: asyncio.Task[None] | None = None
 
     def processor(self) -> LeaderboardsProcessor:
@@ -92,38 +90,36 @@ class Leaderboards:
     # --- life cycle ----------------------------------------------------------------------------------
 
     async def start(self, *, rebuild_now: bool) -> None:
-        """Rebuild brands whose sentinel is missing (now, or in the background), and start the period closer."""
+        """Rebuild brands whose sentinel is missing (now, or in the background), and start the catch-up.
+
+        The period closer is :meth:`maintenance_round`, which the composition root schedules every
+        ``close_interval`` seconds (``web.jobs``).
+        """
         if rebuild_now:
             await rebuild.ensure_ready(self.db, self.store, now=self.clock.now())
         else:
             self._spawn_ensure_ready()
-        if self.close_interval and self._ticker is None:
-            self._ticker = asyncio.create_task(self._tick(self.close_interval), name="leaderboards-closer")
         if self._catching_up is None:
             self._catching_up = asyncio.create_task(self.catch_up.run(), name="leaderboards-catch-up")
 
     async def stop(self) -> None:
-        """Cancel the background work (the period closer, the catch-up and running rebuilds)."""
-        tasks = [t for t in [self._ticker, self._catching_up, *self._tasks.values()] if t is not None]
+        """Cancel the background work (the catch-up and running rebuilds)."""
+        tasks = [t for t in [self._catching_up, *self._tasks.values()] if t is not None]
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self._ticker = None
         self._catching_up = None
         self._tasks.clear()
 
-    async def _tick(self, interval: float) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                async with job_run("leaderboards"):
-                    await self.close_periods()
-                    await rebuild.ensure_ready(self.db, self.store, now=self.clock.now())
-            except Exception:
-                # A failed round is retried on the next tick; closing is idempotent (claimed in SQL).
-                log.exception("leaderboard maintenance failed; retrying in %ss", interval)
+    async def maintenance_round(self) -> None:
+        """Close the periods that ended and rebuild brands whose boards are missing from Redis.
+
+        Idempotent (closing is claimed in SQL), so every worker may run it; a failure is retried next round.
+        """
+        await self.close_periods()
+        await rebuild.ensure_ready(self.db, self.store, now=self.clock.now())
 
     def _spawn_ensure_ready(self) -> None:
         async def run() -> None:

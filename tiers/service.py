@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from sqlalchemy import Table
     from sqlalchemy.ext.asyncio import AsyncSession
 
-    from engine.clock import Clock
     from engine.db import Database
     from engine.members import Member
     from engine.tenants import Brand
@@ -364,18 +363,3 @@ async def evaluate_all(db: Database, *, now: datetime) -> dict[str, Evaluation]:
     for brand in brands:
         reports[brand.slug] = await evaluate(db, brand=brand, now=now)
     return reports
-
-
-async def run_periodically(db: Database, *, clock: Clock, interval: float = 900.0) -> None:
-    """The background job: re-evaluate every brand's tiers every ``interval`` seconds (until cancelled)."""
-    import asyncio
-    import logging
-
-    log = logging.getLogger(__name__)
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            await evaluate_all(db, now=clock.now())
-        except Exception:
-            # The next run retries; a review is idempotent (it only acts on members still due).
-            log.exception("tier evaluation failed; retrying at the next run")

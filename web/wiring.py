@@ -59,11 +59,15 @@ from tiers.processor import Programs as TierPrograms
 from tiers.processor import TiersProcessor
 from web import exports
 from web.deps import ErasureHook, ExportHook, MemberUpdateHook, Services
+from web.jobs import Jobs
 from web.metrics import PipelineMetrics, watch_pool
 from web.pages.live import LivePublisher
 from web.tracing import instrumented
 
 log = logging.getLogger("questline")
+
+TIER_REVIEW_SECONDS = 900.0
+"""How often every brand's tiers are re-evaluated (downgrades at window ends, overrides that lapsed)."""
 
 
 def create_redis(settings: Settings) -> Redis:
@@ -264,50 +268,47 @@ async def open_services(
         await db.dispose()
 
 
-async def points_jobs(services: Services, *, every: float, runs: int | None = None) -> None:
-    """Release pending points and expire due lots every ``every`` seconds, the first time ``every`` after start.
+async def points_round(services: Services) -> None:
+    """Release pending points and expire due lots, once (the ``points`` job runs it periodically).
 
     Reads are exact without it (lots past their dates count as released or expired); it writes the entries
-    and sends the ``points.expiring``/``points.expired`` notices. ``runs`` stops after that many (tests).
+    and sends the ``points.expiring``/``points.expired`` notices.
     """
-    done = 0
-    while runs is None or done < runs:
-        done += 1
-        await asyncio.sleep(every)
-        try:
-            now = services.clock.now()
-            released = await settlement.release_due(services.db, now=now)  # settles those members fully
-            run = await settlement.expire_due(services.db, now=now)
-            if released.expired or run.expired or run.notices:
-                services.outbox.notify()
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # a failed run is retried at the next tick
-            log.exception("points jobs failed")
+    now = services.clock.now()
+    released = await settlement.release_due(services.db, now=now)  # settles those members fully
+    run = await settlement.expire_due(services.db, now=now)
+    if released.expired or run.expired or run.notices:
+        services.outbox.notify()
+
+
+def schedule_jobs(services: Services, jobs: Jobs) -> Jobs:
+    """Add the periodic jobs to ``jobs``: points release and expiry, tier reviews, period closing."""
+    every = services.settings.points_jobs_seconds
+    if every > 0:
+        jobs.every("points", every, lambda: points_round(services))
+    jobs.every("tiers", TIER_REVIEW_SECONDS, lambda: tiers_service.evaluate_all(services.db, now=services.clock.now()))
+    interval = services.leaderboards.close_interval
+    if interval:
+        jobs.every("leaderboards", interval, services.leaderboards.maintenance_round)
+    return jobs
 
 
 @asynccontextmanager
 async def background_jobs(services: Services, *, deliver_webhooks: bool = True) -> AsyncIterator[None]:
-    """Run the background jobs while inside: boards, webhook delivery, points release and expiry.
+    """Run the background work while inside: board rebuilds and catch-up, webhook delivery, the periodic jobs.
 
-    The points jobs run every ``QUESTLINE_POINTS_JOBS_SECONDS`` (0: off). Boards are rebuilt from SQL at once for the embedded in-process Redis (it starts empty), else in the
-    background.
+    The periodic jobs (:func:`schedule_jobs`) run on APScheduler (``web.jobs``); the points jobs every
+    ``QUESTLINE_POINTS_JOBS_SECONDS`` (0: off). Boards are rebuilt from SQL at once for the embedded
+    in-process Redis (it starts empty), else in the background.
     """
     await services.leaderboards.start(rebuild_now=services.settings.uses_fake_redis)
     delivery = asyncio.create_task(services.outbox.run(), name="outbox") if deliver_webhooks else None
-    every = services.settings.points_jobs_seconds
-    settling = asyncio.create_task(points_jobs(services, every=every), name="points") if every > 0 else None
-    tier_reviews = asyncio.create_task(
-        tiers_service.run_periodically(services.db, clock=services.clock), name="tier-reviews"
-    )
+    jobs = schedule_jobs(services, Jobs())
+    jobs.start()
     try:
         yield
     finally:
-        for task in (settling, tier_reviews):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await jobs.stop()
         await services.leaderboards.stop()
         if delivery is not None:
             delivery.cancel()

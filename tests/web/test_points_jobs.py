@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 
 from engine.orm import LedgerRow
 from tests.helpers import event
-from web.wiring import points_jobs
+from web.jobs import Jobs
+from web.wiring import points_round
 
 PROGRAM = {
     "points": {"expiry": {"kind": "rolling", "months": 1}, "notice_days": [7]},
@@ -50,7 +51,16 @@ async def test_background_loop_releases_and_expires(client, brand, clock, db):
     # the job on this test's own loop: the app's connections live on the test client's loop
     woken: list[bool] = []
     services = SimpleNamespace(db=db, clock=clock, outbox=SimpleNamespace(notify=lambda: woken.append(True)))
-    await points_jobs(services, every=0.01, runs=2)
+    jobs = Jobs()
+    jobs.every("points", 0.05, lambda: points_round(services))
+    jobs.start()
+    try:
+        for _ in range(100):  # the scheduler runs the round on its interval
+            if (await _kinds(db, brand.brand.id)).get("expire", 0):
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await jobs.stop()
     assert woken  # expired points: the outbox is woken for the points.expired message
     kinds = await _kinds(db, brand.brand.id)
     assert (kinds["release"], kinds["expire"]) == (1, 1)  # the referral's hold ended; the 40-day-old visit expired

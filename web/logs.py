@@ -1,4 +1,10 @@
-"""Structured logging: readable lines in a terminal, one JSON object per line in production."""
+"""Structured logging: readable lines in a terminal, one JSON object per line in production.
+
+The access log is this module's small ASGI middleware, not Litestar's structlog plugin: the plugin's
+``LoggingMiddleware`` writes two records per request (the request, then the response) and neither carries
+the time the request took, while operators grep and alert on one line per request with method, path
+(credentials redacted), status, milliseconds and ``trace_id``. structlog itself renders both.
+"""
 
 from __future__ import annotations
 

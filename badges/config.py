@@ -16,15 +16,13 @@ section are left as they are: retire one with ``active: false`` (its awards stay
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from badges import repository as repo
 from badges.models import BadgeDef, BadgeSpec, badge_to_spec, build_badge
-from engine.errors import DefinitionError
+from engine.sections import convert_object, parse_list
 from engine.tenants import bump_config_version
 
 if TYPE_CHECKING:
@@ -35,20 +33,6 @@ if TYPE_CHECKING:
     from engine.ids import BrandId
 
 MAX_BADGES = 500
-_AT = re.compile(r" - at `\$(?P<path>[^`]*)`$")
-_FIELD = re.compile(r"(?:unknown|missing required) field `(?P<name>[^`]+)`")
-
-
-def _located(message: str, path: str) -> tuple[str, str]:
-    """A msgspec message and the full path it points at (``unknown field `x``` → ``….x``)."""
-    match = _AT.search(message)
-    where = path + (match.group("path") if match else "")
-    if match:
-        message = message[: match.start()]
-    named = _FIELD.search(message)
-    if named:
-        where = f"{where}.{named.group('name')}"
-    return message, where
 
 
 def parse_badge(data: Any, *, path: str) -> BadgeDef:
@@ -57,13 +41,7 @@ def parse_badge(data: Any, *, path: str) -> BadgeDef:
     Raises:
         DefinitionError: with ``field`` the path of the first mistake (``path`` + its place inside).
     """
-    if not isinstance(data, Mapping):
-        raise DefinitionError("a badge must be an object", field=path)
-    try:
-        spec = msgspec.convert(data, BadgeSpec)
-    except msgspec.ValidationError as exc:
-        message, where = _located(str(exc), path)
-        raise DefinitionError(message, field=where) from exc
+    spec = convert_object(data, BadgeSpec, path=path, noun="badge")
     return build_badge(spec, path=path)
 
 
@@ -73,24 +51,15 @@ def parse_section(data: Any, *, path: str) -> list[BadgeDef]:
     Raises:
         DefinitionError: not a list, a bad badge, or a key given twice; ``field`` names where.
     """
-    if data is None:
-        return []
-    if not isinstance(data, list):
-        raise DefinitionError("the badges section is a list of badges", field=path)
-    if len(data) > MAX_BADGES:
-        raise DefinitionError(f"a program has at most {MAX_BADGES} badges", field=path)
-    badges: list[BadgeDef] = []
-    seen: dict[str, int] = {}
-    for index, item in enumerate(data):
-        where = f"{path}[{index}]"
-        badge = parse_badge(item, path=where)
-        if badge.key in seen:
-            raise DefinitionError(
-                f"badge {badge.key!r} is defined twice (first at {path}[{seen[badge.key]}])", field=f"{where}.key"
-            )
-        seen[badge.key] = index
-        badges.append(badge)
-    return badges
+    return parse_list(
+        data,
+        lambda item, where: parse_badge(item, path=where),
+        key=lambda badge: badge.key,
+        path=path,
+        noun="badge",
+        plural="badges",
+        most=MAX_BADGES,
+    )
 
 
 async def apply_section(session: AsyncSession, *, brand_id: BrandId, defs: list[BadgeDef], now: datetime) -> list[str]:

@@ -18,13 +18,11 @@ redemptions keep their history).
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from engine.errors import DefinitionError
+from engine.sections import convert_object, parse_list
 from rewards import repository as repo
 from rewards.models import RewardSpec, build_reward
 
@@ -36,19 +34,6 @@ if TYPE_CHECKING:
     from engine.ids import BrandId
 
 MAX_REWARDS = 500
-_AT = re.compile(r" - at `\$(?P<path>[^`]*)`$")
-_FIELD = re.compile(r"(?:unknown|missing required) field `(?P<name>[^`]+)`")
-
-
-def _located(message: str, path: str) -> tuple[str, str]:
-    match = _AT.search(message)
-    where = path + (match.group("path") if match else "")
-    if match:
-        message = message[: match.start()]
-    named = _FIELD.search(message)
-    if named:
-        where = f"{where}.{named.group('name')}"
-    return message, where
 
 
 def parse_reward(data: Any, *, path: str) -> RewardSpec:
@@ -57,13 +42,7 @@ def parse_reward(data: Any, *, path: str) -> RewardSpec:
     Raises:
         DefinitionError: with ``field`` the path of the first mistake.
     """
-    if not isinstance(data, Mapping):
-        raise DefinitionError("a reward must be an object", field=path)
-    try:
-        spec = msgspec.convert(data, RewardSpec)
-    except msgspec.ValidationError as exc:
-        message, where = _located(str(exc), path)
-        raise DefinitionError(message, field=where) from exc
+    spec = convert_object(data, RewardSpec, path=path, noun="reward")
     build_reward(spec, path=path)
     return spec
 
@@ -74,21 +53,15 @@ def parse_section(data: Any, *, path: str) -> list[RewardSpec]:
     Raises:
         DefinitionError: not a list, a bad reward, or a key given twice; ``field`` names where.
     """
-    if data is None:
-        return []
-    if not isinstance(data, list):
-        raise DefinitionError("the rewards section is a list of rewards", field=path)
-    if len(data) > MAX_REWARDS:
-        raise DefinitionError(f"at most {MAX_REWARDS} rewards", field=path)
-    specs: list[RewardSpec] = []
-    seen: set[str] = set()
-    for index, item in enumerate(data):
-        spec = parse_reward(item, path=f"{path}[{index}]")
-        if spec.key in seen:
-            raise DefinitionError(f"reward {spec.key!r} is given twice", field=f"{path}[{index}].key")
-        seen.add(spec.key)
-        specs.append(spec)
-    return specs
+    return parse_list(
+        data,
+        lambda item, where: parse_reward(item, path=where),
+        key=lambda spec: spec.key,
+        path=path,
+        noun="reward",
+        plural="rewards",
+        most=MAX_REWARDS,
+    )
 
 
 def _compact(value: Any) -> Any:

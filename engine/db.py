@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -15,12 +16,15 @@ from sqlalchemy import ARRAY, JSON, BigInteger, DateTime, Integer, MetaData, any
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+
+log = logging.getLogger(__name__)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -171,11 +175,18 @@ class Database:
     locks do the work.
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, replica: AsyncEngine | None = None) -> None:
         self.engine = engine
         self.sessions = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
         self.dialect = engine.dialect.name
         self._gate = asyncio.Lock() if self.dialect == "sqlite" else None
+        self.replica_engine = replica
+        self._replica_sessions = (
+            async_sessionmaker(replica, expire_on_commit=False, autoflush=False) if replica is not None else None
+        )
+        self.replica_reads = 0
+        """Reads the replica answered; ``replica_fallbacks``: reads it could not, served by the primary."""
+        self.replica_fallbacks = 0
 
     @property
     def is_postgres(self) -> bool:
@@ -198,6 +209,35 @@ class Database:
         async with self.sessions() as session:
             yield session
 
+    @contextlib.asynccontextmanager
+    async def replica(self) -> AsyncIterator[AsyncSession]:
+        """A read session on the read replica when one is configured and answers, else as :meth:`read`.
+
+        For reads that may lag the primary by the replica's delay (console statistics, data exports); a read
+        that must see what was just written (a member's own balance after a redemption) uses :meth:`read`.
+        """
+        if self._replica_sessions is None:
+            async with self.read() as session:
+                yield session
+            return
+        session = self._replica_sessions()
+        try:
+            await session.connection()
+        except (OSError, TimeoutError, DBAPIError) as exc:
+            await session.close()
+            self.replica_fallbacks += 1
+            log.warning("the read replica does not answer (%s); the primary serves this read", type(exc).__name__)
+            async with self.read() as primary:
+                yield primary
+            return
+        self.replica_reads += 1
+        try:
+            yield session
+        finally:
+            await session.close()
+
     async def dispose(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection (the replica's too)."""
         await self.engine.dispose()
+        if self.replica_engine is not None:
+            await self.replica_engine.dispose()

@@ -80,6 +80,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Failed Redis connects in a row that open the circuit breaker (Redis calls then fail at once)."""
     redis_breaker_cooldown_s: Annotated[float, msgspec.Meta(ge=0, le=3600)] = 5.0
     """Seconds the breaker stays open before one connect probes Redis again."""
+    database_read_url: str = ""
+    """An optional PostgreSQL read replica (``postgresql+asyncpg://…``) for console statistics and data exports.
+    Writes, the ingest path and every read that must see a member's own just-written state stay on
+    ``database_url``; a replica that does not answer is skipped (the primary serves the read)."""
     database_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 5.0
     """Connect timeout of a new PostgreSQL connection (a server that does not answer fails the request: 503)."""
     database_pre_ping: bool = True
@@ -161,6 +165,13 @@ def load_settings(env: Mapping[str, str], **overrides: object) -> Settings:
         settings = msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as exc:
         raise ValidationError(f"bad setting: {exc}", field="settings") from exc
+    if settings.database_read_url and not (
+        settings.database_read_url.startswith("postgresql") and not settings.uses_sqlite
+    ):
+        raise ValidationError(
+            "QUESTLINE_DATABASE_READ_URL is a PostgreSQL replica of a PostgreSQL QUESTLINE_DATABASE_URL",
+            field="QUESTLINE_DATABASE_READ_URL",
+        )
     if "public_url" not in raw:  # follow the bind address unless told where the public reaches us
         host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
         settings = msgspec.structs.replace(settings, public_url=f"http://{host}:{settings.port}")

@@ -137,13 +137,16 @@ def export_page(request: Request[Any, Any, Any], brand: Brand, found: MemberExpo
     )
 
 
-async def build_export(services: Services, brand: Brand, external_id: str) -> MemberExport:
+async def build_export(
+    services: Services, brand: Brand, external_id: str, *, from_replica: bool = False
+) -> MemberExport:
     """Everything Questline holds about the member: identity, ledger, events and every domain's section.
 
     Raises:
         NotFound: no such member in this brand.
     """
-    async with services.db.read() as session:
+    # A brand's export may lag by the replica's delay; the member's own self-service export reads the primary.
+    async with services.db.replica() if from_replica else services.db.read() as session:
         member = await members_repo.get_member(session, brand_id=brand.id, external_id=external_id)
         balance = await points.balance(session, brand_id=brand.id, member_id=member.id)
         entries = await points.all_entries(session, brand_id=brand.id, member_id=member.id)

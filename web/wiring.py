@@ -242,7 +242,12 @@ async def open_services(
     db = Database(
         create_engine(
             settings.database_url, connect_timeout=settings.database_timeout_s, pre_ping=settings.database_pre_ping
+        ),
+        replica=create_engine(
+            settings.database_read_url, connect_timeout=settings.database_timeout_s, pre_ping=settings.database_pre_ping
         )
+        if settings.database_read_url
+        else None,
     )
     redis_client = redis if redis is not None else create_redis(settings)
     http_client = http if http is not None else pinned_client(egress)

@@ -191,7 +191,7 @@ class MembersController(Controller):
         Sections: points and lots, badges, boards and archives with the board preference, rewards, held
         events and challenges.
         """
-        found = await build_export(services, principal.brand, external_id)
+        found = await build_export(services, principal.brand, external_id, from_replica=True)
         if format == "html":
             return export_page(request, principal.brand, found)
         return Response(found)

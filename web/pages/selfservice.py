@@ -24,6 +24,7 @@ from engine.members import MemberIn
 from enrollment import service as enrollment
 from leaderboards.models import Preference
 from referrals import service as referrals
+from web.exports import build_export
 from web.pages.join import join_url
 from web.pages.portal import (
     PortalSignInRequired,
@@ -33,7 +34,6 @@ from web.pages.portal import (
     _sign_in_required,
     provide_portal_viewer,
 )
-from web.schemas.members import MemberExport, MemberOut
 
 FormData = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
 LANGUAGES = ("", "en", "it")
@@ -123,19 +123,8 @@ class SelfServiceController(Controller):
     @get("/account/export")
     async def export(self, viewer: PortalViewerDep) -> Response[bytes]:
         """Download one's own data as JSON (the brand's member export)."""
-        services, brand, member = viewer.services, viewer.brand, viewer.member
-        async with services.db.read() as session:
-            balance = await points.balance(session, brand_id=brand.id, member_id=member.id)
-            entries = await points.all_entries(session, brand_id=brand.id, member_id=member.id)
-            events = await members_repo.member_events(session, brand_id=brand.id, member_id=member.id)
-            sections = {name: await hook(session, brand, member.id) for name, hook in services.export_hooks.items()}
-        document = MemberExport(
-            member=MemberOut(
-                external_id=member.external_id, display_name=member.display_name, locale=member.locale,
-                attributes=member.attributes, created_at=member.created_at, points=balance,
-            ),
-            ledger=entries, events=events, sections=sections, exported_at=viewer.now,
-        )  # fmt: skip
+        brand = viewer.brand
+        document = await build_export(viewer.services, brand, viewer.member.external_id)  # the primary: own data
         return Response(
             msgspec.json.encode(document),
             media_type="application/json",

@@ -114,7 +114,7 @@ async def overview(db: Database, *, brand_id: BrandId, tz: ZoneInfo, now: dateti
     end = local_midnight(span[-1] + timedelta(days=1), tz)
     day = local_day_expr(db, EventRow.occurred_at, tz, start, end)
     in_range = (EventRow.brand_id == brand_id, EventRow.occurred_at >= start, EventRow.occurred_at < end)
-    async with db.read() as session:
+    async with db.replica() as session:  # statistics may lag: the read replica
         events = await _by_day(session, select(day, func.count()).where(*in_range).group_by(day))
         active = await _by_day(
             session, select(day, func.count(distinct(EventRow.member_id))).where(*in_range).group_by(day)
@@ -154,7 +154,7 @@ class Labelled(msgspec.Struct, frozen=True, kw_only=True):
 
 async def completions(db: Database, *, brand_id: BrandId, since: datetime | None) -> list[Labelled]:
     """Completions per live challenge since ``since`` (ever, when ``None``), most first."""
-    async with db.read() as session:
+    async with db.replica() as session:  # statistics may lag: the read replica
         stored = await challenges_repo.stored_challenges(session, brand_id=brand_id)
         conditions = [CompletionRow.brand_id == brand_id]
         if since is not None:
@@ -171,7 +171,7 @@ async def completions(db: Database, *, brand_id: BrandId, since: datetime | None
 
 async def rarity(db: Database, *, brand_id: BrandId) -> list[Labelled]:
     """Each badge's holders as a percent of the brand's members, rarest first."""
-    async with db.read() as session:
+    async with db.replica() as session:  # statistics may lag: the read replica
         badges = await badges_repo.load_badges(session, brand_id)
         holders, members = await badges_repo.holders(session, brand_id=brand_id)
     shares = badges_repo.rarity(holders, members)

@@ -101,7 +101,7 @@ class MemberExportPageController(Controller):
         format: Annotated[Literal["json", "html"], QueryParameter()] = "json",
     ) -> Response[Any]:
         """JSON (a download) or the readable page."""
-        found = await build_export(viewer.services, viewer.brand, external_id)
+        found = await build_export(viewer.services, viewer.brand, external_id, from_replica=True)
         if format == "html":
             return export_page(request, viewer.brand, found)
         return Response(

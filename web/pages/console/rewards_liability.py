@@ -42,7 +42,7 @@ class LiabilityPageController(Controller):
         first = start_day if start_day is not None and start_day <= last else last - timedelta(days=days - 1)
         first = max(first, last - timedelta(days=3 * 366))
         start, end = local_midnight(first, tz), local_midnight(last + timedelta(days=1), tz)
-        async with viewer.services.db.read() as session:
+        async with viewer.services.db.replica() as session:  # a report: the read replica when there is one
             figures = await liability(session, brand, start=start, end=end, now=viewer.now)
             months = await monthly_rates(session, brand, start=start, end=end)
         span = t("%(start)s – %(end)s", start=t.date(first), end=t.date(last))

@@ -74,7 +74,7 @@ def server(database_url: str, *, namespace: str, workers: int = 2) -> Iterator[s
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # a busy machine starts workers slowly
         while True:
             try:
                 if httpx.get(f"{base}/health/ready", timeout=1).status_code == 200:
@@ -82,7 +82,9 @@ def server(database_url: str, *, namespace: str, workers: int = 2) -> Iterator[s
             except httpx.HTTPError:
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start: {process.stderr.read().decode() if process.stderr else ''}")
+                process.terminate()  # its stderr ends only when it does
+                _, errors = process.communicate(timeout=30)
+                raise RuntimeError(f"server did not start: {errors.decode() if errors else ''}")
             time.sleep(0.2)
         yield base
     finally:

@@ -164,6 +164,64 @@ def highest_level(badge: BadgeDef, levels: Iterable[str]) -> Level | None:
     return badge.levels[best] if best >= 0 else None
 
 
+def _earned(
+    badge: BadgeDef,
+    held: list[Award],
+    progress: Progress | None,
+    share: float,
+    image_url: Callable[[BadgeDef, str], str],
+    award_out: Callable[[Award], AwardOut],
+) -> EarnedBadge:
+    """A badge the member holds (``held``: their live awards, oldest first), at its highest level."""
+    top = highest_level(badge, {a.level for a in held})
+    return EarnedBadge(
+        key=badge.key,
+        name=badge.name,
+        description=badge.description,
+        category=badge.category,
+        image=image_url(badge, top.key if top else ""),
+        level=top.key if top else "",
+        level_name=top.name if top else "",
+        count=len(held) if badge.repeatable else 1,
+        awarded_at=held[0].awarded_at,
+        last_awarded_at=held[-1].awarded_at,
+        rarity=share,
+        awards=[award_out(a) for a in held],
+        next=progress if badge.active and (badge.levels or badge.repeatable) else None,
+    )
+
+
+def _working_towards(
+    badge: BadgeDef, progress: Progress, share: float, image_url: Callable[[BadgeDef, str], str]
+) -> BadgeProgressOut:
+    """A badge (or its next level) the member has started on."""
+    level = badge.level(progress.level) if progress.level else None
+    return BadgeProgressOut(
+        key=badge.key,
+        name=badge.name,
+        description=badge.description,
+        category=badge.category,
+        image=image_url(badge, progress.level),
+        criteria=narrative(badge, level),
+        rarity=share,
+        progress=progress,
+    )
+
+
+def _locked(badge: BadgeDef, share: float, image_url: Callable[[BadgeDef, str], str]) -> LockedBadge:
+    """A visible badge the member has not started on."""
+    first_level = badge.levels[0].key if badge.levels else ""
+    return LockedBadge(
+        key=badge.key,
+        name=badge.name,
+        description=badge.description,
+        category=badge.category,
+        image=image_url(badge, first_level),
+        criteria=narrative(badge),
+        rarity=share,
+    )
+
+
 def build_shelf(
     member: str,
     *,
@@ -182,70 +240,25 @@ def build_shelf(
     by_badge: dict[str, list[Award]] = {}
     for award in sorted(awards, key=lambda a: (a.awarded_at, a.uid)):
         by_badge.setdefault(award.badge, []).append(award)
-    earned: list[EarnedBadge] = []
-    in_progress: list[BadgeProgressOut] = []
-    locked: list[LockedBadge] = []
-
-    def working_towards(badge: BadgeDef, progress: Progress, level: Level | None, share: float) -> None:
-        in_progress.append(
-            BadgeProgressOut(
-                key=badge.key,
-                name=badge.name,
-                description=badge.description,
-                category=badge.category,
-                image=image_url(badge, progress.level),
-                criteria=narrative(badge, level),
-                rarity=share,
-                progress=progress,
-            )
-        )
-
+    shelf = MemberBadges(member=member, earned=[], in_progress=[], locked=[])
     for badge in badges:
         held = [a for a in by_badge.get(badge.key, []) if not a.revoked]
         count = counts.get(badge.key, 0)
-        live_levels = {a.level for a in held}
-        progress = next_progress(badge, count=count, live_levels=live_levels) if (badge.active or held) else None
+        progress = (
+            next_progress(badge, count=count, live_levels={a.level for a in held}) if (badge.active or held) else None
+        )
         share = rarity.get(badge.key, 0.0)
         if held:
-            top = highest_level(badge, live_levels)
-            earned.append(
-                EarnedBadge(
-                    key=badge.key,
-                    name=badge.name,
-                    description=badge.description,
-                    category=badge.category,
-                    image=image_url(badge, top.key if top else ""),
-                    level=top.key if top else "",
-                    level_name=top.name if top else "",
-                    count=len(held) if badge.repeatable else 1,
-                    awarded_at=held[0].awarded_at,
-                    last_awarded_at=held[-1].awarded_at,
-                    rarity=share,
-                    awards=[award_out(a) for a in held],
-                    next=progress if badge.active and (badge.levels or badge.repeatable) else None,
-                )
-            )
+            shelf.earned.append(_earned(badge, held, progress, share, image_url, award_out))
             if progress is not None and badge.levels and badge.active:
-                working_towards(badge, progress, badge.level(progress.level), share)
+                shelf.in_progress.append(_working_towards(badge, progress, share, image_url))
+        elif badge.hidden or not badge.active:
             continue
-        if badge.hidden or not badge.active:
-            continue
-        if progress is not None and progress.current > 0:
-            working_towards(badge, progress, badge.level(progress.level) if progress.level else None, share)
-            continue
-        first_level = badge.levels[0].key if badge.levels else ""
-        locked.append(
-            LockedBadge(
-                key=badge.key,
-                name=badge.name,
-                description=badge.description,
-                category=badge.category,
-                image=image_url(badge, first_level),
-                criteria=narrative(badge),
-                rarity=share,
-            )
-        )
-    return MemberBadges(member=member, earned=earned, in_progress=in_progress, locked=locked)
+        elif progress is not None and progress.current > 0:
+            shelf.in_progress.append(_working_towards(badge, progress, share, image_url))
+        else:
+            shelf.locked.append(_locked(badge, share, image_url))
+    return shelf
 
 
 def initials(name: str) -> str:

@@ -128,43 +128,7 @@ class BadgesProcessor:
         counts = await repo.load_counts(session, brand_id=brand.id, member_ids=member_ids, keys=rule_keys)
         holdings = await repo.load_holdings(session, brand_id=brand.id, member_ids=member_ids, keys=keys)
         changed: dict[tuple[MemberId, str], int] = {}
-        candidates: list[_Candidate] = []
-        by_ctx_rules: dict[int, list[BadgeDef]] = {}
-        for ctx, badge in rule_hits:
-            by_ctx_rules.setdefault(id(ctx), []).append(badge)
-        by_ctx_challenges: dict[int, list[tuple[BadgeDef, ChallengeCompleted]]] = {}
-        for ctx, badge, effect in challenge_hits:
-            by_ctx_challenges.setdefault(id(ctx), []).append((badge, effect))
-        for ctx in uow.events:  # request order, so a member's awards follow their events
-            for badge in by_ctx_rules.get(id(ctx), []):
-                slot = (ctx.member_id, badge.key)
-                before = counts.get(slot, 0)
-                counts[slot] = changed[slot] = before + 1
-                holding = holdings.setdefault(slot, Holding())
-                assert badge.rule is not None
-                reason = f"{before + 1} {badge.rule.event_type} event{'s' if before else ''}"
-                for plan in rule_awards(badge, before=before, after=before + 1, holding=holding):
-                    candidates.append(
-                        self._candidate(uow, ctx, badge, plan, source="rule", source_ref=plan.instance, reason=reason)
-                    )
-            for badge, effect in by_ctx_challenges.get(id(ctx), []):
-                holding = holdings.setdefault((ctx.member_id, badge.key), Holding())
-                instance = instance_key("challenge", f"{effect.challenge}:{effect.instance or ctx.event.id}")
-                planned = external_award(badge, holding=holding, instance=instance)
-                if planned is not None:
-                    reason = f"completed challenge {effect.challenge}"
-                    candidates.append(
-                        self._candidate(
-                            uow,
-                            ctx,
-                            badge,
-                            planned,
-                            source="challenge",
-                            source_ref=instance,
-                            reason=reason,
-                            at=effect.completed_at if effect.completed_at and effect.completed_at.tzinfo else None,
-                        )
-                    )
+        candidates = self._plan(uow, rule_hits, challenge_hits, counts=counts, holdings=holdings, changed=changed)
         inserted = await repo.insert_awards(session, [c.row for c in candidates])
         await repo.save_counts(session, brand_id=brand.id, counts=changed, now=uow.now)
         for candidate in candidates:
@@ -177,6 +141,82 @@ class BadgesProcessor:
             count = holding.live if candidate.badge.repeatable else 1
             for awarded in award_effects(candidate.badge, award, count=count, urls=self.urls):
                 ctx.emit(awarded)
+
+    def _plan(
+        self,
+        uow: UnitOfWork,
+        rule_hits: list[tuple[EventContext, BadgeDef]],
+        challenge_hits: list[tuple[EventContext, BadgeDef, ChallengeCompleted]],
+        *,
+        counts: dict[tuple[MemberId, str], int],
+        holdings: dict[tuple[MemberId, str], Holding],
+        changed: dict[tuple[MemberId, str], int],
+    ) -> list[_Candidate]:
+        """The awards the hits may give, in request order so a member's awards follow their events.
+
+        Rule counts move by one per hit (``counts`` and ``changed`` are updated).
+        """
+        by_ctx_rules: dict[int, list[BadgeDef]] = {}
+        for ctx, badge in rule_hits:
+            by_ctx_rules.setdefault(id(ctx), []).append(badge)
+        by_ctx_challenges: dict[int, list[tuple[BadgeDef, ChallengeCompleted]]] = {}
+        for ctx, badge, effect in challenge_hits:
+            by_ctx_challenges.setdefault(id(ctx), []).append((badge, effect))
+        candidates: list[_Candidate] = []
+        for ctx in uow.events:
+            for badge in by_ctx_rules.get(id(ctx), []):
+                candidates += self._rule_candidates(uow, ctx, badge, counts=counts, holdings=holdings, changed=changed)
+            for badge, effect in by_ctx_challenges.get(id(ctx), []):
+                candidate = self._challenge_candidate(uow, ctx, badge, effect, holdings=holdings)
+                if candidate is not None:
+                    candidates.append(candidate)
+        return candidates
+
+    def _rule_candidates(
+        self,
+        uow: UnitOfWork,
+        ctx: EventContext,
+        badge: BadgeDef,
+        *,
+        counts: dict[tuple[MemberId, str], int],
+        holdings: dict[tuple[MemberId, str], Holding],
+        changed: dict[tuple[MemberId, str], int],
+    ) -> list[_Candidate]:
+        slot = (ctx.member_id, badge.key)
+        before = counts.get(slot, 0)
+        counts[slot] = changed[slot] = before + 1
+        holding = holdings.setdefault(slot, Holding())
+        assert badge.rule is not None
+        reason = f"{before + 1} {badge.rule.event_type} event{'s' if before else ''}"
+        return [
+            self._candidate(uow, ctx, badge, plan, source="rule", source_ref=plan.instance, reason=reason)
+            for plan in rule_awards(badge, before=before, after=before + 1, holding=holding)
+        ]
+
+    def _challenge_candidate(
+        self,
+        uow: UnitOfWork,
+        ctx: EventContext,
+        badge: BadgeDef,
+        effect: ChallengeCompleted,
+        *,
+        holdings: dict[tuple[MemberId, str], Holding],
+    ) -> _Candidate | None:
+        holding = holdings.setdefault((ctx.member_id, badge.key), Holding())
+        instance = instance_key("challenge", f"{effect.challenge}:{effect.instance or ctx.event.id}")
+        planned = external_award(badge, holding=holding, instance=instance)
+        if planned is None:
+            return None
+        return self._candidate(
+            uow,
+            ctx,
+            badge,
+            planned,
+            source="challenge",
+            source_ref=instance,
+            reason=f"completed challenge {effect.challenge}",
+            at=effect.completed_at if effect.completed_at and effect.completed_at.tzinfo else None,
+        )
 
     def _candidate(
         self,

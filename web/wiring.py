@@ -57,11 +57,13 @@ from referrals.processor import ReferralProcessor
 from tiers import service as tiers_service
 from tiers.processor import Programs as TierPrograms
 from tiers.processor import TiersProcessor
+from wallet import repository as wallet_repo
 from web import exports
 from web.deps import ErasureHook, ExportHook, MemberUpdateHook, Services
 from web.metrics import PipelineMetrics, watch_pool
 from web.pages.live import LivePublisher
 from web.tracing import instrumented
+from web.wallet_cards import refresh_passes
 
 log = logging.getLogger("questline")
 
@@ -125,6 +127,10 @@ async def _export_enrollment(session: AsyncSession, brand: Brand, member_id: Mem
     return await enrollment_service.export_section(session, brand_id=brand.id, member_id=member_id)
 
 
+async def _erase_wallet(session: AsyncSession, brand: Brand, member_id: MemberId) -> None:
+    await wallet_repo.forget_member(session, brand_id=brand.id, member_id=member_id)
+
+
 async def _erase_held_events(session: AsyncSession, brand: Brand, member_id: MemberId) -> None:
     await review.forget_member(session, brand_id=brand.id, member_id=member_id)
 
@@ -178,6 +184,7 @@ def build_services(
         _EraseFromBoards(redis, namespace=settings.redis_namespace),
         _erase_enrollment,
         _erase_held_events,
+        _erase_wallet,
     )
     export_hooks: dict[str, ExportHook] = {
         "challenges": _ChallengesExport(clock),
@@ -300,10 +307,14 @@ async def background_jobs(services: Services, *, deliver_webhooks: bool = True) 
     tier_reviews = asyncio.create_task(
         tiers_service.run_periodically(services.db, clock=services.clock), name="tier-reviews"
     )
+    wallet_every = services.settings.wallet_refresh_seconds
+    wallet = (
+        asyncio.create_task(refresh_passes(services, every=wallet_every), name="wallet") if wallet_every > 0 else None
+    )
     try:
         yield
     finally:
-        for task in (settling, tier_reviews):
+        for task in (settling, tier_reviews, wallet):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -64,7 +64,7 @@ async def updated_passes(
     device: FromPath[str],
     pass_type: FromPath[str],
     services: ServicesDep,
-    since: Annotated[str | None, QueryParameter(query="passesUpdatedSince", max_length=32)] = None,
+    since: Annotated[str | None, QueryParameter(name="passesUpdatedSince", max_length=32)] = None,
 ) -> Response[UpdatedPassesOut | None]:
     """The device's passes changed since the tag (200 with a new tag), or 204 when none did."""
     found = await passkit_of(services).updated(device=device, pass_type=pass_type, since=since)

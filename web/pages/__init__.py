@@ -8,7 +8,9 @@ See docs/web.md.
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import CacheControlHeader
@@ -109,6 +111,7 @@ def app_options(settings: Settings) -> dict[str, Any]:
             cookie_httponly=True,
             cookie_samesite="lax",
             cookie_secure=security.is_https(settings),
-            exclude=CSRF_EXCLUDE,
+            # Wallet on devices calls the PassKit web service (ApplePass token, no cookies) under its own path.
+            exclude=[*CSRF_EXCLUDE, f"^{re.escape(urlsplit(settings.passkit_url).path.rstrip('/'))}/v1/"],
         ),
     }

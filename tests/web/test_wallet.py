@@ -1,0 +1,117 @@
+"""Wallet passes over HTTP, on both backends: settings, a member's pass, the PassKit update flow, Google links."""
+
+import dataclasses
+import io
+import json
+import zipfile
+from email.utils import formatdate
+
+import jwt
+from cryptography import x509
+
+from tests.helpers import event
+from tests.wallet_chain import PASS_TYPE, apple_settings, chain, google_settings
+from wallet.push import RecordingPusher
+from web.wallet_cards import passkit_of
+
+DEVICE = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
+PUSH = "f" * 64
+
+
+async def _setup(client, brand):
+    put = await client.put("/v1/wallet/apple", json=apple_settings(), headers=brand.headers)
+    assert put.status_code == 201, put.text
+    rule = {"key": "buy", "event_type": "purchase", "per_unit": {"property": "amount"}}
+    assert (await client.put("/v1/earning-rules/buy", json=rule, headers=brand.headers)).status_code in (200, 201)
+    first = {"events": [event("e1", "m-1", "purchase", "2026-11-20T09:00:00Z", amount=40)]}
+    assert (await client.post("/v1/events", json=first, headers=brand.headers)).status_code in (200, 201)
+
+
+def _card(data: bytes) -> dict:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return json.loads(archive.read("pass.json"))
+
+
+async def test_settings_are_checked_and_keys_never_answered(client, brand):
+    foreign = await client.put(
+        "/v1/wallet/apple", json=apple_settings(private_key_pem=chain().other_key_pem), headers=brand.headers
+    )
+    assert foreign.status_code == 422 and foreign.json()["field"] == "$.private_key_pem"
+    assert (await client.get("/v1/wallet", headers=brand.headers)).json() == {"apple": None, "google": None}
+    assert (await client.put("/v1/wallet/apple", json=apple_settings(), headers=brand.headers)).status_code == 201
+    again = await client.put("/v1/wallet/apple", json=apple_settings(barcode="code128"), headers=brand.headers)
+    assert again.status_code == 200 and again.json()["barcode"] == "code128"
+    assert (await client.put("/v1/wallet/google", json=google_settings(), headers=brand.headers)).status_code == 201
+    status = await client.get("/v1/wallet", headers=brand.headers)
+    assert "PRIVATE KEY" not in status.text and status.json()["apple"]["pass_type_identifier"] == PASS_TYPE
+    assert (await client.delete("/v1/wallet/google", headers=brand.headers)).status_code == 204
+    assert (await client.delete("/v1/wallet/google", headers=brand.headers)).status_code == 404
+    missing = await client.get("/v1/members/nobody/wallet/google", headers=brand.headers)
+    assert missing.status_code == 404
+
+
+async def test_passkit_update_flow(client, brand):
+    await _setup(client, brand)
+    services = client.app.state.services
+    pusher = RecordingPusher()
+    client.app.state.services = services = dataclasses.replace(services, wallet_pusher=pusher)
+    download = await client.get("/v1/members/m-1/wallet/apple", headers=brand.headers)
+    assert download.status_code == 200 and download.headers["content-type"] == "application/vnd.apple.pkpass"
+    card = _card(download.content)
+    assert card["storeCard"]["headerFields"][0]["value"] == 40
+    serial, token = card["serialNumber"], card["authenticationToken"]
+    assert card["webServiceURL"].endswith("/passkit")
+    auth = {"Authorization": f"ApplePass {token}"}
+    path = f"/passkit/v1/devices/{DEVICE}/registrations/{PASS_TYPE}/{serial}"
+
+    wrong = await client.post(path, json={"pushToken": PUSH}, headers={"Authorization": "ApplePass " + "x" * 32})
+    assert wrong.status_code == 401
+    assert (await client.post(path, json={"pushToken": PUSH})).status_code == 401
+    assert (await client.post(path, json={"pushToken": PUSH}, headers=auth)).status_code == 201
+    assert (await client.post(path, json={"pushToken": PUSH}, headers=auth)).status_code == 200
+
+    listing = f"/passkit/v1/devices/{DEVICE}/registrations/{PASS_TYPE}"
+    first = await client.get(listing)
+    assert first.status_code == 200 and first.json()["serialNumbers"] == [serial]
+    tag = first.json()["lastUpdated"]
+    assert (await client.get(listing, params={"passesUpdatedSince": tag})).status_code == 204
+    assert await passkit_of(services).refresh_all() == 0 and pusher.sent == []  # nothing changed: no push
+
+    pass_url = f"/passkit/v1/passes/{PASS_TYPE}/{serial}"
+    current = await client.get(pass_url, headers=auth)
+    assert current.status_code == 200
+    unchanged = await client.get(pass_url, headers={**auth, "If-Modified-Since": current.headers["last-modified"]})
+    assert unchanged.status_code == 304
+
+    more = {"events": [event("e2", "m-1", "purchase", "2026-11-20T09:30:00Z", amount=25)]}
+    assert (await client.post("/v1/events", json=more, headers=brand.headers)).status_code in (200, 201)
+    assert await passkit_of(services).refresh_all() == 1
+    assert pusher.sent == [(PASS_TYPE, PUSH)]
+    changed = await client.get(listing, params={"passesUpdatedSince": tag})
+    assert changed.status_code == 200 and changed.json()["serialNumbers"] == [serial]
+    assert int(changed.json()["lastUpdated"]) > int(tag)
+    fresh = await client.get(pass_url, headers={**auth, "If-Modified-Since": current.headers["last-modified"]})
+    assert fresh.status_code == 200 and _card(fresh.content)["storeCard"]["headerFields"][0]["value"] == 65
+    assert (await client.get(pass_url, headers={"Authorization": "ApplePass " + "y" * 32})).status_code == 401
+    old = formatdate(0, usegmt=True)
+    assert (await client.get(pass_url, headers={**auth, "If-Modified-Since": old})).status_code == 200
+
+    assert (await client.post("/passkit/v1/log", json={"logs": ["something went wrong"]})).status_code == 200
+    assert (await client.delete(path, headers={"Authorization": "ApplePass " + "z" * 32})).status_code == 401
+    assert (await client.delete(path, headers=auth)).status_code == 200
+    assert (await client.get(listing)).status_code == 204
+    bad_tag = await client.get(listing, params={"passesUpdatedSince": "yesterday"})
+    assert bad_tag.status_code == 422
+
+
+async def test_google_save_link_is_signed_with_the_brand_key(client, brand):
+    await _setup(client, brand)
+    assert (await client.put("/v1/wallet/google", json=google_settings(), headers=brand.headers)).status_code == 201
+    answered = await client.get("/v1/members/m-1/wallet/google", headers=brand.headers)
+    assert answered.status_code == 200, answered.text
+    url = answered.json()["save_url"]
+    assert url.startswith("https://pay.google.com/gp/v/save/")
+    public = x509.load_pem_x509_certificate(chain().cert_pem.encode()).public_key()
+    claims = jwt.decode(url.rsplit("/", 1)[1], public, algorithms=["RS256"], audience="google")
+    (obj,) = claims["payload"]["loyaltyObjects"]
+    assert (obj["accountId"], obj["loyaltyPoints"]["balance"]["int"]) == ("m-1", 40)

@@ -62,8 +62,8 @@ from web import exports
 from web.deps import ErasureHook, ExportHook, MemberUpdateHook, Services
 from web.metrics import PipelineMetrics, watch_pool
 from web.pages.live import LivePublisher
+from web.pages.wallet_cards import refresh_passes
 from web.tracing import instrumented
-from web.wallet_cards import refresh_passes
 
 log = logging.getLogger("questline")
 

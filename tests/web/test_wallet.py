@@ -12,7 +12,7 @@ from cryptography import x509
 from tests.helpers import event
 from tests.wallet_chain import PASS_TYPE, apple_settings, chain, google_settings
 from wallet.push import RecordingPusher
-from web.wallet_cards import passkit_of
+from web.pages.wallet_cards import passkit_of
 
 DEVICE = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
 PUSH = "f" * 64
@@ -115,3 +115,23 @@ async def test_google_save_link_is_signed_with_the_brand_key(client, brand):
     claims = jwt.decode(url.rsplit("/", 1)[1], public, algorithms=["RS256"], audience="google")
     (obj,) = claims["payload"]["loyaltyObjects"]
     assert (obj["accountId"], obj["loyaltyPoints"]["balance"]["int"]) == ("m-1", 40)
+
+
+async def test_portal_offers_only_the_wallets_the_brand_configured(client, brand):
+    from tests.web.test_pages import open_portal
+
+    await _setup(client, brand)
+    await open_portal(client, brand, "m-1")
+    home = await client.get("/portal")
+    assert 'id="wallet-link"' in home.text
+    page = await client.get("/portal/wallet?lang=it")
+    assert page.status_code == 200
+    assert "Aggiungi a Apple Wallet" in page.text and "save-google-wallet" not in page.text
+    assert 'data-live="balance-big">40<' in page.text
+    download = await client.get("/portal/wallet/apple.pkpass")
+    assert download.status_code == 200 and _card(download.content)["barcodes"][0]["message"] == "m-1"
+    assert (await client.get("/portal/wallet/google", follow_redirects=False)).status_code == 404
+    assert (await client.put("/v1/wallet/google", json=google_settings(), headers=brand.headers)).status_code == 201
+    assert "save-google-wallet" in (await client.get("/portal/wallet")).text
+    saved = await client.get("/portal/wallet/google", follow_redirects=False)
+    assert saved.status_code == 303 and saved.headers["location"].startswith("https://pay.google.com/gp/v/save/")

@@ -17,8 +17,8 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 
 from web.api.wallet import pkpass_response
 from web.deps import ServicesDep
+from web.pages.wallet_cards import passkit_of
 from web.schemas.wallet import PassKitLogIn, RegistrationIn, UpdatedPassesOut
-from web.wallet_cards import passkit_of
 
 log = logging.getLogger("questline.wallet")
 REGISTRATION = "/v1/devices/{device:str}/registrations/{pass_type:str}/{serial:str}"

@@ -11,8 +11,8 @@ from wallet.models import AppleSettings, GoogleSettings
 from wallet.service import APPLE, GOOGLE, AppleStatus, GoogleStatus, WalletStatus
 from web.deps import PrincipalDep, ServicesDep, provide_secret_principal
 from web.openapi import answers
+from web.pages.wallet_cards import card_state, wallets_of
 from web.schemas.wallet import SaveLinkOut
-from web.wallet_cards import card_state, wallets_of
 
 PKPASS = "application/vnd.apple.pkpass"
 

@@ -37,6 +37,7 @@ from web.pages.portal import PortalController
 from web.pages.rewards import RewardsPortalController
 from web.pages.selfservice import SelfServiceController
 from web.pages.tier_pages import ConsoleTiersController, PortalTierController
+from web.pages.wallet_pages import PortalWalletController
 from web.pages.widgets import WidgetDataController, WidgetsController
 
 STATIC_DIR = rendering.STATIC_DIR
@@ -68,6 +69,7 @@ routes: list[Any] = [
     PortalController,
     RewardsPortalController,
     PortalTierController,
+    PortalWalletController,
     ConsoleTiersController,
     ConsoleAuthController,
     DashboardController,

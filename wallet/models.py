@@ -162,7 +162,6 @@ def pass_json(
     if state.challenges:
         first = state.challenges[0]
         auxiliary.append(_field("challenge", first.title, first.text))
-    auxiliary.append(_field("member", labels.member, state.name))
     back = [_field(f"challenge-{c.key}", c.title, c.text) for c in state.challenges]
     barcode = {
         "format": BARCODE_FORMATS[settings.barcode],
@@ -184,7 +183,7 @@ def pass_json(
         "barcodes": [barcode],
         "storeCard": {
             "headerFields": [_field("points", labels.points, state.points, labels.points_changed)],
-            "primaryFields": [_field("balance", labels.points, state.points)],
+            "primaryFields": [_field("member", labels.member, state.name)],
             "secondaryFields": secondary,
             "auxiliaryFields": auxiliary,
             "backFields": back or [_field("challenges", labels.challenges, "–")],

@@ -11,7 +11,7 @@ import hmac
 import logging
 from dataclasses import dataclass
 
-from engine.errors import NotFound, ValidationError
+from engine.errors import NotFound, QuestlineError, ValidationError
 from engine.ids import MemberId
 from wallet import repository as repo
 from wallet.models import SERIAL
@@ -44,7 +44,7 @@ class PassKit:
             ref = await repo.pass_by_serial(session, serial)
         if ref is None:
             raise credentials_error()
-        settings, _, _ = await self.wallets._apple(ref.brand_id)
+        settings, _, _ = await self.wallets.apple_config(ref.brand_id)
         if settings.pass_type_identifier != pass_type:
             raise NotFound("no such pass type")
         return ref
@@ -120,16 +120,19 @@ class PassKit:
                 return pushed
             after = passes[-1].id
             for ref in passes:
-                now = await self.refresh(ref)
-                if now is not None and now.updated_s != ref.updated_s:
-                    pushed += await self._push(now)
+                try:
+                    now = await self.refresh(ref)
+                    if now is not None and now.updated_s != ref.updated_s:
+                        pushed += await self._push(now)
+                except QuestlineError as exc:  # e.g. the brand removed its settings: the other passes go on
+                    log.warning("wallet pass %s not refreshed: %s", ref.serial_number, exc.detail)
 
     async def _push(self, ref: repo.PassRef) -> int:
         async with self.wallets.db.read() as session:
             tokens = await repo.push_tokens(session, pass_id=ref.id)
         if not tokens:
             return 0
-        settings, _, key = await self.wallets._apple(ref.brand_id)
+        settings, _, key = await self.wallets.apple_config(ref.brand_id)
         credentials = PushCredentials(
             certificate_pem=settings.certificate_pem,
             private_key_pem=key,

@@ -150,7 +150,14 @@ class Wallets:
             if not await repo.delete_config(session, brand_id=brand_id, kind=kind):
                 raise NotFound(f"the brand has no {kind} wallet settings")
 
-    async def _apple(self, brand_id: int) -> tuple[AppleSettings, pkpass.SigningIdentity, str]:
+    async def apple_config(self, brand_id: int) -> tuple[AppleSettings, pkpass.SigningIdentity, str]:
+        """The brand's Apple settings, signing identity and (unsealed) private key.
+
+        Raises:
+            NotFound: the brand has not configured Apple Wallet.
+            Conflict: the sealed key does not open (the secret was rotated).
+            ValidationError: the stored certificate is no longer valid.
+        """
         async with self.db.read() as session:
             stored = await repo.load_config(session, brand_id=brand_id, kind=APPLE)
         if stored is None:
@@ -181,7 +188,7 @@ class Wallets:
         Raises:
             NotFound: the brand has not configured Apple Wallet.
         """
-        settings, identity, _ = await self._apple(brand.id)
+        settings, identity, _ = await self.apple_config(brand.id)
         now = self.clock.now()
         fingerprint = state.fingerprint()
         async with self.db.write() as session:

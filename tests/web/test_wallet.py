@@ -135,3 +135,14 @@ async def test_portal_offers_only_the_wallets_the_brand_configured(client, brand
     assert "save-google-wallet" in (await client.get("/portal/wallet")).text
     saved = await client.get("/portal/wallet/google", follow_redirects=False)
     assert saved.status_code == 303 and saved.headers["location"].startswith("https://pay.google.com/gp/v/save/")
+
+
+async def test_erasing_a_member_removes_their_pass_and_registrations(client, brand):
+    await _setup(client, brand)
+    card = _card((await client.get("/v1/members/m-1/wallet/apple", headers=brand.headers)).content)
+    auth = {"Authorization": f"ApplePass {card['authenticationToken']}"}
+    path = f"/passkit/v1/devices/{DEVICE}/registrations/{PASS_TYPE}/{card['serialNumber']}"
+    assert (await client.post(path, json={"pushToken": PUSH}, headers=auth)).status_code == 201
+    assert (await client.delete("/v1/members/m-1", headers=brand.headers)).status_code == 204
+    assert (await client.get(f"/passkit/v1/passes/{PASS_TYPE}/{card['serialNumber']}", headers=auth)).status_code == 401
+    assert (await client.get(f"/passkit/v1/devices/{DEVICE}/registrations/{PASS_TYPE}")).status_code == 204

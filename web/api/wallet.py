@@ -10,7 +10,7 @@ from engine import members as members_repo
 from wallet.models import AppleSettings, GoogleSettings
 from wallet.service import APPLE, GOOGLE, AppleStatus, GoogleStatus, WalletStatus
 from web.deps import PrincipalDep, ServicesDep, provide_secret_principal
-from web.openapi import answers
+from web.openapi import answers, problems
 from web.pages.wallet_cards import card_state, wallets_of
 from web.schemas.wallet import SaveLinkOut
 
@@ -42,7 +42,7 @@ class WalletSettingsController(Controller):
         status, created = await wallets_of(services).configure_apple(principal.brand.id, data)
         return Response(status, status_code=201 if created else 200)
 
-    @delete("/apple", summary="Remove Apple Wallet settings")
+    @delete("/apple", summary="Remove Apple Wallet settings", responses=problems(404))
     async def delete_apple(self, services: ServicesDep, principal: PrincipalDep) -> None:
         """Members can no longer download Apple passes; issued ones stop updating."""
         await wallets_of(services).remove(principal.brand.id, APPLE)
@@ -59,7 +59,7 @@ class WalletSettingsController(Controller):
         status, created = await wallets_of(services).configure_google(principal.brand.id, data)
         return Response(status, status_code=201 if created else 200)
 
-    @delete("/google", summary="Remove Google Wallet settings")
+    @delete("/google", summary="Remove Google Wallet settings", responses=problems(404))
     async def delete_google(self, services: ServicesDep, principal: PrincipalDep) -> None:
         """Members can no longer get "Save to Google Wallet" links."""
         await wallets_of(services).remove(principal.brand.id, GOOGLE)

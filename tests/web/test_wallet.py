@@ -3,19 +3,25 @@
 import dataclasses
 import io
 import json
+import uuid
 import zipfile
 from email.utils import formatdate
 
 import jwt
 from cryptography import x509
 
+from leaderboards.service import Leaderboards
 from tests.helpers import event
 from tests.wallet_chain import PASS_TYPE, apple_settings, chain, google_settings
 from wallet.push import RecordingPusher
 from web.pages.wallet_cards import passkit_of
 
-DEVICE = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
 PUSH = "f" * 64
+
+
+def _device() -> str:
+    """A device library identifier of its own per test (the database is shared by a session's tests)."""
+    return uuid.uuid4().hex
 
 
 async def _setup(client, brand):
@@ -50,11 +56,16 @@ async def test_settings_are_checked_and_keys_never_answered(client, brand):
     assert missing.status_code == 404
 
 
-async def test_passkit_update_flow(client, brand):
+async def test_passkit_update_flow(client, brand, db, redis, settings, clock):
     await _setup(client, brand)
-    services = client.app.state.services
+    device = _device()
     pusher = RecordingPusher()
-    client.app.state.services = services = dataclasses.replace(services, wallet_pusher=pusher)
+    # The refresh job's work, run here on the test's own loop (PostgreSQL: the app's pool lives on another loop).
+    app_services = client.app.state.services
+    boards = Leaderboards(
+        db, redis, namespace=settings.redis_namespace, clock=clock, grant_badge=app_services.grant_badge
+    )
+    services = dataclasses.replace(app_services, db=db, redis=redis, leaderboards=boards, wallet_pusher=pusher)
     download = await client.get("/v1/members/m-1/wallet/apple", headers=brand.headers)
     assert download.status_code == 200 and download.headers["content-type"] == "application/vnd.apple.pkpass"
     card = _card(download.content)
@@ -62,7 +73,7 @@ async def test_passkit_update_flow(client, brand):
     serial, token = card["serialNumber"], card["authenticationToken"]
     assert card["webServiceURL"].endswith("/passkit")
     auth = {"Authorization": f"ApplePass {token}"}
-    path = f"/passkit/v1/devices/{DEVICE}/registrations/{PASS_TYPE}/{serial}"
+    path = f"/passkit/v1/devices/{device}/registrations/{PASS_TYPE}/{serial}"
 
     wrong = await client.post(path, json={"pushToken": PUSH}, headers={"Authorization": "ApplePass " + "x" * 32})
     assert wrong.status_code == 401
@@ -70,7 +81,7 @@ async def test_passkit_update_flow(client, brand):
     assert (await client.post(path, json={"pushToken": PUSH}, headers=auth)).status_code == 201
     assert (await client.post(path, json={"pushToken": PUSH}, headers=auth)).status_code == 200
 
-    listing = f"/passkit/v1/devices/{DEVICE}/registrations/{PASS_TYPE}"
+    listing = f"/passkit/v1/devices/{device}/registrations/{PASS_TYPE}"
     first = await client.get(listing)
     assert first.status_code == 200 and first.json()["serialNumbers"] == [serial]
     tag = first.json()["lastUpdated"]
@@ -139,10 +150,12 @@ async def test_portal_offers_only_the_wallets_the_brand_configured(client, brand
 
 async def test_erasing_a_member_removes_their_pass_and_registrations(client, brand):
     await _setup(client, brand)
+    device = _device()
     card = _card((await client.get("/v1/members/m-1/wallet/apple", headers=brand.headers)).content)
     auth = {"Authorization": f"ApplePass {card['authenticationToken']}"}
-    path = f"/passkit/v1/devices/{DEVICE}/registrations/{PASS_TYPE}/{card['serialNumber']}"
+    path = f"/passkit/v1/devices/{device}/registrations/{PASS_TYPE}/{card['serialNumber']}"
     assert (await client.post(path, json={"pushToken": PUSH}, headers=auth)).status_code == 201
     assert (await client.delete("/v1/members/m-1", headers=brand.headers)).status_code == 204
     assert (await client.get(f"/passkit/v1/passes/{PASS_TYPE}/{card['serialNumber']}", headers=auth)).status_code == 401
-    assert (await client.get(f"/passkit/v1/devices/{DEVICE}/registrations/{PASS_TYPE}")).status_code == 204
+    listed = await client.get(f"/passkit/v1/devices/{device}/registrations/{PASS_TYPE}")
+    assert listed.status_code == 204, (listed.text, card["serialNumber"])

@@ -159,3 +159,41 @@ async def test_erasing_a_member_removes_their_pass_and_registrations(client, bra
     assert (await client.get(f"/passkit/v1/passes/{PASS_TYPE}/{card['serialNumber']}", headers=auth)).status_code == 401
     listed = await client.get(f"/passkit/v1/devices/{device}/registrations/{PASS_TYPE}")
     assert listed.status_code == 204, (listed.text, card["serialNumber"])
+
+
+async def test_another_members_overtaking_changes_the_pass_and_its_challenge_progress_shows(client, brand):
+    program = {
+        "campaigns": [{"key": "nov", "title": "November", "starts_at": "2026-11-01", "ends_at": "2026-12-01"}],
+        "challenges": [
+            {"key": "five-buys", "campaign": "nov", "title": "Five purchases",
+             "rule": {"type": "count", "event_type": "purchase", "target": 5}, "reward": {"points": 10}},
+        ],
+        "leaderboards": [{"key": "all", "title": "Top spenders", "metric": {"kind": "points"}, "period": "all_time"}],
+        "earning_rules": [{"key": "buy", "event_type": "purchase", "per_unit": {"property": "amount"}}],
+    }  # fmt: skip
+    assert (await client.put("/v1/program", json=program, headers=brand.headers)).status_code == 200
+    assert (await client.put("/v1/wallet/apple", json=apple_settings(), headers=brand.headers)).status_code == 201
+    first = [event("a", "m-1", "purchase", "2026-11-20T09:00:00Z", amount=40),
+             event("b", "m-2", "purchase", "2026-11-20T09:01:00Z", amount=10)]  # fmt: skip
+    assert (await client.post("/v1/events", json={"events": first}, headers=brand.headers)).status_code == 200
+    card = _card((await client.get("/v1/members/m-1/wallet/apple", headers=brand.headers)).content)
+    fields = {f["key"]: f for f in card["storeCard"]["secondaryFields"]}
+    assert (fields["rank"]["label"], fields["rank"]["value"]) == ("Top spenders", "#1 / 2")
+    assert card["storeCard"]["auxiliaryFields"][0] == {
+        "key": "challenge",
+        "label": "Five purchases",
+        "value": "1 / 5 times",
+    }
+    auth = {"Authorization": f"ApplePass {card['authenticationToken']}"}
+    device = _device()
+    path = f"/passkit/v1/devices/{device}/registrations/{PASS_TYPE}/{card['serialNumber']}"
+    assert (await client.post(path, json={"pushToken": PUSH}, headers=auth)).status_code == 201
+    listing = f"/passkit/v1/devices/{device}/registrations/{PASS_TYPE}"
+    tag = (await client.get(listing)).json()["lastUpdated"]
+    overtaking = [event("c", "m-2", "purchase", "2026-11-20T09:05:00Z", amount=100)]
+    assert (await client.post("/v1/events", json={"events": overtaking}, headers=brand.headers)).status_code == 200
+    changed = await client.get(listing, params={"passesUpdatedSince": tag})  # no push, no event of m-1's
+    assert changed.status_code == 200 and changed.json()["serialNumbers"] == [card["serialNumber"]]
+    fresh = _card((await client.get(f"/passkit/v1/passes/{PASS_TYPE}/{card['serialNumber']}", headers=auth)).content)
+    assert {f["key"]: f["value"] for f in fresh["storeCard"]["secondaryFields"]}["rank"] == "#2 / 2"
+    assert fresh["storeCard"]["headerFields"][0]["value"] == 40

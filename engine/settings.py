@@ -97,6 +97,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """The ``From`` of mail to members (magic links, double opt-in)."""
     coalesce_ms: Annotated[float, msgspec.Meta(ge=0, le=50)] = 1.0
     """Single events of one brand arriving this close together in one worker share one unit of work; 0 is off."""
+    wallet_web_service_url: Annotated[str, msgspec.Meta(pattern=r"^(https?://[^\s?#]+)?$")] = ""
+    """The ``webServiceURL`` of Apple passes (the PassKit web service is mounted at its path); empty:
+    ``<public_url>/passkit``. Apple requires https in production."""
+    wallet_refresh_seconds: Annotated[float, msgspec.Meta(ge=0, le=86400)] = 30.0
+    """How often passes that devices registered for are compared with their members' state and changed ones
+    pushed through APNs (0: off; devices still get the right list when they ask)."""
+
+    @property
+    def passkit_url(self) -> str:
+        """The Apple passes' ``webServiceURL`` (no trailing slash)."""
+        return (self.wallet_web_service_url or f"{self.public_url.rstrip('/')}/passkit").rstrip("/")
 
     @property
     def uses_fake_redis(self) -> bool:

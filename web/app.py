@@ -34,11 +34,13 @@ from web.api.health import health_routes
 from web.api.integrations import routes as integrations_routes
 from web.api.leaderboards import routes as leaderboards_routes
 from web.api.members import MembersController
+from web.api.passkit import passkit_router
 from web.api.referrals import ReferralsController
 from web.api.review import ReviewController
 from web.api.rewards import routes as rewards_routes
 from web.api.rules import EarningRulesController
 from web.api.tiers import routes as tiers_routes
+from web.api.wallet import MemberWalletController, WalletSettingsController
 from web.api.webhooks import WebhooksController
 from web.deps import provide_principal, provide_services
 from web.errors import problem_details_plugin
@@ -142,6 +144,9 @@ def create_app(
             *integrations_routes,
             *rewards_routes,
             *tiers_routes,
+            WalletSettingsController,
+            MemberWalletController,
+            passkit_router(settings.passkit_url),
             *pages.routes,
             ReferralsController,
             ErasureRequestsController,

@@ -57,11 +57,13 @@ from referrals.processor import ReferralProcessor
 from tiers import service as tiers_service
 from tiers.processor import Programs as TierPrograms
 from tiers.processor import TiersProcessor
+from wallet import repository as wallet_repo
 from web import exports
 from web.deps import ErasureHook, ExportHook, MemberUpdateHook, Services
 from web.jobs import Jobs
 from web.metrics import PipelineMetrics, watch_pool
 from web.pages.live import LivePublisher
+from web.pages.wallet_cards import refresh_passes
 from web.tracing import instrumented
 
 log = logging.getLogger("questline")
@@ -129,6 +131,10 @@ async def _export_enrollment(session: AsyncSession, brand: Brand, member_id: Mem
     return await enrollment_service.export_section(session, brand_id=brand.id, member_id=member_id)
 
 
+async def _erase_wallet(session: AsyncSession, brand: Brand, member_id: MemberId) -> None:
+    await wallet_repo.forget_member(session, brand_id=brand.id, member_id=member_id)
+
+
 async def _erase_held_events(session: AsyncSession, brand: Brand, member_id: MemberId) -> None:
     await review.forget_member(session, brand_id=brand.id, member_id=member_id)
 
@@ -182,6 +188,7 @@ def build_services(
         _EraseFromBoards(redis, namespace=settings.redis_namespace),
         _erase_enrollment,
         _erase_held_events,
+        _erase_wallet,
     )
     export_hooks: dict[str, ExportHook] = {
         "challenges": _ChallengesExport(clock),
@@ -295,6 +302,9 @@ def schedule_jobs(services: Services, jobs: Jobs) -> Jobs:
     interval = services.leaderboards.close_interval
     if interval:
         jobs.every("leaderboards", interval, services.leaderboards.maintenance_round)
+    wallet_every = services.settings.wallet_refresh_seconds
+    if wallet_every > 0:
+        jobs.every("wallet", wallet_every, lambda: refresh_passes(services))
     return jobs
 
 

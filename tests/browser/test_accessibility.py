@@ -20,6 +20,7 @@ import pytest
 from tests.browser.conftest import PASSWORD
 from tests.browser.servers import PUBLISHABLE_KEY, ROOT
 from tests.conftest import CI
+from tests.wallet_chain import apple_settings, google_settings
 
 pytestmark = pytest.mark.browser
 
@@ -110,7 +111,10 @@ def test_portal_pages_have_no_serious_violations(live_server, audited, axe_sourc
         "/portal/leaderboards",
         "/portal/activity",
         "/portal/tier",
+        "/portal/wallet",
     ]
+    for kind, body in (("apple", apple_settings()), ("google", google_settings())):  # the buttons are audited too
+        assert live_server.api.put(f"/v1/wallet/{kind}", json=body).status_code in (200, 201)
     urls = [f"{live_server.url}{path}?lang={lang}" for lang in LANGS for path in pages]
     assert audit(audited, axe_source, urls) == {}
 

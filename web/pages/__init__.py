@@ -8,7 +8,9 @@ See docs/web.md.
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import CacheControlHeader
@@ -35,6 +37,7 @@ from web.pages.portal import PortalController
 from web.pages.rewards import RewardsPortalController
 from web.pages.selfservice import SelfServiceController
 from web.pages.tier_pages import ConsoleTiersController, PortalTierController
+from web.pages.wallet_pages import PortalWalletController
 from web.pages.widgets import WidgetDataController, WidgetsController
 
 STATIC_DIR = rendering.STATIC_DIR
@@ -66,6 +69,7 @@ routes: list[Any] = [
     PortalController,
     RewardsPortalController,
     PortalTierController,
+    PortalWalletController,
     ConsoleTiersController,
     ConsoleAuthController,
     DashboardController,
@@ -109,6 +113,7 @@ def app_options(settings: Settings) -> dict[str, Any]:
             cookie_httponly=True,
             cookie_samesite="lax",
             cookie_secure=security.is_https(settings),
-            exclude=CSRF_EXCLUDE,
+            # Wallet on devices calls the PassKit web service (ApplePass token, no cookies) under its own path.
+            exclude=[*CSRF_EXCLUDE, f"^{re.escape(urlsplit(settings.passkit_url).path.rstrip('/'))}/v1/"],
         ),
     }

@@ -26,6 +26,7 @@ from web.deps import Services, ServicesDep
 from web.i18n import N_, Translator, negotiate
 from web.pages import live, rendering, security, sessions, tokens, views
 from web.pages.console.base import LANG_COOKIE, accent_of, lang_cookie
+from web.pages.wallet_cards import wallets_of
 
 COOKIE = "ql_member"
 #: Shortest portal session a link opens (a link about to expire still gives time to look around).
@@ -265,6 +266,7 @@ class PortalController(Controller):
             standings=standings,
             recent=recent,
             points_view=points_view,
+            wallet_offered=any(await wallets_of(services).configured(brand.id)),
         )
 
     @get("/challenges", name="portal:challenges")

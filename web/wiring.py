@@ -7,8 +7,8 @@ badge reward exactly as the server's period closer does.
 
 What one domain offers another is an engine-level Protocol (``engine.grants.BadgeGranter``) passed here
 as a typed argument; no domain imports a sibling. The pipeline is built once, after its processors:
-points → velocity limits (hold events beyond a limit) → referrals (a qualifying event pays both sides) →
-challenges → tiers (upgrades on what they awarded) → badges (a completion can award a badge) →
+segments (each event's member segments, from metrics read with the member lock) → points → velocity limits (hold events beyond a limit) → referrals (a qualifying event pays both sides) →
+offers (bonuses of personalised offers, within their budgets) → challenges → tiers (upgrades on what they awarded) → badges (a completion can award a badge) →
 leaderboards (they total what the others awarded) → the pages' live-update publisher → the outbox wake-up.
 """
 
@@ -54,6 +54,8 @@ from enrollment import service as enrollment_service
 from leaderboards import erase_member as erase_board_member
 from leaderboards.service import Leaderboards
 from referrals.processor import ReferralProcessor
+from segments.offer_step import Offers, OffersStep
+from segments.processor import Segments, SegmentsStep
 from tiers import service as tiers_service
 from tiers.processor import Programs as TierPrograms
 from tiers.processor import TiersProcessor
@@ -61,6 +63,7 @@ from web import exports
 from web.deps import ErasureHook, ExportHook, MemberUpdateHook, Services
 from web.metrics import PipelineMetrics, watch_pool
 from web.pages.live import LivePublisher
+from web.segment_sources import SOURCES as SEGMENT_SOURCES
 from web.tracing import instrumented
 
 log = logging.getLogger("questline")
@@ -82,13 +85,18 @@ def pipeline_steps(
     leaderboards: Leaderboards,
     outbox: OutboxDeliverer,
     grant_badge: BadgeGranter | None = None,
+    segments: Segments | None = None,
 ) -> list[Processor]:
     """Every domain's pipeline steps, in the order they must run."""
     tier_programs = TierPrograms()  # the points step reads tier multipliers through it (engine.grants.TierMultipliers)
     return [
+        # first: earning-rule filters, eligibility and badge rules of every later step read `{"segment": …}`;
+        # its metrics ride on the member-lock statement (engine.pipeline.LockColumns), no round trip of its own
+        SegmentsStep(segments or Segments(SEGMENT_SOURCES)),
         PointsProcessor(tier_multipliers=tier_programs),
         VelocityStep(),  # holds events beyond a velocity limit before any other domain sees them
         ReferralProcessor(),  # a qualifying event's referral points are earned like the rule's
+        OffersStep(Offers()),  # multiplies what the earning rules gave; after velocity (held events get nothing)
         ChallengeProcessor(),
         TiersProcessor(tier_programs, grant_badge=grant_badge),  # counts what points and challenges awarded
         BadgesProcessor(public_url=settings.public_url),
@@ -168,10 +176,18 @@ def build_services(
     outbox = OutboxDeliverer(db, http=http, clock=clock, guard=egress)
     grant_badge: BadgeGranter = badges_service.grant_function(Urls(settings.public_url))
     leaderboards = Leaderboards(db, redis, namespace=settings.redis_namespace, clock=clock, grant_badge=grant_badge)
+    segments = Segments(SEGMENT_SOURCES)
     steps = (
         list(processors)
         if processors is not None
-        else pipeline_steps(settings, redis=redis, leaderboards=leaderboards, outbox=outbox, grant_badge=grant_badge)
+        else pipeline_steps(
+            settings,
+            redis=redis,
+            leaderboards=leaderboards,
+            outbox=outbox,
+            grant_badge=grant_badge,
+            segments=segments,
+        )
     )
     erasure_hooks: tuple[ErasureHook, ...] = (
         _erase_challenges,
@@ -211,6 +227,7 @@ def build_services(
         export_hooks=export_hooks,
         member_update_hooks=member_update_hooks,
         mailer=create_sender(settings.smtp_url, sender=settings.mail_from),
+        segments=segments,
     )
 
 

@@ -38,6 +38,7 @@ from web.api.referrals import ReferralsController
 from web.api.review import ReviewController
 from web.api.rewards import routes as rewards_routes
 from web.api.rules import EarningRulesController
+from web.api.segments import routes as segments_routes
 from web.api.tiers import routes as tiers_routes
 from web.api.webhooks import WebhooksController
 from web.deps import provide_principal, provide_services
@@ -142,6 +143,7 @@ def create_app(
             *integrations_routes,
             *rewards_routes,
             *tiers_routes,
+            *segments_routes,
             *pages.routes,
             ReferralsController,
             ErasureRequestsController,

@@ -11,7 +11,12 @@ PROGRAM = {
     ],
     "campaigns": [{"key": "always", "title": "Always"}],
     "challenges": [
-        {"key": "two", "campaign": "always", "title": "Two", "rule": {"type": "count", "event_type": "visit", "target": 2}}
+        {
+            "key": "two",
+            "campaign": "always",
+            "title": "Two",
+            "rule": {"type": "count", "event_type": "visit", "target": 2},
+        }
     ],
 }
 

@@ -71,6 +71,17 @@ class Clause(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         found = [(op, value) for op, value in found if value is not None]
         return found[0]
 
+    def describe(self) -> str:
+        """A compact notation of the clause, e.g. ``spend(purchase, amount, 90d) ≥ 200``."""
+        args = ", ".join(p for p in (self.event_type, self.property, f"{self.days}d" if self.days else "",
+                                     self.badge, self.name) if p)  # fmt: skip
+        op, value = self.comparison()
+        symbol = {"eq": "=", "ne": "≠", "gt": ">", "gte": "≥", "lt": "<", "lte": "≤", "in": "in", "not_in": "not in"}[
+            op
+        ]
+        shown = ", ".join(map(str, value)) if isinstance(value, list) else value
+        return f"{self.metric}({args}) {symbol} {shown}"
+
     def key(self) -> str:
         """A stable id of the metric part (the comparison excluded): equal metrics are computed once."""
         raw = msgspec.json.encode([self.metric, self.event_type, self.property, self.days, self.badge, self.name])

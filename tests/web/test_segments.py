@@ -142,3 +142,17 @@ async def test_segments_and_offers_in_the_program_document(client, brand):
     bad = {"offers": [{**doc["offers"][0], "ends_at": "2026-10-01T00:00:00Z"}]}
     refused = await client.put("/v1/program", json=bad, headers=brand.headers, params={"mode": "apply"})
     assert refused.status_code == 422 and refused.json()["field"] == "$.offers[0].ends_at", refused.text
+
+
+async def test_reward_eligibility_by_segment(client, brand):
+    await _seed(client, brand)
+    headers = brand.headers
+    rich = seg("rich", {"metric": "points_balance", "gte": 100})
+    assert (await client.put("/v1/segments/rich", json=rich, headers=headers)).status_code == 201
+    gift = {"name": {"en": "Gift"}, "cost": 10, "type": "product", "eligibility": {"segment": "rich"}}
+    assert (await client.put("/v1/rewards/gift", json=gift, headers=headers)).status_code in (200, 201)
+    body = {"reward": "gift", "idempotency_key": "g1"}
+    refused = await client.post("/v1/members/anna/redemptions", json=body, headers=headers)
+    assert refused.status_code == 409 and "ineligible" in refused.json()["detail"], refused.text
+    granted = await client.post("/v1/members/bruno/redemptions", json=body, headers=headers)
+    assert granted.status_code == 201, granted.text

@@ -7,7 +7,7 @@ from datetime import datetime  # noqa: TC003 (dataclass fields)
 from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
-from sqlalchemy import BigInteger, delete, func, select, update
+from sqlalchemy import BigInteger, case, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from engine import tenants
@@ -154,7 +154,7 @@ async def arm_totals(session: AsyncSession, *, offer: Offer) -> list[ArmTotals]:
         select(
             OfferMemberRow.arm,
             func.count(),
-            func.sum(func.cast(OfferMemberRow.uses > 0, BigInteger())),
+            func.sum(case((OfferMemberRow.uses > 0, 1), else_=0)),
             func.coalesce(func.sum(OfferMemberRow.points), 0),
             func.coalesce(func.sum(OfferMemberRow.events), 0),
             func.coalesce(func.sum(OfferMemberRow.events * OfferMemberRow.events), 0),

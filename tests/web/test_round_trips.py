@@ -159,7 +159,7 @@ async def test_segments_on_the_ingest_path_add_no_round_trip(client, brand, prog
     with_segments = await _statements_of_one_event(client, services, headers, "n2", "2026-11-20T09:30:00Z")
     shown = "\n".join(["WITHOUT:", *without, "WITH:", *with_segments])
     # The segment's four metrics ride on the member-lock statement (one SELECT … FOR UPDATE with subqueries)
-    assert len(with_segments) == len(without), shown
+    assert len(with_segments) <= len(without), shown
     lock = next(s for s in with_segments if "FOR UPDATE" in s and "FROM members" in s)
     assert "count(*)" in lock and "max(event_log.occurred_at)" in lock and "badge_awards" in lock, shown
     result = await client.get("/v1/segments/regulars/members/anna", headers=headers)

@@ -8,7 +8,7 @@ the consuming domain depends only on the Protocol defined here.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -70,4 +70,19 @@ class SegmentMembership(Protocol):
         self, session: AsyncSession, *, brand: Brand, member_ids: Sequence[MemberId], now: datetime
     ) -> Mapping[MemberId, frozenset[str]]:
         """Slugs per member (members in none are mapped to an empty set)."""
+        ...
+
+
+@runtime_checkable
+class LockColumns(Protocol):
+    """A pipeline step that reads per-member values in the pipeline's member-lock statement.
+
+    The pipeline adds the expressions to its ``SELECT … FROM members … FOR UPDATE`` and hands the values to
+    each event's context (``EventContext.facts``): the step reads what it needs without a round trip of its own.
+    """
+
+    async def lock_columns(
+        self, session: AsyncSession, *, brand: Brand, version: int, now: datetime
+    ) -> Mapping[str, Any]:
+        """Label → SQL expression correlated to ``members`` (``engine.orm.MemberRow``); empty for none."""
         ...

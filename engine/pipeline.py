@@ -27,6 +27,7 @@ from engine.db import chunks
 from engine.effects import Effect, Notification, PointsAwarded
 from engine.expiry import Inactivity, inactivity_cutoff, policy_of
 from engine.expiry import expires_at as expiry_date
+from engine.grants import LockColumns
 from engine.metrics import PipelineObserver, StageTimer
 from engine.orm import EventRow, LedgerRow, OutboxRow
 
@@ -70,7 +71,7 @@ class EventContext:
     """The member's attributes as predicates see them (``member.<name>``)."""
     effects: list[Effect] = field(default_factory=list)
     facts: Mapping[str, Any] = field(default_factory=dict)
-    """Values the steps' :meth:`LockColumns.lock_columns` read with the member's lock (before this unit)."""
+    """Values the steps' ``lock_columns`` (``engine.grants.LockColumns``) read with the member's lock."""
 
     def emit(self, effect: Effect) -> None:
         """Record an effect of this event."""
@@ -129,17 +130,6 @@ class Processor(Protocol):
 
     async def after_commit(self, uow: UnitOfWork) -> None:
         """Derived, idempotent work once the transaction committed (e.g. absolute Redis writes)."""
-        ...
-
-
-@runtime_checkable
-class LockColumns(Protocol):
-    """A step that reads per-member values in the pipeline's member-lock statement (no round trip of its own)."""
-
-    async def lock_columns(
-        self, session: AsyncSession, *, brand: Brand, version: int, now: datetime
-    ) -> Mapping[str, Any]:
-        """Label → SQL expression correlated to ``members`` (``engine.orm.MemberRow``); empty for none."""
         ...
 
 

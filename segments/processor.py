@@ -1,7 +1,7 @@
 """The segments pipeline step, and segment membership for predicates outside the pipeline.
 
 The step runs first. It adds no statement of its own: the metrics its segments need are scalar subqueries
-the pipeline reads in its member-lock statement (:class:`engine.pipeline.LockColumns`), so the unit's
+the pipeline reads in its member-lock statement (:class:`engine.grants.LockColumns`), so the unit's
 members arrive with their metrics as of before the unit. The step then walks the unit's events in order,
 puts each member's segments into the event's member view (``{"segment": slug}`` leaves of earning-rule
 filters, campaign eligibility and badge rules read them there) and folds the event into the member's

@@ -91,7 +91,7 @@ def pipeline_steps(
     tier_programs = TierPrograms()  # the points step reads tier multipliers through it (engine.grants.TierMultipliers)
     return [
         # first: earning-rule filters, eligibility and badge rules of every later step read `{"segment": …}`;
-        # its metrics ride on the member-lock statement (engine.pipeline.LockColumns), no round trip of its own
+        # its metrics ride on the member-lock statement (engine.grants.LockColumns), no round trip of its own
         SegmentsStep(segments or Segments(SEGMENT_SOURCES)),
         PointsProcessor(tier_multipliers=tier_programs),
         VelocityStep(),  # holds events beyond a velocity limit before any other domain sees them

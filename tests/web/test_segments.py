@@ -1,7 +1,5 @@
 """Segments over HTTP: each metric type, explanations, the program document, and a `segment` filter on ingest."""
 
-import pytest
-
 from tests.helpers import event
 
 PROGRAM = {
@@ -112,19 +110,13 @@ async def test_segment_filter_on_ingest_sees_the_state_before_each_event(client,
     assert after["members"] == 0
 
 
-@pytest.mark.parametrize(
-    ("body", "field"),
-    [
-        (seg("x", {"metric": "events", "gte": 1, "lt": 5}), "$.clauses[0]"),
-        (seg("x", {"metric": "attribute", "eq": 1}), "$.clauses[0].name"),
-        (seg("x", {"metric": "spend", "gte": 1}), "$.clauses[0].property"),
-        (seg("x", {"metric": "tier", "days": 3, "eq": "a"}), "$.clauses[0].days"),
-    ],
-)
-async def test_bad_segments_are_refused_and_change_nothing(client, brand, body, field):
-    answer = await client.put("/v1/segments/x", json=body, headers=brand.headers)
-    assert answer.status_code == 422 and answer.json()["field"] == field, answer.text
-    assert (await client.get("/v1/segments", headers=brand.headers)).json() == {"segments": []}
+BAD_SEGMENTS = [
+    (seg("x", {"metric": "events", "gte": 1, "lt": 5}), "$.clauses[0]"),
+    (seg("x", {"metric": "attribute", "eq": 1}), "$.clauses[0].name"),
+    (seg("x", {"metric": "spend", "gte": 1}), "$.clauses[0].property"),
+    (seg("x", {"metric": "tier", "days": 3, "eq": "a"}), "$.clauses[0].days"),
+    (seg("x", {"metric": "wealth", "gte": 1}), "$.clauses[0].metric"),
+]
 
 
 async def test_segments_and_offers_in_the_program_document(client, brand):
@@ -156,3 +148,26 @@ async def test_reward_eligibility_by_segment(client, brand):
     assert refused.status_code == 409 and "ineligible" in refused.json()["detail"], refused.text
     granted = await client.post("/v1/members/bruno/redemptions", json=body, headers=headers)
     assert granted.status_code == 201, granted.text
+
+
+OFFER = {"key": "x", "kind": "bonus", "points": 5, "event_type": "purchase", "members": ["a"],
+         "starts_at": "2026-11-01T00:00:00Z", "ends_at": "2026-12-01T00:00:00Z"}  # fmt: skip
+BAD_OFFERS = [
+    ({"ends_at": "2026-10-01T00:00:00Z"}, "$.ends_at"),
+    ({"segment": "vip"}, "$.segment"),
+    ({"members": []}, "$.segment"),
+    ({"points": 0}, "$.points"),
+    ({"filter": {"field": "nope"}}, "$.filter.field"),
+    ({"budget": 0}, "$.budget"),
+]
+
+
+async def test_bad_segments_and_offers_are_refused_and_change_nothing(client, brand):
+    for body, field in BAD_SEGMENTS:
+        answer = await client.put("/v1/segments/x", json=body, headers=brand.headers)
+        assert answer.status_code == 422 and answer.json()["field"] == field, answer.text
+    for change, field in BAD_OFFERS:
+        answer = await client.put("/v1/offers/x", json={**OFFER, **change}, headers=brand.headers)
+        assert answer.status_code == 422 and answer.json()["field"] == field, answer.text
+    assert (await client.get("/v1/segments", headers=brand.headers)).json() == {"segments": []}
+    assert (await client.get("/v1/offers", headers=brand.headers)).json() == {"offers": []}

@@ -38,8 +38,6 @@ EVENT_METRICS = frozenset({"events", "spend", "days_since_last_event"})
 OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in")
 MAX_CLAUSES = 20
 MAX_SEGMENTS = 100
-NO_EVENT_DAYS = 100_000
-"""``days_since_last_event`` of a member who never sent one (far beyond any threshold)."""
 
 
 class Clause(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
@@ -153,8 +151,9 @@ def validate(segment: SegmentDef, *, path: str = "$") -> SegmentDef:
 def metric_value(clause: Clause, facts: Mapping[str, Any], view: Mapping[str, Any], now: datetime) -> Any:
     """The value ``clause`` compares: from the SQL facts, or the member's attributes and tier.
 
-    ``days_since_last_event`` is whole days from the last event to ``now`` (:data:`NO_EVENT_DAYS` for none);
-    counts and sums of no rows are 0.
+    ``days_since_last_event`` is whole days from the last event to ``now``, ``None`` for a member without one
+    (no comparison holds but ``ne``/``not_in``: a member who never came is not "lapsed"); counts and sums of
+    no rows are 0.
     """
     if clause.metric == "attribute":
         return view.get(clause.name)
@@ -163,7 +162,7 @@ def metric_value(clause: Clause, facts: Mapping[str, Any], view: Mapping[str, An
     raw = facts.get(clause.key())
     if clause.metric == "days_since_last_event":
         if not isinstance(raw, datetime):
-            return NO_EVENT_DAYS
+            return None
         return max(0, (now - raw).days)
     return raw or 0
 

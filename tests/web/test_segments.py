@@ -101,11 +101,13 @@ async def test_segment_filter_on_ingest_sees_the_state_before_each_event(client,
         event("b2", "bruno", "purchase", "2026-11-20T09:00:00Z", amount=10),
         event("b3", "bruno", "purchase", "2026-11-20T09:05:00Z", amount=10),
         event("a6", "anna", "purchase", "2026-11-20T09:00:00Z", amount=10),
+        event("c1", "carla", "purchase", "2026-11-20T09:00:00Z", amount=10),
     ]
     sent = (await client.post("/v1/events", json={"events": batch}, headers=headers)).json()
     keys = [[e["key"] for e in r["effects"] if e["type"] == "points_awarded"] for r in sent["results"]]
-    # bruno was lapsed when his first purchase came in; the second one of the same batch sees it
-    assert keys == [["buy", "win-back"], ["buy"], ["buy"]]
+    # bruno was lapsed when his first purchase came in; the second one of the same batch sees it;
+    # a newcomer (carla) has no last event, so she is not lapsed
+    assert keys == [["buy", "win-back"], ["buy"], ["buy"], ["buy"]]
     after = (await client.get("/v1/segments/lapsed", headers=headers)).json()
     assert after["members"] == 0
 

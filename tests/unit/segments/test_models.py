@@ -6,7 +6,7 @@ import msgspec
 import pytest
 
 from engine.predicates import SEGMENTS_KEY, matches, parse_predicate, predicate_to_data, segments_used
-from segments.models import NO_EVENT_DAYS, Clause, SegmentDef, advance, explain, member_of, needed_clauses
+from segments.models import Clause, SegmentDef, advance, explain, member_of, needed_clauses
 
 NOW = datetime(2026, 11, 20, 10, tzinfo=UTC)
 
@@ -40,7 +40,8 @@ def test_explain_lists_every_clause_and_any_match():
     assert [(r.value, r.held) for r in why.clauses] == [(150.0, False), (61, True), ("south", False)]
     assert why.member is True
     assert member_of(SegmentDef(slug="s", clauses=[spend, idle]), facts, {}, NOW) is False
-    assert explain(SegmentDef(slug="s", clauses=[idle]), {}, {}, NOW).clauses[0].value == NO_EVENT_DAYS
+    never = explain(SegmentDef(slug="s", clauses=[idle]), {}, {}, NOW).clauses[0]
+    assert (never.value, never.held) == (None, False)  # never came: not lapsed
 
 
 def test_advance_folds_an_event_into_the_metrics():

@@ -176,3 +176,10 @@ async def arm_totals(session: AsyncSession, *, offer: Offer) -> list[ArmTotals]:
             )
         )  # fmt: skip
     return out
+
+
+async def forget_member(session: AsyncSession, *, brand_id: BrandId, member_id: MemberId) -> None:
+    """Remove an erased member's offer state (activation, uses, arm); offers' member lists are the brand's."""
+    await session.execute(
+        delete(OfferMemberRow).where(OfferMemberRow.brand_id == brand_id, OfferMemberRow.member_id == member_id)
+    )

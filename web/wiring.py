@@ -54,6 +54,7 @@ from enrollment import service as enrollment_service
 from leaderboards import erase_member as erase_board_member
 from leaderboards.service import Leaderboards
 from referrals.processor import ReferralProcessor
+from segments import offer_repository as offers_repo
 from segments.offer_step import Offers, OffersStep
 from segments.processor import Segments, SegmentsStep
 from tiers import service as tiers_service
@@ -133,6 +134,10 @@ async def _export_enrollment(session: AsyncSession, brand: Brand, member_id: Mem
     return await enrollment_service.export_section(session, brand_id=brand.id, member_id=member_id)
 
 
+async def _erase_offer_state(session: AsyncSession, brand: Brand, member_id: MemberId) -> None:
+    await offers_repo.forget_member(session, brand_id=brand.id, member_id=member_id)
+
+
 async def _erase_held_events(session: AsyncSession, brand: Brand, member_id: MemberId) -> None:
     await review.forget_member(session, brand_id=brand.id, member_id=member_id)
 
@@ -194,6 +199,7 @@ def build_services(
         _EraseFromBoards(redis, namespace=settings.redis_namespace),
         _erase_enrollment,
         _erase_held_events,
+        _erase_offer_state,
     )
     export_hooks: dict[str, ExportHook] = {
         "challenges": _ChallengesExport(clock),

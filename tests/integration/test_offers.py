@@ -47,6 +47,9 @@ async def test_budget_is_never_exceeded_under_concurrency(client, brand, db, clo
     assert report["arms"][0]["members"] == len(MEMBERS) and report["arms"][0]["points"] == 20
     lower = await client.put("/v1/offers/ten", json={**body, "budget": 15}, headers=brand.headers)
     assert lower.status_code == 409, lower.text  # below what it has given
+    assert (await client.delete("/v1/members/m0", headers=brand.headers)).status_code == 204
+    report = (await client.get("/v1/offers/ten/report", headers=brand.headers)).json()
+    assert report["arms"][0]["members"] == len(MEMBERS) - 1  # an erased member's offer state is gone
 
 
 async def test_limit_multiplier_and_opt_in(client, brand, db, clock):

@@ -65,7 +65,7 @@ async def test_the_pipeline_is_built_once_with_every_step_in_order(client):
         "live", "outbox",
     ]  # fmt: skip
     assert isinstance(steps[1], PointsProcessor) and isinstance(steps[-1], OutboxProcessor)
-    assert len(services.erasure_hooks) == 4
+    assert len(services.erasure_hooks) == 5
     assert set(services.export_hooks) == {
         "challenges", "enrollment", "points", "badges", "leaderboards", "rewards", "review",
     }  # fmt: skip

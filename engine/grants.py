@@ -8,10 +8,10 @@ the consuming domain depends only on the Protocol defined here.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
     from datetime import datetime
 
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -45,4 +45,44 @@ class TierMultipliers(Protocol):
 
     async def __call__(self, session: AsyncSession, *, brand: Brand, version: int) -> Mapping[str, float]:
         """Factors by tier key for the brand at configuration ``version`` (empty when it has no tiers)."""
+        ...
+
+
+class MemberMetric(Protocol):
+    """A per-member number another domain keeps (badges held, challenges completed), as SQL.
+
+    The segments domain reads it inside its own statements (the pipeline's member lock, a segment count),
+    so it costs no round trip of its own; the providing domain owns the table it reads.
+    """
+
+    def __call__(self, *, brand_id: Any, member_id: Any, arg: str) -> Any:
+        """A scalar SQL expression for the member whose id is the SQL expression ``member_id``.
+
+        ``arg`` narrows it (a badge key; empty: all).
+        """
+        ...
+
+
+class SegmentMembership(Protocol):
+    """The segments each of some members is in now (for predicates with a ``segment`` leaf outside the pipeline)."""
+
+    async def __call__(
+        self, session: AsyncSession, *, brand: Brand, member_ids: Sequence[MemberId], now: datetime
+    ) -> Mapping[MemberId, frozenset[str]]:
+        """Slugs per member (members in none are mapped to an empty set)."""
+        ...
+
+
+@runtime_checkable
+class LockColumns(Protocol):
+    """A pipeline step that reads per-member values in the pipeline's member-lock statement.
+
+    The pipeline adds the expressions to its ``SELECT … FROM members … FOR UPDATE`` and hands the values to
+    each event's context (``EventContext.facts``): the step reads what it needs without a round trip of its own.
+    """
+
+    async def lock_columns(
+        self, session: AsyncSession, *, brand: Brand, version: int, now: datetime
+    ) -> Mapping[str, Any]:
+        """Label → SQL expression correlated to ``members`` (``engine.orm.MemberRow``); empty for none."""
         ...

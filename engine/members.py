@@ -16,6 +16,8 @@ from engine.ids import BrandId, MemberId
 from engine.orm import EventRow, MemberRow, OutboxRow
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from sqlalchemy import Table
     from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -55,6 +57,8 @@ class Member(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
     tier: str | None = None
     """The computed tier (the tiers domain keeps it); ``None`` when none is computed, ``""`` when it is none."""
+    facts: dict[str, Any] = {}
+    """Extra values read with the member's lock (``ensure_and_lock(columns=…)``), by label."""
 
     @property
     def predicate_view(self) -> dict[str, Any]:
@@ -73,7 +77,7 @@ def view_of(locale: str, attributes: dict[str, Any], tier: str | None) -> dict[s
     return view
 
 
-def _to_member(row: Any) -> Member:
+def _to_member(row: Any, labels: Sequence[str] = ()) -> Member:
     return Member(
         id=MemberId(row.id),
         external_id=row.external_id,
@@ -82,21 +86,28 @@ def _to_member(row: Any) -> Member:
         attributes=dict(row.attributes or {}),
         created_at=row.created_at,
         tier=row.tier,
+        facts={label: row._mapping[label] for label in labels},
     )
 
 
 async def ensure_and_lock(
-    session: AsyncSession, *, db: Database, brand_id: BrandId, external_ids: list[str], now: datetime
-) -> dict[str, Member]:
+    session: AsyncSession, *, db: Database, brand_id: BrandId, external_ids: list[str], now: datetime,
+    columns: Mapping[str, Any] | None = None,
+) -> dict[str, Member]:  # fmt: skip
     """Create missing members and lock every one of them for the rest of the transaction.
 
     Existing rows are locked first (one query in the common case), missing ones are inserted, and rows a
     concurrent request inserted meanwhile are locked after it commits. Locks are taken in a fixed order
     (id, then external id) so concurrent requests over overlapping members queue rather than deadlock; the
     lock serialises per-member processing, which keeps caps, progress and duplicate checks exact.
+
+    ``columns`` (label → SQL expression correlated to ``members``) are read in the same statement as the
+    lock, into :attr:`Member.facts`: a domain reads per-member values without a round trip of its own. A
+    member created here has none of them (it has no history yet).
     """
     unique = sorted(set(external_ids))
-    found = await _lock_existing(session, db=db, brand_id=brand_id, external_ids=unique)
+    columns = columns or {}
+    found = await _lock_existing(session, db=db, brand_id=brand_id, external_ids=unique, columns=columns)
     missing = [external_id for external_id in unique if external_id not in found]
     if missing:
         insert = insert_for(session)
@@ -122,7 +133,7 @@ async def ensure_and_lock(
             found[row.external_id] = _to_member(row)
         raced = [external_id for external_id in missing if external_id not in found]
         if raced:  # inserted by a concurrent request: wait for its commit and lock them too
-            found.update(await _lock_existing(session, db=db, brand_id=brand_id, external_ids=raced))
+            found.update(await _lock_existing(session, db=db, brand_id=brand_id, external_ids=raced, columns=columns))
     return found
 
 
@@ -138,19 +149,22 @@ _MEMBER_COLUMNS = (
 
 
 async def _lock_existing(
-    session: AsyncSession, *, db: Database, brand_id: BrandId, external_ids: list[str]
-) -> dict[str, Member]:
+    session: AsyncSession, *, db: Database, brand_id: BrandId, external_ids: list[str],
+    columns: Mapping[str, Any] | None = None,
+) -> dict[str, Member]:  # fmt: skip
     found: dict[str, Member] = {}
+    extra = [expression.label(label) for label, expression in (columns or {}).items()]
+    labels = [label for label in (columns or {})]
     for chunk in batches(session, external_ids):
         query = (
-            select(*_MEMBER_COLUMNS)
+            select(*_MEMBER_COLUMNS, *extra)
             .where(MemberRow.brand_id == brand_id, one_of(session, MemberRow.external_id, chunk, String()))
             .order_by(MemberRow.id)
         )
         if db.is_postgres:
             query = query.with_for_update()
         for row in await session.execute(query):
-            found[row.external_id] = _to_member(row)
+            found[row.external_id] = _to_member(row, labels)
     return found
 
 

@@ -27,6 +27,7 @@ from engine.db import chunks
 from engine.effects import Effect, Notification, PointsAwarded
 from engine.expiry import Inactivity, inactivity_cutoff, policy_of
 from engine.expiry import expires_at as expiry_date
+from engine.grants import LockColumns
 from engine.metrics import PipelineObserver, StageTimer
 from engine.orm import EventRow, LedgerRow, OutboxRow
 
@@ -69,6 +70,8 @@ class EventContext:
     member: Mapping[str, Any]
     """The member's attributes as predicates see them (``member.<name>``)."""
     effects: list[Effect] = field(default_factory=list)
+    facts: Mapping[str, Any] = field(default_factory=dict)
+    """Values the steps' ``lock_columns`` (``engine.grants.LockColumns``) read with the member's lock."""
 
     def emit(self, effect: Effect) -> None:
         """Record an effect of this event."""
@@ -232,16 +235,25 @@ class Pipeline:
             return _Outcome(uow=None, known=known, first_seen={})
         async with self.db.write() as session:
             now = self.clock.now()
+            columns: dict[str, Any] = {}
+            for processor in self.processors:
+                if isinstance(processor, LockColumns):
+                    if version is None:  # SQLite: not read with the duplicates (the unit of work reuses it)
+                        version = await tenants.config_version(session, brand.id)
+                    columns.update(await processor.lock_columns(session, brand=brand, version=version, now=now))
             member_map = await members_repo.ensure_and_lock(
-                session, db=self.db, brand_id=brand.id, external_ids=[e.member for e in fresh], now=now
-            )
+                session, db=self.db, brand_id=brand.id, external_ids=[e.member for e in fresh], now=now,
+                columns=columns,
+            )  # fmt: skip
             first_seen: dict[str, EventContext] = {}
             contexts: list[EventContext] = []
             for index, event in enumerate(events):
                 if event.id in known or event.id in first_seen:
                     continue
                 member = member_map[event.member]
-                ctx = EventContext(index=index, event=event, member_id=member.id, member=member.predicate_view)
+                ctx = EventContext(
+                    index=index, event=event, member_id=member.id, member=member.predicate_view, facts=member.facts
+                )
                 first_seen[event.id] = ctx
                 contexts.append(ctx)
             uow = UnitOfWork(

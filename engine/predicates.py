@@ -7,7 +7,10 @@ A predicate is plain data (JSON or YAML)::
                       {"not": {"field": "properties.channel", "in": ["kiosk"]}}]}]}
 
 Leaves name a ``field`` — ``properties.<name>[.<name>…]``, ``member.<attribute>``, or ``type`` — and
-exactly one operator: ``eq ne gt gte lt lte in not_in contains exists``. :func:`parse_predicate`
+exactly one operator: ``eq ne gt gte lt lte in not_in contains exists``. A ``{"segment": "<slug>"}`` leaf
+holds when the member is in that named segment: whoever evaluates the predicate puts the member's segments
+in the member view under :data:`SEGMENTS_KEY` (the pipeline's segments step, or an
+``engine.grants.SegmentMembership`` outside it), so matching stays pure. :func:`parse_predicate`
 validates a definition when it is saved, naming the path of a mistake; :func:`matches` is pure and never
 raises on the data it is given (a missing field or a type mismatch simply does not match).
 """
@@ -24,6 +27,8 @@ from engine.errors import DefinitionError
 COMPARISONS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "contains", "exists")
 MAX_DEPTH = 8
 MAX_NODES = 200
+SEGMENTS_KEY = "@segments"
+"""The member view's entry listing the member's segment slugs (no attribute can be named so: ``@`` is reserved)."""
 _MISSING = object()
 
 
@@ -33,6 +38,12 @@ class Leaf(msgspec.Struct, frozen=True, kw_only=True):
     field: str
     op: str
     value: Any = None
+
+
+class InSegment(msgspec.Struct, frozen=True, kw_only=True):
+    """True when the member is in the named segment."""
+
+    slug: str
 
 
 class All(msgspec.Struct, frozen=True, kw_only=True):
@@ -53,7 +64,7 @@ class Not(msgspec.Struct, frozen=True, kw_only=True):
     child: Predicate
 
 
-Predicate = Leaf | All | AnyOf | Not
+Predicate = Leaf | InSegment | All | AnyOf | Not
 
 
 def _check_field(field: Any, path: str) -> str:
@@ -98,8 +109,15 @@ def _parse(data: Any, path: str, depth: int, counter: list[int]) -> Predicate:
         if keys != {"not"}:
             raise DefinitionError("`not` must stand alone in its object", field=path)
         return Not(child=_parse(data["not"], f"{path}.not", depth + 1, counter))
+    if "segment" in keys:
+        slug = data["segment"]
+        if keys != {"segment"}:
+            raise DefinitionError("`segment` must stand alone in its object", field=path)
+        if not isinstance(slug, str) or not 0 < len(slug) <= 64:
+            raise DefinitionError("`segment` takes a segment slug", field=f"{path}.segment")
+        return InSegment(slug=slug)
     if "field" not in keys:
-        raise DefinitionError("expected `all`, `any`, `not` or a `field` comparison", field=path)
+        raise DefinitionError("expected `all`, `any`, `not`, `segment` or a `field` comparison", field=path)
     return _parse_leaf(data, keys, path)
 
 
@@ -140,6 +158,8 @@ def predicate_to_data(predicate: Predicate) -> dict[str, Any]:
             return {"any": [predicate_to_data(p) for p in of]}
         case Not(child=child):
             return {"not": predicate_to_data(child)}
+        case InSegment(slug=slug):
+            return {"segment": slug}
         case Leaf(field=field, op=op, value=value):
             return {"field": field, op: list(value) if isinstance(value, tuple) else value}
 
@@ -205,7 +225,27 @@ def matches(
             return not matches(child, event_type=event_type, properties=properties, member=member)
         case Leaf(field=field, op=op, value=value):
             return _compare(op, _lookup(field, event_type, properties, member), value)
+        case InSegment(slug=slug):
+            held = member.get(SEGMENTS_KEY)
+            return isinstance(held, frozenset | set | tuple | list) and slug in held
     return False
+
+
+def segments_used(predicate: Predicate | None) -> set[str]:
+    """The segment slugs ``predicate`` names."""
+    match predicate:
+        case InSegment(slug=slug):
+            return {slug}
+        case All(of=of) | AnyOf(of=of):
+            return set().union(*(segments_used(p) for p in of))
+        case Not(child=child):
+            return segments_used(child)
+    return set()
+
+
+def with_segments(member: Mapping[str, Any], slugs: frozenset[str]) -> dict[str, Any]:
+    """``member``'s view with its segments, for predicates with a ``segment`` leaf."""
+    return {**member, SEGMENTS_KEY: slugs}
 
 
 def matches_event(

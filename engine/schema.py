@@ -27,6 +27,7 @@ TABLE_MODULES = (
     "referrals.orm",
     "tiers.orm",
     "wallet.orm",
+    "segments.orm",
 )
 
 

@@ -19,6 +19,7 @@ from engine.effects import Notification
 from engine.errors import Conflict, ValidationError
 from engine.orm import OutboxRow
 from engine.pipeline import outbox_row
+from engine.predicates import segments_used, with_segments
 from rewards import repository as repo
 from rewards.models import (
     CatalogEntry,
@@ -36,11 +37,13 @@ from rewards.models import (
 from rewards.rules import crossed_low, eligible, generate_code, limit_window, parse_codes, unavailable_reason
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from datetime import datetime
 
     from sqlalchemy import Table
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    from engine.grants import SegmentMembership
     from engine.ids import BrandId, MemberId
     from engine.members import Member
     from engine.tenants import Brand
@@ -100,11 +103,24 @@ async def _outbox(session: AsyncSession, brand_id: BrandId, effects: list[Notifi
         )
 
 
+async def member_view(
+    session: AsyncSession, brand: Brand, *, member: Member, rewards: list[Reward],
+    segments: SegmentMembership | None, now: datetime,
+) -> Mapping[str, Any]:  # fmt: skip
+    """The member's predicate view, with their segments when an eligibility of ``rewards`` names one."""
+    view = member.predicate_view
+    if segments is None or not set().union(*(segments_used(r.eligibility) for r in rewards)):
+        return view
+    held = await segments(session, brand=brand, member_ids=[member.id], now=now)
+    return with_segments(view, held.get(member.id, frozenset()))
+
+
 async def _check_redeemable(
     session: AsyncSession,
     brand: Brand,
     *,
     member: Member,
+    view: Mapping[str, Any],
     row: RewardRow,
     reward: Reward,
     redemption_id: int,
@@ -113,7 +129,7 @@ async def _check_redeemable(
     reason = unavailable_reason(reward, now)
     if reason:
         raise NotRedeemable(f"reward {reward.key!r} cannot be redeemed now ({reason})", field="reward")
-    if not eligible(reward, member.predicate_view):
+    if not eligible(reward, view):
         raise NotRedeemable(f"reward {reward.key!r} is not available to this member (ineligible)", field="reward")
     limit = reward.spec.limit
     if limit is not None:
@@ -151,8 +167,9 @@ async def _assign_code(
 
 
 async def redeem(
-    session: AsyncSession, brand: Brand, *, member: Member, reward_key: str, idempotency_key: str, now: datetime
-) -> RedeemOutcome:
+    session: AsyncSession, brand: Brand, *, member: Member, reward_key: str, idempotency_key: str, now: datetime,
+    segments: SegmentMembership | None = None,
+) -> RedeemOutcome:  # fmt: skip
     """Redeem a reward for the member: points, stock, limit and code in the caller's one transaction.
 
     A repeated ``idempotency_key`` answers the first redemption (``created=False``) and changes nothing.
@@ -178,7 +195,10 @@ async def redeem(
     # The member's balance row is locked first: their concurrent redemptions queue here, so the limit
     # count below sees the ones committed before it.
     await balances.lock(session, brand_id=brand.id, member_id=member.id, now=now)
-    await _check_redeemable(session, brand, member=member, row=row, reward=reward, redemption_id=redemption_id, now=now)
+    view = await member_view(session, brand, member=member, rewards=[reward], segments=segments, now=now)
+    await _check_redeemable(
+        session, brand, member=member, view=view, row=row, reward=reward, redemption_id=redemption_id, now=now
+    )
     cost = reward.spec.cost
     spent = await lots.spend(
         session, brand, member_id=member.id, points=cost, source="redemption", key=reward.key, now=now,
@@ -292,8 +312,9 @@ async def cancel(
 
 
 async def catalog(
-    session: AsyncSession, brand: Brand, *, member: Member | None, now: datetime, include_hidden: bool = False
-) -> list[CatalogEntry]:
+    session: AsyncSession, brand: Brand, *, member: Member | None, now: datetime, include_hidden: bool = False,
+    segments: SegmentMembership | None = None,
+) -> list[CatalogEntry]:  # fmt: skip
     """The catalog as a member sees it (what they can afford, how many points are missing), by key."""
     have = (
         await point_views.available(session, brand_id=brand.id, member_id=member.id, now=now)
@@ -301,11 +322,17 @@ async def catalog(
         else 0
     )
     entries: list[CatalogEntry] = []
-    for _, reward, left in await repo.list_rewards(session, brand_id=brand.id):
+    listed = await repo.list_rewards(session, brand_id=brand.id)
+    view = (
+        await member_view(session, brand, member=member, rewards=[r for _, r, _ in listed], segments=segments, now=now)
+        if member is not None
+        else {}
+    )
+    for _, reward, left in listed:
         if not reward.spec.visible and not include_hidden:
             continue
         reason = unavailable_reason(reward, now)
-        if not reason and member is not None and not eligible(reward, member.predicate_view):
+        if not reason and member is not None and not eligible(reward, view):
             reason = "ineligible"
         if not reason and left is not None and left <= 0:
             reason = "out_of_stock"

@@ -39,6 +39,7 @@ from web.api.referrals import ReferralsController
 from web.api.review import ReviewController
 from web.api.rewards import routes as rewards_routes
 from web.api.rules import EarningRulesController
+from web.api.segments import routes as segments_routes
 from web.api.tiers import routes as tiers_routes
 from web.api.wallet import MemberWalletController, WalletSettingsController
 from web.api.webhooks import WebhooksController
@@ -147,6 +148,7 @@ def create_app(
             WalletSettingsController,
             MemberWalletController,
             passkit_router(settings.passkit_url),
+            *segments_routes,
             *pages.routes,
             ReferralsController,
             ErasureRequestsController,

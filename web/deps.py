@@ -27,6 +27,7 @@ from engine.pipeline import Pipeline
 from engine.settings import Settings
 from engine.tenants import Brand, KeyCache, KeyKind, Principal
 from leaderboards.service import Leaderboards
+from segments.processor import Segments
 from wallet.push import ApnsPusher, PassPusher
 
 #: ``async hook(session, brand, member_id)`` run inside the erasure transaction.
@@ -66,6 +67,8 @@ class Services:
     """Sends mail to members (magic links, double opt-in); an in-memory outbox without SMTP (the console shows it)."""
     wallet_pusher: PassPusher = field(default_factory=ApnsPusher)
     """Announces changed Apple passes to devices (APNs over HTTP/2; tests put a recording one in)."""
+    segments: Segments = field(default_factory=Segments)
+    """The brands' segments and membership (``engine.grants.SegmentMembership``), shared with the pipeline."""
 
 
 #: Handler parameter types: injected by name (``services``, ``principal``, ``caller``).

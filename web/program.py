@@ -167,6 +167,8 @@ DOMAIN_SECTIONS = (
     ("leaderboards", "leaderboards.config"),
     ("sources", "integrations.config"),
     ("rewards", "rewards.config"),
+    ("segments", "segments.config"),
+    ("offers", "segments.offer_config"),
 )
 
 

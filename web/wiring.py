@@ -7,8 +7,8 @@ badge reward exactly as the server's period closer does.
 
 What one domain offers another is an engine-level Protocol (``engine.grants.BadgeGranter``) passed here
 as a typed argument; no domain imports a sibling. The pipeline is built once, after its processors:
-points → velocity limits (hold events beyond a limit) → referrals (a qualifying event pays both sides) →
-challenges → tiers (upgrades on what they awarded) → badges (a completion can award a badge) →
+segments (each event's member segments, from metrics read with the member lock) → points → velocity limits (hold events beyond a limit) → referrals (a qualifying event pays both sides) →
+offers (bonuses of personalised offers, within their budgets) → challenges → tiers (upgrades on what they awarded) → badges (a completion can award a badge) →
 leaderboards (they total what the others awarded) → the pages' live-update publisher → the outbox wake-up.
 """
 
@@ -54,6 +54,9 @@ from enrollment import service as enrollment_service
 from leaderboards import erase_member as erase_board_member
 from leaderboards.service import Leaderboards
 from referrals.processor import ReferralProcessor
+from segments import offer_repository as offers_repo
+from segments.offer_step import Offers, OffersStep
+from segments.processor import Segments, SegmentsStep
 from tiers import service as tiers_service
 from tiers.processor import Programs as TierPrograms
 from tiers.processor import TiersProcessor
@@ -64,6 +67,7 @@ from web.jobs import Jobs
 from web.metrics import PipelineMetrics, watch_pool
 from web.pages.live import LivePublisher
 from web.pages.wallet_cards import refresh_passes
+from web.segment_sources import SOURCES as SEGMENT_SOURCES
 from web.tracing import instrumented
 
 log = logging.getLogger("questline")
@@ -88,13 +92,18 @@ def pipeline_steps(
     leaderboards: Leaderboards,
     outbox: OutboxDeliverer,
     grant_badge: BadgeGranter | None = None,
+    segments: Segments | None = None,
 ) -> list[Processor]:
     """Every domain's pipeline steps, in the order they must run."""
     tier_programs = TierPrograms()  # the points step reads tier multipliers through it (engine.grants.TierMultipliers)
     return [
+        # first: earning-rule filters, eligibility and badge rules of every later step read `{"segment": …}`;
+        # its metrics ride on the member-lock statement (engine.grants.LockColumns), no round trip of its own
+        SegmentsStep(segments or Segments(SEGMENT_SOURCES)),
         PointsProcessor(tier_multipliers=tier_programs),
         VelocityStep(),  # holds events beyond a velocity limit before any other domain sees them
         ReferralProcessor(),  # a qualifying event's referral points are earned like the rule's
+        OffersStep(Offers()),  # multiplies what the earning rules gave; after velocity (held events get nothing)
         ChallengeProcessor(),
         TiersProcessor(tier_programs, grant_badge=grant_badge),  # counts what points and challenges awarded
         BadgesProcessor(public_url=settings.public_url),
@@ -133,6 +142,10 @@ async def _export_enrollment(session: AsyncSession, brand: Brand, member_id: Mem
 
 async def _erase_wallet(session: AsyncSession, brand: Brand, member_id: MemberId) -> None:
     await wallet_repo.forget_member(session, brand_id=brand.id, member_id=member_id)
+
+
+async def _erase_offer_state(session: AsyncSession, brand: Brand, member_id: MemberId) -> None:
+    await offers_repo.forget_member(session, brand_id=brand.id, member_id=member_id)
 
 
 async def _erase_held_events(session: AsyncSession, brand: Brand, member_id: MemberId) -> None:
@@ -178,10 +191,18 @@ def build_services(
     outbox = OutboxDeliverer(db, http=http, clock=clock, guard=egress)
     grant_badge: BadgeGranter = badges_service.grant_function(Urls(settings.public_url))
     leaderboards = Leaderboards(db, redis, namespace=settings.redis_namespace, clock=clock, grant_badge=grant_badge)
+    segments = Segments(SEGMENT_SOURCES)
     steps = (
         list(processors)
         if processors is not None
-        else pipeline_steps(settings, redis=redis, leaderboards=leaderboards, outbox=outbox, grant_badge=grant_badge)
+        else pipeline_steps(
+            settings,
+            redis=redis,
+            leaderboards=leaderboards,
+            outbox=outbox,
+            grant_badge=grant_badge,
+            segments=segments,
+        )
     )
     erasure_hooks: tuple[ErasureHook, ...] = (
         _erase_challenges,
@@ -189,6 +210,7 @@ def build_services(
         _erase_enrollment,
         _erase_held_events,
         _erase_wallet,
+        _erase_offer_state,
     )
     export_hooks: dict[str, ExportHook] = {
         "challenges": _ChallengesExport(clock),
@@ -222,6 +244,7 @@ def build_services(
         export_hooks=export_hooks,
         member_update_hooks=member_update_hooks,
         mailer=create_sender(settings.smtp_url, sender=settings.mail_from),
+        segments=segments,
     )
 
 

@@ -112,6 +112,7 @@ def test_portal_pages_have_no_serious_violations(live_server, audited, axe_sourc
         "/portal/activity",
         "/portal/tier",
         "/portal/wallet",
+        "/portal/offers",
     ]
     for kind, body in (("apple", apple_settings()), ("google", google_settings())):  # the buttons are audited too
         assert live_server.api.put(f"/v1/wallet/{kind}", json=body).status_code in (200, 201)
@@ -146,6 +147,8 @@ def test_console_pages_have_no_serious_violations(live_server, audited, axe_sour
         "/console/enrollment",
         "/console/review",
         "/console/audit",
+        "/console/segments",
+        "/console/offers",
         "/console/tiers",
     ]
     pages += ["/join/demo", "/join/demo/sign-in", "/join/demo/widget"]

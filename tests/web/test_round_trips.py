@@ -117,3 +117,50 @@ async def test_a_duplicate_takes_one_statement_and_no_transaction(client, brand,
     assert again.json()["effects"] == first.json()["effects"]
     assert len(counter.sql) == 1 and "FOR UPDATE" not in counter.sql[0], counter.sql
     assert begins == ["AUTOCOMMIT"]  # SQLAlchemy's logical begin only: asyncpg sends no BEGIN in autocommit
+
+
+async def _statements_of_one_event(client, services, headers, event_id: str, at: str) -> list[str]:
+    seen: list[str] = []
+
+    def statement(_conn: Any, _cursor: Any, text: str, *_args: Any) -> None:
+        seen.append(" ".join(text.split()))
+
+    sa_event.listen(services.db.engine.sync_engine, "before_cursor_execute", statement)
+    try:
+        response = await client.post("/v1/events", json=event(event_id, "anna", "visit", at), headers=headers)
+    finally:
+        sa_event.remove(services.db.engine.sync_engine, "before_cursor_execute", statement)
+    assert response.status_code == 200, response.text
+    return seen
+
+
+async def test_segments_on_the_ingest_path_add_no_round_trip(client, brand, program, backend):
+    if not backend.startswith("postgres"):
+        pytest.skip("round trips are counted on PostgreSQL")
+    services = client.app.state.services
+    headers = brand.headers
+    warm = await client.post("/v1/events", json=event("w1", "anna", "visit", "2026-11-20T08:00:00Z"), headers=headers)
+    assert warm.status_code == 200, warm.text
+    without = await _statements_of_one_event(client, services, headers, "n1", "2026-11-20T09:00:00Z")
+    segment = {
+        "slug": "regulars",
+        "clauses": [
+            {"metric": "events", "event_type": "visit", "days": 30, "gte": 2},
+            {"metric": "days_since_last_event", "lte": 7},
+            {"metric": "points_balance", "gte": 1},
+            {"metric": "badges", "gte": 0},
+        ],
+    }
+    assert (await client.put("/v1/segments/regulars", json=segment, headers=headers)).status_code == 201
+    rule = {"key": "regular-bonus", "event_type": "visit", "points": 1, "filter": {"segment": "regulars"}}
+    assert (await client.put("/v1/earning-rules/regular-bonus", json=rule, headers=headers)).status_code in (200, 201)
+    warm = await client.post("/v1/events", json=event("w2", "anna", "visit", "2026-11-20T08:30:00Z"), headers=headers)
+    assert warm.status_code == 200, warm.text  # loads the new definitions into the caches
+    with_segments = await _statements_of_one_event(client, services, headers, "n2", "2026-11-20T09:30:00Z")
+    shown = "\n".join(["WITHOUT:", *without, "WITH:", *with_segments])
+    # The segment's four metrics ride on the member-lock statement (one SELECT … FOR UPDATE with subqueries)
+    assert len(with_segments) <= len(without), shown
+    lock = next(s for s in with_segments if "FOR UPDATE" in s and "FROM members" in s)
+    assert "count(*)" in lock and "max(event_log.occurred_at)" in lock and "badge_awards" in lock, shown
+    result = await client.get("/v1/segments/regulars/members/anna", headers=headers)
+    assert result.json()["in_segment"] is True, result.text

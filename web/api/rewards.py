@@ -188,8 +188,9 @@ class RedemptionsController(Controller):
         async with services.db.write() as session:
             member = await members_repo.get_member(session, brand_id=brand.id, external_id=external_id)
             outcome = await rewards_service.redeem(
-                session, brand, member=member, reward_key=data.reward, idempotency_key=key, now=services.clock.now()
-            )
+                session, brand, member=member, reward_key=data.reward, idempotency_key=key, now=services.clock.now(),
+                segments=services.segments,
+            )  # fmt: skip
         services.outbox.notify()
         return Response(redemption_out(outcome.redemption), status_code=201 if outcome.created else 200)
 

@@ -24,6 +24,7 @@ from web.demo import challenges as challenges_demo
 from web.demo import enrollment as enrollment_demo
 from web.demo import leaderboards as leaderboards_demo
 from web.demo import rewards as rewards_demo
+from web.demo import segments as segments_demo
 from web.demo import tiers as tiers_demo
 from web.deps import Services
 
@@ -149,6 +150,8 @@ async def ensure_demo(services: Services) -> bool:
             now=now,
         )
     await tiers_demo.seed_demo(services, brand)  # after the members: their tier attributes are adopted
+    # before the events, so the experiment has results; Giulia stays out (the README's example answers her points)
+    await segments_demo.seed_demo(services, brand, members=[m[0] for m in MEMBERS if m[0] != "m-giulia"])
     await create_admin(
         services.db,
         brand_id=brand.id,

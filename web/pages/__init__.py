@@ -35,6 +35,7 @@ from web.pages.links import MemberLinksController
 from web.pages.live import LivePublisher
 from web.pages.portal import PortalController
 from web.pages.rewards import RewardsPortalController
+from web.pages.segment_pages import ConsoleSegmentsController, PortalOffersController
 from web.pages.selfservice import SelfServiceController
 from web.pages.tier_pages import ConsoleTiersController, PortalTierController
 from web.pages.wallet_pages import PortalWalletController
@@ -71,6 +72,8 @@ routes: list[Any] = [
     PortalTierController,
     PortalWalletController,
     ConsoleTiersController,
+    ConsoleSegmentsController,
+    PortalOffersController,
     ConsoleAuthController,
     DashboardController,
     CampaignsController,

@@ -75,7 +75,9 @@ async def _points(viewer: PortalViewerDep) -> point_views.PointsView:
 
 async def _entry(viewer: PortalViewerDep, key: str) -> CatalogEntry:
     async with viewer.services.db.read() as session:
-        entries = await rewards_service.catalog(session, viewer.brand, member=viewer.member, now=viewer.now)
+        entries = await rewards_service.catalog(
+            session, viewer.brand, member=viewer.member, now=viewer.now, segments=viewer.services.segments
+        )
     for entry in entries:
         if entry.reward.key == key:
             return entry
@@ -97,7 +99,9 @@ class RewardsPortalController(Controller):
     async def catalog(self, request: Request[Any, Any, Any], viewer: PortalViewerDep) -> Template:
         """What the member can redeem now, how many points are missing for the rest, and their redemptions."""
         async with viewer.services.db.read() as session:
-            entries = await rewards_service.catalog(session, viewer.brand, member=viewer.member, now=viewer.now)
+            entries = await rewards_service.catalog(
+                session, viewer.brand, member=viewer.member, now=viewer.now, segments=viewer.services.segments
+            )
             mine = await rewards_repo.list_redemptions(
                 session, brand_id=viewer.brand.id, member_id=viewer.member.id, limit=20
             )
@@ -162,6 +166,7 @@ class RewardsPortalController(Controller):
                     reward_key=key,
                     idempotency_key=f"portal:{idem}",
                     now=viewer.now,
+                    segments=viewer.services.segments,
                 )
         except Conflict as exc:
             message = next((text for kind, text in REFUSALS if isinstance(exc, kind)), REFUSALS[-1][1])

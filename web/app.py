@@ -35,6 +35,7 @@ from web.api.integrations import routes as integrations_routes
 from web.api.leaderboards import routes as leaderboards_routes
 from web.api.members import MembersController
 from web.api.referrals import ReferralsController
+from web.api.retractions import RetractionsController
 from web.api.review import ReviewController
 from web.api.rewards import routes as rewards_routes
 from web.api.rules import EarningRulesController
@@ -133,6 +134,7 @@ def create_app(
             *health_routes(VERSION),
             metrics_endpoint,
             EventsController,
+            RetractionsController,
             MembersController,
             EarningRulesController,
             WebhooksController,

@@ -30,9 +30,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from badges import service as badges_service
 from badges.openbadges import Urls
 from badges.processor import BadgesProcessor
+from badges.retraction import revoke_function
 from challenges import states as challenge_states
 from challenges import views as challenges_views
 from challenges.processor import ChallengeProcessor
+from challenges.retraction import ChallengesUndo
 from engine import members as members_repo
 from engine import review, settlement
 from engine.clock import Clock, SystemClock
@@ -46,17 +48,20 @@ from engine.outbox import OutboxDeliverer, OutboxProcessor
 from engine.pipeline import Pipeline, Processor
 from engine.points import PointsProcessor
 from engine.redisconn import create_redis_client
+from engine.retraction import Retractions
 from engine.schema import upgrade
 from engine.settings import Settings
 from engine.tenants import Brand, KeyCache
 from engine.velocity import VelocityStep
 from enrollment import service as enrollment_service
 from leaderboards import erase_member as erase_board_member
+from leaderboards.retraction import BoardsUndo
 from leaderboards.service import Leaderboards
 from referrals.processor import ReferralProcessor
 from tiers import service as tiers_service
 from tiers.processor import Programs as TierPrograms
 from tiers.processor import TiersProcessor
+from tiers.retraction import TiersUndo
 from web import exports
 from web.deps import ErasureHook, ExportHook, MemberUpdateHook, Services
 from web.metrics import PipelineMetrics, watch_pool
@@ -191,6 +196,17 @@ def build_services(
     # Labels live in Redis beside the standings: a profile change (display name, scope attribute) is
     # rewritten there at once.
     member_update_hooks: tuple[MemberUpdateHook, ...] = (leaderboards.refresh_member,)
+    # A retraction undoes the event in each domain (engine.grants.EventUndo), in the pipeline's order.
+    retractions = Retractions(
+        db,
+        clock=clock,
+        undos=(
+            ChallengesUndo(db, revoke_badge=revoke_function(Urls(settings.public_url))),
+            TiersUndo(),
+            BoardsUndo(leaderboards),
+        ),
+        notify=outbox.notify,
+    )
     return Services(
         settings=settings,
         db=db,
@@ -207,6 +223,7 @@ def build_services(
             clock=clock,
             observer=observer or PipelineMetrics(brand_cap=settings.metrics_brand_labels),
         ),
+        retractions=retractions,
         erasure_hooks=erasure_hooks,
         export_hooks=export_hooks,
         member_update_hooks=member_update_hooks,
@@ -300,10 +317,12 @@ async def background_jobs(services: Services, *, deliver_webhooks: bool = True) 
     tier_reviews = asyncio.create_task(
         tiers_service.run_periodically(services.db, clock=services.clock), name="tier-reviews"
     )
+    # Retractions received before their event are applied once it is logged (out-of-order delivery).
+    retractions = asyncio.create_task(services.retractions.run(), name="retractions")
     try:
         yield
     finally:
-        for task in (settling, tier_reviews):
+        for task in (settling, tier_reviews, retractions):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

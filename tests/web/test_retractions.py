@@ -1,0 +1,211 @@
+"""Retraction of events over HTTP on both backends: every rule type re-folded, points, policies, races, sources."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from sqlalchemy import select
+
+from engine.orm import EventRetractionRow, OutboxRow
+from integrations.shop import sign
+from tests.helpers import event, make_brand
+from tests.payloads import shopify_order, shopify_refund
+
+CAMPAIGN = {"key": "always", "title": "Always", "starts_at": "2026-11-01", "ends_at": "2027-01-01"}
+RULES = {
+    "count": {"type": "count", "event_type": "purchase", "target": 10},
+    "sum": {"type": "sum", "event_type": "purchase", "property": "amount", "target": 1000},
+    "streak": {"type": "streak", "event_type": "purchase", "period": "day", "target": 10},
+    "distinct": {"type": "distinct", "event_type": "purchase", "property": "store", "target": 10},
+    "sequence": {"type": "sequence", "steps": [{"event_type": "purchase"}, {"event_type": "purchase"}, {"event_type": "purchase"}, {"event_type": "purchase"}]},
+    "first": {"type": "first", "event_type": "purchase"},
+}
+BUY = {"key": "buy", "event_type": "purchase", "per_unit": {"property": "amount"}}
+
+
+def program(rule: dict, *, reward: dict | None = None, policy: str | None = None) -> dict:
+    doc: dict = {
+        "earning_rules": [BUY],
+        "campaigns": [CAMPAIGN],
+        "challenges": [{"key": "c", "campaign": "always", "title": "C", "rule": rule, **({"reward": reward} if reward else {})}],
+    }
+    if policy:
+        doc["retraction"] = [{"completions": policy}]
+    return doc
+
+
+async def apply(client, brand, document):
+    response = await client.put("/v1/program", json=document, headers=brand.headers, params={"mode": "apply"})
+    assert response.status_code == 200, response.text
+
+
+async def send(client, brand, *events):
+    response = await client.post("/v1/events", json={"events": list(events)}, headers=brand.headers)
+    assert response.status_code == 200, response.text
+
+
+async def retract(client, brand, event_id, body=None, headers=None):
+    return await client.post(
+        f"/v1/events/{event_id}/retract", json=body or {}, headers={**brand.headers, **(headers or {})}
+    )
+
+
+async def view(client, brand, member):
+    response = await client.get(f"/v1/members/{member}/challenges/c", headers=brand.headers)
+    assert response.status_code == 200, response.text
+    data = response.json()
+    return {k: data.get(k) for k in ("progress", "target", "status", "completions", "streak")}
+
+
+async def balance(client, brand, member):
+    response = await client.get(f"/v1/members/{member}/points", headers=brand.headers)
+    assert response.status_code == 200, response.text
+    return int(response.json()["balance"])
+
+
+def purchases(member: str, prefix: str, days: list[int], *, amount: float = 100.0):
+    return [
+        event(f"{prefix}-{d}", member, "purchase", f"2026-11-{d:02d}T09:00:00Z", amount=amount, store=f"s{d}")
+        for d in days
+    ]
+
+
+@pytest.mark.parametrize("kind", sorted(RULES))
+async def test_each_rule_type_refolds_to_the_remaining_events(client, brand, kind):
+    await apply(client, brand, program(RULES[kind]))
+    days = [10, 11, 12, 13, 14]
+    await send(client, brand, *purchases("anna", "a", days))
+    await send(client, brand, *purchases("bruno", "b", [d for d in days if d != 12]))
+    first = await retract(client, brand, "a-10" if kind == "first" else "a-12", {"reason": "refund"})
+    assert first.status_code == 200, first.text
+    assert first.json()["status"] == "applied"
+    if kind == "first":
+        await send(client, brand, *purchases("carla", "c", [11, 12, 13, 14]))
+        assert await view(client, brand, "anna") == await view(client, brand, "carla")
+        return
+    assert await view(client, brand, "anna") == await view(client, brand, "bruno")
+    if kind == "streak":
+        assert (await view(client, brand, "anna"))["progress"] == 2  # 13-14 after the removed middle day
+    assert await balance(client, brand, "anna") == await balance(client, brand, "bruno") == 400
+
+
+async def test_partial_refund_reduces_points_and_sum_proportionally(client, brand):
+    await apply(client, brand, program(RULES["sum"]))
+    await send(client, brand, *purchases("anna", "a", [10, 11], amount=100.0))
+    await send(client, brand, event("b-10", "bruno", "purchase", "2026-11-10T09:00:00Z", amount=60.0, store="s10"))
+    await send(client, brand, *purchases("bruno", "b", [11], amount=100.0))
+    answer = await retract(client, brand, "a-10", {"amount": 40}, headers={"Idempotency-Key": "refund-1"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["outcome"]["points"]["cancelled"] == 40
+    assert await balance(client, brand, "anna") == 160 == await balance(client, brand, "bruno")
+    assert await view(client, brand, "anna") == await view(client, brand, "bruno")
+    again = await retract(client, brand, "a-10", {"amount": 40}, headers={"Idempotency-Key": "refund-1"})
+    assert again.status_code == 200 and await balance(client, brand, "anna") == 160
+    rest = await retract(client, brand, "a-10", {"amount": 100})  # more than is left: the rest, whole
+    assert rest.json()["outcome"]["whole"] is True
+    assert await balance(client, brand, "anna") == 100
+    bad = await retract(client, brand, "a-11", {"amount": -3})
+    assert bad.status_code == 422
+
+
+@pytest.mark.parametrize("policy", ["claw_back", "keep"])
+async def test_completion_policies(client, brand, db, policy):
+    rule = {"type": "count", "event_type": "purchase", "target": 2}
+    await apply(client, brand, program(rule, reward={"points": 50}, policy=policy))
+    await send(client, brand, *purchases("anna", "a", [10, 11], amount=10.0))
+    assert await balance(client, brand, "anna") == 70
+    answer = await retract(client, brand, "a-10")
+    assert answer.status_code == 200, answer.text
+    state = await view(client, brand, "anna")
+    if policy == "claw_back":
+        assert await balance(client, brand, "anna") == 10
+        assert (state["progress"], state["status"], state["completions"]) == (1, "in_progress", 0)
+    else:
+        assert await balance(client, brand, "anna") == 60
+        assert state["status"] == "completed"
+    async with db.read() as session:
+        topics = (await session.scalars(select(OutboxRow.topic).where(OutboxRow.brand_id == brand.brand.id))).all()
+    assert topics.count("event.retracted") == 1
+
+
+async def test_spent_points_are_clawed_back_up_to_zero(client, brand):
+    await apply(client, brand, program(RULES["count"]))
+    await send(client, brand, *purchases("anna", "a", [10], amount=100.0))
+    await send(client, brand, *purchases("anna", "x", [11], amount=30.0))
+    spend = await client.post(
+        "/v1/members/anna/adjustments", json={"points": -120, "reason": "gift"}, headers=brand.headers
+    )
+    assert spend.status_code in (200, 201), spend.text
+    answer = await retract(client, brand, "a-10")
+    points = answer.json()["outcome"]["points"]
+    assert points == {"cancelled": 10, "clawed_back": 0, "unrecovered": 90}
+    assert await balance(client, brand, "anna") == 0
+
+
+async def test_retraction_before_arrival_is_applied_when_the_event_comes(client, brand):
+    await apply(client, brand, program(RULES["count"]))
+    unknown = await retract(client, brand, "late-1")
+    assert unknown.status_code == 404
+    kept = await retract(client, brand, "late-1", {"if_unknown": "remember"})
+    assert kept.status_code == 202 and kept.json()["status"] == "pending"
+    await send(client, brand, *purchases("anna", "late", [1]))
+    assert await client.app.state.services.retractions.apply_pending(brand.brand.id) == 1
+    assert await balance(client, brand, "anna") == 0
+    assert (await view(client, brand, "anna"))["progress"] == 0
+    assert await client.app.state.services.retractions.apply_pending(brand.brand.id) == 0
+
+
+async def test_unknown_foreign_and_repeated(client, brand, db, clock):
+    await apply(client, brand, program(RULES["count"]))
+    other = await make_brand(db, clock)
+    await send(client, other, *purchases("anna", "o", [10]))
+    assert (await retract(client, brand, "o-10")).status_code == 404
+    assert await balance(client, other, "anna") == 100
+    await send(client, brand, *purchases("anna", "a", [10]))
+    first = await retract(client, brand, "a-10")
+    second = await retract(client, brand, "a-10")
+    assert (first.json()["duplicate"], second.status_code, second.json()["duplicate"]) == (False, 200, True)
+    assert await balance(client, brand, "anna") == 0
+    assert (await client.post("/v1/events/a-10/retract", headers=brand.public_headers)).status_code in (401, 403)
+
+
+async def test_races_apply_once(client, brand, db):
+    await apply(client, brand, program(RULES["count"]))
+    await send(client, brand, *purchases("anna", "a", [10, 11]))
+    answers = await asyncio.gather(*(retract(client, brand, "a-10") for _ in range(3)))
+    assert sorted(a.json()["duplicate"] for a in answers) == [False, True, True]
+    racing = await asyncio.gather(
+        retract(client, brand, "a-12", {"if_unknown": "remember"}), send(client, brand, *purchases("anna", "a", [12]))
+    )
+    assert racing[0].status_code in (200, 202)
+    await client.app.state.services.retractions.apply_pending(brand.brand.id)
+    assert await balance(client, brand, "anna") == 100
+    assert (await view(client, brand, "anna"))["progress"] == 1
+    async with db.read() as session:
+        rows = (
+            await session.scalars(select(EventRetractionRow).where(EventRetractionRow.brand_id == brand.brand.id))
+        ).all()
+    assert sorted((r.event_key, r.status) for r in rows) == [("a-10", "applied"), ("a-12", "applied")]
+
+
+async def test_shopify_refund_is_a_real_retraction(client, brand):
+    await apply(client, brand, program(RULES["count"]))
+    secret = "shpss_0123456789abcdef"
+    put = await client.put(
+        "/v1/integrations/shopify", json={"secret": secret, "shop_domain": "roma.myshopify.com"}, headers=brand.headers
+    )
+    assert put.status_code == 200, put.text
+    url = f"/hooks/shopify/{brand.brand.slug}"
+    refund = json.dumps(shopify_refund()).encode()
+    headers = {"X-Shopify-Topic": "refunds/create", "Content-Type": "application/json"}
+    early = await client.post(url, content=refund, headers={**headers, "X-Shopify-Hmac-Sha256": sign(secret, refund)})
+    assert early.json()["detail"] == "retraction kept until the order arrives"
+    order = json.dumps(shopify_order()).encode()
+    paid = {**headers, "X-Shopify-Topic": "orders/paid", "X-Shopify-Hmac-Sha256": sign(secret, order)}
+    assert (await client.post(url, content=order, headers=paid)).status_code == 200
+    before = await balance(client, brand, "anna@example.com")
+    await client.app.state.services.retractions.apply_pending(brand.brand.id)
+    total = float(shopify_order()["total_price"])
+    assert await balance(client, brand, "anna@example.com") == before - round(before * 41.94 / total)

@@ -313,9 +313,6 @@ class Retractions:
             member = locked[str(external_id)]
             settings = await session.scalar(select(BrandRow.settings).where(BrandRow.id == brand.id))
             target = _target(brand, logged, member, row.amount, now, policy_of(settings or {}))
-            outcome = await self._undo(session, target, later)
-            outcome["reason"] = row.reason
-            await session.execute(update(_TABLE).where(_TABLE.c.id == retraction_id).values(outcome=outcome))
             await session.execute(
                 update(EventRow)
                 .where(EventRow.id == logged.id)
@@ -324,6 +321,9 @@ class Retractions:
                     retracted_at=now if target.whole else None,
                 )
             )
+            outcome = await self._undo(session, target, later)
+            outcome["reason"] = row.reason
+            await session.execute(update(_TABLE).where(_TABLE.c.id == retraction_id).values(outcome=outcome))
             await _notify(session, brand, target, external_id=str(external_id), outcome=outcome, now=now)
         for step in later:
             try:

@@ -30,7 +30,7 @@ from challenges.states import load_states, save_states
 from engine import reversal
 from engine.eventlog import member_events
 from engine.periods import instance_of
-from engine.retraction import Undone
+from engine.retraction_models import Undone
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from challenges.models import Challenge, Progress
     from engine.db import Database
     from engine.grants import BadgeRevoker
-    from engine.retraction import RetractedEvent
+    from engine.retraction_models import RetractedEvent
 
 MAX_REPLAYED_EVENTS = 100_000
 

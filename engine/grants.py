@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from engine.effects import Effect
     from engine.ids import MemberId
-    from engine.retraction import RetractedEvent, Undone
+    from engine.retraction_models import RetractedEvent, Undone
     from engine.tenants import Brand
 
 

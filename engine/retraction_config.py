@@ -16,7 +16,7 @@ import msgspec
 
 from engine.errors import DefinitionError, NotFound
 from engine.orm import BrandRow
-from engine.retraction import SETTINGS_KEY, RetractionPolicy
+from engine.retraction_models import SETTINGS_KEY, RetractionPolicy
 from engine.tenants import bump_config_version
 
 if TYPE_CHECKING:
@@ -47,7 +47,9 @@ def parse_section(data: Any, *, path: str) -> RetractionPolicy:
         raise DefinitionError(message, field=field) from exc
 
 
-async def apply_section(session: AsyncSession, *, brand_id: BrandId, defs: RetractionPolicy, now: datetime) -> list[str]:
+async def apply_section(
+    session: AsyncSession, *, brand_id: BrandId, defs: RetractionPolicy, now: datetime
+) -> list[str]:
     """Store the policy in the caller's transaction; answers the change, if any."""
     row = await session.get(BrandRow, brand_id, with_for_update=True)
     if row is None:

@@ -17,7 +17,7 @@ import msgspec
 from redis.exceptions import RedisError
 
 from engine.effects import PointsAwarded
-from engine.retraction import Undone
+from engine.retraction_models import Undone
 from leaderboards import people_repo, ranking, repository, totals_repo
 from leaderboards.models import EventCountMetric, Total
 from leaderboards.slots import Slot, Write, listing
@@ -25,7 +25,7 @@ from leaderboards.slots import Slot, Write, listing
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
-    from engine.retraction import RetractedEvent
+    from engine.retraction_models import RetractedEvent
     from leaderboards.models import BoardDef
     from leaderboards.service import Leaderboards
 

@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING
 
 from engine.effects import PointsAwarded
 from engine.periods import local_day
-from engine.retraction import Undone
+from engine.retraction_models import Undone
 from tiers import repository as repo
 from tiers.rules import increment
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
-    from engine.retraction import RetractedEvent
+    from engine.retraction_models import RetractedEvent
 
 
 class TiersUndo:

@@ -8,7 +8,7 @@ from litestar import Controller, Request, Response, post
 from litestar.di import Provide
 from litestar.params import Body, FromPath
 
-from engine.retraction import api_request_key
+from engine.retraction_models import api_request_key
 from web.deps import PrincipalDep, ServicesDep, provide_secret_principal
 from web.openapi import answers
 from web.schemas.retractions import RetractIn, RetractionOut

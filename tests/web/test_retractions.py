@@ -96,6 +96,12 @@ async def test_each_rule_type_refolds_to_the_remaining_events(client, brand, kin
         assert await view(client, brand, "anna") == await view(client, brand, "carla")
         return
     assert await view(client, brand, "anna") == await view(client, brand, "bruno"), first.text
+    if kind == "count":
+        explained = await client.get("/v1/members/anna/challenges/c/explain", headers=brand.headers)
+        assert explained.status_code == 200, explained.text
+        by_id = {e["id"]: e for e in explained.json()["events"]}
+        assert (by_id["a-12"]["reason"], by_id["a-12"]["counted"]) == ("retracted", False)
+        assert by_id["a-12"]["retracted_at"] is not None and by_id["a-13"]["reason"] == "counted"
     assert await balance(client, brand, "anna") == await balance(client, brand, "bruno") == 400
 
 

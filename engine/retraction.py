@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import logging
 import math
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
-from sqlalchemy import insert, select, update
+from sqlalchemy import and_, insert, or_, select, update
 
 from engine import members as members_repo
 from engine import reversal
@@ -61,6 +62,8 @@ if TYPE_CHECKING:
     from engine.tenants import Brand
 
 log = logging.getLogger(__name__)
+ORDER_MARGIN = timedelta(minutes=5)
+"""A sweep tries pending refunds by order again for members with events received since the previous sweep, less this."""
 
 
 class Retractions:
@@ -73,6 +76,7 @@ class Retractions:
         self.clock = clock
         self._undos = tuple(undos)
         self._notify = notify
+        self._swept_at: datetime | None = None
 
     async def request(
         self,
@@ -138,14 +142,34 @@ class Retractions:
         return view_of(row, duplicate=not new)
 
     async def apply_pending(self, brand_id: int | None = None) -> int:
-        """Apply every pending request whose event is logged now; returns how many were applied."""
+        """Apply every pending request whose event is logged now; returns how many were applied.
+
+        Only requests whose event may be there are tried (one indexed read): by id, the event is logged; by
+        order, the member has an event received since shortly before the previous sweep.
+        """
+        started = self.clock.now()
+        since = None if self._swept_at is None else self._swept_at - ORDER_MARGIN
+        r = EventRetractionRow
+        by_id = select(EventRow.id).where(EventRow.brand_id == r.brand_id, EventRow.event_key == r.event_key).exists()
+        by_order = (
+            select(EventRow.id)
+            .join(MemberRow, MemberRow.id == EventRow.member_id)
+            .where(
+                MemberRow.brand_id == r.brand_id,
+                MemberRow.external_id == r.member,
+                *([] if since is None else [EventRow.received_at >= since]),
+            )
+            .exists()
+        )
         async with self.db.read() as session:
-            query = select(EventRetractionRow.id, EventRetractionRow.brand_id).where(
-                EventRetractionRow.status == "pending"
+            query = select(r.id, r.brand_id).where(
+                r.status == "pending",
+                or_(and_(r.by == "event_id", by_id), and_(r.by == "order_id", by_order)),
             )
             if brand_id is not None:
                 query = query.where(EventRetractionRow.brand_id == brand_id)
             pending = list(await session.execute(query.order_by(EventRetractionRow.id).limit(1000)))
+        self._swept_at = started
         if not pending:
             return 0
         from engine.tenants import get_brand_by_id  # a sweep is rare; brands are read only when there is work

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 
 import pytest
@@ -224,3 +225,24 @@ async def test_shopify_refund_is_a_real_retraction(client, brand):
     await client.app.state.services.retractions.apply_pending(brand.brand.id)
     total = float(shopify_order()["total_price"])
     assert await balance(client, brand, "anna@example.com") == before - round(before * 41.94 / total)
+
+
+async def test_segment_refund_before_its_order_by_order_id(client, brand):
+    await apply(client, brand, program(RULES["count"]))
+    auth = {"Authorization": "Basic " + base64.b64encode(f"{brand.secret}:".encode()).decode()}
+    order = {"order_id": "o-77", "revenue": 50.0, "currency": "EUR"}
+    refund = {
+        "type": "track", "userId": "dana", "event": "Order Refunded", "messageId": "r-77",
+        "properties": {"order_id": "o-77", "total": 20},
+    }  # fmt: skip
+    paid = {
+        "type": "track", "userId": "dana", "event": "Order Completed", "messageId": "p-77", "properties": order,
+        "timestamp": "2026-11-19T08:00:00.000Z",
+    }  # fmt: skip
+    assert (await client.post("/segment/v1/track", json=refund, headers=auth)).status_code == 200
+    assert (await client.post("/segment/v1/track", json=paid, headers=auth)).status_code == 200
+    assert await balance(client, brand, "dana") == 50
+    assert await client.app.state.services.retractions.apply_pending(brand.brand.id) == 1
+    assert await balance(client, brand, "dana") == 30
+    explained = await client.get("/v1/members/dana/challenges/c/explain", headers=brand.headers)
+    assert explained.json()["events"][0]["refunded"] == 20

@@ -76,6 +76,21 @@ async def balance(client, brand, member):
     return int(response.json()["balance"])
 
 
+@pytest.fixture
+async def sweeper(backend, settings, redis, clock):
+    """The retraction sweep on services of the test's own event loop (the app serves on another one)."""
+    from web.wiring import open_services
+
+    async with open_services(
+        settings, clock=clock, redis=redis if backend.endswith("fakeredis") else None, migrate=False
+    ) as services:
+        yield services
+
+
+async def sweep(services, brand) -> int:
+    return await services.retractions.apply_pending(brand.brand.id)
+
+
 def purchases(member: str, prefix: str, days: list[int], *, amount: float = 100.0):
     return [
         event(f"{prefix}-{d}", member, "purchase", f"2026-11-{d:02d}T09:00:00Z", amount=amount, store=f"s{d}")
@@ -159,17 +174,17 @@ async def test_spent_points_are_clawed_back_up_to_zero(client, brand):
     assert await balance(client, brand, "anna") == 0
 
 
-async def test_retraction_before_arrival_is_applied_when_the_event_comes(client, brand):
+async def test_retraction_before_arrival_is_applied_when_the_event_comes(client, brand, sweeper):
     await apply(client, brand, program(RULES["count"]))
     unknown = await retract(client, brand, "late-1")
     assert unknown.status_code == 404
     kept = await retract(client, brand, "late-1", {"if_unknown": "remember"})
     assert kept.status_code == 202 and kept.json()["status"] == "pending"
     await send(client, brand, *purchases("anna", "late", [1]))
-    assert await client.app.state.services.retractions.apply_pending(brand.brand.id) == 1
+    assert await sweep(sweeper, brand) == 1
     assert await balance(client, brand, "anna") == 0
     assert (await view(client, brand, "anna"))["progress"] == 0
-    assert await client.app.state.services.retractions.apply_pending(brand.brand.id) == 0
+    assert await sweep(sweeper, brand) == 0
 
 
 async def test_unknown_foreign_and_repeated(client, brand, db, clock):
@@ -187,7 +202,7 @@ async def test_unknown_foreign_and_repeated(client, brand, db, clock):
     assert (await client.post("/v1/events/a-10/retract", headers=brand.public_headers)).status_code in (401, 403)
 
 
-async def test_races_apply_once(client, brand, db):
+async def test_races_apply_once(client, brand, db, sweeper):
     await apply(client, brand, program(RULES["count"]))
     await send(client, brand, *purchases("anna", "a", [10, 11]))
     answers = await asyncio.gather(*(retract(client, brand, "a-10") for _ in range(3)))
@@ -196,7 +211,7 @@ async def test_races_apply_once(client, brand, db):
         retract(client, brand, "a-12", {"if_unknown": "remember"}), send(client, brand, *purchases("anna", "a", [12]))
     )
     assert racing[0].status_code in (200, 202)
-    await client.app.state.services.retractions.apply_pending(brand.brand.id)
+    await sweep(sweeper, brand)
     assert await balance(client, brand, "anna") == 100
     assert (await view(client, brand, "anna"))["progress"] == 1
     async with db.read() as session:
@@ -206,7 +221,7 @@ async def test_races_apply_once(client, brand, db):
     assert sorted((r.event_key, r.status) for r in rows) == [("a-10", "applied"), ("a-12", "applied")]
 
 
-async def test_shopify_refund_is_a_real_retraction(client, brand):
+async def test_shopify_refund_is_a_real_retraction(client, brand, sweeper):
     await apply(client, brand, program(RULES["count"]))
     secret = "shpss_0123456789abcdef"
     put = await client.put(
@@ -222,12 +237,12 @@ async def test_shopify_refund_is_a_real_retraction(client, brand):
     paid = {**headers, "X-Shopify-Topic": "orders/paid", "X-Shopify-Hmac-Sha256": sign(secret, order)}
     assert (await client.post(url, content=order, headers=paid)).status_code == 200
     before = await balance(client, brand, "anna@example.com")
-    await client.app.state.services.retractions.apply_pending(brand.brand.id)
+    await sweep(sweeper, brand)
     total = float(shopify_order()["total_price"])
     assert await balance(client, brand, "anna@example.com") == before - round(before * 41.94 / total)
 
 
-async def test_segment_refund_before_its_order_by_order_id(client, brand):
+async def test_segment_refund_before_its_order_by_order_id(client, brand, sweeper):
     await apply(client, brand, program(RULES["count"]))
     auth = {"Authorization": "Basic " + base64.b64encode(f"{brand.secret}:".encode()).decode()}
     order = {"order_id": "o-77", "revenue": 50.0, "currency": "EUR"}
@@ -242,7 +257,7 @@ async def test_segment_refund_before_its_order_by_order_id(client, brand):
     assert (await client.post("/segment/v1/track", json=refund, headers=auth)).status_code == 200
     assert (await client.post("/segment/v1/track", json=paid, headers=auth)).status_code == 200
     assert await balance(client, brand, "dana") == 50
-    assert await client.app.state.services.retractions.apply_pending(brand.brand.id) == 1
+    assert await sweep(sweeper, brand) == 1
     assert await balance(client, brand, "dana") == 30
     explained = await client.get("/v1/members/dana/challenges/c/explain", headers=brand.headers)
     assert explained.json()["events"][0]["refunded"] == 20

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from badges import service as badges_service
 from badges.openbadges import Urls
 from badges.processor import BadgesProcessor
-from badges.retraction import revoke_function
+from badges.retraction import BadgesUndo, revoke_function
 from challenges import states as challenge_states
 from challenges import views as challenges_views
 from challenges.processor import ChallengeProcessor
@@ -202,6 +202,7 @@ def build_services(
         clock=clock,
         undos=(
             ChallengesUndo(db, revoke_badge=revoke_function(Urls(settings.public_url))),
+            BadgesUndo(Urls(settings.public_url)),
             TiersUndo(),
             BoardsUndo(leaderboards),
         ),

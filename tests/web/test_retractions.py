@@ -144,17 +144,24 @@ async def test_partial_refund_reduces_points_and_sum_proportionally(client, bran
 async def test_completion_policies(client, brand, db, policy):
     rule = {"type": "count", "event_type": "purchase", "target": 2}
     await apply(client, brand, program(rule, reward={"points": 50}, policy=policy))
+    loyal = {"key": "loyal", "name": "Loyal", "rule": {"event_type": "purchase"}, "levels": [
+        {"key": "bronze", "threshold": 1}, {"key": "silver", "threshold": 2, "points": 5}]}  # fmt: skip
+    assert (await client.put("/v1/badges/loyal", json=loyal, headers=brand.headers)).status_code == 201
     await send(client, brand, *purchases("anna", "a", [10, 11], amount=10.0))
-    assert await balance(client, brand, "anna") == 70
+    assert await balance(client, brand, "anna") == 75
     answer = await retract(client, brand, "a-10")
     assert answer.status_code == 200, answer.text
     state = await view(client, brand, "anna")
+    shelf = (await client.get("/v1/members/anna/badges", headers=brand.headers)).json()
+    levels = [a["level"] for e in shelf["earned"] for a in e["awards"]]
     if policy == "claw_back":
         assert await balance(client, brand, "anna") == 10
         assert (state["progress"], state["status"], state["completions"]) == (1, "in_progress", 0)
+        assert levels == ["bronze"]
     else:
-        assert await balance(client, brand, "anna") == 60
+        assert await balance(client, brand, "anna") == 65
         assert state["status"] == "completed"
+        assert levels == ["bronze", "silver"]
     async with db.read() as session:
         topics = (await session.scalars(select(OutboxRow.topic).where(OutboxRow.brand_id == brand.brand.id))).all()
     assert topics.count("event.retracted") == 1

@@ -6,7 +6,8 @@ event occurred in (a closed period's archive is left as it was paid out). An ``e
 the event off only when it is retracted whole; ``points`` metrics count the event's own (earning-rule)
 points. After the commit the new absolute totals are written to Redis (a rank is recomputed there), or
 the brand is marked stale for the catch-up when Redis does not answer. ``best``/``latest`` boards keep
-their score: a best or latest score is not a sum an event can be taken out of.
+their score: a best or latest score is not a sum an event can be taken out of; ``challenge_completions``
+boards keep their count (a completion clawed back under the policy is not taken off a board).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from redis.exceptions import RedisError
 
-from engine.effects import PointsAwarded
+from engine.effects import ChallengeCompleted, PointsAwarded
 from engine.retraction_models import Undone
 from leaderboards import people_repo, ranking, repository, totals_repo
 from leaderboards.models import EventCountMetric, Total
@@ -42,8 +43,12 @@ class BoardsUndo:
         """Subtract the retracted share of the event's contribution from each board it counted on."""
         brand, event = target.brand, target.event
         boards = [b for b in await repository.load_boards(session, brand_id=brand.id) if b.active]
-        # The event's own points: a completion's reward is the challenges' undo's (and its policy's) matter.
-        own = [e for e in target.effects if not isinstance(e, PointsAwarded) or e.source == "rule"]
+        # The event's own points; completions and their rewards are the challenges' undo's (and policy's) matter.
+        own = [
+            e
+            for e in target.effects
+            if not isinstance(e, ChallengeCompleted) and (not isinstance(e, PointsAwarded) or e.source == "rule")
+        ]
         rows: list[tuple[BoardDef, Total, Any]] = []
         for board in boards:
             if board.mode != "increment":

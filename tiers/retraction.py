@@ -2,7 +2,7 @@
 
 The tier metric's day counter of the day the event occurred is lowered by the retracted share of what the
 event added (its own earning-rule points for ``points_earned``; an ``event_count`` only when it is retracted
-whole). Progress towards the next tier reflects it at once; the member's current tier follows at their
+whole; a ``challenges_completed`` metric keeps its count). Progress towards the next tier reflects it at once; the member's current tier follows at their
 next review, like any other drop of the metric (a tier is not taken away in the middle of its window).
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from engine.effects import PointsAwarded
+from engine.effects import ChallengeCompleted, PointsAwarded
 from engine.periods import local_day
 from engine.retraction_models import Undone
 from tiers import repository as repo
@@ -33,7 +33,11 @@ class TiersUndo:
         if program is None or not program.tiers:
             return Undone()
         metric = program.qualification.metric
-        own = [e for e in target.effects if not isinstance(e, PointsAwarded) or e.source == "rule"]
+        own = [
+            e
+            for e in target.effects
+            if not isinstance(e, ChallengeCompleted) and (not isinstance(e, PointsAwarded) or e.source == "rule")
+        ]
         added = increment(metric, target.event, own)
         if not added:
             return Undone()

@@ -268,3 +268,35 @@ async def test_segment_refund_before_its_order_by_order_id(client, brand, sweepe
     assert await balance(client, brand, "dana") == 30
     explained = await client.get("/v1/members/dana/challenges/c/explain", headers=brand.headers)
     assert explained.json()["events"][0]["refunded"] == 20
+
+
+async def test_boards_rank_and_tier_counter_lose_the_event(client, brand):
+    document = program(RULES["count"])
+    document["tiers"] = {
+        "qualification": {"metric": {"kind": "points_earned"}, "window": {"kind": "rolling", "days": 90}},
+        "levels": [{"key": "silver", "threshold": 150}],
+    }
+    await apply(client, brand, document)
+    boards = {
+        "spenders": {"key": "spenders", "title": "Spenders", "metric": {"kind": "points"}},
+        "buyers": {"key": "buyers", "title": "Buyers", "metric": {"kind": "event_count", "event_type": "purchase"}},
+    }
+    for key, board in boards.items():
+        assert (await client.put(f"/v1/leaderboards/{key}", json=board, headers=brand.headers)).status_code == 201
+    await send(client, brand, *purchases("anna", "a", [10, 11], amount=100.0))
+    await send(client, brand, *purchases("bruno", "b", [10], amount=150.0))
+
+    async def standing(key):
+        page = await client.get(f"/v1/leaderboards/{key}", params={"around": "anna"}, headers=brand.headers)
+        assert page.status_code == 200, page.text
+        me = page.json()["me"]
+        return me["rank"], me["score"]
+
+    assert (await standing("spenders"), await standing("buyers")) == ((1, 200), (1, 2))
+    answer = await retract(client, brand, "a-11", {"amount": 60})
+    assert answer.json()["outcome"]["tiers"]["removed"] == 60
+    assert await standing("spenders") == (2, 140)  # below bruno's 150 now
+    assert await standing("buyers") == (1, 2)  # a partial refund leaves the purchase
+    assert (await client.get("/v1/members/anna/tier", headers=brand.headers)).json()["value"] == 140
+    await retract(client, brand, "a-10")
+    assert (await standing("spenders"), await standing("buyers")) == ((2, 40), (1, 1))  # tied with bruno

@@ -95,7 +95,7 @@ class Retractions:
 
         Raises:
             NotFound: ``remember`` is off and no such event is logged for the brand.
-            ValidationError: a partial refund of an event without a positive ``amount`` property.
+            ValidationError: a partial refund by API of an event without a positive ``amount`` property.
         """
         if amount is not None and not (math.isfinite(amount) and amount > 0):
             raise ValidationError("a refunded amount is a positive number", field="amount")
@@ -110,8 +110,8 @@ class Retractions:
             return view_of(existing, duplicate=True)
         if logged is None and not remember:
             raise NotFound(f"no event {event_key!r}", field="id")
-        if logged is not None and amount is not None:
-            _refundable(logged)
+        if logged is not None and amount is not None and source == "api":
+            _refundable(logged)  # a platform's refund of an order without an amount retracts it whole instead
         async with self.db.write() as session:
             statement = (
                 insert_for(session)(_TABLE)

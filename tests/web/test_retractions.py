@@ -144,6 +144,11 @@ async def test_partial_refund_reduces_points_and_sum_proportionally(client, bran
     assert await balance(client, brand, "anna") == 100
     bad = await retract(client, brand, "a-11", {"amount": -3})
     assert bad.status_code == 422
+    await send(client, brand, event("v-1", "anna", "visit", "2026-11-12T09:00:00Z"))
+    no_amount = await retract(client, brand, "v-1", {"amount": 5})
+    assert (no_amount.status_code, no_amount.json()["field"]) == (422, "amount")
+    assert (await retract(client, brand, "a-11", {"amount": 5, "extra": 1})).status_code in (400, 422)
+    assert await balance(client, brand, "anna") == 100
 
 
 @pytest.mark.parametrize("policy", ["claw_back", "keep"])

@@ -106,7 +106,8 @@ class Notification(Effect, tag="notification", frozen=True, kw_only=True):
 class EventRetracted(Effect, tag="event_retracted", frozen=True, kw_only=True):
     """An event was retracted (whole or a partial refund): its points, progress, boards and tier undone.
 
-    Published to the outbox as ``event.retracted`` with the full outcome (see docs/integrations.md).
+    Published to the outbox as ``event.retracted`` with the full outcome (see docs/integrations.md); it is
+    never one of an event's own effects, so it is not in :data:`AnyEffect`.
     """
 
     topic: ClassVar[str] = "event.retracted"
@@ -130,7 +131,6 @@ AnyEffect = (
     | RankChanged
     | Notification
     | TierChanged
-    | EventRetracted
 )
 
 effects_decoder = msgspec.json.Decoder(list[AnyEffect])

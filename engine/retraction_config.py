@@ -27,18 +27,18 @@ if TYPE_CHECKING:
     from engine.ids import BrandId
 
 
-def parse_section(data: Any, *, path: str) -> RetractionPolicy:
-    """Validate the section (``[]`` or ``null``: the default policy).
+def parse_section(data: Any, *, path: str) -> RetractionPolicy | None:
+    """Validate the section (``[]`` or ``null``: ``None``, the default policy).
 
     Raises:
         DefinitionError: not a list of at most one policy, or an unknown setting.
     """
     if data is None:
-        return RetractionPolicy()
+        return None
     if not isinstance(data, list) or len(data) > 1:
         raise DefinitionError("the retraction section is a list of one policy: [{completions: …}]", field=path)
     if not data:
-        return RetractionPolicy()
+        return None
     try:
         return msgspec.convert(data[0], RetractionPolicy)
     except msgspec.ValidationError as exc:
@@ -55,7 +55,7 @@ async def apply_section(
     if row is None:
         raise NotFound("no such brand", field="brand")
     plain = msgspec.to_builtins(defs)
-    if (row.settings or {}).get(SETTINGS_KEY, msgspec.to_builtins(RetractionPolicy())) == plain:
+    if (row.settings or {}).get(SETTINGS_KEY) == plain:
         return []
     row.settings = {**(row.settings or {}), SETTINGS_KEY: plain}
     await session.flush()

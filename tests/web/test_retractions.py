@@ -176,6 +176,10 @@ async def test_completion_policies(client, brand, db, policy):
     async with db.read() as session:
         topics = (await session.scalars(select(OutboxRow.topic).where(OutboxRow.brand_id == brand.brand.id))).all()
     assert topics.count("event.retracted") == 1
+    exported = (await client.get("/v1/program", headers=brand.headers)).json()
+    assert exported["retraction"] == [{"completions": policy}]
+    wrong = await client.put("/v1/program", json={"retraction": [{"completions": "maybe"}]}, headers=brand.headers)
+    assert wrong.status_code == 422 and wrong.json()["field"].startswith("$.retraction[0]")
 
 
 async def test_spent_points_are_clawed_back_up_to_zero(client, brand):

@@ -203,7 +203,7 @@ async def test_retraction_before_arrival_is_applied_when_the_event_comes(client,
     kept = await retract(client, brand, "late-1", {"if_unknown": "remember"})
     assert kept.status_code == 202 and kept.json()["status"] == "pending"
     await send(client, brand, *purchases("anna", "late", [1]))
-    assert await sweep(sweeper, brand) == 1
+    assert await sweep(sweeper, brand) in (0, 1)  # 0: the app's own sweep (every 5 s) came first
     assert await balance(client, brand, "anna") == 0
     assert (await view(client, brand, "anna"))["progress"] == 0
     assert await sweep(sweeper, brand) == 0
@@ -279,7 +279,7 @@ async def test_segment_refund_before_its_order_by_order_id(client, brand, sweepe
     assert (await client.post("/segment/v1/track", json=refund, headers=auth)).status_code == 200
     assert (await client.post("/segment/v1/track", json=paid, headers=auth)).status_code == 200
     assert await balance(client, brand, "dana") == 50
-    assert await sweep(sweeper, brand) == 1
+    assert await sweep(sweeper, brand) in (0, 1)  # 0: the app's own sweep came first
     assert await balance(client, brand, "dana") == 30
     explained = await client.get("/v1/members/dana/challenges/c/explain", headers=brand.headers)
     assert explained.json()["events"][0]["refunded"] == 20

@@ -315,6 +315,7 @@ class Reason(StrEnum):
     OUT_OF_ORDER = "out_of_order"
     NOT_FIRST = "not_first"
     TOO_OLD = "too_old"
+    RETRACTED = "retracted"
 
     @property
     def counts(self) -> bool:

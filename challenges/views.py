@@ -31,13 +31,14 @@ from challenges.models import (
 from challenges.rules import campaign_state, evaluate, replay
 from challenges.states import member_state
 from engine.errors import NotFound
-from engine.eventlog import member_events
+from engine.eventlog import member_events, retracted_among
 from engine.periods import instance_bounds, instance_of, local_day
 from engine.predicates import matches as predicate_matches
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    from engine.events import Event
     from engine.members import Member
     from engine.tenants import Brand
 
@@ -112,6 +113,10 @@ class ExplainedEvent(msgspec.Struct, frozen=True, kw_only=True):
     detail: str
     progress: float | None
     """Progress of the instance after this event (``None`` when the event does not concern the challenge)."""
+    retracted_at: datetime | None = None
+    """When the event was retracted whole (it counts for nothing since); see ``refunded`` for a partial refund."""
+    refunded: float = 0.0
+    """How much of the event's ``amount`` partial retractions refunded (progress counts the rest)."""
 
 
 class Explanation(msgspec.Struct, frozen=True, kw_only=True):
@@ -287,12 +292,23 @@ async def explain(
     replayed = replay(challenge, folded, tz=tz, member=member.predicate_view, opted_in_at=opted_in_at)
     outcomes = dict(replayed.outcomes)
     recent = await member_events(
-        session, brand_id=brand.id, member_id=member.id, external_id=member.external_id, limit=limit, newest=True
+        session,
+        brand_id=brand.id,
+        member_id=member.id,
+        external_id=member.external_id,
+        limit=limit,
+        newest=True,
+        include_retracted=True,
     )
+    retracted = await retracted_among(session, brand_id=brand.id, keys=[event.id for event, _ in recent])
     explained: list[ExplainedEvent] = []
     for event, received_at in reversed(recent):
         outcome = outcomes.get(event.id)
         concerned = outcome is not None
+        retracted_at, refunded = retracted.get(event.id, (None, 0.0))
+        if retracted_at is not None:
+            explained.append(_retracted(event, received_at, retracted_at, refunded))
+            continue
         if outcome is None:
             outcome = evaluate(
                 challenge,
@@ -314,6 +330,7 @@ async def explain(
                 reason=outcome.reason,
                 detail=outcome.detail,
                 progress=round(outcome.progress.value, 2) if concerned else None,
+                refunded=refunded,
             )
         )
     notes = [
@@ -327,6 +344,23 @@ async def explain(
     if not predicate_matches(challenge.campaign.eligibility, properties={}, member=member.predicate_view):
         notes.append("The member is not eligible for this campaign.")
     return Explanation(challenge=view, notes=notes, events=explained)
+
+
+def _retracted(event: Event, received_at: datetime, retracted_at: datetime, refunded: float) -> ExplainedEvent:
+    """A retracted event in the explain view: it counts for nothing since ``retracted_at``."""
+    return ExplainedEvent(
+        id=event.id,
+        type=event.type,
+        occurred_at=event.occurred_at,
+        received_at=received_at,
+        instance="",
+        counted=False,
+        reason=Reason.RETRACTED,
+        detail=f"retracted at {retracted_at.isoformat()}: progress was re-folded without it",
+        progress=None,
+        retracted_at=retracted_at,
+        refunded=refunded,
+    )
 
 
 class CompletionRecord(msgspec.Struct, frozen=True, kw_only=True):

@@ -9,7 +9,7 @@ decoded again when a duplicate event is answered.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import msgspec
 
@@ -101,6 +101,25 @@ class Notification(Effect, tag="notification", frozen=True, kw_only=True):
 
     topic: str
     data: dict[str, Any] = {}
+
+
+class EventRetracted(Effect, tag="event_retracted", frozen=True, kw_only=True):
+    """An event was retracted (whole or a partial refund): its points, progress, boards and tier undone.
+
+    Published to the outbox as ``event.retracted`` with the full outcome (see docs/integrations.md); it is
+    never one of an event's own effects, so it is not in :data:`AnyEffect`.
+    """
+
+    topic: ClassVar[str] = "event.retracted"
+    event: str
+    whole: bool = True
+    share: float = 1.0
+    """The share of the event this retraction took back (1 for the whole event)."""
+    points: int = 0
+    """Points taken back (from the event's lots, then the member's other points)."""
+    unrecovered: int = 0
+    """Points that could not be taken back: already spent and no balance left (cap at zero)."""
+    reason: str = ""
 
 
 AnyEffect = (

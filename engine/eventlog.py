@@ -73,8 +73,20 @@ async def stored_results(session: AsyncSession, *, brand_id: BrandId, keys: Sequ
     return found
 
 
-def _event(key: str, external_id: str, type_: str, occurred_at: datetime, properties: Any) -> Event:
-    return Event(id=key, member=external_id, type=type_, occurred_at=occurred_at, properties=dict(properties or {}))
+def _event(
+    key: str, external_id: str, type_: str, occurred_at: datetime, properties: Any, refunded: float = 0.0
+) -> Event:
+    props = dict(properties or {})
+    if refunded:
+        # A partial retraction refunded part of the amount: replays see what is left (engine.retraction).
+        amount = props.get("amount")
+        if isinstance(amount, int | float) and not isinstance(amount, bool):
+            props["amount"] = round(max(0.0, float(amount) - refunded), 6)
+    return Event(id=key, member=external_id, type=type_, occurred_at=occurred_at, properties=props)
+
+
+_LIVE = EventRow.retracted_at.is_(None)
+"""Not retracted whole: every replay of the log (progress, backfill, simulation, boards) skips retracted events."""
 
 
 async def earlier_events(
@@ -94,6 +106,7 @@ async def earlier_events(
                 one_of(session, EventRow.member_id, members, BigInteger()),
                 EventRow.type == event_type,
                 EventRow.occurred_at < before,
+                _LIVE,
             )
         )
         found.extend((MemberId(m), at, dict(props or {})) for m, at, props in rows)
@@ -111,15 +124,24 @@ async def member_events(
     received_since: datetime | None = None,
     limit: int = 5000,
     newest: bool = False,
+    include_retracted: bool = False,
 ) -> list[tuple[Event, datetime]]:
     """A member's stored events with their arrival times, oldest first (or the newest ``limit``, still oldest first).
 
     ``since`` keeps events that occurred from then on; with ``received_since`` too, events received from
-    that instant on are kept whenever they occurred.
+    that instant on are kept whenever they occurred. Events retracted whole are left out unless
+    ``include_retracted``; a partly refunded event shows what is left of its ``amount``.
     """
     query = select(
-        EventRow.event_key, EventRow.type, EventRow.occurred_at, EventRow.properties, EventRow.received_at
+        EventRow.event_key,
+        EventRow.type,
+        EventRow.occurred_at,
+        EventRow.properties,
+        EventRow.received_at,
+        EventRow.refunded,
     ).where(EventRow.brand_id == brand_id, EventRow.member_id == member_id)
+    if not include_retracted:
+        query = query.where(_LIVE)
     if types is not None:
         query = query.where(EventRow.type.in_(types))
     if since is not None and received_since is not None:
@@ -130,7 +152,28 @@ async def member_events(
     rows = list(await session.execute(query.order_by(*order).limit(limit)))
     if newest:
         rows.reverse()
-    return [(_event(key, external_id, type_, at, props), received) for key, type_, at, props, received in rows]
+    return [
+        (_event(key, external_id, type_, at, props, refunded or 0.0), received)
+        for key, type_, at, props, received, refunded in rows
+    ]
+
+
+async def retracted_among(
+    session: AsyncSession, *, brand_id: BrandId, keys: Sequence[str]
+) -> dict[str, tuple[datetime | None, float]]:
+    """``(retracted at, refunded amount)`` of the events among ``keys`` that a retraction touched."""
+    found: dict[str, tuple[datetime | None, float]] = {}
+    for chunk in batches(session, dict.fromkeys(keys)):
+        rows = await session.execute(
+            select(EventRow.event_key, EventRow.retracted_at, EventRow.refunded).where(
+                EventRow.brand_id == brand_id,
+                one_of(session, EventRow.event_key, chunk, String()),
+                or_(EventRow.retracted_at.is_not(None), EventRow.refunded > 0),
+            )
+        )
+        for key, at, refunded in rows:
+            found[key] = (at, float(refunded or 0.0))
+    return found
 
 
 async def members_with_events(
@@ -159,6 +202,7 @@ async def members_with_events(
                 EventRow.brand_id == brand_id,
                 EventRow.member_id == MemberRow.id,
                 EventRow.type.in_(types),
+                _LIVE,
                 *window,
             )
             .exists()
@@ -191,9 +235,10 @@ async def stream_events(
                 EventRow.occurred_at,
                 EventRow.properties,
                 EventRow.received_at,
+                EventRow.refunded,
             )
             .join(MemberRow, MemberRow.id == EventRow.member_id)
-            .where(EventRow.brand_id == brand_id)
+            .where(EventRow.brand_id == brand_id, _LIVE)
         )
         if since is not None:
             query = query.where(EventRow.occurred_at >= since)
@@ -209,8 +254,8 @@ async def stream_events(
         if not rows:
             return
         yield [
-            (MemberId(member_id), _event(key, ext, type_, at, props), received)
-            for _id, member_id, ext, key, type_, at, props, received in rows
+            (MemberId(member_id), _event(key, ext, type_, at, props, refunded or 0.0), received)
+            for _id, member_id, ext, key, type_, at, props, received, refunded in rows
         ]
         last = rows[-1]
         after = (last[5], last[0])

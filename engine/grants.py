@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from engine.effects import Effect
     from engine.ids import MemberId
+    from engine.retraction_models import RetractedEvent, Undone
     from engine.tenants import Brand
 
 
@@ -85,4 +86,37 @@ class LockColumns(Protocol):
         self, session: AsyncSession, *, brand: Brand, version: int, now: datetime
     ) -> Mapping[str, Any]:
         """Label → SQL expression correlated to ``members`` (``engine.orm.MemberRow``); empty for none."""
+
+
+class EventUndo(Protocol):
+    """A domain's part of a retraction (:mod:`engine.retraction`): undo what the event did there.
+
+    Runs inside the retraction's transaction, under the member's lock, after the event is marked retracted
+    in the log (replays of the log no longer see it, or see the rest of its amount).
+    """
+
+    name: str
+    """The key of the domain's report in the retraction's outcome."""
+
+    async def undo(self, session: AsyncSession, target: RetractedEvent) -> Undone:
+        """Undo ``target.share`` of the event for the member; returns a report and post-commit work."""
+        ...
+
+
+class BadgeRevoker(Protocol):
+    """Revoke the member's live award of a badge given for ``(source, source_ref)``; the badge keys revoked."""
+
+    async def __call__(
+        self,
+        session: AsyncSession,
+        *,
+        brand: Brand,
+        member_id: MemberId,
+        badge_key: str,
+        source: str,
+        source_ref: str,
+        reason: str,
+        now: datetime,
+    ) -> list[str]:
+        """Revoke (with a ``badge.revoked`` notice) what ``(source, source_ref)`` awarded; nothing if none is live."""
         ...

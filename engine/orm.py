@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import (
     CheckConstraint,
     Date,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -104,6 +105,41 @@ class EventRow(Base):
     """The effects the event caused when first processed (msgspec JSON); a duplicate answers with these.
 
     Stored as opaque bytes rather than JSONB: nothing queries it, and the database need not parse it."""
+    retracted_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True, default=None)
+    """When the event was retracted whole (:mod:`engine.retraction`); replays and board rebuilds skip it."""
+    refunded: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    """How much of its ``amount`` property partial retractions refunded (replays see the rest)."""
+
+
+class EventRetractionRow(Base):
+    """A request to undo (part of) an event: ``pending`` until the event is known, then ``applied`` once."""
+
+    __tablename__ = "event_retractions"
+    __table_args__ = (
+        UniqueConstraint("brand_id", "request_key"),
+        Index("ix_event_retractions_event", "brand_id", "event_key"),
+        Index("ix_event_retractions_status", "status", "brand_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    brand_id: Mapped[int] = mapped_column(ForeignKey("brands.id", ondelete="CASCADE"))
+    request_key: Mapped[str] = mapped_column(String(255))
+    """Exactly once per request: ``api:<event id>`` for a whole retraction by API, the source's refund id otherwise."""
+    event_key: Mapped[str] = mapped_column(String(255))
+    """What the request references: an event id (``by = 'event_id'``) or an order id (``'order_id'``)."""
+    by: Mapped[str] = mapped_column(String(16), default="event_id")
+    member: Mapped[str] = mapped_column(String(255), default="")
+    amount: Mapped[float | None] = mapped_column(Float, nullable=True)
+    """The refunded amount; ``NULL`` retracts the whole event."""
+    reason: Mapped[str] = mapped_column(Text, default="")
+    source: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    applied_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    applied_to: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    """The event id it was applied to."""
+    outcome: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    """What was undone (points, unrecovered points, challenges, badges, boards, tier)."""
 
 
 _LOT = text("kind = 'earn'")

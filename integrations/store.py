@@ -1,7 +1,8 @@
 """Per-brand source settings and mappings, and the retraction requests refunds leave for the retraction step.
 
-:func:`retract` is the one interface sources use to undo an event: until the retraction processor exists it
-records the request in ``pending_retractions`` (once per source request) for that processor to consume.
+:func:`retract` logs what a source asked to undo in ``pending_retractions`` (once per source request: the
+platform's own record of refunds received); the web layer then hands the request to the retraction service
+(:mod:`engine.retraction`), which applies it exactly once, at once or when the event arrives.
 """
 
 from __future__ import annotations
@@ -124,8 +125,8 @@ async def retract(
 ) -> bool:
     """Ask for (part of) an event to be retracted; ``amount`` ``None`` is the whole event.
 
-    Retraction itself is not applied yet: the request is stored in ``pending_retractions`` for the
-    retraction processor, once per ``request_key`` (a redelivered refund is not stored twice).
+    The request is logged in ``pending_retractions`` once per ``request_key`` (a redelivered refund is not
+    stored twice); applying it is :class:`engine.retraction.Retractions`' job (same request key, exactly once).
 
     Returns:
         Whether the request was new.

@@ -36,6 +36,7 @@ from web.api.leaderboards import routes as leaderboards_routes
 from web.api.members import MembersController
 from web.api.passkit import passkit_router
 from web.api.referrals import ReferralsController
+from web.api.retractions import RetractionsController
 from web.api.review import ReviewController
 from web.api.rewards import routes as rewards_routes
 from web.api.rules import EarningRulesController
@@ -136,6 +137,7 @@ def create_app(
             *health_routes(VERSION),
             metrics_endpoint,
             EventsController,
+            RetractionsController,
             MembersController,
             EarningRulesController,
             WebhooksController,

@@ -24,6 +24,7 @@ from engine.ids import MemberId
 from engine.mail import EmailSender, MemoryOutbox
 from engine.outbox import OutboxDeliverer
 from engine.pipeline import Pipeline
+from engine.retraction import Retractions
 from engine.settings import Settings
 from engine.tenants import Brand, KeyCache, KeyKind, Principal
 from leaderboards.service import Leaderboards
@@ -57,6 +58,8 @@ class Services:
     """The boards at run time: definitions, reads, rebuilds and the period closer."""
     pipeline: Pipeline
     """Built once, with every domain's processors in order."""
+    retractions: Retractions
+    """Retraction requests, applied once with every domain's undo (engine.grants.EventUndo)."""
     erasure_hooks: tuple[ErasureHook, ...] = ()
     """What each domain removes when a member is erased, inside the erasure transaction."""
     export_hooks: Mapping[str, ExportHook] = field(default_factory=dict)

@@ -169,6 +169,7 @@ DOMAIN_SECTIONS = (
     ("rewards", "rewards.config"),
     ("segments", "segments.config"),
     ("offers", "segments.offer_config"),
+    ("retraction", "engine.retraction_config"),
 )
 
 

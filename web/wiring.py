@@ -30,9 +30,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from badges import service as badges_service
 from badges.openbadges import Urls
 from badges.processor import BadgesProcessor
+from badges.retraction import BadgesUndo, revoke_function
 from challenges import states as challenge_states
 from challenges import views as challenges_views
 from challenges.processor import ChallengeProcessor
+from challenges.retraction import ChallengesUndo
 from engine import members as members_repo
 from engine import review, settlement
 from engine.clock import Clock, SystemClock
@@ -46,12 +48,15 @@ from engine.outbox import OutboxDeliverer, OutboxProcessor
 from engine.pipeline import Pipeline, Processor
 from engine.points import PointsProcessor
 from engine.redisconn import create_redis_client
+from engine.retraction import Retractions
+from engine.retraction_models import SWEEP_SECONDS
 from engine.schema import upgrade
 from engine.settings import Settings
 from engine.tenants import Brand, KeyCache
 from engine.velocity import VelocityStep
 from enrollment import service as enrollment_service
 from leaderboards import erase_member as erase_board_member
+from leaderboards.retraction import BoardsUndo
 from leaderboards.service import Leaderboards
 from referrals.processor import ReferralProcessor
 from segments import offer_repository as offers_repo
@@ -60,6 +65,7 @@ from segments.processor import Segments, SegmentsStep
 from tiers import service as tiers_service
 from tiers.processor import Programs as TierPrograms
 from tiers.processor import TiersProcessor
+from tiers.retraction import TiersUndo
 from wallet import repository as wallet_repo
 from web import exports
 from web.deps import ErasureHook, ExportHook, MemberUpdateHook, Services
@@ -224,6 +230,18 @@ def build_services(
     # Labels live in Redis beside the standings: a profile change (display name, scope attribute) is
     # rewritten there at once.
     member_update_hooks: tuple[MemberUpdateHook, ...] = (leaderboards.refresh_member,)
+    # A retraction undoes the event in each domain (engine.grants.EventUndo), in the pipeline's order.
+    retractions = Retractions(
+        db,
+        clock=clock,
+        undos=(
+            ChallengesUndo(db, revoke_badge=revoke_function(Urls(settings.public_url))),
+            BadgesUndo(Urls(settings.public_url)),
+            TiersUndo(),
+            BoardsUndo(leaderboards),
+        ),
+        notify=outbox.notify,
+    )
     return Services(
         settings=settings,
         db=db,
@@ -240,6 +258,7 @@ def build_services(
             clock=clock,
             observer=observer or PipelineMetrics(brand_cap=settings.metrics_brand_labels),
         ),
+        retractions=retractions,
         erasure_hooks=erasure_hooks,
         export_hooks=export_hooks,
         member_update_hooks=member_update_hooks,
@@ -325,6 +344,8 @@ def schedule_jobs(services: Services, jobs: Jobs) -> Jobs:
     interval = services.leaderboards.close_interval
     if interval:
         jobs.every("leaderboards", interval, services.leaderboards.maintenance_round)
+    # Retractions received before their event are applied once it is logged (out-of-order delivery).
+    jobs.every("retractions", SWEEP_SECONDS, services.retractions.apply_pending)
     wallet_every = services.settings.wallet_refresh_seconds
     if wallet_every > 0:
         jobs.every("wallet", wallet_every, lambda: refresh_passes(services))

@@ -43,11 +43,15 @@ async def _apply(services: Any, brand: Brand, platform: str, outcome: shop.Outco
                 request_key=outcome.request_id,
                 now=services.clock.now(),
             )
+        done = await services.retractions.request(
+            brand, event_key=outcome.event_id, amount=outcome.amount, reason=f"{platform} refund",
+            source=platform, request_key=outcome.request_id,
+        )  # fmt: skip
         return HookOut(
             outcome="retraction",
             event_id=outcome.event_id,
             duplicate=not new,
-            detail="retraction requested; it is applied by the retraction step",
+            detail="retraction applied" if done.status == "applied" else "retraction kept until the order arrives",
         )
     [result] = await services.pipeline.process(brand, [outcome])
     return HookOut(outcome="purchase", event_id=result.id, duplicate=result.duplicate)

@@ -122,6 +122,11 @@ async def ingest(services: Services, request: Request[Any, Any, Any], body: byte
                     by="order_id",
                     member=refund.member,
                 )
+        for refund in refunds:
+            await services.retractions.request(
+                principal.brand, event_key=refund.reference, amount=refund.amount, reason="Segment refund",
+                source="segment", request_key=f"segment:{refund.request_id}", by="order_id", member=refund.member,
+            )  # fmt: skip
     return SegmentOk()
 
 

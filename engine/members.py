@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
@@ -9,6 +10,7 @@ import msgspec
 from sqlalchemy import BigInteger, String, Text, select, update
 from sqlalchemy import cast as sa_cast
 
+from engine import publishing
 from engine.db import batches, insert_for, one_of
 from engine.errors import NotFound
 from engine.events import ExternalId, check_properties
@@ -208,7 +210,7 @@ async def members_by_id(session: AsyncSession, *, brand_id: BrandId, ids: list[M
 
 
 async def erase_member(session: AsyncSession, *, brand_id: BrandId, external_id: str, now: datetime) -> Member:
-    """Pseudonymise a member inside the caller's transaction: identity gone, ledger kept.
+    """Pseudonymise a member inside the caller's transaction: identity gone, ledger kept; ``member.erased`` sent.
 
     The external id, display name, locale and attributes are replaced, so nothing in Questline links the
     remaining pseudonymous rows (ledger entries kept for accounting, events) back to the person.
@@ -237,6 +239,12 @@ async def erase_member(session: AsyncSession, *, brand_id: BrandId, external_id:
         update(EventRow).where(EventRow.brand_id == brand_id, EventRow.member_id == row.id).values(properties={})
     )
     await _scrub_outbox(session, brand_id=brand_id, secrets_=(member.external_id, member.display_name), to=pseudonym)
+    # Written after the scrub: the brand learns which of its ids to erase downstream, by its hash only.
+    digest = hashlib.sha256(member.external_id.encode()).hexdigest()
+    await publishing.publish(
+        session, brand_id=brand_id, topic="member.erased", now=now,
+        data={"member": pseudonym, "external_id_sha256": digest, "erased_at": now.isoformat()},
+    )  # fmt: skip
     return member
 
 

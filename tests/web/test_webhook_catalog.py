@@ -3,6 +3,8 @@ replay, test events and secret rotation with an overlap (verified as a receiver 
 
 import hashlib
 import json
+import re
+import uuid
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -13,13 +15,15 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 
 from engine import publishing, topics
+from engine.admins import create_admin
 from engine.effects import Notification, PointsAwarded, ProgressAdvanced, RankChanged
 from engine.errors import ValidationError
-from engine.orm import OutboxRow, WebhookEndpointRow
+from engine.orm import OutboxRow
 from engine.outbox import OutboxDeliverer, verify
 from engine.points import PointsProcessor
 from tests.conftest import public_resolver
 from tests.helpers import event, make_brand
+from tests.web.test_console import PASSWORD, post_form, sign_in
 from tests.web.test_webhooks import GUARD
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,6 +69,13 @@ async def hooks(backend, settings, redis, clock, receiver):
     )  # fmt: skip
     async with AsyncTestClient(app=app) as test_client:
         yield test_client
+
+
+@pytest.fixture
+async def admin(db, brand, clock):
+    email = f"hooks-{uuid.uuid4().hex[:8]}@brand.example"
+    await create_admin(db, brand_id=brand.brand.id, email=email, password=PASSWORD, name="Ada", now=clock.now())
+    return email
 
 
 async def _drain(db, receiver, clock) -> OutboxDeliverer:
@@ -245,14 +256,7 @@ async def test_rotation_signs_with_both_secrets_during_the_overlap_then_only_the
 
 
 async def test_rank_changes_are_throttled_per_member_and_board(db, clock, brand):
-    async with db.write() as session:
-        session.add(
-            WebhookEndpointRow(
-                brand_id=brand.brand.id, url="https://crm.example/h", secret="whsec_x", topics=["rank.*"],
-                active=True, created_at=clock.now(),
-            )
-        )  # fmt: skip
-
+    # the endpoints are stood for by the unit's cached topics: nothing here is ever sent
     def unit(*ranks: tuple[int, str, int]):
         contexts = [
             SimpleNamespace(
@@ -309,3 +313,37 @@ async def test_erasure_publishes_member_erased_without_the_external_id(client, b
     data = row.payload["data"]
     assert data["external_id_sha256"] == hashlib.sha256(b"m-erase-me").hexdigest()
     assert data["member"].startswith("erased-") and "m-erase-me" not in json.dumps(row.payload)
+
+
+async def test_console_endpoint_page_logs_replays_tests_and_rotates(hooks, brand, receiver, clock, db, admin):
+    await _drain(db, receiver, clock)
+    await sign_in(hooks, admin)
+    page = await hooks.get("/console/webhooks")
+    assert 'value="badge.*"' in page.text and 'value="rank.changed"' in page.text and "webhook.test" not in page.text
+    added = await post_form(hooks, "/console/webhooks", {"url": "https://crm.example/hooks", "topics": ["badge.*"]})
+    assert re.search(r'id="webhook-secret">whsec_', added.text)
+    [endpoint] = (await hooks.get("/v1/webhooks", headers=brand.headers)).json()
+    assert endpoint["topics"] == ["badge.*"]
+    base = f"/console/webhooks/{endpoint['id']}"
+    assert "No deliveries yet" in (await hooks.get(base)).text
+
+    receiver.answers.append((503, "try later"))
+    tested = await post_form(hooks, f"{base}/test", {})
+    assert tested.status_code == 200 and 'id="webhook-attempt"' in tested.text and "503" in tested.text
+    assert "try later" in tested.text  # the answer's excerpt in the log
+    delivery = re.search(rf'action="{base}/deliveries/(\d+)/replay"', tested.text)
+    assert delivery is not None
+    replayed = await post_form(hooks, f"{base}/deliveries/{delivery.group(1)}/replay", {})
+    assert "Delivery replayed" in replayed.text and replayed.text.count("/replay") == 2
+    assert [json.loads(c.content)["type"] for c in receiver.calls] == ["webhook.test", "webhook.test"]
+
+    rotated = await post_form(hooks, f"{base}/rotate", {"overlap_hours": "24"})
+    secret = re.search(r'id="webhook-secret">(whsec_[^<]+)<', rotated.text)
+    assert secret is not None and "both signatures" in rotated.text
+    await post_form(hooks, f"{base}/test", {})
+    call = receiver.calls[-1]
+    assert verify(secret.group(1), headers=dict(call.headers.items()), body=call.content, now=clock.now())
+    assert len(call.headers["webhook-signature"].split()) == 2
+    italian = await hooks.get(f"{base}?lang=it")
+    assert "Registro delle consegne" in italian.text
+    assert (await hooks.get("/console/webhooks/999999999")).status_code == 404

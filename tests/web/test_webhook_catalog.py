@@ -147,25 +147,29 @@ async def test_wildcards_route_each_topic_and_derived_topics_cost_nothing_unhear
         "https://a.example/h": ["badge.*"],
         "https://b.example/h": ["*"],
         "https://c.example/h": ["points.awarded"],
+        "https://d.example/h": ["member.*"],
     }
     for url, wanted in routes.items():
-        assert (
-            await hooks.post("/v1/webhooks", json={"url": url, "topics": wanted}, headers=brand.headers)
-        ).status_code == 201
+        added = await hooks.post("/v1/webhooks", json={"url": url, "topics": wanted}, headers=brand.headers)
+        assert added.status_code == 201
     quiet = await make_brand(db, clock, name="quiet")
     for who in (brand, quiet):
         sent = await hooks.post(
             "/v1/events", json=event("w1", "m-1", "visit", "2026-11-20T09:00:00Z"), headers=who.headers
         )
         assert sent.status_code == 200
+    joined = event("w2", "m-1", "member.enrolled", "2026-11-20T09:01:00Z")
+    assert (await hooks.post("/v1/events", json=joined, headers=brand.headers)).status_code == 200
     while await deliverer.deliver_due():
         pass
     got: dict[str, list[str]] = {}
     for call in receiver.calls:
         got.setdefault(str(call.url), []).append(json.loads(call.content)["type"])
-    assert sorted(got["https://a.example/h"]) == ["badge.awarded"]
-    assert sorted(got["https://b.example/h"]) == ["badge.awarded", "challenge.progressed", "points.awarded"]
-    assert sorted(got["https://c.example/h"]) == ["points.awarded"]
+    each = ["badge.awarded", "challenge.progressed", "points.awarded"]
+    assert sorted(got["https://a.example/h"]) == ["badge.awarded"] * 2
+    assert sorted(got["https://b.example/h"]) == sorted([*each, *each, "member.enrolled"])
+    assert sorted(got["https://c.example/h"]) == ["points.awarded"] * 2
+    assert got["https://d.example/h"] == ["member.enrolled"]
     points = next(json.loads(c.content) for c in receiver.calls if b"points.awarded" in c.content)
     assert points["data"] == {
         "member": "m-1", "event": "w1", "points": 7, "source": "challenge", "key": "coffee-week", "multiplier": 1.0,

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import msgspec
-from sqlalchemy import BigInteger, String, Text, select, update
+from sqlalchemy import BigInteger, String, Text, func, select, update
 from sqlalchemy import cast as sa_cast
 
 from engine import publishing
@@ -15,7 +15,7 @@ from engine.db import batches, insert_for, one_of
 from engine.errors import NotFound
 from engine.events import ExternalId, check_properties
 from engine.ids import BrandId, MemberId
-from engine.orm import EventRow, MemberRow, OutboxRow
+from engine.orm import EventRow, MemberRow, OutboxRow, WebhookDeliveryRow
 
 if TYPE_CHECKING:
     from sqlalchemy import Table
@@ -259,7 +259,7 @@ def _replace(value: Any, needles: tuple[str, ...], to: str) -> Any:
 
 
 async def _scrub_outbox(session: AsyncSession, *, brand_id: BrandId, secrets_: tuple[str, ...], to: str) -> None:
-    """Replace the member's external id and name in webhook messages (sent or not) with the pseudonym."""
+    """Replace the member's external id and name in webhook messages (sent or not) and answers with the pseudonym."""
     needles = tuple(n for n in secrets_ if n)
     for needle in needles:
         rows = await session.execute(
@@ -271,6 +271,15 @@ async def _scrub_outbox(session: AsyncSession, *, brand_id: BrandId, secrets_: t
             await session.execute(
                 update(OutboxRow).where(OutboxRow.id == outbox_id).values(payload=_replace(payload, needles, to))
             )
+        # An endpoint's answer may echo what it received: the delivery log's excerpts are scrubbed too.
+        await session.execute(
+            update(WebhookDeliveryRow)
+            .where(
+                WebhookDeliveryRow.brand_id == brand_id,
+                WebhookDeliveryRow.body_excerpt.contains(needle, autoescape=True),
+            )
+            .values(body_excerpt=func.replace(WebhookDeliveryRow.body_excerpt, needle, to))
+        )
 
 
 async def member_events(session: AsyncSession, *, brand_id: BrandId, member_id: MemberId) -> list[MemberEvent]:

@@ -302,11 +302,17 @@ async def test_rank_changes_are_throttled_per_member_and_board(db, clock, brand)
     assert all("m-1" not in (r.throttle_key or "") for r in rows)  # keyed by internal ids: erasure leaves no trace
 
 
-async def test_erasure_publishes_member_erased_without_the_external_id(client, brand, db):
-    await client.post(
+async def test_erasure_publishes_member_erased_and_scrubs_the_delivery_log(hooks, brand, receiver, clock, db):
+    deliverer = await _drain(db, receiver, clock)
+    added = await hooks.post(
+        "/v1/webhooks", json={"url": "https://crm.example/h", "topics": ["badge.*"]}, headers=brand.headers
+    )
+    await hooks.post(
         "/v1/events", json=event("x1", "m-erase-me", "visit", "2026-11-20T09:00:00Z"), headers=brand.headers
     )
-    assert (await client.delete("/v1/members/m-erase-me", headers=brand.headers)).status_code == 204
+    receiver.answers.append((200, "thanks for m-erase-me"))  # an endpoint echoing what it got
+    await deliverer.deliver_due()
+    assert (await hooks.delete("/v1/members/m-erase-me", headers=brand.headers)).status_code == 204
     async with db.read() as session:
         rows = list(
             await session.scalars(
@@ -317,6 +323,9 @@ async def test_erasure_publishes_member_erased_without_the_external_id(client, b
     data = row.payload["data"]
     assert data["external_id_sha256"] == hashlib.sha256(b"m-erase-me").hexdigest()
     assert data["member"].startswith("erased-") and "m-erase-me" not in json.dumps(row.payload)
+    log = (await hooks.get(f"/v1/webhooks/{added.json()['id']}/deliveries", headers=brand.headers)).json()
+    [logged] = log["deliveries"]
+    assert logged["body_excerpt"] == f"thanks for {data['member']}"
 
 
 async def test_console_endpoint_page_logs_replays_tests_and_rotates(hooks, brand, receiver, clock, db, admin):

@@ -300,6 +300,11 @@ async def test_rank_changes_are_throttled_per_member_and_board(db, clock, brand)
         ("m-1", "weekly", 2), ("m-1", "monthly", 5), ("m-2", "weekly", 4), ("m-1", "weekly", 1),
     ]  # fmt: skip
     assert all("m-1" not in (r.throttle_key or "") for r in rows)  # keyed by internal ids: erasure leaves no trace
+    # settle them now: written ahead of the next test's clock, they would fall due in the middle of it
+    async with httpx.AsyncClient() as http:
+        deliverer = OutboxDeliverer(db, http=http, clock=clock, guard=GUARD)
+        while await deliverer.deliver_due():
+            pass
 
 
 async def test_erasure_publishes_member_erased_and_scrubs_the_delivery_log(hooks, brand, receiver, clock, db):

@@ -6,7 +6,7 @@ mirrored here as *derived* topics (:data:`engine.topics.DERIVED`), written only 
 the brand subscribes to them, so a brand that listens to none pays nothing for them:
 
 - ``points.awarded`` for each :class:`~engine.effects.PointsAwarded` (as posted: a debit capped by the
-  balance is reported as taken), ``challenge.progressed`` for each :class:`~engine.effects.ProgressAdvanced`
+  balance is reported as taken) and for each manual adjustment (:func:`publish_adjustment`), ``challenge.progressed`` for each :class:`~engine.effects.ProgressAdvanced`
   and ``member.enrolled`` for an event of that type: written in the event's own transaction
   (:func:`derived_rows`, called by the pipeline);
 - ``rank.changed`` for each :class:`~engine.effects.RankChanged`: ranks are known only once the boards are
@@ -31,7 +31,7 @@ from sqlalchemy import insert, select
 from engine import topics
 from engine.cache import BrandCache
 from engine.effects import Notification, PointsAwarded, ProgressAdvanced, RankChanged
-from engine.orm import OutboxRow, WebhookEndpointRow
+from engine.orm import MemberRow, OutboxRow, WebhookEndpointRow
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -108,6 +108,19 @@ async def publish(session: AsyncSession, *, brand_id: BrandId, topic: str, data:
     if topic not in topics.CATALOG:
         raise ValueError(f"{topic!r} is not in the webhook topic catalog")
     await session.execute(insert(OutboxRow), [topics.outbox_row(brand_id=brand_id, topic=topic, data=data, now=now)])
+
+
+async def publish_adjustment(
+    session: AsyncSession, *, brand_id: BrandId, member_id: int, points: int, key: str, reason: str, now: datetime
+) -> bool:
+    """``points.awarded`` for a manual adjustment (no event carries it), if an endpoint listens; returns whether."""
+    if "points.awarded" not in await listened(session, brand_id):
+        return False
+    member = await session.scalar(select(MemberRow.external_id).where(MemberRow.id == member_id))
+    data = {"member": member, "points": points, "source": "adjustment", "key": key, "multiplier": 1.0,
+            "capped": False, "reason": reason}  # fmt: skip
+    await publish(session, brand_id=brand_id, topic="points.awarded", data=data, now=now)
+    return True
 
 
 async def publish_ranks(db: Database, uow: Any, *, interval: timedelta) -> int:

@@ -49,8 +49,8 @@ _LOTS = [{"lot": 981, "points": 40, "expires_at": "2027-01-31T23:00:00+00:00"}]
 TOPICS: tuple[Topic, ...] = (
     Topic(
         name="points.awarded",
-        summary="Points posted to a member's ledger by an event (a rule, challenge, badge or referral; "
-        "negative for a correction).",
+        summary="Points posted to a member's ledger by an event (a rule, challenge, badge or referral) or by a "
+        "manual adjustment (`source: adjustment`, with its `reason` and no `event`); negative for a correction.",
         example={**_E, "points": 50, "source": "rule", "key": "purchase", "multiplier": 1.0, "capped": False},
         derived=True,
     ),

@@ -365,3 +365,32 @@ async def test_console_endpoint_page_logs_replays_tests_and_rotates(hooks, brand
     italian = await hooks.get(f"{base}?lang=it")
     assert "Registro delle consegne" in italian.text
     assert (await hooks.get("/console/webhooks/999999999")).status_code == 404
+
+
+async def test_a_manual_adjustment_is_published_as_points_awarded_while_subscribed(hooks, brand, receiver, clock, db):
+    deliverer = await _drain(db, receiver, clock)
+    await hooks.post("/v1/events", json=event("a1", "m-adj", "visit", "2026-11-20T09:00:00Z"), headers=brand.headers)
+    adjust = {"points": 25, "reason": "goodwill"}
+    assert (
+        await hooks.post("/v1/members/m-adj/points/adjustments", json=adjust, headers=brand.headers)
+    ).status_code == 201
+    async with db.read() as session:  # nobody listens yet: nothing written
+        assert (
+            await session.scalar(
+                select(OutboxRow.id).where(OutboxRow.brand_id == brand.brand.id, OutboxRow.topic == "points.awarded")
+            )
+            is None
+        )
+    await hooks.post(
+        "/v1/webhooks", json={"url": "https://crm.example/h", "topics": ["points.*"]}, headers=brand.headers
+    )
+    assert (
+        await hooks.post("/v1/members/m-adj/points/adjustments", json=adjust, headers=brand.headers)
+    ).status_code == 201
+    while await deliverer.deliver_due():
+        pass
+    [call] = receiver.calls
+    assert json.loads(call.content)["data"] == {
+        "member": "m-adj", "points": 25, "source": "adjustment", "key": "manual", "multiplier": 1.0, "capped": False,
+        "reason": "goodwill",
+    }  # fmt: skip

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import msgspec
-from sqlalchemy import BigInteger, String, Text, select, update
+from sqlalchemy import BigInteger, String, Text, func, select, update
 from sqlalchemy import cast as sa_cast
 
+from engine import publishing
 from engine.db import batches, insert_for, one_of
 from engine.errors import NotFound
 from engine.events import ExternalId, check_properties
 from engine.ids import BrandId, MemberId
-from engine.orm import EventRow, MemberRow, OutboxRow
+from engine.orm import EventRow, MemberRow, OutboxRow, WebhookDeliveryRow
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -222,7 +224,7 @@ async def members_by_id(session: AsyncSession, *, brand_id: BrandId, ids: list[M
 
 
 async def erase_member(session: AsyncSession, *, brand_id: BrandId, external_id: str, now: datetime) -> Member:
-    """Pseudonymise a member inside the caller's transaction: identity gone, ledger kept.
+    """Pseudonymise a member inside the caller's transaction: identity gone, ledger kept; ``member.erased`` sent.
 
     The external id, display name, locale and attributes are replaced, so nothing in Questline links the
     remaining pseudonymous rows (ledger entries kept for accounting, events) back to the person.
@@ -251,6 +253,12 @@ async def erase_member(session: AsyncSession, *, brand_id: BrandId, external_id:
         update(EventRow).where(EventRow.brand_id == brand_id, EventRow.member_id == row.id).values(properties={})
     )
     await _scrub_outbox(session, brand_id=brand_id, secrets_=(member.external_id, member.display_name), to=pseudonym)
+    # Written after the scrub: the brand learns which of its ids to erase downstream, by its hash only.
+    digest = hashlib.sha256(member.external_id.encode()).hexdigest()
+    await publishing.publish(
+        session, brand_id=brand_id, topic="member.erased", now=now,
+        data={"member": pseudonym, "external_id_sha256": digest, "erased_at": now.isoformat()},
+    )  # fmt: skip
     return member
 
 
@@ -265,7 +273,7 @@ def _replace(value: Any, needles: tuple[str, ...], to: str) -> Any:
 
 
 async def _scrub_outbox(session: AsyncSession, *, brand_id: BrandId, secrets_: tuple[str, ...], to: str) -> None:
-    """Replace the member's external id and name in webhook messages (sent or not) with the pseudonym."""
+    """Replace the member's external id and name in webhook messages (sent or not) and answers with the pseudonym."""
     needles = tuple(n for n in secrets_ if n)
     for needle in needles:
         rows = await session.execute(
@@ -277,6 +285,15 @@ async def _scrub_outbox(session: AsyncSession, *, brand_id: BrandId, secrets_: t
             await session.execute(
                 update(OutboxRow).where(OutboxRow.id == outbox_id).values(payload=_replace(payload, needles, to))
             )
+        # An endpoint's answer may echo what it received: the delivery log's excerpts are scrubbed too.
+        await session.execute(
+            update(WebhookDeliveryRow)
+            .where(
+                WebhookDeliveryRow.brand_id == brand_id,
+                WebhookDeliveryRow.body_excerpt.contains(needle, autoescape=True),
+            )
+            .values(body_excerpt=func.replace(WebhookDeliveryRow.body_excerpt, needle, to))
+        )
 
 
 async def member_events(session: AsyncSession, *, brand_id: BrandId, member_id: MemberId) -> list[MemberEvent]:

@@ -260,7 +260,10 @@ class OutboxRow(Base):
     """A notification to deliver after commit (webhooks); written in the event's transaction."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_pending", "delivered_at", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_pending", "delivered_at", "next_attempt_at"),
+        Index("ix_outbox_throttle", "brand_id", "throttle_key", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     brand_id: Mapped[int] = mapped_column(ForeignKey("brands.id", ondelete="CASCADE"), index=True)
@@ -274,6 +277,8 @@ class OutboxRow(Base):
     last_error: Mapped[str] = mapped_column(Text, default="")
     delivered_to: Mapped[list[int]] = mapped_column(Json, default=list)
     """Endpoints this message already reached: a retry goes only to the others."""
+    throttle_key: Mapped[str | None] = mapped_column(String(300), nullable=True, default=None)
+    """Set on throttled topics (``rank.changed``): one message per key and interval (:mod:`engine.publishing`)."""
 
 
 class WebhookEndpointRow(Base):
@@ -289,6 +294,32 @@ class WebhookEndpointRow(Base):
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     disabled_reason: Mapped[str] = mapped_column(Text, default="")
+    previous_secret: Mapped[str] = mapped_column(String(100), default="")
+    """The secret before the last rotation: messages are signed with both until ``previous_secret_until``."""
+    previous_secret_until: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True, default=None)
+
+
+class WebhookDeliveryRow(Base):
+    """One attempt to send one message to one endpoint: the delivery log of the console and the API."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_endpoint", "endpoint_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    brand_id: Mapped[int] = mapped_column(ForeignKey("brands.id", ondelete="CASCADE"), index=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    outbox_id: Mapped[int] = mapped_column(ForeignKey("outbox.id", ondelete="CASCADE"), index=True)
+    message_id: Mapped[str] = mapped_column(String(64))
+    topic: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(16))
+    """``delivery`` (the outbox), ``replay`` or ``test``."""
+    attempted_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    succeeded: Mapped[bool] = mapped_column(default=False)
+    response_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    latency_ms: Mapped[int] = mapped_column(Integer, default=0)
+    body_excerpt: Mapped[str] = mapped_column(Text, default="")
+    """The first characters of the endpoint's answer (never the transport's own error message)."""
+    error: Mapped[str] = mapped_column(Text, default="")
 
 
 class AdminUserRow(Base):

@@ -6,7 +6,13 @@ secret. A message is claimed (short transaction, ``SKIP LOCKED`` on PostgreSQL s
 the work), sent outside any transaction, and then marked delivered or scheduled for a retry with
 exponential backoff and jitter. An endpoint answering ``410 Gone`` is disabled. If a brand has several
 endpoints and one fails, the retry goes only to the endpoints not yet served (``delivered_to`` remembers
-the others); receivers still dedupe on ``webhook-id``. Signing is the ``standardwebhooks`` package's.
+the others); receivers still dedupe on ``webhook-id``. Signing is the ``standardwebhooks`` package's;
+during a secret's rotation overlap the header carries two signatures, new and old (:mod:`engine.webhooks`).
+
+Every attempt is logged in ``webhook_deliveries`` (status, response code, latency, the first 500 characters
+of the answer): the console's and the API's delivery log, from which a delivery can be replayed
+(:meth:`OutboxDeliverer.replay`, same ``webhook-id``); :meth:`OutboxDeliverer.send_test` sends a
+``webhook.test`` message to one endpoint.
 
 Every URL is checked by an :class:`engine.egress.EgressGuard` when it is registered and again before each
 delivery (no loopback, private, link-local… addresses: see :mod:`engine.egress`), and the stored
@@ -17,27 +23,30 @@ allowed"), never the transport's own message, so it cannot serve to scan the net
 from __future__ import annotations
 
 import asyncio
-import base64
 import hmac
 import logging
 import random
-import secrets
+import time
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import msgspec
 from sqlalchemy import select, update
 from standardwebhooks.webhooks import Webhook
 
-from engine import audit
+from engine import topics as catalog
 from engine.aio import wait_event
 from engine.egress import EgressGuard, EgressRefused
-from engine.errors import NotFound, ValidationError
+from engine.errors import NotFound
 from engine.metrics import job_run, record_delivery
-from engine.orm import OutboxRow, WebhookEndpointRow
+from engine.orm import OutboxRow, WebhookDeliveryRow, WebhookEndpointRow
+from engine.publishing import OutboxProcessor as OutboxProcessor
+from engine.webhooks import DeliveryAttempt, endpoint_row, signing_secrets, to_attempt
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
     from engine.clock import Clock
     from engine.db import Database
     from engine.ids import BrandId
@@ -58,33 +67,6 @@ RETRY_SCHEDULE = (
 )
 CLAIM_LEASE = timedelta(minutes=2)
 TOLERANCE_SECONDS = 5 * 60
-
-Url = Annotated[str, msgspec.Meta(min_length=8, max_length=2000, pattern=r"^https?://[^\s]+$")]
-
-
-class WebhookEndpointIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """A webhook endpoint to register."""
-
-    url: Url
-    topics: list[Annotated[str, msgspec.Meta(min_length=1, max_length=100)]] = []
-    """Topics to receive (``challenge.completed``, ``badge.*``); empty means all."""
-
-
-class WebhookEndpoint(msgspec.Struct, frozen=True, kw_only=True):
-    """A registered endpoint (the secret is only returned when it is created)."""
-
-    id: int
-    url: str
-    topics: list[str]
-    active: bool
-    disabled_reason: str
-    created_at: datetime
-    secret: str | None = None
-
-
-def new_secret() -> str:
-    """A fresh ``whsec_`` signing secret (24 random bytes, base64)."""
-    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
 def sign(secret: str, *, message_id: str, timestamp: int, body: bytes) -> str:
@@ -110,87 +92,8 @@ def verify(secret: str, *, headers: dict[str, str], body: bytes, now: datetime) 
 
 
 def subscribed(topics: list[str], topic: str) -> bool:
-    """Whether an endpoint with ``topics`` receives ``topic`` (empty = all; ``badge.*`` = a family)."""
-    if not topics:
-        return True
-    return any(t == topic or (t.endswith(".*") and topic.startswith(t[:-1])) for t in topics)
-
-
-def _to_endpoint(row: WebhookEndpointRow, *, with_secret: bool = False) -> WebhookEndpoint:
-    return WebhookEndpoint(
-        id=row.id,
-        url=row.url,
-        topics=list(row.topics or []),
-        active=row.active,
-        disabled_reason=row.disabled_reason,
-        created_at=row.created_at,
-        secret=row.secret if with_secret else None,
-    )
-
-
-async def add_endpoint(
-    db: Database,
-    *,
-    brand_id: BrandId,
-    data: WebhookEndpointIn,
-    now: datetime,
-    guard: EgressGuard | None = None,
-    actor: str = "system",
-) -> WebhookEndpoint:
-    """Register an endpoint; the answer carries its secret, shown only this once.
-
-    Raises:
-        ValidationError: a URL the egress guard refuses (``$.url``), or too many endpoints.
-    """
-    await (guard or EgressGuard()).check_url(data.url, field="$.url")
-    async with db.write() as session:
-        count = len(
-            list(await session.scalars(select(WebhookEndpointRow.id).where(WebhookEndpointRow.brand_id == brand_id)))
-        )
-        if count >= 10:
-            raise ValidationError("a brand may register at most 10 webhook endpoints", field="$.url")
-        row = WebhookEndpointRow(
-            brand_id=brand_id, url=data.url, secret=new_secret(), topics=list(data.topics), active=True, created_at=now
-        )
-        session.add(row)
-        await session.flush()
-        await audit.record(
-            session, brand_id=brand_id, actor=actor, action="webhook.added", at=now, target=data.url,
-            details={"endpoint": row.id, "topics": list(data.topics)},
-        )  # fmt: skip
-        return _to_endpoint(row, with_secret=True)
-
-
-async def list_endpoints(db: Database, *, brand_id: BrandId) -> list[WebhookEndpoint]:
-    """The brand's endpoints, oldest first."""
-    async with db.read() as session:
-        rows = await session.scalars(
-            select(WebhookEndpointRow).where(WebhookEndpointRow.brand_id == brand_id).order_by(WebhookEndpointRow.id)
-        )
-        return [_to_endpoint(r) for r in rows]
-
-
-async def remove_endpoint(
-    db: Database, *, brand_id: BrandId, endpoint_id: int, actor: str = "system", now: datetime | None = None
-) -> None:
-    """Delete an endpoint of the brand.
-
-    Raises:
-        NotFound: the brand has no such endpoint.
-    """
-    async with db.write() as session:
-        row = await session.scalar(
-            select(WebhookEndpointRow).where(
-                WebhookEndpointRow.brand_id == brand_id, WebhookEndpointRow.id == endpoint_id
-            )
-        )
-        if row is None:
-            raise NotFound(f"no webhook endpoint {endpoint_id}", field="id")
-        await audit.record(
-            session, brand_id=brand_id, actor=actor, action="webhook.removed", at=now or datetime.now(UTC),
-            target=row.url, details={"endpoint": endpoint_id},
-        )  # fmt: skip
-        await session.delete(row)
+    """Whether an endpoint with ``topics`` receives ``topic`` (empty or ``*`` = all; ``badge.*`` = a family)."""
+    return catalog.subscribed(topics, topic)
 
 
 class _Claimed(msgspec.Struct, frozen=True):
@@ -203,6 +106,23 @@ class _Claimed(msgspec.Struct, frozen=True):
     delivered_to: frozenset[int] = frozenset()
     """Endpoints already served (an earlier attempt reached them): a retry skips them."""
 
+
+class _Sent(msgspec.Struct, frozen=True, kw_only=True):
+    """What one HTTP attempt gave: the endpoint's status and answer, or a generic reason for none."""
+
+    code: int | None = None
+    error: str = ""
+    latency_ms: int = 0
+    excerpt: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.code is not None and 200 <= self.code < 300
+
+
+#: The delivery log keeps this much of an endpoint's answer.
+EXCERPT_CHARS = 500
+EXCERPT_BYTES = 2000
 
 #: What the console may show of a failed attempt: a kind of failure, never the transport's own words.
 NO_RESPONSE = "no HTTP response (connection failed or timed out)"
@@ -231,6 +151,11 @@ class OutboxDeliverer:
         self._guard = guard or EgressGuard()
         self._batch = batch
         self._wake = asyncio.Event()
+
+    @property
+    def db(self) -> Database:
+        """The database the outbox lives in."""
+        return self._db
 
     def notify(self) -> None:
         """Deliver soon: new rows were committed."""
@@ -346,28 +271,35 @@ class OutboxDeliverer:
                 for r in rows
             ]
 
-    async def _send(self, message: _Claimed, endpoint: WebhookEndpointRow, body: bytes) -> int | str:
-        """Send one message to one endpoint: the HTTP status, or a generic reason it got none."""
+    async def _send(self, message: _Claimed, endpoint: WebhookEndpointRow, body: bytes) -> _Sent:
+        """Send one message to one endpoint: its answer, or a generic reason it got none."""
         try:
             await self._guard.check_url(endpoint.url)
         except EgressRefused:
-            return REFUSED
-        timestamp = int(self._clock.now().timestamp())
+            return _Sent(error=REFUSED)
+        now = self._clock.now()
+        timestamp = int(now.timestamp())
+        signatures = [
+            sign(secret, message_id=message.message_id, timestamp=timestamp, body=body)
+            for secret in signing_secrets(endpoint, now)
+        ]
         headers = {
             "content-type": "application/json",
             "webhook-id": message.message_id,
             "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign(endpoint.secret, message_id=message.message_id, timestamp=timestamp, body=body),
+            "webhook-signature": " ".join(signatures),
             "user-agent": "Questline-Webhooks/1",
         }
+        started = time.perf_counter()
         try:
             response = await self._http.post(endpoint.url, content=body, headers=headers, timeout=15.0)
         except EgressRefused:  # the pinned transport re-resolved the name to an address not allowed
-            return REFUSED
+            return _Sent(error=REFUSED)
         except httpx.HTTPError as exc:
             log.info("webhook delivery failed", extra={"endpoint": endpoint.id, "error": exc.__class__.__name__})
-            return NO_RESPONSE
-        return response.status_code
+            return _Sent(error=NO_RESPONSE, latency_ms=_elapsed_ms(started))
+        excerpt = response.content[:EXCERPT_BYTES].decode("utf-8", "replace")[:EXCERPT_CHARS]
+        return _Sent(code=response.status_code, latency_ms=_elapsed_ms(started), excerpt=excerpt)
 
     async def _deliver(self, message: _Claimed, targets: list[WebhookEndpointRow]) -> list[int]:
         """Send one message to its endpoints and record the outcome; returns the endpoints found gone (410)."""
@@ -375,19 +307,21 @@ class OutboxDeliverer:
         errors: list[str] = []
         gone: list[int] = []
         served = set(message.delivered_to)
+        attempts: list[tuple[int, _Sent]] = []
         for endpoint in targets:
-            outcome = await self._send(message, endpoint, body)
-            record_delivery(endpoint.id, outcome if isinstance(outcome, int) else None, refused=outcome == REFUSED)
-            if outcome == 410:
+            sent = await self._send(message, endpoint, body)
+            attempts.append((endpoint.id, sent))
+            record_delivery(endpoint.id, sent.code, refused=sent.error == REFUSED)
+            if sent.code == 410:
                 gone.append(endpoint.id)
                 served.add(endpoint.id)
-            elif isinstance(outcome, int) and 200 <= outcome < 300:
+            elif sent.ok:
                 served.add(endpoint.id)
             else:
-                reason = outcome if isinstance(outcome, str) else f"HTTP {outcome}"
-                errors.append(f"{endpoint.url}: {reason}")
+                errors.append(f"{endpoint.url}: {sent.error or f'HTTP {sent.code}'}")
         now = self._clock.now()
         async with self._db.write() as session:
+            await self._log(session, message, attempts, kind="delivery", at=now)
             if gone:
                 await session.execute(
                     update(WebhookEndpointRow)
@@ -409,21 +343,103 @@ class OutboxDeliverer:
             await session.execute(update(OutboxRow).where(OutboxRow.id == message.id).values(**values))
         return gone
 
+    @staticmethod
+    async def _log(
+        session: AsyncSession, message: _Claimed, attempts: list[tuple[int, _Sent]], *, kind: str, at: datetime
+    ) -> list[int]:
+        """Write the delivery log rows of the endpoints that still exist (one may be deleted meanwhile)."""
+        ids = {endpoint_id for endpoint_id, _ in attempts}
+        alive = set(await session.scalars(select(WebhookEndpointRow.id).where(WebhookEndpointRow.id.in_(ids))))
+        rows = [
+            WebhookDeliveryRow(
+                brand_id=message.brand_id,
+                endpoint_id=endpoint_id,
+                outbox_id=message.id,
+                message_id=message.message_id,
+                topic=message.topic,
+                kind=kind,
+                attempted_at=at,
+                succeeded=sent.ok,
+                response_code=sent.code,
+                latency_ms=sent.latency_ms,
+                body_excerpt=sent.excerpt,
+                error=sent.error,
+            )
+            for endpoint_id, sent in attempts
+            if endpoint_id in alive
+        ]
+        session.add_all(rows)
+        await session.flush()
+        return [r.id for r in rows]
 
-class OutboxProcessor:
-    """Pipeline step that wakes the deliverer after a commit that wrote notifications."""
+    async def send_once(self, *, brand_id: BrandId, endpoint_id: int, outbox_id: int, kind: str) -> DeliveryAttempt:
+        """Send one stored message to one endpoint now (a replay or a test) and log the attempt.
 
-    name = "outbox"
+        A successful replay counts as delivered to that endpoint: the outbox's own retries skip it.
 
-    def __init__(self, deliverer: OutboxDeliverer | None) -> None:
-        self.deliverer = deliverer
+        Raises:
+            NotFound: no such endpoint or message in the brand.
+        """
+        async with self._db.read() as session:
+            endpoint = await endpoint_row(session, brand_id=brand_id, endpoint_id=endpoint_id)
+            row = await session.scalar(
+                select(OutboxRow).where(OutboxRow.id == outbox_id, OutboxRow.brand_id == brand_id)
+            )
+            if row is None:
+                raise NotFound(f"no message {outbox_id} to send", field="id")
+            message = _Claimed(row.id, row.brand_id, row.message_id, row.topic, dict(row.payload), row.attempts)
+        sent = await self._send(message, endpoint, msgspec.json.encode(message.payload))
+        record_delivery(endpoint.id, sent.code, refused=sent.error == REFUSED)
+        async with self._db.write() as session:
+            ids = await self._log(session, message, [(endpoint.id, sent)], kind=kind, at=self._clock.now())
+            if not ids:
+                raise NotFound(f"no webhook endpoint {endpoint_id}", field="id")
+            if sent.ok and kind == "replay":
+                stored = await session.get(OutboxRow, outbox_id, with_for_update=self._db.is_postgres)
+                if stored is not None and endpoint_id not in (stored.delivered_to or []):
+                    stored.delivered_to = sorted({*(stored.delivered_to or []), endpoint_id})
+            logged = await session.get(WebhookDeliveryRow, ids[0])
+            if logged is None:  # written just above in this transaction
+                raise NotFound(f"no delivery {ids[0]}", field="id")
+            return to_attempt(logged)
 
-    async def process(self, uow: Any) -> None:
-        """Nothing to do inside the transaction (the pipeline writes outbox rows)."""
+    async def replay(self, *, brand_id: BrandId, endpoint_id: int, delivery_id: int) -> DeliveryAttempt:
+        """Send the message of one logged delivery again to its endpoint (same ``webhook-id``: receivers dedupe).
 
-    async def after_commit(self, uow: Any) -> None:
-        """Wake the deliverer if any event produced a notification."""
-        from engine.effects import Notification
+        Raises:
+            NotFound: the endpoint has no such delivery.
+        """
+        async with self._db.read() as session:
+            outbox_id = await session.scalar(
+                select(WebhookDeliveryRow.outbox_id).where(
+                    WebhookDeliveryRow.id == delivery_id,
+                    WebhookDeliveryRow.endpoint_id == endpoint_id,
+                    WebhookDeliveryRow.brand_id == brand_id,
+                )
+            )
+        if outbox_id is None:
+            raise NotFound(f"endpoint {endpoint_id} has no delivery {delivery_id}", field="delivery_id")
+        return await self.send_once(brand_id=brand_id, endpoint_id=endpoint_id, outbox_id=outbox_id, kind="replay")
 
-        if self.deliverer is not None and any(isinstance(e, Notification) for c in uow.events for e in c.effects):
-            self.deliverer.notify()
+    async def send_test(self, *, brand_id: BrandId, endpoint_id: int) -> DeliveryAttempt:
+        """Send a ``webhook.test`` message to one endpoint now (it goes to no other endpoint).
+
+        Raises:
+            NotFound: the brand has no such endpoint.
+        """
+        now = self._clock.now()
+        data = {"endpoint": endpoint_id, "message": "Questline test event"}
+        async with self._db.write() as session:
+            await endpoint_row(session, brand_id=brand_id, endpoint_id=endpoint_id)
+            row = OutboxRow(
+                **catalog.outbox_row(brand_id=brand_id, topic="webhook.test", data=data, now=now)
+                | {"delivered_at": now, "attempts": 1, "delivered_to": [endpoint_id]}
+            )
+            session.add(row)
+            await session.flush()
+            outbox_id = row.id
+        return await self.send_once(brand_id=brand_id, endpoint_id=endpoint_id, outbox_id=outbox_id, kind="test")
+
+
+def _elapsed_ms(started: float) -> int:
+    return max(0, round((time.perf_counter() - started) * 1000))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
@@ -21,7 +20,7 @@ import msgspec
 from sqlalchemy import bindparam, insert, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from engine import balances, eventlog, lots, tenants
+from engine import balances, eventlog, lots, publishing, tenants
 from engine import members as members_repo
 from engine.db import chunks
 from engine.effects import Effect, Notification, PointsAwarded
@@ -30,6 +29,7 @@ from engine.expiry import expires_at as expiry_date
 from engine.grants import LockColumns
 from engine.metrics import PipelineObserver, StageTimer
 from engine.orm import EventRow, LedgerRow, OutboxRow
+from engine.topics import outbox_row as outbox_row
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from engine.clock import Clock
     from engine.db import Database
     from engine.events import Event
-    from engine.ids import BrandId, MemberId
+    from engine.ids import MemberId
     from engine.tenants import Brand
 
 log = logging.getLogger(__name__)
@@ -353,6 +353,7 @@ async def _write_effects(uow: UnitOfWork) -> None:
                 "result": _EFFECTS_ENCODER.encode(ctx.effects),
             }
         )
+    outbox.extend(await publishing.derived_rows(uow))
     session = uow.session
     await session.execute(insert(_EVENT_LOG), log_rows)
     if outbox:
@@ -431,18 +432,3 @@ async def _apply_one_by_one(uow: UnitOfWork, ctx: EventContext, holding: dict[tu
         taken = await lots.spend(uow.session, uow.brand, points=-effect.points, clamp=True, **common)
         if taken.points != -effect.points:
             ctx.effects[index] = msgspec.structs.replace(effect, points=-taken.points, capped=True)
-
-
-def outbox_row(*, brand_id: BrandId, topic: str, data: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """An outbox row for ``topic`` (Standard Webhooks envelope ``{type, timestamp, data}``)."""
-    return {
-        "brand_id": brand_id,
-        "message_id": f"msg_{uuid.uuid4().hex}",
-        "topic": topic,
-        "payload": {"type": topic, "timestamp": now.isoformat(), "data": data},
-        "created_at": now,
-        "attempts": 0,
-        "next_attempt_at": now,
-        "delivered_at": None,
-        "last_error": "",
-    }

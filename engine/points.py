@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import msgspec
 from sqlalchemy import BigInteger, func, select
 
-from engine import balances, lots, point_views, rules_store
+from engine import balances, lots, point_views, publishing, rules_store
 from engine.cache import BrandCache
 from engine.db import batches, one_of
 from engine.earning import evaluate
@@ -223,6 +223,10 @@ async def post_entry(
         await lots.earn(session, brand, points=points, occurred_at=occurred_at, event_key=event_key, **common)
     else:
         await lots.spend(session, brand, points=-points, occurred_at=occurred_at, event_key=event_key, **common)
+    if source == "adjustment":
+        await publishing.publish_adjustment(
+            session, brand_id=brand_id, member_id=member_id, points=points, key=key, reason=reason, now=now
+        )
 
 
 def adjustment_effect(points: int) -> PointsAwarded:

@@ -55,6 +55,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Accept plain ``http://`` webhook URLs (always accepted in the embedded development default)."""
     webhooks_allow_private: bool = False
     """Accept webhook URLs on loopback, private, link-local… addresses (local development only)."""
+    webhook_rank_interval_seconds: Annotated[float, msgspec.Meta(ge=0, le=86400)] = 60.0
+    """Throttle of the ``rank.changed`` webhook: at most one message per member, board and scope in this time."""
     hsts_seconds: Annotated[int, msgspec.Meta(ge=0, le=2 * 365 * 86400)] = 0
     rate_limit: Annotated[float, msgspec.Meta(ge=0, le=1_000_000)] = 100.0
     """Default API rate limit per key, in requests per second refilled into its token bucket (0: no limit);

@@ -14,6 +14,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from engine import publishing
 from engine.ids import BrandId, MemberId
 from engine.periods import retention_seconds
 from engine.points import post_entry
@@ -115,6 +116,10 @@ async def close_period(
                 grant_badge=grant_badge,
             )
         scopes = sorted({t.scope for t in totals})
+        await publishing.publish(
+            session, brand_id=brand_id, topic="period.closed", now=now,
+            data={"board": board.key, "period": state.period, "members": count, "scopes": scopes},
+        )  # fmt: skip
     seconds = retention_seconds(now, board.retention_days, now)
     await store.expire([Slot(brand_id=brand_id, board=board, period=period, scope=s) for s in scopes], seconds)
     log.info("closed %s/%s: %s standings archived", board.key, state.period, count)

@@ -12,18 +12,26 @@ A handler's own ``responses=`` and ``security=`` win. The Swagger UI assets are 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
+from litestar.enums import ParamType
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import (
     Components,
+    OpenAPIFormat,
     OpenAPIMediaType,
     OpenAPIResponse,
+    OpenAPIType,
     Operation,
+    Parameter,
+    PathItem,
+    Reference,
+    RequestBody,
     Schema,
     SecurityRequirement,
     SecurityScheme,
@@ -32,6 +40,7 @@ from litestar.plugins import PluginProtocol, ReceiveRoutePlugin
 from litestar.routes import BaseRoute, HTTPRoute
 from litestar.typing import FieldDefinition
 
+from engine import topics
 from web.hygiene import takes_json_body
 from web.pages.sessions import COOKIE as CONSOLE_COOKIE
 
@@ -224,6 +233,51 @@ class StrictStructSchema(StructSchemaPlugin):
         return schema
 
 
+_STRING = Schema(type=OpenAPIType.STRING)
+_WEBHOOK_HEADERS = (
+    ("webhook-id", "The message id (`msg_…`): dedupe on it, a retry or replay repeats it."),
+    ("webhook-timestamp", "Seconds since the epoch when it was sent; refuse one more than 5 minutes off."),
+    ("webhook-signature", "`v1,<base64 HMAC-SHA256 of id.timestamp.body>` with the endpoint's `whsec_` secret; "
+     "two space-separated signatures (new, old) during a secret rotation's overlap."),
+)  # fmt: skip
+
+
+def webhook_items() -> dict[str, PathItem | Reference]:
+    """The document's ``webhooks``: one operation per topic of the catalog, with an example message."""
+    items: dict[str, PathItem | Reference] = {}
+    for topic in topics.TOPICS:
+        example = topics.envelope(topic.name, topic.example, datetime(2026, 12, 6, 9, 30, tzinfo=UTC))
+        body = Schema(
+            type=OpenAPIType.OBJECT,
+            required=["type", "timestamp", "data"],
+            properties={
+                "type": Schema(type=OpenAPIType.STRING, const=topic.name),
+                "timestamp": Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.DATE_TIME),
+                "data": Schema(type=OpenAPIType.OBJECT, description=topic.summary),
+            },
+        )
+        summary = f"{topic.name}{' (sent only while an endpoint subscribes)' if topic.derived else ''}"
+        items[topic.name] = PathItem(
+            post=Operation(
+                summary=summary,
+                description=topic.summary,
+                operation_id=f"webhook_{topic.name.replace('.', '_')}",
+                tags=["webhooks"],
+                parameters=[
+                    Parameter(name=name, param_in=ParamType.HEADER, required=True, schema=_STRING, description=text)
+                    for name, text in _WEBHOOK_HEADERS
+                ],
+                request_body=RequestBody(
+                    required=True, content={"application/json": OpenAPIMediaType(schema=body, example=example)}
+                ),
+                responses={
+                    "2XX": OpenAPIResponse(description="Received: any 2xx. 410 disables the endpoint; others retry.")
+                },
+            )
+        )
+    return items
+
+
 def openapi_plugins() -> list[PluginProtocol]:
     """The plugins that keep the document truthful (for ``Litestar(plugins=…)``)."""
     return [ApiDocumentation(), StrictStructSchema()]
@@ -239,6 +293,7 @@ def openapi_config(version: str) -> OpenAPIConfig:
             "Every error is an RFC 9457 `application/problem+json` answer whose `field` names the offending input."
         ),
         path="/schema",
+        webhooks=webhook_items(),
         components=Components(security_schemes=dict(SECURITY_SCHEMES)),
         render_plugins=[
             SwaggerRenderPlugin(

@@ -44,9 +44,10 @@ from engine.grants import BadgeGranter
 from engine.ids import MemberId
 from engine.mail import create_sender
 from engine.metrics import PipelineObserver
-from engine.outbox import OutboxDeliverer, OutboxProcessor
+from engine.outbox import OutboxDeliverer
 from engine.pipeline import Pipeline, Processor
 from engine.points import PointsProcessor
+from engine.publishing import OutboxProcessor
 from engine.redisconn import create_redis_client
 from engine.retraction import Retractions
 from engine.retraction_models import SWEEP_SECONDS
@@ -115,7 +116,7 @@ def pipeline_steps(
         BadgesProcessor(public_url=settings.public_url),
         leaderboards.processor(),
         LivePublisher(redis, namespace=settings.redis_namespace),  # after every domain wrote its effects
-        OutboxProcessor(outbox),
+        OutboxProcessor(outbox, rank_interval=settings.webhook_rank_interval_seconds),
     ]
 
 

@@ -71,6 +71,7 @@ def questline_server(workdir: Path, *, secret: str, start_timeout: float = 90) -
         "QUESTLINE_SECRET": secret,
         "QUESTLINE_KEY_CACHE_SECONDS": "0",
         "QUESTLINE_LOG_LEVEL": "warning",
+        "QUESTLINE_WEBHOOKS_ALLOW_PRIVATE": "true",  # the browser tests' webhook receiver listens on 127.0.0.1
     }
     with log_path.open("wb") as log:
         process = subprocess.Popen(

@@ -19,6 +19,7 @@ import pytest
 
 from tests.browser.conftest import PASSWORD
 from tests.browser.servers import PUBLISHABLE_KEY, ROOT
+from tests.browser.test_webhooks_console import webhook_endpoint, webhook_receiver
 from tests.conftest import CI
 from tests.wallet_chain import apple_settings, google_settings
 
@@ -126,6 +127,9 @@ def test_console_pages_have_no_serious_violations(live_server, audited, axe_sour
     sign_in(audited, live_server)
     member = f"m-axe-console-{uuid.uuid4().hex[:6]}"
     live_server.member(member, name="Marco")
+    with webhook_receiver() as (url, _):
+        endpoint = webhook_endpoint(live_server, url)
+        assert live_server.api.post(f"/v1/webhooks/{endpoint}/test").status_code == 200  # a delivery log row
     pages = [
         "/console",
         "/console/campaigns",
@@ -138,6 +142,7 @@ def test_console_pages_have_no_serious_violations(live_server, audited, axe_sour
         "/console/program",
         "/console/keys",
         "/console/webhooks",
+        f"/console/webhooks/{endpoint}",
         "/console/widgets",
         "/console/rewards",
         "/console/rewards/new",

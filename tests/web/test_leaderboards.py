@@ -9,8 +9,9 @@ from typing import Any
 import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
+from engine.orm import OutboxRow
 from leaderboards import keys
 from leaderboards.orm import BoardRow
 from leaderboards.service import Leaderboards
@@ -159,7 +160,7 @@ async def test_around_me_at_the_top_and_bottom_edges(client, brand):
 
 
 async def test_weekly_rollover_in_the_brand_timezone_closes_once_and_pays(
-    client, brand, clock, lb, redis, redis_namespace
+    client, brand, clock, lb, redis, redis_namespace, db
 ):
     await put_board(
         client,
@@ -189,6 +190,15 @@ async def test_weekly_rollover_in_the_brand_timezone_closes_once_and_pays(
     clock.set(datetime(2026, 11, 23, 1, 0, tzinfo=UTC))
     closed = await asyncio.gather(*(lb.close_periods(brand_id=brand.brand.id) for _ in range(3)))
     assert sorted(len(c) for c in closed) == [0, 0, 1]
+    async with db.read() as session:  # one period.closed webhook, written by the closer that won
+        notices = list(
+            await session.scalars(
+                select(OutboxRow.payload).where(
+                    OutboxRow.brand_id == brand.brand.id, OutboxRow.topic == "period.closed"
+                )
+            )
+        )
+    assert [n["data"] for n in notices] == [{"board": "visits", "period": "2026-W47", "members": 2, "scopes": [""]}]
     archived = await read(client, brand, "visits", period="2026-W47", around="b", k=1)
     assert archived["source"] == "archive"
     assert archived["period"]["closed"] is True

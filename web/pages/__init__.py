@@ -21,7 +21,7 @@ from engine.pipeline import Processor
 from engine.settings import Settings
 from web.deps import Services
 from web.pages import rendering, security
-from web.pages.console.access import KeysController, WebhooksController, WidgetSettingsController
+from web.pages.console.access import KeysController, WidgetSettingsController
 from web.pages.console.auth import ConsoleAuthController
 from web.pages.console.catalog import BadgesPageController, LeaderboardsPageController
 from web.pages.console.dashboard import DashboardController
@@ -30,6 +30,7 @@ from web.pages.console.members import MembersController
 from web.pages.console.program import CampaignsController, ChallengesController, ProgramPageController
 from web.pages.console.rewards import RedemptionsPageController, RewardsPageController
 from web.pages.console.rewards_liability import LiabilityPageController
+from web.pages.console.webhooks import WebhooksController
 from web.pages.join import JoinController
 from web.pages.links import MemberLinksController
 from web.pages.live import LivePublisher

@@ -1,22 +1,20 @@
-"""Console pages for integration settings: API keys, webhook endpoints, widget embedding and branding."""
+"""Console pages for integration settings: API keys, widget embedding and branding (webhooks: ``webhooks.py``)."""
 
 from __future__ import annotations
 
 import re
 from typing import Annotated, Any, Literal
 
-import msgspec
 from litestar import Controller, Request, get, post
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, QueryParameter
 from litestar.response import Redirect, Template
 from sqlalchemy import select
 
-from engine import outbox, tenants
+from engine import tenants
 from engine.audit import admin_actor
 from engine.errors import ValidationError
-from engine.orm import BrandRow, OutboxRow
-from engine.outbox import WebhookEndpointIn
+from engine.orm import BrandRow
 from engine.tenants import KeyKind
 from web.pages import security
 from web.pages.console import base
@@ -24,7 +22,6 @@ from web.pages.console.base import CONSOLE_DEPENDENCIES, CONSOLE_EXCEPTION_HANDL
 
 FormData = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
 _HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
-TOPICS = ("challenge.completed", "badge.awarded", "badge.revoked")
 
 
 async def update_brand_settings(viewer: ConsoleViewerDep, changes: dict[str, Any]) -> None:
@@ -84,95 +81,6 @@ class KeysController(Controller):
             actor=admin_actor(viewer.admin.email),
         )  # fmt: skip
         return done("/console/keys", "revoked")
-
-
-class DeliveryOut(msgspec.Struct, frozen=True, kw_only=True):
-    """One outbox message as the webhooks page lists it."""
-
-    message_id: str
-    topic: str
-    created_at: Any
-    attempts: int
-    delivered_at: Any
-    last_error: str
-    sent_to: int = 0
-    """How many endpoints received it (0 with a delivery time: there was no endpoint to send it to)."""
-
-
-class WebhooksController(Controller):
-    """Webhook endpoints (Standard Webhooks, ``whsec_`` secrets) and recent deliveries."""
-
-    path = "/console/webhooks"
-    include_in_schema = False
-    dependencies = CONSOLE_DEPENDENCIES
-    exception_handlers = CONSOLE_EXCEPTION_HANDLERS
-
-    async def _page(self, viewer: ConsoleViewerDep, request: Request[Any, Any, Any], **extra: Any) -> Template:
-        endpoints = await outbox.list_endpoints(viewer.services.db, brand_id=viewer.brand.id)
-        async with viewer.services.db.read() as session:
-            rows = await session.scalars(
-                select(OutboxRow).where(OutboxRow.brand_id == viewer.brand.id).order_by(OutboxRow.id.desc()).limit(20)
-            )
-            deliveries = [
-                DeliveryOut(
-                    message_id=r.message_id,
-                    topic=r.topic,
-                    created_at=r.created_at,
-                    attempts=r.attempts,
-                    delivered_at=r.delivered_at,
-                    last_error=r.last_error,
-                    sent_to=len(r.delivered_to or []),
-                )
-                for r in rows
-            ]
-        context: dict[str, Any] = {
-            "endpoints": endpoints,
-            "deliveries": deliveries,
-            "topics": TOPICS,
-            "created": None,
-            "errors": {},
-            "form": {},
-        }
-        context.update(extra)
-        return render(viewer, "console/webhooks.html.jinja2", active="webhooks", request=request, **context)
-
-    @get("/")
-    async def webhooks(self, request: Request[Any, Any, Any], viewer: ConsoleViewerDep) -> Template:
-        """Endpoints and the last deliveries."""
-        return await self._page(viewer, request)
-
-    @post("/")
-    async def add(self, request: Request[Any, Any, Any], viewer: ConsoleViewerDep) -> Template:
-        """Register an endpoint and show its signing secret once."""
-        form = await request.form()
-        url = str(form.get("url", "")).strip()
-        topics = [str(t) for t in form.getall("topics", []) if str(t) in TOPICS]
-        try:
-            data = msgspec.convert({"url": url, "topics": topics}, WebhookEndpointIn)
-        except msgspec.ValidationError:
-            return await self._page(
-                viewer,
-                request,
-                errors={"url": viewer.t("Enter a full http(s):// URL.")},
-                form={"url": url, "topics": topics},
-            )
-        try:
-            created = await outbox.add_endpoint(
-                viewer.services.db, brand_id=viewer.brand.id, data=data, now=viewer.now, guard=viewer.services.egress,
-                actor=admin_actor(viewer.admin.email),
-            )  # fmt: skip
-        except ValidationError as exc:
-            return await self._page(viewer, request, errors={"url": exc.detail}, form={"url": url, "topics": topics})
-        return await self._page(viewer, request, created=created)
-
-    @post("/{endpoint_id:int}/delete")
-    async def remove(self, endpoint_id: FromPath[int], viewer: ConsoleViewerDep) -> Redirect:
-        """Stop sending to an endpoint."""
-        await outbox.remove_endpoint(
-            viewer.services.db, brand_id=viewer.brand.id, endpoint_id=endpoint_id, now=viewer.now,
-            actor=admin_actor(viewer.admin.email),
-        )  # fmt: skip
-        return done("/console/webhooks", "deleted")
 
 
 async def _first_scope(viewer: ConsoleViewerDep, board_id: int) -> str:

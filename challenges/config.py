@@ -12,13 +12,14 @@ which is then read in the brand's timezone (``2026-11-01`` is local midnight). `
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import msgspec
 
+from challenges.graph import check_graph
 from challenges.models import (
     AllOf,
     Campaign,
@@ -39,10 +40,11 @@ from challenges.models import (
     rule_matches,
     rule_target,
 )
+from challenges.requirements import RequiresSpec, build_requirements, member_only
 from engine.earning import Multiplier
 from engine.errors import DefinitionError
 from engine.events import EventType
-from engine.predicates import All, AnyOf, Leaf, Not, Predicate, parse_predicate
+from engine.predicates import Predicate, parse_predicate
 
 T = TypeVar("T")
 
@@ -121,9 +123,10 @@ class SequenceSpec(_RuleSpec, frozen=True, tag="sequence"):
 
 
 class AllOfSpec(_RuleSpec, frozen=True, tag="all_of"):
-    """Steps in any order."""
+    """Steps in any order; ``required`` of them complete it (N of M), every one when not given."""
 
     steps: Annotated[list[StepSpec], msgspec.Meta(min_length=1, max_length=MAX_STEPS)]
+    required: Annotated[int, msgspec.Meta(ge=1, le=MAX_STEPS)] | None = None
 
 
 class FirstSpec(_RuleSpec, frozen=True, tag="first"):
@@ -174,6 +177,8 @@ class ChallengeSpec(_Spec, frozen=True):
     daily_cap: Annotated[float, msgspec.Meta(gt=0, le=1e12)] | None = None
     multipliers: list[Multiplier] = []
     backfill_from: When | None = None
+    requires: RequiresSpec | None = None
+    """What opens the challenge to a member (see :class:`challenges.models.Requirements`)."""
 
 
 def plain(value: Any) -> Any:
@@ -229,20 +234,6 @@ def parse_duration(value: str) -> timedelta:
     return timedelta(**{_DURATION_UNITS[value[-1]]: int(value[:-1])})
 
 
-def _member_only(predicate: Predicate, path: str) -> None:
-    match predicate:
-        case Leaf(field=field):
-            if not field.startswith("member."):
-                raise DefinitionError(
-                    f"eligibility looks at member attributes only (member.<name>), not {field!r}", field=path
-                )
-        case All(of=of) | AnyOf(of=of):
-            for child in of:
-                _member_only(child, path)
-        case Not(child=child):
-            _member_only(child, path)
-
-
 def _filter(data: Filter | None, *, path: str) -> Predicate | None:
     return None if data is None else parse_predicate(data, path=path)
 
@@ -259,7 +250,7 @@ def build_campaign(spec: CampaignSpec, *, tz: ZoneInfo, path: str = "$", campaig
         raise DefinitionError("`ends_at` must come after `starts_at`", field=f"{path}.ends_at")
     eligibility = _filter(spec.eligibility, path=f"{path}.eligibility")
     if eligibility is not None:
-        _member_only(eligibility, f"{path}.eligibility")
+        member_only(eligibility, f"{path}.eligibility")
     return Campaign(
         id=campaign_id,
         key=spec.key,
@@ -311,7 +302,13 @@ def build_rule(spec: RuleSpec, *, path: str = "$.rule") -> Rule:
             steps = tuple(
                 _match(step.event_type, step.filter, path=f"{path}.steps[{i}]") for i, step in enumerate(spec.steps)
             )
-            return Sequence(steps=steps) if isinstance(spec, SequenceSpec) else AllOf(steps=steps)
+            if isinstance(spec, SequenceSpec):
+                return Sequence(steps=steps)
+            if spec.required is not None and spec.required > len(steps):
+                raise DefinitionError(
+                    f"`required` is {spec.required} but the rule has only {len(steps)} steps", field=f"{path}.required"
+                )
+            return AllOf(steps=steps, required=spec.required or 0)
         case FirstSpec():
             return First(match=_match(spec.event_type, spec.filter, path=path))
     raise AssertionError(f"unknown rule spec {spec!r}")  # pragma: no cover
@@ -371,6 +368,7 @@ def build_challenge(
         kind=rule_kind(rule),
         patterns=rule_matches(rule),
         goal=rule_target(rule),
+        requires=build_requirements(spec.requires, key=spec.key, path=f"{path}.requires"),
     )
 
 
@@ -404,7 +402,20 @@ def parse_challenges(data: Any, *, path: str = "$.challenges", tz: ZoneInfo | No
             raise DefinitionError(f"challenge {spec.key!r} appears twice", field=f"{path}[{index}].key")
         seen.add(spec.key)
         build_challenge(spec, campaign=placeholder, tz=tz or _utc(), path=f"{path}[{index}]")
+    check_requirements((spec, f"{path}[{index}]") for index, spec in enumerate(specs))
     return specs
+
+
+def check_requirements(specs: Iterable[tuple[ChallengeSpec, str]]) -> None:
+    """Check a whole program's prerequisites: each required challenge exists, and there is no cycle.
+
+    Raises:
+        DefinitionError: an unknown key or a cycle, named by the path of a ``requires.challenges``.
+    """
+    check_graph(
+        (spec.key, spec.requires.challenges if spec.requires else [], f"{where}.requires.challenges")
+        for spec, where in specs
+    )
 
 
 def compile_program(campaigns: list[CampaignSpec], challenges: list[ChallengeSpec], *, tz: ZoneInfo) -> list[Challenge]:
@@ -417,6 +428,7 @@ def compile_program(campaigns: list[CampaignSpec], challenges: list[ChallengeSpe
         spec.key: build_campaign(spec, tz=tz, path=f"$.campaigns[{i}]", campaign_id=i + 1)
         for i, spec in enumerate(campaigns)
     }
+    check_requirements((spec, f"$.challenges[{index}]") for index, spec in enumerate(challenges))
     compiled: list[Challenge] = []
     for index, spec in enumerate(challenges):
         campaign = by_key.get(spec.campaign)

@@ -28,7 +28,8 @@ from challenges.models import (
     rule_kind,
     rule_matches,
 )
-from challenges.rules import campaign_state, evaluate, replay
+from challenges.prerequisites import closure, event_types, replay_program
+from challenges.rules import campaign_state, evaluate
 from challenges.states import member_state
 from engine.errors import NotFound
 from engine.eventlog import member_events
@@ -268,23 +269,36 @@ async def explain(
     Raises:
         NotFound: no such challenge.
     """
-    challenge = await _one(session, brand=brand, key=key)
+    program = {c.key: c for c in await _visible(session, brand)}
+    challenge = program.get(key)
+    if challenge is None:
+        raise NotFound(f"no challenge {key!r}", field="key")
     tz = brand.tz
     view = await member_challenge(session, brand=brand, member=member, key=key, now=now)
-    opted = await enrolments(session, brand_id=brand.id, campaign_ids={challenge.campaign.id}, member_ids={member.id})
-    opted_in_at = opted.get((challenge.campaign.id, member.id))
+    campaign_ids = {c.campaign.id for c in closure(challenge, program)}
+    opted = await enrolments(session, brand_id=brand.id, campaign_ids=campaign_ids, member_ids={member.id})
     types = {m.event_type for m in rule_matches(challenge.rule)}
-    folded = await member_events(
+    gated = bool(challenge.requires.challenges)
+    history = await member_events(
         session,
         brand_id=brand.id,
         member_id=member.id,
         external_id=member.external_id,
-        types=types,
-        since=None if rule_kind(challenge.rule) == "first" else challenge.campaign.starts_at,
+        types=event_types(challenge, program),
+        since=None if rule_kind(challenge.rule) == "first" or gated else challenge.campaign.starts_at,
         limit=MAX_REPLAYED_EVENTS,
         newest=True,
     )
-    replayed = replay(challenge, folded, tz=tz, member=member.predicate_view, opted_in_at=opted_in_at)
+    folded = [pair for pair in history if pair[0].type in types] if gated else history
+    replayed = replay_program(
+        challenge,
+        program,
+        folded,
+        tz=tz,
+        member=member.predicate_view,
+        history=history if gated else None,
+        opted_in_at=lambda c: opted.get((c.campaign.id, member.id)),
+    )
     outcomes = dict(replayed.outcomes)
     recent = await member_events(
         session, brand_id=brand.id, member_id=member.id, external_id=member.external_id, limit=limit, newest=True

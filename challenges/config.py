@@ -21,30 +21,24 @@ import msgspec
 
 from challenges.graph import check_graph
 from challenges.models import (
-    AllOf,
+    NO_TEXTS,
     Campaign,
     CampaignStatus,
     Challenge,
-    Count,
-    Distinct,
     First,
-    Match,
     Recurrence,
     Reward,
-    Rule,
-    Sequence,
-    Streak,
-    StreakPeriod,
-    Sum,
+    Texts,
     rule_kind,
     rule_matches,
     rule_target,
 )
 from challenges.requirements import RequiresSpec, build_requirements, member_only
+from challenges.rule_specs import Filter, RuleSpec, build_rule
 from engine.earning import Multiplier
 from engine.errors import DefinitionError
-from engine.events import EventType
 from engine.predicates import Predicate, parse_predicate
+from engine.texts import LocaleTag, check_text, text_in
 
 T = TypeVar("T")
 
@@ -55,88 +49,13 @@ Text = Annotated[str, msgspec.Meta(max_length=2000)]
 When = Annotated[str, msgspec.Meta(min_length=10, max_length=40)]
 Duration = Annotated[str, msgspec.Meta(pattern=r"^[1-9][0-9]{0,5}[smhdw]$")]
 """A positive whole number of seconds, minutes, hours, days or weeks: ``90s``, ``15m``, ``6h``, ``7d``, ``2w``."""
-PropertyName = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[^.\s][^\s]*$")]
-Filter = dict[str, Any]
 
-MAX_STEPS = 20
 _DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 
 
 class _Spec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
     """Base of definition specs: strict on input, concise on export."""
-
-
-class StepSpec(_Spec, frozen=True):
-    """One step of a ``sequence`` or ``all_of`` rule."""
-
-    event_type: EventType
-    filter: Filter | None = None
-
-
-class _RuleSpec(_Spec, frozen=True, tag_field="type"):
-    """Base of rule specs; ``type`` names the kind."""
-
-
-class CountSpec(_RuleSpec, frozen=True, tag="count"):
-    """``target`` matching events."""
-
-    event_type: EventType
-    target: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]
-    filter: Filter | None = None
-
-
-class SumSpec(_RuleSpec, frozen=True, tag="sum"):
-    """A numeric property adds up to ``target``."""
-
-    event_type: EventType
-    property: PropertyName
-    target: Annotated[float, msgspec.Meta(gt=0, le=1e12)]
-    filter: Filter | None = None
-
-
-class StreakSpec(_RuleSpec, frozen=True, tag="streak"):
-    """``target`` consecutive days or weeks with a matching event."""
-
-    event_type: EventType
-    target: Annotated[int, msgspec.Meta(ge=1, le=3660)]
-    period: StreakPeriod = "day"
-    grace: Annotated[int, msgspec.Meta(ge=0, le=30)] = 0
-    freezes: Annotated[int, msgspec.Meta(ge=0, le=100)] = 0
-    earn_freeze_every: Annotated[int, msgspec.Meta(ge=0, le=1000)] = 0
-    filter: Filter | None = None
-
-
-class DistinctSpec(_RuleSpec, frozen=True, tag="distinct"):
-    """``target`` distinct values of a property."""
-
-    event_type: EventType
-    property: PropertyName
-    target: Annotated[int, msgspec.Meta(ge=1, le=1000)]
-    filter: Filter | None = None
-
-
-class SequenceSpec(_RuleSpec, frozen=True, tag="sequence"):
-    """Steps in order."""
-
-    steps: Annotated[list[StepSpec], msgspec.Meta(min_length=1, max_length=MAX_STEPS)]
-
-
-class AllOfSpec(_RuleSpec, frozen=True, tag="all_of"):
-    """Steps in any order; ``required`` of them complete it (N of M), every one when not given."""
-
-    steps: Annotated[list[StepSpec], msgspec.Meta(min_length=1, max_length=MAX_STEPS)]
-    required: Annotated[int, msgspec.Meta(ge=1, le=MAX_STEPS)] | None = None
-
-
-class FirstSpec(_RuleSpec, frozen=True, tag="first"):
-    """The first matching event ever."""
-
-    event_type: EventType
-    filter: Filter | None = None
-
-
-RuleSpec = CountSpec | SumSpec | StreakSpec | DistinctSpec | SequenceSpec | AllOfSpec | FirstSpec
 
 
 class RewardSpec(_Spec, frozen=True):
@@ -150,8 +69,9 @@ class CampaignSpec(_Spec, frozen=True):
     """A timed campaign as written in a program document."""
 
     key: Key
-    title: Title
-    description: Text = ""
+    title: Title | dict[LocaleTag, Title]
+    """A plain string, or one per locale (``{en: Autumn reviews, it: Recensioni d'autunno}``)."""
+    description: Text | dict[LocaleTag, Text] = ""
     starts_at: When | None = None
     ends_at: When | None = None
     """Exclusive end of the window."""
@@ -166,9 +86,10 @@ class ChallengeSpec(_Spec, frozen=True):
 
     key: Key
     campaign: Key
-    title: Title
+    title: Title | dict[LocaleTag, Title]
+    """A plain string, or one per locale (``{en: Coffee lover, it: Amante del caffè}``)."""
     rule: RuleSpec
-    description: Text = ""
+    description: Text | dict[LocaleTag, Text] = ""
     recurrence: Recurrence = "none"
     max_completions: Annotated[int, msgspec.Meta(ge=1, le=100_000)] | None = None
     reward: RewardSpec = RewardSpec()
@@ -229,6 +150,13 @@ def parse_when(value: str, tz: ZoneInfo, *, field: str) -> datetime:
     return local.astimezone(UTC)
 
 
+def _texts(title: str | dict[str, str], description: str | dict[str, str]) -> Texts:
+    """The per-locale title and description, when given per locale (a plain string is the default text)."""
+    titles = title if isinstance(title, dict) else {}
+    descriptions = description if isinstance(description, dict) else {}
+    return Texts(title=titles, description=descriptions) if titles or descriptions else NO_TEXTS
+
+
 def parse_duration(value: str) -> timedelta:
     """A :data:`Duration` string as a ``timedelta`` (the pattern was checked on decode)."""
     return timedelta(**{_DURATION_UNITS[value[-1]]: int(value[:-1])})
@@ -251,67 +179,19 @@ def build_campaign(spec: CampaignSpec, *, tz: ZoneInfo, path: str = "$", campaig
     eligibility = _filter(spec.eligibility, path=f"{path}.eligibility")
     if eligibility is not None:
         member_only(eligibility, f"{path}.eligibility")
+    check_text(spec.title, field=f"{path}.title", required=True)
     return Campaign(
         id=campaign_id,
         key=spec.key,
-        title=spec.title,
-        description=spec.description,
+        title=text_in(spec.title),
+        description=text_in(spec.description),
+        texts=_texts(spec.title, spec.description),
         starts_at=starts_at,
         ends_at=ends_at,
         status=spec.status,
         eligibility=eligibility,
         opt_in=spec.opt_in,
     )
-
-
-def _match(event_type: str, filter_: Filter | None, *, path: str) -> Match:
-    return Match(event_type=event_type, filter=_filter(filter_, path=f"{path}.filter"))
-
-
-def build_rule(spec: RuleSpec, *, path: str = "$.rule") -> Rule:
-    """Compile a rule spec (filters parsed).
-
-    Raises:
-        DefinitionError: a bad filter or inconsistent streak settings.
-    """
-    match spec:
-        case CountSpec():
-            return Count(match=_match(spec.event_type, spec.filter, path=path), target=spec.target)
-        case SumSpec():
-            return Sum(
-                match=_match(spec.event_type, spec.filter, path=path), property=spec.property, target=spec.target
-            )
-        case StreakSpec():
-            if spec.earn_freeze_every and not spec.freezes:
-                raise DefinitionError(
-                    "`earn_freeze_every` needs `freezes` (the most a member can hold)", field=f"{path}.freezes"
-                )
-            return Streak(
-                match=_match(spec.event_type, spec.filter, path=path),
-                target=spec.target,
-                period=spec.period,
-                grace=spec.grace,
-                freezes=spec.freezes,
-                earn_freeze_every=spec.earn_freeze_every,
-            )
-        case DistinctSpec():
-            return Distinct(
-                match=_match(spec.event_type, spec.filter, path=path), property=spec.property, target=spec.target
-            )
-        case SequenceSpec() | AllOfSpec():
-            steps = tuple(
-                _match(step.event_type, step.filter, path=f"{path}.steps[{i}]") for i, step in enumerate(spec.steps)
-            )
-            if isinstance(spec, SequenceSpec):
-                return Sequence(steps=steps)
-            if spec.required is not None and spec.required > len(steps):
-                raise DefinitionError(
-                    f"`required` is {spec.required} but the rule has only {len(steps)} steps", field=f"{path}.required"
-                )
-            return AllOf(steps=steps, required=spec.required or 0)
-        case FirstSpec():
-            return First(match=_match(spec.event_type, spec.filter, path=path))
-    raise AssertionError(f"unknown rule spec {spec!r}")  # pragma: no cover
 
 
 def build_challenge(
@@ -352,8 +232,9 @@ def build_challenge(
         id=challenge_id,
         key=spec.key,
         campaign=campaign,
-        title=spec.title,
-        description=spec.description,
+        title=text_in(spec.title),
+        description=text_in(spec.description),
+        texts=_texts(spec.title, spec.description),
         rule=rule,
         recurrence=spec.recurrence,
         max_completions=spec.max_completions,

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import msgspec
+
 from challenges.models import rule_matches
 from challenges.rules import replay
+from engine.predicates import matches as predicate_matches
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -107,3 +110,25 @@ def replay_program(
     return replay(
         challenge, events, tz=tz, member=member, opted_in_at=opted(challenge), live=live, prior=prior, opens_at=opening
     )
+
+
+class Lock(msgspec.Struct, frozen=True, kw_only=True):
+    """What still keeps a challenge closed to a member (for the member API and the portal)."""
+
+    challenges: list[str]
+    """Keys of the required challenges the member has not completed yet."""
+    tiers: list[str]
+    """The tiers that open it, when the member is in none of them (else empty)."""
+    condition: bool
+    """Whether another member condition (``requires.member``) is not met."""
+
+
+def lock_of(challenge: Challenge, completions: Mapping[str, int], member: Mapping[str, Any]) -> Lock | None:
+    """Why ``challenge`` is closed to the member now (``None`` when it is open)."""
+    requires = challenge.requires
+    missing = [key for key in requires.challenges if completions.get(key, 0) <= 0]
+    condition_met = requires.member is None or predicate_matches(requires.member, properties={}, member=member)
+    if not missing and condition_met:
+        return None
+    tiers = list(requires.tiers) if requires.tiers and member.get("tier") not in requires.tiers else []
+    return Lock(challenges=missing, tiers=tiers, condition=not condition_met and not tiers)

@@ -28,6 +28,7 @@ from challenges.models import CampaignState, CampaignStatus
 from challenges.rules import campaign_state
 from challenges.simulate import SimulationReport
 from engine.errors import DefinitionError, QuestlineError, ValidationError
+from engine.texts import text_in
 from web import program
 from web.i18n import N_, Translator
 from web.pages import stats, views
@@ -209,8 +210,8 @@ def campaign_form(spec: CampaignSpec, viewer: ConsoleViewerDep) -> dict[str, str
     """Form values of a stored campaign."""
     return {
         "c_key": spec.key,
-        "c_title": spec.title,
-        "c_description": spec.description,
+        "c_title": text_in(spec.title),
+        "c_description": text_in(spec.description),
         "c_starts_at": _local_input(spec.starts_at, viewer),
         "c_ends_at": _local_input(spec.ends_at, viewer),
         "c_status": spec.status,
@@ -225,8 +226,8 @@ def challenge_form(spec: ChallengeSpec) -> dict[str, str]:
     steps = rule.get("steps") or []
     return {
         "ch_key": spec.key,
-        "ch_title": spec.title,
-        "ch_description": spec.description,
+        "ch_title": text_in(spec.title),
+        "ch_description": text_in(spec.description),
         "ch_type": str(rule.get("type", "count")),
         "ch_event_type": str(rule.get("event_type", "")),
         "ch_target": "" if rule.get("target") is None else f"{rule['target']:g}",
@@ -332,7 +333,7 @@ class CampaignsController(Controller):
             rows.append(
                 CampaignRow(
                     key=stored.key,
-                    title=spec.title,
+                    title=text_in(spec.title),
                     state=state,
                     starts_at=mine[0].campaign.starts_at if mine else None,
                     ends_at=mine[0].campaign.ends_at if mine else None,

@@ -21,14 +21,12 @@ import msgspec
 
 from challenges.graph import check_graph
 from challenges.models import (
-    NO_TEXTS,
     Campaign,
     CampaignStatus,
     Challenge,
     First,
     Recurrence,
     Reward,
-    Texts,
     rule_kind,
     rule_matches,
     rule_target,
@@ -38,7 +36,7 @@ from challenges.rule_specs import Filter, RuleSpec, build_rule
 from engine.earning import Multiplier
 from engine.errors import DefinitionError
 from engine.predicates import Predicate, parse_predicate
-from engine.texts import LocaleTag, check_text, text_in
+from engine.texts import LocaleTag, check_text, text_in, translations
 
 T = TypeVar("T")
 
@@ -150,13 +148,6 @@ def parse_when(value: str, tz: ZoneInfo, *, field: str) -> datetime:
     return local.astimezone(UTC)
 
 
-def _texts(title: str | dict[str, str], description: str | dict[str, str]) -> Texts:
-    """The per-locale title and description, when given per locale (a plain string is the default text)."""
-    titles = title if isinstance(title, dict) else {}
-    descriptions = description if isinstance(description, dict) else {}
-    return Texts(title=titles, description=descriptions) if titles or descriptions else NO_TEXTS
-
-
 def parse_duration(value: str) -> timedelta:
     """A :data:`Duration` string as a ``timedelta`` (the pattern was checked on decode)."""
     return timedelta(**{_DURATION_UNITS[value[-1]]: int(value[:-1])})
@@ -185,7 +176,7 @@ def build_campaign(spec: CampaignSpec, *, tz: ZoneInfo, path: str = "$", campaig
         key=spec.key,
         title=text_in(spec.title),
         description=text_in(spec.description),
-        texts=_texts(spec.title, spec.description),
+        texts=translations(title=spec.title, description=spec.description),
         starts_at=starts_at,
         ends_at=ends_at,
         status=spec.status,
@@ -234,7 +225,7 @@ def build_challenge(
         campaign=campaign,
         title=text_in(spec.title),
         description=text_in(spec.description),
-        texts=_texts(spec.title, spec.description),
+        texts=translations(title=spec.title, description=spec.description),
         rule=rule,
         recurrence=spec.recurrence,
         max_completions=spec.max_completions,

@@ -16,7 +16,7 @@ import msgspec
 from engine.earning import Multiplier
 from engine.effects import Effect
 from engine.predicates import Predicate
-from engine.texts import pick
+from engine.texts import NO_TRANSLATIONS, Translations
 
 StreakPeriod = Literal["day", "week"]
 Recurrence = Literal["none", "daily", "weekly", "monthly"]
@@ -162,27 +162,6 @@ class Requirements(msgspec.Struct, frozen=True, kw_only=True):
 NO_REQUIREMENTS = Requirements()
 
 
-class Texts(msgspec.Struct, frozen=True, kw_only=True):
-    """A title and description per locale, when the brand gave them so.
-
-    ``title`` and ``description`` on the campaign or challenge are the default locale's (:mod:`engine.texts`).
-    """
-
-    title: dict[str, str] = {}
-    description: dict[str, str] = {}
-
-    def title_in(self, locale: str | None, default: str) -> tuple[str, str | None]:
-        """The title for ``locale`` and its language (``default`` and ``None`` when not given per locale)."""
-        return pick(self.title, locale) if self.title else (default, None)
-
-    def description_in(self, locale: str | None, default: str) -> tuple[str, str | None]:
-        """The description for ``locale`` and its language (``default`` and ``None`` when not given per locale)."""
-        return pick(self.description, locale) if self.description else (default, None)
-
-
-NO_TEXTS = Texts()
-
-
 class Campaign(msgspec.Struct, frozen=True, kw_only=True):
     """A timed campaign: window ``[starts_at, ends_at)`` in UTC, status, eligibility and opt-in."""
 
@@ -196,7 +175,8 @@ class Campaign(msgspec.Struct, frozen=True, kw_only=True):
     status: CampaignStatus = "live"
     eligibility: Predicate | None = None
     opt_in: bool = False
-    texts: Texts = NO_TEXTS
+    texts: Translations = NO_TRANSLATIONS
+    """Title and description per locale, when given so (``title`` and ``description`` are the default's)."""
 
 
 class Challenge(msgspec.Struct, frozen=True, kw_only=True):
@@ -229,7 +209,8 @@ class Challenge(msgspec.Struct, frozen=True, kw_only=True):
     goal: float = 0.0
     """The rule's target (computed once when compiled; see :func:`rule_target`)."""
     requires: Requirements = NO_REQUIREMENTS
-    texts: Texts = NO_TEXTS
+    texts: Translations = NO_TRANSLATIONS
+    """Title and description per locale, when given so (``title`` and ``description`` are the default's)."""
     """Prerequisites: what must be true of the member before an event counts (see :class:`Requirements`)."""
 
     @property

@@ -198,13 +198,13 @@ def _view(
     else:
         status = "not_started"
     target = challenge.target
-    title, lang = challenge.texts.title_in(locale, challenge.title)
+    title, lang = challenge.texts.get("title", locale, challenge.title)
     return MemberChallenge(
         key=challenge.key,
         title=title,
-        description=challenge.texts.description_in(locale, challenge.description)[0],
+        description=challenge.texts.text("description", locale, challenge.description),
         campaign=campaign.key,
-        campaign_title=campaign.texts.title_in(locale, campaign.title)[0],
+        campaign_title=campaign.texts.text("title", locale, campaign.title),
         type=kind,
         state=campaign_state(campaign, now),
         status=status,
@@ -240,7 +240,7 @@ def _lock_view(
     if lock is None:
         return None
     required = [
-        RequiredView(key=k, title=program[k].texts.title_in(locale, program[k].title)[0] if k in program else k)
+        RequiredView(key=k, title=program[k].texts.text("title", locale, program[k].title) if k in program else k)
         for k in lock.challenges
     ]
     return LockView(challenges=required, tiers=lock.tiers, condition=lock.condition)

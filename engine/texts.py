@@ -63,3 +63,35 @@ def check_text(value: str | Mapping[str, str] | None, *, field: str, required: b
         raise DefinitionError("give the text in at least one locale (or as a plain string)", field=field)
     if required and not text_in(value):
         raise DefinitionError("the text must not be empty", field=field)
+
+
+class Translations(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """The texts of one definition that were given per locale, by field (``name``, ``description``…).
+
+    A compiled definition keeps its plain default-locale text in its usual fields (so every existing reader
+    keeps working) and these beside them, for whatever is shown to a member in their language.
+    """
+
+    fields: dict[str, dict[str, str]] = {}
+
+    def get(self, field: str, locale: str | None, default: str) -> tuple[str, str | None]:
+        """``(text, language)`` of ``field`` for ``locale``; ``(default, None)`` when not given per locale."""
+        given = self.fields.get(field)
+        return pick(given, locale) if given else (default, None)
+
+    def text(self, field: str, locale: str | None, default: str) -> str:
+        """The text of ``field`` for ``locale`` (``default`` when it was not given per locale)."""
+        return self.get(field, locale, default)[0]
+
+    def given(self, field: str, default: str) -> str | dict[str, str]:
+        """``field`` as the brand wrote it: its per-locale texts, else the plain ``default``."""
+        return dict(self.fields[field]) if self.fields.get(field) else default
+
+
+NO_TRANSLATIONS = Translations()
+
+
+def translations(**values: str | Mapping[str, str] | None) -> Translations:
+    """The per-locale ones among ``values`` (plain strings are the default text and are left out)."""
+    fields = {name: dict(value) for name, value in values.items() if isinstance(value, Mapping) and value}
+    return Translations(fields=fields) if fields else NO_TRANSLATIONS

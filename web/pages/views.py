@@ -56,11 +56,19 @@ class ActivityLine(msgspec.Struct, frozen=True, kw_only=True):
     occurred_at: datetime
 
 
-async def member_badges(services: Services, brand: Brand, member: Member) -> MemberBadges:
-    """The member's badge shelf (earned, in progress, locked), with images on this origin."""
+async def member_badges(services: Services, brand: Brand, member: Member, *, locale: str | None = None) -> MemberBadges:
+    """The member's badge shelf (earned, in progress, locked), with images on this origin, in ``locale``.
+
+    ``locale`` is the page's language (by default the member's).
+    """
     async with services.db.read() as session:
         shelf = await badges_service.member_shelf(
-            session, brand=brand, member_id=member.id, external_id=member.external_id, urls=badge_urls(services)
+            session,
+            brand=brand,
+            member_id=member.id,
+            external_id=member.external_id,
+            urls=badge_urls(services),
+            locale=locale or member.locale,
         )
     return msgspec.structs.replace(
         shelf,
@@ -90,18 +98,18 @@ async def activity(
         entries, next_before = await points.history(
             session, brand_id=brand.id, member_id=member.id, limit=limit, before=before
         )
-    names = await _names(services, brand)
+    names = await _names(services, brand, t.lang)
     return [_line(entry, names, t) for entry in entries], next_before
 
 
-async def _names(services: Services, brand: Brand) -> dict[tuple[str, str], str]:
-    """Display names of what can post points: challenges, badges, boards, earning rules."""
+async def _names(services: Services, brand: Brand, locale: str) -> dict[tuple[str, str], str]:
+    """Display names of what can post points (challenges, badges, boards), in ``locale``."""
     names: dict[tuple[str, str], str] = {}
     for badge in await badge_definitions(services, brand):
-        names[("badge", badge.key)] = badge.name
-    for key, title in (await challenge_titles(services, brand)).items():
+        names[("badge", badge.key)] = badge.in_locale(locale).name
+    for key, title in (await challenge_titles(services, brand, locale)).items():
         names[("challenge", key)] = title
-    for key, title in (await board_titles(services, brand)).items():
+    for key, title in (await board_titles(services, brand, locale)).items():
         names[("board", key)] = title
     return names
 
@@ -130,9 +138,9 @@ async def board_definitions(services: Services, brand: Brand) -> list[BoardDef]:
         return [b for b in await boards_repo.load_boards(session, brand_id=brand.id) if b.active]
 
 
-async def board_titles(services: Services, brand: Brand) -> dict[str, str]:
-    """Board key → title."""
-    return {b.key: b.title for b in await board_definitions(services, brand)}
+async def board_titles(services: Services, brand: Brand, locale: str | None = None) -> dict[str, str]:
+    """Board key → title (in ``locale`` when given per locale)."""
+    return {b.key: b.in_locale(locale).title for b in await board_definitions(services, brand)}
 
 
 async def public_boards(services: Services, brand: Brand) -> list[BoardDef]:
@@ -152,16 +160,16 @@ async def member_challenges(
         compiled = await challenges_repo.load_compiled(session, brand_id=brand.id, tz=brand.tz)
         tiers = await tiers_repo.load_program(session, brand.id) if any(v.locked for v in found) else None
     recurrence = {c.key: c.recurrence for c in compiled}
-    badge_names = {b.key: b.name for b in await badge_definitions(services, brand)}
+    badge_names = {b.key: b.in_locale(t.lang).name for b in await badge_definitions(services, brand)}
     tier_names = {tier.key: tier.label(t.lang) for tier in tiers.tiers} if tiers is not None else {}
     return [card(view, badge_names, recurrence, t, tier_names) for view in found]
 
 
-async def challenge_titles(services: Services, brand: Brand) -> dict[str, str]:
-    """Challenge key → title (archived ones included, for the history of points they paid)."""
+async def challenge_titles(services: Services, brand: Brand, locale: str | None = None) -> dict[str, str]:
+    """Challenge key → title in ``locale`` (archived ones included, for the history of points they paid)."""
     async with services.db.read() as session:
         stored = await challenges_repo.stored_challenges(session, brand_id=brand.id, include_archived=True)
-    return {c.key: text_in(c.spec.get("title", c.key)) or c.key for c in stored}
+    return {c.key: text_in(c.spec.get("title", c.key), locale) or c.key for c in stored}
 
 
 async def opt_in(services: Services, brand: Brand, member: Member, *, challenge: str, now: datetime) -> None:
@@ -274,8 +282,8 @@ async def member_standings(
         views.append(
             StandingView(
                 key=board.key,
-                title=board.title,
-                description=board.description,
+                title=board.in_locale(t.lang).title,
+                description=board.in_locale(t.lang).description,
                 period_label=period_label(board.period, page.period.starts_at, page.period.ends_at, t, brand.tz),
                 total=page.total,
                 decimals=board.decimals,

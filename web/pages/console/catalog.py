@@ -126,8 +126,8 @@ def badge_form(badge: BadgeDef) -> dict[str, str]:
     rule = spec.rule
     return {
         "key": spec.key,
-        "name": spec.name,
-        "description": spec.description,
+        "name": badge.name,
+        "description": badge.description,
         "criteria": spec.criteria,
         "category": spec.category,
         "icon": spec.icon,

@@ -200,6 +200,7 @@ def build_challenge(
     Raises:
         DefinitionError: anything inconsistent, named by its path (``$.challenges[2].rule.filter.gte``…).
     """
+    check_text(spec.title, field=f"{path}.title", required=True)
     rule = build_rule(spec.rule, path=f"{path}.rule")
     kind = spec.rule.__struct_config__.tag
     if spec.recurrence == "none" and spec.max_completions not in (None, 1):

@@ -69,14 +69,19 @@ class Translations(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     """The texts of one definition that were given per locale, by field (``name``, ``description``…).
 
     A compiled definition keeps its plain default-locale text in its usual fields (so every existing reader
-    keeps working) and these beside them, for whatever is shown to a member in their language.
+    keeps working) and these beside them, for whatever is shown to a member in their language. Held as
+    tuples so the definition stays hashable.
     """
 
-    fields: dict[str, dict[str, str]] = {}
+    fields: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+
+    def texts(self, field: str) -> dict[str, str]:
+        """The per-locale texts of ``field`` (empty when it was a plain string)."""
+        return next((dict(pairs) for name, pairs in self.fields if name == field), {})
 
     def get(self, field: str, locale: str | None, default: str) -> tuple[str, str | None]:
         """``(text, language)`` of ``field`` for ``locale``; ``(default, None)`` when not given per locale."""
-        given = self.fields.get(field)
+        given = self.texts(field)
         return pick(given, locale) if given else (default, None)
 
     def text(self, field: str, locale: str | None, default: str) -> str:
@@ -85,7 +90,7 @@ class Translations(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
 
     def given(self, field: str, default: str) -> str | dict[str, str]:
         """``field`` as the brand wrote it: its per-locale texts, else the plain ``default``."""
-        return dict(self.fields[field]) if self.fields.get(field) else default
+        return self.texts(field) or default
 
 
 NO_TRANSLATIONS = Translations()
@@ -93,5 +98,7 @@ NO_TRANSLATIONS = Translations()
 
 def translations(**values: str | Mapping[str, str] | None) -> Translations:
     """The per-locale ones among ``values`` (plain strings are the default text and are left out)."""
-    fields = {name: dict(value) for name, value in values.items() if isinstance(value, Mapping) and value}
+    fields = tuple(
+        (name, tuple(value.items())) for name, value in values.items() if isinstance(value, Mapping) and value
+    )
     return Translations(fields=fields) if fields else NO_TRANSLATIONS

@@ -132,3 +132,32 @@ async def test_a_tier_quest_is_locked_for_other_tiers(client, brand):
     assert "challenge_completed" in {e["type"] for e in gold[0]["effects"]}
     assert (await view(client, brand, "silver-m", "gold-quest"))["locked"]["tiers"] == ["gold"]
     assert (await view(client, brand, "gold-m", "gold-quest"))["status"] == "completed"
+
+
+async def test_simulation_and_backfill_follow_prerequisites(client, brand, clock):
+    from datetime import UTC, datetime
+
+    await send(
+        client,
+        brand,
+        *(event(f"v{i}", "m1", "visit", f"2026-11-0{i + 1}T10:00:00Z") for i in range(3)),
+        event("r1", "m1", "review", "2026-11-05T10:00:00Z"),
+        event("p1", "m1", "purchase", "2026-11-06T10:00:00Z"),
+        event("x1", "m2", "review", "2026-11-05T10:00:00Z"),  # m2 never completes the starter
+        event("x2", "m2", "purchase", "2026-11-06T10:00:00Z"),
+        event("x3", "m2", "share", "2026-11-07T10:00:00Z"),
+    )
+    draft = {"campaigns": [CAMPAIGN], "challenges": [STARTER, PICK3]}
+    simulated = await client.post(
+        "/v1/program/simulate", params={"from": "2026-11-01", "to": "2026-12-01"}, json=draft, headers=brand.headers
+    )
+    assert simulated.status_code == 200, simulated.text
+    report = {c["key"]: (c["completions"], c["members_with_progress"]) for c in simulated.json()["challenges"]}
+    # m1: the 2nd visit completes the starter; the 3rd visit, the review and the purchase are 3 of pick3's tasks
+    assert report == {"starter": (1, 1), "pick3": (1, 1)}
+    clock.set(datetime(2026, 11, 21, tzinfo=UTC))  # the program goes live after the events arrived
+    backfilled = [{**STARTER, "backfill_from": "2026-11-01"}, {**PICK3, "backfill_from": "2026-11-01"}]
+    assert (await put_program(client, brand, {"campaigns": [CAMPAIGN], "challenges": backfilled})).status_code == 200
+    m1, m2 = await view(client, brand, "m1", "pick3"), await view(client, brand, "m2", "pick3")
+    assert (m1["status"], m1["progress"]) == ("completed", 3)
+    assert (m2["status"], m2["progress"], m2["locked"]["challenges"][0]["key"]) == ("locked", 0, "starter")

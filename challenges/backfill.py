@@ -14,6 +14,7 @@ not run.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,8 @@ from engine.points import post_entry
 from engine.predicates import matches_event
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from engine.db import Database
@@ -125,6 +128,12 @@ async def backfill(db: Database, *, brand: Brand, key: str, since: datetime, now
     )
 
 
+def _opted_in_at(
+    opted: Mapping[tuple[int, MemberId], datetime], member_id: MemberId, challenge: Challenge
+) -> datetime | None:
+    return opted.get((challenge.campaign.id, member_id))
+
+
 async def _backfill_members(
     session: AsyncSession,
     *,
@@ -179,7 +188,7 @@ async def _backfill_members(
             tz=tz,
             member=member.predicate_view,
             history=history,
-            opted_in_at=lambda c, m=member.id: opted.get((c.campaign.id, m)),  # type: ignore[misc]
+            opted_in_at=functools.partial(_opted_in_at, opted, member.id),
             prior=prior,
         )
         state = states.get(member.id, MemberState())

@@ -264,6 +264,9 @@ def parse_campaigns(data: Any, *, path: str = "$.campaigns", tz: ZoneInfo | None
 def parse_challenges(data: Any, *, path: str = "$.challenges", tz: ZoneInfo | None = None) -> list[ChallengeSpec]:
     """Decode and validate a list of challenge specs (keys unique; rules compile).
 
+    Prerequisites between challenges are checked against the whole resulting program when it is applied
+    or compiled (:func:`check_requirements`), since a list may be only part of it.
+
     Raises:
         DefinitionError: the first mistake, by path.
     """
@@ -275,7 +278,6 @@ def parse_challenges(data: Any, *, path: str = "$.challenges", tz: ZoneInfo | No
             raise DefinitionError(f"challenge {spec.key!r} appears twice", field=f"{path}[{index}].key")
         seen.add(spec.key)
         build_challenge(spec, campaign=placeholder, tz=tz or _utc(), path=f"{path}[{index}]")
-    check_requirements((spec, f"{path}[{index}]") for index, spec in enumerate(specs))
     return specs
 
 

@@ -144,3 +144,39 @@ async def test_the_italian_portal_shows_italian_content(client, brand):
     assert "Più caffè" in boards
     badges = (await client.get("/portal/badges?lang=it")).text
     assert "Barista provetto" in badges
+
+
+async def test_a_console_edit_keeps_the_other_locales_and_the_prerequisites(client, brand, db, clock):
+    import uuid
+
+    from engine.admins import create_admin
+    from tests.web.test_console import GOOD_CAMPAIGN, PASSWORD, post_form, sign_in
+
+    email = f"admin-{uuid.uuid4().hex[:8]}@brand.example"
+    await create_admin(db, brand_id=brand.brand.id, email=email, password=PASSWORD, name="Ada", now=clock.now())
+    document = {
+        "campaigns": PROGRAM["campaigns"],
+        "challenges": [
+            {**PROGRAM["challenges"][1], "key": "starter"},
+            {**PROGRAM["challenges"][0], "requires": {"challenges": ["starter"]}},
+        ],
+    }
+    await apply(client, brand, document)
+    await sign_in(client, email)
+    edited = await post_form(
+        client,
+        "/console/challenges/lover",
+        {
+            **GOOD_CAMPAIGN,
+            "c_key": "coffee",
+            "ch_key": "lover",
+            "ch_event_type": "visit",
+            "ch_filter": "",
+            "ch_title": "Coffee fan",
+        },
+    )
+    assert edited.status_code == 303, edited.text[-2000:]
+    stored = (await client.get("/v1/challenges/lover", headers=brand.headers)).json()["challenge"]
+    assert stored["title"] == {"en": "Coffee fan", "it": "Amante del caffè"}
+    assert stored["requires"] == {"challenges": ["starter"]}
+    assert stored["rule"]["target"] == 3  # the form's values were saved

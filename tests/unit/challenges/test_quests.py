@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from challenges.config import ChallengeSpec, compile_program, decode, parse_challenges
+from challenges.config import ChallengeSpec, check_requirements, compile_program, decode, parse_challenges
 from challenges.models import Progress, Reason
 from challenges.prerequisites import replay_program
 from challenges.processor import ActiveProgram, _advance, _Member
@@ -166,7 +166,7 @@ def test_a_member_condition_is_a_generic_prerequisite():
 )
 def test_bad_prerequisites_are_named_by_path(specs, field, message):
     with pytest.raises(DefinitionError) as caught:
-        parse_challenges(specs, tz=ROME)
+        _check_program(specs)
     assert caught.value.field == field
     assert message in str(caught.value)
 
@@ -176,7 +176,12 @@ def test_a_longer_cycle_is_found():
     b = {**STARTER, "key": "b", "requires": {"challenges": ["a"]}}
     c = {**STARTER, "key": "c", "requires": {"challenges": ["b"]}}
     with pytest.raises(DefinitionError, match="cycle: a → c → b → a"):
-        parse_challenges([a, b, c], tz=ROME)
+        _check_program([a, b, c])
+
+
+def _check_program(specs):
+    parsed = parse_challenges(specs, tz=ROME)
+    check_requirements((spec, f"$.challenges[{index}]") for index, spec in enumerate(parsed))
 
 
 # --- the live loop equals the replay --------------------------------------------------------------------

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from challenges import definitions
+from engine.ids import BrandId
 from engine.texts import DEFAULT_LOCALE
 
 TEXT_FIELDS = ("title", "description", "name")
@@ -27,3 +31,16 @@ def keep_unshown(edited: dict[str, Any], stored: dict[str, Any] | None) -> dict[
         if field in stored and field not in edited:
             merged[field] = stored[field]
     return merged
+
+
+async def keep_stored(
+    session: AsyncSession, *, brand_id: BrandId, campaign: dict[str, Any] | None, challenge: dict[str, Any] | None
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """A console campaign and challenge with what their stored definitions have that the forms do not show."""
+    if campaign is not None:
+        stored = await definitions.stored_campaigns(session, brand_id=brand_id, include_archived=True)
+        campaign = keep_unshown(campaign, next((c.spec for c in stored if c.key == campaign.get("key")), None))
+    if challenge is not None:
+        kept = await definitions.stored_challenges(session, brand_id=brand_id, include_archived=True)
+        challenge = keep_unshown(challenge, next((c.spec for c in kept if c.key == challenge.get("key")), None))
+    return campaign, challenge

@@ -33,7 +33,7 @@ from web import program
 from web.i18n import N_, Translator
 from web.pages import stats, views
 from web.pages.console.base import CONSOLE_DEPENDENCIES, CONSOLE_EXCEPTION_HANDLERS, ConsoleViewerDep, done, render
-from web.pages.console.merging import keep_unshown
+from web.pages.console.merging import keep_stored
 
 FormData = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
 RULE_TYPES = ("count", "sum", "streak", "distinct", "sequence", "all_of", "first")
@@ -269,12 +269,7 @@ async def save_definitions(
     """
     brand, now, db = viewer.brand, viewer.now, viewer.services.db
     async with db.read() as session:  # what the forms do not show is kept (other locales, prerequisites)
-        if campaign is not None:
-            stored = await challenges_repo.stored_campaigns(session, brand_id=brand.id, include_archived=True)
-            campaign = keep_unshown(campaign, next((c.spec for c in stored if c.key == campaign.get("key")), None))
-        if challenge is not None:
-            kept = await challenges_repo.stored_challenges(session, brand_id=brand.id, include_archived=True)
-            challenge = keep_unshown(challenge, next((c.spec for c in kept if c.key == challenge.get("key")), None))
+        campaign, challenge = await keep_stored(session, brand_id=brand.id, campaign=campaign, challenge=challenge)
     campaigns = parse_campaigns([campaign], path="$.campaigns", tz=brand.tz) if campaign is not None else None
     challenges = parse_challenges([challenge], path="$.challenges", tz=brand.tz) if challenge is not None else None
     async with db.write() as session:

@@ -20,6 +20,7 @@ from badges.images import clean_image
 from engine.errors import DefinitionError
 from engine.events import EventType
 from engine.predicates import Predicate, parse_predicate, predicate_to_data
+from engine.texts import NO_TRANSLATIONS, LocaleTag, Translations, check_text, text_in, translations
 
 BadgeKey = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_\-]*$")]
 LevelKey = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"^[a-z0-9][a-z0-9_\-]*$")]
@@ -32,6 +33,10 @@ COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 SOURCES = ("rule", "challenge", "board", "manual", "tier")
 """What can award a badge."""
+
+
+BadgeName = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+BadgeText = Annotated[str, msgspec.Meta(max_length=1000)]
 
 
 class LevelSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
@@ -59,8 +64,9 @@ class BadgeSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     """A badge as a brand writes it (API body and config document)."""
 
     key: BadgeKey
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
-    description: Annotated[str, msgspec.Meta(max_length=1000)] = ""
+    name: BadgeName | dict[LocaleTag, BadgeName]
+    """A plain string, or one per locale (``{en: Critic, it: Critico}``)."""
+    description: BadgeText | dict[LocaleTag, BadgeText] = ""
     criteria: Annotated[str, msgspec.Meta(max_length=1000)] = ""
     """How to earn it, in words; generated from the rule and levels when empty."""
     category: Annotated[str, msgspec.Meta(max_length=64)] = ""
@@ -120,6 +126,18 @@ class BadgeDef(msgspec.Struct, frozen=True, kw_only=True):
     rule: DirectRule | None = None
     points: int = 0
     active: bool = True
+    texts: Translations = NO_TRANSLATIONS
+    """Name and description per locale, when given so (``name`` and ``description`` are the default's)."""
+
+    def in_locale(self, locale: str | None) -> BadgeDef:
+        """This badge with its name and description in ``locale`` (itself when they are plain strings)."""
+        if not self.texts.fields:
+            return self
+        return msgspec.structs.replace(
+            self,
+            name=self.texts.text("name", locale, self.name),
+            description=self.texts.text("description", locale, self.description),
+        )
 
     def level(self, key: str) -> Level | None:
         """The level called ``key``, or ``None``."""
@@ -178,10 +196,12 @@ def build_badge(spec: BadgeSpec, *, path: str = "badge") -> BadgeDef:
             parse_predicate(spec.rule.filter, path=f"{path}.rule.filter") if spec.rule.filter is not None else None
         )
         rule = DirectRule(event_type=spec.rule.event_type, filter=compiled, count=spec.rule.count)
+    check_text(spec.name, field=f"{path}.name", required=True)
     return BadgeDef(
         key=spec.key,
-        name=spec.name,
-        description=spec.description,
+        name=text_in(spec.name),
+        description=text_in(spec.description),
+        texts=translations(name=spec.name, description=spec.description),
         criteria=spec.criteria,
         category=spec.category,
         image=image,
@@ -208,8 +228,8 @@ def badge_to_spec(badge: BadgeDef) -> BadgeSpec:
         )
     return BadgeSpec(
         key=badge.key,
-        name=badge.name,
-        description=badge.description,
+        name=badge.texts.given("name", badge.name),
+        description=badge.texts.given("description", badge.description),
         criteria=badge.criteria,
         category=badge.category,
         image=badge.image,

@@ -353,10 +353,19 @@ async def revoke(
 
 
 async def member_shelf(
-    session: AsyncSession, *, brand: Brand, member_id: MemberId, external_id: str, urls: Urls
+    session: AsyncSession,
+    *,
+    brand: Brand,
+    member_id: MemberId,
+    external_id: str,
+    urls: Urls,
+    locale: str | None = None,
 ) -> MemberBadges:
-    """The member's shelf: earned, in progress, locked (hidden ones left out), with rarity."""
-    badges = await repo.load_badges(session, brand.id)
+    """The member's shelf: earned, in progress, locked (hidden ones left out), with rarity.
+
+    Names and descriptions given per locale are in ``locale``.
+    """
+    badges = [badge.in_locale(locale) for badge in await repo.load_badges(session, brand.id)]
     counts = await repo.member_counts(session, brand_id=brand.id, member_id=member_id)
     awards = await repo.member_awards(session, brand_id=brand.id, member_id=member_id)
     holders, members = await repo.holders(session, brand_id=brand.id)

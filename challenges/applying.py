@@ -10,7 +10,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from challenges import definitions
-from challenges.config import CampaignSpec, build_campaign, build_challenge, decode, parse_when
+from challenges.config import (
+    CampaignSpec,
+    ChallengeSpec,
+    build_campaign,
+    build_challenge,
+    check_requirements,
+    decode,
+    parse_when,
+)
 from challenges.diffs import diff_fields, to_plain
 from engine.errors import DefinitionError
 
@@ -20,7 +28,6 @@ if TYPE_CHECKING:
 
     from sqlalchemy.ext.asyncio import AsyncSession
 
-    from challenges.config import ChallengeSpec
     from challenges.definitions import StoredCampaign, StoredChallenge
     from challenges.models import Campaign
     from engine.tenants import Brand
@@ -69,6 +76,20 @@ class Application:
             build_challenge(spec, campaign=campaign, tz=tz, path=f"$.challenges[{index}]")
         if challenges is None or not self.replace:
             self._check_kept_challenges({spec.key for spec in challenges or []}, final_campaigns)
+        self._check_requirements(challenges)
+
+    def _check_requirements(self, challenges: list[ChallengeSpec] | None) -> None:
+        """The prerequisites of the program that would result: every required challenge kept, no cycle."""
+        given = [(spec, f"$.challenges[{index}]") for index, spec in enumerate(challenges or [])]
+        named = {spec.key for spec, _path in given}
+        kept: list[tuple[ChallengeSpec, str]] = []
+        if challenges is None or not self.replace:
+            kept = [
+                (decode(row.spec, ChallengeSpec, path="$"), f"$.stored[{key!r}]")
+                for key, row in self.stored_challenges.items()
+                if row.archived_at is None and key not in named
+            ]
+        check_requirements([*given, *kept])
 
     def _campaign_for(
         self, spec: ChallengeSpec, index: int, compiled: dict[str, Campaign], final_campaigns: set[str]

@@ -14,6 +14,7 @@ not run.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +26,8 @@ from challenges.config import ChallengeSpec, decode, parse_when
 from challenges.definitions import load_compiled, mark_backfilled, stored_campaigns, stored_challenges
 from challenges.enrolments import enrolments
 from challenges.models import Challenge, First, MemberState, Progress, rule_matches
-from challenges.rules import prune_instances, replay, reward_effects
+from challenges.prerequisites import closure, event_types, replay_program
+from challenges.rules import prune_instances, reward_effects
 from challenges.states import load_states, save_states
 from engine import members as members_repo
 from engine.effects import Notification, PointsAwarded
@@ -37,6 +39,8 @@ from engine.points import post_entry
 from engine.predicates import matches_event
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from engine.db import Database
@@ -109,6 +113,7 @@ async def backfill(db: Database, *, brand: Brand, key: str, since: datetime, now
                 db=db,
                 brand=brand,
                 challenge=challenge,
+                program=compiled,
                 start=start,
                 external_ids=[m[1] for m in chunk],
                 now=now,
@@ -123,12 +128,19 @@ async def backfill(db: Database, *, brand: Brand, key: str, since: datetime, now
     )
 
 
+def _opted_in_at(
+    opted: Mapping[tuple[int, MemberId], datetime], member_id: MemberId, challenge: Challenge
+) -> datetime | None:
+    return opted.get((challenge.campaign.id, member_id))
+
+
 async def _backfill_members(
     session: AsyncSession,
     *,
     db: Database,
     brand: Brand,
     challenge: Challenge,
+    program: dict[str, Challenge],
     start: datetime,
     external_ids: list[str],
     now: datetime,
@@ -138,7 +150,8 @@ async def _backfill_members(
     ids = {m.id for m in locked.values()}
     states = await load_states(session, brand_id=brand.id, member_ids=ids)
     done = await completed_instances(session, brand_id=brand.id, challenge_id=challenge.id, member_ids=ids)
-    opted = await enrolments(session, brand_id=brand.id, campaign_ids={challenge.campaign.id}, member_ids=ids)
+    campaign_ids = {c.campaign.id for c in closure(challenge, program)}
+    opted = await enrolments(session, brand_id=brand.id, campaign_ids=campaign_ids, member_ids=ids)
     types = {m.event_type for m in rule_matches(challenge.rule)}
     key = challenge.key
     changed: dict[MemberId, MemberState] = {}
@@ -158,12 +171,24 @@ async def _backfill_members(
         prior = await _prior(
             session, brand=brand, challenge=challenge, member_id=member.id, view=member.predicate_view, start=start
         )
-        replayed = replay(
+        history = None
+        if challenge.requires.challenges:  # when it opened: its prerequisites over the member's whole history
+            history = await member_events(
+                session,
+                brand_id=brand.id,
+                member_id=member.id,
+                external_id=member.external_id,
+                types=event_types(challenge, program),
+                limit=1_000_000,
+            )
+        replayed = replay_program(
             challenge,
+            program,
             events,
             tz=tz,
             member=member.predicate_view,
-            opted_in_at=opted.get((challenge.campaign.id, member.id)),
+            history=history,
+            opted_in_at=functools.partial(_opted_in_at, opted, member.id),
             prior=prior,
         )
         state = states.get(member.id, MemberState())

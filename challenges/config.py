@@ -12,37 +12,31 @@ which is then read in the brand's timezone (``2026-11-01`` is local midnight). `
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import msgspec
 
+from challenges.graph import check_graph
 from challenges.models import (
-    AllOf,
     Campaign,
     CampaignStatus,
     Challenge,
-    Count,
-    Distinct,
     First,
-    Match,
     Recurrence,
     Reward,
-    Rule,
-    Sequence,
-    Streak,
-    StreakPeriod,
-    Sum,
     rule_kind,
     rule_matches,
     rule_target,
 )
+from challenges.requirements import RequiresSpec, build_requirements, member_only
+from challenges.rule_specs import Filter, RuleSpec, build_rule
 from engine.earning import Multiplier
 from engine.errors import DefinitionError
-from engine.events import EventType
-from engine.predicates import All, AnyOf, Leaf, Not, Predicate, parse_predicate
+from engine.predicates import Predicate, parse_predicate
+from engine.texts import LocaleTag, check_text, text_in, translations
 
 T = TypeVar("T")
 
@@ -53,87 +47,13 @@ Text = Annotated[str, msgspec.Meta(max_length=2000)]
 When = Annotated[str, msgspec.Meta(min_length=10, max_length=40)]
 Duration = Annotated[str, msgspec.Meta(pattern=r"^[1-9][0-9]{0,5}[smhdw]$")]
 """A positive whole number of seconds, minutes, hours, days or weeks: ``90s``, ``15m``, ``6h``, ``7d``, ``2w``."""
-PropertyName = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[^.\s][^\s]*$")]
-Filter = dict[str, Any]
 
-MAX_STEPS = 20
 _DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 
 
 class _Spec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
     """Base of definition specs: strict on input, concise on export."""
-
-
-class StepSpec(_Spec, frozen=True):
-    """One step of a ``sequence`` or ``all_of`` rule."""
-
-    event_type: EventType
-    filter: Filter | None = None
-
-
-class _RuleSpec(_Spec, frozen=True, tag_field="type"):
-    """Base of rule specs; ``type`` names the kind."""
-
-
-class CountSpec(_RuleSpec, frozen=True, tag="count"):
-    """``target`` matching events."""
-
-    event_type: EventType
-    target: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]
-    filter: Filter | None = None
-
-
-class SumSpec(_RuleSpec, frozen=True, tag="sum"):
-    """A numeric property adds up to ``target``."""
-
-    event_type: EventType
-    property: PropertyName
-    target: Annotated[float, msgspec.Meta(gt=0, le=1e12)]
-    filter: Filter | None = None
-
-
-class StreakSpec(_RuleSpec, frozen=True, tag="streak"):
-    """``target`` consecutive days or weeks with a matching event."""
-
-    event_type: EventType
-    target: Annotated[int, msgspec.Meta(ge=1, le=3660)]
-    period: StreakPeriod = "day"
-    grace: Annotated[int, msgspec.Meta(ge=0, le=30)] = 0
-    freezes: Annotated[int, msgspec.Meta(ge=0, le=100)] = 0
-    earn_freeze_every: Annotated[int, msgspec.Meta(ge=0, le=1000)] = 0
-    filter: Filter | None = None
-
-
-class DistinctSpec(_RuleSpec, frozen=True, tag="distinct"):
-    """``target`` distinct values of a property."""
-
-    event_type: EventType
-    property: PropertyName
-    target: Annotated[int, msgspec.Meta(ge=1, le=1000)]
-    filter: Filter | None = None
-
-
-class SequenceSpec(_RuleSpec, frozen=True, tag="sequence"):
-    """Steps in order."""
-
-    steps: Annotated[list[StepSpec], msgspec.Meta(min_length=1, max_length=MAX_STEPS)]
-
-
-class AllOfSpec(_RuleSpec, frozen=True, tag="all_of"):
-    """Steps in any order."""
-
-    steps: Annotated[list[StepSpec], msgspec.Meta(min_length=1, max_length=MAX_STEPS)]
-
-
-class FirstSpec(_RuleSpec, frozen=True, tag="first"):
-    """The first matching event ever."""
-
-    event_type: EventType
-    filter: Filter | None = None
-
-
-RuleSpec = CountSpec | SumSpec | StreakSpec | DistinctSpec | SequenceSpec | AllOfSpec | FirstSpec
 
 
 class RewardSpec(_Spec, frozen=True):
@@ -147,8 +67,9 @@ class CampaignSpec(_Spec, frozen=True):
     """A timed campaign as written in a program document."""
 
     key: Key
-    title: Title
-    description: Text = ""
+    title: Title | dict[LocaleTag, Title]
+    """A plain string, or one per locale (``{en: Autumn reviews, it: Recensioni d'autunno}``)."""
+    description: Text | dict[LocaleTag, Text] = ""
     starts_at: When | None = None
     ends_at: When | None = None
     """Exclusive end of the window."""
@@ -163,9 +84,10 @@ class ChallengeSpec(_Spec, frozen=True):
 
     key: Key
     campaign: Key
-    title: Title
+    title: Title | dict[LocaleTag, Title]
+    """A plain string, or one per locale (``{en: Coffee lover, it: Amante del caffè}``)."""
     rule: RuleSpec
-    description: Text = ""
+    description: Text | dict[LocaleTag, Text] = ""
     recurrence: Recurrence = "none"
     max_completions: Annotated[int, msgspec.Meta(ge=1, le=100_000)] | None = None
     reward: RewardSpec = RewardSpec()
@@ -174,6 +96,8 @@ class ChallengeSpec(_Spec, frozen=True):
     daily_cap: Annotated[float, msgspec.Meta(gt=0, le=1e12)] | None = None
     multipliers: list[Multiplier] = []
     backfill_from: When | None = None
+    requires: RequiresSpec | None = None
+    """What opens the challenge to a member (see :class:`challenges.models.Requirements`)."""
 
 
 def plain(value: Any) -> Any:
@@ -229,20 +153,6 @@ def parse_duration(value: str) -> timedelta:
     return timedelta(**{_DURATION_UNITS[value[-1]]: int(value[:-1])})
 
 
-def _member_only(predicate: Predicate, path: str) -> None:
-    match predicate:
-        case Leaf(field=field):
-            if not field.startswith("member."):
-                raise DefinitionError(
-                    f"eligibility looks at member attributes only (member.<name>), not {field!r}", field=path
-                )
-        case All(of=of) | AnyOf(of=of):
-            for child in of:
-                _member_only(child, path)
-        case Not(child=child):
-            _member_only(child, path)
-
-
 def _filter(data: Filter | None, *, path: str) -> Predicate | None:
     return None if data is None else parse_predicate(data, path=path)
 
@@ -259,62 +169,20 @@ def build_campaign(spec: CampaignSpec, *, tz: ZoneInfo, path: str = "$", campaig
         raise DefinitionError("`ends_at` must come after `starts_at`", field=f"{path}.ends_at")
     eligibility = _filter(spec.eligibility, path=f"{path}.eligibility")
     if eligibility is not None:
-        _member_only(eligibility, f"{path}.eligibility")
+        member_only(eligibility, f"{path}.eligibility")
+    check_text(spec.title, field=f"{path}.title", required=True)
     return Campaign(
         id=campaign_id,
         key=spec.key,
-        title=spec.title,
-        description=spec.description,
+        title=text_in(spec.title),
+        description=text_in(spec.description),
+        texts=translations(title=spec.title, description=spec.description),
         starts_at=starts_at,
         ends_at=ends_at,
         status=spec.status,
         eligibility=eligibility,
         opt_in=spec.opt_in,
     )
-
-
-def _match(event_type: str, filter_: Filter | None, *, path: str) -> Match:
-    return Match(event_type=event_type, filter=_filter(filter_, path=f"{path}.filter"))
-
-
-def build_rule(spec: RuleSpec, *, path: str = "$.rule") -> Rule:
-    """Compile a rule spec (filters parsed).
-
-    Raises:
-        DefinitionError: a bad filter or inconsistent streak settings.
-    """
-    match spec:
-        case CountSpec():
-            return Count(match=_match(spec.event_type, spec.filter, path=path), target=spec.target)
-        case SumSpec():
-            return Sum(
-                match=_match(spec.event_type, spec.filter, path=path), property=spec.property, target=spec.target
-            )
-        case StreakSpec():
-            if spec.earn_freeze_every and not spec.freezes:
-                raise DefinitionError(
-                    "`earn_freeze_every` needs `freezes` (the most a member can hold)", field=f"{path}.freezes"
-                )
-            return Streak(
-                match=_match(spec.event_type, spec.filter, path=path),
-                target=spec.target,
-                period=spec.period,
-                grace=spec.grace,
-                freezes=spec.freezes,
-                earn_freeze_every=spec.earn_freeze_every,
-            )
-        case DistinctSpec():
-            return Distinct(
-                match=_match(spec.event_type, spec.filter, path=path), property=spec.property, target=spec.target
-            )
-        case SequenceSpec() | AllOfSpec():
-            steps = tuple(
-                _match(step.event_type, step.filter, path=f"{path}.steps[{i}]") for i, step in enumerate(spec.steps)
-            )
-            return Sequence(steps=steps) if isinstance(spec, SequenceSpec) else AllOf(steps=steps)
-        case FirstSpec():
-            return First(match=_match(spec.event_type, spec.filter, path=path))
-    raise AssertionError(f"unknown rule spec {spec!r}")  # pragma: no cover
 
 
 def build_challenge(
@@ -332,6 +200,7 @@ def build_challenge(
     Raises:
         DefinitionError: anything inconsistent, named by its path (``$.challenges[2].rule.filter.gte``…).
     """
+    check_text(spec.title, field=f"{path}.title", required=True)
     rule = build_rule(spec.rule, path=f"{path}.rule")
     kind = spec.rule.__struct_config__.tag
     if spec.recurrence == "none" and spec.max_completions not in (None, 1):
@@ -355,8 +224,9 @@ def build_challenge(
         id=challenge_id,
         key=spec.key,
         campaign=campaign,
-        title=spec.title,
-        description=spec.description,
+        title=text_in(spec.title),
+        description=text_in(spec.description),
+        texts=translations(title=spec.title, description=spec.description),
         rule=rule,
         recurrence=spec.recurrence,
         max_completions=spec.max_completions,
@@ -371,6 +241,7 @@ def build_challenge(
         kind=rule_kind(rule),
         patterns=rule_matches(rule),
         goal=rule_target(rule),
+        requires=build_requirements(spec.requires, key=spec.key, path=f"{path}.requires"),
     )
 
 
@@ -393,6 +264,9 @@ def parse_campaigns(data: Any, *, path: str = "$.campaigns", tz: ZoneInfo | None
 def parse_challenges(data: Any, *, path: str = "$.challenges", tz: ZoneInfo | None = None) -> list[ChallengeSpec]:
     """Decode and validate a list of challenge specs (keys unique; rules compile).
 
+    Prerequisites between challenges are checked against the whole resulting program when it is applied
+    or compiled (:func:`check_requirements`), since a list may be only part of it.
+
     Raises:
         DefinitionError: the first mistake, by path.
     """
@@ -407,6 +281,18 @@ def parse_challenges(data: Any, *, path: str = "$.challenges", tz: ZoneInfo | No
     return specs
 
 
+def check_requirements(specs: Iterable[tuple[ChallengeSpec, str]]) -> None:
+    """Check a whole program's prerequisites: each required challenge exists, and there is no cycle.
+
+    Raises:
+        DefinitionError: an unknown key or a cycle, named by the path of a ``requires.challenges``.
+    """
+    check_graph(
+        (spec.key, spec.requires.challenges if spec.requires else [], f"{where}.requires.challenges")
+        for spec, where in specs
+    )
+
+
 def compile_program(campaigns: list[CampaignSpec], challenges: list[ChallengeSpec], *, tz: ZoneInfo) -> list[Challenge]:
     """Compile a whole draft program (for simulation), checking that every challenge's campaign exists.
 
@@ -417,6 +303,7 @@ def compile_program(campaigns: list[CampaignSpec], challenges: list[ChallengeSpe
         spec.key: build_campaign(spec, tz=tz, path=f"$.campaigns[{i}]", campaign_id=i + 1)
         for i, spec in enumerate(campaigns)
     }
+    check_requirements((spec, f"$.challenges[{index}]") for index, spec in enumerate(challenges))
     compiled: list[Challenge] = []
     for index, spec in enumerate(challenges):
         campaign = by_key.get(spec.campaign)

@@ -16,6 +16,7 @@ import msgspec
 from engine.earning import Multiplier
 from engine.effects import Effect
 from engine.predicates import Predicate
+from engine.texts import NO_TRANSLATIONS, Translations
 
 StreakPeriod = Literal["day", "week"]
 Recurrence = Literal["none", "daily", "weekly", "monthly"]
@@ -85,9 +86,13 @@ class Sequence(msgspec.Struct, frozen=True, kw_only=True, tag="sequence"):
 
 
 class AllOf(msgspec.Struct, frozen=True, kw_only=True, tag="all_of"):
-    """Steps done in any order; one event completes at most one step."""
+    """Steps done in any order; one event completes at most one step.
+
+    ``required`` steps complete it (N of M: "any 3 of these 5 tasks"); 0 means every step.
+    """
 
     steps: tuple[Match, ...]
+    required: int = 0
 
 
 class First(msgspec.Struct, frozen=True, kw_only=True, tag="first"):
@@ -124,7 +129,9 @@ def rule_target(rule: Rule) -> float:
             return float(t)
         case Sum(target=t):
             return t
-        case Sequence(steps=steps) | AllOf(steps=steps):
+        case AllOf(steps=steps, required=required):
+            return float(required or len(steps))
+        case Sequence(steps=steps):
             return float(len(steps))
         case First():
             return 1.0
@@ -136,6 +143,23 @@ class Reward(msgspec.Struct, frozen=True, kw_only=True):
 
     points: int = 0
     badge: str = ""
+
+
+class Requirements(msgspec.Struct, frozen=True, kw_only=True):
+    """What opens a challenge to a member: other challenges completed first, and a member-only condition.
+
+    ``challenges`` must each have been completed (at least once) before an event counts: the event that
+    completes the last of them does not count yet. ``member`` is a filter over ``member.<attribute>``
+    (a tier prerequisite is ``member.tier in [...]``, the tier the tiers step computed).
+    """
+
+    challenges: tuple[str, ...] = ()
+    tiers: tuple[str, ...] = ()
+    member: Predicate | None = None
+    """The tier condition and any member condition given, combined (all must hold)."""
+
+
+NO_REQUIREMENTS = Requirements()
 
 
 class Campaign(msgspec.Struct, frozen=True, kw_only=True):
@@ -151,6 +175,8 @@ class Campaign(msgspec.Struct, frozen=True, kw_only=True):
     status: CampaignStatus = "live"
     eligibility: Predicate | None = None
     opt_in: bool = False
+    texts: Translations = NO_TRANSLATIONS
+    """Title and description per locale, when given so (``title`` and ``description`` are the default's)."""
 
 
 class Challenge(msgspec.Struct, frozen=True, kw_only=True):
@@ -182,6 +208,10 @@ class Challenge(msgspec.Struct, frozen=True, kw_only=True):
     """The rule's event patterns (computed once when compiled; see :func:`rule_matches`)."""
     goal: float = 0.0
     """The rule's target (computed once when compiled; see :func:`rule_target`)."""
+    requires: Requirements = NO_REQUIREMENTS
+    texts: Translations = NO_TRANSLATIONS
+    """Title and description per locale, when given so (``title`` and ``description`` are the default's)."""
+    """Prerequisites: what must be true of the member before an event counts (see :class:`Requirements`)."""
 
     @property
     def target(self) -> float:
@@ -303,6 +333,7 @@ class Reason(StrEnum):
     TOO_LATE = "too_late"
     NOT_LIVE_YET = "not_live_yet"
     NOT_ELIGIBLE = "not_eligible"
+    LOCKED = "locked"
     NOT_OPTED_IN = "not_opted_in"
     ALREADY_COMPLETED = "already_completed"
     CAP_REACHED = "cap_reached"

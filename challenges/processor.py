@@ -22,7 +22,7 @@ from challenges.completions import Completion, record_completions
 from challenges.definitions import load_compiled
 from challenges.enrolments import enrolments
 from challenges.models import Challenge, First, Progress, Reason, Streak, rule_matches
-from challenges.rules import apply_event, prune_instances, retention, screen
+from challenges.rules import apply_event, is_unlocked, prune_instances, retention, screen
 from challenges.states import load_encoded_states, save_states
 from engine.cache import BrandCache
 from engine.eventlog import earlier_events
@@ -65,6 +65,8 @@ class Plan:
     settled_at: int | None
     """Completions after which no event can change the member's progress (the cap; ``None`` for a streak,
     whose figures move after completion too, and for an uncapped recurring challenge)."""
+    gated: bool = False
+    """Whether the challenge requires other challenges completed first (see :func:`is_unlocked`)."""
 
     @classmethod
     def of(cls, challenge: Challenge, event_type: str) -> Plan:
@@ -78,6 +80,7 @@ class Plan:
             and campaign.eligibility is None
             and not campaign.opt_in
             and challenge.max_lateness is None
+            and challenge.requires.member is None
         )
         return cls(
             challenge=challenge,
@@ -87,6 +90,7 @@ class Plan:
             retention=None if challenge.recurrence == "none" else retention(challenge),
             first=isinstance(challenge.rule, First),
             settled_at=None if isinstance(challenge.rule, Streak) else challenge.cap,
+            gated=bool(challenge.requires.challenges),
         )
 
 
@@ -318,6 +322,7 @@ def _advance(
         decoded, member_completions = member.decoded, member.completions
         instance_ids: dict[str, str] = {"none": ""}  # of this event, per recurrence
         changed = False
+        opened_now: list[str] = []  # completed by this event: they open nothing before the next one
         for plan in plans:
             challenge = plan.challenge
             # Most plans have nothing to check (this runs once per event and live challenge): no call.
@@ -325,6 +330,8 @@ def _advance(
                 plan, ctx, now=now, tz=tz, opted=opted
             ):
                 continue
+            if plan.gated and not is_unlocked(challenge, member_completions, just_completed=opened_now):
+                continue  # locked: the challenges it requires were not completed before this event
             key = challenge.key
             completions = member_completions.get(key, 0)
             if plan.settled_at is not None and completions >= plan.settled_at:
@@ -347,6 +354,7 @@ def _advance(
                 ctx.effects.extend(caused)
                 if reason is Reason.COMPLETED:
                     member_completions[key] = completions + 1
+                    opened_now.append(key)
                     completed.append(_completion(challenge, ctx, instance))
         if changed:
             dirty.add(member_id)

@@ -158,6 +158,12 @@ def _not_taking_part(
         campaign.eligibility, event_type=event.type, properties={}, member=member
     ):
         return Reason.NOT_ELIGIBLE, "the member does not meet the campaign's eligibility rule"
+    condition = challenge.requires.member
+    if condition is not None and not predicate_matches(condition, event_type=event.type, properties={}, member=member):
+        tiers = challenge.requires.tiers
+        if tiers and member.get("tier") not in tiers:
+            return Reason.LOCKED, f"open to members in tier {' or '.join(repr(t) for t in tiers)}"
+        return Reason.LOCKED, "the member does not meet the challenge's requirements"
     if campaign.opt_in and (opted_in_at is None or event.occurred_at < opted_in_at):
         return Reason.NOT_OPTED_IN, (
             "the member has not opted in" if opted_in_at is None else "occurred before the member opted in"
@@ -328,8 +334,12 @@ def evaluate(
     opted_in_at: datetime | None = None,
     completions: int = 0,
     live: bool = True,
+    unlocked: bool = True,
 ) -> Outcome:
-    """Everything one event does to one member's progress on one challenge (``progress`` of the event's instance)."""
+    """Everything one event does to one member's progress on one challenge (``progress`` of the event's instance).
+
+    ``unlocked`` says the challenges it requires were completed before this event (see :func:`locked_reason`).
+    """
     instance = instance_of(challenge.recurrence, event.occurred_at, tz)
     current = fresh_progress(progress, challenge, instance)
     gate = screen(
@@ -341,6 +351,8 @@ def evaluate(
         opted_in_at=opted_in_at,
         live=live,
     )
+    if gate is None and not unlocked:
+        gate = locked_reason(challenge)
     if gate is None:
         return count_event(challenge, current, event, tz=tz, member=member, completions=completions)
     reason, detail = gate
@@ -366,15 +378,18 @@ def replay(
     opted_in_at: datetime | None = None,
     live: bool = False,
     prior: bool = False,
+    opens_at: int | None = 0,
 ) -> Replayed:
     """Fold one member's ``(event, received_at)`` pairs, in order, from no progress.
 
-    ``prior`` says an earlier matching event exists outside ``events`` (for ``first``).
+    ``prior`` says an earlier matching event exists outside ``events`` (for ``first``). ``opens_at`` is the
+    index of the first event that may count when the challenge requires others (``None``: it never opens;
+    :func:`challenges.prerequisites.replay_program` works it out).
     """
     progress: dict[str, Progress] = {}
     outcomes: list[tuple[str, Outcome]] = []
     completions = 0
-    for event, received_at in events:
+    for index, (event, received_at) in enumerate(events):
         instance = instance_of(challenge.recurrence, event.occurred_at, tz)
         current = progress.get(instance)
         if current is None and prior:
@@ -389,6 +404,7 @@ def replay(
             opted_in_at=opted_in_at,
             completions=completions,
             live=live,
+            unlocked=opens_at is not None and index >= opens_at,
         )
         if outcome.completed:
             completions += 1
@@ -396,6 +412,22 @@ def replay(
             progress[instance] = outcome.progress
         outcomes.append((event.id, outcome))
     return Replayed(progress=progress, outcomes=outcomes)
+
+
+def locked_reason(challenge: Challenge) -> tuple[Reason, str]:
+    """Why an event does not count while the challenges ``challenge`` requires are not all completed."""
+    names = " and ".join(repr(k) for k in challenge.requires.challenges)
+    return Reason.LOCKED, f"opens once {names} {'is' if len(challenge.requires.challenges) == 1 else 'are'} completed"
+
+
+def is_unlocked(challenge: Challenge, completions: Mapping[str, int], *, just_completed: Iterable[str] = ()) -> bool:
+    """Whether every challenge ``challenge`` requires was completed before the event (live view).
+
+    ``completions`` are the member's counts; ``just_completed`` the keys the current event itself completed,
+    which do not open anything until the next event.
+    """
+    fresh = set(just_completed)
+    return all(completions.get(key, 0) - (key in fresh) > 0 for key in challenge.requires.challenges)
 
 
 def _done(progress: Progress) -> str:

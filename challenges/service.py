@@ -137,8 +137,17 @@ async def archive_challenge(session: AsyncSession, *, brand: Brand, key: str, no
 
     Raises:
         NotFound: no such challenge.
+        Conflict: another live challenge requires it.
     """
-    for challenge in await definitions.stored_challenges(session, brand_id=brand.id):
+    stored = await definitions.stored_challenges(session, brand_id=brand.id)
+    dependants = [
+        c.key
+        for c in stored
+        if (spec := decode(c.spec, ChallengeSpec, path="$")).requires and key in spec.requires.challenges
+    ]
+    if dependants:
+        raise Conflict(f"challenge {key!r} is required by {', '.join(dependants)}; change them first", field="key")
+    for challenge in stored:
         if challenge.key == key:
             await definitions.archive_challenges(session, brand_id=brand.id, ids=[challenge.id], now=now)
             await bump_config_version(session, brand.id)

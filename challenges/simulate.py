@@ -112,9 +112,11 @@ class _Tally:
     member_completions: Counter[MemberId] = field(default_factory=Counter)
     badges: Counter[str] = field(default_factory=Counter)
     seen_members: set[MemberId] = field(default_factory=set)
+    ids: dict[str, int] = field(default_factory=dict)
     events: int = 0
 
     def __post_init__(self) -> None:
+        self.ids.update({challenge.key: challenge.id for challenge in self.challenges})
         for challenge in self.challenges:
             for event_type in dict.fromkeys(m.event_type for m in rule_matches(challenge.rule)):
                 self.by_type[event_type].append(challenge)
@@ -128,11 +130,25 @@ class _Tally:
             self.rule_points[award.key] += award.points
             self.rule_events[award.key] += 1
             self.member_points[member_id] += award.points
-        for challenge in self.by_type.get(event.type, ()):
-            self._challenge(challenge, member_id, member, event, received_at)
+        concerned = self.by_type.get(event.type, ())
+        # prerequisites are judged on the completions before this event (as the pipeline does)
+        unlocked = [self._unlocked(challenge, member_id) for challenge in concerned]
+        for challenge, opened in zip(concerned, unlocked, strict=True):
+            self._challenge(challenge, member_id, member, event, received_at, unlocked=opened)
+
+    def _unlocked(self, challenge: Challenge, member_id: MemberId) -> bool:
+        ids = self.ids
+        return all(key in ids and self.done[(ids[key], member_id)] > 0 for key in challenge.requires.challenges)
 
     def _challenge(
-        self, challenge: Challenge, member_id: MemberId, member: dict[str, Any], event: Event, received_at: datetime
+        self,
+        challenge: Challenge,
+        member_id: MemberId,
+        member: dict[str, Any],
+        event: Event,
+        received_at: datetime,
+        *,
+        unlocked: bool = True,
     ) -> None:
         key = (challenge.id, member_id, instance_of(challenge.recurrence, event.occurred_at, self.tz))
         before = self.states.get(key)
@@ -146,6 +162,7 @@ class _Tally:
             opted_in_at=_ASSUMED_OPT_IN,
             completions=self.done[(challenge.id, member_id)],
             live=False,
+            unlocked=unlocked,
         )
         if outcome.progress != before and (before is not None or outcome.progress.counted):
             self.states[key] = outcome.progress

@@ -28,7 +28,8 @@ from challenges.models import (
     rule_kind,
     rule_matches,
 )
-from challenges.rules import campaign_state, evaluate, replay
+from challenges.prerequisites import closure, event_types, lock_of, replay_program
+from challenges.rules import campaign_state, evaluate
 from challenges.states import member_state
 from engine.errors import NotFound
 from engine.eventlog import member_events, retracted_among
@@ -68,6 +69,21 @@ class StepView(msgspec.Struct, frozen=True, kw_only=True):
     done: bool
 
 
+class RequiredView(msgspec.Struct, frozen=True, kw_only=True):
+    """A challenge that must be completed first, as the member sees it."""
+
+    key: str
+    title: str
+
+
+class LockView(msgspec.Struct, frozen=True, kw_only=True):
+    """What opens a locked challenge: challenges to complete first, tiers to reach, another condition."""
+
+    challenges: list[RequiredView]
+    tiers: list[str]
+    condition: bool
+
+
 class MemberChallenge(msgspec.Struct, frozen=True, kw_only=True):
     """One challenge with the member's progress on its current instance."""
 
@@ -98,6 +114,12 @@ class MemberChallenge(msgspec.Struct, frozen=True, kw_only=True):
     streak: StreakView | None = None
     steps: list[StepView] | None = None
     values: list[str] | None = None
+    required: int | None = None
+    """``all_of`` with ``required``: how many of the steps complete it (N of M)."""
+    locked: LockView | None = None
+    """What still keeps the challenge closed to the member (``status`` is then ``locked``)."""
+    lang: str | None = None
+    """The language ``title`` is in when the brand gave it per locale (the member's, else a fallback)."""
 
 
 class ExplainedEvent(msgspec.Struct, frozen=True, kw_only=True):
@@ -141,6 +163,8 @@ def _view(
     opted_in: bool,
     brand: Brand,
     now: datetime,
+    locked: LockView | None = None,
+    locale: str | None = None,
 ) -> MemberChallenge:
     tz = brand.tz
     instance = instance_of(challenge.recurrence, now, tz)
@@ -170,6 +194,8 @@ def _view(
     cap = challenge.cap
     if progress.completed:
         status = "completed"
+    elif locked is not None:
+        status = "locked"
     elif cap is not None and completions >= cap:
         status = "capped"
     elif progress.counted:
@@ -177,12 +203,13 @@ def _view(
     else:
         status = "not_started"
     target = challenge.target
+    title, lang = challenge.texts.get("title", locale, challenge.title)
     return MemberChallenge(
         key=challenge.key,
-        title=challenge.title,
-        description=challenge.description,
+        title=title,
+        description=challenge.texts.text("description", locale, challenge.description),
         campaign=campaign.key,
-        campaign_title=campaign.title,
+        campaign_title=campaign.texts.text("title", locale, campaign.title),
         type=kind,
         state=campaign_state(campaign, now),
         status=status,
@@ -201,17 +228,47 @@ def _view(
         streak=streak,
         steps=steps,
         values=values,
+        required=rule.required if isinstance(rule, AllOf) and rule.required else None,
+        locked=locked,
+        lang=lang,
     )
 
 
+def _lock_view(
+    challenge: Challenge,
+    program: dict[str, Challenge],
+    completions: dict[str, int],
+    member: Member,
+    locale: str | None,
+) -> LockView | None:
+    lock = lock_of(challenge, completions, member.predicate_view)
+    if lock is None:
+        return None
+    required = [
+        RequiredView(key=k, title=program[k].texts.text("title", locale, program[k].title) if k in program else k)
+        for k in lock.challenges
+    ]
+    return LockView(challenges=required, tiers=lock.tiers, condition=lock.condition)
+
+
 async def member_challenges(
-    session: AsyncSession, *, brand: Brand, member: Member, now: datetime, include_ended: bool = False
+    session: AsyncSession,
+    *,
+    brand: Brand,
+    member: Member,
+    now: datetime,
+    include_ended: bool = False,
+    locale: str | None = None,
 ) -> list[MemberChallenge]:
-    """The challenges the member is eligible for, with progress; ended ones only if the member took part."""
+    """The challenges the member is eligible for, with progress; ended ones only if the member took part.
+
+    Titles and descriptions given per locale are in ``locale`` (by default the member's).
+    """
+    locale = locale or member.locale
+    visible = await _visible(session, brand)
+    program = {c.key: c for c in visible}
     challenges = [
-        c
-        for c in await _visible(session, brand)
-        if predicate_matches(c.campaign.eligibility, properties={}, member=member.predicate_view)
+        c for c in visible if predicate_matches(c.campaign.eligibility, properties={}, member=member.predicate_view)
     ]
     state = await member_state(session, brand_id=brand.id, member_id=member.id)
     opted = await enrolments(
@@ -230,6 +287,8 @@ async def member_challenges(
             opted_in=(challenge.campaign.id, member.id) in opted,
             brand=brand,
             now=now,
+            locked=_lock_view(challenge, program, state.completions, member, locale),
+            locale=locale,
         )
         if view.state is CampaignState.ENDED and not include_ended and not any(p.counted for p in mine.values()):
             continue
@@ -237,22 +296,18 @@ async def member_challenges(
     return views
 
 
-async def _one(session: AsyncSession, *, brand: Brand, key: str) -> Challenge:
-    for challenge in await _visible(session, brand):
-        if challenge.key == key:
-            return challenge
-    raise NotFound(f"no challenge {key!r}", field="key")
-
-
 async def member_challenge(
-    session: AsyncSession, *, brand: Brand, member: Member, key: str, now: datetime
+    session: AsyncSession, *, brand: Brand, member: Member, key: str, now: datetime, locale: str | None = None
 ) -> MemberChallenge:
     """One challenge with the member's progress (also when the member is not eligible: it says so via ``status``).
 
     Raises:
         NotFound: no such challenge (archived and draft ones included).
     """
-    challenge = await _one(session, brand=brand, key=key)
+    program = {c.key: c for c in await _visible(session, brand)}
+    challenge = program.get(key)
+    if challenge is None:
+        raise NotFound(f"no challenge {key!r}", field="key")
     state = await member_state(session, brand_id=brand.id, member_id=member.id)
     opted = await enrolments(session, brand_id=brand.id, campaign_ids={challenge.campaign.id}, member_ids={member.id})
     return _view(
@@ -262,6 +317,8 @@ async def member_challenge(
         opted_in=bool(opted),
         brand=brand,
         now=now,
+        locked=_lock_view(challenge, program, state.completions, member, locale or member.locale),
+        locale=locale or member.locale,
     )
 
 
@@ -273,23 +330,36 @@ async def explain(
     Raises:
         NotFound: no such challenge.
     """
-    challenge = await _one(session, brand=brand, key=key)
+    program = {c.key: c for c in await _visible(session, brand)}
+    challenge = program.get(key)
+    if challenge is None:
+        raise NotFound(f"no challenge {key!r}", field="key")
     tz = brand.tz
     view = await member_challenge(session, brand=brand, member=member, key=key, now=now)
-    opted = await enrolments(session, brand_id=brand.id, campaign_ids={challenge.campaign.id}, member_ids={member.id})
-    opted_in_at = opted.get((challenge.campaign.id, member.id))
+    campaign_ids = {c.campaign.id for c in closure(challenge, program)}
+    opted = await enrolments(session, brand_id=brand.id, campaign_ids=campaign_ids, member_ids={member.id})
     types = {m.event_type for m in rule_matches(challenge.rule)}
-    folded = await member_events(
+    gated = bool(challenge.requires.challenges)
+    history = await member_events(
         session,
         brand_id=brand.id,
         member_id=member.id,
         external_id=member.external_id,
-        types=types,
-        since=None if rule_kind(challenge.rule) == "first" else challenge.campaign.starts_at,
+        types=event_types(challenge, program),
+        since=None if rule_kind(challenge.rule) == "first" or gated else challenge.campaign.starts_at,
         limit=MAX_REPLAYED_EVENTS,
         newest=True,
     )
-    replayed = replay(challenge, folded, tz=tz, member=member.predicate_view, opted_in_at=opted_in_at)
+    folded = [pair for pair in history if pair[0].type in types] if gated else history
+    replayed = replay_program(
+        challenge,
+        program,
+        folded,
+        tz=tz,
+        member=member.predicate_view,
+        history=history if gated else None,
+        opted_in_at=lambda c: opted.get((c.campaign.id, member.id)),
+    )
     outcomes = dict(replayed.outcomes)
     recent = await member_events(
         session,

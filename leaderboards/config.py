@@ -13,6 +13,7 @@ import msgspec
 
 from engine.errors import DefinitionError
 from engine.predicates import parse_predicate, predicate_to_data
+from engine.texts import check_text, text_in, translations
 from leaderboards.models import BoardDef, BoardSpec
 
 if TYPE_CHECKING:
@@ -44,10 +45,11 @@ def build_board(spec: BoardSpec, *, board_id: int = 0, path: str = "$") -> Board
         if not reward.points and not reward.badge:
             raise DefinitionError("a reward gives `points`, a `badge` or both", field=f"{where}.points")
     predicate = parse_predicate(spec.filter, path=f"{path}.filter") if spec.filter is not None else None
+    check_text(spec.title, field=f"{path}.title", required=True)
     return BoardDef(
         id=board_id,
         key=spec.key,
-        title=spec.title,
+        title=text_in(spec.title),
         metric=spec.metric,
         period=spec.period,
         starts_at=spec.starts_at,
@@ -65,7 +67,8 @@ def build_board(spec: BoardSpec, *, board_id: int = 0, path: str = "$") -> Board
         retention_days=spec.retention_days,
         grace_minutes=spec.grace_minutes,
         active=spec.active,
-        description=spec.description,
+        description=text_in(spec.description),
+        texts=translations(title=spec.title, description=spec.description),
     )
 
 
@@ -73,7 +76,7 @@ def board_to_spec(board: BoardDef) -> BoardSpec:
     """The plain form of a board, for storage and display."""
     return BoardSpec(
         key=board.key,
-        title=board.title,
+        title=board.texts.given("title", board.title),
         metric=board.metric,
         period=board.period,
         starts_at=board.starts_at,
@@ -91,7 +94,7 @@ def board_to_spec(board: BoardDef) -> BoardSpec:
         retention_days=board.retention_days,
         grace_minutes=board.grace_minutes,
         active=board.active,
-        description=board.description,
+        description=board.texts.given("description", board.description),
     )
 
 

@@ -20,6 +20,7 @@ import msgspec
 
 from engine.events import AwareDatetime, EventType
 from engine.predicates import Predicate
+from engine.texts import NO_TRANSLATIONS, LocaleTag, Translations
 
 BoardKey = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_\-]*$")]
 Title = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
@@ -84,11 +85,15 @@ class Reward(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     badge: Annotated[str, msgspec.Meta(max_length=64)] = ""
 
 
+BoardText = Annotated[str, msgspec.Meta(max_length=500)]
+
+
 class BoardSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """The wire and config form of a board definition (``filter`` still plain data)."""
 
     key: BoardKey
-    title: Title
+    title: Title | dict[LocaleTag, Title]
+    """A plain string, or one per locale (``{en: Top reviewers, it: Migliori recensori}``)."""
     metric: Metric
     period: PeriodName = "all_time"
     starts_at: AwareDatetime | None = None
@@ -113,7 +118,7 @@ class BoardSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     grace_minutes: Annotated[int, msgspec.Meta(ge=0, le=10080)] = 60
     """How long after a period ends late events still count before it is closed."""
     active: bool = True
-    description: Annotated[str, msgspec.Meta(max_length=500)] = ""
+    description: BoardText | dict[LocaleTag, BoardText] = ""
 
 
 class BoardDef(msgspec.Struct, frozen=True, kw_only=True):
@@ -140,6 +145,18 @@ class BoardDef(msgspec.Struct, frozen=True, kw_only=True):
     grace_minutes: int = 60
     active: bool = True
     description: str = ""
+    texts: Translations = NO_TRANSLATIONS
+    """Title and description per locale, when given so (``title`` and ``description`` are the default's)."""
+
+    def in_locale(self, locale: str | None) -> BoardDef:
+        """This board with its title and description in ``locale`` (itself when they are plain strings)."""
+        if not self.texts.fields:
+            return self
+        return msgspec.structs.replace(
+            self,
+            title=self.texts.text("title", locale, self.title),
+            description=self.texts.text("description", locale, self.description),
+        )
 
     @property
     def scale(self) -> int:

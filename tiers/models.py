@@ -8,9 +8,14 @@ from typing import Annotated, Literal
 import msgspec
 
 from engine.errors import DefinitionError
+from engine.texts import text_in
 
 TierKey = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_\-]*$")]
-Names = dict[Annotated[str, msgspec.Meta(max_length=16)], Annotated[str, msgspec.Meta(max_length=200)]]
+Names = (
+    Annotated[str, msgspec.Meta(max_length=200)]
+    | dict[Annotated[str, msgspec.Meta(max_length=16)], Annotated[str, msgspec.Meta(max_length=200)]]
+)
+"""A text per locale (``{en: Gold, it: Oro}``) or one plain string."""
 MetricKind = Literal["points_earned", "property_sum", "event_count", "challenges_completed"]
 WindowKind = Literal["rolling", "calendar_year", "anniversary"]
 MAX_TIERS = 20
@@ -72,11 +77,7 @@ class TierSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
     def label(self, locale: str) -> str:
         """The name in ``locale`` (or its language, English, any), else the key."""
-        lang = locale.split("-")[0].split("_")[0]
-        for candidate in (locale, lang, "en"):
-            if self.name.get(candidate):
-                return self.name[candidate]
-        return next(iter(self.name.values()), self.key) or self.key
+        return text_in(self.name, locale) or self.key
 
 
 class TierProgram(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

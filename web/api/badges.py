@@ -153,7 +153,12 @@ class MemberBadgesController(Controller):
         async with services.db.read() as session:
             member = await members_repo.get_member(session, brand_id=brand.id, external_id=external_id)
             return await badges_service.member_shelf(
-                session, brand=brand, member_id=member.id, external_id=member.external_id, urls=_urls(services)
+                session,
+                brand=brand,
+                member_id=member.id,
+                external_id=member.external_id,
+                urls=_urls(services),
+                locale=member.locale,
             )
 
     @post(

@@ -244,7 +244,7 @@ class PortalController(Controller):
         services, brand, member = viewer.services, viewer.brand, viewer.member
         balance = await views.balance(services, brand, member.id)
         cards = await views.member_challenges(services, brand, member, now=viewer.now, t=viewer.t)
-        shelf = await views.member_badges(services, brand, member)
+        shelf = await views.member_badges(services, brand, member, locale=viewer.t.lang)
         standings = await views.member_standings(services, brand, member, limit=3, t=viewer.t)
         recent, _ = await views.activity(services, brand, member, viewer.t, limit=5)
         async with services.db.read() as session:  # pending and expiring points for the header
@@ -289,7 +289,7 @@ class PortalController(Controller):
     async def badges(self, request: Request[Any, Any, Any], viewer: PortalViewerDep) -> Template:
         """The badge shelf: earned, in progress, still locked."""
         balance = await views.balance(viewer.services, viewer.brand, viewer.member.id)
-        shelf = await views.member_badges(viewer.services, viewer.brand, viewer.member)
+        shelf = await views.member_badges(viewer.services, viewer.brand, viewer.member, locale=viewer.t.lang)
         earned = {b.key for b in shelf.earned}
         total = len(earned) + len(shelf.locked) + len({b.key for b in shelf.in_progress} - earned)
         return _render(

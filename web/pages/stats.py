@@ -23,6 +23,7 @@ from engine.db import Database
 from engine.ids import BrandId
 from engine.orm import EventRow, LedgerRow, MemberRow
 from engine.periods import local_day, local_midnight
+from engine.texts import text_in
 
 
 class DayCount(msgspec.Struct, frozen=True, kw_only=True):
@@ -164,7 +165,8 @@ async def completions(db: Database, *, brand_id: BrandId, since: datetime | None
         )
         counts = {int(challenge_id): int(count) for challenge_id, count in rows}
     found = [
-        Labelled(key=c.key, label=str(c.spec.get("title", c.key)), value=float(counts.get(c.id, 0))) for c in stored
+        Labelled(key=c.key, label=text_in(c.spec.get("title", c.key)) or c.key, value=float(counts.get(c.id, 0)))
+        for c in stored
     ]
     return sorted(found, key=lambda item: (-item.value, item.label))
 

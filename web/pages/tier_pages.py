@@ -14,6 +14,7 @@ from litestar.params import Body
 from litestar.response import Redirect, Template
 
 from engine.errors import QuestlineError
+from engine.texts import pick
 from tiers import repository as tiers_repo
 from tiers import service as tiers_service
 from tiers.models import TierProgram, TierSpec, build_program
@@ -48,15 +49,10 @@ class TierCard:
     reached: bool
 
 
-def localized(names: dict[str, str], lang: str, fallback: str) -> Localized:
+def localized(names: str | dict[str, str], lang: str, fallback: str) -> Localized:
     """The brand's text in ``lang`` (or English, or any), with the language it is written in."""
-    for candidate in (lang, "en"):
-        if names.get(candidate):
-            return Localized(text=names[candidate], lang=candidate)
-    for code, text in names.items():
-        if text:
-            return Localized(text=text, lang=code)
-    return Localized(text=fallback)
+    text, code = pick(names, lang)
+    return Localized(text=text, lang=code) if text else Localized(text=fallback)
 
 
 def amount(t: Translator, value: float, unit: str) -> str:

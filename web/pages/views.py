@@ -6,7 +6,6 @@ Every page and widget reads through here, so the calls into ``challenges``, ``ba
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -20,8 +19,6 @@ from badges.openbadges import Urls
 from challenges import definitions as challenges_repo
 from challenges import service as challenges_service
 from challenges import views as challenge_views
-from challenges.models import CampaignState
-from challenges.views import MemberChallenge
 from engine import points
 from engine.errors import QuestlineError
 from engine.ids import MemberId
@@ -29,11 +26,14 @@ from engine.members import Member
 from engine.orm import EventRow, LedgerRow, MemberRow
 from engine.points import LedgerEntry
 from engine.tenants import Brand
+from engine.texts import text_in
 from leaderboards import repository as boards_repo
 from leaderboards.models import BoardDef, BoardPage, Entry, MemberStanding
 from leaderboards.service import Leaderboards
+from tiers import repository as tiers_repo
 from web.deps import Services
 from web.i18n import Translator
+from web.pages.quests import ChallengeCard, card
 
 
 def badge_urls(services: Services) -> Urls:
@@ -56,11 +56,19 @@ class ActivityLine(msgspec.Struct, frozen=True, kw_only=True):
     occurred_at: datetime
 
 
-async def member_badges(services: Services, brand: Brand, member: Member) -> MemberBadges:
-    """The member's badge shelf (earned, in progress, locked), with images on this origin."""
+async def member_badges(services: Services, brand: Brand, member: Member, *, locale: str | None = None) -> MemberBadges:
+    """The member's badge shelf (earned, in progress, locked), with images on this origin, in ``locale``.
+
+    ``locale`` is the page's language (by default the member's).
+    """
     async with services.db.read() as session:
         shelf = await badges_service.member_shelf(
-            session, brand=brand, member_id=member.id, external_id=member.external_id, urls=badge_urls(services)
+            session,
+            brand=brand,
+            member_id=member.id,
+            external_id=member.external_id,
+            urls=badge_urls(services),
+            locale=locale or member.locale,
         )
     return msgspec.structs.replace(
         shelf,
@@ -90,18 +98,18 @@ async def activity(
         entries, next_before = await points.history(
             session, brand_id=brand.id, member_id=member.id, limit=limit, before=before
         )
-    names = await _names(services, brand)
+    names = await _names(services, brand, t.lang)
     return [_line(entry, names, t) for entry in entries], next_before
 
 
-async def _names(services: Services, brand: Brand) -> dict[tuple[str, str], str]:
-    """Display names of what can post points: challenges, badges, boards, earning rules."""
+async def _names(services: Services, brand: Brand, locale: str) -> dict[tuple[str, str], str]:
+    """Display names of what can post points (challenges, badges, boards), in ``locale``."""
     names: dict[tuple[str, str], str] = {}
     for badge in await badge_definitions(services, brand):
-        names[("badge", badge.key)] = badge.name
-    for key, title in (await challenge_titles(services, brand)).items():
+        names[("badge", badge.key)] = badge.in_locale(locale).name
+    for key, title in (await challenge_titles(services, brand, locale)).items():
         names[("challenge", key)] = title
-    for key, title in (await board_titles(services, brand)).items():
+    for key, title in (await board_titles(services, brand, locale)).items():
         names[("board", key)] = title
     return names
 
@@ -130,9 +138,9 @@ async def board_definitions(services: Services, brand: Brand) -> list[BoardDef]:
         return [b for b in await boards_repo.load_boards(session, brand_id=brand.id) if b.active]
 
 
-async def board_titles(services: Services, brand: Brand) -> dict[str, str]:
-    """Board key → title."""
-    return {b.key: b.title for b in await board_definitions(services, brand)}
+async def board_titles(services: Services, brand: Brand, locale: str | None = None) -> dict[str, str]:
+    """Board key → title (in ``locale`` when given per locale)."""
+    return {b.key: b.in_locale(locale).title for b in await board_definitions(services, brand)}
 
 
 async def public_boards(services: Services, brand: Brand) -> list[BoardDef]:
@@ -143,104 +151,25 @@ async def public_boards(services: Services, brand: Brand) -> list[BoardDef]:
 # --- challenges -----------------------------------------------------------------------------------------
 
 
-class StepLine(msgspec.Struct, frozen=True, kw_only=True):
-    """One step of a multi-step challenge."""
-
-    label: str
-    done: bool
-
-
-class ChallengeCard(msgspec.Struct, frozen=True, kw_only=True):
-    """A challenge as the portal shows it."""
-
-    key: str
-    title: str
-    description: str
-    campaign_title: str
-    kind: str
-    state: str
-    """``scheduled``, ``active``, ``paused`` or ``ended`` (the campaign's state)."""
-    completed: bool
-    value: float
-    target: float
-    percent: int
-    unit: str
-    starts_at: datetime | None
-    deadline: datetime | None
-    """When the current instance (or the campaign) ends."""
-    completed_at: datetime | None
-    recurrence: str
-    reward_points: int
-    reward_badge: str
-    needs_opt_in: bool
-    opted_in: bool
-    steps: list[StepLine] = []
-    streak_current: int | None = None
-    streak_longest: int | None = None
-
-
-def _unit(view: MemberChallenge, t: Translator) -> str:
-    match view.type:
-        case "streak":
-            period = view.streak.period if view.streak is not None else "day"
-            return t.label("unit", f"{period}s")
-        case "distinct":
-            return t("different")
-        case "sequence" | "all_of":
-            return t("steps")
-        case "sum":
-            return ""
-        case _:
-            return t("times")
-
-
-def _card(
-    view: MemberChallenge, badge_names: Mapping[str, str], recurrence: Mapping[str, str], t: Translator
-) -> ChallengeCard:
-    completed = view.status in {"completed", "capped"}
-    return ChallengeCard(
-        key=view.key,
-        title=view.title,
-        description=view.description,
-        campaign_title=view.campaign_title,
-        kind=view.type,
-        state=view.state.value if view.state is not CampaignState.DRAFT else "scheduled",
-        completed=completed,
-        value=view.progress,
-        target=view.target,
-        percent=view.percent,
-        unit=_unit(view, t),
-        starts_at=view.starts_at,
-        deadline=view.ends_at,
-        completed_at=view.completed_at,
-        recurrence=recurrence.get(view.key, "none"),
-        reward_points=view.reward.points,
-        reward_badge=badge_names.get(view.reward.badge, view.reward.badge) if view.reward.badge else "",
-        needs_opt_in=view.requires_opt_in,
-        opted_in=view.opted_in,
-        steps=[StepLine(label=t.event(step.event_type), done=step.done) for step in view.steps or []],
-        streak_current=view.streak.current if view.streak is not None else None,
-        streak_longest=view.streak.longest if view.streak is not None else None,
-    )
-
-
 async def member_challenges(
     services: Services, brand: Brand, member: Member, *, now: datetime, t: Translator
 ) -> list[ChallengeCard]:
     """The member's challenges (eligible ones, ended ones they took part in), with progress, for the portal."""
     async with services.db.read() as session:
-        found = await challenge_views.member_challenges(session, brand=brand, member=member, now=now)
+        found = await challenge_views.member_challenges(session, brand=brand, member=member, now=now, locale=t.lang)
         compiled = await challenges_repo.load_compiled(session, brand_id=brand.id, tz=brand.tz)
+        tiers = await tiers_repo.load_program(session, brand.id) if any(v.locked for v in found) else None
     recurrence = {c.key: c.recurrence for c in compiled}
-    badge_names = {b.key: b.name for b in await badge_definitions(services, brand)}
-    return [_card(view, badge_names, recurrence, t) for view in found]
+    badge_names = {b.key: b.in_locale(t.lang).name for b in await badge_definitions(services, brand)}
+    tier_names = {tier.key: tier.label(t.lang) for tier in tiers.tiers} if tiers is not None else {}
+    return [card(view, badge_names, recurrence, t, tier_names) for view in found]
 
 
-async def challenge_titles(services: Services, brand: Brand) -> dict[str, str]:
-    """Challenge key → title (archived ones included, for the history of points they paid)."""
+async def challenge_titles(services: Services, brand: Brand, locale: str | None = None) -> dict[str, str]:
+    """Challenge key → title in ``locale`` (archived ones included, for the history of points they paid)."""
     async with services.db.read() as session:
         stored = await challenges_repo.stored_challenges(session, brand_id=brand.id, include_archived=True)
-    return {c.key: str(c.spec.get("title", c.key)) for c in stored}
+    return {c.key: text_in(c.spec.get("title", c.key), locale) or c.key for c in stored}
 
 
 async def opt_in(services: Services, brand: Brand, member: Member, *, challenge: str, now: datetime) -> None:
@@ -353,8 +282,8 @@ async def member_standings(
         views.append(
             StandingView(
                 key=board.key,
-                title=board.title,
-                description=board.description,
+                title=board.in_locale(t.lang).title,
+                description=board.in_locale(t.lang).description,
                 period_label=period_label(board.period, page.period.starts_at, page.period.ends_at, t, brand.tz),
                 total=page.total,
                 decimals=board.decimals,

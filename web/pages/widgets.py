@@ -260,7 +260,7 @@ async def widget_board(
         )
     return WidgetBoard(
         board=page.board.key,
-        title=page.board.title,
+        title=definition.in_locale(t.lang).title,
         period=views.period_label(page.board.period, page.period.starts_at, page.period.ends_at, t, brand.tz),
         period_starts_at=page.period.starts_at,
         period_ends_at=page.period.ends_at,
@@ -271,9 +271,9 @@ async def widget_board(
     )
 
 
-async def widget_shelf(services: Services, brand: Brand, member: Member) -> WidgetShelf:
-    """The badge widget's content: the member's earned badges."""
-    shelf = await views.member_badges(services, brand, member)
+async def widget_shelf(services: Services, brand: Brand, member: Member, *, locale: str | None = None) -> WidgetShelf:
+    """The badge widget's content: the member's earned badges (names in ``locale``, by default the member's)."""
+    shelf = await views.member_badges(services, brand, member, locale=locale)
     return WidgetShelf(
         # External ids never leave through a publishable key: a member without a name gets a pseudonym.
         member=member.display_name or ranking.pseudonym_for(brand.id, member.id),
@@ -427,7 +427,7 @@ class WidgetsController(Controller):
         brand = principal.brand
         viewer = await shelf_member(services, brand, member)
         t = Translator(negotiate(lang, viewer.locale, accept_language=request.headers.get("accept-language")))
-        shelf = await widget_shelf(services, brand, viewer)
+        shelf = await widget_shelf(services, brand, viewer, locale=t.lang)
         return _page(
             "widgets/badges.html.jinja2",
             brand,

@@ -25,6 +25,7 @@ from leaderboards import repository as boards_repo
 from leaderboards.models import BoardDef
 from web.pages import views
 from web.pages.console.base import CONSOLE_DEPENDENCIES, CONSOLE_EXCEPTION_HANDLERS, ConsoleViewerDep, done, render
+from web.pages.console.merging import keep_unshown
 from web.pages.console.program import MAX_FILTER_CHARS, message_of
 
 FormData = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
@@ -126,8 +127,8 @@ def badge_form(badge: BadgeDef) -> dict[str, str]:
     rule = spec.rule
     return {
         "key": spec.key,
-        "name": spec.name,
-        "description": spec.description,
+        "name": badge.name,
+        "description": badge.description,
         "criteria": spec.criteria,
         "category": spec.category,
         "icon": spec.icon,
@@ -263,7 +264,12 @@ class BadgesPageController(Controller):
         errors: dict[str, str] = {}
         badge: BadgeDef | None = None
         try:
-            badge = parse_badge(badge_data(data, key=key, t=viewer.t), path="$")
+            written = badge_data(data, key=key, t=viewer.t)
+            if editing is not None:  # other locales of the name and description are kept
+                async with viewer.services.db.read() as session:
+                    stored = {b.key: b for b in await badges_repo.load_badges(session, viewer.brand.id)}.get(key)
+                written = keep_unshown(written, msgspec.to_builtins(badge_to_spec(stored)) if stored else None)
+            badge = parse_badge(written, path="$")
             if editing is None:
                 async with viewer.services.db.read() as session:
                     existing = {b.key for b in await badges_repo.load_badges(session, viewer.brand.id)}

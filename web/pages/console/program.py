@@ -28,10 +28,12 @@ from challenges.models import CampaignState, CampaignStatus
 from challenges.rules import campaign_state
 from challenges.simulate import SimulationReport
 from engine.errors import DefinitionError, QuestlineError, ValidationError
+from engine.texts import text_in
 from web import program
 from web.i18n import N_, Translator
 from web.pages import stats, views
 from web.pages.console.base import CONSOLE_DEPENDENCIES, CONSOLE_EXCEPTION_HANDLERS, ConsoleViewerDep, done, render
+from web.pages.console.merging import keep_stored
 
 FormData = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
 RULE_TYPES = ("count", "sum", "streak", "distinct", "sequence", "all_of", "first")
@@ -209,8 +211,8 @@ def campaign_form(spec: CampaignSpec, viewer: ConsoleViewerDep) -> dict[str, str
     """Form values of a stored campaign."""
     return {
         "c_key": spec.key,
-        "c_title": spec.title,
-        "c_description": spec.description,
+        "c_title": text_in(spec.title),
+        "c_description": text_in(spec.description),
         "c_starts_at": _local_input(spec.starts_at, viewer),
         "c_ends_at": _local_input(spec.ends_at, viewer),
         "c_status": spec.status,
@@ -225,8 +227,8 @@ def challenge_form(spec: ChallengeSpec) -> dict[str, str]:
     steps = rule.get("steps") or []
     return {
         "ch_key": spec.key,
-        "ch_title": spec.title,
-        "ch_description": spec.description,
+        "ch_title": text_in(spec.title),
+        "ch_description": text_in(spec.description),
         "ch_type": str(rule.get("type", "count")),
         "ch_event_type": str(rule.get("event_type", "")),
         "ch_target": "" if rule.get("target") is None else f"{rule['target']:g}",
@@ -266,6 +268,8 @@ async def save_definitions(
         DefinitionError: anything invalid, by JSON path; nothing is stored.
     """
     brand, now, db = viewer.brand, viewer.now, viewer.services.db
+    async with db.read() as session:  # what the forms do not show is kept (other locales, prerequisites)
+        campaign, challenge = await keep_stored(session, brand_id=brand.id, campaign=campaign, challenge=challenge)
     campaigns = parse_campaigns([campaign], path="$.campaigns", tz=brand.tz) if campaign is not None else None
     challenges = parse_challenges([challenge], path="$.challenges", tz=brand.tz) if challenge is not None else None
     async with db.write() as session:
@@ -332,7 +336,7 @@ class CampaignsController(Controller):
             rows.append(
                 CampaignRow(
                     key=stored.key,
-                    title=spec.title,
+                    title=text_in(spec.title),
                     state=state,
                     starts_at=mine[0].campaign.starts_at if mine else None,
                     ends_at=mine[0].campaign.ends_at if mine else None,

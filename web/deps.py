@@ -27,6 +27,7 @@ from engine.pipeline import Pipeline
 from engine.settings import Settings
 from engine.tenants import Brand, KeyCache, KeyKind, Principal
 from leaderboards.service import Leaderboards
+from web.notify_jobs import NotificationsWorker
 
 #: ``async hook(session, brand, member_id)`` run inside the erasure transaction.
 ErasureHook = Callable[[AsyncSession, Brand, MemberId], Awaitable[None]]
@@ -63,6 +64,8 @@ class Services:
     """Run after an existing member's profile changed (e.g. refresh board labels)."""
     mailer: EmailSender = field(default_factory=lambda: MemoryOutbox(sender="Questline <no-reply@questline.local>"))
     """Sends mail to members (magic links, double opt-in); an in-memory outbox without SMTP (the console shows it)."""
+    notifications: NotificationsWorker | None = None
+    """Derives the members' feed from the outbox and sends notification emails (a background job)."""
 
 
 #: Handler parameter types: injected by name (``services``, ``principal``, ``caller``).

@@ -9,7 +9,8 @@ What one domain offers another is an engine-level Protocol (``engine.grants.Badg
 as a typed argument; no domain imports a sibling. The pipeline is built once, after its processors:
 points → velocity limits (hold events beyond a limit) → referrals (a qualifying event pays both sides) →
 challenges → tiers (upgrades on what they awarded) → badges (a completion can award a badge) →
-leaderboards (they total what the others awarded) → the pages' live-update publisher → the outbox wake-up.
+leaderboards (they total what the others awarded) → notifications (who was overtaken; wakes the feed) → the
+pages' live-update publisher → the outbox wake-up.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ from engine.velocity import VelocityStep
 from enrollment import service as enrollment_service
 from leaderboards import erase_member as erase_board_member
 from leaderboards.service import Leaderboards
+from notifications import feed as notifications_feed
+from notifications.processor import NotificationsStep
 from referrals.processor import ReferralProcessor
 from tiers import service as tiers_service
 from tiers.processor import Programs as TierPrograms
@@ -60,6 +63,8 @@ from tiers.processor import TiersProcessor
 from web import exports
 from web.deps import ErasureHook, ExportHook, MemberUpdateHook, Services
 from web.metrics import PipelineMetrics, watch_pool
+from web.notify_jobs import BoardNeighbours, NotificationsWorker
+from web.notify_mail import TemplateRenderer
 from web.pages.live import LivePublisher
 from web.tracing import instrumented
 
@@ -82,6 +87,7 @@ def pipeline_steps(
     leaderboards: Leaderboards,
     outbox: OutboxDeliverer,
     grant_badge: BadgeGranter | None = None,
+    notifications: NotificationsWorker | None = None,
 ) -> list[Processor]:
     """Every domain's pipeline steps, in the order they must run."""
     tier_programs = TierPrograms()  # the points step reads tier multipliers through it (engine.grants.TierMultipliers)
@@ -93,6 +99,12 @@ def pipeline_steps(
         TiersProcessor(tier_programs, grant_badge=grant_badge),  # counts what points and challenges awarded
         BadgesProcessor(public_url=settings.public_url),
         leaderboards.processor(),
+        NotificationsStep(  # after the boards reported new ranks: who was overtaken; wakes the feed worker
+            redis,
+            namespace=settings.redis_namespace,
+            neighbours=BoardNeighbours(leaderboards),
+            wake=notifications.wake if notifications is not None else None,
+        ),
         LivePublisher(redis, namespace=settings.redis_namespace),  # after every domain wrote its effects
         OutboxProcessor(outbox),
     ]
@@ -123,6 +135,15 @@ async def _erase_enrollment(session: AsyncSession, brand: Brand, member_id: Memb
 
 async def _export_enrollment(session: AsyncSession, brand: Brand, member_id: MemberId) -> object:
     return await enrollment_service.export_section(session, brand_id=brand.id, member_id=member_id)
+
+
+async def _erase_notifications(session: AsyncSession, brand: Brand, member_id: MemberId) -> None:
+    await notifications_feed.forget_member(session, brand_id=brand.id, member_id=member_id)
+
+
+async def _export_notifications(session: AsyncSession, brand: Brand, member_id: MemberId) -> object:
+    found = await notifications_feed.items(session, brand_id=brand.id, member_id=member_id, limit=1000)
+    return msgspec.to_builtins(found)
 
 
 async def _erase_held_events(session: AsyncSession, brand: Brand, member_id: MemberId) -> None:
@@ -168,16 +189,29 @@ def build_services(
     outbox = OutboxDeliverer(db, http=http, clock=clock, guard=egress)
     grant_badge: BadgeGranter = badges_service.grant_function(Urls(settings.public_url))
     leaderboards = Leaderboards(db, redis, namespace=settings.redis_namespace, clock=clock, grant_badge=grant_badge)
+    mailer = create_sender(settings.smtp_url, sender=settings.mail_from)
+    notifications = NotificationsWorker(
+        db=db, redis=redis, namespace=settings.redis_namespace, clock=clock, mailer=mailer,
+        renderer=TemplateRenderer(secret=settings.secret, public_url=settings.public_url),
+    )  # fmt: skip
     steps = (
         list(processors)
         if processors is not None
-        else pipeline_steps(settings, redis=redis, leaderboards=leaderboards, outbox=outbox, grant_badge=grant_badge)
+        else pipeline_steps(
+            settings,
+            redis=redis,
+            leaderboards=leaderboards,
+            outbox=outbox,
+            grant_badge=grant_badge,
+            notifications=notifications,
+        )
     )
     erasure_hooks: tuple[ErasureHook, ...] = (
         _erase_challenges,
         _EraseFromBoards(redis, namespace=settings.redis_namespace),
         _erase_enrollment,
         _erase_held_events,
+        _erase_notifications,
     )
     export_hooks: dict[str, ExportHook] = {
         "challenges": _ChallengesExport(clock),
@@ -187,6 +221,7 @@ def build_services(
         "leaderboards": exports.leaderboards_export,
         "rewards": exports.rewards_export,
         "review": exports.review_export,
+        "notifications": _export_notifications,
     }
     # Labels live in Redis beside the standings: a profile change (display name, scope attribute) is
     # rewritten there at once.
@@ -210,7 +245,8 @@ def build_services(
         erasure_hooks=erasure_hooks,
         export_hooks=export_hooks,
         member_update_hooks=member_update_hooks,
-        mailer=create_sender(settings.smtp_url, sender=settings.mail_from),
+        mailer=mailer,
+        notifications=notifications,
     )
 
 
@@ -288,7 +324,7 @@ async def points_jobs(services: Services, *, every: float, runs: int | None = No
 
 @asynccontextmanager
 async def background_jobs(services: Services, *, deliver_webhooks: bool = True) -> AsyncIterator[None]:
-    """Run the background jobs while inside: boards, webhook delivery, points release and expiry.
+    """Run the background jobs while inside: boards, webhook and notification delivery, points release and expiry.
 
     The points jobs run every ``QUESTLINE_POINTS_JOBS_SECONDS`` (0: off). Boards are rebuilt from SQL at once for the embedded in-process Redis (it starts empty), else in the
     background.
@@ -300,10 +336,15 @@ async def background_jobs(services: Services, *, deliver_webhooks: bool = True) 
     tier_reviews = asyncio.create_task(
         tiers_service.run_periodically(services.db, clock=services.clock), name="tier-reviews"
     )
+    notifying = (
+        asyncio.create_task(services.notifications.run(), name="notifications")
+        if services.notifications is not None and deliver_webhooks
+        else None
+    )
     try:
         yield
     finally:
-        for task in (settling, tier_reviews):
+        for task in (settling, tier_reviews, notifying):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

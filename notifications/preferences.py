@@ -9,7 +9,7 @@ from sqlalchemy import delete, select
 
 from engine.db import insert_for
 from engine.errors import NotFound, ValidationError
-from engine.orm import BrandRow
+from engine.orm import BrandRow, MemberRow
 from engine.tenants import bump_config_version
 from notifications.models import KINDS, SETTINGS_KEY, BrandControls, MemberChoices
 from notifications.orm import NotificationChoiceRow, NotificationTemplateRow
@@ -43,6 +43,14 @@ async def choices(session: AsyncSession, *, brand_id: int, member_id: int) -> Me
     return MemberChoices(email_off=list(row.email_off or []), digest=row.digest) if row else MemberChoices()
 
 
+async def has_email(session: AsyncSession, *, brand_id: int, member_id: int) -> bool:
+    """Whether the member has an email address (no address, no email)."""
+    found = await session.scalar(
+        select(MemberRow.email).where(MemberRow.id == member_id, MemberRow.brand_id == brand_id)
+    )
+    return bool(found)
+
+
 async def save_choices(
     session: AsyncSession, *, brand_id: int, member_id: int, chosen: MemberChoices, now: datetime
 ) -> None:
@@ -62,6 +70,9 @@ async def unsubscribe(session: AsyncSession, *, brand_id: int, member_id: int, k
     """Turn one kind's email off for a member (the one-click unsubscribe); ``all`` turns every kind off."""
     if kind != "all" and kind not in KINDS:
         raise ValidationError("unknown notification kind", field="kind")
+    member = await session.scalar(select(MemberRow.id).where(MemberRow.id == member_id, MemberRow.brand_id == brand_id))
+    if member is None:
+        raise NotFound("no such member", field="member")
     current = await choices(session, brand_id=brand_id, member_id=member_id)
     off = list(KINDS) if kind == "all" else [*current.email_off, kind]
     await save_choices(

@@ -31,6 +31,7 @@ from web.pages.console.rewards_liability import LiabilityPageController
 from web.pages.join import JoinController
 from web.pages.links import MemberLinksController
 from web.pages.live import LivePublisher
+from web.pages.notifications import NotificationPagesController, UnsubscribeController
 from web.pages.portal import PortalController
 from web.pages.rewards import RewardsPortalController
 from web.pages.selfservice import SelfServiceController
@@ -52,6 +53,7 @@ CSRF_EXCLUDE = [
     "^/art/",
     "^/segment/",
     "^/hooks/",
+    "^/unsubscribe/",  # RFC 8058 one-click: a mail client's POST carries no cookie; the signed token authorises
 ]
 
 routes: list[Any] = [
@@ -86,6 +88,8 @@ routes: list[Any] = [
     JoinController,
     SelfServiceController,
     EnrollmentPagesController,
+    NotificationPagesController,
+    UnsubscribeController,
 ]
 
 

@@ -2,10 +2,11 @@
 
 Most notifications come from outbox messages (``notifications.feed``), so the step adds nothing to the
 transaction. After commit it wakes the feed worker, and for every ``RankChanged`` it compares the member's
-new rank with the rank it last saw (a Redis hash per board period, one round trip for the whole unit of
-work): a member who climbed from rank 7 to rank 4 overtook whoever now holds ranks 5 to 7 (at most
-:data:`MAX_PASSED` of them are told). Reading who they are is a board read, done only when somebody
-actually climbed.
+new rank and score with those it last saw (a Redis hash per board period, one round trip for the whole
+unit of work): a member who climbed from rank 7 to rank 4 overtook those now listed right below them whose
+score lies between the climber's old and new scores (at most :data:`MAX_PASSED` of them are told). Reading
+who they are is a board read, done only when somebody actually climbed; a tie broken without a change of
+the climber's rank is not reported.
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ class Neighbours(Protocol):
 
     async def below(
         self, brand: Brand, *, board: str, period: str, scope: str, rank: int, count: int
-    ) -> list[tuple[str, int]]:
-        """``(member external id, rank)`` of the ``count`` members ranked right after ``rank``."""
+    ) -> list[tuple[str, int, float]]:
+        """``(member external id, rank, score)`` of the ``count`` members listed right after ``rank``."""
         ...
 
 
@@ -90,32 +91,36 @@ class NotificationsStep:
 
     async def _climbed(
         self, uow: UnitOfWork, changes: list[tuple[EventContext, RankChanged]]
-    ) -> list[tuple[str, RankChanged, int]]:
+    ) -> list[tuple[str, RankChanged, int, float]]:
+        """``(climber, change, previous rank, previous score)`` of members whose rank improved."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for ctx, change in changes:
                 key = memo_key(self.namespace, uow.brand.id, change)
                 member = str(ctx.member_id)
                 pipe.hget(key, member)
-                pipe.hset(key, member, change.rank)
+                pipe.hset(key, member, f"{change.rank}:{change.score}")
                 pipe.expire(key, MEMO_SECONDS)
             replies = await pipe.execute()
         climbed = []
         for index, (ctx, change) in enumerate(changes):
             before = replies[index * 3]
-            if before is not None and int(before) > change.rank:
-                climbed.append((ctx.event.member, change, int(before)))
+            if before is None:
+                continue
+            rank, _, score = (before.decode() if isinstance(before, bytes) else str(before)).partition(":")
+            if rank.isdigit() and int(rank) > change.rank:
+                climbed.append((ctx.event.member, change, int(rank), float(score or 0)))
         return climbed
 
-    async def _record(self, uow: UnitOfWork, climbed: list[tuple[str, RankChanged, int]]) -> None:
+    async def _record(self, uow: UnitOfWork, climbed: list[tuple[str, RankChanged, int, float]]) -> None:
         assert self.neighbours is not None
         wanted: list[tuple[str, str, dict[str, object]]] = []  # external id, source, data
-        for by, change, before in climbed:
+        for by, change, before, old_score in climbed:
             passed = await self.neighbours.below(
                 uow.brand, board=change.board, period=change.period, scope=change.scope, rank=change.rank,
-                count=min(before - change.rank, MAX_PASSED),
+                count=min(before - change.rank + 1, MAX_PASSED),
             )  # fmt: skip
-            for external_id, rank in passed:
-                if external_id == by:
+            for external_id, rank, score in passed:
+                if external_id == by or not old_score <= score < change.score:
                     continue
                 source = f"r{change.board}:{change.period}:{change.scope}:{by}:{change.rank}"
                 wanted.append((external_id, source, {"board": change.board, "rank": rank, "by_rank": change.rank}))

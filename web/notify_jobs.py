@@ -36,12 +36,12 @@ class BoardNeighbours:
 
     async def below(
         self, brand: Brand, *, board: str, period: str, scope: str, rank: int, count: int
-    ) -> list[tuple[str, int]]:
-        """The ``count`` members after ``rank`` (external ids), read like the board's API read."""
+    ) -> list[tuple[str, int, float]]:
+        """The ``count`` members listed after ``rank`` (external ids), read like the board's API read."""
         page = await self.leaderboards.read(
             brand, board, period=period, scope=scope or None, offset=rank, limit=max(1, count)
         )
-        return [(entry.member, entry.rank) for entry in page.entries if entry.member and entry.rank > rank]
+        return [(entry.member, entry.rank, entry.score) for entry in page.entries if entry.member]
 
 
 class NotificationsWorker:

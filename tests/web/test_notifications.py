@@ -3,18 +3,24 @@ through a real SMTP server on loopback (headers, one-click unsubscribe, retries,
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from engine import settlement
+from engine.keys import member_channel
 from engine.mail import SmtpSender
 from engine.orm import MemberRow
+from notifications import preferences
+from notifications.models import BrandControls, MemberChoices
+from notifications.orm import NotificationRow
 from tests.conftest import public_resolver
 from tests.helpers import event
 from tests.smtp import Inbox, free_port, start_smtp
@@ -178,3 +184,135 @@ async def _referred_friend(app, brand, db, clock) -> str:
     bought = event("p1", external_id, "purchase", clock.now().isoformat(), amount=30)
     assert (await app.post("/v1/events", json=bought, headers=brand.headers)).status_code == 200
     return str(external_id)
+
+
+async def grant(app, brand, badge: str, who: str) -> None:
+    assert (
+        await app.put(f"/v1/badges/{badge}", json={"key": badge, "name": badge.title()}, headers=brand.headers)
+    ).status_code in (200, 201)
+    granted = await app.post(f"/v1/members/{who}/badges/{badge}/grant", json={"reason": "test"}, headers=brand.headers)
+    assert granted.status_code in (200, 201), granted.text
+
+
+async def states(db, brand, external_id: str) -> list[tuple[str, str, int]]:
+    async with db.read() as session:
+        rows = await session.execute(
+            select(NotificationRow.kind, NotificationRow.email_state, NotificationRow.email_attempts)
+            .join(MemberRow, MemberRow.id == NotificationRow.member_id)
+            .where(MemberRow.brand_id == brand.brand.id, MemberRow.external_id == external_id)
+            .order_by(NotificationRow.id)
+        )
+        return [(k, s, int(a)) for k, s, a in rows]
+
+
+async def test_email_arrives_with_list_unsubscribe_and_one_click_stops_that_kind(
+    app, brand, db, redis, settings, clock, smtp
+):
+    inbox, url = smtp
+    to = f"ada-{brand.brand.slug}@example.com"
+    await member(app, brand, "ada", email=to, db=db, locale="it")
+    w = worker(db, redis, settings, clock, url)
+    channel = member_channel(settings.redis_namespace, brand.brand.id, await _member_id(db, brand, "ada"))
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(channel)
+    await grant(app, brand, "vip", "ada")
+    await w.run_once()
+    assert await states(db, brand, "ada") == [("badge_earned", "sent", 0)]
+    heard = None
+    for _ in range(50):  # the live stream's channel hears about the new notification
+        heard = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+        if heard is not None:
+            break
+    await pubsub.aclose()
+    assert heard is not None and b"notification" in heard["data"]
+    [mail] = await asyncio.to_thread(inbox.wait_for, to)
+    assert mail["Subject"] == f"Nuovo badge da {brand.brand.name}"
+    assert mail["From"] == "Club <club@example.com>"
+    unsubscribe = mail["List-Unsubscribe"].strip("<>")
+    assert unsubscribe.startswith(f"{PUBLIC}/unsubscribe/")
+    assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    text = mail.get_body(preferencelist=("plain",)).get_content()
+    assert "Ciao ada" in text and "Hai ottenuto il badge Vip." in text and unsubscribe in text
+    assert f'href="{unsubscribe}"' in mail.get_body(preferencelist=("html",)).get_content()
+
+    path = urlsplit(unsubscribe).path
+    page = await app.get(path)  # a GET only asks (link scanners follow links)
+    assert page.status_code == 200 and "<form" in page.text
+    forged = await app.post(path[:-3] + "xyz", content=b"List-Unsubscribe=One-Click")
+    assert forged.status_code == 400
+    app.cookies.clear()  # RFC 8058: the mail client's POST carries no cookie and no CSRF token
+    done = await app.post(
+        path, content=b"List-Unsubscribe=One-Click", headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert done.status_code == 200, done.text
+    await grant(app, brand, "star", "ada")  # the same kind again: no mail
+    await w.run_once()
+    assert [s for k, s, _ in await states(db, brand, "ada")] == ["sent", "skipped"]
+    assert len(inbox.wait_for(to, count=2, timeout=0.3)) == 1
+
+
+async def _member_id(db, brand, external_id: str) -> int:
+    async with db.read() as session:
+        return int(
+            await session.scalar(
+                select(MemberRow.id).where(MemberRow.brand_id == brand.brand.id, MemberRow.external_id == external_id)
+            )
+        )
+
+
+async def test_failed_smtp_is_retried_with_backoff(app, brand, db, redis, settings, clock, smtp):
+    inbox, url = smtp
+    to = f"bo-{brand.brand.slug}@example.com"
+    await member(app, brand, "bo", email=to, db=db)
+    await grant(app, brand, "vip", "bo")
+    down = worker(db, redis, settings, clock, f"smtp://127.0.0.1:{free_port()}")  # nothing listens there
+    report = await down.run_once()
+    assert report.retried >= 1
+    assert await states(db, brand, "bo") == [("badge_earned", "pending", 1)]
+    up = worker(db, redis, settings, clock, url)
+    await up.run_once()
+    assert await states(db, brand, "bo") == [("badge_earned", "pending", 1)]  # the first retry waits 30 seconds
+    clock.set(clock.now() + timedelta(seconds=31))
+    await up.run_once()
+    [mail] = await asyncio.to_thread(inbox.wait_for, to)
+    assert mail["Subject"] == f"New badge at {brand.brand.name}"
+    assert await states(db, brand, "bo") == [("badge_earned", "sent", 1)]
+
+
+async def test_digest_combines_a_day_and_quiet_hours_hold(app, brand, db, redis, settings, clock, smtp):
+    inbox, url = smtp
+    controls = BrandControls(quiet_start="22:00", quiet_end="08:00", digest_hour=9)
+    async with db.write() as session:
+        await preferences.save_controls(session, brand_id=brand.brand.id, controls=controls)
+    daily, night = f"d-{brand.brand.slug}@example.com", f"n-{brand.brand.slug}@example.com"
+    await member(app, brand, "daily", email=daily, db=db)
+    await member(app, brand, "night", email=night, db=db)
+    async with db.write() as session:
+        await preferences.save_choices(
+            session, brand_id=brand.brand.id, member_id=await _member_id(db, brand, "daily"),
+            chosen=MemberChoices(digest=True), now=clock.now(),
+        )  # fmt: skip
+    w = worker(db, redis, settings, clock, url)
+    await grant(app, brand, "vip", "daily")
+    await grant(app, brand, "star", "daily")
+    await w.run_once()  # 11:00 in Rome: held for tomorrow's 09:00 digest
+    assert [s for _, s, _ in await states(db, brand, "daily")] == ["digest", "digest"]
+    clock.set(datetime(2026, 11, 20, 21, 30, tzinfo=UTC))  # 22:30 in Rome: quiet hours
+    await grant(app, brand, "vip", "night")
+    await w.run_once()
+    assert await states(db, brand, "night") == [("badge_earned", "pending", 0)]
+    assert inbox.wait_for(night, timeout=0.2) == []
+    clock.set(datetime(2026, 11, 21, 7, 0, tzinfo=UTC))  # 08:00 in Rome: quiet hours are over
+    await w.run_once()
+    assert len(await asyncio.to_thread(inbox.wait_for, night)) == 1
+    assert inbox.wait_for(daily, timeout=0.2) == []  # the digest waits for 09:00
+    clock.set(datetime(2026, 11, 21, 8, 0, tzinfo=UTC))  # 09:00 in Rome
+    await w.run_once()
+    [digest] = await asyncio.to_thread(inbox.wait_for, daily)
+    assert digest["Subject"] == f"Your day at {brand.brand.name}"
+    body = digest.get_body(preferencelist=("plain",)).get_content()
+    assert "You earned the badge Vip." in body and "You earned the badge Star." in body
+    assert digest["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    await w.run_once()
+    assert len(inbox.wait_for(daily, count=2, timeout=0.3)) == 1  # one mail for the day, sent once
+    assert [s for _, s, _ in await states(db, brand, "daily")] == ["sent", "sent"]

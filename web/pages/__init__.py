@@ -25,6 +25,7 @@ from web.pages.console.catalog import BadgesPageController, LeaderboardsPageCont
 from web.pages.console.dashboard import DashboardController
 from web.pages.console.enrollment import EnrollmentPagesController
 from web.pages.console.members import MembersController
+from web.pages.console.notifications import NotificationsPageController
 from web.pages.console.program import CampaignsController, ChallengesController, ProgramPageController
 from web.pages.console.rewards import RedemptionsPageController, RewardsPageController
 from web.pages.console.rewards_liability import LiabilityPageController
@@ -90,6 +91,7 @@ routes: list[Any] = [
     EnrollmentPagesController,
     NotificationPagesController,
     UnsubscribeController,
+    NotificationsPageController,
 ]
 
 

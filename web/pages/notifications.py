@@ -16,7 +16,7 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, QueryParameter
 from litestar.response import Redirect, Template
 
-from engine import tenants
+from engine import points, tenants
 from engine.errors import AuthenticationError, NotFound, QuestlineError, ValidationError
 from engine.ids import BrandId
 from notifications import feed, preferences
@@ -66,6 +66,7 @@ class NotificationPagesController(Controller):
         services, brand, member = viewer.services, viewer.brand, viewer.member
         async with services.db.read() as session:
             found = await feed.items(session, brand_id=brand.id, member_id=member.id)
+            balance = await points.balance(session, brand_id=brand.id, member_id=member.id)
         entries = [
             {
                 "id": i.id,
@@ -76,7 +77,10 @@ class NotificationPagesController(Controller):
             }
             for i in found
         ]
-        return _render(viewer, request, "portal/notifications.html.jinja2", active="notifications", entries=entries)
+        return _render(
+            viewer, request, "portal/notifications.html.jinja2", active="notifications", entries=entries,
+            balance=balance,
+        )  # fmt: skip
 
     @post("/read", status_code=303)
     async def mark_read(self, viewer: PortalViewerDep, data: FormData) -> Redirect:
@@ -105,12 +109,13 @@ class NotificationPagesController(Controller):
         async with services.db.read() as session:
             chosen = await preferences.choices(session, brand_id=brand.id, member_id=member.id)
             has_email = await preferences.has_email(session, brand_id=brand.id, member_id=member.id)
+            balance = await points.balance(session, brand_id=brand.id, member_id=member.id)
         controls = controls_of(brand.settings)
         kinds = [(k, viewer.t(KIND_LABELS[k]), k not in chosen.email_off) for k in KINDS if k in controls.enabled]
         return _render(
             viewer, request, "portal/notification_settings.html.jinja2", active="notifications",
             kinds=kinds, digest=chosen.digest, email_on=controls.email, has_email=has_email,
-            saved=saved == "yes", digest_hour=controls.digest_hour,
+            saved=saved == "yes", digest_hour=controls.digest_hour, balance=balance,
         )  # fmt: skip
 
     @post("/settings", status_code=303)

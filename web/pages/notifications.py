@@ -151,7 +151,7 @@ class UnsubscribeController(Controller):
     def _page(
         self, t: Translator, brand: tenants.Brand | None, *, kind: str, token: str, done: bool, status: int = 200
     ) -> Template:
-        what = t("all emails") if kind == "all" else t(KIND_LABELS.get(kind, N_("these emails")))
+        what = t(KIND_LABELS[kind]) if kind in KIND_LABELS else t("all emails")
         return rendering.page(
             "unsubscribe.html.jinja2",
             {"t": t, "accent": None, "brand": brand, "what": what, "token": token, "done": done},

@@ -110,6 +110,8 @@ def test_portal_pages_have_no_serious_violations(live_server, audited, axe_sourc
         "/portal/leaderboards",
         "/portal/activity",
         "/portal/tier",
+        "/portal/notifications",
+        "/portal/notifications/settings",
     ]
     urls = [f"{live_server.url}{path}?lang={lang}" for lang in LANGS for path in pages]
     assert audit(audited, axe_source, urls) == {}
@@ -143,6 +145,7 @@ def test_console_pages_have_no_serious_violations(live_server, audited, axe_sour
         "/console/review",
         "/console/audit",
         "/console/tiers",
+        "/console/notifications",
     ]
     pages += ["/join/demo", "/join/demo/sign-in", "/join/demo/widget"]
     urls = [f"{live_server.url}{path}?lang={lang}" for lang in LANGS for path in pages]

@@ -57,16 +57,17 @@ async def test_close_periods_command_pays_a_badge_reward(client, brand, clock, d
 
 async def test_the_pipeline_is_built_once_with_every_step_in_order(client):
     """Points, velocity limits, referrals, then the domains (challenges before tiers before badges before boards),
-    live updates, the outbox wake-up."""
+    notifications (after the boards' ranks), live updates, the outbox wake-up."""
     services = client.app.state.services
     steps = services.pipeline.processors
     assert [p.name for p in steps] == [
-        "points", "velocity", "referrals", "challenges", "tiers", "badges", "leaderboards", "live", "outbox",
+        "points", "velocity", "referrals", "challenges", "tiers", "badges", "leaderboards", "notifications", "live",
+        "outbox",
     ]  # fmt: skip
     assert isinstance(steps[0], PointsProcessor) and isinstance(steps[-1], OutboxProcessor)
-    assert len(services.erasure_hooks) == 4
+    assert len(services.erasure_hooks) == 5
     assert set(services.export_hooks) == {
-        "challenges", "enrollment", "points", "badges", "leaderboards", "rewards", "review",
+        "challenges", "enrollment", "points", "badges", "leaderboards", "rewards", "review", "notifications",
     }  # fmt: skip
     assert len(services.member_update_hooks) == 1
     assert not hasattr(services, "extras")

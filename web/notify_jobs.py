@@ -1,4 +1,4 @@
-"""The notifications worker: derive the feed from the outbox, announce it live, send the due emails.
+"""The notifications worker: derive the feed from the outbox and rank changes, announce it live, send emails.
 
 Woken after every pipeline commit (the notifications step) and every :data:`INTERVAL` seconds otherwise
 (points notices, redemptions, tier reviews and manual grants write outbox rows outside the pipeline).
@@ -20,6 +20,7 @@ from engine.mail import EmailSender
 from engine.tenants import Brand
 from leaderboards.service import Leaderboards
 from notifications import feed, mailing
+from notifications.processor import RankWatcher
 from web.notify_mail import TemplateRenderer
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class NotificationsWorker:
         clock: Clock,
         mailer: EmailSender,
         renderer: TemplateRenderer,
+        watcher: RankWatcher | None = None,
     ) -> None:
         self.db = db
         self.redis = redis
@@ -63,6 +65,7 @@ class NotificationsWorker:
         self.clock = clock
         self.mailer = mailer
         self.renderer = renderer
+        self.watcher = watcher
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -72,6 +75,11 @@ class NotificationsWorker:
     async def derive(self) -> set[tuple[int, int]]:
         """Turn new outbox messages into feed rows and tell the members' open portal pages."""
         touched = await feed.derive(self.db, now=self.clock.now())
+        if self.watcher is not None:
+            try:
+                touched |= await self.watcher.flush(self.db)
+            except RedisError:  # derived and best effort: the boards' reads fall back to SQL, the memo does not
+                log.warning("overtaken notifications skipped: Redis unavailable", exc_info=True)
         if touched:
             try:
                 async with self.redis.pipeline(transaction=False) as pipe:

@@ -55,7 +55,7 @@ from enrollment import service as enrollment_service
 from leaderboards import erase_member as erase_board_member
 from leaderboards.service import Leaderboards
 from notifications import feed as notifications_feed
-from notifications.processor import NotificationsStep
+from notifications.processor import NotificationsStep, RankWatcher
 from referrals.processor import ReferralProcessor
 from tiers import service as tiers_service
 from tiers.processor import Programs as TierPrograms
@@ -99,10 +99,8 @@ def pipeline_steps(
         TiersProcessor(tier_programs, grant_badge=grant_badge),  # counts what points and challenges awarded
         BadgesProcessor(public_url=settings.public_url),
         leaderboards.processor(),
-        NotificationsStep(  # after the boards reported new ranks: who was overtaken; wakes the feed worker
-            redis,
-            namespace=settings.redis_namespace,
-            neighbours=BoardNeighbours(leaderboards),
+        NotificationsStep(  # after the boards reported new ranks (who was overtaken); wakes the feed worker
+            watcher=notifications.watcher if notifications is not None else None,
             wake=notifications.wake if notifications is not None else None,
         ),
         LivePublisher(redis, namespace=settings.redis_namespace),  # after every domain wrote its effects
@@ -193,6 +191,7 @@ def build_services(
     notifications = NotificationsWorker(
         db=db, redis=redis, namespace=settings.redis_namespace, clock=clock, mailer=mailer,
         renderer=TemplateRenderer(secret=settings.secret, public_url=settings.public_url),
+        watcher=RankWatcher(redis, namespace=settings.redis_namespace, neighbours=BoardNeighbours(leaderboards)),
     )  # fmt: skip
     steps = (
         list(processors)

@@ -318,3 +318,25 @@ async def test_digest_combines_a_day_and_quiet_hours_hold(app, brand, db, redis,
     await w.run_once()
     assert len(inbox.wait_for(daily, count=2, timeout=0.3)) == 1  # one mail for the day, sent once
     assert [s for _, s, _ in await states(db, brand, "daily")] == ["sent", "sent"]
+
+
+async def test_feed_is_sealed_per_brand_exported_and_erased(app, brand, db, redis, settings, clock):
+    from tests.helpers import make_brand
+
+    other = await make_brand(db, clock)
+    await member(app, brand, "eve")
+    await grant(app, brand, "vip", "eve")
+    await worker(db, redis, settings, clock, f"smtp://127.0.0.1:{free_port()}").derive()
+    assert [i["kind"] for i in (await feed(app, brand, "eve"))["items"]] == ["badge_earned"]
+    foreign = await app.get("/v1/members/eve/notifications", headers=other.headers)
+    assert foreign.status_code == 404  # another brand's key sees no such member
+    marked = await app.post("/v1/members/eve/notifications/read", json={"ids": None}, headers=other.headers)
+    assert marked.status_code == 404 and (await feed(app, brand, "eve"))["unread"] == 1
+    exported = (await app.get("/v1/members/eve/export", headers=brand.headers)).json()
+    assert [n["kind"] for n in exported["sections"]["notifications"]] == ["badge_earned"]
+    eve = await _member_id(db, brand, "eve")
+    erased = await app.delete("/v1/members/eve", headers=brand.headers)
+    assert erased.status_code in (200, 204), erased.text
+    async with db.read() as session:
+        left = await session.scalars(select(NotificationRow.id).where(NotificationRow.member_id == eve))
+        assert list(left) == []

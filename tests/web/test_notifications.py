@@ -68,10 +68,20 @@ async def app(backend, settings, redis, clock) -> AsyncIterator[AsyncTestClient[
         yield client
 
 
+def own_client(redis):
+    """A client for the test's loop: on fakeredis a second client of the same server (the app uses the fixture's)."""
+    server = redis.connection_pool.connection_kwargs.get("server")
+    if server is None:
+        return redis  # real Redis: the app opened its own client
+    import fakeredis
+
+    return fakeredis.FakeAsyncRedis(server=server)
+
+
 def worker(db, redis, settings, clock, url: str) -> NotificationsWorker:
     """The notifications worker on the test's own loop, mailing ``url``."""
     return NotificationsWorker(
-        db=db, redis=redis, namespace=settings.redis_namespace, clock=clock,
+        db=db, redis=own_client(redis), namespace=settings.redis_namespace, clock=clock,
         mailer=SmtpSender(url, sender="Club <club@example.com>", timeout=2.0),
         renderer=TemplateRenderer(secret=settings.secret, public_url=PUBLIC),
     )  # fmt: skip
@@ -214,7 +224,7 @@ async def test_email_arrives_with_list_unsubscribe_and_one_click_stops_that_kind
     await member(app, brand, "ada", email=to, db=db, locale="it")
     w = worker(db, redis, settings, clock, url)
     channel = member_channel(settings.redis_namespace, brand.brand.id, await _member_id(db, brand, "ada"))
-    pubsub = redis.pubsub()
+    pubsub = w.redis.pubsub()
     await pubsub.subscribe(channel)
     await grant(app, brand, "vip", "ada")
     await w.run_once()

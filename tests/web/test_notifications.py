@@ -182,14 +182,15 @@ async def _referred_friend(app, brand, db, clock) -> str:
         201,
     )
     code = (await app.get("/v1/referrals/members/anna", headers=brand.headers)).json()["code"]
+    email = f"friend-{brand.brand.slug}@example.com"
     join = enrollment.PendingJoin(
-        brand_id=brand.brand.id, email="bea@example.com", joined_via="referral", referral_code=code,
+        brand_id=brand.brand.id, email=email, joined_via="referral", referral_code=code,
         asked_at=clock.now(), expires_at=clock.now() + timedelta(hours=1),
     )  # fmt: skip
     async with db.write() as session:
         member_id, external_id, _ = await enrollment.enrol(session, join=join, now=clock.now())
         await referrals.link_friend(
-            session, brand_id=brand.brand.id, code=code, friend_id=member_id, friend_email="bea@example.com",
+            session, brand_id=brand.brand.id, code=code, friend_id=member_id, friend_email=email,
             now=clock.now(),
         )  # fmt: skip
     bought = event("p1", external_id, "purchase", clock.now().isoformat(), amount=30)

@@ -28,6 +28,7 @@ TABLE_MODULES = (
     "tiers.orm",
     "wallet.orm",
     "segments.orm",
+    "notifications.orm",
 )
 
 

@@ -34,6 +34,7 @@ from web.api.health import health_routes
 from web.api.integrations import routes as integrations_routes
 from web.api.leaderboards import routes as leaderboards_routes
 from web.api.members import MembersController
+from web.api.notifications import NotificationsController
 from web.api.passkit import passkit_router
 from web.api.referrals import ReferralsController
 from web.api.retractions import RetractionsController
@@ -153,6 +154,7 @@ def create_app(
             *segments_routes,
             *pages.routes,
             ReferralsController,
+            NotificationsController,
             ErasureRequestsController,
             ReviewController,
             AuditController,

@@ -30,6 +30,7 @@ from engine.tenants import Brand, KeyCache, KeyKind, Principal
 from leaderboards.service import Leaderboards
 from segments.processor import Segments
 from wallet.push import ApnsPusher, PassPusher
+from web.notify_jobs import NotificationsWorker
 
 #: ``async hook(session, brand, member_id)`` run inside the erasure transaction.
 ErasureHook = Callable[[AsyncSession, Brand, MemberId], Awaitable[None]]
@@ -72,6 +73,8 @@ class Services:
     """Announces changed Apple passes to devices (APNs over HTTP/2; tests put a recording one in)."""
     segments: Segments = field(default_factory=Segments)
     """The brands' segments and membership (``engine.grants.SegmentMembership``), shared with the pipeline."""
+    notifications: NotificationsWorker | None = None
+    """Derives the members' feed from the outbox and sends notification emails (a background job)."""
 
 
 #: Handler parameter types: injected by name (``services``, ``principal``, ``caller``).

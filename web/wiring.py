@@ -7,9 +7,11 @@ badge reward exactly as the server's period closer does.
 
 What one domain offers another is an engine-level Protocol (``engine.grants.BadgeGranter``) passed here
 as a typed argument; no domain imports a sibling. The pipeline is built once, after its processors:
-segments (each event's member segments, from metrics read with the member lock) → points → velocity limits (hold events beyond a limit) → referrals (a qualifying event pays both sides) →
-offers (bonuses of personalised offers, within their budgets) → challenges → tiers (upgrades on what they awarded) → badges (a completion can award a badge) →
-leaderboards (they total what the others awarded) → the pages' live-update publisher → the outbox wake-up.
+segments (each event's member segments, from metrics read with the member lock) → points → velocity limits (hold
+events beyond a limit) → referrals (a qualifying event pays both sides) → offers (bonuses of personalised offers,
+within their budgets) → challenges → tiers (upgrades on what they awarded) → badges (a completion can award a
+badge) → leaderboards (they total what the others awarded) → notifications (who was overtaken; wakes the feed) →
+the pages' live-update publisher → the outbox wake-up.
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ from enrollment import service as enrollment_service
 from leaderboards import erase_member as erase_board_member
 from leaderboards.retraction import BoardsUndo
 from leaderboards.service import Leaderboards
+from notifications import feed as notifications_feed
+from notifications.processor import NotificationsStep, RankWatcher
 from referrals.processor import ReferralProcessor
 from segments import offer_repository as offers_repo
 from segments.offer_step import Offers, OffersStep
@@ -72,6 +76,8 @@ from web import exports
 from web.deps import ErasureHook, ExportHook, MemberUpdateHook, Services
 from web.jobs import Jobs
 from web.metrics import PipelineMetrics, watch_pool
+from web.notify_jobs import BoardNeighbours, NotificationsWorker
+from web.notify_mail import TemplateRenderer
 from web.pages.live import LivePublisher
 from web.pages.wallet_cards import refresh_passes
 from web.segment_sources import SOURCES as SEGMENT_SOURCES
@@ -100,6 +106,7 @@ def pipeline_steps(
     outbox: OutboxDeliverer,
     grant_badge: BadgeGranter | None = None,
     segments: Segments | None = None,
+    notifications: NotificationsWorker | None = None,
 ) -> list[Processor]:
     """Every domain's pipeline steps, in the order they must run."""
     tier_programs = TierPrograms()  # the points step reads tier multipliers through it (engine.grants.TierMultipliers)
@@ -115,6 +122,10 @@ def pipeline_steps(
         TiersProcessor(tier_programs, grant_badge=grant_badge),  # counts what points and challenges awarded
         BadgesProcessor(public_url=settings.public_url),
         leaderboards.processor(),
+        NotificationsStep(  # after the boards reported new ranks (who was overtaken); wakes the feed worker
+            watcher=notifications.watcher if notifications is not None else None,
+            wake=notifications.wake if notifications is not None else None,
+        ),
         LivePublisher(redis, namespace=settings.redis_namespace),  # after every domain wrote its effects
         OutboxProcessor(outbox, rank_interval=settings.webhook_rank_interval_seconds),
     ]
@@ -153,6 +164,15 @@ async def _erase_wallet(session: AsyncSession, brand: Brand, member_id: MemberId
 
 async def _erase_offer_state(session: AsyncSession, brand: Brand, member_id: MemberId) -> None:
     await offers_repo.forget_member(session, brand_id=brand.id, member_id=member_id)
+
+
+async def _erase_notifications(session: AsyncSession, brand: Brand, member_id: MemberId) -> None:
+    await notifications_feed.forget_member(session, brand_id=brand.id, member_id=member_id)
+
+
+async def _export_notifications(session: AsyncSession, brand: Brand, member_id: MemberId) -> object:
+    found = await notifications_feed.items(session, brand_id=brand.id, member_id=member_id, limit=1000)
+    return msgspec.to_builtins(found)
 
 
 async def _erase_held_events(session: AsyncSession, brand: Brand, member_id: MemberId) -> None:
@@ -199,6 +219,12 @@ def build_services(
     grant_badge: BadgeGranter = badges_service.grant_function(Urls(settings.public_url))
     leaderboards = Leaderboards(db, redis, namespace=settings.redis_namespace, clock=clock, grant_badge=grant_badge)
     segments = Segments(SEGMENT_SOURCES)
+    mailer = create_sender(settings.smtp_url, sender=settings.mail_from)
+    notifications = NotificationsWorker(
+        db=db, redis=redis, namespace=settings.redis_namespace, clock=clock, mailer=mailer,
+        renderer=TemplateRenderer(secret=settings.secret, public_url=settings.public_url),
+        watcher=RankWatcher(redis, namespace=settings.redis_namespace, neighbours=BoardNeighbours(leaderboards)),
+    )  # fmt: skip
     steps = (
         list(processors)
         if processors is not None
@@ -209,6 +235,7 @@ def build_services(
             outbox=outbox,
             grant_badge=grant_badge,
             segments=segments,
+            notifications=notifications,
         )
     )
     erasure_hooks: tuple[ErasureHook, ...] = (
@@ -218,6 +245,7 @@ def build_services(
         _erase_held_events,
         _erase_wallet,
         _erase_offer_state,
+        _erase_notifications,
     )
     export_hooks: dict[str, ExportHook] = {
         "challenges": _ChallengesExport(clock),
@@ -227,6 +255,7 @@ def build_services(
         "leaderboards": exports.leaderboards_export,
         "rewards": exports.rewards_export,
         "review": exports.review_export,
+        "notifications": _export_notifications,
     }
     # Labels live in Redis beside the standings: a profile change (display name, scope attribute) is
     # rewritten there at once.
@@ -263,8 +292,9 @@ def build_services(
         erasure_hooks=erasure_hooks,
         export_hooks=export_hooks,
         member_update_hooks=member_update_hooks,
-        mailer=create_sender(settings.smtp_url, sender=settings.mail_from),
         segments=segments,
+        mailer=mailer,
+        notifications=notifications,
     )
 
 
@@ -355,20 +385,30 @@ def schedule_jobs(services: Services, jobs: Jobs) -> Jobs:
 
 @asynccontextmanager
 async def background_jobs(services: Services, *, deliver_webhooks: bool = True) -> AsyncIterator[None]:
-    """Run the background work while inside: board rebuilds and catch-up, webhook delivery, the periodic jobs.
+    """Run the background work while inside: boards, webhook and notification delivery, the periodic jobs.
 
     The periodic jobs (:func:`schedule_jobs`) run on APScheduler (``web.jobs``); the points jobs every
-    ``QUESTLINE_POINTS_JOBS_SECONDS`` (0: off). Boards are rebuilt from SQL at once for the embedded
-    in-process Redis (it starts empty), else in the background.
+    ``QUESTLINE_POINTS_JOBS_SECONDS`` (0: off). Webhook delivery and the notifications worker are woken
+    loops (a commit wakes them). Boards are rebuilt from SQL at once for the embedded in-process Redis (it
+    starts empty), else in the background.
     """
     await services.leaderboards.start(rebuild_now=services.settings.uses_fake_redis)
     delivery = asyncio.create_task(services.outbox.run(), name="outbox") if deliver_webhooks else None
+    notifying = (
+        asyncio.create_task(services.notifications.run(), name="notifications")
+        if services.notifications is not None and deliver_webhooks
+        else None
+    )
     jobs = schedule_jobs(services, Jobs())
     jobs.start()
     try:
         yield
     finally:
         await jobs.stop()
+        if notifying is not None:
+            notifying.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await notifying
         await services.leaderboards.stop()
         if delivery is not None:
             delivery.cancel()

@@ -114,6 +114,8 @@ def test_portal_pages_have_no_serious_violations(live_server, audited, axe_sourc
         "/portal/tier",
         "/portal/wallet",
         "/portal/offers",
+        "/portal/notifications",
+        "/portal/notifications/settings",
     ]
     for kind, body in (("apple", apple_settings()), ("google", google_settings())):  # the buttons are audited too
         assert live_server.api.put(f"/v1/wallet/{kind}", json=body).status_code in (200, 201)
@@ -155,6 +157,7 @@ def test_console_pages_have_no_serious_violations(live_server, audited, axe_sour
         "/console/segments",
         "/console/offers",
         "/console/tiers",
+        "/console/notifications",
     ]
     pages += ["/join/demo", "/join/demo/sign-in", "/join/demo/widget"]
     urls = [f"{live_server.url}{path}?lang={lang}" for lang in LANGS for path in pages]

@@ -23,7 +23,10 @@ from engine.rules_store import put_rule
 from tests.conftest import public_resolver
 from tests.helpers import event
 
-STEPS = ["points", "velocity", "referrals", "challenges", "tiers", "badges", "leaderboards", "live", "outbox"]
+STEPS = [
+    "points", "velocity", "referrals", "challenges", "tiers", "badges", "leaderboards", "notifications", "live",
+    "outbox",
+]  # fmt: skip
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 

@@ -57,17 +57,17 @@ async def test_close_periods_command_pays_a_badge_reward(client, brand, clock, d
 
 async def test_the_pipeline_is_built_once_with_every_step_in_order(client):
     """Segments, points, velocity limits, referrals, offers, then the domains (challenges before tiers before badges
-    before boards), live updates, the outbox wake-up."""
+    before boards), notifications (after the boards' ranks), live updates, the outbox wake-up."""
     services = client.app.state.services
     steps = services.pipeline.processors
     assert [p.name for p in steps] == [
         "segments", "points", "velocity", "referrals", "offers", "challenges", "tiers", "badges", "leaderboards",
-        "live", "outbox",
+        "notifications", "live", "outbox",
     ]  # fmt: skip
     assert isinstance(steps[1], PointsProcessor) and isinstance(steps[-1], OutboxProcessor)
-    assert len(services.erasure_hooks) == 6
+    assert len(services.erasure_hooks) == 7
     assert set(services.export_hooks) == {
-        "challenges", "enrollment", "points", "badges", "leaderboards", "rewards", "review",
+        "challenges", "enrollment", "points", "badges", "leaderboards", "rewards", "review", "notifications",
     }  # fmt: skip
     assert len(services.member_update_hooks) == 1
     assert not hasattr(services, "extras")

@@ -27,6 +27,7 @@ from web.pages.console.catalog import BadgesPageController, LeaderboardsPageCont
 from web.pages.console.dashboard import DashboardController
 from web.pages.console.enrollment import EnrollmentPagesController
 from web.pages.console.members import MembersController
+from web.pages.console.notifications import NotificationsPageController
 from web.pages.console.program import CampaignsController, ChallengesController, ProgramPageController
 from web.pages.console.rewards import RedemptionsPageController, RewardsPageController
 from web.pages.console.rewards_liability import LiabilityPageController
@@ -34,6 +35,7 @@ from web.pages.console.webhooks import WebhooksController
 from web.pages.join import JoinController
 from web.pages.links import MemberLinksController
 from web.pages.live import LivePublisher
+from web.pages.notifications import NotificationPagesController, UnsubscribeController
 from web.pages.portal import PortalController
 from web.pages.rewards import RewardsPortalController
 from web.pages.segment_pages import ConsoleSegmentsController, PortalOffersController
@@ -57,6 +59,7 @@ CSRF_EXCLUDE = [
     "^/art/",
     "^/segment/",
     "^/hooks/",
+    "^/unsubscribe/",  # RFC 8058 one-click: a mail client's POST carries no cookie; the signed token authorises
 ]
 
 routes: list[Any] = [
@@ -94,6 +97,9 @@ routes: list[Any] = [
     JoinController,
     SelfServiceController,
     EnrollmentPagesController,
+    NotificationPagesController,
+    UnsubscribeController,
+    NotificationsPageController,
 ]
 
 

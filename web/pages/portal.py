@@ -22,6 +22,7 @@ from engine import point_views, tenants
 from engine.errors import AuthenticationError, NotFound, QuestlineError
 from engine.members import Member
 from engine.tenants import Brand
+from notifications import feed as notifications_feed
 from web.deps import Services, ServicesDep
 from web.i18n import N_, Translator, negotiate
 from web.pages import live, rendering, security, sessions, tokens, views
@@ -48,6 +49,8 @@ class PortalViewer:
     now: datetime
     nonce: str
     services: Services
+    unread: int = 0
+    """Unread notifications (the header's badge)."""
 
 
 #: Handler parameter type of the member (injected by name, ``viewer``).
@@ -85,6 +88,7 @@ async def provide_portal_viewer(request: Request[Any, Any, Any], services: Servi
         async with services.db.read() as session:
             brand = await tenants.get_brand_by_id(session, claims.brand_id)
             member = await members_repo.get_member(session, brand_id=brand.id, external_id=claims.member)
+            unread = await notifications_feed.unread(session, brand_id=brand.id, member_id=member.id)
     except (AuthenticationError, NotFound) as exc:
         raise PortalSignInRequired from exc
     return PortalViewer(
@@ -94,6 +98,7 @@ async def provide_portal_viewer(request: Request[Any, Any, Any], services: Servi
         now=now,
         nonce=security.new_nonce(),
         services=services,
+        unread=unread,
     )
 
 
@@ -151,6 +156,7 @@ def _render(
         "tz": viewer.brand.tz,
         "accent": accent_of(viewer.brand),
         "name": viewer.member.display_name or viewer.member.external_id,
+        "unread": viewer.unread,
     }
     return rendering.page(
         template,

@@ -82,6 +82,12 @@
       chip.textContent = freshChip.textContent;
       chip.setAttribute("data-value", freshChip.getAttribute("data-value"));
     }
+    var bell = document.querySelector("[data-live=unread]");
+    var freshBell = doc.querySelector("[data-live=unread]");
+    if (bell && freshBell && bell.getAttribute("data-value") !== freshBell.getAttribute("data-value")) {
+      bell.innerHTML = freshBell.innerHTML;
+      bell.setAttribute("data-value", freshBell.getAttribute("data-value"));
+    }
     var changed = fresh.innerHTML !== lastHtml;
     lastHtml = fresh.innerHTML;
     if (changed) {

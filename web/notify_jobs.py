@@ -1,0 +1,112 @@
+"""The notifications worker: derive the feed from the outbox and rank changes, announce it live, send emails.
+
+Woken after every pipeline commit (the notifications step) and every :data:`INTERVAL` seconds otherwise
+(points notices, redemptions, tier reviews and manual grants write outbox rows outside the pipeline).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from engine.aio import wait_event
+from engine.clock import Clock
+from engine.db import Database
+from engine.keys import member_channel
+from engine.mail import EmailSender
+from engine.tenants import Brand
+from leaderboards.service import Leaderboards
+from notifications import feed, mailing
+from notifications.processor import RankWatcher
+from web.notify_mail import TemplateRenderer
+
+log = logging.getLogger(__name__)
+
+INTERVAL = 5.0
+LIVE_MESSAGE = b'{"notification":true}'
+
+
+class BoardNeighbours:
+    """Who stands right below a rank on a board period (``notifications.processor.Neighbours``)."""
+
+    def __init__(self, leaderboards: Leaderboards) -> None:
+        self.leaderboards = leaderboards
+
+    async def below(
+        self, brand: Brand, *, board: str, period: str, scope: str, rank: int, count: int
+    ) -> list[tuple[str, int, float]]:
+        """The ``count`` members listed after ``rank`` (external ids), read like the board's API read."""
+        page = await self.leaderboards.read(
+            brand, board, period=period, scope=scope or None, offset=rank, limit=max(1, count)
+        )
+        return [(entry.member, entry.rank, entry.score) for entry in page.entries if entry.member]
+
+
+class NotificationsWorker:
+    """Feed derivation and email dispatch (one pass with :meth:`run_once`, forever with :meth:`run`)."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        redis: Redis,
+        namespace: str,
+        clock: Clock,
+        mailer: EmailSender,
+        renderer: TemplateRenderer,
+        watcher: RankWatcher | None = None,
+    ) -> None:
+        self.db = db
+        self.redis = redis
+        self.namespace = namespace
+        self.clock = clock
+        self.mailer = mailer
+        self.renderer = renderer
+        self.watcher = watcher
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Run a pass soon (called after a pipeline commit)."""
+        self._wake.set()
+
+    async def derive(self) -> set[tuple[int, int]]:
+        """Turn new outbox messages into feed rows and tell the members' open portal pages."""
+        touched = await feed.derive(self.db, now=self.clock.now())
+        if self.watcher is not None:
+            try:
+                touched |= await self.watcher.flush(self.db)
+            except RedisError:  # derived and best effort: the boards' reads fall back to SQL, the memo does not
+                log.warning("overtaken notifications skipped: Redis unavailable", exc_info=True)
+        if touched:
+            try:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for brand_id, member_id in sorted(touched):
+                        pipe.publish(member_channel(self.namespace, brand_id, member_id), LIVE_MESSAGE)
+                    await pipe.execute()
+            except RedisError:
+                log.warning("announcing %d notification(s) live failed", len(touched), exc_info=True)
+        return touched
+
+    async def dispatch(self) -> mailing.DispatchReport:
+        """Send the emails that are due."""
+        return await mailing.dispatch(self.db, sender=self.mailer, renderer=self.renderer, now=self.clock.now())
+
+    async def run_once(self) -> mailing.DispatchReport:
+        """One pass: derive, then dispatch."""
+        await self.derive()
+        return await self.dispatch()
+
+    async def run(self, *, interval: float = INTERVAL) -> None:
+        """Pass after pass, woken early by :meth:`wake`."""
+        while True:
+            self._wake.clear()
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # state is in SQL: the next pass retries
+                log.exception("notifications pass failed")
+            await wait_event(self._wake, interval)

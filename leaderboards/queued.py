@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from redis.exceptions import WatchError
 
 from leaderboards import keys, ranking
-from leaderboards.slots import LISTING, encode, standing_entry
+from leaderboards.slots import PERSON, standing_entry
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -54,10 +54,9 @@ class QueuedWrites:
             return [self.key(slot), *self._dense_keys(slot)]
         return [self.key(slot)]
 
-    def directory_keys(self, brand_id: int, board: str) -> list[str]:
-        """The keys of a board's directory and its sentinel."""
-        args = (self._namespace, brand_id, board)
-        return [keys.member_ids(*args), keys.member_names(*args), keys.board_ready(*args)]
+    def directory_keys(self, brand_id: int) -> list[str]:
+        """The keys of the brand's member directory: external id → member id, member id → entry."""
+        return [keys.member_ids(self._namespace, brand_id), keys.people(self._namespace, brand_id)]
 
     def _queue_standing(self, pipe: Any, write: Write) -> None:
         """Queue a non-dense write: the member's absolute score, or their removal from the slot."""
@@ -152,13 +151,13 @@ class QueuedWrites:
             pipe.rpushx(keys.rebuild_log(self._namespace, brand_id), *entries)
 
     def _queue_listing(self, pipe: Any, entry: Listing) -> None:
-        args = (self._namespace, entry.brand_id, entry.board)
-        pipe.hset(keys.member_ids(*args), entry.external_id, entry.member_id)
-        pipe.hset(keys.member_names(*args), str(entry.member_id), encode((entry.external_id, entry.label, entry.scope)))
+        ids, people = self.directory_keys(entry.brand_id)
+        pipe.hset(ids, entry.external_id, entry.member_id)
+        pipe.hset(people, str(entry.member_id), entry.encoded())
 
-    def _queue_forget(self, pipe: Any, brand_id: int, board: str, member_id: int, raw: bytes | str | None) -> None:
-        """Queue the removal of a member's directory entry (``raw``: what ``names`` holds of them, if anything)."""
-        args = (self._namespace, brand_id, board)
+    def _queue_forget(self, pipe: Any, brand_id: int, member_id: int, raw: bytes | str | None) -> None:
+        """Queue the removal of a member's directory entry (``raw``: what ``people`` holds of them, if anything)."""
+        ids, people = self.directory_keys(brand_id)
         if raw is not None:
-            pipe.hdel(keys.member_ids(*args), LISTING.decode(raw)[0])
-        pipe.hdel(keys.member_names(*args), str(member_id))
+            pipe.hdel(ids, PERSON.decode(raw)[0])
+        pipe.hdel(people, str(member_id))

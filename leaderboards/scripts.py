@@ -1,6 +1,7 @@
 """The store's Lua: the one-round-trip board read and the directory lookup, and how their calls are sent.
 
-A read is one script (:data:`READ_SCRIPT`) over the board's keys only (one hash tag, so Cluster-safe):
+A read is one script (:data:`READ_SCRIPT`) over the board's keys and the brand's directory (one hash
+tag, so Cluster-safe):
 the top page, the member's rank and ±k window, friends' ranks, every rank by the board's tie policy and
 the labels, in one consistent snapshot. :class:`ScriptBatch` sends the reads in flight together in one
 pipeline of ``EVALSHA`` calls; :func:`decode_read` turns a reply into a :class:`~leaderboards.slots.Snapshot`.
@@ -16,7 +17,7 @@ from redis.exceptions import NoScriptError, RedisError
 
 from leaderboards import ranking
 from leaderboards.models import Placed
-from leaderboards.slots import LISTING, Snapshot
+from leaderboards.slots import Snapshot, shown
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -207,10 +208,10 @@ def decode_read(slot: Slot, reply: Sequence[Any], *, offset: int, friends: Seque
     snapshot.page = placed_rows(board, period, page, page_ranks, offset)
     snapshot.around = placed_rows(board, period, around_rows, around_ranks, int(start))
     # The labels come in the order the script met the members: page, around, the member, friends.
-    shown = [p.member_id for p in snapshot.page] + [p.member_id for p in snapshot.around]
+    met = [p.member_id for p in snapshot.page] + [p.member_id for p in snapshot.around]
     if me:
         snapshot.me_id = int(me[0])
-        shown.append(snapshot.me_id)
+        met.append(snapshot.me_id)
         if len(me) > 1:
             snapshot.me = Placed(
                 member_id=snapshot.me_id,
@@ -226,11 +227,11 @@ def decode_read(slot: Slot, reply: Sequence[Any], *, offset: int, friends: Seque
             units=ranking.units_from_score(board, period, float(score)),
         )
         snapshot.friends[friends[int(index) - 1]] = found
-        shown.append(found.member_id)
+        met.append(found.member_id)
     listings = snapshot.listings
-    for member_id, raw in zip(shown, labels, strict=True):
+    for member_id, raw in zip(met, labels, strict=True):
         if raw is not None and member_id not in listings:
-            listings[member_id] = LISTING.decode(raw)
+            listings[member_id] = shown(board, slot.brand_id, member_id, raw)
     return snapshot
 
 

@@ -277,12 +277,12 @@ async def test_rebuild_makes_redis_identical_after_its_keys_are_deleted(client, 
     pattern = f"{redis_namespace}:lb:{{b{brand.brand.id}*"
     before = await lb.store.dump(pattern)
     assert len([k for k in before if ":z:" in k]) == 4
-    # Each board's directory (external id → member, member → label) and sentinel are rebuilt state too.
+    # The brand's directory (external id → member, member → name) and each board's sentinel are rebuilt too.
+    ids_key, people_key = lb.store.directory_keys(brand.brand.id)
+    assert sorted(before[ids_key]) == [b"a", b"b", b"c", b"d"]
+    assert len(before[people_key]) == 4
     for board in ("comp", "dense", "ftr", "window"):
-        ids_key, names_key, ready_key = lb.store.directory_keys(brand.brand.id, board)
-        assert sorted(before[ids_key]) == [b"a", b"b", b"c", b"d"]
-        assert len(before[names_key]) == 4
-        assert before[ready_key] == b"1"
+        assert before[keys.board_ready(redis_namespace, brand.brand.id, board)] == b"1"
     page_before = await read(client, brand, "dense", around="b", k=1)
     # Redis loses the brand's keys (as after a flush), including the sentinel.
     async for name in redis.scan_iter(match=pattern):
@@ -371,17 +371,20 @@ async def test_erasure_removes_a_member_everywhere(client, brand, clock, db, lb,
     assert ranks(await read(client, brand, "visits")) == []
     # Archived ranks are history (rewards were paid by them): the others keep theirs.
     assert ranks(await read(client, brand, "visits", period="2026-W47")) == [("b", 2, 1.0)]
-    pattern = f"{redis_namespace}:lb:{{b{brand.brand.id}:*"
+    pattern = f"{redis_namespace}:lb:{{b{brand.brand.id}}}:*"
     dump = await lb.store.dump(pattern)
     assert all(str(a.id).encode() not in dict(v) for k, v in dump.items() if ":z:" in k)
-    # The board's directory keeps nothing of them: no external id, no label.
-    ids_key, names_key, _ready = lb.store.directory_keys(brand.brand.id, "visits")
+    # The brand's directory keeps nothing of them: no external id, no name.
+    ids_key, names_key = lb.store.directory_keys(brand.brand.id)
     assert list(dump[ids_key]) == [b"b"]
     assert str(a.id).encode() not in dump[names_key]
     assert b'"a"' not in b"".join(dump[names_key].values())
-    # A rebuild agrees.
+    # A rebuild agrees (the brand's sentinel holds when it was rebuilt).
+    sentinel = keys.ready(redis_namespace, brand.brand.id)
     await lb.rebuild(brand_id=brand.brand.id)
-    assert await lb.store.dump(pattern) == dump
+    assert {k: v for k, v in (await lb.store.dump(pattern)).items() if k != sentinel} == {
+        k: v for k, v in dump.items() if k != sentinel
+    }
     # Erasure through the API (the engine renames the external id first, then runs the hooks).
     assert (await client.delete("/v1/members/b", headers=brand.headers)).status_code == 204
     dump = await lb.store.dump(pattern)
@@ -485,9 +488,10 @@ async def test_preferences_reach_every_reader_at_once_through_redis(client, bran
     page = await lb.read(brand.brand, "public", around="a", k=1)
     assert [(e.member, e.label) for e in page.entries] == [("b", "Marco Bianchi")]
     assert page.me is not None and page.me.rank is None  # known, but not on the public board
-    # Nothing of an opted-out member's name is kept for a public board; the members-only one still shows them.
-    names = await lb.store.dump(lb.store.directory_keys(brand.brand.id, "public")[1])
-    assert b"Caffeina" not in b"".join(next(iter(names.values())).values())
+    # The brand's one directory entry says they opted out: public boards show nothing of it (no external id,
+    # no label, above), the members-only one still shows them.
+    found = await lb.store.find_member(brand.brand.id, "a")
+    assert found is not None and found[1] == ("a", "Giulia Rossi", "", "", True)
     assert await labels("initials") == [("a", "G. R."), ("b", "M. B.")]
     await client.put("/v1/leaderboard-preferences/a", json={}, headers=brand.headers)
     assert await labels("public") == [("a", "Giulia Rossi"), ("b", "Marco Bianchi")]

@@ -129,6 +129,9 @@ class StoreMaintenance(QueuedWrites):
         """A :class:`SlotFiller` that makes ``slot`` hold exactly what is added to it, chunk by chunk."""
         return SlotFiller(self, slot)
 
+    # RENAME is queued with execute_command: redis-py's cluster pipeline refuses its ``rename`` method even
+    # inside MULTI, though both keys are in the brand's slot (the server checks that).
+
     async def replace(self, slot: Slot, entries: Sequence[tuple[int, float]], *, ttl: int | None = None) -> None:
         """Make ``slot`` hold exactly ``entries`` (member id, Redis score): filled aside, then renamed over it."""
         fill = self.filler(slot)
@@ -153,7 +156,7 @@ class StoreMaintenance(QueuedWrites):
         async with self._redis.pipeline(transaction=True) as pipe:
             for target in targets:
                 if filled:
-                    pipe.rename(keys.temporary(target, token), target)
+                    pipe.execute_command("RENAME", keys.temporary(target, token), target)
                 else:
                     pipe.delete(target)
             await pipe.execute()
@@ -274,7 +277,7 @@ class SlotFiller:
         async with redis.pipeline(transaction=True) as pipe:
             for target, temp in zip(self._targets, self._temps, strict=True):
                 if self.members:
-                    pipe.rename(temp, target)
+                    pipe.execute_command("RENAME", temp, target)
                     if ttl is not None:
                         pipe.expire(target, ttl)
                 else:

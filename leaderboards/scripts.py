@@ -130,17 +130,16 @@ class ScriptBatch:
     Each call is still its own ``EVALSHA``: one consistent snapshot per read. A call alone is sent at the
     end of the current loop turn, so it waits for nothing.
 
-    The script is a redis-py :class:`~redis.commands.core.AsyncScript`. Queued through the Script object
-    (``script(keys, args, client=pipeline)``), the pipeline makes sure Redis has it (``SCRIPT EXISTS``,
-    ``SCRIPT LOAD``) before its ``EVALSHA`` calls; that costs a round trip, so it is done only until the
-    first batch succeeds and again after Redis answers ``NOSCRIPT`` (restart, ``SCRIPT FLUSH``). In between
-    the batch queues the Script's ``EVALSHA`` alone: one round trip per batch.
+    The script is a redis-py :class:`~redis.commands.core.AsyncScript`. A batch is a pipeline of its
+    ``EVALSHA`` alone: one round trip. The calls Redis answers ``NOSCRIPT`` (first use, restart,
+    ``SCRIPT FLUSH``, a replica just promoted in a cluster) load it with ``SCRIPT LOAD`` on the client
+    (every master of a cluster) and run once more. ``SCRIPT`` commands cannot be pipelined on a cluster,
+    so loading is never queued on the batch's pipeline.
     """
 
     def __init__(self, redis: Redis, script: AsyncScript) -> None:
         self._redis = redis
         self._script = script
-        self._loaded = False
         self._pending: list[tuple[Call, asyncio.Future[Any]]] = []
         self._running: set[asyncio.Task[None]] = set()
 
@@ -179,22 +178,19 @@ class ScriptBatch:
                 future.set_result(reply)
 
     async def _run(self, calls: list[Call]) -> list[Any]:
-        """One pipeline of the calls' ``EVALSHA``; the calls Redis had no script for run again, loading it."""
-        replies = await self._pipeline(calls, load=not self._loaded)
+        """One pipeline of the calls' ``EVALSHA``; the calls Redis had no script for run again, after loading it."""
+        replies = await self._pipeline(calls)
         missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
         if missing:
-            for index, reply in zip(missing, await self._pipeline([calls[i] for i in missing], load=True), strict=True):
+            await self._redis.script_load(self._script.script)
+            for index, reply in zip(missing, await self._pipeline([calls[i] for i in missing]), strict=True):
                 replies[index] = reply
-        self._loaded = True
         return replies
 
-    async def _pipeline(self, calls: list[Call], *, load: bool) -> list[Any]:
+    async def _pipeline(self, calls: list[Call]) -> list[Any]:
         async with self._redis.pipeline(transaction=False) as pipe:
             for keys, args in calls:
-                if load:  # through the Script object: the pipeline loads it first if Redis lacks it
-                    await self._script(keys=keys, args=args, client=pipe)
-                else:
-                    pipe.evalsha(self._script.sha, len(keys), *keys, *args)
+                pipe.evalsha(self._script.sha, len(keys), *keys, *args)
             return list(await pipe.execute(raise_on_error=False))
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from engine.redisconn import queue_publish
 from leaderboards import keys, ranking
 from leaderboards.maintenance import StoreMaintenance
 from leaderboards.scripts import FIND_SCRIPT, READ_SCRIPT, ScriptBatch, decode_read
@@ -104,7 +105,7 @@ class BoardStore(StoreMaintenance):
             return
         async with self._redis.pipeline(transaction=False) as pipe:
             for channel, payload in messages:
-                pipe.publish(channel, payload)
+                queue_publish(pipe, self._redis, channel, payload)
             await pipe.execute()
 
     # --- reads ---------------------------------------------------------------------------------------

@@ -17,6 +17,9 @@ from leaderboards.service import Leaderboards
 from tests.conftest import REDIS_URL
 from tests.helpers import event
 
+# The leaderboard contract runs on a Redis Cluster too (tests/conftest.py).
+pytestmark = pytest.mark.redis_cluster
+
 
 @pytest.fixture
 async def client(backend, settings, redis, clock):

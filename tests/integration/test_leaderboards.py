@@ -222,7 +222,7 @@ async def test_reads_in_flight_together_share_one_pipeline_and_fail_alone(redis,
         run = pipe.execute
 
         async def recorded(*a, **kw):
-            pipelines.append(len(pipe.command_stack))
+            pipelines.append(len(pipe))
             return await run(*a, **kw)
 
         pipe.execute = recorded
@@ -269,17 +269,13 @@ async def test_a_batch_of_reads_costs_one_round_trip_once_the_script_is_known(re
 
     def counted(*args, **options):
         pipe = pipeline(*args, **options)
-        run, immediate = pipe.execute, pipe.immediate_execute_command
+        run = pipe.execute
 
         async def recorded(*a, **kw):
-            trips.append(f"pipeline:{len(pipe.command_stack)}")
+            trips.append(f"pipeline:{len(pipe)}")
             return await run(*a, **kw)
 
-        async def recorded_immediate(*a, **kw):
-            trips.append(str(a[0]))
-            return await immediate(*a, **kw)
-
-        pipe.execute, pipe.immediate_execute_command = recorded, recorded_immediate
+        pipe.execute = recorded
         return pipe
 
     redis.pipeline = counted

@@ -106,10 +106,73 @@ def cluster_nodes(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:
     return nodes, options
 
 
+class Cluster(RedisCluster):
+    """redis-py's asyncio cluster client, plus a plain client per master for ``MULTI``/``WATCH`` transactions.
+
+    redis-py's cluster pipeline runs a transaction's ``WATCH``-phase commands through a worker thread
+    that blocks the event loop and drops a coroutine on some paths; a transaction that stays in one slot
+    (all Questline's do) is simply a transaction on the master owning that slot, so it goes through a
+    plain :class:`~redis.asyncio.Redis` on that master (same timeouts and breaker). A failover or a moved
+    slot makes it fail like a lost connection; the cluster client's next command refreshes the map.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._masters: dict[str, Redis] = {}
+
+    async def master_for(self, key: str) -> Redis:
+        """A plain client on the master serving ``key``'s slot (as the cluster client last saw the map)."""
+        if self._initialize:  # no map yet: the first command of the client
+            await self.initialize()
+        node = self.nodes_manager.get_node_from_slot(self.keyslot(key))
+        client = self._masters.get(node.name)
+        if client is None:
+            options = self.nodes_manager.connection_kwargs
+            pool = ConnectionPool(
+                **{k: v for k, v in options.items() if k in _PLAIN_OPTIONS},
+                host=node.host,
+                port=node.port,
+                retry=Retry(NoBackoff(), 0),
+            )
+            client = self._masters[node.name] = Redis.from_pool(pool)
+        return client
+
+    async def aclose(self, *args: Any, **kwargs: Any) -> None:
+        """Close the cluster client and the masters' plain clients."""
+        masters, self._masters = list(self._masters.values()), {}
+        for client in masters:
+            await client.aclose()
+        await super().aclose(*args, **kwargs)
+
+
+_PLAIN_OPTIONS = frozenset(
+    {
+        "connection_class",
+        "breaker",
+        "username",
+        "password",
+        "socket_timeout",
+        "socket_connect_timeout",
+        "health_check_interval",
+        "decode_responses",
+    }
+)
+
+
+async def transaction_client(redis: Redis, key: str) -> Redis:
+    """The client for a ``MULTI``/``WATCH`` transaction on ``key``'s slot.
+
+    ``redis`` itself, or on a cluster a plain client of the slot's master (:class:`Cluster`).
+    """
+    if isinstance(redis, Cluster):
+        return await redis.master_for(key)
+    return redis
+
+
 def _create_cluster_client(settings: Settings, breaker: CircuitBreaker, timeout: float) -> Redis:
     nodes, options = cluster_nodes(settings.redis_url)
     guarded = _guarded_class(SSLConnection if options.get("ssl") else Connection)
-    cluster = RedisCluster(
+    cluster = Cluster(
         startup_nodes=[ClusterNode(host, port) for host, port in nodes],
         socket_connect_timeout=timeout,
         socket_timeout=timeout,

@@ -38,7 +38,7 @@ class StoreMaintenance(QueuedWrites):
     async def begin_log(self, brand_id: int, *, seconds: int) -> None:
         """Start logging what writes change (a rebuild does, before it reads SQL); the log lives ``seconds``."""
         log = keys.rebuild_log(self._namespace, brand_id)
-        async with self._redis.pipeline(transaction=True) as pipe:
+        async with (await self._transactions(brand_id)).pipeline(transaction=True) as pipe:
             pipe.delete(log)
             pipe.rpush(log, b"^")  # RPUSHX only appends to a list that exists
             pipe.expire(log, seconds)
@@ -78,7 +78,7 @@ class StoreMaintenance(QueuedWrites):
         dense_slots = {w.slot for w in writes if w.slot.board.ties == "dense"}
         watched = [log, *(k for slot in dense_slots for k in (self.key(slot), self._dense_keys(slot)[1]))]
         while True:
-            async with self._redis.pipeline(transaction=True) as pipe:
+            async with (await self._transactions(brand_id)).pipeline(transaction=True) as pipe:
                 try:
                     await pipe.watch(*watched)
                     if not await pipe.exists(log):
@@ -153,7 +153,7 @@ class StoreMaintenance(QueuedWrites):
     async def swap_directory(self, brand_id: int, token: str, *, filled: bool) -> None:
         """Rename the directory's scratch copy (written with ``into=token``) over it; ``filled=False``: empty it."""
         targets = self.directory_keys(brand_id)
-        async with self._redis.pipeline(transaction=True) as pipe:
+        async with (await self._transactions(brand_id)).pipeline(transaction=True) as pipe:
             for target in targets:
                 if filled:
                     pipe.execute_command("RENAME", keys.temporary(target, token), target)
@@ -197,7 +197,7 @@ class StoreMaintenance(QueuedWrites):
     async def unlock_rebuild(self, brand_id: int, token: str) -> None:
         """Release the rebuild lock if it is still ours (checked under WATCH)."""
         key = keys.rebuild_lock(self._namespace, brand_id)
-        async with self._redis.pipeline(transaction=True) as pipe:
+        async with (await self._transactions(brand_id)).pipeline(transaction=True) as pipe:
             try:
                 await pipe.watch(key)
                 held = await pipe.get(key)
@@ -244,6 +244,7 @@ class SlotFiller:
     def __init__(self, store: StoreMaintenance, slot: Slot) -> None:
         self._store = store
         self._targets = store.slot_keys(slot)
+        self._brand_id = slot.brand_id
         token = secrets.token_hex(6)
         self._temps = [keys.temporary(k, token) for k in self._targets]
         self._dense = slot.board.ties == "dense"
@@ -274,7 +275,8 @@ class SlotFiller:
                     pipe.zadd(self._temps[1], {str(v): float(v) for v in chunk})
                     pipe.hset(self._temps[2], mapping={str(v): self._counts[v] for v in chunk})
                 await pipe.execute()
-        async with redis.pipeline(transaction=True) as pipe:
+        brand = await self._store._transactions(self._brand_id)
+        async with brand.pipeline(transaction=True) as pipe:
             for target, temp in zip(self._targets, self._temps, strict=True):
                 if self.members:
                     pipe.execute_command("RENAME", temp, target)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import WatchError
 
+from engine.redisconn import transaction_client
 from leaderboards import keys, ranking
 from leaderboards.slots import PERSON, standing_entry
 
@@ -39,6 +40,10 @@ class QueuedWrites:
     def redis(self) -> Redis:
         """The client (for pub/sub and maintenance)."""
         return self._redis
+
+    async def _transactions(self, brand_id: int) -> Redis:
+        """The client for a ``MULTI``/``WATCH`` of the brand's keys (on a cluster: the slot's master)."""
+        return await transaction_client(self._redis, keys.ready(self._namespace, brand_id))
 
     def key(self, slot: Slot) -> str:
         """The sorted set of ``slot``."""
@@ -97,7 +102,7 @@ class QueuedWrites:
         ckey = self._dense_keys(slot)[1]
         entries = [standing_entry(slot.board.key, slot.period.id, slot.scope, m) for m in values]
         while True:
-            async with self._redis.pipeline(transaction=True) as pipe:
+            async with (await self._transactions(slot.brand_id)).pipeline(transaction=True) as pipe:
                 try:
                     await pipe.watch(zkey, ckey)
                     counts = await self._dense_counts(pipe, slot, values)

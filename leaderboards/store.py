@@ -70,7 +70,9 @@ class BoardStore(StoreMaintenance):
             await self._apply_dense(dense)
         plain = [w for w in writes if w.slot.board.ties != "dense"]
         listed = [w for w in writes if w.listed]
-        async with self._redis.pipeline(transaction=True) as pipe:
+        # One brand per unit of work: the MULTI stays in the brand's slot (Redis Cluster).
+        brand = await self._transactions(brand_ids[0] if brand_ids else listings[0].brand_id)
+        async with brand.pipeline(transaction=True) as pipe:
             for brand_id in brand_ids:
                 pipe.exists(keys.ready(self._namespace, brand_id))
             for brand_id, entries in _log_entries(plain, listings).items():
@@ -94,7 +96,7 @@ class BoardStore(StoreMaintenance):
     async def forget_member(self, brand_id: int, member_id: int) -> None:
         """Take a member out of the brand's directory (their external id and what labels are made of)."""
         raw = await self._redis.hget(keys.people(self._namespace, brand_id), str(member_id))
-        async with self._redis.pipeline(transaction=True) as pipe:
+        async with (await self._transactions(brand_id)).pipeline(transaction=True) as pipe:
             self._queue_log(pipe, brand_id, [directory_entry(member_id)])
             self._queue_forget(pipe, brand_id, member_id, raw)
             await pipe.execute()

@@ -129,12 +129,12 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 async def open_cluster(url: str = REDIS_CLUSTER_URL) -> Redis:
     """A client on the test Redis Cluster (skipped locally, a failure under CI, when it is not running)."""
-    from redis.asyncio.cluster import ClusterNode, RedisCluster
+    from redis.asyncio.cluster import ClusterNode
 
-    from engine.redisconn import cluster_nodes
+    from engine.redisconn import Cluster, cluster_nodes
 
     nodes, options = cluster_nodes(url)
-    client = RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in nodes], **options)
+    client = Cluster(startup_nodes=[ClusterNode(h, p) for h, p in nodes], **options)
     try:
         await client.initialize()
         await client.ping()

@@ -523,7 +523,11 @@ async def test_a_live_read_costs_one_redis_round_trip_and_no_sql(client, brand, 
         run = pipe.execute
 
         async def recorded(*a, **kw):
-            round_trips.append([command[0][0] for command in pipe.command_stack])
+            stack = getattr(pipe, "command_stack", None)  # a cluster pipeline keeps PipelineCommand objects
+            if stack is None:
+                round_trips.append([command.args[0] for command in pipe._execution_strategy._command_queue])
+            else:
+                round_trips.append([command[0][0] for command in stack])
             return await run(*a, **kw)
 
         pipe.execute = recorded

@@ -6,15 +6,14 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 from sqlalchemy import delete
 
+from engine.redisconn import is_cluster
 from leaderboards import keys
 from leaderboards.orm import BoardRow
 from leaderboards.service import Leaderboards
-from tests.conftest import REDIS_URL
 from tests.helpers import event
 
 # The leaderboard contract runs on a Redis Cluster too (tests/conftest.py).
@@ -33,7 +32,7 @@ async def client(backend, settings, redis, clock):
     if backend.endswith("fakeredis"):
         app = create_app(settings, clock=clock, redis=redis)
     else:
-        app = create_app(msgspec.structs.replace(settings, redis_url=REDIS_URL), clock=clock)
+        app = create_app(settings, clock=clock)  # the real Redis, or the Redis Cluster, of the backend
     async with AsyncTestClient(app=app) as test_client:
         yield test_client
 
@@ -435,13 +434,17 @@ async def test_definition_round_trip_update_and_delete(client, brand):
 async def test_rank_changes_are_published(client, brand, redis, redis_namespace):
     await put_board(client, brand, "visits", period="weekly")
     pubsub = redis.pubsub()
-    await pubsub.subscribe(keys.live_channel(redis_namespace, brand.brand.id, "visits"))
+    sharded = is_cluster(redis)  # a Redis Cluster publishes with SPUBLISH: listen with SSUBSCRIBE
+    receive = pubsub.get_sharded_message if sharded else pubsub.get_message
+    await (pubsub.ssubscribe if sharded else pubsub.subscribe)(
+        keys.live_channel(redis_namespace, brand.brand.id, "visits")
+    )
     try:
-        await pubsub.get_message(timeout=1.0)  # the subscribe confirmation
+        await receive(timeout=1.0)  # the subscribe confirmation
         await send(client, brand, event("e1", "a", "visit", FRIDAY.isoformat()))
         message = None
         for _ in range(20):
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
+            message = await receive(ignore_subscribe_messages=True, timeout=0.5)
             if message:
                 break
         assert message is not None

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 REBUILD_CHUNK = 5000
 """Members per command when a rebuild fills a key."""
+SCRATCH_SECONDS = 3600
+"""How long a rebuild's scratch copy of the directory lives if the rebuild dies before renaming it."""
 
 
 class StoreMaintenance(QueuedWrites):
@@ -148,6 +150,9 @@ class StoreMaintenance(QueuedWrites):
                 chunk = entries[start : start + REBUILD_CHUNK]
                 pipe.hset(ids, mapping={e.external_id: e.member_id for e in chunk})
                 pipe.hset(people, mapping={str(e.member_id): e.encoded() for e in chunk})
+            if into:  # a rebuild that fails leaves no scratch copy behind for long
+                pipe.expire(ids, SCRATCH_SECONDS)
+                pipe.expire(people, SCRATCH_SECONDS)
             await pipe.execute()
 
     async def swap_directory(self, brand_id: int, token: str, *, filled: bool) -> None:
@@ -157,6 +162,7 @@ class StoreMaintenance(QueuedWrites):
             for target in targets:
                 if filled:
                     pipe.execute_command("RENAME", keys.temporary(target, token), target)
+                    pipe.persist(target)  # the scratch copy's expiry came with it
                 else:
                     pipe.delete(target)
             await pipe.execute()

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 LOCK_SECONDS = 300
-CHUNK = 5000
+CHUNK = 10_000
 """Rows per step when a rebuild streams totals and members from SQL to Redis (bounds its memory)."""
 LOG_SECONDS = 3600
 """How long the rebuild log lives: a rebuild still running by then fails (and is retried) rather than guess."""
@@ -153,7 +153,35 @@ async def _rebuild_period(
     period = PeriodRef(id=state.period, starts_at=state.starts_at, ends_at=state.ends_at)
     fillers: dict[str, SlotFiller] = {}
     # Streamed: SQL hands over CHUNK rows at a time and each scope's keys are filled aside as they come.
-    async for rows in totals_repo.stream_totals(session, board_id=board.id, period=state.period, chunk=CHUNK):
+    await _fill_period(
+        session,
+        store,
+        brand_id=brand_id,
+        board=board,
+        period=period,
+        hidden=hidden,
+        fillers=fillers,
+        period_id=state.period,
+    )
+    for scope, fill in fillers.items():
+        await fill.finish(ttl=ttl)
+        report.written.update(store.slot_keys(Slot(brand_id=brand_id, board=board, period=period, scope=scope)))
+        report.keys += 1
+        report.members += fill.members
+
+
+async def _fill_period(
+    session: AsyncSession,
+    store: BoardStore,
+    *,
+    brand_id: BrandId,
+    board: BoardDef,
+    period: PeriodRef,
+    period_id: str,
+    hidden: set[int],
+    fillers: dict[str, SlotFiller],
+) -> None:
+    async for rows in totals_repo.stream_totals(session, board_id=board.id, period=period_id, chunk=CHUNK):
         by_scope: dict[str, list[tuple[int, float]]] = {}
         for member_id, scope, units, reached_at in rows:
             if ranking.is_listed(board, units=units, member_id=member_id, hidden=hidden):
@@ -164,11 +192,6 @@ async def _rebuild_period(
             if fill is None:
                 fill = fillers[scope] = store.filler(Slot(brand_id=brand_id, board=board, period=period, scope=scope))
             await fill.add(entries)
-    for scope, fill in fillers.items():
-        await fill.finish(ttl=ttl)
-        report.written.update(store.slot_keys(Slot(brand_id=brand_id, board=board, period=period, scope=scope)))
-        report.keys += 1
-        report.members += fill.members
 
 
 async def _rebuild_directory(

@@ -152,7 +152,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 one["board_bytes_per_member"] = round((after - before - directory) / (members * boards), 1)
                 one["directory_bytes_per_member"] = round(directory / members, 1)
                 rounds.append(one)
-                await redis.unlink(*[k async for k in redis.scan_iter(match=f"{run_namespace}:*", count=1000)])
+                # DEL, not UNLINK: a lazily freed set would shrink used_memory during the next round.
+                await redis.delete(*[k async for k in redis.scan_iter(match=f"{run_namespace}:*", count=1000)])
                 print(f"round {index + 1}: {one}", flush=True)
             results["rounds_detail"] = rounds
             for name in ("seconds", "peak_rss_mb", "board_bytes_per_member", "directory_bytes_per_member"):

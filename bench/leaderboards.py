@@ -248,18 +248,13 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 after = await used_memory(redis)
                 results["memory_bytes_per_member"] = round((after - before) / members, 1)
                 assert await redis.zcard(key) == members
-                # The board's directory, as the processor and a rebuild write it (member m<n> is "Member <n>").
+                # The brand's directory, as the processor and a rebuild write it (member m<n> is "Member <n>").
                 started = time.perf_counter()
-                await lb.store.replace_directory(
+                await lb.store.add_directory(
                     brand.id,
-                    BOARD,
                     [
                         Listing(
-                            brand_id=brand.id,
-                            board=BOARD,
-                            member_id=first_id + n,
-                            external_id=f"m{n}",
-                            label=f"Member {n}",
+                            brand_id=brand.id, member_id=first_id + n, external_id=f"m{n}", display_name=f"Member {n}"
                         )
                         for n in range(members)
                     ],
@@ -443,7 +438,7 @@ def report(results: dict[str, Any]) -> None:
     )
     print(
         f"\n  memory per member: {results['memory_bytes_per_member']} bytes in the sorted set,"
-        f" {results['directory_bytes_per_member']} bytes in the board's directory (INFO memory used_memory deltas)"
+        f" {results['directory_bytes_per_member']} bytes in the brand's directory (once per brand, INFO memory used_memory deltas)"
     )
     print(
         f"  loading: {results['load_sql_s']} s members into PostgreSQL (COPY), {results['load_redis_s']} s sorted set"

@@ -29,6 +29,7 @@ from engine.expiry import expires_at as expiry_date
 from engine.grants import LockColumns
 from engine.metrics import PipelineObserver, StageTimer
 from engine.orm import EventRow, LedgerRow, OutboxRow
+from engine.redisconn import queue_publish
 from engine.topics import outbox_row as outbox_row
 
 if TYPE_CHECKING:
@@ -310,7 +311,7 @@ async def _publish_all(uow: UnitOfWork) -> None:
         try:
             async with redis.pipeline(transaction=False) as pipe:
                 for channel, payload in messages:
-                    pipe.publish(channel, payload)
+                    queue_publish(pipe, redis, channel, payload)  # SPUBLISH on a Redis Cluster
                 await pipe.execute()
         except Exception:
             log.exception("publishing %d live message(s) failed", len(messages))

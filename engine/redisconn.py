@@ -6,14 +6,22 @@ command is not retried, and connecting goes through a :class:`~engine.breaker.Ci
 few refused or timed-out connects in a row, every command fails at once (``ConnectionError``, no network
 wait) until the cool-down ends and one connect probes Redis again. Callers treat Redis as derived state:
 they catch :class:`redis.exceptions.RedisError` and carry on (see ``docs/operations.md``, Outages).
+
+``redis+cluster://host:port,host:port`` (``rediss+cluster://`` for TLS) opens redis-py's asyncio
+:class:`~redis.asyncio.cluster.RedisCluster` on those seed nodes instead: the same timeouts and breaker on
+every node's connections, and the cluster client's own redirection handling (``MOVED``/``ASK``, a new
+slot map after a replica is promoted). Every multi-key command and script of Questline stays inside one
+hash slot (see :mod:`leaderboards.keys`), so a cluster serves them as a single Redis does.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from redis.asyncio import ConnectionPool, Redis
-from redis.asyncio.connection import AbstractConnection, Connection, parse_url
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.connection import AbstractConnection, Connection, SSLConnection, parse_url
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -63,12 +71,136 @@ def _guarded_class(base: type[Any]) -> type[AbstractConnection]:
     return found
 
 
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+
+
+def is_cluster_url(url: str) -> bool:
+    """Whether ``url`` names a Redis Cluster (``redis+cluster://host:port,host:port``)."""
+    return url.split("://", 1)[0] in CLUSTER_SCHEMES
+
+
+def cluster_nodes(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:
+    """The seed nodes and client options of a ``redis+cluster://[user:password@]host:port,host:port`` URL.
+
+    Raises:
+        ValueError: not a cluster URL, or a node without a port.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in CLUSTER_SCHEMES:
+        raise ValueError(f"not a Redis Cluster URL: {url!r}")
+    userinfo, _at, hosts = parts.netloc.rpartition("@")
+    options: dict[str, Any] = {"ssl": parts.scheme == "rediss+cluster"}
+    if userinfo:
+        user, _colon, password = userinfo.partition(":")
+        options["username"] = unquote(user) or None
+        options["password"] = unquote(password) or None
+    nodes: list[tuple[str, int]] = []
+    for item in hosts.split(","):
+        host, _colon, port = item.strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"a Redis Cluster node needs host:port, got {item!r}")
+        nodes.append((host.strip("[]"), int(port)))
+    for name, values in parse_qs(parts.query).items():
+        if name == "read_from_replicas":
+            options[name] = values[-1].lower() in ("1", "true", "yes")
+    return nodes, options
+
+
+class Cluster(RedisCluster):
+    """redis-py's asyncio cluster client, plus a plain client per master for ``MULTI``/``WATCH`` transactions.
+
+    redis-py's cluster pipeline runs a transaction's ``WATCH``-phase commands through a worker thread
+    that blocks the event loop and drops a coroutine on some paths; a transaction that stays in one slot
+    (all Questline's do) is simply a transaction on the master owning that slot, so it goes through a
+    plain :class:`~redis.asyncio.Redis` on that master (same timeouts and breaker). A failover or a moved
+    slot makes it fail like a lost connection; the cluster client's next command refreshes the map.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._masters: dict[str, Redis] = {}
+
+    async def master_for(self, key: str) -> Redis:
+        """A plain client on the master serving ``key``'s slot (as the cluster client last saw the map)."""
+        if self._initialize:  # no map yet: the first command of the client
+            await self.initialize()
+        node = self.nodes_manager.get_node_from_slot(self.keyslot(key))
+        client = self._masters.get(node.name)
+        if client is None:
+            options = self.nodes_manager.connection_kwargs
+            pool = ConnectionPool(
+                **{k: v for k, v in options.items() if k in _PLAIN_OPTIONS},
+                host=node.host,
+                port=node.port,
+                retry=Retry(NoBackoff(), 0),
+            )
+            client = self._masters[node.name] = Redis.from_pool(pool)
+        return client
+
+    async def aclose(self, *args: Any, **kwargs: Any) -> None:
+        """Close the cluster client and the masters' plain clients."""
+        masters, self._masters = list(self._masters.values()), {}
+        for client in masters:
+            await client.aclose()
+        await super().aclose(*args, **kwargs)
+
+
+_PLAIN_OPTIONS = frozenset(
+    {
+        "connection_class",
+        "breaker",
+        "username",
+        "password",
+        "socket_timeout",
+        "socket_connect_timeout",
+        "health_check_interval",
+        "decode_responses",
+    }
+)
+
+
+async def transaction_client(redis: Redis, key: str) -> Redis:
+    """The client for a ``MULTI``/``WATCH`` transaction on ``key``'s slot.
+
+    ``redis`` itself, or on a cluster a plain client of the slot's master (:class:`Cluster`).
+    """
+    if isinstance(redis, Cluster):
+        return await redis.master_for(key)
+    return redis
+
+
+def _create_cluster_client(settings: Settings, breaker: CircuitBreaker, timeout: float) -> Redis:
+    nodes, options = cluster_nodes(settings.redis_url)
+    guarded = _guarded_class(SSLConnection if options.get("ssl") else Connection)
+    cluster = Cluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in nodes],
+        socket_connect_timeout=timeout,
+        socket_timeout=timeout,
+        health_check_interval=0,
+        decode_responses=False,
+        **options,
+    )
+    # Every node's connections (the seeds', and those found later) ask the breaker before connecting.
+    cluster.nodes_manager.connection_kwargs.update(connection_class=guarded, breaker=breaker)
+    for node in cluster.nodes_manager.startup_nodes.values():
+        node.connection_class = cast("type[Connection]", guarded)
+        node.connection_kwargs["breaker"] = breaker
+    # The cluster client speaks the same commands as the single-node one (Questline keeps every
+    # multi-key command in one slot); callers are typed against the single-node client.
+    return cast("Redis", cluster)
+
+
 def create_redis_client(settings: Settings, breaker: CircuitBreaker | None = None) -> Redis:
-    """A redis-py asyncio client on ``settings.redis_url`` with the timeouts and breaker of the settings."""
+    """A redis-py asyncio client on ``settings.redis_url`` with the timeouts and breaker of the settings.
+
+    A ``redis+cluster://`` URL gives a :class:`~redis.asyncio.cluster.RedisCluster` (module docstring).
+    """
     timeout = settings.redis_timeout_ms / 1000
     breaker = breaker or CircuitBreaker(
         name="redis", failures=settings.redis_breaker_failures, cooldown=settings.redis_breaker_cooldown_s
     )
+    if is_cluster_url(settings.redis_url):
+        return _create_cluster_client(settings, breaker, timeout)
     base = parse_url(settings.redis_url).get("connection_class", Connection)
     pool = ConnectionPool.from_url(
         settings.redis_url,
@@ -85,7 +217,27 @@ def create_redis_client(settings: Settings, breaker: CircuitBreaker | None = Non
 
 def breaker_of(redis: Redis) -> CircuitBreaker | None:
     """The breaker guarding ``redis``'s connections, if it was made by :func:`create_redis_client`."""
-    pool = getattr(redis, "connection_pool", None)
-    kwargs = getattr(pool, "connection_kwargs", None)
+    if isinstance(redis, RedisCluster):
+        kwargs: Any = redis.nodes_manager.connection_kwargs
+    else:
+        kwargs = getattr(getattr(redis, "connection_pool", None), "connection_kwargs", None)
     found = kwargs.get("breaker") if isinstance(kwargs, dict) else None
     return found if isinstance(found, CircuitBreaker) else None
+
+
+def is_cluster(redis: Any) -> bool:
+    """Whether ``redis`` is a Redis Cluster client."""
+    return isinstance(redis, RedisCluster)
+
+
+def queue_publish(pipe: Any, redis: Any, channel: str, payload: bytes) -> None:
+    """Queue a message on ``pipe``: ``PUBLISH``, or on a cluster ``SPUBLISH`` (sharded pub/sub).
+
+    A cluster broadcasts a classic ``PUBLISH`` to every node over its bus (and redis-py refuses it in a
+    cluster pipeline); ``SPUBLISH`` goes to the shard that owns the channel's slot only, where
+    :func:`web.pages.live.updates` listens with ``SSUBSCRIBE``.
+    """
+    if is_cluster(redis):
+        pipe.spublish(channel, payload)
+    else:
+        pipe.publish(channel, payload)

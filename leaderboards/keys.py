@@ -1,20 +1,23 @@
 """Every Redis key and channel of the leaderboards, in one module.
 
-A board's keys carry the Redis Cluster hash tag ``{b<brand_id>:<board>}``, so all its periods and
-scopes (and the temporary keys a rebuild renames over them) hash to one slot; the brand-wide keys use
-``{b<brand_id>}``. Everything starts with the deployment's ``redis_namespace``::
+Every key of a brand carries the Redis Cluster hash tag ``{b<brand_id>}``: all its boards, periods and
+scopes, its member directory, sentinels, rebuild lock and rebuild log hash to one slot. A board's read
+script reads the brand's directory (one copy per brand, not one per board), and a write's ``MULTI``
+covers the brand's sentinel, its rebuild log, the directory and the standings: in a cluster each of
+those must sit in one slot, so the tag is the brand's and never the board's. Brands spread over the
+shards; one brand lives on one shard. Everything starts with the deployment's ``redis_namespace``::
 
-    <ns>:lb:{b7:weekly-points}:z:2026-W47               standings (sorted set) of one period
-    <ns>:lb:{b7:by-store}:z:2026-W47:milano-centro       … of one scope value (percent-encoded)
-    <ns>:lb:{b7:weekly-dense}:d:2026-W47                 distinct scores of a dense board (sorted set)
-    <ns>:lb:{b7:weekly-dense}:c:2026-W47                 how many members hold each score (hash)
-    <ns>:lb:{b7:weekly-points}:ids                       external id → member id of everyone with a total (hash)
-    <ns>:lb:{b7:weekly-points}:names                     member id → [external id, label, scope] as JSON (hash)
-    <ns>:lb:{b7:weekly-points}:ready                     sentinel: this board was rebuilt here
-    <ns>:lb:{b7}:ready                                   sentinel: the brand's boards were rebuilt here
-    <ns>:lb:{b7}:rebuilding                              lock while a worker rebuilds the brand
-    <ns>:lb:{b7}:log                                     what writers changed while a rebuild runs (list)
-    <ns>:lb:live:b7:weekly-points                        pub/sub channel of rank changes
+    <ns>:lb:{b7}:b:weekly-points:z:2026-W47               standings (sorted set) of one period
+    <ns>:lb:{b7}:b:by-store:z:2026-W47:milano-centro      … of one scope value (percent-encoded)
+    <ns>:lb:{b7}:b:weekly-dense:d:2026-W47                distinct scores of a dense board (sorted set)
+    <ns>:lb:{b7}:b:weekly-dense:c:2026-W47                how many members hold each score (hash)
+    <ns>:lb:{b7}:b:weekly-points:ready                    sentinel: this board was rebuilt here
+    <ns>:lb:{b7}:ids                                      external id → member id, whole brand (hash)
+    <ns>:lb:{b7}:people                                   member id → what boards show of them (hash)
+    <ns>:lb:{b7}:ready                                    sentinel: the brand's boards were rebuilt here
+    <ns>:lb:{b7}:rebuilding                               lock while a worker rebuilds the brand
+    <ns>:lb:{b7}:log                                      what writers changed while a rebuild runs (list)
+    <ns>:lb:live:b7:weekly-points                         pub/sub channel of rank changes
 """
 
 from __future__ import annotations
@@ -24,13 +27,16 @@ from urllib.parse import quote
 STANDINGS = "z"
 DISTINCT = "d"
 COUNTS = "c"
-IDS = "ids"
-NAMES = "names"
 READY = "ready"
 
 
-def _tag(brand_id: int, board: str) -> str:
-    return f"{{b{brand_id}:{board}}}"
+def tag(brand_id: int) -> str:
+    """The brand's Redis Cluster hash tag: every key of the brand's boards is in its slot."""
+    return f"{{b{brand_id}}}"
+
+
+def _board(namespace: str, brand_id: int, board: str) -> str:
+    return f"{namespace}:lb:{tag(brand_id)}:b:{board}"
 
 
 def _suffix(period: str, scope: str) -> str:
@@ -39,32 +45,32 @@ def _suffix(period: str, scope: str) -> str:
 
 def standings(namespace: str, brand_id: int, board: str, period: str, scope: str = "") -> str:
     """The sorted set of one period (and scope value) of a board."""
-    return f"{namespace}:lb:{_tag(brand_id, board)}:{STANDINGS}:{_suffix(period, scope)}"
+    return f"{_board(namespace, brand_id, board)}:{STANDINGS}:{_suffix(period, scope)}"
 
 
 def distinct_scores(namespace: str, brand_id: int, board: str, period: str, scope: str = "") -> str:
     """The sorted set of distinct scores of a dense board's period (for dense ranks in O(log N))."""
-    return f"{namespace}:lb:{_tag(brand_id, board)}:{DISTINCT}:{_suffix(period, scope)}"
+    return f"{_board(namespace, brand_id, board)}:{DISTINCT}:{_suffix(period, scope)}"
 
 
 def score_counts(namespace: str, brand_id: int, board: str, period: str, scope: str = "") -> str:
     """The hash score → number of members holding it, beside :func:`distinct_scores`."""
-    return f"{namespace}:lb:{_tag(brand_id, board)}:{COUNTS}:{_suffix(period, scope)}"
+    return f"{_board(namespace, brand_id, board)}:{COUNTS}:{_suffix(period, scope)}"
 
 
-def member_ids(namespace: str, brand_id: int, board: str) -> str:
-    """The hash external id → internal member id of every member holding a total on the board."""
-    return f"{namespace}:lb:{_tag(brand_id, board)}:{IDS}"
+def member_ids(namespace: str, brand_id: int) -> str:
+    """The brand's hash external id → internal member id of every member holding a total on one of its boards."""
+    return f"{namespace}:lb:{tag(brand_id)}:ids"
 
 
-def member_names(namespace: str, brand_id: int, board: str) -> str:
-    """The hash member id → what the board shows of them (external id, label, scope value)."""
-    return f"{namespace}:lb:{_tag(brand_id, board)}:{NAMES}"
+def people(namespace: str, brand_id: int) -> str:
+    """The brand's hash member id → what boards show of them (see :data:`leaderboards.slots.PERSON`)."""
+    return f"{namespace}:lb:{tag(brand_id)}:people"
 
 
 def board_ready(namespace: str, brand_id: int, board: str) -> str:
-    """The board's sentinel, in the board's slot so a read script can check it (gone after a flush)."""
-    return f"{namespace}:lb:{_tag(brand_id, board)}:{READY}"
+    """The board's sentinel, in the brand's slot so a read script can check it (gone after a flush)."""
+    return f"{_board(namespace, brand_id, board)}:{READY}"
 
 
 def temporary(key: str, token: str) -> str:
@@ -74,12 +80,12 @@ def temporary(key: str, token: str) -> str:
 
 def board_pattern(namespace: str, brand_id: int, board: str) -> str:
     """A SCAN pattern matching every key of one board."""
-    return f"{namespace}:lb:{_tag(brand_id, board)}:*"
+    return f"{_board(namespace, brand_id, board)}:*"
 
 
 def brand_pattern(namespace: str, brand_id: int) -> str:
-    """A SCAN pattern matching every board key of a brand (not its sentinel or lock)."""
-    return f"{namespace}:lb:{{b{brand_id}:*"
+    """A SCAN pattern matching every board key of a brand (not its directory, sentinel, lock or log)."""
+    return f"{namespace}:lb:{tag(brand_id)}:b:*"
 
 
 def namespace_pattern(namespace: str) -> str:
@@ -89,17 +95,17 @@ def namespace_pattern(namespace: str) -> str:
 
 def ready(namespace: str, brand_id: int) -> str:
     """The brand's sentinel: present once its boards were rebuilt into this Redis (gone after a flush)."""
-    return f"{namespace}:lb:{{b{brand_id}}}:ready"
+    return f"{namespace}:lb:{tag(brand_id)}:ready"
 
 
 def rebuild_lock(namespace: str, brand_id: int) -> str:
     """A short-lived lock so one worker at a time rebuilds a brand."""
-    return f"{namespace}:lb:{{b{brand_id}}}:rebuilding"
+    return f"{namespace}:lb:{tag(brand_id)}:rebuilding"
 
 
 def rebuild_log(namespace: str, brand_id: int) -> str:
     """The list of what writes changed while a rebuild of the brand runs (appended with ``RPUSHX``)."""
-    return f"{namespace}:lb:{{b{brand_id}}}:log"
+    return f"{namespace}:lb:{tag(brand_id)}:log"
 
 
 def live_channel(namespace: str, brand_id: int, board: str) -> str:

@@ -18,7 +18,7 @@ from redis.exceptions import WatchError
 
 from leaderboards import keys, ranking
 from leaderboards.queued import QueuedWrites
-from leaderboards.slots import directory_entry, encode, text, write_entry
+from leaderboards.slots import directory_entry, text, write_entry
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 REBUILD_CHUNK = 5000
 """Members per command when a rebuild fills a key."""
+SCRATCH_SECONDS = 3600
+"""How long a rebuild's scratch copy of the directory lives if the rebuild dies before renaming it."""
 
 
 class StoreMaintenance(QueuedWrites):
@@ -38,7 +40,7 @@ class StoreMaintenance(QueuedWrites):
     async def begin_log(self, brand_id: int, *, seconds: int) -> None:
         """Start logging what writes change (a rebuild does, before it reads SQL); the log lives ``seconds``."""
         log = keys.rebuild_log(self._namespace, brand_id)
-        async with self._redis.pipeline(transaction=True) as pipe:
+        async with (await self._transactions(brand_id)).pipeline(transaction=True) as pipe:
             pipe.delete(log)
             pipe.rpush(log, b"^")  # RPUSHX only appends to a list that exists
             pipe.expire(log, seconds)
@@ -62,14 +64,14 @@ class StoreMaintenance(QueuedWrites):
         start: int,
         writes: Sequence[Write],
         listings: Sequence[Listing] = (),
-        forget: Sequence[tuple[str, int]] = (),
+        forget: Sequence[int] = (),
     ) -> bool:
         """Write what a rebuild re-read from SQL for the log's entries before ``start``, and end the log.
 
         Atomic against concurrent writers: under ``WATCH`` of the log, whatever was logged at or after
         ``start`` (written after the rebuild's renames, so Redis already holds it, at least as new) is
         left alone, and the rest is written in one ``MULTI``; a write landing meanwhile retries it.
-        ``forget`` takes (board, member id) out of the boards' directories.
+        ``forget`` takes members out of the brand's directory.
 
         Returns:
             ``False`` when the log is gone (it expired: what was written meanwhile is unknown).
@@ -78,7 +80,7 @@ class StoreMaintenance(QueuedWrites):
         dense_slots = {w.slot for w in writes if w.slot.board.ties == "dense"}
         watched = [log, *(k for slot in dense_slots for k in (self.key(slot), self._dense_keys(slot)[1]))]
         while True:
-            async with self._redis.pipeline(transaction=True) as pipe:
+            async with (await self._transactions(brand_id)).pipeline(transaction=True) as pipe:
                 try:
                     await pipe.watch(*watched)
                     if not await pipe.exists(log):
@@ -98,7 +100,7 @@ class StoreMaintenance(QueuedWrites):
         later: set[bytes | str],
         writes: Sequence[Write],
         listings: Sequence[Listing],
-        forget: Sequence[tuple[str, int]],
+        forget: Sequence[int],
     ) -> None:
         """Read what the settling needs (under WATCH), then queue its writes after ``MULTI``, skipping ``later``."""
         kept = [w for w in writes if write_entry(w) not in later]
@@ -108,8 +110,9 @@ class StoreMaintenance(QueuedWrites):
                 value = ranking.signed(write.slot.board, write.units) if write.listed else None
                 by_slot.setdefault(write.slot, {})[write.member_id] = value
         counts = {slot: await self._dense_counts(pipe, slot, values) for slot, values in by_slot.items()}
-        gone = [(b, m) for b, m in forget if directory_entry(b, m) not in later]
-        raws = [await pipe.hget(keys.member_names(self._namespace, brand_id, b), str(m)) for b, m in gone]
+        gone = [m for m in forget if directory_entry(m) not in later]
+        people = keys.people(self._namespace, brand_id)
+        raws = [await pipe.hget(people, str(m)) for m in gone]
         pipe.multi()
         for slot, values in by_slot.items():
             self._queue_dense(pipe, slot, values, counts[slot])
@@ -117,66 +120,49 @@ class StoreMaintenance(QueuedWrites):
             if write.slot.board.ties != "dense":
                 self._queue_standing(pipe, write)
         for entry in listings:
-            if directory_entry(entry.board, entry.member_id) not in later:
+            if directory_entry(entry.member_id) not in later:
                 self._queue_listing(pipe, entry)
-        for (board, member_id), raw in zip(gone, raws, strict=True):
-            self._queue_forget(pipe, brand_id, board, member_id, raw)
+        for member_id, raw in zip(gone, raws, strict=True):
+            self._queue_forget(pipe, brand_id, member_id, raw)
 
     # --- whole keys ----------------------------------------------------------------------------------
 
+    def filler(self, slot: Slot) -> SlotFiller:
+        """A :class:`SlotFiller` that makes ``slot`` hold exactly what is added to it, chunk by chunk."""
+        return SlotFiller(self, slot)
+
+    # RENAME is queued with execute_command: redis-py's cluster pipeline refuses its ``rename`` method even
+    # inside MULTI, though both keys are in the brand's slot (the server checks that).
+
     async def replace(self, slot: Slot, entries: Sequence[tuple[int, float]], *, ttl: int | None = None) -> None:
         """Make ``slot`` hold exactly ``entries`` (member id, Redis score): filled aside, then renamed over it."""
-        token = secrets.token_hex(6)
-        targets = self.slot_keys(slot)
-        temps = [keys.temporary(k, token) for k in targets]
-        dense = slot.board.ties == "dense"
-        counts: dict[int, int] = {}
-        if dense:
-            for _member_id, score in entries:
-                counts[int(score)] = counts.get(int(score), 0) + 1
+        fill = self.filler(slot)
+        for start in range(0, len(entries), REBUILD_CHUNK):
+            await fill.add(entries[start : start + REBUILD_CHUNK])
+        await fill.finish(ttl=ttl)
+
+    async def add_directory(self, brand_id: int, entries: Sequence[Listing], *, into: str = "") -> None:
+        """Write directory entries: into the live directory, or (``into`` = a token) its scratch copy."""
+        targets = self.directory_keys(brand_id)
+        ids, people = [keys.temporary(k, into) for k in targets] if into else targets
         async with self._redis.pipeline(transaction=False) as pipe:
             for start in range(0, len(entries), REBUILD_CHUNK):
                 chunk = entries[start : start + REBUILD_CHUNK]
-                pipe.zadd(temps[0], {ranking.member_token(m): s for m, s in chunk})
-                if len(pipe) >= 20:
-                    await pipe.execute()
-            if dense and counts:
-                values = sorted(counts)
-                for start in range(0, len(values), REBUILD_CHUNK):
-                    chunk_values = values[start : start + REBUILD_CHUNK]
-                    pipe.zadd(temps[1], {str(v): float(v) for v in chunk_values})
-                    pipe.hset(temps[2], mapping={str(v): counts[v] for v in chunk_values})
-            await pipe.execute()
-        async with self._redis.pipeline(transaction=True) as pipe:
-            for target, temp in zip(targets, temps, strict=True):
-                if entries:
-                    pipe.rename(temp, target)
-                    if ttl is not None:
-                        pipe.expire(target, ttl)
-                else:
-                    pipe.delete(target)
+                pipe.hset(ids, mapping={e.external_id: e.member_id for e in chunk})
+                pipe.hset(people, mapping={str(e.member_id): e.encoded() for e in chunk})
+            if into:  # a rebuild that fails leaves no scratch copy behind for long
+                pipe.expire(ids, SCRATCH_SECONDS)
+                pipe.expire(people, SCRATCH_SECONDS)
             await pipe.execute()
 
-    async def replace_directory(self, brand_id: int, board: str, entries: Sequence[Listing]) -> None:
-        """Make a board's directory hold exactly ``entries``: filled aside, then renamed over it."""
-        token = secrets.token_hex(6)
-        args = (self._namespace, brand_id, board)
-        targets = [keys.member_ids(*args), keys.member_names(*args)]
-        temps = [keys.temporary(k, token) for k in targets]
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for start in range(0, len(entries), REBUILD_CHUNK):
-                chunk = entries[start : start + REBUILD_CHUNK]
-                pipe.hset(temps[0], mapping={e.external_id: e.member_id for e in chunk})
-                pipe.hset(
-                    temps[1], mapping={str(e.member_id): encode((e.external_id, e.label, e.scope)) for e in chunk}
-                )
-                if len(pipe) >= 20:
-                    await pipe.execute()
-            await pipe.execute()
-        async with self._redis.pipeline(transaction=True) as pipe:
-            for target, temp in zip(targets, temps, strict=True):
-                if entries:
-                    pipe.rename(temp, target)
+    async def swap_directory(self, brand_id: int, token: str, *, filled: bool) -> None:
+        """Rename the directory's scratch copy (written with ``into=token``) over it; ``filled=False``: empty it."""
+        targets = self.directory_keys(brand_id)
+        async with (await self._transactions(brand_id)).pipeline(transaction=True) as pipe:
+            for target in targets:
+                if filled:
+                    pipe.execute_command("RENAME", keys.temporary(target, token), target)
+                    pipe.persist(target)  # the scratch copy's expiry came with it
                 else:
                     pipe.delete(target)
             await pipe.execute()
@@ -217,7 +203,7 @@ class StoreMaintenance(QueuedWrites):
     async def unlock_rebuild(self, brand_id: int, token: str) -> None:
         """Release the rebuild lock if it is still ours (checked under WATCH)."""
         key = keys.rebuild_lock(self._namespace, brand_id)
-        async with self._redis.pipeline(transaction=True) as pipe:
+        async with (await self._transactions(brand_id)).pipeline(transaction=True) as pipe:
             try:
                 await pipe.watch(key)
                 held = await pipe.get(key)
@@ -252,3 +238,56 @@ class StoreMaintenance(QueuedWrites):
             else:
                 content[name] = await self._redis.get(name)
         return content
+
+
+class SlotFiller:
+    """Fills a slot's keys aside in bounded chunks (one round trip each), then renames them over the live ones.
+
+    A rebuild streams a period's totals from SQL through this, so neither side ever holds a whole board:
+    the client keeps one chunk (and, for a dense board, a count per distinct score).
+    """
+
+    def __init__(self, store: StoreMaintenance, slot: Slot) -> None:
+        self._store = store
+        self._targets = store.slot_keys(slot)
+        self._brand_id = slot.brand_id
+        token = secrets.token_hex(6)
+        self._temps = [keys.temporary(k, token) for k in self._targets]
+        self._dense = slot.board.ties == "dense"
+        self._counts: dict[int, int] = {}
+        self.members = 0
+
+    async def add(self, entries: Sequence[tuple[int, float]]) -> None:
+        """Add (member id, Redis score) pairs: one ``ZADD`` per chunk of :data:`REBUILD_CHUNK`."""
+        if not entries:
+            return
+        self.members += len(entries)
+        if self._dense:
+            for _member_id, score in entries:
+                self._counts[int(score)] = self._counts.get(int(score), 0) + 1
+        redis = self._store.redis
+        for start in range(0, len(entries), REBUILD_CHUNK):
+            chunk = entries[start : start + REBUILD_CHUNK]
+            await redis.zadd(self._temps[0], {ranking.member_token(m): s for m, s in chunk})
+
+    async def finish(self, *, ttl: int | None = None) -> None:
+        """Rename the filled keys over the live ones in one ``MULTI`` (delete them when nothing was added)."""
+        redis = self._store.redis
+        if self._dense and self._counts:
+            values = sorted(self._counts)
+            async with redis.pipeline(transaction=False) as pipe:
+                for start in range(0, len(values), REBUILD_CHUNK):
+                    chunk = values[start : start + REBUILD_CHUNK]
+                    pipe.zadd(self._temps[1], {str(v): float(v) for v in chunk})
+                    pipe.hset(self._temps[2], mapping={str(v): self._counts[v] for v in chunk})
+                await pipe.execute()
+        brand = await self._store._transactions(self._brand_id)
+        async with brand.pipeline(transaction=True) as pipe:
+            for target, temp in zip(self._targets, self._temps, strict=True):
+                if self.members:
+                    pipe.execute_command("RENAME", temp, target)
+                    if ttl is not None:
+                        pipe.expire(target, ttl)
+                else:
+                    pipe.delete(target)
+            await pipe.execute()

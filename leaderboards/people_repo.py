@@ -15,7 +15,7 @@ from leaderboards.models import MemberInfo
 from leaderboards.orm import BoardArchiveRow, BoardPreferenceRow, BoardTotalRow
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import AsyncIterator, Iterable, Sequence
     from datetime import datetime
 
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -85,6 +85,37 @@ async def board_members(session: AsyncSession, *, brand_id: BrandId, board_id: i
         .order_by(MemberRow.id)
     )
     return [_info(*row) for row in rows]
+
+
+async def stream_holders(
+    session: AsyncSession, *, brand_id: BrandId, chunk: int, board_id: int | None = None
+) -> AsyncIterator[list[MemberInfo]]:
+    """Every member holding a total on one of the brand's boards (or on ``board_id``), ``chunk`` at a time.
+
+    What the brand's directory keeps of them (no attributes); a server-side cursor (``yield_per``).
+    """
+    holders = select(BoardTotalRow.member_id).where(
+        BoardTotalRow.board_id == board_id if board_id is not None else BoardTotalRow.brand_id == brand_id
+    )
+    query = (
+        select(
+            MemberRow.id,
+            MemberRow.external_id,
+            MemberRow.display_name,
+            BoardPreferenceRow.opt_out,
+            BoardPreferenceRow.display,
+            BoardPreferenceRow.pseudonym,
+        )
+        .outerjoin(
+            BoardPreferenceRow,
+            and_(BoardPreferenceRow.member_id == MemberRow.id, BoardPreferenceRow.brand_id == brand_id),
+        )
+        .where(MemberRow.brand_id == brand_id, MemberRow.id.in_(holders))
+        .execution_options(yield_per=chunk)
+    )
+    result = await session.stream(query)
+    async for rows in result.partitions(chunk):
+        yield [_info(m, e, n, None, o, d, p) for m, e, n, o, d, p in rows]
 
 
 async def member_ids_by_external(

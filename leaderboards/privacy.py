@@ -1,6 +1,6 @@
 """How members appear on the boards: display preferences, opt-outs, profile changes and erasure.
 
-Each change is written to SQL first, then to the boards' directories (label, external id) and the
+Each change is written to SQL first, then to the brand's directory (name, preference, external id) and the
 standings in Redis, so what a read shows follows the member's choice at once.
 """
 
@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from engine.errors import NotFound
 from leaderboards import people_repo, ranking, repository, totals_repo
 from leaderboards.models import PeriodRef, Preference
-from leaderboards.slots import Listing, Slot, Write, listing
+from leaderboards.slots import Slot, Write, listing
 from leaderboards.store import BoardStore
 
 if TYPE_CHECKING:
@@ -54,14 +54,13 @@ async def set_preference(
             for t in totals
         }
         info = (await people_repo.member_infos(session, brand_id=brand.id, member_ids=[member_id]))[member_id]
-    # The boards' directories change with the preference (labels; none kept while opted out of a public board).
-    listings: dict[str, Listing] = {}
+    # The brand's directory changes with the preference (labels; none shown while opted out of a public board).
+    listings = [listing(brand.id, info)] if any(t.board_id in boards for t in totals) else []
     writes: list[Write] = []
     for total in totals:
         board = boards.get(total.board_id)
         if board is None:
             continue
-        listings[board.key] = listing(brand.id, board, info)
         state = states[(total.board_id, total.period)]
         if state is None or state.closed_at is not None:
             continue
@@ -76,12 +75,12 @@ async def set_preference(
                 listed=listed,
             )
         )
-    await store.apply(writes, listings=list(listings.values()))
+    await store.apply(writes, listings=listings)
     return preference
 
 
 async def refresh_member(db: Database, store: BoardStore, brand: Brand, member_id: MemberId) -> None:
-    """Rewrite a member's entries in the boards' directories (after their name or attributes changed).
+    """Rewrite a member's entry in the brand's directory (after their name or attributes changed).
 
     Reads show the label kept in Redis; it is rewritten with every new total of the member, a
     preference change and a rebuild. A change of the member's profile alone reaches the boards
@@ -95,8 +94,8 @@ async def refresh_member(db: Database, store: BoardStore, brand: Brand, member_i
         info = (await people_repo.member_infos(session, brand_id=brand.id, member_ids=[member_id])).get(member_id)
     if info is None:
         return
-    held = {t.board_id for t in totals}
-    await store.apply([], listings=[listing(brand.id, b, info) for b in boards.values() if b.id in held])
+    if any(t.board_id in boards for t in totals):
+        await store.apply([], listings=[listing(brand.id, info)])
 
 
 async def get_preference(db: Database, brand: Brand, external_id: str) -> Preference:
@@ -121,7 +120,7 @@ async def erase_member(
     """Remove a member from every board of the brand (totals, archives, preference, Redis); returns slots touched.
 
     Runs inside the caller's transaction (the SQL rows go with it); the Redis removal (standings and the
-    boards' directories: external id and label) is immediate and absolute, so repeating it is harmless.
+    brand's directory: external id and name) is immediate and absolute, so repeating it is harmless.
     Closed periods keep their totals, so their keys are covered.
     """
     store = BoardStore(redis, namespace=namespace)
@@ -139,6 +138,6 @@ async def erase_member(
     ]
     await people_repo.erase_member_rows(session, brand_id=brand_id, member_id=member_id)
     await store.remove(slots, member_id)
-    # Every board's directory, not only those with totals: nothing that names the member may remain.
-    await store.forget_member(brand_id, sorted(b.key for b in boards.values()), member_id)
+    # The brand's directory, whatever boards they held totals on: nothing that names the member may remain.
+    await store.forget_member(brand_id, member_id)
     return len(slots)

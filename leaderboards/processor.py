@@ -71,18 +71,18 @@ class LeaderboardsProcessor:
             merged = {k: v for k, v in merged.items() if (k[0], k[1]) not in closed}
         await self._ensure_periods(uow, periods, closed)
         results = await _upsert(uow, by_id, merged)
-        # One query for the opt-outs and for what the boards' directories show (ids, labels, scope values).
+        # One query for the opt-outs and for what the brand's directory shows (ids, names, preferences).
         infos = await people_repo.member_infos(
             uow.session, brand_id=uow.brand.id, member_ids=[t.member_id for t in results]
         )
         hidden = {m for m, info in infos.items() if info.opt_out}
-        listings: dict[tuple[str, int], Listing] = {}
+        listings: dict[int, Listing] = {}
         changes: list[Change] = []
         for total in results:
             board = by_id[total.board_id]
             info = infos.get(total.member_id)
             if info is not None:
-                listings[(board.key, total.member_id)] = listing(uow.brand.id, board, info)
+                listings[total.member_id] = listing(uow.brand.id, info)
             ctx = merged[(total.board_id, total.period, total.scope, total.member_id)][2]
             slot = Slot(brand_id=uow.brand.id, board=board, period=periods[(board.id, total.period)], scope=total.scope)
             changes.append(

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import WatchError
 
+from engine.redisconn import transaction_client
 from leaderboards import keys, ranking
-from leaderboards.slots import LISTING, encode, standing_entry
+from leaderboards.slots import PERSON, standing_entry
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -40,6 +41,10 @@ class QueuedWrites:
         """The client (for pub/sub and maintenance)."""
         return self._redis
 
+    async def _transactions(self, brand_id: int) -> Redis:
+        """The client for a ``MULTI``/``WATCH`` of the brand's keys (on a cluster: the slot's master)."""
+        return await transaction_client(self._redis, keys.ready(self._namespace, brand_id))
+
     def key(self, slot: Slot) -> str:
         """The sorted set of ``slot``."""
         return keys.standings(self._namespace, slot.brand_id, slot.board.key, slot.period.id, slot.scope)
@@ -54,10 +59,9 @@ class QueuedWrites:
             return [self.key(slot), *self._dense_keys(slot)]
         return [self.key(slot)]
 
-    def directory_keys(self, brand_id: int, board: str) -> list[str]:
-        """The keys of a board's directory and its sentinel."""
-        args = (self._namespace, brand_id, board)
-        return [keys.member_ids(*args), keys.member_names(*args), keys.board_ready(*args)]
+    def directory_keys(self, brand_id: int) -> list[str]:
+        """The keys of the brand's member directory: external id → member id, member id → entry."""
+        return [keys.member_ids(self._namespace, brand_id), keys.people(self._namespace, brand_id)]
 
     def _queue_standing(self, pipe: Any, write: Write) -> None:
         """Queue a non-dense write: the member's absolute score, or their removal from the slot."""
@@ -98,7 +102,7 @@ class QueuedWrites:
         ckey = self._dense_keys(slot)[1]
         entries = [standing_entry(slot.board.key, slot.period.id, slot.scope, m) for m in values]
         while True:
-            async with self._redis.pipeline(transaction=True) as pipe:
+            async with (await self._transactions(slot.brand_id)).pipeline(transaction=True) as pipe:
                 try:
                     await pipe.watch(zkey, ckey)
                     counts = await self._dense_counts(pipe, slot, values)
@@ -152,13 +156,13 @@ class QueuedWrites:
             pipe.rpushx(keys.rebuild_log(self._namespace, brand_id), *entries)
 
     def _queue_listing(self, pipe: Any, entry: Listing) -> None:
-        args = (self._namespace, entry.brand_id, entry.board)
-        pipe.hset(keys.member_ids(*args), entry.external_id, entry.member_id)
-        pipe.hset(keys.member_names(*args), str(entry.member_id), encode((entry.external_id, entry.label, entry.scope)))
+        ids, people = self.directory_keys(entry.brand_id)
+        pipe.hset(ids, entry.external_id, entry.member_id)
+        pipe.hset(people, str(entry.member_id), entry.encoded())
 
-    def _queue_forget(self, pipe: Any, brand_id: int, board: str, member_id: int, raw: bytes | str | None) -> None:
-        """Queue the removal of a member's directory entry (``raw``: what ``names`` holds of them, if anything)."""
-        args = (self._namespace, brand_id, board)
+    def _queue_forget(self, pipe: Any, brand_id: int, member_id: int, raw: bytes | str | None) -> None:
+        """Queue the removal of a member's directory entry (``raw``: what ``people`` holds of them, if anything)."""
+        ids, people = self.directory_keys(brand_id)
         if raw is not None:
-            pipe.hdel(keys.member_ids(*args), LISTING.decode(raw)[0])
-        pipe.hdel(keys.member_names(*args), str(member_id))
+            pipe.hdel(ids, PERSON.decode(raw)[0])
+        pipe.hdel(people, str(member_id))

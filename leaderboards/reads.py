@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from redis.exceptions import RedisError
-
 from engine.errors import NotFound
 from engine.ids import BrandId
 from leaderboards import archive_repo, people_repo, ranking, totals_repo
@@ -35,7 +33,6 @@ if TYPE_CHECKING:
     from engine.db import Database
     from engine.tenants import Brand
     from leaderboards.slots import Slot
-    from leaderboards.store import BoardStore
 
 
 class View:
@@ -166,14 +163,12 @@ async def member_id_of(db: Database, brand: Brand, external_id: str) -> int:
     return ids[external_id]
 
 
-async def scope_of_member(db: Database, store: BoardStore, brand: Brand, board: BoardDef, external_id: str) -> str:
-    """The scope value of the member a scoped board is read around (from the directory, else SQL)."""
-    try:
-        found = await store.find_member(brand.id, board.key, external_id)
-    except RedisError:
-        found = None  # Redis is down: SQL knows the member's attributes too
-    if found is not None:
-        return found[1][2]
+async def scope_of_member(db: Database, brand: Brand, board: BoardDef, external_id: str) -> str:
+    """The scope value of the member a scoped board is read around (from their attributes in SQL).
+
+    Raises:
+        NotFound: the brand has no such member.
+    """
     found_id = await member_id_of(db, brand, external_id)
     async with db.read() as session:
         info = (await people_repo.member_infos(session, brand_id=brand.id, member_ids=[found_id])).get(found_id)

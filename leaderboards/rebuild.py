@@ -16,6 +16,7 @@ is involved, and no interleaving leaves Redis different from what a fresh rebuil
 from __future__ import annotations
 
 import logging
+import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -37,10 +38,13 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from engine.db import Database
+    from leaderboards.maintenance import SlotFiller
     from leaderboards.store import BoardStore
 
 log = logging.getLogger(__name__)
 LOCK_SECONDS = 300
+CHUNK = 10_000
+"""Rows per step when a rebuild streams totals and members from SQL to Redis (bounds its memory)."""
 LOG_SECONDS = 3600
 """How long the rebuild log lives: a rebuild still running by then fails (and is retried) rather than guess."""
 
@@ -109,13 +113,8 @@ async def _rebuild(
                 await _rebuild_period(
                     session, store, brand_id=brand_id, board=board, state=state, hidden=hidden, now=now, report=report
                 )
-            # The directory reads resolve external ids and labels with: everyone holding a total on the board.
-            directory = [
-                listing(brand_id, board, info)
-                for info in await people_repo.board_members(session, brand_id=brand_id, board_id=board.id)
-            ]
-            await store.replace_directory(brand_id, board.key, directory)
-            report.written.update(store.directory_keys(brand_id, board.key))
+        # The brand's directory (reads resolve external ids and labels with it): everyone holding a total.
+        await _rebuild_directory(session, store, brand_id=brand_id, board=boards[0] if board_key else None)
     patterns = (
         [keys.board_pattern(namespace, brand_id, b.key) for b in boards]
         if board_key is not None
@@ -152,17 +151,66 @@ async def _rebuild_period(
             return
         ttl = retention_seconds(state.closed_at, board.retention_days, now)
     period = PeriodRef(id=state.period, starts_at=state.starts_at, ends_at=state.ends_at)
-    by_scope: dict[str, list[tuple[int, float]]] = {}
-    for total in await totals_repo.totals_for(session, board_id=board.id, period=state.period):
-        if ranking.is_listed(board, units=total.units, member_id=total.member_id, hidden=hidden):
-            score = ranking.redis_score(board, period, total.units, total.reached_at)
-            by_scope.setdefault(total.scope, []).append((total.member_id, score))
-    for scope, entries in by_scope.items():
-        slot = Slot(brand_id=brand_id, board=board, period=period, scope=scope)
-        await store.replace(slot, entries, ttl=ttl)
-        report.written.update(store.slot_keys(slot))
+    fillers: dict[str, SlotFiller] = {}
+    # Streamed: SQL hands over CHUNK rows at a time and each scope's keys are filled aside as they come.
+    await _fill_period(
+        session,
+        store,
+        brand_id=brand_id,
+        board=board,
+        period=period,
+        hidden=hidden,
+        fillers=fillers,
+        period_id=state.period,
+    )
+    for scope, fill in fillers.items():
+        await fill.finish(ttl=ttl)
+        report.written.update(store.slot_keys(Slot(brand_id=brand_id, board=board, period=period, scope=scope)))
         report.keys += 1
-        report.members += len(entries)
+        report.members += fill.members
+
+
+async def _fill_period(
+    session: AsyncSession,
+    store: BoardStore,
+    *,
+    brand_id: BrandId,
+    board: BoardDef,
+    period: PeriodRef,
+    period_id: str,
+    hidden: set[int],
+    fillers: dict[str, SlotFiller],
+) -> None:
+    async for rows in totals_repo.stream_totals(session, board_id=board.id, period=period_id, chunk=CHUNK):
+        by_scope: dict[str, list[tuple[int, float]]] = {}
+        for member_id, scope, units, reached_at in rows:
+            if ranking.is_listed(board, units=units, member_id=member_id, hidden=hidden):
+                score = ranking.redis_score(board, period, units, reached_at)
+                by_scope.setdefault(scope, []).append((member_id, score))
+        for scope, entries in by_scope.items():
+            fill = fillers.get(scope)
+            if fill is None:
+                fill = fillers[scope] = store.filler(Slot(brand_id=brand_id, board=board, period=period, scope=scope))
+            await fill.add(entries)
+
+
+async def _rebuild_directory(
+    session: AsyncSession, store: BoardStore, *, brand_id: BrandId, board: BoardDef | None
+) -> None:
+    """Refill the brand's directory from SQL, streamed; for one board's rebuild, (re)write that board's members only.
+
+    A whole rebuild fills a scratch copy and renames it over the directory (members without totals drop
+    out); one board's rebuild cannot know who else the other boards hold, so it only adds.
+    """
+    token = "" if board is not None else secrets.token_hex(6)
+    filled = False
+    async for infos in people_repo.stream_holders(
+        session, brand_id=brand_id, chunk=CHUNK, board_id=board.id if board is not None else None
+    ):
+        await store.add_directory(brand_id, [listing(brand_id, info) for info in infos], into=token)
+        filled = filled or bool(infos)
+    if token:
+        await store.swap_directory(brand_id, token, filled=filled)
 
 
 async def _settle(
@@ -192,32 +240,30 @@ async def _settle(
         for board_key, period_id, scope, member_id in sorted(standings)
     ]
     listings: list[Listing] = []
-    forget: list[tuple[str, int]] = []
-    for board_key, member_id in sorted(directory):
-        board = by_key[board_key]
+    forget: list[int] = []
+    holders = {m for _board_id, m in state.held}
+    for member_id in sorted(directory):
         info = state.infos.get(member_id)
-        if info is not None and (board.id, member_id) in state.held:
-            listings.append(listing(brand_id, board, info))
+        if info is not None and member_id in holders:
+            listings.append(listing(brand_id, info))
         else:
-            forget.append((board_key, member_id))
+            forget.append(member_id)
     if not await store.settle(brand_id, start=start, writes=writes, listings=listings, forget=forget):
         raise RuntimeError(f"the rebuild log of brand {brand_id} expired; the rebuild is retried")
 
 
 def _logged_entries(
     raw_entries: list[bytes | str], by_key: dict[str, BoardDef]
-) -> tuple[set[tuple[str, str, str, int]], set[tuple[str, int]]]:
-    """The log's (board, period, scope, member) standings and (board, member) directory entries of these boards."""
+) -> tuple[set[tuple[str, str, str, int]], set[int]]:
+    """The log's (board, period, scope, member) standings of these boards and the members of directory entries."""
     standings: set[tuple[str, str, str, int]] = set()
-    directory: set[tuple[str, int]] = set()
+    directory: set[int] = set()
     for raw in set(raw_entries):
         entry = decode_entry(raw)
-        if entry[1] not in by_key:
-            continue  # a board this rebuild did not touch
-        if entry[0] == "z":
+        if entry[0] == "n":
+            directory.add(int(entry[1]))
+        elif entry[1] in by_key:  # else a board this rebuild did not touch
             standings.add((entry[1], entry[2], entry[3], int(entry[4])))
-        else:
-            directory.add((entry[1], int(entry[2])))
     return standings, directory
 
 
@@ -239,10 +285,10 @@ async def _logged_state(
     brand_id: BrandId,
     by_key: dict[str, BoardDef],
     standings: set[tuple[str, str, str, int]],
-    directory: set[tuple[str, int]],
+    directory: set[int],
 ) -> _Logged:
     """Read the logged members' totals, names and the logged periods' states from SQL."""
-    members = sorted({m for *_rest, m in standings} | {m for _b, m in directory})
+    members = sorted({m for *_rest, m in standings} | directory)
     found = _Logged()
     async with db.read() as session:
         for member_id in members:

@@ -100,7 +100,7 @@ class BoardsUndo:
             report.append(
                 {"board": board.key, "period": period.id, "score": ranking.display_score(board, result.units)}
             )
-        listings = [listing(brand.id, board, info) for board, _, _ in rows] if info is not None else []
+        listings = [listing(brand.id, info)] if info is not None and rows else []  # one directory per brand
         runtime = self._runtime
 
         async def to_redis() -> None:

@@ -1,6 +1,7 @@
 """The store's Lua: the one-round-trip board read and the directory lookup, and how their calls are sent.
 
-A read is one script (:data:`READ_SCRIPT`) over the board's keys only (one hash tag, so Cluster-safe):
+A read is one script (:data:`READ_SCRIPT`) over the board's keys and the brand's directory (one hash
+tag, so Cluster-safe):
 the top page, the member's rank and ±k window, friends' ranks, every rank by the board's tie policy and
 the labels, in one consistent snapshot. :class:`ScriptBatch` sends the reads in flight together in one
 pipeline of ``EVALSHA`` calls; :func:`decode_read` turns a reply into a :class:`~leaderboards.slots.Snapshot`.
@@ -16,7 +17,7 @@ from redis.exceptions import NoScriptError, RedisError
 
 from leaderboards import ranking
 from leaderboards.models import Placed
-from leaderboards.slots import LISTING, Snapshot
+from leaderboards.slots import Snapshot, shown
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -129,17 +130,16 @@ class ScriptBatch:
     Each call is still its own ``EVALSHA``: one consistent snapshot per read. A call alone is sent at the
     end of the current loop turn, so it waits for nothing.
 
-    The script is a redis-py :class:`~redis.commands.core.AsyncScript`. Queued through the Script object
-    (``script(keys, args, client=pipeline)``), the pipeline makes sure Redis has it (``SCRIPT EXISTS``,
-    ``SCRIPT LOAD``) before its ``EVALSHA`` calls; that costs a round trip, so it is done only until the
-    first batch succeeds and again after Redis answers ``NOSCRIPT`` (restart, ``SCRIPT FLUSH``). In between
-    the batch queues the Script's ``EVALSHA`` alone: one round trip per batch.
+    The script is a redis-py :class:`~redis.commands.core.AsyncScript`. A batch is a pipeline of its
+    ``EVALSHA`` alone: one round trip. The calls Redis answers ``NOSCRIPT`` (first use, restart,
+    ``SCRIPT FLUSH``, a replica just promoted in a cluster) load it with ``SCRIPT LOAD`` on the client
+    (every master of a cluster) and run once more. ``SCRIPT`` commands cannot be pipelined on a cluster,
+    so loading is never queued on the batch's pipeline.
     """
 
     def __init__(self, redis: Redis, script: AsyncScript) -> None:
         self._redis = redis
         self._script = script
-        self._loaded = False
         self._pending: list[tuple[Call, asyncio.Future[Any]]] = []
         self._running: set[asyncio.Task[None]] = set()
 
@@ -178,22 +178,19 @@ class ScriptBatch:
                 future.set_result(reply)
 
     async def _run(self, calls: list[Call]) -> list[Any]:
-        """One pipeline of the calls' ``EVALSHA``; the calls Redis had no script for run again, loading it."""
-        replies = await self._pipeline(calls, load=not self._loaded)
+        """One pipeline of the calls' ``EVALSHA``; the calls Redis had no script for run again, after loading it."""
+        replies = await self._pipeline(calls)
         missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
         if missing:
-            for index, reply in zip(missing, await self._pipeline([calls[i] for i in missing], load=True), strict=True):
+            await self._redis.script_load(self._script.script)
+            for index, reply in zip(missing, await self._pipeline([calls[i] for i in missing]), strict=True):
                 replies[index] = reply
-        self._loaded = True
         return replies
 
-    async def _pipeline(self, calls: list[Call], *, load: bool) -> list[Any]:
+    async def _pipeline(self, calls: list[Call]) -> list[Any]:
         async with self._redis.pipeline(transaction=False) as pipe:
             for keys, args in calls:
-                if load:  # through the Script object: the pipeline loads it first if Redis lacks it
-                    await self._script(keys=keys, args=args, client=pipe)
-                else:
-                    pipe.evalsha(self._script.sha, len(keys), *keys, *args)
+                pipe.evalsha(self._script.sha, len(keys), *keys, *args)
             return list(await pipe.execute(raise_on_error=False))
 
 
@@ -207,10 +204,10 @@ def decode_read(slot: Slot, reply: Sequence[Any], *, offset: int, friends: Seque
     snapshot.page = placed_rows(board, period, page, page_ranks, offset)
     snapshot.around = placed_rows(board, period, around_rows, around_ranks, int(start))
     # The labels come in the order the script met the members: page, around, the member, friends.
-    shown = [p.member_id for p in snapshot.page] + [p.member_id for p in snapshot.around]
+    met = [p.member_id for p in snapshot.page] + [p.member_id for p in snapshot.around]
     if me:
         snapshot.me_id = int(me[0])
-        shown.append(snapshot.me_id)
+        met.append(snapshot.me_id)
         if len(me) > 1:
             snapshot.me = Placed(
                 member_id=snapshot.me_id,
@@ -226,11 +223,11 @@ def decode_read(slot: Slot, reply: Sequence[Any], *, offset: int, friends: Seque
             units=ranking.units_from_score(board, period, float(score)),
         )
         snapshot.friends[friends[int(index) - 1]] = found
-        shown.append(found.member_id)
+        met.append(found.member_id)
     listings = snapshot.listings
-    for member_id, raw in zip(shown, labels, strict=True):
+    for member_id, raw in zip(met, labels, strict=True):
         if raw is not None and member_id not in listings:
-            listings[member_id] = LISTING.decode(raw)
+            listings[member_id] = shown(board, slot.brand_id, member_id, raw)
     return snapshot
 
 

@@ -242,7 +242,7 @@ class Leaderboards:
         return await privacy.get_preference(self.db, brand, external_id)
 
     async def refresh_member(self, brand: Brand, member_id: MemberId) -> None:
-        """Rewrite a member's entries in the boards' directories (after their name or attributes changed)."""
+        """Rewrite a member's entry in the brand's directory (after their name or attributes changed)."""
         try:
             await privacy.refresh_member(self.db, self.store, brand, member_id)
         except RedisError as exc:
@@ -289,7 +289,7 @@ class Leaderboards:
         elif scope is None:
             if not around:
                 raise ValidationError(f"this board is kept per `{board.scope}`: give `scope`", field="scope")
-            scope = await reads.scope_of_member(self.db, self.store, brand, board, around)
+            scope = await reads.scope_of_member(self.db, brand, board, around)
         view = reads.View(
             brand=brand,
             board=board,
@@ -321,7 +321,7 @@ class Leaderboards:
             self.schedule_rebuild(brand.id)
             return await reads.read_sql(self.db, view, slot, k=k, source="sql")
         if around and snap.me_id is None:
-            await reads.member_id_of(self.db, brand, around)  # not on the board's directory: is it a member at all?
+            await reads.member_id_of(self.db, brand, around)  # not in the brand's directory: is it a member at all?
         listings = snap.listings
         brand_id = brand.id
 

@@ -12,16 +12,20 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from leaderboards import ranking
+from leaderboards.models import DisplayChoice
 
 if TYPE_CHECKING:
     from datetime import datetime
 
     from leaderboards.models import BoardDef, MemberInfo, PeriodRef, Placed
 
-ListingValue = tuple[str, str, str]
-"""What a board's directory holds per member: (external id, label, scope value)."""
-LISTING = msgspec.json.Decoder(ListingValue)
-"""Decodes a directory entry (:data:`ListingValue`)."""
+ListingValue = tuple[str, str]
+"""What a read shows of a member on one board: (external id, label; ``""`` while opted out of a public board)."""
+PersonValue = tuple[str, str, DisplayChoice, str, bool]
+"""What the brand's directory holds per member: (external id, display name, display choice, pseudonym,
+opted out). One entry per brand, whatever the number of boards: each board's label is derived from it."""
+PERSON = msgspec.json.Decoder(PersonValue)
+"""Decodes a directory entry (:data:`PersonValue`)."""
 encode = msgspec.json.encode
 
 
@@ -48,14 +52,19 @@ class Write:
 
 @dataclass(frozen=True, slots=True)
 class Listing:
-    """A member in a board's directory: found by external id, shown by label (written with their totals)."""
+    """A member in the brand's directory: found by external id, shown by label (written with their totals)."""
 
     brand_id: int
-    board: str
     member_id: int
     external_id: str
-    label: str
-    scope: str = ""
+    display_name: str = ""
+    display: DisplayChoice = ""
+    pseudonym: str = ""
+    opt_out: bool = False
+
+    def encoded(self) -> bytes:
+        """The directory's value (:data:`PersonValue`)."""
+        return encode((self.external_id, self.display_name, self.display, self.pseudonym, self.opt_out))
 
 
 def standing_entry(board: str, period: str, scope: str, member_id: int) -> bytes:
@@ -63,13 +72,13 @@ def standing_entry(board: str, period: str, scope: str, member_id: int) -> bytes
     return encode(("z", board, period, scope, member_id))
 
 
-def directory_entry(board: str, member_id: int) -> bytes:
-    """The rebuild log's entry for a write of a member's directory entry on a board."""
-    return encode(("n", board, member_id))
+def directory_entry(member_id: int) -> bytes:
+    """The rebuild log's entry for a write of a member's entry in the brand's directory."""
+    return encode(("n", member_id))
 
 
 def decode_entry(raw: bytes | str) -> list[Any]:
-    """A rebuild log entry: ``["z", board, period, scope, member id]`` or ``["n", board, member id]``."""
+    """A rebuild log entry: ``["z", board, period, scope, member id]`` or ``["n", member id]``."""
     return list(msgspec.json.decode(raw))
 
 
@@ -79,17 +88,33 @@ def write_entry(write: Write) -> bytes:
     return standing_entry(slot.board.key, slot.period.id, slot.scope, write.member_id)
 
 
-def listing(brand_id: int, board: BoardDef, info: MemberInfo) -> Listing:
-    """What a board's directory keeps of a member: no label at all while they are opted out of a public board."""
-    hidden = board.visibility == "public" and info.opt_out
+def listing(brand_id: int, info: MemberInfo) -> Listing:
+    """What the brand's directory keeps of a member (every board's label follows from it)."""
     return Listing(
         brand_id=brand_id,
-        board=board.key,
         member_id=info.member_id,
         external_id=info.external_id,
-        label="" if hidden else ranking.member_label(board, info, brand_id=brand_id),
-        scope=ranking.scope_of(board, info.attributes) or "",
+        display_name=info.display_name,
+        display=info.display,
+        pseudonym=info.pseudonym,
+        opt_out=info.opt_out,
     )
+
+
+def shown(board: BoardDef, brand_id: int, member_id: int, raw: bytes | str) -> ListingValue:
+    """What ``board`` shows of a directory entry: no label at all while opted out of a public board."""
+    external_id, display_name, display, pseudonym, opt_out = PERSON.decode(raw)
+    if board.visibility == "public" and opt_out:
+        return external_id, ""
+    label = ranking.label(
+        policy=board.display,
+        choice=display,
+        display_name=display_name,
+        pseudonym=pseudonym,
+        brand_id=brand_id,
+        member_id=member_id,
+    )
+    return external_id, label
 
 
 @dataclass(slots=True)

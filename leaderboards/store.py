@@ -2,11 +2,12 @@
 
 Writes are absolute (``ZADD`` of a member's total, never ``ZINCRBY``) inside ``MULTI``, so replaying an
 update is harmless. Dense boards also keep the set of distinct scores with a per-score count; that is a
-read-then-write, done under ``WATCH``. Each board also keeps a directory (external id → member,
-member → label), written with the totals, which the read path resolves members and names with.
+read-then-write, done under ``WATCH``. The brand keeps one member directory for all its boards
+(external id → member, member → name and display preference), written with the totals, which the read
+path resolves members and labels with.
 
 A read is one Lua script (:data:`leaderboards.scripts.READ_SCRIPT`, ``EVALSHA``) over the board's keys
-only: one consistent snapshot in one round trip; the reads in flight together are pipelined
+and the brand's directory (one hash tag: one slot in a cluster): one consistent snapshot in one round trip; the reads in flight together are pipelined
 (:class:`leaderboards.scripts.ScriptBatch`). Every key comes from :mod:`leaderboards.keys`. The commands
 writes queue are in :mod:`leaderboards.queued`, the rebuild's upkeep in :mod:`leaderboards.maintenance`.
 """
@@ -15,13 +16,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from engine.redisconn import queue_publish
 from leaderboards import keys, ranking
 from leaderboards.maintenance import StoreMaintenance
 from leaderboards.scripts import FIND_SCRIPT, READ_SCRIPT, ScriptBatch, decode_read
 from leaderboards.slots import (
-    LISTING,
+    PERSON,
     Listing,
-    ListingValue,
+    PersonValue,
     Slot,
     Snapshot,
     Write,
@@ -68,7 +70,9 @@ class BoardStore(StoreMaintenance):
             await self._apply_dense(dense)
         plain = [w for w in writes if w.slot.board.ties != "dense"]
         listed = [w for w in writes if w.listed]
-        async with self._redis.pipeline(transaction=True) as pipe:
+        # One brand per unit of work: the MULTI stays in the brand's slot (Redis Cluster).
+        brand = await self._transactions(brand_ids[0] if brand_ids else listings[0].brand_id)
+        async with brand.pipeline(transaction=True) as pipe:
             for brand_id in brand_ids:
                 pipe.exists(keys.ready(self._namespace, brand_id))
             for brand_id, entries in _log_entries(plain, listings).items():
@@ -89,19 +93,12 @@ class BoardStore(StoreMaintenance):
         writes = [Write(slot=s, member_id=member_id, units=0, reached_at=ranking.EPOCH, listed=False) for s in slots]
         await self.apply(writes)
 
-    async def forget_member(self, brand_id: int, boards: Sequence[str], member_id: int) -> None:
-        """Take a member out of the given boards' directories (their external id and label)."""
-        if not boards:
-            return
-        field = str(member_id)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for board in boards:
-                pipe.hget(keys.member_names(self._namespace, brand_id, board), field)
-            found = await pipe.execute()
-        async with self._redis.pipeline(transaction=True) as pipe:
-            self._queue_log(pipe, brand_id, [directory_entry(board, member_id) for board in boards])
-            for board, raw in zip(boards, found, strict=True):
-                self._queue_forget(pipe, brand_id, board, member_id, raw)
+    async def forget_member(self, brand_id: int, member_id: int) -> None:
+        """Take a member out of the brand's directory (their external id and what labels are made of)."""
+        raw = await self._redis.hget(keys.people(self._namespace, brand_id), str(member_id))
+        async with (await self._transactions(brand_id)).pipeline(transaction=True) as pipe:
+            self._queue_log(pipe, brand_id, [directory_entry(member_id)])
+            self._queue_forget(pipe, brand_id, member_id, raw)
             await pipe.execute()
 
     async def publish(self, messages: Sequence[tuple[str, bytes]]) -> None:
@@ -110,7 +107,7 @@ class BoardStore(StoreMaintenance):
             return
         async with self._redis.pipeline(transaction=False) as pipe:
             for channel, payload in messages:
-                pipe.publish(channel, payload)
+                queue_publish(pipe, self._redis, channel, payload)
             await pipe.execute()
 
     # --- reads ---------------------------------------------------------------------------------------
@@ -127,7 +124,7 @@ class BoardStore(StoreMaintenance):
     ) -> Snapshot | None:
         """A page of the top, a member's rank with ±``k`` neighbours, friends' ranks, and the labels to show them.
 
-        One round trip: a Lua script (EVALSHA) resolves the external ids through the board's directory,
+        One round trip: a Lua script (EVALSHA) resolves the external ids through the brand's directory,
         reads the standings and ranks every row by the board's tie policy inside Redis, so the answer is
         one consistent snapshot. Members are named by external id (``around``, ``friends``).
 
@@ -135,29 +132,28 @@ class BoardStore(StoreMaintenance):
             The snapshot, or ``None`` when the board's sentinel is missing (Redis lost its data).
         """
         board = slot.board
-        args = (self._namespace, slot.brand_id, board.key)
         zkey = self.key(slot)
         dkey = self._dense_keys(slot)[0] if board.ties == "dense" else zkey
+        ids, people = self.directory_keys(slot.brand_id)
         reply = await self._read_script(
-            keys=[zkey, dkey, keys.member_ids(*args), keys.member_names(*args), keys.board_ready(*args)],
+            keys=[zkey, dkey, ids, people, keys.board_ready(self._namespace, slot.brand_id, board.key)],
             args=[offset, limit, k, board.ties, around or "", *friends],
         )
         return decode_read(slot, reply, offset=offset, friends=friends)
 
-    async def find_member(self, brand_id: int, board: str, external_id: str) -> tuple[int, ListingValue] | None:
-        """A member of the board's directory by external id: (member id, (external id, label, scope)), or ``None``."""
-        args = (self._namespace, brand_id, board)
-        reply = await self._find_script(keys=[keys.member_ids(*args), keys.member_names(*args)], args=[external_id])
+    async def find_member(self, brand_id: int, external_id: str) -> tuple[int, PersonValue] | None:
+        """A member of the brand's directory by external id: (member id, their entry), or ``None``."""
+        reply = await self._find_script(keys=self.directory_keys(brand_id), args=[external_id])
         if not reply or reply[1] is None:
             return None
-        return int(reply[0]), LISTING.decode(reply[1])
+        return int(reply[0]), PERSON.decode(reply[1])
 
 
 def _log_entries(writes: Sequence[Write], listings: Sequence[Listing]) -> dict[int, list[bytes]]:
     """The rebuild-log entries of ``listings`` and ``writes``, by brand."""
     logged: dict[int, list[bytes]] = {}
     for entry in listings:
-        logged.setdefault(entry.brand_id, []).append(directory_entry(entry.board, entry.member_id))
+        logged.setdefault(entry.brand_id, []).append(directory_entry(entry.member_id))
     for write in writes:
         logged.setdefault(write.slot.brand_id, []).append(write_entry(write))
     return logged

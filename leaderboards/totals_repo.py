@@ -14,7 +14,7 @@ from leaderboards.models import BoardDef, Total
 from leaderboards.orm import BoardTotalRow
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import AsyncIterator, Sequence
     from datetime import datetime
 
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -108,6 +108,23 @@ async def totals_for(session: AsyncSession, *, board_id: int, period: str, scope
     if scope is not None:
         query = query.where(BoardTotalRow.scope == scope)
     return [_total(r) for r in await session.scalars(query)]
+
+
+async def stream_totals(
+    session: AsyncSession, *, board_id: int, period: str, chunk: int
+) -> AsyncIterator[Sequence[tuple[int, str, int, datetime]]]:
+    """Every total of a board's period as (member id, scope, units, reached at), ``chunk`` rows at a time.
+
+    A server-side cursor (``yield_per``): a rebuild of a million members holds one chunk, never the period.
+    """
+    query = (
+        select(BoardTotalRow.member_id, BoardTotalRow.scope, BoardTotalRow.units, BoardTotalRow.reached_at)
+        .where(BoardTotalRow.board_id == board_id, BoardTotalRow.period == period)
+        .execution_options(yield_per=chunk)
+    )
+    result = await session.stream(query)
+    async for rows in result.partitions(chunk):
+        yield [(r[0], r[1], int(r[2]), r[3]) for r in rows]
 
 
 def _total(row: BoardTotalRow) -> Total:

@@ -3,6 +3,9 @@
 - ``backend`` is parametrized ``sqlite+fakeredis`` and ``postgres+redis``. The real servers are those of
   the development machine (PostgreSQL 127.0.0.1:5432 trust auth, Redis 127.0.0.1:6379); override with
   ``QUESTLINE_TEST_PG_URL`` / ``QUESTLINE_TEST_REDIS_URL``.
+- Tests marked ``redis_cluster`` (the leaderboard and live-update suites) also run on
+  ``postgres+rediscluster``: PostgreSQL and the Redis Cluster of ``QUESTLINE_TEST_REDIS_CLUSTER_URL``
+  (``.ci/run`` starts one with ``scripts/redis_cluster.sh``: three masters, three replicas).
 - A missing real server skips its half locally but **fails** under ``CI=true``.
 - PostgreSQL tests run in a throw-away database created for the session; Redis tests use a unique key
   namespace that is deleted afterwards (never ``FLUSHDB``). Tests isolate from each other by creating
@@ -19,7 +22,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import pytest
@@ -36,6 +39,10 @@ CI = os.environ.get("CI", "").lower() == "true"
 PG_ADMIN_URL = os.environ.get("QUESTLINE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("QUESTLINE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 BACKENDS = ["sqlite+fakeredis", "postgres+redis"]
+CLUSTER_BACKEND = "postgres+rediscluster"
+REDIS_CLUSTER_URL = os.environ.get(
+    "QUESTLINE_TEST_REDIS_CLUSTER_URL", "redis+cluster://127.0.0.1:7301,127.0.0.1:7302,127.0.0.1:7303"
+)
 TEST_SECRET = "questline-test-secret-0123456789abcdef0123456789"
 #: Where every webhook host "resolves" in tests: a public address, so the egress guard lets it through.
 PUBLIC_ADDRESS = ipaddress.ip_address("93.184.215.14")
@@ -106,10 +113,35 @@ def redis_namespace() -> str:
     return f"qltest{uuid.uuid4().hex[:8]}"
 
 
+@pytest.hookimpl(tryfirst=True)  # before the fixture's own params are applied
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked ``redis_cluster`` run on the Redis Cluster backend too."""
+    if "backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("redis_cluster"):
+        # As a parametrize mark (read by pytest's own hook, which then leaves the fixture's params alone).
+        metafunc.definition.add_marker(pytest.mark.parametrize("backend", [*BACKENDS, CLUSTER_BACKEND], indirect=True))
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
-    """``sqlite+fakeredis`` or ``postgres+redis``."""
+    """``sqlite+fakeredis``, ``postgres+redis`` or (``redis_cluster`` tests) ``postgres+rediscluster``."""
     return str(request.param)
+
+
+async def open_cluster(url: str = REDIS_CLUSTER_URL) -> Redis:
+    """A client on the test Redis Cluster (skipped locally, a failure under CI, when it is not running)."""
+    from redis.asyncio.cluster import ClusterNode
+
+    from engine.redisconn import Cluster, cluster_nodes
+
+    nodes, options = cluster_nodes(url)
+    client = Cluster(startup_nodes=[ClusterNode(h, p) for h, p in nodes], **options)
+    try:
+        await client.initialize()
+        await client.ping()
+    except Exception as exc:
+        await client.aclose()
+        _unavailable("Redis Cluster", exc)
+    return cast("Redis", client)
 
 
 @pytest.fixture
@@ -137,12 +169,15 @@ async def redis(backend: str, redis_namespace: str) -> AsyncIterator[Redis]:
         yield client
         await client.aclose()
         return
-    client = Redis.from_url(REDIS_URL)
-    try:
-        await client.ping()
-    except Exception as exc:
-        await client.aclose()
-        _unavailable("Redis", exc)
+    if backend == CLUSTER_BACKEND:
+        client = await open_cluster()
+    else:
+        client = Redis.from_url(REDIS_URL)
+        try:
+            await client.ping()
+        except Exception as exc:
+            await client.aclose()
+            _unavailable("Redis", exc)
     yield client
     async for key in client.scan_iter(match=f"{redis_namespace}*", count=1000):
         await client.delete(key)
@@ -158,7 +193,7 @@ def clock() -> FrozenClock:
 @pytest.fixture
 def settings(backend: str, database_url: str, redis_namespace: str) -> Settings:
     """Settings for the current backend (no auto-migration: the session fixtures migrated already)."""
-    redis_url = "memory://" if backend.endswith("fakeredis") else REDIS_URL
+    redis_url = {"sqlite+fakeredis": "memory://", CLUSTER_BACKEND: REDIS_CLUSTER_URL}.get(backend, REDIS_URL)
     # The frozen clock sits on 2026-11-20 while many tests send events dated later that month: widen the
     # plausibility window's future side for them (tests/web/test_bad_input.py checks the 5-minute default).
     return load_settings(

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import update
 
 from engine.orm import BrandRow
+from engine.redisconn import is_cluster, queue_publish
 from tests.helpers import event, make_brand
 from web.pages import live
 
@@ -159,6 +160,7 @@ async def test_the_badge_widget_shows_the_members_shelf(widget_client, shop_bran
     assert data.json()["earned"][0]["image"].startswith("/art/")
 
 
+@pytest.mark.redis_cluster
 async def test_a_committed_event_is_announced_on_the_members_and_brands_channels(
     widget_client, shop_brand, settings, redis
 ):
@@ -167,19 +169,41 @@ async def test_a_committed_event_is_announced_on_the_members_and_brands_channels
     found = await widget_client.get("/v1/members/m2", headers=shop_brand.headers)
     assert found.status_code == 200
     pubsub = redis.pubsub()
-    await pubsub.subscribe(live.brand_channel(ns, brand_id))
-    await pubsub.get_message(timeout=1.0)  # the subscription confirmation
+    sharded = is_cluster(redis)  # a Redis Cluster publishes with SPUBLISH: listen with SSUBSCRIBE
+    receive = pubsub.get_sharded_message if sharded else pubsub.get_message
+    await (pubsub.ssubscribe if sharded else pubsub.subscribe)(live.brand_channel(ns, brand_id))
+    await receive(timeout=1.0)  # the subscription confirmation
     await widget_client.post(
         "/v1/events", json=event("late", "m2", "visit", "2026-11-20T09:30:00Z"), headers=shop_brand.headers
     )
     message = None
     for _ in range(50):
-        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+        message = await receive(ignore_subscribe_messages=True, timeout=0.1)
         if message is not None:
             break
     await pubsub.aclose()
     assert message is not None
     assert "at" in json.loads(message["data"])
+
+
+@pytest.mark.redis_cluster
+async def test_updates_stream_hears_what_the_pipeline_publishes(backend, redis, redis_namespace):
+    """The SSE stream and the publishers agree on the backend (sharded pub/sub on a cluster)."""
+    channels = [live.brand_channel(redis_namespace, 7), live.member_channel(redis_namespace, 7, 3)]
+    stream = live.updates(redis, channels, stream_seconds=3, heartbeat_seconds=5)
+    assert (await anext(stream)).event == "ready"
+
+    async def publish() -> None:
+        await asyncio.sleep(0.2)
+        async with redis.pipeline(transaction=False) as pipe:
+            for channel in channels:
+                queue_publish(pipe, redis, channel, b"{}")
+            await pipe.execute()
+
+    task = asyncio.create_task(publish())
+    assert (await anext(stream)).event == "update"
+    await task
+    await stream.aclose()
 
 
 async def test_updates_stream_ready_then_one_update_per_burst():

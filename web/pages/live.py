@@ -5,6 +5,11 @@ After a unit of work commits, :class:`LivePublisher` (the last pipeline step) pu
 listens on its member's channel; widgets listen on the leaderboards package's rank-change channel and on
 the brand channel. Messages carry no personal data: a page that hears one fetches what it shows again,
 through the same authorised route it was rendered by.
+
+On a Redis Cluster the messages are sharded pub/sub (``SPUBLISH``, :func:`engine.redisconn.queue_publish`)
+and a stream listens with ``SSUBSCRIBE``: each message goes to the shard owning its channel's slot, not
+over the whole cluster bus, and redis-py's cluster pub/sub follows a channel to its new master after a
+failover.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from redis.exceptions import RedisError
 from engine.keys import brand_channel as brand_channel
 from engine.keys import member_channel as member_channel
 from engine.pipeline import UnitOfWork
+from engine.redisconn import is_cluster
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +79,11 @@ async def updates(
     cancels the iterator and the subscription is released in ``finally``.
     """
     pubsub: Any = redis.pubsub()
+    sharded = is_cluster(redis)
+    subscribe = pubsub.ssubscribe if sharded else pubsub.subscribe
+    receive = pubsub.get_sharded_message if sharded else pubsub.get_message
     try:
-        await pubsub.subscribe(*channels)
+        await subscribe(*channels)
     except RedisError:
         log.warning("live updates unavailable: cannot subscribe", exc_info=True)
         await pubsub.aclose()
@@ -85,10 +94,10 @@ async def updates(
         yield ServerSentEventMessage(event="ready", data="{}", retry=3_000)
         last_beat = time.monotonic()
         while (left := deadline - time.monotonic()) > 0:
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=min(1.0, left))
-            if message is not None and message.get("type") in {"message", "pmessage"}:
+            message = await receive(ignore_subscribe_messages=True, timeout=min(1.0, left))
+            if message is not None and message.get("type") in {"message", "pmessage", "smessage"}:
                 await asyncio.sleep(COALESCE_SECONDS)
-                while await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.01) is not None:
+                while await receive(ignore_subscribe_messages=True, timeout=0.01) is not None:
                     pass  # fold a burst into one update
                 yield ServerSentEventMessage(event=event, data=msgspec.json.encode({"t": time.time()}).decode())
                 last_beat = time.monotonic()
@@ -99,7 +108,7 @@ async def updates(
         log.warning("live updates interrupted", exc_info=True)
     finally:
         try:
-            await pubsub.unsubscribe()
+            await (pubsub.sunsubscribe() if sharded else pubsub.unsubscribe())
         except RedisError:
             log.debug("unsubscribe failed on a broken connection", exc_info=True)
         await pubsub.aclose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import sys
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -231,17 +232,25 @@ def test_member_label_applies_the_board_policy_to_a_member(display, choice, pseu
     assert ranking.member_label(board(display=display), info, brand_id=1) == expected
 
 
-def test_keys_of_a_board_share_its_hash_tag():
+def test_every_key_of_a_brand_shares_its_hash_tag():
     names = [
         keys.standings("ql", 7, "weekly", "2026-W47", "milano centro"),
         keys.distinct_scores("ql", 7, "weekly", "2026-W47"),
-        keys.member_ids("ql", 7, "weekly"),
-        keys.member_names("ql", 7, "weekly"),
+        keys.score_counts("ql", 7, "ready", "2026-W47"),
         keys.board_ready("ql", 7, "weekly"),
+        keys.board_ready("ql", 7, "ready"),
+        keys.member_ids("ql", 7),
+        keys.people("ql", 7),
+        keys.ready("ql", 7),
+        keys.rebuild_lock("ql", 7),
+        keys.rebuild_log("ql", 7),
     ]
-    assert {n[n.index("{") : n.index("}") + 1] for n in names} == {"{b7:weekly}"}
+    assert {n[n.index("{") : n.index("}") + 1] for n in names} == {"{b7}"}
     assert len(set(names)) == len(names)
-    assert all(n.startswith("ql:lb:{b7:weekly}:") for n in names)
+    assert all(n.startswith("ql:lb:{b7}:") for n in names)
+    # Board keys match the brand's board pattern; the directory, sentinel, lock and log do not.
+    board_keys = [n for n in names if fnmatch.fnmatchcase(n, keys.brand_pattern("ql", 7))]
+    assert board_keys == names[:5]
 
 
 def test_minimum_score_and_percentile():

@@ -24,7 +24,7 @@ from engine.members import MemberIn
 from enrollment import service as enrollment
 from leaderboards.models import Preference
 from referrals import service as referrals
-from web.exports import build_export
+from web import exports  # the module: web.exports imports web.pages (a cycle at import time)
 from web.pages.join import join_url
 from web.pages.portal import (
     PortalSignInRequired,
@@ -124,7 +124,7 @@ class SelfServiceController(Controller):
     async def export(self, viewer: PortalViewerDep) -> Response[bytes]:
         """Download one's own data as JSON (the brand's member export)."""
         brand = viewer.brand
-        document = await build_export(viewer.services, brand, viewer.member.external_id)  # the primary: own data
+        document = await exports.build_export(viewer.services, brand, viewer.member.external_id)  # the primary: own data
         return Response(
             msgspec.json.encode(document),
             media_type="application/json",

@@ -14,7 +14,6 @@ SQLite (the embedded default) has no partitions: every function here refuses it 
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -23,6 +22,8 @@ from sqlalchemy import text
 from engine.errors import Conflict, NotFound, ValidationError
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from sqlalchemy.ext.asyncio import AsyncConnection
 
     from engine.db import Database
@@ -135,12 +136,11 @@ async def _split_one(connection: AsyncConnection, partition: Partition, *, archi
         child = f"{table}_p{modulus}_{remainder}"
         await connection.execute(
             text(
-                f"CREATE TABLE {child} PARTITION OF {table}"
-                f" FOR VALUES WITH (MODULUS {modulus}, REMAINDER {remainder})"
+                f"CREATE TABLE {child} PARTITION OF {table} FOR VALUES WITH (MODULUS {modulus}, REMAINDER {remainder})"
             )
         )
         names.append(child)
-    await connection.execute(text(f"INSERT INTO {table} SELECT * FROM {partition.name}"))  # noqa: S608 - names are ours
+    await connection.execute(text(f"INSERT INTO {table} SELECT * FROM {partition.name}"))
     if archive:
         archived = f"{partition.name}_archived_{stamp}"
         await connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS {ARCHIVE_SCHEMA}"))
@@ -149,4 +149,3 @@ async def _split_one(connection: AsyncConnection, partition: Partition, *, archi
     else:
         await connection.execute(text(f"DROP TABLE {partition.name}"))
     return names
-

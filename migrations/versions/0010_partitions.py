@@ -85,7 +85,7 @@ def _convert(*, partitioned: bool) -> None:
         if table != "ledger":
             op.execute(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
     _rebuild("event_log", partitioned=partitioned)
-    op.execute(f"ALTER TABLE event_log ADD CONSTRAINT uq_event_log_brand_id_event_key UNIQUE (brand_id, event_key)")
+    op.execute("ALTER TABLE event_log ADD CONSTRAINT uq_event_log_brand_id_event_key UNIQUE (brand_id, event_key)")
     for statement in _EVENT_LOG_AFTER:
         op.execute(statement)
     _rebuild("ledger", partitioned=partitioned)

@@ -6,6 +6,7 @@ Each PostgreSQL test runs on a database of its own: splitting changes the schema
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -70,7 +71,7 @@ async def test_split_partitions_keep_rows_keys_and_exactly_once(fresh_pg):
                 "/v1/events", json=event("e1", "ada", "visit", "2026-11-20T09:00:00Z"), headers=headers
             )
             batch = [event(f"e{i}", "ada" if i % 2 else "bo", "visit", "2026-11-20T09:10:00Z") for i in range(2, 6)]
-            assert (await client.post("/v1/events/batch", json={"events": batch}, headers=headers)).is_success
+            assert (await client.post("/v1/events", json={"events": batch}, headers=headers)).is_success
             await client.post(
                 "/v1/events", json=event("x1", "cy", "visit", "2026-11-20T09:00:00Z"), headers=other.headers
             )
@@ -233,6 +234,8 @@ async def test_sqlite_has_no_partitions(sqlite_url, monkeypatch):
         await db.dispose()
     from web.cli import cli
 
+    for name in [n for n in os.environ if n.startswith("QUESTLINE_")]:  # the command refuses unknown settings
+        monkeypatch.delenv(name)
     monkeypatch.setenv("QUESTLINE_DATABASE_URL", sqlite_url)
     result = await asyncio.to_thread(CliRunner().invoke, cli, ["db", "partitions", "list"])
     assert result.exit_code == 1 and "PostgreSQL only" in result.output, result.output

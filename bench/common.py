@@ -74,7 +74,7 @@ def server(database_url: str, *, namespace: str, workers: int = 2) -> Iterator[s
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120  # a loaded machine starts workers slowly
+        deadline = time.monotonic() + 300  # a loaded machine starts workers slowly
         while True:
             try:
                 if httpx.get(f"{base}/health/ready", timeout=1).status_code == 200:
@@ -82,6 +82,7 @@ def server(database_url: str, *, namespace: str, workers: int = 2) -> Iterator[s
             except httpx.HTTPError:
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
+                process.terminate()  # before reading its stderr: a live server never closes it
                 raise RuntimeError(f"server did not start: {process.stderr.read().decode() if process.stderr else ''}")
             time.sleep(0.2)
         yield base

@@ -105,7 +105,7 @@ async def bulk_load(dsn: str, *, big_brand: int, rows: int) -> dict[str, float]:
 def _fill(table: str) -> str:
     """One ``INSERT … SELECT`` of rows ``$1..$2``: row ``g`` goes to the big brand when ``g`` falls in its share."""
     pick = (
-        "SELECT g, (g % 1000) < ($9 * 1000) AS mine, $7::timestamptz + (g % 31536000) * interval '1 second' AS at"
+        "SELECT g, (g % 1000) < ($9::float8 * 1000) AS mine, $7::timestamptz + (g % 31536000) * interval '1 second' AS at"
         " FROM generate_series($1::bigint, $2::bigint) g"
     )
     brand = "CASE WHEN mine THEN $3::bigint ELSE ($6::bigint[])[1 + g % cardinality($6::bigint[])] END"

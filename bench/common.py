@@ -74,7 +74,7 @@ def server(database_url: str, *, namespace: str, workers: int = 2) -> Iterator[s
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120  # a busy machine starts workers slowly
+        deadline = time.monotonic() + 300  # a loaded machine starts workers slowly
         while True:
             try:
                 if httpx.get(f"{base}/health/ready", timeout=1).status_code == 200:

@@ -20,17 +20,17 @@ import msgspec
 from sqlalchemy import bindparam, insert, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from engine import balances, eventlog, lots, publishing, tenants
+from engine import balances, eventlog, fused, lots, publishing, tenants
 from engine import members as members_repo
 from engine.db import chunks
-from engine.effects import Effect, Notification, PointsAwarded
-from engine.expiry import Inactivity, inactivity_cutoff, policy_of
-from engine.expiry import expires_at as expiry_date
+from engine.effects import Effect, PointsAwarded
+from engine.expiry import Inactivity, inactivity_cutoff
 from engine.grants import LockColumns
 from engine.metrics import PipelineObserver, StageTimer
 from engine.orm import EventRow, LedgerRow, OutboxRow
 from engine.redisconn import queue_publish
-from engine.topics import outbox_row as outbox_row
+from engine.topics import outbox_row as outbox_row  # the domains import the outbox format from here
+from engine.unit_rows import Earnings, earnings_of, unit_rows
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -325,35 +325,21 @@ def _retryable(exc: IntegrityError | DBAPIError) -> bool:
 
 
 async def _write_effects(uow: UnitOfWork) -> None:
-    """Turn effects into rows: ledger lots and balances, outbox rows, and the event log with results."""
-    outbox: list[dict[str, Any]] = []
-    log_rows: list[dict[str, Any]] = []
-    brand_id = uow.brand.id
-    await _write_points(uow)
-    for ctx in uow.events:
-        event = ctx.event
-        for effect in ctx.effects:
-            if isinstance(effect, Notification):
-                outbox.append(
-                    outbox_row(
-                        brand_id=brand_id,
-                        topic=effect.topic,
-                        data={"member": event.member, "event": event.id, **effect.data},
-                        now=uow.now,
-                    )
-                )
-        log_rows.append(
-            {
-                "brand_id": brand_id,
-                "event_key": event.id,
-                "member_id": ctx.member_id,
-                "type": event.type,
-                "occurred_at": event.occurred_at,
-                "received_at": uow.now,
-                "properties": event.properties,
-                "result": _EFFECTS_ENCODER.encode(ctx.effects),
-            }
+    """Turn effects into rows: ledger lots and balances, outbox rows, and the event log with results.
+
+    On PostgreSQL the common case (earnings only) is one statement (:mod:`engine.fused`). The outbox also
+    gets the per-event topics an endpoint of the brand listens to (:func:`engine.publishing.derived_rows`).
+    """
+    earnings = earnings_of(uow)
+    if uow.db.is_postgres and not earnings.debited and not (earnings.rows and isinstance(earnings.rule, Inactivity)):
+        outbox, log_rows = unit_rows(uow)
+        outbox.extend(await publishing.derived_rows(uow))
+        await fused.write_unit(
+            uow.session, ledger=earnings.rows, balances=list(earnings.totals.values()), outbox=outbox, events=log_rows
         )
+        return
+    await _write_points(uow, earnings)  # may rewrite a capped debit's effect: rows are built after it
+    outbox, log_rows = unit_rows(uow)
     outbox.extend(await publishing.derived_rows(uow))
     session = uow.session
     await session.execute(insert(_EVENT_LOG), log_rows)
@@ -361,57 +347,27 @@ async def _write_effects(uow: UnitOfWork) -> None:
         await session.execute(insert(_OUTBOX), outbox)
 
 
-async def _write_points(uow: UnitOfWork) -> None:
+async def _write_points(uow: UnitOfWork, earnings: Earnings) -> None:
     """Earnings become lots, with one balance upsert per member for the whole unit of work.
 
     Members with a negative award (a correction) in the unit take the slow path instead: their awards are
     applied one by one, in event order, and a debit beyond what they have takes what there is (the
     effect is rewritten with the amount taken and ``capped``), so a batch never fails on it.
     """
-    brand = uow.brand
-    holding: dict[tuple[int, str], timedelta] = uow.stash.get(lots.HOLDING_STASH, {})
-    debited = {
-        ctx.member_id for ctx in uow.events for e in ctx.effects if isinstance(e, PointsAwarded) and e.points < 0
-    }
-    rule = policy_of(brand.settings).expiry
-    tz, now = uow.tz, uow.now
-    rows: list[dict[str, Any]] = []
-    totals: dict[MemberId, dict[str, Any]] = {}
-    for ctx in uow.events:
-        if ctx.member_id in debited:
-            continue
-        occurred_at = ctx.event.occurred_at
-        for effect in ctx.effects:
-            if not isinstance(effect, PointsAwarded) or effect.points <= 0:
-                continue
-            hold = holding.get((ctx.index, effect.key), _NO_HOLD) if effect.source == "rule" else _NO_HOLD
-            row = lots.lot_row(
-                brand, member_id=ctx.member_id, points=effect.points, source=effect.source, key=effect.key,
-                occurred_at=occurred_at, now=now, event_key=ctx.event.id, holding=hold,
-                expires_at=expiry_date(rule, occurred_at, tz),
-            )  # fmt: skip
-            rows.append(row)
-            total = totals.setdefault(
-                ctx.member_id,
-                {"brand_id": brand.id, "member_id": ctx.member_id, "available": 0, "pending": 0,
-                 "lifetime_earned": 0, "last_activity_at": occurred_at, "updated_at": now},
-            )  # fmt: skip
-            total["pending" if row["available_at"] > now else "available"] += effect.points
-            total["lifetime_earned"] += effect.points
-            total["last_activity_at"] = max(total["last_activity_at"], occurred_at)
-    if rows:
+    brand, rule, totals, now, tz = uow.brand, earnings.rule, earnings.totals, uow.now, uow.tz
+    if earnings.rows:
         if isinstance(rule, Inactivity):
             # Points that lapsed for inactivity expire before new activity could revive them.
             for chunk in chunks(sorted(totals)):
                 cutoff = inactivity_cutoff(rule, now, tz)
                 for member_id in await balances.inactive_since(uow.session, member_ids=chunk, cutoff=cutoff):
                     await lots.settle_member(uow.session, brand, member_id=member_id, now=now)
-        await uow.session.execute(insert(_LEDGER), rows)
+        await uow.session.execute(insert(_LEDGER), earnings.rows)
         await balances.add_earnings(uow.session, list(totals.values()))
-    for member_id in sorted(debited):
+    for member_id in sorted(earnings.debited):
         for ctx in uow.events:
             if ctx.member_id == member_id:
-                await _apply_one_by_one(uow, ctx, holding)
+                await _apply_one_by_one(uow, ctx, earnings.holding)
 
 
 async def _apply_one_by_one(uow: UnitOfWork, ctx: EventContext, holding: dict[tuple[int, str], timedelta]) -> None:

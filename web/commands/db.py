@@ -13,6 +13,8 @@ from engine.schema import TABLE_MODULES
 from web.commands import run, settings_from_env
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from sqlalchemy.engine import Connection
 
 
@@ -68,6 +70,36 @@ def _describe_diff(diff: Any) -> str:
     return f"{kind} {table + '.' if table else ''}{getattr(target, 'name', target)}"
 
 
+def _partition_filter(connection: Connection) -> Callable[..., bool]:
+    """Leave out what PostgreSQL's partitioned form of ``event_log`` and ``ledger`` adds (``0013_partitions``).
+
+    The partitions themselves are tables of their own; the foreign keys onto ledger entries and
+    ``uq_ledger_lot_kind`` name the brand too (a key onto a partitioned table must contain its partition key).
+    """
+    from sqlalchemy import text
+
+    from engine.partitions import PARTITION_SHAPED_INDEXES
+
+    if connection.dialect.name != "postgresql":
+        return lambda *_args: True
+    rows = connection.execute(
+        text("SELECT relname, relkind = 'p' FROM pg_class WHERE relispartition OR relkind = 'p'")
+    ).all()
+    children = {name for name, parent in rows if not parent}
+    parents = {name for name, parent in rows if parent}
+
+    def include(item: Any, name: str | None, type_: str, _reflected: bool, _compare_to: Any) -> bool:
+        if type_ == "table":
+            return name not in children
+        if type_ == "foreign_key_constraint":
+            return str(item.elements[0].target_fullname).split(".")[0] not in parents | children
+        if type_ == "index":
+            return not (name in PARTITION_SHAPED_INDEXES and item.table.name in parents)
+        return True
+
+    return include
+
+
 def _inspect(connection: Connection, heads: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The database's revisions, and the drift once it is at ``heads`` (before that, drift is expected)."""
     from alembic.autogenerate import compare_metadata
@@ -77,7 +109,9 @@ def _inspect(connection: Connection, heads: tuple[str, ...]) -> tuple[tuple[str,
 
     for module in TABLE_MODULES:
         importlib.import_module(module)
-    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    context = MigrationContext.configure(
+        connection, opts={"compare_type": True, "include_object": _partition_filter(connection)}
+    )
     current = tuple(sorted(context.get_current_heads()))
     drift = tuple(_describe_diff(d) for d in compare_metadata(context, Base.metadata)) if current == heads else ()
     return current, drift
@@ -102,8 +136,11 @@ async def schema_report(database_url: str, *, timeout: float = 10.0) -> SchemaRe
 
 def register(cli: click.Group) -> None:
     """Add ``check`` to the `questline db` group."""
+    from web.commands import partitions
+
     group = cast("click.Group", cli.commands["db"])
     group.add_command(check_command)
+    partitions.register(group)
 
 
 @click.command("check")

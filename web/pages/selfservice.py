@@ -124,7 +124,9 @@ class SelfServiceController(Controller):
     async def export(self, viewer: PortalViewerDep) -> Response[bytes]:
         """Download one's own data as JSON (the brand's member export)."""
         brand = viewer.brand
-        document = await exports.build_export(viewer.services, brand, viewer.member.external_id)  # the primary: own data
+        document = await exports.build_export(
+            viewer.services, brand, viewer.member.external_id
+        )  # the primary: own data
         return Response(
             msgspec.json.encode(document),
             media_type="application/json",

@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0013_partitions"
-down_revision: str | Sequence[str] | None = "0010_webhook_deliveries"
+down_revision: str | Sequence[str] | None = ("0010_webhook_deliveries", "0012_retractions")
 branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = "0012_retractions"  # copies event_log with its retraction columns
+depends_on: str | Sequence[str] | None = None  # after the retractions branch: it copies event_log with its columns
 
 MODULUS = 8
 

@@ -26,6 +26,7 @@ TABLE_MODULES = (
     "enrollment.orm",
     "referrals.orm",
     "tiers.orm",
+    "leagues.orm",
 )
 
 

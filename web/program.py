@@ -167,6 +167,7 @@ DOMAIN_SECTIONS = (
     ("leaderboards", "leaderboards.config"),
     ("sources", "integrations.config"),
     ("rewards", "rewards.config"),
+    ("leagues", "leagues.config"),
 )
 
 

@@ -82,14 +82,14 @@ async def seats_by_name(db, league_id: int, period: str, ids: dict[str, int]) ->
         return {names[s.member_id]: s for s in await repo.seats(session, league_id=league_id, period=period)}
 
 
-async def run(db, now):
-    return await service.run_round(db, scores=board_scores, now=now)
+async def run(db, now, brand=None):
+    return await service.run_round(db, scores=board_scores, now=now, brand_id=brand.brand.id if brand else None)
 
 
 async def test_scorers_fill_cohorts_of_n_in_join_order(db, brand):
     lg = await setup(db, brand, league())
     ids = await score(db, brand, W47, a=5, b=9, c=1, d=7, e=3, f=2, g=8)
-    report = await run(db, T0)
+    report = await run(db, T0, brand)
     assert report.placed == 7
     seats = await seats_by_name(db, lg.id, W47, ids)
     # join order is who reached their score first (a, b, c, … here), not how high it is
@@ -98,20 +98,20 @@ async def test_scorers_fill_cohorts_of_n_in_join_order(db, brand):
         "d": ("bronze", 2, 4), "e": ("bronze", 2, 5), "f": ("bronze", 2, 6),
         "g": ("bronze", 3, 7),
     }  # fmt: skip
-    assert (await run(db, T0 + timedelta(minutes=1))).placed == 0  # a second round seats no one twice
+    assert (await run(db, T0 + timedelta(minutes=1), brand)).placed == 0  # a second round seats no one twice
 
 
 async def test_member_joining_mid_period_takes_the_open_cohort(db, brand):
     lg = await setup(db, brand, league())
     ids = await score(db, brand, W47, a=5, b=4, c=3, d=2)
-    await run(db, T0)
+    await run(db, T0, brand)
     later = T0 + timedelta(days=1)
     ids |= await score(db, brand, W47, late=(1, later), later=(9, later + timedelta(seconds=1)))
-    await run(db, later)
+    await run(db, later, brand)
     seats = await seats_by_name(db, lg.id, W47, ids)
     assert (seats["d"].cohort, seats["late"].cohort, seats["later"].cohort) == (2, 2, 2)
     assert seats["late"].seq == 5
-    await run(db, WEEK_END)
+    await run(db, WEEK_END, brand)
     seats = await seats_by_name(db, lg.id, W47, ids)
     # in cohort 2 (d=2, late=1, later=9) the latecomer who scored most is promoted at the close
     assert (seats["later"].zone, seats["later"].rank) == ("promotion", 1)
@@ -127,8 +127,8 @@ async def test_period_closes_once_even_when_run_twice_and_concurrently(db, brand
     ids = await score(db, brand, W47, a=30, b=20, c=10)
     async with db.write() as session:  # they play silver this week
         await repo.set_divisions(session, league=lg, divisions={i: "silver" for i in ids.values()}, now=T0)
-    await run(db, T0)
-    assert (await run(db, WEEK_END - timedelta(seconds=1))).closed == []  # not before the period's end
+    await run(db, T0, brand)
+    assert (await run(db, WEEK_END - timedelta(seconds=1), brand)).closed == []  # not before the period's end
     async with db.read() as session:
         brand_row = brand.brand
     results = await asyncio.gather(
@@ -138,7 +138,7 @@ async def test_period_closes_once_even_when_run_twice_and_concurrently(db, brand
         )
     )
     assert sorted(results) == [False, False, True]
-    assert (await run(db, WEEK_END + timedelta(hours=1))).closed == []
+    assert (await run(db, WEEK_END + timedelta(hours=1), brand)).closed == []
     seats = await seats_by_name(db, lg.id, W47, ids)
     assert {n: s.zone for n, s in seats.items()} == {"a": "promotion", "b": "stay", "c": "relegation"}
     async with db.read() as session:
@@ -153,15 +153,15 @@ async def test_ties_at_the_promotion_boundary_all_go_up_and_straddling_ties_stay
     ids = await score(db, brand, W47, a=50, b=40, c=40, d=40, e=10, f=10)
     async with db.write() as session:
         await repo.set_divisions(session, league=lg, divisions={i: "silver" for i in ids.values()}, now=T0)
-    await run(db, T0)
-    await run(db, WEEK_END)
+    await run(db, T0, brand)
+    await run(db, WEEK_END, brand)
     seats = await seats_by_name(db, lg.id, W47, ids)
     assert {n: (s.rank, s.zone) for n, s in seats.items()} == {
         "a": (1, "promotion"), "b": (2, "promotion"), "c": (2, "promotion"), "d": (2, "promotion"),
         "e": (5, "relegation"), "f": (5, "relegation"),
     }  # fmt: skip
     ids2 = await score(db, brand, W48, a=50, b=40, c=40, d=40, e=30, f=10)
-    await run(db, WEEK_END + timedelta(days=1))  # a..d play gold, e and f bronze: two cohorts
+    await run(db, WEEK_END + timedelta(days=1), brand)  # a..d play gold, e and f bronze: two cohorts
     lg2 = await setup(db, brand, league(cohort_size=6, promote=1, relegate=2))
     assert lg2.id == lg.id
     seats2 = await seats_by_name(db, lg.id, W48, ids2)
@@ -173,7 +173,7 @@ async def test_ties_at_the_promotion_boundary_all_go_up_and_straddling_ties_stay
         "e": "bronze",
         "f": "bronze",
     }
-    await run(db, WEEK_END + timedelta(days=7))
+    await run(db, WEEK_END + timedelta(days=7), brand)
     seats2 = await seats_by_name(db, lg.id, W48, ids2)
     # gold relegates 2: the three tied at 40 straddle the boundary, so only … nobody below them: none go down
     assert {n: seats2[n].zone for n in "abcd"} == {"a": "stay", "b": "stay", "c": "stay", "d": "stay"}
@@ -184,12 +184,12 @@ async def test_ties_at_the_promotion_boundary_all_go_up_and_straddling_ties_stay
 async def test_next_period_waits_for_the_previous_close(db, brand):
     lg = await setup(db, brand, league(), grace=60)
     ids = await score(db, brand, W47, a=30, b=20, c=10)
-    await run(db, T0)
+    await run(db, T0, brand)
     ids |= await score(db, brand, W48, a=5, n=3)
     in_grace = WEEK_END + timedelta(minutes=30)
-    report = await run(db, in_grace)
+    report = await run(db, in_grace, brand)
     assert (report.closed, report.placed) == ([], 0)  # W47 still open: nobody is seated in W48 yet
-    report = await run(db, WEEK_END + timedelta(minutes=61))
+    report = await run(db, WEEK_END + timedelta(minutes=61), brand)
     assert report.closed == [f"{brand.brand.id}/weekly/{W47}"]
     assert report.placed == 2
     seats = await seats_by_name(db, lg.id, W48, ids)
@@ -207,4 +207,70 @@ async def test_a_board_without_calendar_periods_seats_no_one(db, brand, period):
         )
         await repo.save_league(session, brand_id=brand.brand.id, spec=league(), now=T0)
     await score(db, brand, "all", a=3)
-    assert (await run(db, T0)).placed == 0
+    assert (await run(db, T0, brand)).placed == 0
+
+
+# --- HTTP ---------------------------------------------------------------------------------------------
+
+BODY = {
+    "key": "weekly",
+    "title": "Weekly league",
+    "board": "pts",
+    "divisions": [{"key": "bronze", "title": "Bronze"}, {"key": "silver", "title": "Silver"}],
+    "cohort_size": 3,
+    "promote": 1,
+    "relegate": 1,
+}
+BOARD = {"key": "pts", "title": "Points", "metric": {"kind": "points"}, "period": "weekly", "grace_minutes": 0}
+
+
+async def test_api_defines_a_league_and_refuses_bad_ones_changing_nothing(client, brand):
+    headers = brand.headers
+    bad = await client.put("/v1/leagues/weekly", json=BODY, headers=headers)
+    assert bad.status_code == 422 and bad.json()["field"] == "$.board"  # the board does not exist yet
+    assert (await client.put("/v1/leaderboards/pts", json=BOARD, headers=headers)).status_code == 201
+    for wrong, field in (({**BODY, "key": "other"}, "$.key"), ({**BODY, "promote": 2, "relegate": 2}, "$.promote")):
+        response = await client.put("/v1/leagues/weekly", json=wrong, headers=headers)
+        assert response.status_code == 422, response.text
+        assert response.json()["field"] == field
+    assert (await client.get("/v1/leagues/weekly", headers=headers)).status_code == 404
+    created = await client.put("/v1/leagues/weekly", json=BODY, headers=headers)
+    assert created.status_code == 201, created.text
+    assert (await client.put("/v1/leagues/weekly", json={**BODY, "title": "W"}, headers=headers)).status_code == 200
+    assert (await client.get("/v1/leagues/weekly", headers=headers)).json()["title"] == "W"
+
+
+async def test_api_shows_a_members_cohort_with_zones(client, brand, db, clock):
+    headers = brand.headers
+    await client.put("/v1/leaderboards/pts", json=BOARD, headers=headers)
+    await client.put("/v1/leagues/weekly", json=BODY, headers=headers)
+    await score(db, brand, W47, anna=30, bruno=20, carla=10)
+    before = (await client.get("/v1/leagues/weekly/members/anna", headers=headers)).json()
+    assert (before["division"], before["cohort"], before["standings"]) == ("bronze", None, [])
+    await run(db, T0, brand)
+    live = (await client.get("/v1/leagues/weekly/members/carla", headers=headers)).json()
+    assert (live["period"], live["final"], live["cohort"]) == (W47, False, 1)
+    assert [(s["member"], s["rank"], s["score"], s["zone"], s["you"]) for s in live["standings"]] == [
+        ("anna", 1, 30.0, "promotion", False),
+        ("bruno", 2, 20.0, "stay", False),
+        ("carla", 3, 10.0, "stay", True),  # bronze relegates no one
+    ]
+    await run(db, WEEK_END, brand)
+    final = (await client.get("/v1/leagues/weekly/members/anna", headers=headers)).json()
+    assert (final["final"], final["division"], final["standings"][0]["zone"]) == (True, "bronze", "promotion")
+    clock.set(WEEK_END + timedelta(hours=1))
+    after = (await client.get("/v1/leagues/weekly/members/anna", headers=headers)).json()
+    assert (after["period"], after["division"], after["cohort"]) == (W48, "silver", None)  # promoted; not seated yet
+    assert (await client.get("/v1/leagues/weekly/members/nobody", headers=headers)).status_code == 404
+    assert (await client.get("/v1/leagues/none/members/anna", headers=headers)).status_code == 404
+
+
+async def test_program_document_carries_leagues(client, brand):
+    headers = brand.headers
+    document = {"leaderboards": [BOARD], "leagues": [BODY]}
+    response = await client.put("/v1/program", json=document, headers=headers)
+    assert response.status_code == 200, response.text
+    assert (await client.get("/v1/program", headers=headers)).json()["leagues"][0]["key"] == "weekly"
+    broken = {"leagues": [{**BODY, "divisions": [BODY["divisions"][0], BODY["divisions"][0]]}]}
+    response = await client.put("/v1/program", json=broken, headers=headers)
+    assert response.status_code == 422 and response.json()["field"] == "$.leagues[0].divisions"

@@ -110,6 +110,7 @@ def test_portal_pages_have_no_serious_violations(live_server, audited, axe_sourc
         "/portal/leaderboards",
         "/portal/activity",
         "/portal/tier",
+        "/portal/league",
     ]
     urls = [f"{live_server.url}{path}?lang={lang}" for lang in LANGS for path in pages]
     assert audit(audited, axe_source, urls) == {}

@@ -255,6 +255,14 @@ async def test_api_shows_a_members_cohort_with_zones(client, brand, db, clock):
         ("bruno", 2, 20.0, "stay", False),
         ("carla", 3, 10.0, "stay", True),  # bronze relegates no one
     ]
+    link = await client.post("/v1/members/carla/portal-link", json={}, headers=headers)
+    url = link.json()["url"]
+    assert (await client.get(url[url.index("/portal/") :], follow_redirects=False)).status_code == 303
+    page = await client.get("/portal/league?lang=it")
+    assert page.status_code == 200, page.text
+    assert "La tua lega" in page.text and "Divisione: Bronze" in page.text
+    assert page.text.count('data-zone="promotion"') == 1 and page.text.count('data-zone="stay"') == 2
+    assert "anna" not in page.text  # other members are shown by place only
     await run(db, WEEK_END, brand)
     final = (await client.get("/v1/leagues/weekly/members/anna", headers=headers)).json()
     assert (final["final"], final["division"], final["standings"][0]["zone"]) == (True, "bronze", "promotion")

@@ -29,6 +29,7 @@ from web.pages.console.program import CampaignsController, ChallengesController,
 from web.pages.console.rewards import RedemptionsPageController, RewardsPageController
 from web.pages.console.rewards_liability import LiabilityPageController
 from web.pages.join import JoinController
+from web.pages.league_pages import PortalLeagueController
 from web.pages.links import MemberLinksController
 from web.pages.live import LivePublisher
 from web.pages.portal import PortalController
@@ -66,6 +67,7 @@ routes: list[Any] = [
     PortalController,
     RewardsPortalController,
     PortalTierController,
+    PortalLeagueController,
     ConsoleTiersController,
     ConsoleAuthController,
     DashboardController,

@@ -101,6 +101,16 @@ async def test_scorers_fill_cohorts_of_n_in_join_order(db, brand):
     assert (await run(db, T0 + timedelta(minutes=1), brand)).placed == 0  # a second round seats no one twice
 
 
+async def test_concurrent_rounds_seat_each_member_once_and_never_overfill_a_cohort(db, brand):
+    lg = await setup(db, brand, league())
+    ids = await score(db, brand, W47, **{f"m{i}": i for i in range(8)})
+    reports = await asyncio.gather(*(run(db, T0, brand) for _ in range(3)))
+    assert sum(r.placed for r in reports) == 8
+    seats = await seats_by_name(db, lg.id, W47, ids)
+    sizes = [sum(1 for s in seats.values() if s.cohort == c) for c in (1, 2, 3)]
+    assert (len(seats), sizes) == (8, [3, 3, 2])
+
+
 async def test_member_joining_mid_period_takes_the_open_cohort(db, brand):
     lg = await setup(db, brand, league())
     ids = await score(db, brand, W47, a=5, b=4, c=3, d=2)

@@ -258,3 +258,25 @@ async def placed_count(session: AsyncSession, *, league_id: int, period: str) ->
         .where(LeaguePlacementRow.league_id == league_id, LeaguePlacementRow.period == period)
     )
     return int(count or 0)
+
+
+async def member_seats(session: AsyncSession, *, brand_id: BrandId, member_id: int) -> list[dict[str, object]]:
+    """Every placement of a member in the brand's leagues (their data export), oldest first."""
+    rows = await session.execute(
+        select(LeagueRow.key, LeaguePlacementRow)
+        .join(LeagueRow, LeagueRow.id == LeaguePlacementRow.league_id)
+        .where(LeaguePlacementRow.brand_id == brand_id, LeaguePlacementRow.member_id == member_id)
+        .order_by(LeaguePlacementRow.joined_at, LeagueRow.key)
+    )
+    return [
+        {
+            "league": key,
+            "period": seat.period,
+            "division": seat.division,
+            "cohort": seat.cohort,
+            "joined_at": seat.joined_at.isoformat(),
+            "rank": seat.final_rank,
+            "zone": seat.zone,
+        }
+        for key, seat in rows
+    ]

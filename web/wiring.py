@@ -197,6 +197,7 @@ def build_services(
         "badges": exports.badges_export,
         "leaderboards": exports.leaderboards_export,
         "rewards": exports.rewards_export,
+        "leagues": exports.leagues_export,
         "review": exports.review_export,
     }
     # Labels live in Redis beside the standings: a profile change (display name, scope attribute) is

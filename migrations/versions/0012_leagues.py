@@ -72,9 +72,7 @@ def upgrade() -> None:
         _fk("league_placements", "brand_id", "brands"),
         sa.PrimaryKeyConstraint("league_id", "period", "member_id", name=op.f("pk_league_placements")),
     )
-    op.create_index(
-        "ix_league_placements_cohort", "league_placements", ["league_id", "period", "division", "cohort"]
-    )
+    op.create_index("ix_league_placements_cohort", "league_placements", ["league_id", "period", "division", "cohort"])
     op.create_table(
         "league_members",
         sa.Column("league_id", BIG, nullable=False),

@@ -279,6 +279,10 @@ async def test_api_shows_a_members_cohort_with_zones(client, brand, db, clock):
     clock.set(WEEK_END + timedelta(hours=1))
     after = (await client.get("/v1/leagues/weekly/members/anna", headers=headers)).json()
     assert (after["period"], after["division"], after["cohort"]) == (W48, "silver", None)  # promoted; not seated yet
+    exported = (await client.get("/v1/members/anna/export", headers=headers)).json()["sections"]["leagues"]
+    assert [(p["league"], p["period"], p["division"], p["rank"], p["zone"]) for p in exported["placements"]] == [
+        ("weekly", W47, "bronze", 1, "promotion")
+    ]
     assert (await client.get("/v1/leagues/weekly/members/nobody", headers=headers)).status_code == 404
     assert (await client.get("/v1/leagues/none/members/anna", headers=headers)).status_code == 404
 

@@ -66,7 +66,7 @@ async def test_the_pipeline_is_built_once_with_every_step_in_order(client):
     assert isinstance(steps[0], PointsProcessor) and isinstance(steps[-1], OutboxProcessor)
     assert len(services.erasure_hooks) == 4
     assert set(services.export_hooks) == {
-        "challenges", "enrollment", "points", "badges", "leaderboards", "rewards", "review",
+        "challenges", "enrollment", "points", "badges", "leaderboards", "rewards", "leagues", "review",
     }  # fmt: skip
     assert len(services.member_update_hooks) == 1
     assert not hasattr(services, "extras")

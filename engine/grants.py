@@ -8,6 +8,7 @@ the consuming domain depends only on the Protocol defined here.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -119,4 +120,37 @@ class BadgeRevoker(Protocol):
         now: datetime,
     ) -> list[str]:
         """Revoke (with a ``badge.revoked`` notice) what ``(source, source_ref)`` awarded; nothing if none is live."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodScores:
+    """A board period as a league reads it: its id, when it may be closed, and each member's score.
+
+    ``scores`` holds ``(member_id, value, reached_at)`` with ``value`` turned so that higher is better;
+    only members listed on the board (above its minimum, not opted out of a public board) appear.
+    """
+
+    period: str
+    ends_at: datetime
+    closes_at: datetime
+    """``ends_at`` plus the board's grace: late events may still count until then."""
+    scores: list[tuple[int, int, datetime]]
+    decimals: int = 0
+    """Score units per displayed unit: ``display = units / 10**decimals``."""
+    descending: bool = True
+    """Whether the board ranks higher totals first (``value`` is then the units, else their negation)."""
+
+
+class BoardScores(Protocol):
+    """Read a board's period scores (the leaderboards package's totals in SQL) for the leagues package."""
+
+    async def __call__(
+        self, session: AsyncSession, *, brand: Brand, board_key: str, period: str | None, now: datetime
+    ) -> PeriodScores | None:
+        """The scores of ``period`` (``None``: the period containing ``now``, in the brand's timezone).
+
+        ``None`` when the brand has no such active board or the board has no fixed periods
+        (``all_time``, ``window``).
+        """
         ...

@@ -29,6 +29,7 @@ TABLE_MODULES = (
     "wallet.orm",
     "segments.orm",
     "notifications.orm",
+    "leagues.orm",
 )
 
 

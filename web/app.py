@@ -33,6 +33,7 @@ from web.api.events import EventsController
 from web.api.health import health_routes
 from web.api.integrations import routes as integrations_routes
 from web.api.leaderboards import routes as leaderboards_routes
+from web.api.leagues import routes as leagues_routes
 from web.api.members import MembersController
 from web.api.notifications import NotificationsController
 from web.api.passkit import passkit_router
@@ -145,6 +146,7 @@ def create_app(
             *challenges_routes,
             *badges_routes,
             *leaderboards_routes,
+            *leagues_routes,
             *integrations_routes,
             *rewards_routes,
             *tiers_routes,

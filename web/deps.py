@@ -19,7 +19,7 @@ from engine.clock import Clock
 from engine.db import Database
 from engine.egress import EgressGuard
 from engine.errors import AuthenticationError, PermissionDenied
-from engine.grants import BadgeGranter
+from engine.grants import BadgeGranter, BoardScores
 from engine.ids import MemberId
 from engine.mail import EmailSender, MemoryOutbox
 from engine.outbox import OutboxDeliverer
@@ -57,6 +57,8 @@ class Services:
     """The badges package's award service, what other domains (leaderboard rewards) call."""
     leaderboards: Leaderboards
     """The boards at run time: definitions, reads, rebuilds and the period closer."""
+    league_scores: BoardScores
+    """A board period's scores as leagues read them (implemented in ``web.wiring`` from the board totals)."""
     pipeline: Pipeline
     """Built once, with every domain's processors in order."""
     retractions: Retractions

@@ -18,6 +18,7 @@ from engine.clock import Clock
 from leaderboards import people_repo, totals_repo
 from leaderboards import repository as boards_repo
 from leaderboards.orm import BoardArchiveRow
+from leagues import repository as leagues_repo
 from rewards import repository as rewards_repo
 from web.i18n import N_, Translator, negotiate
 from web.pages import rendering, security
@@ -100,6 +101,11 @@ async def rewards_export(session: AsyncSession, brand: Brand, member_id: MemberI
     return {"redemptions": [msgspec.to_builtins(r) for _, r in found]}
 
 
+async def leagues_export(session: AsyncSession, brand: Brand, member_id: MemberId) -> object:
+    """Leagues: every placement (league, period, division, cohort, final rank and zone)."""
+    return {"placements": await leagues_repo.member_seats(session, brand_id=brand.id, member_id=member_id)}
+
+
 async def review_export(session: AsyncSession, brand: Brand, member_id: MemberId) -> object:
     """Events held by velocity limits, with their review status."""
     return {"held_events": await review.member_held(session, brand_id=brand.id, member_id=member_id)}
@@ -112,6 +118,7 @@ SECTION_TITLES = {
     "badges": N_("Badges"),
     "leaderboards": N_("Leaderboards"),
     "rewards": N_("Rewards"),
+    "leagues": N_("Leagues"),
     "review": N_("Events held for review"),
 }
 

@@ -170,6 +170,7 @@ DOMAIN_SECTIONS = (
     ("segments", "segments.config"),
     ("offers", "segments.offer_config"),
     ("retraction", "engine.retraction_config"),
+    ("leagues", "leagues.config"),
 )
 
 

@@ -21,6 +21,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
 
 import httpx
 import msgspec
@@ -42,7 +43,8 @@ from engine import review, settlement
 from engine.clock import Clock, SystemClock
 from engine.db import Database, create_engine
 from engine.egress import EgressGuard, pinned_client
-from engine.grants import BadgeGranter
+from engine.errors import NotFound, ValidationError
+from engine.grants import BadgeGranter, PeriodScores
 from engine.ids import MemberId
 from engine.mail import create_sender
 from engine.metrics import PipelineObserver
@@ -59,8 +61,13 @@ from engine.tenants import Brand, KeyCache
 from engine.velocity import VelocityStep
 from enrollment import service as enrollment_service
 from leaderboards import erase_member as erase_board_member
+from leaderboards import people_repo as board_people
+from leaderboards import ranking as board_ranking
+from leaderboards import repository as board_repository
+from leaderboards import totals_repo as board_totals
 from leaderboards.retraction import BoardsUndo
 from leaderboards.service import Leaderboards
+from leagues import service as leagues_service
 from notifications import feed as notifications_feed
 from notifications.processor import NotificationsStep, RankWatcher
 from referrals.processor import ReferralProcessor
@@ -254,6 +261,7 @@ def build_services(
         "badges": exports.badges_export,
         "leaderboards": exports.leaderboards_export,
         "rewards": exports.rewards_export,
+        "leagues": exports.leagues_export,
         "review": exports.review_export,
         "notifications": _export_notifications,
     }
@@ -282,6 +290,7 @@ def build_services(
         outbox=outbox,
         grant_badge=grant_badge,
         leaderboards=leaderboards,
+        league_scores=board_scores,
         pipeline=Pipeline(
             db,
             processors=steps,
@@ -366,8 +375,48 @@ async def points_round(services: Services) -> None:
         services.outbox.notify()
 
 
+async def board_scores(
+    session: AsyncSession, *, brand: Brand, board_key: str, period: str | None, now: datetime
+) -> PeriodScores | None:
+    """The :class:`engine.grants.BoardScores` leagues read: a board period's listed totals from SQL.
+
+    Only active, unscoped boards with calendar periods (daily, weekly, monthly) carry a league.
+    """
+    try:
+        board = await board_repository.get_board(session, brand_id=brand.id, key=board_key)
+        if not board.active or board.scope is not None or board.period in ("all_time", "window"):
+            return None
+        ref = (
+            board_ranking.current_period(board, now, brand.tz)
+            if period is None
+            else board_ranking.period_from_id(board, period, brand.tz)
+        )
+    except (NotFound, ValidationError):
+        return None
+    assert ref.ends_at is not None  # calendar periods always end
+    totals = await board_totals.totals_for(session, board_id=board.id, period=ref.id)
+    hidden = await board_people.opted_out(session, brand_id=brand.id, member_ids={t.member_id for t in totals})
+    return PeriodScores(
+        period=ref.id,
+        ends_at=ref.ends_at,
+        closes_at=ref.ends_at + timedelta(minutes=board.grace_minutes),
+        scores=[
+            (t.member_id, board_ranking.signed(board, t.units), t.reached_at)
+            for t in totals
+            if board_ranking.is_listed(board, units=t.units, member_id=t.member_id, hidden=hidden)
+        ],
+        decimals=board.decimals,
+        descending=board.order == "desc",
+    )
+
+
+async def league_round(services: Services) -> leagues_service.RoundReport:
+    """One round of the leagues job: close due league periods, seat new scorers."""
+    return await leagues_service.run_round(services.db, scores=services.league_scores, now=services.clock.now())
+
+
 def schedule_jobs(services: Services, jobs: Jobs) -> Jobs:
-    """Add the periodic jobs to ``jobs``: points release and expiry, tier reviews, period closing."""
+    """Add the periodic jobs to ``jobs``: points release and expiry, tier reviews, period closing, leagues."""
     every = services.settings.points_jobs_seconds
     if every > 0:
         jobs.every("points", every, lambda: points_round(services))
@@ -375,6 +424,7 @@ def schedule_jobs(services: Services, jobs: Jobs) -> Jobs:
     interval = services.leaderboards.close_interval
     if interval:
         jobs.every("leaderboards", interval, services.leaderboards.maintenance_round)
+        jobs.every("leagues", interval, lambda: league_round(services))
     # Retractions received before their event are applied once it is logged (out-of-order delivery).
     jobs.every("retractions", SWEEP_SECONDS, services.retractions.apply_pending)
     wallet_every = services.settings.wallet_refresh_seconds

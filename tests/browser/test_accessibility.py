@@ -116,6 +116,7 @@ def test_portal_pages_have_no_serious_violations(live_server, audited, axe_sourc
         "/portal/offers",
         "/portal/notifications",
         "/portal/notifications/settings",
+        "/portal/league",
     ]
     for kind, body in (("apple", apple_settings()), ("google", google_settings())):  # the buttons are audited too
         assert live_server.api.put(f"/v1/wallet/{kind}", json=body).status_code in (200, 201)

@@ -67,7 +67,7 @@ async def test_the_pipeline_is_built_once_with_every_step_in_order(client):
     assert isinstance(steps[1], PointsProcessor) and isinstance(steps[-1], OutboxProcessor)
     assert len(services.erasure_hooks) == 7
     assert set(services.export_hooks) == {
-        "challenges", "enrollment", "points", "badges", "leaderboards", "rewards", "review", "notifications",
+        "challenges", "enrollment", "points", "badges", "leaderboards", "rewards", "leagues", "review", "notifications",
     }  # fmt: skip
     assert len(services.member_update_hooks) == 1
     assert not hasattr(services, "extras")

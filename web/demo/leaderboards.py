@@ -1,4 +1,4 @@
-"""The demo brand's leaderboards: weekly points, visits per store, and a best-receipt board."""
+"""The demo brand's leaderboards (weekly points, visits per store, a best-receipt board) and a weekly league."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from datetime import timedelta
 
 from engine.tenants import Brand
 from leaderboards.models import BoardSpec, EventCountMetric, PointsMetric, PropertySumMetric, Reward
+from leagues import repository as leagues_repo
+from leagues.models import Division, DivisionReward, LeagueSpec
 from web.deps import Services
 
 
@@ -46,3 +48,18 @@ async def seed_demo(services: Services, brand: Brand) -> None:
     ]
     for spec in specs:
         await lb.put_board(brand, spec)
+    league = LeagueSpec(
+        key="weekly-league",
+        title="Weekly league",
+        board="weekly-points",
+        divisions=[
+            Division(key="bronze", title="Bronze", rewards=[DivisionReward(from_rank=1, to_rank=3, points=20)]),
+            Division(key="silver", title="Silver", rewards=[DivisionReward(from_rank=1, to_rank=3, points=50)]),
+            Division(key="gold", title="Gold", rewards=[DivisionReward(from_rank=1, to_rank=1, points=200)]),
+        ],
+        cohort_size=30,
+        promote=5,
+        relegate=5,
+    )
+    async with services.db.write() as session:
+        await leagues_repo.save_league(session, brand_id=brand.id, spec=league, now=now)

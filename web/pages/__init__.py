@@ -33,6 +33,7 @@ from web.pages.console.rewards import RedemptionsPageController, RewardsPageCont
 from web.pages.console.rewards_liability import LiabilityPageController
 from web.pages.console.webhooks import WebhooksController
 from web.pages.join import JoinController
+from web.pages.league_pages import PortalLeagueController
 from web.pages.links import MemberLinksController
 from web.pages.live import LivePublisher
 from web.pages.notifications import NotificationPagesController, UnsubscribeController
@@ -75,6 +76,7 @@ routes: list[Any] = [
     RewardsPortalController,
     PortalTierController,
     PortalWalletController,
+    PortalLeagueController,
     ConsoleTiersController,
     ConsoleSegmentsController,
     PortalOffersController,

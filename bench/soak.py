@@ -193,10 +193,9 @@ class Soak:
                 return rows
             tick += interval
             delay = tick - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            elif delay < -interval:
+            if delay < -interval:
                 windows[-1].late += 1  # the generator fell behind (the machine, not the server, is the limit)
+            await asyncio.sleep(max(0.0, delay))  # always yield: the requests and reports run meanwhile
             task = asyncio.create_task(self.one(MIX[self.random.randrange(len(MIX))], windows[-1]))
             in_window[-1].add(task)
 

@@ -21,31 +21,23 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
 
 import httpx
-import msgspec
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from badges import service as badges_service
 from badges.openbadges import Urls
 from badges.processor import BadgesProcessor
 from badges.retraction import BadgesUndo, revoke_function
-from challenges import states as challenge_states
-from challenges import views as challenges_views
 from challenges.processor import ChallengeProcessor
 from challenges.retraction import ChallengesUndo
-from engine import members as members_repo
-from engine import review, settlement
+from engine import settlement
 from engine.clock import Clock, SystemClock
 from engine.db import Database, create_engine
 from engine.egress import EgressGuard, pinned_client
-from engine.errors import NotFound, ValidationError
-from engine.grants import BadgeGranter, PeriodScores
-from engine.ids import MemberId
+from engine.grants import BadgeGranter
 from engine.mail import create_sender
 from engine.metrics import PipelineObserver
 from engine.outbox import OutboxDeliverer
@@ -57,30 +49,22 @@ from engine.retraction import Retractions
 from engine.retraction_models import SWEEP_SECONDS
 from engine.schema import upgrade
 from engine.settings import Settings
-from engine.tenants import Brand, KeyCache
+from engine.tenants import KeyCache
 from engine.velocity import VelocityStep
-from enrollment import service as enrollment_service
-from leaderboards import erase_member as erase_board_member
-from leaderboards import people_repo as board_people
-from leaderboards import ranking as board_ranking
-from leaderboards import repository as board_repository
-from leaderboards import totals_repo as board_totals
 from leaderboards.retraction import BoardsUndo
 from leaderboards.service import Leaderboards
 from leagues import service as leagues_service
-from notifications import feed as notifications_feed
 from notifications.processor import NotificationsStep, RankWatcher
 from referrals.processor import ReferralProcessor
-from segments import offer_repository as offers_repo
 from segments.offer_step import Offers, OffersStep
 from segments.processor import Segments, SegmentsStep
 from tiers import service as tiers_service
 from tiers.processor import Programs as TierPrograms
 from tiers.processor import TiersProcessor
 from tiers.retraction import TiersUndo
-from wallet import repository as wallet_repo
-from web import exports
-from web.deps import ErasureHook, ExportHook, MemberUpdateHook, Services
+from web import member_hooks
+from web.board_scores import board_scores
+from web.deps import MemberUpdateHook, Services
 from web.jobs import Jobs
 from web.metrics import PipelineMetrics, watch_pool
 from web.notify_jobs import BoardNeighbours, NotificationsWorker
@@ -138,67 +122,6 @@ def pipeline_steps(
     ]
 
 
-class _ChallengesExport:
-    """The challenges section of a member's data export (their challenges as of now)."""
-
-    def __init__(self, clock: Clock) -> None:
-        self._clock = clock
-
-    async def __call__(self, session: AsyncSession, brand: Brand, member_id: MemberId) -> object:
-        found = await members_repo.members_by_id(session, brand_id=brand.id, ids=[member_id])
-        member = found.get(member_id)
-        if member is None:
-            return None
-        data = await challenges_views.member_data(session, brand=brand, member=member, now=self._clock.now())
-        return msgspec.to_builtins(data)
-
-
-async def _erase_challenges(session: AsyncSession, brand: Brand, member_id: MemberId) -> None:
-    await challenge_states.forget_member(session, brand_id=brand.id, member_id=member_id)
-
-
-async def _erase_enrollment(session: AsyncSession, brand: Brand, member_id: MemberId) -> None:
-    await enrollment_service.forget_identity(session, brand_id=brand.id, member_id=member_id)
-
-
-async def _export_enrollment(session: AsyncSession, brand: Brand, member_id: MemberId) -> object:
-    return await enrollment_service.export_section(session, brand_id=brand.id, member_id=member_id)
-
-
-async def _erase_wallet(session: AsyncSession, brand: Brand, member_id: MemberId) -> None:
-    await wallet_repo.forget_member(session, brand_id=brand.id, member_id=member_id)
-
-
-async def _erase_offer_state(session: AsyncSession, brand: Brand, member_id: MemberId) -> None:
-    await offers_repo.forget_member(session, brand_id=brand.id, member_id=member_id)
-
-
-async def _erase_notifications(session: AsyncSession, brand: Brand, member_id: MemberId) -> None:
-    await notifications_feed.forget_member(session, brand_id=brand.id, member_id=member_id)
-
-
-async def _export_notifications(session: AsyncSession, brand: Brand, member_id: MemberId) -> object:
-    found = await notifications_feed.items(session, brand_id=brand.id, member_id=member_id, limit=1000)
-    return msgspec.to_builtins(found)
-
-
-async def _erase_held_events(session: AsyncSession, brand: Brand, member_id: MemberId) -> None:
-    await review.forget_member(session, brand_id=brand.id, member_id=member_id)
-
-
-class _EraseFromBoards:
-    """Remove an erased member from every board: SQL totals and archives, and the Redis standings."""
-
-    def __init__(self, redis: Redis, *, namespace: str) -> None:
-        self._redis = redis
-        self._namespace = namespace
-
-    async def __call__(self, session: AsyncSession, brand: Brand, member_id: MemberId) -> None:
-        await erase_board_member(
-            session, self._redis, namespace=self._namespace, brand_id=brand.id, member_id=member_id
-        )
-
-
 def build_services(
     settings: Settings,
     *,
@@ -245,26 +168,8 @@ def build_services(
             notifications=notifications,
         )
     )
-    erasure_hooks: tuple[ErasureHook, ...] = (
-        _erase_challenges,
-        _EraseFromBoards(redis, namespace=settings.redis_namespace),
-        _erase_enrollment,
-        _erase_held_events,
-        _erase_wallet,
-        _erase_offer_state,
-        _erase_notifications,
-    )
-    export_hooks: dict[str, ExportHook] = {
-        "challenges": _ChallengesExport(clock),
-        "enrollment": _export_enrollment,
-        "points": exports.PointsExport(clock),
-        "badges": exports.badges_export,
-        "leaderboards": exports.leaderboards_export,
-        "rewards": exports.rewards_export,
-        "leagues": exports.leagues_export,
-        "review": exports.review_export,
-        "notifications": _export_notifications,
-    }
+    erasure_hooks = member_hooks.erasure_hooks(redis, namespace=settings.redis_namespace)
+    export_hooks = member_hooks.export_hooks(clock)
     # Labels live in Redis beside the standings: a profile change (display name, scope attribute) is
     # rewritten there at once.
     member_update_hooks: tuple[MemberUpdateHook, ...] = (leaderboards.refresh_member,)
@@ -373,41 +278,6 @@ async def points_round(services: Services) -> None:
     run = await settlement.expire_due(services.db, now=now)
     if released.expired or run.expired or run.notices:
         services.outbox.notify()
-
-
-async def board_scores(
-    session: AsyncSession, *, brand: Brand, board_key: str, period: str | None, now: datetime
-) -> PeriodScores | None:
-    """The :class:`engine.grants.BoardScores` leagues read: a board period's listed totals from SQL.
-
-    Only active, unscoped boards with calendar periods (daily, weekly, monthly) carry a league.
-    """
-    try:
-        board = await board_repository.get_board(session, brand_id=brand.id, key=board_key)
-        if not board.active or board.scope is not None or board.period in ("all_time", "window"):
-            return None
-        ref = (
-            board_ranking.current_period(board, now, brand.tz)
-            if period is None
-            else board_ranking.period_from_id(board, period, brand.tz)
-        )
-    except (NotFound, ValidationError):
-        return None
-    assert ref.ends_at is not None  # calendar periods always end
-    totals = await board_totals.totals_for(session, board_id=board.id, period=ref.id)
-    hidden = await board_people.opted_out(session, brand_id=brand.id, member_ids={t.member_id for t in totals})
-    return PeriodScores(
-        period=ref.id,
-        ends_at=ref.ends_at,
-        closes_at=ref.ends_at + timedelta(minutes=board.grace_minutes),
-        scores=[
-            (t.member_id, board_ranking.signed(board, t.units), t.reached_at)
-            for t in totals
-            if board_ranking.is_listed(board, units=t.units, member_id=t.member_id, hidden=hidden)
-        ],
-        decimals=board.decimals,
-        descending=board.order == "desc",
-    )
 
 
 async def league_round(services: Services) -> leagues_service.RoundReport:

@@ -15,7 +15,7 @@ from leagues import repository as repo
 from leagues import service
 from leagues.models import Division, DivisionReward, LeagueSpec
 from web.app import create_app  # noqa: F401  (loads web.pages before web.exports, as the app does)
-from web.wiring import board_scores
+from web.board_scores import board_scores
 
 # The conftest clock: Friday 2026-11-20 10:00 UTC; the brand is in Europe/Rome, so week 2026-W47 ends on
 # Monday 2026-11-23 00:00 Rome = Sunday 23:00 UTC.

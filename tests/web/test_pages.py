@@ -351,7 +351,7 @@ def test_message_families_built_at_run_time_are_complete():
     from challenges.models import CampaignState, Recurrence
     from leaderboards.models import PeriodName, Ties, Visibility
     from web.pages.console.base import FLASHES
-    from web.pages.console.program import RULE_TYPES
+    from web.pages.console.campaign_forms import RULE_TYPES
 
     wanted = (
         [("challenge.state", s.value) for s in CampaignState]

@@ -28,7 +28,8 @@ from web.pages.console.dashboard import DashboardController
 from web.pages.console.enrollment import EnrollmentPagesController
 from web.pages.console.members import MembersController
 from web.pages.console.notifications import NotificationsPageController
-from web.pages.console.program import CampaignsController, ChallengesController, ProgramPageController
+from web.pages.console.program import CampaignsController, ChallengesController
+from web.pages.console.program_page import ProgramPageController
 from web.pages.console.rewards import RedemptionsPageController, RewardsPageController
 from web.pages.console.rewards_liability import LiabilityPageController
 from web.pages.console.webhooks import WebhooksController

@@ -140,19 +140,19 @@ class WidgetSettingsController(Controller):
         A board kept per scope (e.g. per store) is previewed on the given ``scope``, else on its first scope
         with standings.
         """
-        from web.pages import views, widgets
+        from web.pages import views, widget_data, widgets
 
         definition = await views.public_board(viewer.services, viewer.brand, board)
         scope = board_scope
         if definition.scope is not None and not scope:
             scope = await _first_scope(viewer, definition.id)
-        content = await widgets.widget_board(
+        content = await widget_data.widget_board(
             viewer.services, viewer.brand, board, rows=10, member=None, scope=scope, t=viewer.t
         )
         return widgets.leaderboard_page(
             viewer.brand,
             content,
-            look=widgets.WidgetLook(theme=theme, accent=None, font="system", transparent=False),
+            look=widget_data.WidgetLook(theme=theme, accent=None, font="system", transparent=False),
             t=viewer.t,
             live_url="",
             origin=None,

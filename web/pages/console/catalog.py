@@ -25,8 +25,8 @@ from leaderboards import repository as boards_repo
 from leaderboards.models import BoardDef
 from web.pages import views
 from web.pages.console.base import CONSOLE_DEPENDENCIES, CONSOLE_EXCEPTION_HANDLERS, ConsoleViewerDep, done, render
+from web.pages.console.campaign_forms import MAX_FILTER_CHARS, message_of
 from web.pages.console.merging import keep_unshown
-from web.pages.console.program import MAX_FILTER_CHARS, message_of
 
 FormData = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
 _LEVEL_LINE = re.compile(r"^(?P<key>\S+)\s+(?P<threshold>\d{1,10})(\s+(?P<points>\d{1,10}))?(\s+(?P<name>.+))?$")

@@ -148,17 +148,13 @@ class BadgeDef(msgspec.Struct, frozen=True, kw_only=True):
         return next((i for i, lv in enumerate(self.levels) if lv.key == key), -1)
 
 
-def build_badge(spec: BadgeSpec, *, path: str = "badge") -> BadgeDef:
-    """Validate a spec into a :class:`BadgeDef`.
-
-    Raises:
-        DefinitionError: with ``field`` set to the path of the mistake.
-    """
+def _levels(spec: BadgeSpec, *, path: str) -> list[Level]:
+    """The spec's levels, checked: at most :data:`MAX_LEVELS`, keys unique, thresholds growing."""
+    if len(spec.levels) > MAX_LEVELS:
+        raise DefinitionError(f"a badge has at most {MAX_LEVELS} levels", field=f"{path}.levels")
     levels: list[Level] = []
     seen: set[str] = set()
     previous = 0
-    if len(spec.levels) > MAX_LEVELS:
-        raise DefinitionError(f"a badge has at most {MAX_LEVELS} levels", field=f"{path}.levels")
     for index, level in enumerate(spec.levels):
         where = f"{path}.levels[{index}]"
         if level.key in seen:
@@ -175,14 +171,30 @@ def build_badge(spec: BadgeSpec, *, path: str = "badge") -> BadgeDef:
                 points=level.points,
             )
         )
-    if levels and spec.repeatable:
+    return levels
+
+
+def _check_levelled(spec: BadgeSpec, *, path: str) -> None:
+    """What a badge with levels may not also have."""
+    if spec.repeatable:
         raise DefinitionError("a badge is either repeatable or has levels, not both", field=f"{path}.repeatable")
-    if levels and spec.rule is None:
+    if spec.rule is None:
         raise DefinitionError("levels count against a `rule`: give one", field=f"{path}.rule")
-    if levels and spec.rule is not None and spec.rule.count != 1:
+    if spec.rule.count != 1:
         raise DefinitionError("with levels, each level's `threshold` replaces `rule.count`", field=f"{path}.rule.count")
-    if levels and spec.points:
+    if spec.points:
         raise DefinitionError("with levels, give bonus `points` on each level", field=f"{path}.points")
+
+
+def build_badge(spec: BadgeSpec, *, path: str = "badge") -> BadgeDef:
+    """Validate a spec into a :class:`BadgeDef`.
+
+    Raises:
+        DefinitionError: with ``field`` set to the path of the mistake.
+    """
+    levels = _levels(spec, path=path)
+    if levels:
+        _check_levelled(spec, path=path)
     if spec.color and not COLOR.match(spec.color):
         raise DefinitionError("`color` is #rrggbb", field=f"{path}.color")
     image = clean_image(spec.image, path=f"{path}.image")[1] if spec.image else ""

@@ -26,14 +26,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import sys
 import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import asyncpg
 from redis.asyncio import Redis
@@ -41,6 +40,7 @@ from redis.asyncio import Redis
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import REDIS_URL, median, print_table, scratch_database, server, write_json
+from bench.measure import CONCURRENCY, HttpConnection, Round, cpu_per_read, measured, run_for
 from engine.clock import SystemClock
 from engine.db import Database, create_engine
 from engine.tenants import create_brand
@@ -50,7 +50,6 @@ from leaderboards.scripts import ScriptBatch
 from leaderboards.service import Leaderboards
 from leaderboards.slots import Listing, Slot, Write
 
-CONCURRENCY = 50
 QUIET = 0.2
 """Other processes using fewer cores than this during a round leave the machine to the benchmark."""
 BOARD = "all-points"
@@ -94,118 +93,6 @@ async def load_members(pg_url: str, brand_id: int, count: int) -> int:
         return int(first)
     finally:
         await conn.close()
-
-
-async def run_for(seconds: float, worker) -> float:  # type: ignore[no-untyped-def]
-    """Run ``worker`` in CONCURRENCY tasks for ``seconds``; returns operations per second."""
-    stop = time.perf_counter() + seconds
-    done = [0] * CONCURRENCY
-
-    async def loop(index: int) -> None:
-        rng = random.Random(index)
-        while time.perf_counter() < stop:
-            await worker(rng)
-            done[index] += 1
-
-    started = time.perf_counter()
-    await asyncio.gather(*(loop(i) for i in range(CONCURRENCY)))
-    return sum(done) / (time.perf_counter() - started)
-
-
-class Round(NamedTuple):
-    """One measured round: operations per second and the CPU (in cores) each party used meanwhile."""
-
-    rate: float
-    cores: dict[str, float]
-
-
-def _ticks(pid: int) -> int:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])  # utime + stime
-
-
-def _descendants(root: int) -> list[int]:
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError):
-                continue
-    found, frontier = [], [root]
-    while frontier:
-        children = [pid for pid, parent in parents.items() if parent in frontier]
-        found.extend(children)
-        frontier = children
-    return found
-
-
-def _machine_ticks() -> int:
-    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, Path("/proc/stat").read_text().split()[1:9])
-    return user + nice + system + irq + softirq + steal
-
-
-def _cpu_snapshot(redis_pid: int) -> dict[str, int]:
-    ticks = {"bench": _ticks(os.getpid()), "machine": _machine_ticks()}
-    ticks["server"] = 0
-    for pid in _descendants(os.getpid()):
-        try:
-            ticks["server"] += _ticks(pid)
-        except OSError:
-            continue
-    try:
-        ticks["redis"] = _ticks(redis_pid)
-    except OSError:
-        ticks["redis"] = 0  # Redis runs elsewhere
-    return ticks
-
-
-async def measured(seconds: float, worker, redis_pid: int) -> Round:  # type: ignore[no-untyped-def]
-    """Run a round and account the CPU of this process, the server's processes, Redis and the rest."""
-    before, started = _cpu_snapshot(redis_pid), time.perf_counter()
-    rate = await run_for(seconds, worker)
-    after, elapsed = _cpu_snapshot(redis_pid), time.perf_counter() - started
-    hz = os.sysconf("SC_CLK_TCK")
-    cores = {name: (after[name] - before[name]) / hz / elapsed for name in before}
-    cores["others"] = cores.pop("machine") - cores["bench"] - cores["server"] - cores["redis"]
-    return Round(rate=rate, cores=cores)
-
-
-def cpu_per_read(rounds: list[Round]) -> dict[str, float]:
-    """Median CPU microseconds per operation of each party (``others``: the machine's other processes, in cores)."""
-    out = {
-        name: round(median([r.cores[name] / r.rate * 1e6 for r in rounds]), 1) for name in ("bench", "server", "redis")
-    }
-    out["others_cores"] = round(median([r.cores["others"] for r in rounds]), 2)
-    return out
-
-
-class HttpConnection:
-    """A minimal HTTP/1.1 keep-alive client (the load generator must not be the bottleneck)."""
-
-    def __init__(self, host: str, port: int, headers: str) -> None:
-        self.host, self.port, self.headers = host, port, headers
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def get(self, path: str) -> tuple[int, bytes]:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        assert self.reader is not None
-        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: {self.host}\r\n{self.headers}\r\n".encode())
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        status = int(head.split(b" ", 2)[1])
-        length = 0
-        for line in head.split(b"\r\n"):
-            if line.lower().startswith(b"content-length:"):
-                length = int(line.split(b":", 1)[1])
-        return status, await self.reader.readexactly(length)
-
-    async def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            await self.writer.wait_closed()
-        self.reader = self.writer = None
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
@@ -481,7 +368,7 @@ if __name__ == "__main__":
         default=True,
         help="Also measure the raw script auto-pipelined the way the server sends it (informative).",
     )
-    parser.add_argument("--check", action="store_true", help="Decode 1% of the HTTP answers and check their shape.")
+    parser.add_argument("--check", action="store_true", help="Decode 1%% of the HTTP answers and check their shape.")
     outcome = asyncio.run(main(parser.parse_args()))
     report(outcome)
     print(f"\n  written to {write_json('leaderboards', outcome)}")

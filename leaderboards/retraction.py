@@ -31,6 +31,35 @@ if TYPE_CHECKING:
     from leaderboards.service import Leaderboards
 
 
+async def _reduction(
+    session: AsyncSession, board: BoardDef, target: RetractedEvent, own: list[Any]
+) -> tuple[Total, Any] | None:
+    """The negative total a retraction takes off one ``increment`` board, with its period (None: nothing to take)."""
+    event, brand = target.event, target.brand
+    if board.mode != "increment":
+        return None
+    units = ranking.contribution(
+        board, event_type=event.type, properties=event.properties, member=target.member, effects=own
+    )
+    if not units:
+        return None
+    if isinstance(board.metric, EventCountMetric):
+        removed = units if target.whole else 0
+    else:
+        removed = round(units * target.share_after) - round(units * target.share_before)
+    period = ranking.period_for(board, event.occurred_at, brand.tz)
+    scope = ranking.scope_of(board, target.member)
+    if not removed or period is None or scope is None:
+        return None
+    if await repository.closed_among(session, pairs={(board.id, period.id)}):
+        return None  # a closed period's archive is history
+    total = Total(
+        board_id=board.id, period=period.id, scope=scope, member_id=target.member_id, units=-removed,
+        reached_at=event.occurred_at,
+    )  # fmt: skip
+    return total, period
+
+
 class BoardsUndo:
     """:class:`engine.grants.EventUndo` for leaderboards."""
 
@@ -41,7 +70,7 @@ class BoardsUndo:
 
     async def undo(self, session: AsyncSession, target: RetractedEvent) -> Undone:
         """Subtract the retracted share of the event's contribution from each board it counted on."""
-        brand, event = target.brand, target.event
+        brand = target.brand
         boards = [b for b in await repository.load_boards(session, brand_id=brand.id) if b.active]
         # The event's own points; completions and their rewards are the challenges' undo's (and policy's) matter.
         own = [
@@ -51,28 +80,9 @@ class BoardsUndo:
         ]
         rows: list[tuple[BoardDef, Total, Any]] = []
         for board in boards:
-            if board.mode != "increment":
-                continue
-            units = ranking.contribution(
-                board, event_type=event.type, properties=event.properties, member=target.member, effects=own
-            )
-            if not units:
-                continue
-            if isinstance(board.metric, EventCountMetric):
-                removed = units if target.whole else 0
-            else:
-                removed = round(units * target.share_after) - round(units * target.share_before)
-            period = ranking.period_for(board, event.occurred_at, brand.tz)
-            scope = ranking.scope_of(board, target.member)
-            if not removed or period is None or scope is None:
-                continue
-            if await repository.closed_among(session, pairs={(board.id, period.id)}):
-                continue
-            total = Total(
-                board_id=board.id, period=period.id, scope=scope, member_id=target.member_id, units=-removed,
-                reached_at=event.occurred_at,
-            )  # fmt: skip
-            rows.append((board, total, period))
+            found = await _reduction(session, board, target, own)
+            if found is not None:
+                rows.append((board, *found))
         if not rows:
             return Undone()
         results = await totals_repo.upsert_totals(

@@ -18,8 +18,9 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from engine.db import Database
-    from engine.grants import BoardScores
+    from engine.grants import BoardScores, PeriodScores
     from engine.tenants import Brand
+    from leagues.repository import Seat
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,44 +63,52 @@ async def member_league(
         found = await repo.seat_of(session, league_id=league.id, member_id=member_id)
         if found is None or (current is not None and found[0] != current.period and found[1].zone is not None):
             known = await repo.divisions_of(session, league_id=league.id, member_ids=[member_id])
-            division = by_key.get(known.get(member_id, ""), spec.divisions[0])
-            return MemberLeague(
-                spec=spec,
-                division=division,
-                period=current.period if current else None,
-                final=False,
-                cohort=None,
-                decimals=current.decimals if current else 0,
-                descending=current.descending if current else True,
-            )
+            return _unseated(spec, by_key.get(known.get(member_id, ""), spec.divisions[0]), current)
         period, seat = found
         everyone = await repo.seats(session, league_id=league.id, period=period)
         mates = [s for s in everyone if (s.division, s.cohort) == (seat.division, seat.cohort)]
         live = current if current is not None and current.period == period else None
         if live is None and seat.zone is None:
             live = await scores(session, brand=brand, board_key=spec.board, period=period, now=now)
-    division = by_key.get(seat.division, spec.divisions[0])
     if seat.zone is not None:
-        table = sorted(
-            (
-                models.Standing(member_id=s.member_id, rank=s.rank or 0, value=s.value or 0, zone=_zone(s.zone))
-                for s in mates
-            ),
-            key=lambda s: (s.rank, s.member_id),
-        )
+        table = _final_table(mates)
     else:
         values = {m: v for m, v, _ in live.scores} if live is not None else {}
         table = rank_cohort(league, seat.division, mates, values)
     shown = live or current
     return MemberLeague(
         spec=spec,
-        division=division,
+        division=by_key.get(seat.division, spec.divisions[0]),
         period=period,
         final=seat.zone is not None,
         cohort=seat.cohort,
         standings=table,
         decimals=shown.decimals if shown else 0,
         descending=shown.descending if shown else True,
+    )
+
+
+def _unseated(spec: models.LeagueSpec, division: models.Division, current: PeriodScores | None) -> MemberLeague:
+    """A member without a seat in the current period: their division, no cohort yet."""
+    return MemberLeague(
+        spec=spec,
+        division=division,
+        period=current.period if current else None,
+        final=False,
+        cohort=None,
+        decimals=current.decimals if current else 0,
+        descending=current.descending if current else True,
+    )
+
+
+def _final_table(mates: list[Seat]) -> list[models.Standing]:
+    """A closed period's cohort as it was recorded at the close."""
+    return sorted(
+        (
+            models.Standing(member_id=s.member_id, rank=s.rank or 0, value=s.value or 0, zone=_zone(s.zone))
+            for s in mates
+        ),
+        key=lambda s: (s.rank, s.member_id),
     )
 
 

@@ -20,6 +20,8 @@ from segments import offer_repository as repo
 from segments.offers import arm_of, bonus, qualifies, targets, validate
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from engine.ids import MemberId
     from engine.pipeline import EventContext, UnitOfWork
     from engine.predicates import Predicate
@@ -51,6 +53,28 @@ class Offers:
         return await self._cache.get(uow.brand.id, await uow.config_version(), load)
 
 
+def _new_state(offer: Live, ctx: EventContext, *, now: datetime) -> repo.State:
+    """A member's first state in an offer: their experiment arm, assigned now."""
+    arm = arm_of(offer.spec, ctx.event.member)
+    return repo.State(
+        offer_id=offer.id, member_id=ctx.member_id, arm=arm.key if arm else "", assigned_at=now, activated_at=None
+    )
+
+
+def _use(offer: Live, ctx: EventContext, state: repo.State) -> int:
+    """Count the event in the member's state; the bonus it earns (0: none — not activated, limit, nothing earned)."""
+    state.events += 1
+    if (offer.spec.opt_in and state.activated_at is None) or state.uses >= offer.spec.per_member_limit:
+        return 0
+    earned = sum(e.points for e in ctx.effects if isinstance(e, PointsAwarded) and e.source == "rule")
+    points = bonus(offer.spec, arm_of(offer.spec, ctx.event.member), earned=earned)
+    if points <= 0:
+        return 0
+    state.uses += 1
+    state.points += points
+    return points
+
+
 class OffersStep:
     """Gives offers' bonuses on qualifying events, within limits and budgets; records experiment exposure."""
 
@@ -73,22 +97,11 @@ class OffersStep:
         grants: dict[int, list[tuple[EventContext, Live, repo.State, int]]] = defaultdict(list)
         for ctx, offer in hits:
             key = (offer.id, ctx.member_id)
-            arm = arm_of(offer.spec, ctx.event.member)
-            state = found.get(key) or repo.State(
-                offer_id=offer.id, member_id=ctx.member_id, arm=arm.key if arm else "", assigned_at=uow.now,
-                activated_at=None,
-            )  # fmt: skip
+            state = found.get(key) or _new_state(offer, ctx, now=uow.now)
             found[key] = changed[key] = state
-            state.events += 1
-            if (offer.spec.opt_in and state.activated_at is None) or state.uses >= offer.spec.per_member_limit:
-                continue
-            earned = sum(e.points for e in ctx.effects if isinstance(e, PointsAwarded) and e.source == "rule")
-            points = bonus(offer.spec, arm, earned=earned)
-            if points <= 0:
-                continue
-            state.uses += 1
-            state.points += points
-            grants[offer.id].append((ctx, offer, state, points))
+            points = _use(offer, ctx, state)
+            if points:
+                grants[offer.id].append((ctx, offer, state, points))
         for offer_id in sorted(grants):
             await self._grant(uow, grants[offer_id])
         await repo.save_states(uow.session, brand_id=uow.brand.id, changed=list(changed.values()))

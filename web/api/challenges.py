@@ -18,6 +18,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from challenges import backfill, service, views
+from challenges import explain as explain_views
 from challenges import versions as challenge_versions
 from challenges.config import CampaignSpec, ChallengeSpec, build_campaign, decode
 from challenges.rules import campaign_state
@@ -284,12 +285,12 @@ class MemberChallengesController(Controller):
         services: ServicesDep,
         principal: PrincipalDep,
         limit: Annotated[int, QueryParameter(ge=1, le=200, description="Recent events to explain.")] = 20,
-    ) -> views.Explanation:
+    ) -> explain_views.Explanation:
         """The member's recent events, newest first, each with the reason it counted or not."""
         brand = principal.brand
         async with services.db.read() as session:
             member = await members_repo.get_member(session, brand_id=brand.id, external_id=external_id)
-            return await views.explain(
+            return await explain_views.explain(
                 session, brand=brand, member=member, key=key, now=services.clock.now(), limit=limit
             )
 

@@ -67,6 +67,43 @@ class _FieldError(Exception):
         self.message = message
 
 
+def _level_lines(text: str, *, t: Any) -> list[dict[str, Any]]:
+    """Levels from the form's lines ``key threshold [points] [name]``."""
+    levels: list[dict[str, Any]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        match = _LEVEL_LINE.match(line.strip())
+        if match is None:
+            raise _FieldError("levels", t("Line %(line)s: write “key threshold [points] [name]”.", line=number))
+        level: dict[str, Any] = {"key": match.group("key"), "threshold": int(match.group("threshold"))}
+        if match.group("points"):
+            level["points"] = int(match.group("points"))
+        if match.group("name"):
+            level["name"] = match.group("name").strip()
+        levels.append(level)
+    return levels
+
+
+def _rule_data(form: dict[str, str], event_type: str, *, counted: bool, t: Any) -> dict[str, Any]:
+    """The badge's rule from the form (``count`` only without levels; the filter as YAML or JSON)."""
+    rule: dict[str, Any] = {"event_type": event_type}
+    count = form.get("rule_count", "").strip()
+    if count and counted:
+        rule["count"] = int(count) if count.isdigit() else count
+    text = form.get("rule_filter", "")
+    if text.strip():
+        if len(text) > MAX_FILTER_CHARS:
+            raise _FieldError("rule_filter", t("Use at most %(max)s characters.", max=MAX_FILTER_CHARS))
+        try:
+            rule["filter"] = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise _FieldError(
+                "rule_filter", t("Not valid YAML or JSON: %(error)s", error=str(exc).splitlines()[0])
+            ) from exc
+    return rule
+
+
 def badge_data(form: dict[str, str], *, key: str, t: Any) -> dict[str, Any]:
     """A badge definition from the form."""
     data: dict[str, Any] = {
@@ -83,38 +120,12 @@ def badge_data(form: dict[str, str], *, key: str, t: Any) -> dict[str, Any]:
     }
     points = form.get("points", "").strip() or "0"
     data["points"] = int(points) if points.isdigit() else points
-    levels: list[dict[str, Any]] = []
-    for number, line in enumerate(form.get("levels", "").splitlines(), start=1):
-        if not line.strip():
-            continue
-        match = _LEVEL_LINE.match(line.strip())
-        if match is None:
-            raise _FieldError("levels", t("Line %(line)s: write “key threshold [points] [name]”.", line=number))
-        level: dict[str, Any] = {"key": match.group("key"), "threshold": int(match.group("threshold"))}
-        if match.group("points"):
-            level["points"] = int(match.group("points"))
-        if match.group("name"):
-            level["name"] = match.group("name").strip()
-        levels.append(level)
+    levels = _level_lines(form.get("levels", ""), t=t)
     if levels:
         data["levels"] = levels
     event_type = form.get("rule_event_type", "").strip()
     if event_type:
-        rule: dict[str, Any] = {"event_type": event_type}
-        count = form.get("rule_count", "").strip()
-        if count and not levels:
-            rule["count"] = int(count) if count.isdigit() else count
-        text = form.get("rule_filter", "")
-        if text.strip():
-            if len(text) > MAX_FILTER_CHARS:
-                raise _FieldError("rule_filter", t("Use at most %(max)s characters.", max=MAX_FILTER_CHARS))
-            try:
-                rule["filter"] = yaml.safe_load(text)
-            except yaml.YAMLError as exc:
-                raise _FieldError(
-                    "rule_filter", t("Not valid YAML or JSON: %(error)s", error=str(exc).splitlines()[0])
-                ) from exc
-        data["rule"] = rule
+        data["rule"] = _rule_data(form, event_type, counted=not levels, t=t)
     image = form.get("image", "")
     if image:
         data["image"] = image

@@ -182,6 +182,15 @@ async def main() -> None:
             dashboard_grown = await dashboard_ms(database_url, brand_id)
             conn = await asyncpg.connect(dsn)
             sizes = {table: await conn.fetchval(f"SELECT count(*) FROM {table}") for table in ("event_log", "ledger")}
+            # Bytes on disk per row (heap, TOAST and indexes of every partition), for docs/scaling.md's model.
+            footprint = {
+                table: await conn.fetchval(
+                    "SELECT coalesce(sum(pg_total_relation_size(relid)), 0) FROM pg_partition_tree($1::regclass)",
+                    table,
+                )
+                for table in ("event_log", "ledger")
+            }
+            bytes_per_row = {table: footprint[table] / max(1, sizes[table]) for table in sizes}
             big_rows = await conn.fetchval("SELECT count(*) FROM event_log WHERE brand_id = $1", brand_id)
             await conn.close()
         import redis
@@ -216,6 +225,11 @@ async def main() -> None:
         ["query", "at 0", f"at {args.rows:,}"],
         [[name, dashboard_empty[name], dashboard_grown[name]] for name in dashboard_grown],
     )
+    print_table(
+        "Bytes on disk per row (heap, TOAST, indexes of every partition)",
+        ["table", "rows", "bytes", "bytes/row"],
+        [[t, sizes[t], footprint[t], bytes_per_row[t]] for t in ("event_log", "ledger")],
+    )
     path = write_json(
         "growth",
         {
@@ -227,6 +241,8 @@ async def main() -> None:
             "singles_per_round": args.singles,
             "batches_per_round": args.batches,
             "load_seconds": load,
+            "bytes_on_disk": footprint,
+            "bytes_per_row": bytes_per_row,
             "rates": summary,
             "dashboard_ms": {"at_0": dashboard_empty, "at_n": dashboard_grown},
             "machine": "2 cores shared with other sessions' work; same-run ratios",

@@ -137,3 +137,24 @@ def write_json(name: str, data: dict[str, Any]) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(data, indent=2, default=str))
     return path
+
+
+def server_processes(port: int) -> list[int]:
+    """The pids started with ``QUESTLINE_PORT=<port>``: the server of :func:`server` and its workers."""
+    marker = f"QUESTLINE_PORT={port}".encode()
+    found: list[int] = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            if marker in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+                found.append(int(pid))
+    return found
+
+
+def server_cpu_seconds(port: int) -> float:
+    """CPU time (user + system) the server's processes have used so far."""
+    ticks = 0
+    for pid in server_processes(port):
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")

@@ -43,7 +43,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import REDIS_URL, median, print_table, scratch_database, server, write_json
+from bench.common import REDIS_URL, median, print_table, scratch_database, server, server_cpu_seconds, write_json
 from bench.raw_unnest import raw_unnest
 
 EVENT_TYPES = ["purchase", "purchase", "visit", "visit", "review", "survey", "referral"]
@@ -321,6 +321,7 @@ async def main() -> None:
     }  # fmt: skip
     client_cpu: dict[str, list[float]] = {"single": [], "single_50_challenges_board": []}
     failures = {"single": 0, "single_50_challenges_board": 0}
+    server_ms: dict[str, list[float]] = {"single": [], "batch": []}
     async with scratch_database() as (database_url, dsn):
         namespace = f"qlbench{uuid.uuid4().hex[:6]}"
         with server(database_url, namespace=namespace, workers=args.workers) as base:
@@ -331,7 +332,10 @@ async def main() -> None:
                 key = await setup_brand(database_url, with_challenges=False)
                 await analyze(dsn)
                 singles = make_events(args.singles, members=2000, seed=round_no)
+                port = int(base.rsplit(":", 1)[1])
+                server_cpu = server_cpu_seconds(port)
                 elapsed, cpu, failed = await post_raw(base, key, singles, concurrency=16)
+                server_ms["single"].append((server_cpu_seconds(port) - server_cpu) * 1000 / len(singles))
                 failures["single"] += failed
                 results["single"].append(len(singles) / elapsed)
                 client_cpu["single"].append(cpu / elapsed)
@@ -354,7 +358,9 @@ async def main() -> None:
                 await analyze(dsn)
                 events = make_events(args.batches * 1000, members=5000, seed=100 + round_no)
                 batches = [{"events": events[i : i + 1000]} for i in range(0, len(events), 1000)]
+                server_cpu = server_cpu_seconds(port)
                 elapsed = await post_all(base, key, batches, concurrency=2)
+                server_ms["batch"].append((server_cpu_seconds(port) - server_cpu) * 1000 / len(events))
                 results["batch"].append(len(events) / elapsed)
 
                 if have_challenges:
@@ -396,6 +402,8 @@ async def main() -> None:
             continue
         med = median(values)
         summary[name] = {"median_events_per_s": med, "rounds": values, "ratio_to_limit": med / limit}
+        if server_ms.get(name):
+            summary[name]["server_cpu_ms_per_event"] = median(server_ms[name])
         cpu = client_cpu.get(name)
         if cpu:
             summary[name]["client_cpu_share"] = median(cpu)
@@ -411,6 +419,10 @@ async def main() -> None:
         ["scenario", "median", "min", "× limit", "client CPU"],
         rows,
     )
+    for name in ("single", "batch"):
+        if summary.get(name, {}).get("server_cpu_ms_per_event") is not None:
+            ms = summary[name]["server_cpu_ms_per_event"]
+            print(f"  server CPU per event ({name}): {ms:.2f} ms (all server processes, median of the rounds)")
     if "challenges_cost" in summary:
         rounds = ", ".join(f"{c:.0%}" for c in summary["challenges_cost_per_round"])
         print(

@@ -42,7 +42,7 @@ from litestar.typing import FieldDefinition
 
 from engine import topics
 from web.hygiene import takes_json_body
-from web.pages.sessions import COOKIE as CONSOLE_COOKIE
+from web.names import CONSOLE_COOKIE
 
 PROBLEM_JSON = "application/problem+json"
 SWAGGER_VERSION = "5.36.0"

@@ -28,8 +28,9 @@ import time
 from redis.asyncio import Redis
 
 from engine import keys
+from web.names import CONSOLE_COOKIE
 
-COOKIE = "ql_console"
+COOKIE = CONSOLE_COOKIE
 TTL_SECONDS = 12 * 3600
 #: A console session ends this long after sign-in, however active it has been.
 MAX_LIFETIME_SECONDS = 7 * 86400

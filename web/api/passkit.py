@@ -15,9 +15,8 @@ from urllib.parse import urlsplit
 from litestar import Request, Response, Router, delete, get, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from web.api.wallet import pkpass_response
 from web.deps import ServicesDep
-from web.pages.wallet_cards import passkit_of
+from web.pages.wallet_cards import passkit_of, pkpass_response
 from web.schemas.wallet import PassKitLogIn, RegistrationIn, UpdatedPassesOut
 
 log = logging.getLogger("questline.wallet")

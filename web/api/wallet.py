@@ -11,10 +11,8 @@ from wallet.models import AppleSettings, GoogleSettings
 from wallet.service import APPLE, GOOGLE, AppleStatus, GoogleStatus, WalletStatus
 from web.deps import PrincipalDep, ServicesDep, provide_secret_principal
 from web.openapi import answers, problems
-from web.pages.wallet_cards import card_state, wallets_of
+from web.pages.wallet_cards import PKPASS, card_state, pkpass_response, wallets_of
 from web.schemas.wallet import SaveLinkOut
-
-PKPASS = "application/vnd.apple.pkpass"
 
 
 class WalletSettingsController(Controller):
@@ -100,18 +98,3 @@ class MemberWalletController(Controller):
             member = await members_repo.get_member(session, brand_id=brand.id, external_id=external_id)
         url = await wallets_of(services).google_save_url(brand, await card_state(services, brand, member))
         return SaveLinkOut(save_url=url)
-
-
-def pkpass_response(data: bytes, updated_s: int) -> Response[bytes]:
-    """A ``.pkpass`` download with its ``Last-Modified``."""
-    from email.utils import formatdate
-
-    return Response(
-        content=data,
-        media_type=PKPASS,
-        headers={
-            "Last-Modified": formatdate(updated_s, usegmt=True),
-            "Content-Disposition": 'attachment; filename="card.pkpass"',
-            "Cache-Control": "no-store",
-        },
-    )

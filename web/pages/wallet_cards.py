@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 
+from litestar import Response
+
 from engine import members as members_repo
 from engine.errors import QuestlineError
 from engine.ids import MemberId
@@ -122,3 +124,21 @@ class MemberCards:
 async def refresh_passes(services: Services) -> None:
     """Refresh the passes devices registered for and push the changed ones (APNs); the ``wallet`` job runs it."""
     await passkit_of(services).refresh_all()
+
+
+PKPASS = "application/vnd.apple.pkpass"
+
+
+def pkpass_response(data: bytes, updated_s: int) -> Response[bytes]:
+    """A ``.pkpass`` download with its ``Last-Modified``."""
+    from email.utils import formatdate
+
+    return Response(
+        content=data,
+        media_type=PKPASS,
+        headers={
+            "Last-Modified": formatdate(updated_s, usegmt=True),
+            "Content-Disposition": 'attachment; filename="card.pkpass"',
+            "Cache-Control": "no-store",
+        },
+    )

@@ -13,7 +13,6 @@ from litestar.di import Provide
 from litestar.response import Redirect, Template
 
 from engine.errors import QuestlineError
-from web.api.wallet import pkpass_response
 from web.pages.portal import (
     PortalSignInRequired,
     PortalViewerDep,
@@ -22,7 +21,7 @@ from web.pages.portal import (
     _sign_in_required,
     provide_portal_viewer,
 )
-from web.pages.wallet_cards import card_state, wallets_of
+from web.pages.wallet_cards import card_state, pkpass_response, wallets_of
 
 
 class PortalWalletController(Controller):

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 PREFIX = "QUESTLINE_"
+RESERVED = ("QUESTLINE_TEST_", "QUESTLINE_BENCH_")
+"""Variables of the test suite and the benchmarks, never settings."""
 DEFAULT_SECRET = "dev-only-change-me"
 #: Shortest secret accepted outside the embedded default (bytes of its UTF-8 form).
 MIN_SECRET_BYTES = 32
@@ -163,11 +165,16 @@ def refuse_unsafe(settings: Settings) -> None:
 def load_settings(env: Mapping[str, str], **overrides: object) -> Settings:
     """Build :class:`Settings` from ``QUESTLINE_*`` variables in ``env`` plus explicit overrides.
 
+    An unknown ``QUESTLINE_*`` variable is refused (a typo must not pass silently); ``QUESTLINE_TEST_*`` and
+    ``QUESTLINE_BENCH_*`` belong to the test suite and the benchmarks and are not settings.
+
     Raises:
         ValidationError: a variable has a value of the wrong type or out of range (named in ``field``).
     """
     raw: dict[str, object] = {
-        name[len(PREFIX) :].lower(): value for name, value in env.items() if name.startswith(PREFIX)
+        name[len(PREFIX) :].lower(): value
+        for name, value in env.items()
+        if name.startswith(PREFIX) and not name.startswith(RESERVED)
     }
     known = set(Settings.__struct_fields__)
     unknown = sorted(set(raw) - known)

@@ -63,7 +63,8 @@ def questline_server(workdir: Path, *, secret: str, start_timeout: float = 90) -
     database = workdir / "questline.db"
     log_path = workdir / "server.log"
     env = {
-        **os.environ,
+        # The tests' own QUESTLINE_TEST_* variables are not settings: the server refuses unknown QUESTLINE_* ones.
+        **{name: value for name, value in os.environ.items() if not name.startswith("QUESTLINE_TEST_")},
         "QUESTLINE_DATABASE_URL": f"sqlite+aiosqlite:///{database}",
         "QUESTLINE_REDIS_URL": "memory://",
         "QUESTLINE_DEMO": "true",

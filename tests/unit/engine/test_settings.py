@@ -31,3 +31,16 @@ def test_bad_settings_are_named(env, field):
     with pytest.raises(ValidationError) as info:
         load_settings(env)
     assert info.value.field == field
+
+
+def test_the_test_suite_and_bench_variables_are_not_settings() -> None:
+    import pytest
+
+    from engine.errors import ValidationError
+    from engine.settings import load_settings
+
+    env = {"QUESTLINE_TEST_REDIS_CLUSTER_URL": "redis+cluster://x:1", "QUESTLINE_BENCH_PG_URL": "postgresql://y"}
+    assert load_settings(env).redis_url == "memory://"
+    with pytest.raises(ValidationError) as refused:
+        load_settings({"QUESTLINE_REDIS_ULR": "redis://typo"})  # a misspelt setting is still refused
+    assert refused.value.field == "QUESTLINE_REDIS_ULR"

@@ -113,6 +113,11 @@ class Leaderboards:
         self._catching_up = None
         self._tasks.clear()
 
+    async def settled(self) -> None:
+        """Wait for the rebuilds running in the background (the check at start, scheduled ones) to end."""
+        while running := [t for t in self._tasks.values() if not t.done()]:
+            await asyncio.wait(running)
+
     async def maintenance_round(self) -> None:
         """Close the periods that ended and rebuild brands whose boards are missing from Redis.
 

@@ -6,21 +6,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from litestar import Controller, Request, get
-from litestar.di import Provide
 from litestar.response import Template
 
-from engine.errors import QuestlineError
 from leagues import repository as leagues_repo
 from leagues.views import MemberLeague, member_league
 from web.i18n import Translator
 from web.pages import views
 from web.pages.portal import (
-    PortalSignInRequired,
+    PORTAL_DEPENDENCIES,
+    PORTAL_EXCEPTION_HANDLERS,
     PortalViewerDep,
-    _domain_error,
     _render,
-    _sign_in_required,
-    provide_portal_viewer,
 )
 
 
@@ -54,11 +50,8 @@ class PortalLeagueController(Controller):
 
     path = "/portal/league"
     include_in_schema = False
-    dependencies = {"viewer": Provide(provide_portal_viewer)}  # noqa: RUF012
-    exception_handlers = {  # noqa: RUF012
-        PortalSignInRequired: _sign_in_required,
-        QuestlineError: _domain_error,
-    }
+    dependencies = PORTAL_DEPENDENCIES
+    exception_handlers = PORTAL_EXCEPTION_HANDLERS
 
     @get("/", name="portal:league")
     async def league(self, request: Request[Any, Any, Any], viewer: PortalViewerDep) -> Template:

@@ -11,13 +11,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
-from litestar.di import Provide
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, QueryParameter
 from litestar.response import Redirect, Template
 
 from engine import points, tenants
-from engine.errors import AuthenticationError, NotFound, QuestlineError, ValidationError
+from engine.errors import AuthenticationError, NotFound, ValidationError
 from engine.ids import BrandId
 from notifications import feed, preferences
 from notifications.models import KINDS, MemberChoices, controls_of
@@ -26,13 +25,11 @@ from web.i18n import N_, Translator
 from web.notify_mail import line, read_unsubscribe_token
 from web.pages import rendering, security
 from web.pages.portal import (
-    PortalSignInRequired,
+    PORTAL_DEPENDENCIES,
+    PORTAL_EXCEPTION_HANDLERS,
     PortalViewerDep,
-    _domain_error,
     _render,
-    _sign_in_required,
     member_lang,
-    provide_portal_viewer,
 )
 
 FormData = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
@@ -54,11 +51,8 @@ class NotificationPagesController(Controller):
 
     path = "/portal/notifications"
     include_in_schema = False
-    dependencies = {"viewer": Provide(provide_portal_viewer)}  # noqa: RUF012
-    exception_handlers = {  # noqa: RUF012
-        PortalSignInRequired: _sign_in_required,
-        QuestlineError: _domain_error,
-    }
+    dependencies = PORTAL_DEPENDENCIES
+    exception_handlers = PORTAL_EXCEPTION_HANDLERS
 
     @get("/", name="portal:notifications")
     async def feed_page(self, request: Request[Any, Any, Any], viewer: PortalViewerDep) -> Template:

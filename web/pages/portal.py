@@ -16,6 +16,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Redirect, ServerSentEvent, Template
+from litestar.types import ExceptionHandlersMap
 
 from engine import members as members_repo
 from engine import point_views, tenants
@@ -166,16 +167,22 @@ def _render(
     )
 
 
+PORTAL_DEPENDENCIES = {"viewer": Provide(provide_portal_viewer)}
+"""Every portal controller's dependencies: the signed-in member (``viewer``)."""
+PORTAL_EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    PortalSignInRequired: _sign_in_required,
+    QuestlineError: _domain_error,
+}
+"""Every portal controller's error pages: sign in again, or the domain error in the portal's look."""
+
+
 class PortalController(Controller):
     """The member's pages."""
 
     path = "/portal"
     include_in_schema = False
-    dependencies = {"viewer": Provide(provide_portal_viewer)}  # noqa: RUF012
-    exception_handlers = {  # noqa: RUF012
-        PortalSignInRequired: _sign_in_required,
-        QuestlineError: _domain_error,
-    }
+    dependencies = PORTAL_DEPENDENCIES
+    exception_handlers = PORTAL_EXCEPTION_HANDLERS
 
     @get("/enter/{token:str}")
     async def enter(

@@ -11,26 +11,23 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, get, post
-from litestar.di import Provide
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath
 from litestar.response import Redirect, Template
 from markupsafe import Markup
 
 from engine import point_views
-from engine.errors import Conflict, InsufficientPoints, NotFound, QuestlineError
+from engine.errors import Conflict, InsufficientPoints, NotFound
 from rewards import repository as rewards_repo
 from rewards import service as rewards_service
 from rewards.models import CatalogEntry, LimitReached, NotRedeemable, OutOfStock, Redemption
 from web.i18n import N_
 from web.i18n.localized import Localized
 from web.pages.portal import (
-    PortalSignInRequired,
+    PORTAL_DEPENDENCIES,
+    PORTAL_EXCEPTION_HANDLERS,
     PortalViewerDep,
-    _domain_error,
     _render,
-    _sign_in_required,
-    provide_portal_viewer,
 )
 from web.qr import qr_svg
 
@@ -89,11 +86,8 @@ class RewardsPortalController(Controller):
 
     path = "/portal/rewards"
     include_in_schema = False
-    dependencies = {"viewer": Provide(provide_portal_viewer)}  # noqa: RUF012
-    exception_handlers = {  # noqa: RUF012
-        PortalSignInRequired: _sign_in_required,
-        QuestlineError: _domain_error,
-    }
+    dependencies = PORTAL_DEPENDENCIES
+    exception_handlers = PORTAL_EXCEPTION_HANDLERS
 
     @get("/", name="portal:rewards")
     async def catalog(self, request: Request[Any, Any, Any], viewer: PortalViewerDep) -> Template:

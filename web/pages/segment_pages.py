@@ -6,11 +6,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from litestar import Controller, Request, get, post
-from litestar.di import Provide
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
-from engine.errors import QuestlineError
 from segments import offer_repository as offers_repo
 from segments import repository as segments_repo
 from segments import service
@@ -20,12 +18,10 @@ from segments.offers import OfferDef
 from web.pages import views
 from web.pages.console.base import CONSOLE_DEPENDENCIES, CONSOLE_EXCEPTION_HANDLERS, ConsoleViewerDep, render
 from web.pages.portal import (
-    PortalSignInRequired,
+    PORTAL_DEPENDENCIES,
+    PORTAL_EXCEPTION_HANDLERS,
     PortalViewerDep,
-    _domain_error,
     _render,
-    _sign_in_required,
-    provide_portal_viewer,
 )
 
 
@@ -93,11 +89,8 @@ class PortalOffersController(Controller):
 
     path = "/portal/offers"
     include_in_schema = False
-    dependencies = {"viewer": Provide(provide_portal_viewer)}  # noqa: RUF012
-    exception_handlers = {  # noqa: RUF012
-        PortalSignInRequired: _sign_in_required,
-        QuestlineError: _domain_error,
-    }
+    dependencies = PORTAL_DEPENDENCIES
+    exception_handlers = PORTAL_EXCEPTION_HANDLERS
 
     @get("/", name="portal:offers")
     async def offers(self, request: Request[Any, Any, Any], viewer: PortalViewerDep) -> Template:

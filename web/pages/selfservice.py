@@ -12,14 +12,13 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.di import Provide
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, QueryParameter
 from litestar.response import Redirect, Template
 
 from engine import members as members_repo
 from engine import points
-from engine.errors import QuestlineError, ValidationError
+from engine.errors import ValidationError
 from engine.members import MemberIn
 from enrollment import service as enrollment
 from leaderboards.models import Preference
@@ -27,12 +26,10 @@ from referrals import service as referrals
 from web import exports  # the module: web.exports imports web.pages (a cycle at import time)
 from web.pages.join import join_url
 from web.pages.portal import (
-    PortalSignInRequired,
+    PORTAL_DEPENDENCIES,
+    PORTAL_EXCEPTION_HANDLERS,
     PortalViewerDep,
-    _domain_error,
     _render,
-    _sign_in_required,
-    provide_portal_viewer,
 )
 
 FormData = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
@@ -44,11 +41,8 @@ class SelfServiceController(Controller):
 
     path = "/portal"
     include_in_schema = False
-    dependencies = {"viewer": Provide(provide_portal_viewer)}  # noqa: RUF012
-    exception_handlers = {  # noqa: RUF012
-        PortalSignInRequired: _sign_in_required,
-        QuestlineError: _domain_error,
-    }
+    dependencies = PORTAL_DEPENDENCIES
+    exception_handlers = PORTAL_EXCEPTION_HANDLERS
 
     @get("/invite", name="portal:invite")
     async def invite(self, request: Request[Any, Any, Any], viewer: PortalViewerDep) -> Template:

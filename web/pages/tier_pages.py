@@ -8,12 +8,10 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, get, post
-from litestar.di import Provide
 from litestar.enums import RequestEncodingType
 from litestar.params import Body
 from litestar.response import Redirect, Template
 
-from engine.errors import QuestlineError
 from engine.texts import pick
 from tiers import repository as tiers_repo
 from tiers import service as tiers_service
@@ -23,12 +21,10 @@ from web.i18n.localized import Localized
 from web.pages import charts, views
 from web.pages.console.base import CONSOLE_DEPENDENCIES, CONSOLE_EXCEPTION_HANDLERS, ConsoleViewerDep, done, render
 from web.pages.portal import (
-    PortalSignInRequired,
+    PORTAL_DEPENDENCIES,
+    PORTAL_EXCEPTION_HANDLERS,
     PortalViewerDep,
-    _domain_error,
     _render,
-    _sign_in_required,
-    provide_portal_viewer,
 )
 
 CURRENCIES = {"€", "$", "£"}
@@ -90,11 +86,8 @@ class PortalTierController(Controller):
 
     path = "/portal/tier"
     include_in_schema = False
-    dependencies = {"viewer": Provide(provide_portal_viewer)}  # noqa: RUF012
-    exception_handlers = {  # noqa: RUF012
-        PortalSignInRequired: _sign_in_required,
-        QuestlineError: _domain_error,
-    }
+    dependencies = PORTAL_DEPENDENCIES
+    exception_handlers = PORTAL_EXCEPTION_HANDLERS
 
     @get("/", name="portal:tier")
     async def tier(self, request: Request[Any, Any, Any], viewer: PortalViewerDep) -> Template:

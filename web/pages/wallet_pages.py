@@ -9,17 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, Response, get
-from litestar.di import Provide
 from litestar.response import Redirect, Template
 
-from engine.errors import QuestlineError
 from web.pages.portal import (
-    PortalSignInRequired,
+    PORTAL_DEPENDENCIES,
+    PORTAL_EXCEPTION_HANDLERS,
     PortalViewerDep,
-    _domain_error,
     _render,
-    _sign_in_required,
-    provide_portal_viewer,
 )
 from web.pages.wallet_cards import card_state, pkpass_response, wallets_of
 
@@ -29,11 +25,8 @@ class PortalWalletController(Controller):
 
     path = "/portal/wallet"
     include_in_schema = False
-    dependencies = {"viewer": Provide(provide_portal_viewer)}  # noqa: RUF012
-    exception_handlers = {  # noqa: RUF012
-        PortalSignInRequired: _sign_in_required,
-        QuestlineError: _domain_error,
-    }
+    dependencies = PORTAL_DEPENDENCIES
+    exception_handlers = PORTAL_EXCEPTION_HANDLERS
 
     async def _board(self, viewer: PortalViewerDep) -> str | None:
         status = await wallets_of(viewer.services).status(viewer.brand.id)

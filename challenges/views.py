@@ -8,7 +8,7 @@ gets the reason it did or did not count; the header still shows the stored progr
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -30,14 +30,17 @@ from challenges.prerequisites import lock_of
 from challenges.rules import campaign_state
 from challenges.states import member_state
 from engine.errors import NotFound
+from engine.ids import MemberId
 from engine.periods import instance_bounds, instance_of, local_day
 from engine.predicates import matches as predicate_matches
+from engine.predicates import segments_used, with_segments
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
 
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    from engine.grants import SegmentMembership
     from engine.members import Member
     from engine.tenants import Brand
 
@@ -239,17 +242,24 @@ async def member_challenges(
     now: datetime,
     include_ended: bool = False,
     locale: str | None = None,
+    segments: SegmentMembership | None = None,
 ) -> list[MemberChallenge]:
     """The challenges the member is eligible for, with progress; ended ones only if the member took part.
 
-    Titles and descriptions given per locale are in ``locale`` (by default the member's).
+    Titles and descriptions given per locale are in ``locale`` (by default the member's). A campaign whose
+    eligibility names a segment is judged by the member's segments now (``segments``; without it such a
+    campaign shows to nobody).
     """
     locale = locale or member.locale
     visible = await visible_challenges(session, brand)
     program = {c.key: c for c in visible}
-    challenges = [
-        c for c in visible if predicate_matches(c.campaign.eligibility, properties={}, member=member.predicate_view)
-    ]
+    view_of_member: dict[str, Any] = dict(member.predicate_view)
+    if segments is not None and any(
+        c.campaign.eligibility is not None and segments_used(c.campaign.eligibility) for c in visible
+    ):
+        held = await segments(session, brand=brand, member_ids=[MemberId(member.id)], now=now)
+        view_of_member = with_segments(view_of_member, held.get(MemberId(member.id), frozenset()))
+    challenges = [c for c in visible if predicate_matches(c.campaign.eligibility, properties={}, member=view_of_member)]
     state = await member_state(session, brand_id=brand.id, member_id=member.id)
     opted = await enrolments(
         session,

@@ -173,3 +173,30 @@ async def test_bad_segments_and_offers_are_refused_and_change_nothing(client, br
         assert answer.status_code == 422 and answer.json()["field"] == field, answer.text
     assert (await client.get("/v1/segments", headers=brand.headers)).json() == {"segments": []}
     assert (await client.get("/v1/offers", headers=brand.headers)).json() == {"offers": []}
+
+
+async def test_a_campaign_for_a_segment_is_listed_for_its_members_only(client, brand):
+    """Eligibility by segment holds outside the pipeline too: the member's challenge list (API, portal)."""
+    await _seed(client, brand)
+    headers = brand.headers
+    rich = seg("rich", {"metric": "points_balance", "gte": 100})
+    assert (await client.put("/v1/segments/rich", json=rich, headers=headers)).status_code == 201
+    program = {
+        "campaigns": [{"key": "vip-only", "title": "For the rich", "eligibility": {"segment": "rich"}}],
+        "challenges": [
+            {
+                "key": "big",
+                "campaign": "vip-only",
+                "title": "Big",
+                "rule": {"type": "count", "event_type": "purchase", "target": 5},
+            }
+        ],
+    }
+    applied = await client.put("/v1/program", json=program, headers=headers, params={"mode": "apply"})
+    assert applied.status_code == 200, applied.text
+    listed = {}
+    for member in ("anna", "bruno"):
+        answer = await client.get(f"/v1/members/{member}/challenges", headers=headers)
+        assert answer.status_code == 200, answer.text
+        listed[member] = {c["key"] for c in answer.json()}
+    assert listed == {"anna": set(), "bruno": {"big"}}  # bruno holds 500+ points, anna fewer than 100

@@ -264,7 +264,12 @@ class MemberChallengesController(Controller):
         async with services.db.read() as session:
             member = await members_repo.get_member(session, brand_id=brand.id, external_id=external_id)
             return await views.member_challenges(
-                session, brand=brand, member=member, now=services.clock.now(), include_ended=include_ended
+                session,
+                brand=brand,
+                member=member,
+                now=services.clock.now(),
+                include_ended=include_ended,
+                segments=services.segments,
             )
 
     @get("/challenges/{key:str}", summary="One challenge with the member's progress")

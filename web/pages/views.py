@@ -156,7 +156,9 @@ async def member_challenges(
 ) -> list[ChallengeCard]:
     """The member's challenges (eligible ones, ended ones they took part in), with progress, for the portal."""
     async with services.db.read() as session:
-        found = await challenge_views.member_challenges(session, brand=brand, member=member, now=now, locale=t.lang)
+        found = await challenge_views.member_challenges(
+            session, brand=brand, member=member, now=now, locale=t.lang, segments=services.segments
+        )
         compiled = await challenges_repo.load_compiled(session, brand_id=brand.id, tz=brand.tz)
         tiers = await tiers_repo.load_program(session, brand.id) if any(v.locked for v in found) else None
     recurrence = {c.key: c.recurrence for c in compiled}

@@ -21,6 +21,8 @@ def test_the_api_reference_renders_offline(live_server, page):
             route.abort()
 
     page.route("**/*", only_this_server)
+    # Swagger UI draws only the operations near the viewport: a tall one shows the whole reference at once.
+    page.set_viewport_size({"width": 1280, "height": 12_000})
     page.goto(f"{live_server.url}/schema")
     page.locator(".swagger-ui .opblock-tag").first.wait_for(timeout=15_000)
     assert page.locator(".swagger-ui .opblock").count() > 50

@@ -55,8 +55,8 @@ async def test_background_loop_releases_and_expires(client, brand, clock, db):
     jobs.every("points", 0.05, lambda: points_round(services))
     jobs.start()
     try:
-        for _ in range(100):  # the scheduler runs the round on its interval
-            if (await _kinds(db, brand.brand.id)).get("expire", 0):
+        for _ in range(200):  # the scheduler runs the round on its interval; wait for a whole round to end
+            if woken and (await _kinds(db, brand.brand.id)).get("expire", 0):
                 break
             await asyncio.sleep(0.05)
     finally:

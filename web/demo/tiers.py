@@ -36,10 +36,7 @@ DEMO_TIERS = TierProgram(
             icon="medal",
             threshold=100,
             multiplier=1.25,
-            perks=[
-                {"en": "Points ×1.25 on every purchase", "it": "Punti ×1,25 su ogni acquisto"},
-                {"en": "A free pastry on your birthday", "it": "Una brioche gratis il giorno del compleanno"},
-            ],
+            perks=[{"en": "A free pastry on your birthday", "it": "Una brioche gratis il giorno del compleanno"}],
             birthday_points=50,
         ),
         TierSpec(
@@ -49,10 +46,7 @@ DEMO_TIERS = TierProgram(
             icon="trophy",
             threshold=250,
             multiplier=1.5,
-            perks=[
-                {"en": "Points ×1.5 on every purchase", "it": "Punti ×1,5 su ogni acquisto"},
-                {"en": "Skip the queue with app orders", "it": "Salta la fila con gli ordini dall'app"},
-            ],
+            perks=[{"en": "Skip the queue with app orders", "it": "Salta la fila con gli ordini dall'app"}],
             choices=["free-coffee-week", "tote-bag", "tasting-for-two"],
             birthday_points=150,
             badge="",

@@ -74,6 +74,10 @@ class Translator:
             return format_decimal(int(value), format="#,##0", locale=self.locale)
         return format_decimal(value, format="#,##0.0", locale=self.locale)
 
+    def factor(self, value: float) -> str:
+        """A multiplier as written (``1.25`` → ``1.25`` / ``1,25``, ``1.5`` → ``1.5``, ``2`` → ``2``), by CLDR."""
+        return format_decimal(value, format="#,##0.###", locale=self.locale)
+
     def signed(self, value: int) -> str:
         """A points amount with its sign (``+50``, ``−20``)."""
         return ("+" if value > 0 else MINUS if value < 0 else "") + self.number(abs(value))

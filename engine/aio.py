@@ -8,12 +8,14 @@ with it can survive ``task.cancel()`` and hang a shutdown that awaits it. ``asyn
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, TypeVar
+import logging
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 async def wait_event(event: asyncio.Event, timeout: float) -> bool:
@@ -30,3 +32,19 @@ async def within(awaitable: Awaitable[T], timeout: float) -> T:
     """Await ``awaitable`` for at most ``timeout`` seconds (``TimeoutError`` after). Cancellation propagates."""
     async with asyncio.timeout(timeout):
         return await awaitable
+
+
+async def cancel_and_wait(tasks: list[asyncio.Task[Any]], *, timeout: float = 10.0) -> list[asyncio.Task[Any]]:
+    """Cancel ``tasks`` and wait at most ``timeout`` seconds for them to end; returns those still running.
+
+    Shutdown must not hang on a background task that is slow to unwind (a Redis or database call in a
+    ``finally`` that does not answer): what is still running after the timeout is left to the loop's close.
+    """
+    for task in tasks:
+        task.cancel()
+    if not tasks:
+        return []
+    _done, pending = await asyncio.wait(tasks, timeout=timeout)
+    for task in pending:
+        log.error("background task %s did not stop within %ss; leaving it", task.get_name(), timeout)
+    return list(pending)

@@ -14,12 +14,12 @@ read only for a closed period (the archive), while Redis is being rebuilt, and t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import TYPE_CHECKING
 
 from redis.exceptions import RedisError
 
+from engine.aio import cancel_and_wait
 from engine.breaker import CircuitBreaker
 from engine.errors import Conflict, ValidationError
 from engine.ids import BrandId, MemberId
@@ -105,11 +105,7 @@ class Leaderboards:
     async def stop(self) -> None:
         """Cancel the background work (the catch-up and running rebuilds)."""
         tasks = [t for t in [self._catching_up, *self._tasks.values()] if t is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(tasks)  # bounded: shutdown never hangs on a rebuild slow to unwind
         self._catching_up = None
         self._tasks.clear()
 

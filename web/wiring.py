@@ -17,7 +17,6 @@ the pages' live-update publisher → the outbox wake-up.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -34,6 +33,7 @@ from badges.retraction import BadgesUndo, revoke_function
 from challenges.processor import ChallengeProcessor
 from challenges.retraction import ChallengesUndo
 from engine import settlement
+from engine.aio import cancel_and_wait
 from engine.clock import Clock, SystemClock
 from engine.db import Database, create_engine
 from engine.egress import EgressGuard, pinned_client
@@ -325,12 +325,6 @@ async def background_jobs(services: Services, *, deliver_webhooks: bool = True) 
         yield
     finally:
         await jobs.stop()
-        if notifying is not None:
-            notifying.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await notifying
+        await cancel_and_wait([t for t in (notifying,) if t is not None])
         await services.leaderboards.stop()
-        if delivery is not None:
-            delivery.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await delivery
+        await cancel_and_wait([t for t in (delivery,) if t is not None])

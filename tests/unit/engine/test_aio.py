@@ -52,3 +52,27 @@ async def test_within_bounds_an_awaitable() -> None:
     assert await within(asyncio.sleep(0, result=7), 1.0) == 7
     with pytest.raises(TimeoutError):
         await within(asyncio.sleep(1.0), 0.01)
+
+
+async def test_cancel_and_wait_does_not_hang_on_a_task_that_will_not_stop() -> None:
+    from engine.aio import cancel_and_wait
+
+    release = asyncio.Event()
+
+    async def stubborn() -> None:
+        while not release.is_set():
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                continue  # swallows every cancellation
+
+    async def polite() -> None:
+        await asyncio.sleep(3600)
+
+    tasks = [asyncio.create_task(stubborn()), asyncio.create_task(polite())]
+    await asyncio.sleep(0)
+    left = await cancel_and_wait(tasks, timeout=0.2)
+    assert left == [tasks[0]] and tasks[1].cancelled()
+    release.set()
+    tasks[0].cancel()
+    await asyncio.wait([tasks[0]], timeout=1)

@@ -6,6 +6,11 @@ result. Semantics are those of a batch: arrival order is kept (so per-member ord
 twice answers ``duplicate`` for the later request, exactly-once rests on the same unique key. Requests are
 validated before they join. If the joint batch fails, its requests are processed again one by one, so one
 bad request cannot fail the others.
+
+At most ``inflight`` batches of one brand run at a time in a worker (``QUESTLINE_COALESCE_INFLIGHT``):
+requests that arrive while they run wait and leave together as the next batch as soon as one finishes
+(group commit). The batch size therefore follows the load: one event under a light load (after the
+window), tens under a burst, instead of many tiny batches competing for connections and member locks.
 """
 
 from __future__ import annotations
@@ -27,67 +32,97 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
-class _Batch:
+class _Lane:
+    """One brand's waiting requests and running batches in this worker."""
+
     brand: Brand
     events: list[Event] = field(default_factory=list)
     waiters: list[asyncio.Future[EventResult]] = field(default_factory=list)
-    flushed: bool = False
+    running: int = 0
+    due: bool = False
+    """The waiting requests' window has passed: they leave with the next free slot."""
+    timer: asyncio.TimerHandle | None = None
 
 
 class Coalescer:
     """Joins single events of one brand that arrive within ``window`` seconds into one pipeline call."""
 
-    def __init__(self, pipeline: Pipeline, *, window: float, max_events: int = 1000) -> None:
+    def __init__(self, pipeline: Pipeline, *, window: float, max_events: int = 1000, inflight: int = 2) -> None:
         self.pipeline = pipeline
         self.window = window
         self.max_events = max_events
-        self._open: dict[BrandId, _Batch] = {}
+        self.inflight = max(1, inflight)
+        self._lanes: dict[BrandId, _Lane] = {}
         self._running: set[asyncio.Task[None]] = set()
 
     async def process(self, brand: Brand, events: Sequence[Event]) -> list[EventResult]:
         """Process ``events`` (already validated): single events are coalesced, batches go straight through."""
         if self.window <= 0 or len(events) != 1:
             return await self.pipeline.process(brand, events)
-        batch = self._open.get(brand.id)
-        if batch is None:
-            batch = self._open[brand.id] = _Batch(brand=brand)
-            asyncio.get_running_loop().call_later(self.window, self._flush, batch)
+        lane = self._lanes.get(brand.id)
+        if lane is None:
+            lane = self._lanes[brand.id] = _Lane(brand=brand)
+        lane.brand = brand  # the newest configuration version the caller resolved
         waiter: asyncio.Future[EventResult] = asyncio.get_running_loop().create_future()
-        batch.events.append(events[0])
-        batch.waiters.append(waiter)
-        if len(batch.events) >= self.max_events:
-            self._flush(batch)
+        lane.events.append(events[0])
+        lane.waiters.append(waiter)
+        if len(lane.events) >= self.max_events:
+            lane.due = True
+            self._start(lane)
+        elif lane.timer is None and not lane.due:
+            lane.timer = asyncio.get_running_loop().call_later(self.window, self._window_ended, lane)
         # The batch runs in its own task: a request that goes away does not cancel the others' work.
         return [await asyncio.shield(waiter)]
 
-    def _flush(self, batch: _Batch) -> None:
-        if batch.flushed:
-            return  # full before its window ended
-        batch.flushed = True
-        if self._open.get(batch.brand.id) is batch:
-            del self._open[batch.brand.id]
-        task = asyncio.get_running_loop().create_task(self._run(batch))
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
+    def _window_ended(self, lane: _Lane) -> None:
+        lane.timer = None
+        lane.due = True
+        self._start(lane)
 
-    async def _run(self, batch: _Batch) -> None:
-        if len(batch.events) == 1:
-            await self._one_by_one(batch)
+    def _start(self, lane: _Lane) -> None:
+        """Start the waiting requests as one batch if their window has passed and a slot is free."""
+        while lane.due and lane.events and lane.running < self.inflight:
+            events, waiters = lane.events[: self.max_events], lane.waiters[: self.max_events]
+            del lane.events[: self.max_events], lane.waiters[: self.max_events]
+            if not lane.events:
+                lane.due = False
+                if lane.timer is not None:
+                    lane.timer.cancel()
+                    lane.timer = None
+            lane.running += 1
+            task = asyncio.get_running_loop().create_task(self._run(lane, events, waiters))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+        if not lane.events and not lane.running and self._lanes.get(lane.brand.id) is lane:
+            del self._lanes[lane.brand.id]
+
+    async def _run(self, lane: _Lane, events: list[Event], waiters: list[asyncio.Future[EventResult]]) -> None:
+        try:
+            await self._run_batch(lane.brand, events, waiters)
+        finally:
+            lane.running -= 1
+            if lane.events:
+                lane.due = True  # they waited at least as long as this batch ran
+            self._start(lane)
+
+    async def _run_batch(self, brand: Brand, events: list[Event], waiters: list[asyncio.Future[EventResult]]) -> None:
+        if len(events) == 1:
+            await self._one_by_one(brand, events, waiters)
             return
         try:
-            results = await self.pipeline.process(batch.brand, batch.events)
+            results = await self.pipeline.process(brand, events)
         except Exception:
-            log.info("a coalesced batch of %d events failed; processing them one by one", len(batch.events))
-            await self._one_by_one(batch)
+            log.info("a coalesced batch of %d events failed; processing them one by one", len(events))
+            await self._one_by_one(brand, events, waiters)
             return
-        for waiter, result in zip(batch.waiters, results, strict=True):
+        for waiter, result in zip(waiters, results, strict=True):
             if not waiter.done():
                 waiter.set_result(result)
 
-    async def _one_by_one(self, batch: _Batch) -> None:
-        for event, waiter in zip(batch.events, batch.waiters, strict=True):
+    async def _one_by_one(self, brand: Brand, events: list[Event], waiters: list[asyncio.Future[EventResult]]) -> None:
+        for event, waiter in zip(events, waiters, strict=True):
             try:
-                result = (await self.pipeline.process(batch.brand, [event]))[0]
+                result = (await self.pipeline.process(brand, [event]))[0]
             except Exception as exc:  # this request's own failure, answered to it alone
                 if not waiter.done():
                     waiter.set_exception(exc)

@@ -79,11 +79,13 @@ def create_engine(
     pool_size: int = 10,
     connect_timeout: float | None = None,
     pre_ping: bool = False,
+    application_name: str = "questline",
 ) -> AsyncEngine:
     """Build the async engine for ``url`` (``postgresql+asyncpg://…`` or ``sqlite+aiosqlite:///…``).
 
-    On PostgreSQL ``connect_timeout`` bounds opening a connection and ``pre_ping`` checks a pooled one
-    before use (a server restart then costs no failed request: dead connections are replaced).
+    On PostgreSQL ``connect_timeout`` bounds opening a connection, ``pre_ping`` checks a pooled one with a
+    round trip before use (a server restart then costs no failed request), and ``application_name`` names
+    the connections in ``pg_stat_activity``.
     """
     options: dict[str, Any] = {
         "echo": echo,
@@ -97,8 +99,10 @@ def create_engine(
         options["max_overflow"] = pool_size
         options["pool_recycle"] = 1800
         options["pool_pre_ping"] = pre_ping
+        connect_args: dict[str, Any] = {"server_settings": {"application_name": application_name}}
         if connect_timeout is not None:
-            options["connect_args"] = {"timeout": connect_timeout}
+            connect_args["timeout"] = connect_timeout
+        options["connect_args"] = connect_args
     engine = create_async_engine(url, **options)
     if engine.dialect.name == "sqlite":
 

@@ -214,8 +214,8 @@ class Pipeline:
             except (IntegrityError, DBAPIError) as exc:
                 if attempt == MAX_ATTEMPTS or not _retryable(exc):
                     raise
-                # A concurrent request inserted the same event id or member first, or a deadlock was
-                # broken: start over; the next attempt sees the committed rows as duplicates.
+                # A concurrent request inserted the same event id or member first, a deadlock was broken,
+                # or the connection was lost: start over; the next attempt sees committed rows as duplicates.
                 await asyncio.sleep(random.uniform(0.001, 0.01) * attempt)
                 continue
             if outcome.uow is not None and outcome.uow.events:
@@ -318,7 +318,10 @@ async def _publish_all(uow: UnitOfWork) -> None:
 
 
 def _retryable(exc: IntegrityError | DBAPIError) -> bool:
-    if isinstance(exc, IntegrityError):
+    if isinstance(exc, IntegrityError) or exc.connection_invalidated:
+        # A connection the server dropped (a restart, an idle timeout) is retried on a fresh one; the pool
+        # has discarded every connection opened before it. Were it the commit that failed, the retry finds
+        # the events logged and answers them as duplicates: exactly once either way.
         return True
     code = getattr(exc.orig, "sqlstate", None) or getattr(getattr(exc.orig, "__cause__", None), "sqlstate", None)
     return code in _RETRYABLE_SQLSTATES

@@ -90,8 +90,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     ``database_url``; a replica that does not answer is skipped (the primary serves the read)."""
     database_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 5.0
     """Connect timeout of a new PostgreSQL connection (a server that does not answer fails the request: 503)."""
-    database_pre_ping: bool = True
-    """Check a pooled PostgreSQL connection before use, so a restarted server costs no failed request."""
+    database_pre_ping: bool = False
+    """Check each pooled PostgreSQL connection with a round trip before use. Off by default: event ingestion
+    retries on a connection the server dropped, and the first such error discards every pooled connection
+    (after a PostgreSQL restart a worker may fail one other request). On, a restart fails no request but
+    every checkout costs a round trip."""
     points_jobs_seconds: Annotated[float, msgspec.Meta(ge=0, le=86400)] = 60.0
     """How often the background jobs release pending points and expire due lots (0: off; the CLI can run them)."""
     smtp_url: str = ""
@@ -101,6 +104,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """The ``From`` of mail to members (magic links, double opt-in)."""
     coalesce_ms: Annotated[float, msgspec.Meta(ge=0, le=50)] = 1.0
     """Single events of one brand arriving this close together in one worker share one unit of work; 0 is off."""
+    coalesce_inflight: Annotated[int, msgspec.Meta(ge=1, le=64)] = 2
+    """How many coalesced batches of one brand a worker runs at a time; single events arriving meanwhile wait
+    and leave together as the next batch when one finishes (group commit)."""
     wallet_web_service_url: Annotated[str, msgspec.Meta(pattern=r"^(https?://[^\s?#]+)?$")] = ""
     """The ``webServiceURL`` of Apple passes (the PassKit web service is mounted at its path); empty:
     ``<public_url>/passkit``. Apple requires https in production."""

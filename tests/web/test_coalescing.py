@@ -64,3 +64,34 @@ async def test_concurrent_duplicates_and_a_capped_member_coalesced(db, brand, cl
         points = await session.scalar(select(func.sum(LedgerRow.points)).where(LedgerRow.brand_id == brand.brand.id))
     assert logged == 6
     assert points == 40
+
+
+async def test_single_events_over_http_go_through_the_coalescer_and_batches_do_not(client, brand, monkeypatch):
+    """The route really coalesces (a lost call in a merge once sent every request straight to the pipeline)."""
+    seen: list[int] = []
+    original = Coalescer.process
+
+    async def recorded(self: Coalescer, brand_: Any, events: Any) -> Any:
+        seen.append(len(events))
+        return await original(self, brand_, events)
+
+    monkeypatch.setattr(Coalescer, "process", recorded)
+    pipeline_calls: list[int] = []
+    services = client.app.state.services
+    process = services.pipeline.process
+
+    async def counted(brand_: Any, events: Any, **kwargs: Any) -> Any:
+        pipeline_calls.append(len(events))
+        return await process(brand_, events, **kwargs)
+
+    monkeypatch.setattr(services.pipeline, "process", counted)
+    body = {"id": "h1", "member": "anna", "type": "visit", "occurred_at": "2026-11-20T09:00:00Z"}
+    single = await client.post("/v1/events", json=body, headers=brand.headers)
+    assert single.status_code == 200, single.text
+    batch = {"events": [{**body, "id": "h2"}, {**body, "id": "h3"}]}
+    both = await client.post("/v1/events", json=batch, headers=brand.headers)
+    assert both.status_code == 200, both.text
+    assert seen == [1, 2] and pipeline_calls == [1, 2]
+    coalescer = client.app.state["event_coalescer"]
+    assert coalescer.inflight == services.settings.coalesce_inflight
+    assert coalescer.window == services.settings.coalesce_ms / 1000

@@ -35,7 +35,12 @@ def coalescer(request: Request[Any, Any, Any], services: Services) -> Coalescer:
     found: Coalescer | None = request.app.state.get("event_coalescer")
     if found is None or found.pipeline is not services.pipeline:
         settings = services.settings
-        found = Coalescer(services.pipeline, window=settings.coalesce_ms / 1000, max_events=settings.max_batch)
+        found = Coalescer(
+            services.pipeline,
+            window=settings.coalesce_ms / 1000,
+            max_events=settings.max_batch,
+            inflight=settings.coalesce_inflight,
+        )
         request.app.state["event_coalescer"] = found
     return found
 
@@ -97,7 +102,7 @@ class EventsController(Controller):
     async def ingest(
         self, request: Request[Any, Any, Any], body: RawBody, services: ServicesDep, principal: PrincipalDep
     ) -> EventResultOut | BatchResultOut:
-        """Validate, process in one transaction, and report per-event effects."""
+        """Validate, process in one transaction (single events coalesced), and report per-event effects."""
         content_type = request.headers.get("content-type", "")
         if cloudevents.is_cloudevents(content_type, request.headers):
             events, is_batch = await decode_cloudevents(services, principal.brand.id, request, body)
@@ -111,6 +116,7 @@ class EventsController(Controller):
             max_age=max_event_age(principal.brand.settings, settings.event_max_age_days),
             is_batch=is_batch,
         )
-        results = await services.pipeline.process(principal.brand, events)
+        # validated before joining: one request's bad input cannot fail the others it is coalesced with
+        results = await coalescer(request, services).process(principal.brand, events)
         outs = [to_out(r) for r in results]
         return BatchResultOut(results=outs) if is_batch else outs[0]

@@ -97,3 +97,56 @@ async def test_a_request_that_goes_away_does_not_cancel_the_others():
     with pytest.raises(asyncio.CancelledError):
         await leaving
     assert fake.calls == [(1, ["a", "b"])]
+
+
+class SlowPipeline(FakePipeline):
+    """Each call takes until ``release`` is set, so requests pile up behind the running batches."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self.running = 0
+        self.most_running = 0
+
+    async def process(self, brand: Brand, events: Any) -> list[EventResult]:
+        self.running += 1
+        self.most_running = max(self.most_running, self.running)
+        try:
+            await self.release.wait()
+            return await super().process(brand, events)
+        finally:
+            self.running -= 1
+
+
+async def test_requests_arriving_while_batches_run_wait_and_leave_together():
+    slow = SlowPipeline()
+    coalescer = Coalescer(slow, window=0.001, inflight=1)  # type: ignore[arg-type]
+    first = asyncio.ensure_future(coalescer.process(brand(), [ev("a")]))
+    await asyncio.sleep(0.01)  # "a" leaves alone after its window and holds the only slot
+    later = [asyncio.ensure_future(coalescer.process(brand(), [ev(i)])) for i in ("b", "c", "a", "d")]
+    await asyncio.sleep(0.01)  # their window passed, but no slot is free: they wait
+    assert slow.calls == []  # (a call is recorded once released)
+    assert slow.running == 1
+    slow.release.set()
+    answers = [await first, *[await f for f in later]]
+    assert slow.calls == [(1, ["a"]), (1, ["b", "c", "a", "d"])]
+    assert slow.most_running == 1
+    assert [(r[0].id, r[0].duplicate) for r in answers] == [
+        ("a", False), ("b", False), ("c", False), ("a", True), ("d", False),
+    ]  # fmt: skip
+
+
+async def test_inflight_bounds_the_batches_running_at_once_per_brand():
+    slow = SlowPipeline()
+    coalescer = Coalescer(slow, window=0.001, max_events=2, inflight=2)  # type: ignore[arg-type]
+    pending = [asyncio.ensure_future(coalescer.process(brand(), [ev(f"e{i}")])) for i in range(9)]
+    other = asyncio.ensure_future(coalescer.process(brand(2), [ev("z")]))
+    await asyncio.sleep(0.02)
+    assert slow.running == 3  # two batches of brand 1 (full ones), one of brand 2
+    slow.release.set()
+    await asyncio.gather(*pending, other)
+    assert slow.most_running == 3
+    ones = [ids for b, ids in slow.calls if b == 1]
+    assert [i for ids in ones for i in ids] == [f"e{i}" for i in range(9)]  # arrival order kept
+    assert all(len(ids) <= 2 for ids in ones)
+    assert coalescer._lanes == {}  # idle brands leave nothing behind

@@ -47,7 +47,7 @@ class _Lane:
 class Coalescer:
     """Joins single events of one brand that arrive within ``window`` seconds into one pipeline call."""
 
-    def __init__(self, pipeline: Pipeline, *, window: float, max_events: int = 1000, inflight: int = 2) -> None:
+    def __init__(self, pipeline: Pipeline, *, window: float, max_events: int = 1000, inflight: int = 1) -> None:
         self.pipeline = pipeline
         self.window = window
         self.max_events = max_events

@@ -104,7 +104,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """The ``From`` of mail to members (magic links, double opt-in)."""
     coalesce_ms: Annotated[float, msgspec.Meta(ge=0, le=50)] = 1.0
     """Single events of one brand arriving this close together in one worker share one unit of work; 0 is off."""
-    coalesce_inflight: Annotated[int, msgspec.Meta(ge=1, le=64)] = 2
+    coalesce_inflight: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
     """How many coalesced batches of one brand a worker runs at a time; single events arriving meanwhile wait
     and leave together as the next batch when one finishes (group commit)."""
     wallet_web_service_url: Annotated[str, msgspec.Meta(pattern=r"^(https?://[^\s?#]+)?$")] = ""

@@ -12,7 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import msgspec
-from sqlalchemy import case, distinct, func, select
+from sqlalchemy import case, distinct, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -108,6 +108,39 @@ async def _by_day(session: AsyncSession, query: Any) -> dict[date, float]:
     return {_as_date(day): float(value or 0) for day, value in await session.execute(query)}
 
 
+async def _events_by_day(
+    session: AsyncSession, db: Database, day: ColumnElement[Any], in_range: tuple[ColumnElement[bool], ...]
+) -> tuple[dict[date, float], dict[date, float], int]:
+    """Events and distinct members per day, and distinct members over the whole range.
+
+    On PostgreSQL one scan of the range does all three (``GROUPING SETS``: per day, and the grand total,
+    whose day is NULL); a big brand's 90 days are hundreds of thousands of rows, read once instead of
+    three times. SQLite has no grouping sets: three queries.
+    """
+    if not db.is_postgres:
+        counts = await _by_day(session, select(day, func.count()).where(*in_range).group_by(day))
+        members = await _by_day(
+            session, select(day, func.count(distinct(EventRow.member_id))).where(*in_range).group_by(day)
+        )
+        overall = await session.scalar(select(func.count(distinct(EventRow.member_id))).where(*in_range))
+        return counts, members, int(overall or 0)
+    query = (
+        select(day, func.grouping(day), func.count(), func.count(distinct(EventRow.member_id)))
+        .where(*in_range)
+        .group_by(func.grouping_sets(tuple_(day), tuple_()))
+    )
+    events: dict[date, float] = {}
+    active: dict[date, float] = {}
+    total = 0
+    for found_day, grand, count, distinct_members in await session.execute(query):
+        if grand:
+            total = int(distinct_members)
+        else:
+            events[_as_date(found_day)] = float(count)
+            active[_as_date(found_day)] = float(distinct_members)
+    return events, active, total
+
+
 async def overview(db: Database, *, brand_id: BrandId, tz: ZoneInfo, now: datetime, days: int) -> Overview:
     """Events, active members and points issued per local day over the last ``days`` days."""
     span = day_range(now, tz, days)
@@ -116,10 +149,7 @@ async def overview(db: Database, *, brand_id: BrandId, tz: ZoneInfo, now: dateti
     day = local_day_expr(db, EventRow.occurred_at, tz, start, end)
     in_range = (EventRow.brand_id == brand_id, EventRow.occurred_at >= start, EventRow.occurred_at < end)
     async with db.replica() as session:  # statistics may lag: the read replica
-        events = await _by_day(session, select(day, func.count()).where(*in_range).group_by(day))
-        active = await _by_day(
-            session, select(day, func.count(distinct(EventRow.member_id))).where(*in_range).group_by(day)
-        )
+        events, active, active_total = await _events_by_day(session, db, day, in_range)
         issued = await _by_day(
             session,
             select(LedgerRow.local_day, func.sum(LedgerRow.points))
@@ -132,7 +162,6 @@ async def overview(db: Database, *, brand_id: BrandId, tz: ZoneInfo, now: dateti
             .group_by(LedgerRow.local_day),
         )
         members_total = await session.scalar(select(func.count()).where(MemberRow.brand_id == brand_id))
-        active_total = await session.scalar(select(func.count(distinct(EventRow.member_id))).where(*in_range))
     return Overview(
         days=span,
         events=_series(span, events),
@@ -141,7 +170,7 @@ async def overview(db: Database, *, brand_id: BrandId, tz: ZoneInfo, now: dateti
         members_total=int(members_total or 0),
         events_total=int(sum(events.values())),
         points_total=int(sum(issued.values())),
-        active_total=int(active_total or 0),
+        active_total=active_total,
     )
 
 

@@ -134,6 +134,22 @@ async def test_generated_codes_follow_the_pattern_and_low_stock_is_announced(db,
     assert low == [{"reward": "coffee", "stock_left": 1}]
 
 
+async def test_a_code_pool_falling_to_its_threshold_is_announced_once(db, brand):
+    b = brand.brand
+    await put(db, b, spec(type="voucher", codes={"source": "pool", "low_stock_at": 2}, cost=10))
+    async with db.write() as session:
+        added = await service.import_codes(
+            session, brand_id=b.id, reward_key="coffee", csv_text="code\nP-1\nP-2\nP-3\nP-4\n", now=T0
+        )
+    assert (added.added, added.available) == (4, 4)
+    m = await member(db, b, "m", T0)
+    await earn(db, b, m.id, 100, T0)
+    codes = [(await redeem(db, b, m, idem=str(i))).redemption.code for i in range(3)]
+    assert codes == ["P-1", "P-2", "P-3"]
+    low = [d for t, d in await topics(db, b) if t == "reward.low_stock"]
+    assert low == [{"reward": "coffee", "codes_left": 2}]  # once at the crossing, not again at 1
+
+
 async def test_use_and_cancel_refund_points_stock_and_code(db, brand):
     b = await with_policy(db, brand.brand, {"expiry": {"kind": "rolling", "months": 12}, "notice_days": []})
     await put(db, b, spec("voucher", type="voucher", stock=1, codes={"source": "pool"}))
@@ -162,6 +178,7 @@ async def test_use_and_cancel_refund_points_stock_and_code(db, brand):
     async with db.write() as session:
         used = await service.use(session, b, redemption_id=reissued.id, now=T0 + timedelta(days=33))
     assert used.redemption.status == "used"
+    assert [t for t, _ in await topics(db, b)].count("redemption.used") == 1
     with pytest.raises(RedemptionState):
         async with db.write() as session:
             await service.cancel(session, b, redemption_id=reissued.id, now=T0 + timedelta(days=34))

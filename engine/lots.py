@@ -17,8 +17,8 @@ from sqlalchemy import cast as cast_
 
 from engine import balances
 from engine.errors import InsufficientPoints
+from engine.expiry import Inactivity, inactivity_deadline, policy_of, rule_kind
 from engine.expiry import expires_at as expiry_date
-from engine.expiry import inactivity_deadline, policy_of, rule_kind
 from engine.ledger import CANCEL, EARN, EXPIRE, RELEASE, SPEND, Lot, Settlement, allocate, settle
 from engine.orm import LedgerAllocationRow, LedgerRow, MemberRow, OutboxRow
 from engine.periods import local_day
@@ -295,16 +295,20 @@ async def _notify_expired(
 
 
 async def _lock_and_settle(
-    session: AsyncSession, brand: Brand, *, member_id: MemberId, now: datetime
+    session: AsyncSession, brand: Brand, *, member_id: MemberId, now: datetime, locked: bool = False
 ) -> tuple[list[Lot], SettleOutcome]:
-    """Lock the member's row, write what is due on the lots, and return the lots as they are after it."""
-    await balances.lock(session, brand_id=brand.id, member_id=member_id, now=now)
+    """Lock the member's row (unless ``locked``), write what is due on the lots, and return them as they are after it."""
+    if not locked:
+        await balances.lock(session, brand_id=brand.id, member_id=member_id, now=now)
     lots = await open_lots(session, brand_id=brand.id, member_id=member_id)
-    deadline = inactivity_deadline(
-        policy_of(brand.settings).expiry,
-        await balances.last_activity(session, brand_id=brand.id, member_id=member_id),
-        brand.tz,
+    rule = policy_of(brand.settings).expiry
+    # The last activity matters only to the inactivity policy: no round trip for it under the others.
+    last = (
+        await balances.last_activity(session, brand_id=brand.id, member_id=member_id)
+        if isinstance(rule, Inactivity)
+        else None
     )
+    deadline = inactivity_deadline(rule, last, brand.tz)
     plan = settle(lots, now, expire_all=deadline is not None and deadline <= now)
     outcome = await _write_settlement(
         session, brand, member_id=member_id, plan=plan, lots={x.id: x for x in lots}, now=now
@@ -340,15 +344,18 @@ async def spend(
     occurred_at: datetime | None = None,
     event_key: str | None = None,
     clamp: bool = False,
+    locked: bool = False,
 ) -> SpendResult:
     """Take ``points`` from the member's lots, first-expiring-first, as one ``spend`` entry.
 
     With ``clamp`` a spend beyond the balance takes what there is (possibly nothing) instead of failing.
+    With ``locked`` the caller has already locked the member's balance row in this transaction
+    (:func:`engine.balances.lock`), so it is not locked again.
 
     Raises:
         InsufficientPoints: the member's available points (at ``now``) do not cover ``points``.
     """
-    lots, _ = await _lock_and_settle(session, brand, member_id=member_id, now=now)
+    lots, _ = await _lock_and_settle(session, brand, member_id=member_id, now=now, locked=locked)
     take, short = allocate(lots, points, now)
     if short:
         if not clamp:

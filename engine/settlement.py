@@ -67,17 +67,20 @@ def _without(lot: Any, kind: str) -> Any:
     return ~exists().where(other.c.lot_id == lot.c.id, other.c.kind == kind)
 
 
-async def _due_members(session: AsyncSession, *, now: datetime, kind: str) -> dict[BrandId, set[MemberId]]:
+async def _due_members(
+    session: AsyncSession, *, now: datetime, kind: str, brand_id: BrandId | None
+) -> dict[BrandId, set[MemberId]]:
     lot = LEDGER.alias("lot")
     if kind == RELEASE:
         due = and_(lot.c.available_at > lot.c.created_at, lot.c.available_at <= now)
     else:
         due = and_(lot.c.expires_at.is_not(None), lot.c.expires_at <= now)
-    rows = await session.execute(
-        select(lot.c.brand_id, lot.c.member_id)
-        .where(lot.c.kind == EARN, due, _without(lot, kind), lot.c.points > _taken(lot))
-        .distinct()
+    query = select(lot.c.brand_id, lot.c.member_id).where(
+        lot.c.kind == EARN, due, _without(lot, kind), lot.c.points > _taken(lot)
     )
+    if brand_id is not None:
+        query = query.where(lot.c.brand_id == brand_id)
+    rows = await session.execute(query.distinct())
     found: dict[BrandId, set[MemberId]] = {}
     for brand_id, member_id in rows:
         found.setdefault(brand_id, set()).add(member_id)
@@ -127,18 +130,30 @@ async def _settle(db: Database, due: dict[BrandId, set[MemberId]], now: datetime
     return JobRun(members=members, released=released, expired=expired)
 
 
-async def release_due(db: Database, *, now: datetime) -> JobRun:
-    """Write the ``release`` entries of held lots whose time came (and whatever else is due for those members)."""
+async def release_due(db: Database, *, now: datetime, brand_id: BrandId | None = None) -> JobRun:
+    """Write the ``release`` entries of held lots whose time came (and whatever else is due for those members).
+
+    Args:
+        db: the database.
+        now: the instant the job runs at.
+        brand_id: only this brand's members (``None``: every brand, as the scheduled job runs).
+    """
     async with db.read() as session:
-        due = await _due_members(session, now=now, kind=RELEASE)
+        due = await _due_members(session, now=now, kind=RELEASE, brand_id=brand_id)
     return await _settle(db, due, now)
 
 
-async def expire_due(db: Database, *, now: datetime) -> JobRun:
-    """Expire what is left of lots past their date (and all points of inactive members); send expiring notices."""
+async def expire_due(db: Database, *, now: datetime, brand_id: BrandId | None = None) -> JobRun:
+    """Expire what is left of lots past their date (and all points of inactive members); send expiring notices.
+
+    Args:
+        db: the database.
+        now: the instant the job runs at.
+        brand_id: only this brand's members and notices (``None``: every brand, as the scheduled job runs).
+    """
     async with db.read() as session:
-        brands = await list_brands(session)
-        due = await _due_members(session, now=now, kind=EXPIRE)
+        brands = [b for b in await list_brands(session) if brand_id is None or b.id == brand_id]
+        due = await _due_members(session, now=now, kind=EXPIRE, brand_id=brand_id)
         for brand_id, members in (await _inactive_members(session, brands, now)).items():
             due.setdefault(brand_id, set()).update(members)
     run = await _settle(db, due, now)

@@ -202,7 +202,7 @@ async def redeem(
     cost = reward.spec.cost
     spent = await lots.spend(
         session, brand, member_id=member.id, points=cost, source="redemption", key=reward.key, now=now,
-        reason=f"redemption {redemption_id}",
+        reason=f"redemption {redemption_id}", locked=True,
     )  # fmt: skip
     code, effects = await _assign_code(session, brand, row=row, reward=reward, redemption_id=redemption_id, now=now)
     await repo.set_fields(session, redemption_id=redemption_id, code=code, spend_entry_id=spent.entry_id, cost=cost)

@@ -51,3 +51,27 @@ def test_ci_waits_for_the_dpkg_lock():
     calls = [line for line in script.splitlines() if re.search(r"\bapt-get\b", line) and "()" not in line]
     assert calls == [], calls  # every apt call goes through apt_get, which waits for the lock
     assert "DPkg::Lock::Timeout=300" in script
+
+
+async def test_the_demo_has_a_catalog_redemptions_and_pending_and_expiring_points(tmp_path):
+    from engine import point_views, tenants
+    from engine.members import get_member
+    from rewards.repository import list_redemptions, list_rewards
+    from web.demo import MEMBERS, ensure_demo
+
+    settings = load_settings({}, database_url=f"sqlite+aiosqlite:///{tmp_path}/demo.db", demo=True, secret=TEST_SECRET)
+    clock = FrozenClock(datetime(2027, 3, 9, 15, 30, tzinfo=UTC))
+    async with open_services(settings, clock=clock) as services:
+        await ensure_demo(services)
+        async with services.db.read() as session:
+            brand = await tenants.get_brand(session, "demo")
+            catalog = await list_rewards(session, brand_id=brand.id)
+            redemptions = await list_redemptions(session, brand_id=brand.id)
+            views = []
+            for external_id, *_ in MEMBERS:
+                member = await get_member(session, brand_id=brand.id, external_id=external_id)
+                views.append(await point_views.points_view(session, brand=brand, member_id=member.id, now=clock.now()))
+    types = {reward.spec.type for _, reward, _ in catalog}
+    assert len(catalog) >= 4 and {"voucher", "donation"} <= types
+    assert redemptions
+    assert any(v.pending for v in views) and any(v.expiring for v in views)

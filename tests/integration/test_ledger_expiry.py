@@ -30,9 +30,9 @@ async def test_partly_spent_lot_expires_only_its_remainder_once(db, brand):
     await spend(db, b, m.id, 35, T0 + timedelta(days=10))
     expiry = datetime(2026, 7, 15, 8, 0, tzinfo=UTC)  # same local time (10:00) six months on: CET -> CEST
     assert (await entries_of(db, m.id, "earn"))[0].expires_at == expiry
-    before = await expire_due(db, now=expiry - timedelta(seconds=1))
-    first = await expire_due(db, now=expiry)
-    second = await expire_due(db, now=expiry + timedelta(days=1))
+    before = await expire_due(db, now=expiry - timedelta(seconds=1), brand_id=b.id)
+    first = await expire_due(db, now=expiry, brand_id=b.id)
+    second = await expire_due(db, now=expiry + timedelta(days=1), brand_id=b.id)
     assert (before.expired, first.expired, second.expired) == (0, 65, 0)
     [entry] = await entries_of(db, m.id, "expire")
     assert (entry.points, entry.lot_id) == (-65, lot)
@@ -83,9 +83,9 @@ async def test_calendar_expiry_at_local_month_end_across_dst(db, brand, earned, 
     m = await member(db, b, "m", earned)
     await earn(db, b, m.id, 25, earned)
     assert (await entries_of(db, m.id, "earn"))[0].expires_at == expires
-    assert (await expire_due(db, now=expires - timedelta(minutes=1))).expired == 0
+    assert (await expire_due(db, now=expires - timedelta(minutes=1), brand_id=b.id)).expired == 0
     assert (await figures(db, b, m.id)).available == 25
-    assert (await expire_due(db, now=expires)).expired == 25
+    assert (await expire_due(db, now=expires, brand_id=b.id)).expired == 25
     assert (await figures(db, b, m.id)).available == 0
 
 
@@ -96,7 +96,7 @@ async def test_expiring_notices_go_out_once_per_lot_and_threshold(db, brand):
     expiry = datetime(2026, 3, 15, 9, 0, tzinfo=UTC)
     runs = [expiry - timedelta(days=31), expiry - timedelta(days=29), expiry - timedelta(days=28)]
     runs += [expiry - timedelta(days=6), expiry - timedelta(days=5)]
-    sent = [(await expire_due(db, now=at)).notices for at in runs]
+    sent = [(await expire_due(db, now=at, brand_id=b.id)).notices for at in runs]
     assert sent == [0, 1, 0, 1, 0]
     notices = [data for topic, data in await topics(db, b) if topic == "points.expiring"]
     assert [(d["points"], d["days_before"], d["expires_at"]) for d in notices] == [
@@ -116,9 +116,9 @@ async def test_inactivity_expires_all_points_after_months_without_activity(db, b
     async with db.read() as session:
         view = await point_views.points_view(session, brand=b, member_id=m.id, now=last)
     assert [(e.points, e.expires_at) for e in view.expiring] == [(50, deadline)]
-    assert (await expire_due(db, now=deadline - timedelta(days=6))).notices == 1
-    assert (await expire_due(db, now=deadline - timedelta(minutes=1))).expired == 0
-    assert (await expire_due(db, now=deadline)).expired == 50
+    assert (await expire_due(db, now=deadline - timedelta(days=6), brand_id=b.id)).notices == 1
+    assert (await expire_due(db, now=deadline - timedelta(minutes=1), brand_id=b.id)).expired == 0
+    assert (await expire_due(db, now=deadline, brand_id=b.id)).expired == 50
     assert len(await entries_of(db, m.id, "expire")) == 2
     assert await figures(db, b, m.id) == await replayed(db, m.id)
 
@@ -135,7 +135,7 @@ async def test_two_concurrent_expiry_runs_expire_each_lot_once(backend, database
     now = datetime(2026, 2, 20, tzinfo=UTC)
     other = Database(create_engine(database_url))
     try:
-        runs = await asyncio.gather(expire_due(db, now=now), expire_due(other, now=now))
+        runs = await asyncio.gather(expire_due(db, now=now, brand_id=b.id), expire_due(other, now=now, brand_id=b.id))
     finally:
         await other.dispose()
     assert sum(r.expired for r in runs) == sum(15 + i for i in range(30))

@@ -116,8 +116,8 @@ async def test_held_points_are_pending_then_available_to_the_minute(db, brand, c
     assert (await figures(db, b, m.id)).pending == 80  # lazily available: the job has not run yet
     with pytest.raises(InsufficientPoints):
         await spend(db, b, m.id, 10, release_at - timedelta(minutes=1))
-    first = await release_due(db, now=release_at)
-    again = await release_due(db, now=release_at + timedelta(hours=1))
+    first = await release_due(db, now=release_at, brand_id=b.id)
+    again = await release_due(db, now=release_at + timedelta(hours=1), brand_id=b.id)
     assert (first.released, again.released) == (80, 0)
     assert len(await entries_of(db, m.id, "release")) == 1
     stored = await figures(db, b, m.id)
@@ -146,7 +146,10 @@ async def test_reversed_event_cancels_pending_points_once(db, brand, clock):
     assert (outcome.cancelled, outcome.unrecovered, repeat.cancelled) == (80, 0, 0)
     stored = await figures(db, b, m.id)
     assert (stored.available, stored.pending) == (0, 0)
-    assert await release_due(db, now=T0 + timedelta(days=15)) == type(await release_due(db, now=T0))()
+    assert (
+        await release_due(db, now=T0 + timedelta(days=15), brand_id=b.id)
+        == type(await release_due(db, now=T0, brand_id=b.id))()
+    )
     assert await figures(db, b, m.id) == await replayed(db, m.id)
 
 
@@ -251,7 +254,7 @@ async def test_history_leaves_out_release_bookkeeping(db, brand, clock):
     b = brand.brand
     await _held_rule_event(db, b, clock)
     m = await member(db, b, "m", T0)
-    await release_due(db, now=T0 + timedelta(days=14))
+    await release_due(db, now=T0 + timedelta(days=14), brand_id=b.id)
     async with db.read() as session:
         page, _ = await history(session, brand_id=b.id, member_id=m.id, limit=10, before=None)
         export = await all_entries(session, brand_id=b.id, member_id=m.id)

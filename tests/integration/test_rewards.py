@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 import pytest
+from sqlalchemy import event as sa_event
 
 from engine.errors import Conflict, InsufficientPoints, ValidationError
 from engine.orm import LedgerRow
@@ -60,6 +61,30 @@ async def test_redeem_spends_points_takes_stock_and_a_code_once(db, brand):
     assert [r.code for _, r in listed] == ["AAA-2", "AAA-1"]
 
 
+async def test_a_redemption_is_one_lock_and_no_needless_reads(db, brand):
+    """The hot path of a pooled voucher: one balance-row lock, no last-activity read outside the inactivity policy."""
+    b = brand.brand
+    await put(db, b, spec(type="voucher", codes={"source": "pool"}, stock=10))
+    async with db.write() as session:
+        await service.import_codes(session, brand_id=b.id, reward_key="coffee", csv_text="A\nB\n", now=T0)
+    m = await member(db, b, "m", T0)
+    await earn(db, b, m.id, 100, T0)
+    seen: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args):
+        seen.append(" ".join(statement.split()))
+
+    sa_event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        await redeem(db, b, m)
+    finally:
+        sa_event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+    touched = [s for s in seen if s.startswith("UPDATE point_balances")]
+    assert len(touched) == 2  # the lock, then the debit (the spend does not lock the row again)
+    assert not [s for s in seen if "last_activity_at" in s and s.startswith("SELECT")]
+    assert len(seen) == 12, seen  # reward, claim, lock, lots, spend + allocation, debit, code x2, fields, stock, outbox
+
+
 async def test_refusals_write_nothing(db, brand):
     b = brand.brand
     await put(db, b, spec(stock=1))
@@ -104,6 +129,18 @@ async def test_limits_windows_eligibility_and_pause(db, brand):
     assert [(e.reward.key, e.redeemable, e.reason) for e in seen] == [("coffee", False, "ineligible")]
 
 
+async def test_hidden_rewards_stay_out_of_the_members_catalog(db, brand):
+    b = brand.brand
+    await put(db, b, spec())
+    await put(db, b, spec("staff-only", visible=False))
+    m = await member(db, b, "m", T0)
+    async with db.read() as session:
+        seen = await service.catalog(session, b, member=m, now=T0)
+        everything = await service.catalog(session, b, member=None, now=T0, include_hidden=True)
+    assert [e.reward.key for e in seen] == ["coffee"]
+    assert sorted(e.reward.key for e in everything) == ["coffee", "staff-only"]
+
+
 async def test_cost_changes_never_touch_past_redemptions(db, brand):
     b = brand.brand
     await put(db, b, spec())
@@ -134,6 +171,22 @@ async def test_generated_codes_follow_the_pattern_and_low_stock_is_announced(db,
     assert low == [{"reward": "coffee", "stock_left": 1}]
 
 
+async def test_a_code_pool_falling_to_its_threshold_is_announced_once(db, brand):
+    b = brand.brand
+    await put(db, b, spec(type="voucher", codes={"source": "pool", "low_stock_at": 2}, cost=10))
+    async with db.write() as session:
+        added = await service.import_codes(
+            session, brand_id=b.id, reward_key="coffee", csv_text="code\nP-1\nP-2\nP-3\nP-4\n", now=T0
+        )
+    assert (added.added, added.available) == (4, 4)
+    m = await member(db, b, "m", T0)
+    await earn(db, b, m.id, 100, T0)
+    codes = [(await redeem(db, b, m, idem=str(i))).redemption.code for i in range(3)]
+    assert codes == ["P-1", "P-2", "P-3"]
+    low = [d for t, d in await topics(db, b) if t == "reward.low_stock"]
+    assert low == [{"reward": "coffee", "codes_left": 2}]  # once at the crossing, not again at 1
+
+
 async def test_use_and_cancel_refund_points_stock_and_code(db, brand):
     b = await with_policy(db, brand.brand, {"expiry": {"kind": "rolling", "months": 12}, "notice_days": []})
     await put(db, b, spec("voucher", type="voucher", stock=1, codes={"source": "pool"}))
@@ -162,6 +215,7 @@ async def test_use_and_cancel_refund_points_stock_and_code(db, brand):
     async with db.write() as session:
         used = await service.use(session, b, redemption_id=reissued.id, now=T0 + timedelta(days=33))
     assert used.redemption.status == "used"
+    assert [t for t, _ in await topics(db, b)].count("redemption.used") == 1
     with pytest.raises(RedemptionState):
         async with db.write() as session:
             await service.cancel(session, b, redemption_id=reissued.id, now=T0 + timedelta(days=34))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -194,6 +195,29 @@ async def test_spent_points_are_clawed_back_up_to_zero(client, brand):
     points = answer.json()["outcome"]["points"]
     assert points == {"cancelled": 0, "clawed_back": 10, "unrecovered": 90}  # the spend took the lot first
     assert await balance(client, brand, "anna") == 0
+
+
+async def test_retraction_within_the_holding_period_cancels_the_pending_points(client, brand, clock):
+    await apply(client, brand, {"earning_rules": [{**BUY, "holding_days": 14}]})
+    await send(client, brand, event("h-1", "anna", "purchase", "2026-11-19T09:00:00Z", amount=80.0, store="s1"))
+    await send(client, brand, event("h-2", "anna", "purchase", "2026-11-19T10:00:00Z", amount=20.0, store="s1"))
+
+    async def points():
+        response = await client.get("/v1/members/anna/points", headers=brand.headers)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    before = await points()
+    assert (before["available"], before["pending"]) == (0, 100)
+    answer = await retract(client, brand, "h-1", {"reason": "returned"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["outcome"]["points"] == {"cancelled": 80, "clawed_back": 0, "unrecovered": 0}
+    after = await points()
+    assert (after["available"], after["pending"]) == (0, 20)
+    assert [lot["points"] for lot in after["pending_lots"]] == [20]
+    clock.advance(timedelta(days=15))  # the holding period ends: only what was not cancelled is released
+    released = await points()
+    assert (released["available"], released["pending"], released["lifetime_earned"]) == (20, 0, 20)
 
 
 async def test_retraction_before_arrival_is_applied_when_the_event_comes(client, brand, sweeper):

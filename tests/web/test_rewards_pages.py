@@ -82,6 +82,16 @@ async def test_member_redeems_with_a_confirmation_and_sees_the_code(client, bran
     assert too_dear.status_code == 409 and "do not have enough points" in too_dear.text
     other = await client.get("/portal/rewards/redemptions/rdm_nope")
     assert other.status_code == 404
+    hidden = {"name": {"en": "Staff gift"}, "cost": 10, "type": "product", "visible": False}
+    assert (await client.put("/v1/rewards/staff-gift", json=hidden, headers=brand.headers)).status_code in (200, 201)
+    assert "Staff gift" not in (await client.get("/portal/rewards")).text
+    assert (await client.get("/portal/rewards/staff-gift/redeem")).status_code == 404
+    crafted = await client.post(
+        "/portal/rewards/staff-gift/redeem", data={"idempotency_key": "y", "_csrf_token": csrf(client)}
+    )
+    assert crafted.status_code == 404
+    after = (await client.get("/v1/members/m1/points", headers=brand.headers)).json()
+    assert after["available"] == 150  # nothing was redeemed
 
 
 async def test_portal_rewards_in_italian(client, brand):
@@ -119,6 +129,14 @@ async def test_console_manages_the_catalog_codes_and_redemptions(console, brand,
     paused = await post_form(console, "/console/rewards/coffee/pause", {})
     assert paused.status_code == 303
     assert (await console.get("/v1/rewards/coffee", headers=brand.headers)).json()["reward"]["paused"] is True
+    edit_page = await console.get("/console/rewards/coffee")
+    assert edit_page.status_code == 200 and 'value="60"' in edit_page.text
+    edited = await post_form(console, "/console/rewards/coffee", {**form, "cost": "70", "stock": "20", "paused": "on"})
+    assert edited.status_code == 303, edited.text
+    after_edit = (await console.get("/v1/rewards/coffee", headers=brand.headers)).json()
+    assert (after_edit["reward"]["cost"], after_edit["remaining"], after_edit["reward"]["paused"]) == (70, 20, True)
+    bad_edit = await post_form(console, "/console/rewards/coffee", {**form, "stock": "-1"})
+    assert bad_edit.status_code == 422 and 'aria-invalid="true"' in bad_edit.text
     uploaded = await console.post(
         "/console/rewards/voucher/codes",
         files={"codes_file": ("codes.csv", b"code\nCODE-0003\nCODE-0001\n", "text/csv")},

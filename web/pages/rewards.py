@@ -153,6 +153,10 @@ class RewardsPortalController(Controller):
         idem = data.idempotency_key.strip()[:255] or secrets.token_urlsafe(16)
         try:
             async with viewer.services.db.write() as session:
+                # A reward hidden from the portal is not redeemable from it either (staff may redeem it by API).
+                row = await rewards_repo.reward_row(session, brand_id=viewer.brand.id, key=key)
+                if not rewards_repo.to_reward(row.spec).spec.visible:
+                    raise NotFound(f"no reward {key!r}", field="reward")
                 outcome = await rewards_service.redeem(
                     session,
                     viewer.brand,

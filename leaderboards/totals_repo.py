@@ -5,11 +5,11 @@ Every function takes the session of the caller's transaction as its first argume
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import case, select
 
-from engine.db import chunks, greatest, insert_for, least
+from engine.db import chunks, greatest, insert_for, least, on_postgres
 from leaderboards.models import BoardDef, Total
 from leaderboards.orm import BoardTotalRow
 
@@ -51,6 +51,32 @@ def mode_family(board: BoardDef) -> str:
     return board.mode
 
 
+_PG_SET = {
+    "increment": "units = t.units + excluded.units, reached_at = CASE WHEN excluded.units <> 0"
+    " THEN greatest(t.reached_at, excluded.reached_at) ELSE t.reached_at END",
+    "best-desc": "units = greatest(t.units, excluded.units), reached_at = CASE WHEN excluded.units > t.units"
+    " THEN excluded.reached_at WHEN excluded.units = t.units THEN least(t.reached_at, excluded.reached_at)"
+    " ELSE t.reached_at END",
+    "best-asc": "units = least(t.units, excluded.units), reached_at = CASE WHEN excluded.units < t.units"
+    " THEN excluded.reached_at WHEN excluded.units = t.units THEN least(t.reached_at, excluded.reached_at)"
+    " ELSE t.reached_at END",
+    "latest": "units = CASE WHEN excluded.reached_at >= t.reached_at THEN excluded.units ELSE t.units END,"
+    " reached_at = greatest(t.reached_at, excluded.reached_at)",
+}
+"""Per mode family, what a contribution does to the stored row (the same as :func:`_set_clause`)."""
+
+_PG_UPSERT = {
+    family: "INSERT INTO leaderboard_totals AS t (brand_id, board_id, period, scope, member_id, units, reached_at,"
+    " updated_at) SELECT $1, b, p, s, m, u, r, $2 FROM unnest($3::bigint[], $4::varchar[], $5::varchar[],"
+    " $6::bigint[], $7::bigint[], $8::timestamptz[]) AS x(b, p, s, m, u, r)"
+    f" ON CONFLICT (board_id, period, scope, member_id) DO UPDATE SET {assign}, updated_at = excluded.updated_at"
+    " RETURNING board_id, period, scope, member_id, units, reached_at"
+    for family, assign in _PG_SET.items()
+}
+"""PostgreSQL: the upsert over ``unnest`` of one array per column. Its text never changes with the number of
+rows, so it is neither recompiled nor re-prepared per unit of work (a multi-row ``VALUES`` is, per size)."""
+
+
 async def upsert_totals(
     session: AsyncSession, *, brand_id: BrandId, family: str, rows: Sequence[Total], now: datetime
 ) -> list[Total]:
@@ -58,8 +84,30 @@ async def upsert_totals(
 
     ``rows`` hold, per (board, period, scope, member), the unit's already-merged contribution; the
     statement applies the board's mode against the stored row (sum, best or latest), so concurrent units
-    of work on other members never read-modify-write a shared row.
+    of work on other members never read-modify-write a shared row. On PostgreSQL one statement over
+    ``unnest`` whatever the number of rows.
     """
+    if on_postgres(session):
+        if not rows:
+            return []
+        connection = await session.connection()
+        found = await connection.exec_driver_sql(
+            _PG_UPSERT[family],
+            (
+                brand_id,
+                now,
+                [r.board_id for r in rows],
+                [r.period for r in rows],
+                [r.scope for r in rows],
+                [r.member_id for r in rows],
+                [r.units for r in rows],
+                [r.reached_at for r in rows],
+            ),
+        )
+        return [
+            Total(board_id=t[0], period=t[1], scope=t[2], member_id=t[3], units=int(t[4]), reached_at=t[5])
+            for t in cast("list[tuple[Any, ...]]", found.all())
+        ]
     results: list[Total] = []
     insert = insert_for(session)
     for chunk in chunks(rows):

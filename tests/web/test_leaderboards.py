@@ -226,20 +226,20 @@ async def test_late_event_lands_in_the_week_it_happened(client, brand, clock):
     assert ranks(await read(client, brand, "visits", period="2026-W47")) == [("a", 1, 1.0)]
 
 
-async def test_best_score_mode_keeps_the_best_in_each_direction(client, brand):
+@pytest.mark.parametrize("one_by_one", [False, True], ids=["one-batch", "one-request-each"])
+async def test_best_score_mode_keeps_the_best_in_each_direction(client, brand, one_by_one):
+    """In one batch the unit merges the laps itself; one request each, the stored rows' upsert does it."""
     metric = {"kind": "property_sum", "event_type": "lap", "property": "seconds"}
     await put_board(client, brand, "fastest", metric=metric, mode="best", order="asc", decimals=1)
     await put_board(client, brand, "longest", metric=metric, mode="best", order="desc", decimals=1)
     await put_board(client, brand, "last", metric=metric, mode="latest", decimals=1)
     laps = [("a", 61.2, 0), ("a", 58.4, 1), ("a", 70.0, 2), ("b", 59.9, 0), ("b", 58.4, 3)]
-    await send(
-        client,
-        brand,
-        *(
-            event(f"lap-{m}-{n}", m, "lap", (FRIDAY + timedelta(minutes=n)).isoformat(), seconds=s)
-            for n, (m, s, _) in enumerate(laps)
-        ),
-    )
+    sent = [
+        event(f"lap-{m}-{n}", m, "lap", (FRIDAY + timedelta(minutes=n)).isoformat(), seconds=s)
+        for n, (m, s, _) in enumerate(laps)
+    ]
+    for group in [[e] for e in sent] if one_by_one else [sent]:
+        await send(client, brand, *group)
     assert ranks(await read(client, brand, "fastest")) in (
         [("b", 1, 58.4), ("a", 1, 58.4)],
         [("a", 1, 58.4), ("b", 1, 58.4)],

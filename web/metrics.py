@@ -25,7 +25,6 @@ import shutil
 import tempfile
 import time
 from collections.abc import AsyncIterator, Sequence
-from datetime import timedelta
 from typing import Any
 
 from litestar import Request, get
@@ -47,14 +46,13 @@ from engine import metrics as m
 from engine.aio import within
 from engine.effects import ChallengeCompleted, Effect, PointsAwarded
 from engine.orm import OutboxRow
+from engine.outbox import GIVEN_UP_HORIZON
 from engine.pipeline import EventResult
 from engine.tenants import Brand
 from web.deps import Services, ServicesDep
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 EVENTS_PATH = "/v1/events"
-#: An undelivered message scheduled this far ahead was given up on (see ``engine.outbox``).
-_GIVEN_UP = timedelta(days=365)
 _REFUSAL_REASONS = {
     400: "malformed",
     401: "unauthenticated",
@@ -218,8 +216,8 @@ async def live_gauges(services: Services) -> list[GaugeMetricFamily]:
 
 async def _outbox_gauges(services: Services) -> list[GaugeMetricFamily]:
     now = services.clock.now()
-    pending = (OutboxRow.delivered_at.is_(None), OutboxRow.next_attempt_at < now + _GIVEN_UP)
-    given_up = (OutboxRow.delivered_at.is_(None), OutboxRow.next_attempt_at >= now + _GIVEN_UP)
+    pending = (OutboxRow.delivered_at.is_(None), OutboxRow.next_attempt_at < now + GIVEN_UP_HORIZON)
+    given_up = (OutboxRow.delivered_at.is_(None), OutboxRow.next_attempt_at >= now + GIVEN_UP_HORIZON)
     try:
         async with asyncio.timeout(2.0), services.db.read() as session:
             count, oldest = (

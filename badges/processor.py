@@ -129,7 +129,7 @@ class BadgesProcessor:
         holdings = await repo.load_holdings(session, brand_id=brand.id, member_ids=member_ids, keys=keys)
         changed: dict[tuple[MemberId, str], int] = {}
         candidates = self._plan(uow, rule_hits, challenge_hits, counts=counts, holdings=holdings, changed=changed)
-        inserted = await repo.insert_awards(session, [c.row for c in candidates])
+        inserted = await repo.insert_awards(session, brand, [c.row for c in candidates])
         await repo.save_counts(session, brand_id=brand.id, counts=changed, now=uow.now)
         for candidate in candidates:
             if candidate.row["uid"] not in inserted:

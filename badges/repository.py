@@ -16,6 +16,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from badges.models import Award, BadgeDef, BadgeSpec, Holding, badge_to_spec, build_badge
 from badges.orm import BadgeAwardRow, BadgeCounterRow, BadgeDefinitionRow
+from engine import metrics
 from engine.db import on_postgres
 from engine.errors import Conflict, NotFound
 from engine.ids import BrandId, MemberId
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from sqlalchemy.ext.asyncio import AsyncSession
+
+    from engine.tenants import Brand
 
 CHUNK = 500
 AWARD_KEY = ["brand_id", "member_id", "badge_key", "level", "instance"]
@@ -226,18 +229,21 @@ async def load_holdings(
     return found
 
 
-async def insert_awards(session: AsyncSession, rows: list[dict[str, Any]]) -> set[str]:
-    """Insert award rows unless their unique key exists; returns the uids actually inserted.
+async def insert_awards(session: AsyncSession, brand: Brand, rows: list[dict[str, Any]]) -> set[str]:
+    """Insert award rows of ``brand`` unless their unique key exists; returns the uids actually inserted.
 
     ``ON CONFLICT DO NOTHING`` on the unique key: under concurrency the second writer waits for the first
     and then inserts nothing, so a duplicate award is impossible and nothing is silently swallowed.
+    Every award counts once here (``questline_badge_awards_total``), whichever path granted it.
     """
     if not rows:
         return set()
     table = BadgeAwardRow.__table__
     statement = _insert(session)(table).on_conflict_do_nothing(index_elements=AWARD_KEY).returning(table.c.uid)
     result = await session.execute(statement, rows)
-    return set(result.scalars())
+    inserted = set(result.scalars())
+    metrics.count_on_commit(session, metrics.BADGE_AWARDS, brand, amount=len(inserted))
+    return inserted
 
 
 async def find_award(

@@ -241,7 +241,7 @@ async def grant(
         awarded_at=now,
         recipient=recipient,
     )
-    inserted = await repo.insert_awards(session, [row])
+    inserted = await repo.insert_awards(session, brand, [row])
     if row["uid"] not in inserted:  # a concurrent grant won the unique key: report the award it made
         existing = await repo.find_award(
             session,

@@ -30,6 +30,7 @@ from challenges.prerequisites import closure, event_types, replay_program
 from challenges.rules import prune_instances, reward_effects
 from challenges.states import load_states, save_states
 from engine import members as members_repo
+from engine import metrics
 from engine.effects import Notification, PointsAwarded
 from engine.errors import NotFound
 from engine.eventlog import earlier_events, member_events, members_with_events
@@ -237,6 +238,7 @@ async def _backfill_members(
             )
     await save_states(session, db=db, brand_id=brand.id, states=changed, now=now)
     await record_completions(session, db=db, brand_id=brand.id, completions=recorded, now=now)
+    metrics.count_on_commit(session, metrics.CHALLENGE_COMPLETIONS, brand, amount=completions)
     return len(changed), completions, points
 
 

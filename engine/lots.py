@@ -15,7 +15,7 @@ import msgspec
 from sqlalchemy import BigInteger, exists, func, insert, select
 from sqlalchemy import cast as cast_
 
-from engine import balances
+from engine import balances, metrics
 from engine.errors import InsufficientPoints
 from engine.expiry import Inactivity, inactivity_deadline, policy_of, rule_kind
 from engine.expiry import expires_at as expiry_date
@@ -273,6 +273,7 @@ async def _write_settlement(
     )
     if plan.expiries:
         await _notify_expired(session, brand, member_id=member_id, plan=plan, lots=lots, now=now)
+        metrics.count_on_commit(session, metrics.POINTS_EXPIRED, brand, amount=from_pending + from_available)
     return SettleOutcome(released=released, expired=from_pending + from_available)
 
 

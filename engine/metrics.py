@@ -6,22 +6,31 @@ are module constants here: the one module outside ``web`` that imports ``prometh
 layer (``web/metrics.py``) counts what the pipeline returns, serves ``/metrics`` and adds the gauges
 read at scrape time (outbox backlog, database pool, Redis).
 
-Label cardinality is bounded: brands are labelled by the HTTP layer under a configured cap
-(``QUESTLINE_METRICS_BRAND_LABELS``), webhook endpoints up to :data:`ENDPOINT_LABEL_CAP`, stages and
-jobs by their fixed names.
+Label cardinality is bounded: brands are labelled by their slug under a configured cap
+(``QUESTLINE_METRICS_BRAND_LABELS``, set once per process by :func:`label_brands`), webhook endpoints up to
+:data:`ENDPOINT_LABEL_CAP`, stages and jobs by their fixed names.
+
+Domain outcomes that happen outside the pipeline (a redemption, an expiry, a tier review, a badge granted by
+the console or a board's prize) are counted where they are written, with :func:`count_on_commit`: the
+count lands when the session's transaction commits and is dropped when it (or the savepoint it was made
+in) rolls back, so a retried or refused request never counts.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client import Counter, Gauge, Histogram
+from sqlalchemy import event
+from sqlalchemy.orm import Session, SessionTransaction
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
     from contextlib import AbstractAsyncContextManager
+
+    from sqlalchemy.ext.asyncio import AsyncSession
 
     from engine.pipeline import EventResult
     from engine.tenants import Brand
@@ -77,6 +86,63 @@ JOB_LAST_SUCCESS = Gauge(
 DB_POOL_IN_USE = Gauge(
     "questline_db_pool_in_use", "Database connections checked out, summed over workers", multiprocess_mode="livesum"
 )
+
+
+class _BrandLabels:
+    """How many brands (by id) are labelled by their slug in this process; the others share ``other``."""
+
+    cap = 20
+
+
+def label_brands(cap: int) -> None:
+    """Label the first ``cap`` brands (by id) by their slug (``QUESTLINE_METRICS_BRAND_LABELS``; same in every worker)."""
+    _BrandLabels.cap = cap
+
+
+def brand_label(brand: Brand) -> str:
+    """The ``brand`` label: the brand's slug under the cap, ``other`` beyond (bounded cardinality)."""
+    return brand.slug if brand.id <= _BrandLabels.cap else "other"
+
+
+_PENDING = "questline.metrics.pending"
+
+
+def count_on_commit(session: AsyncSession, counter: Counter, brand: Brand, *labels: str, amount: float = 1) -> None:
+    """Add ``amount`` to ``counter`` (labels: the brand's, then ``labels``) once the session's transaction commits."""
+    if amount <= 0:
+        return
+    sync = session.sync_session
+    within = sync.get_nested_transaction() or sync.get_transaction()
+    sync.info.setdefault(_PENDING, []).append((within, counter, (brand_label(brand), *labels), amount))
+
+
+def _inside(transaction: SessionTransaction | None, ended: SessionTransaction) -> bool:
+    while transaction is not None:
+        if transaction is ended:
+            return True
+        transaction = transaction.parent
+    return False
+
+
+@event.listens_for(Session, "after_commit")
+def _count_committed(session: Session) -> None:
+    if session.get_nested_transaction() is not None:  # a savepoint released: its counts wait for the transaction
+        return
+    for _within, counter, labels, amount in session.info.pop(_PENDING, ()):
+        counter.labels(*labels).inc(amount)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_rolled_back(session: Session, previous_transaction: SessionTransaction) -> None:
+    pending: list[Any] | None = session.info.get(_PENDING)
+    if pending:
+        pending[:] = [item for item in pending if not _inside(item[0], previous_transaction)]
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _drop_unfinished(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the outermost transaction ended without a commit: nothing happened
+        session.info.pop(_PENDING, None)
 
 
 def endpoint_label(endpoint_id: int) -> str:

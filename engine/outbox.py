@@ -66,6 +66,10 @@ RETRY_SCHEDULE = (
     timedelta(hours=24),
 )
 CLAIM_LEASE = timedelta(minutes=2)
+#: A message that failed every retry is parked this far ahead (kept for the record, never sent again).
+GAVE_UP_DELAY = timedelta(days=3650)
+#: An undelivered message scheduled beyond ``now`` + this was given up on (not a backlog to deliver).
+GIVEN_UP_HORIZON = timedelta(days=365)
 TOLERANCE_SECONDS = 5 * 60
 
 
@@ -356,7 +360,7 @@ class OutboxDeliverer:
                 values |= {"next_attempt_at": now + delay + jitter, "last_error": "; ".join(errors)[:2000]}
             else:
                 values |= {
-                    "next_attempt_at": now + timedelta(days=3650),
+                    "next_attempt_at": now + GAVE_UP_DELAY,
                     "last_error": ("gave up: " + "; ".join(errors))[:2000],
                 }
             await session.execute(update(OutboxRow).where(OutboxRow.id == message.id).values(**values))

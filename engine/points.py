@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import msgspec
 from sqlalchemy import BigInteger, func, select
 
-from engine import balances, lots, point_views, publishing, rules_store
+from engine import balances, lots, metrics, point_views, publishing, rules_store
 from engine.cache import BrandCache
 from engine.db import batches, one_of
 from engine.earning import evaluate
@@ -221,8 +221,10 @@ async def post_entry(
     common: dict[str, Any] = {"member_id": member_id, "source": source, "key": key, "reason": reason, "now": now}
     if points > 0:
         await lots.earn(session, brand, points=points, occurred_at=occurred_at, event_key=event_key, **common)
+        metrics.count_on_commit(session, metrics.POINTS_AWARDED, brand, source, amount=points)
     else:
         await lots.spend(session, brand, points=-points, occurred_at=occurred_at, event_key=event_key, **common)
+        metrics.count_on_commit(session, metrics.POINTS_ADJUSTED, brand, amount=-points)
     if source == "adjustment":
         await publishing.publish_adjustment(
             session, brand_id=brand_id, member_id=member_id, points=points, key=key, reason=reason, now=now

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 import msgspec
 from sqlalchemy import func, select, update
 
-from engine import lots
+from engine import lots, metrics
 from engine.db import insert_for
 from engine.errors import ValidationError
 from engine.ids import BrandId, MemberId
@@ -193,6 +193,7 @@ async def pay(
             session, brand, member_id=referrer_id, points=policy.referrer_points, source="referral",
             key="referrer", occurred_at=occurred_at, now=now, event_key=event_key, reason="a friend qualified",
         )  # fmt: skip
+        metrics.count_on_commit(session, metrics.POINTS_AWARDED, brand, "referral", amount=policy.referrer_points)
 
 
 class Referral(msgspec.Struct, frozen=True, kw_only=True):
@@ -253,6 +254,7 @@ async def review(session: AsyncSession, brand: Brand, *, referral_id: int, appro
                 session, brand, member_id=friend_id, points=policy.friend_points, source="referral", key="friend",
                 occurred_at=now, now=now, event_key=event_key, reason="referral approved",
             )  # fmt: skip
+            metrics.count_on_commit(session, metrics.POINTS_AWARDED, brand, "referral", amount=policy.friend_points)
     return True
 
 

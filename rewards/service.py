@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 import msgspec
 from sqlalchemy import insert
 
-from engine import balances, lots, point_views
+from engine import balances, lots, metrics, point_views
 from engine.effects import Notification
 from engine.errors import Conflict, ValidationError
 from engine.orm import OutboxRow
@@ -238,6 +238,8 @@ async def redeem(
         *effects,
     ]
     await _outbox(session, brand.id, effects, now)
+    metrics.count_on_commit(session, metrics.REDEMPTIONS, brand)
+    metrics.count_on_commit(session, metrics.POINTS_SPENT, brand, amount=cost)
     return RedeemOutcome(redemption=redemption, effects=effects)
 
 

@@ -122,6 +122,7 @@ class TiersProcessor:
             review_at=review_at(qualification.window, now, uow.tz, member_since=member_since),
             keep_until=keep, event_key=ctx.event.id,
         )  # fmt: skip
+        repo.count_change(uow.session, uow.brand, previous=current.tier, tier=tier)
         for later in uow.events:
             if later.index >= ctx.index and later.member_id == ctx.member_id:
                 later.member = {**later.member, "tier": tier}

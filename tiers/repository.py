@@ -11,7 +11,7 @@ import msgspec
 from sqlalchemy import BigInteger, bindparam, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from engine import tenants
+from engine import metrics, tenants
 from engine.db import batches, insert_for, on_postgres, one_of
 from engine.ids import MemberId
 from engine.orm import MemberRow
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from engine.ids import BrandId
+    from engine.tenants import Brand
 
 _COUNTERS = cast("Table", TierCounterRow.__table__)
 
@@ -231,6 +232,12 @@ async def set_tier(
         source,
         version,
     )
+
+
+def count_change(session: AsyncSession, brand: Brand, *, previous: str | None, tier: str | None) -> None:
+    """Count a member moving to another tier (``questline_tier_changes_total``) when the transaction commits."""
+    if tier != previous:
+        metrics.count_on_commit(session, metrics.TIER_CHANGES, brand)
 
 
 async def history(

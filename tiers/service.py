@@ -199,6 +199,7 @@ async def _review(
         keep_until=current.keep_until if outcome.change == "renewed" else None,
         reason=f"window ended {current.review_at.isoformat()}: {value:g}",
     )  # fmt: skip
+    repo.count_change(session, brand, previous=current.tier, tier=outcome.tier)
     if outcome.change == "renewed":
         result.renewed += 1
     else:
@@ -223,6 +224,7 @@ async def _end_override(
         review_at=review_at(program.qualification.window, now, brand.tz, member_since=since) if tier else None,
         reason=f"override ended ({current.override_reason})",
     )  # fmt: skip
+    repo.count_change(session, brand, previous=current.tier, tier=tier)
     result.overrides_ended += 1
     await _notify(session, brand=brand, external_id=external_id, topic=f"tier.{change}",
                   data={"tier": tier, "previous": current.tier, "override_ended": True}, now=now)  # fmt: skip
@@ -274,6 +276,7 @@ async def override(
         current = (await repo.current_tiers(session, brand_id=brand.id, member_ids=[member.id]))[member.id]
         await repo.set_tier(session, brand_id=brand.id, current=current, tier=tier, change="override", now=now,
                             override_until=until, reason=reason)  # fmt: skip
+        repo.count_change(session, brand, previous=current.tier, tier=tier)
         await _notify(session, brand=brand, external_id=member.external_id, topic="tier.overridden",
                       data={"tier": tier, "previous": current.tier, "until": until.isoformat(), "reason": reason},
                       now=now)  # fmt: skip

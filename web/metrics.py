@@ -2,8 +2,10 @@
 
 - HTTP requests and latency per route template and status come from Litestar's Prometheus middleware
   (:func:`http_metrics`, metric prefix ``questline_http``).
-- Domain counters are counted in one place, from the results the pipeline returns
-  (:class:`PipelineMetrics`); refused ingestion requests by :class:`RefusedEventsMiddleware`.
+- Domain counters: new and duplicate events, points and challenge completions from the results the pipeline
+  returns (:class:`PipelineMetrics`); badge awards, tier changes, redemptions and points spent or expired
+  where they are written, on commit (``engine.metrics.count_on_commit``); refused ingestion requests by
+  :class:`RefusedEventsMiddleware`.
 - Gauges that describe shared state (outbox backlog, boards missing from Redis, Redis reachability,
   database pool) are computed when scraped, cheaply, by the worker that answers.
 - With several workers ``questline serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh directory and
@@ -23,7 +25,6 @@ import shutil
 import tempfile
 import time
 from collections.abc import AsyncIterator, Sequence
-from datetime import timedelta
 from typing import Any
 
 from litestar import Request, get
@@ -43,18 +44,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from engine import metrics as m
 from engine.aio import within
-from engine.effects import BadgeAwarded, ChallengeCompleted, Effect, Notification, PointsAwarded
+from engine.effects import ChallengeCompleted, Effect, PointsAwarded
 from engine.orm import OutboxRow
+from engine.outbox import GIVEN_UP_HORIZON
 from engine.pipeline import EventResult
 from engine.tenants import Brand
 from web.deps import Services, ServicesDep
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 EVENTS_PATH = "/v1/events"
-#: An undelivered message scheduled this far ahead was given up on (see ``engine.outbox``).
-_GIVEN_UP = timedelta(days=365)
-_SPENT_SOURCES = frozenset({"redemption", "reward", "spend"})
-_EXPIRED_SOURCES = frozenset({"expiry", "expired"})
 _REFUSAL_REASONS = {
     400: "malformed",
     401: "unauthenticated",
@@ -78,50 +76,30 @@ def http_metrics() -> PrometheusConfig:
     )
 
 
-def brand_label(brand: Brand, cap: int) -> str:
-    """The ``brand`` label: the slug of the first ``cap`` brands (by id), ``other`` beyond (bounded cardinality)."""
-    return brand.slug if brand.id <= cap else "other"
-
-
 def count_effects(brand: str, effects: Sequence[Effect]) -> None:
-    """Move the domain counters by what one new event (or one redemption, for its caller) caused."""
+    """Move the domain counters by what one new event caused in the pipeline.
+
+    Points, challenge completions and the effects are counted here, from the results; what is written
+    outside the pipeline too (badge awards, tier changes, redemptions, points spent or expired) is counted
+    where it is written (:func:`engine.metrics.count_on_commit`), once whichever path wrote it.
+    """
     for effect in effects:
         m.EFFECTS.labels(type(effect).__struct_config__.tag).inc()
         match effect:
             case PointsAwarded(points=points, source=source) if points > 0:
                 m.POINTS_AWARDED.labels(brand, source).inc(points)
-            case PointsAwarded(points=points, source=source) if points < 0 and source in _EXPIRED_SOURCES:
-                m.POINTS_EXPIRED.labels(brand).inc(-points)
-            case PointsAwarded(points=points, source=source) if points < 0 and source in _SPENT_SOURCES:
-                m.POINTS_SPENT.labels(brand).inc(-points)
             case PointsAwarded(points=points) if points < 0:
                 m.POINTS_ADJUSTED.labels(brand).inc(-points)
             case ChallengeCompleted():
                 m.CHALLENGE_COMPLETIONS.labels(brand).inc()
-            case BadgeAwarded():
-                m.BADGE_AWARDS.labels(brand).inc()
-            case Notification(topic="points.spent", data=data):
-                m.POINTS_SPENT.labels(brand).inc(_points(data))
-            case Notification(topic="points.expired", data=data):
-                m.POINTS_EXPIRED.labels(brand).inc(_points(data))
-            case Notification(topic=topic) if topic.startswith("tier."):
-                m.TIER_CHANGES.labels(brand).inc()
-            case Notification(topic="reward.redeemed"):
-                m.REDEMPTIONS.labels(brand).inc()
             case _:
                 pass
-
-
-def _points(data: dict[str, Any]) -> int:
-    points = data.get("points", 0)
-    return abs(points) if isinstance(points, int) else 0
 
 
 class PipelineMetrics(m.StageTimer):
     """The pipeline observer of the HTTP app: step latency (and a span per step), results counted once."""
 
-    def __init__(self, *, brand_cap: int, tracer: Tracer | None = None) -> None:
-        self._brand_cap = brand_cap
+    def __init__(self, *, tracer: Tracer | None = None) -> None:
         self._tracer = tracer
 
     @contextlib.asynccontextmanager
@@ -136,7 +114,7 @@ class PipelineMetrics(m.StageTimer):
 
     def processed(self, brand: Brand, results: Sequence[EventResult]) -> None:
         """Count new and duplicate events, and the effects of the new ones."""
-        label = brand_label(brand, self._brand_cap)
+        label = m.brand_label(brand)
         duplicates = sum(1 for r in results if r.duplicate)
         if duplicates:
             m.EVENTS_DUPLICATE.labels(label).inc(duplicates)
@@ -238,8 +216,8 @@ async def live_gauges(services: Services) -> list[GaugeMetricFamily]:
 
 async def _outbox_gauges(services: Services) -> list[GaugeMetricFamily]:
     now = services.clock.now()
-    pending = (OutboxRow.delivered_at.is_(None), OutboxRow.next_attempt_at < now + _GIVEN_UP)
-    given_up = (OutboxRow.delivered_at.is_(None), OutboxRow.next_attempt_at >= now + _GIVEN_UP)
+    pending = (OutboxRow.delivered_at.is_(None), OutboxRow.next_attempt_at < now + GIVEN_UP_HORIZON)
+    given_up = (OutboxRow.delivered_at.is_(None), OutboxRow.next_attempt_at >= now + GIVEN_UP_HORIZON)
     try:
         async with asyncio.timeout(2.0), services.db.read() as session:
             count, oldest = (

@@ -18,6 +18,7 @@ from engine.clock import Clock
 from engine.db import Database
 from engine.keys import member_channel
 from engine.mail import EmailSender
+from engine.metrics import job_run
 from engine.tenants import Brand
 from leaderboards.service import Leaderboards
 from notifications import feed, mailing
@@ -98,9 +99,10 @@ class NotificationsWorker:
         return await mailing.dispatch(self.db, sender=self.mailer, renderer=self.renderer, now=self.clock.now())
 
     async def run_once(self) -> mailing.DispatchReport:
-        """One pass: derive, then dispatch."""
-        await self.derive()
-        return await self.dispatch()
+        """One pass: derive, then dispatch (counted as a round of the ``notifications`` job)."""
+        async with job_run("notifications"):
+            await self.derive()
+            return await self.dispatch()
 
     async def run(self, *, interval: float = INTERVAL, min_gap: float = MIN_GAP) -> None:
         """Pass after pass, woken early by :meth:`wake` but at most one pass every ``min_gap`` seconds.

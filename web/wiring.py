@@ -39,7 +39,7 @@ from engine.db import Database, create_engine
 from engine.egress import EgressGuard, pinned_client
 from engine.grants import BadgeGranter
 from engine.mail import create_sender
-from engine.metrics import PipelineObserver
+from engine.metrics import PipelineObserver, label_brands
 from engine.outbox import OutboxDeliverer
 from engine.pipeline import Pipeline, Processor
 from engine.points import PointsProcessor
@@ -145,6 +145,7 @@ def build_services(
         processors: pipeline steps to use instead of :func:`pipeline_steps` (tests).
         observer: what times the pipeline's steps and counts its results (default: metrics, no traces).
     """
+    label_brands(settings.metrics_brand_labels)  # the `brand` label's cap, for this process's counters
     outbox = OutboxDeliverer(db, http=http, clock=clock, guard=egress)
     grant_badge: BadgeGranter = badges_service.grant_function(Urls(settings.public_url))
     leaderboards = Leaderboards(db, redis, namespace=settings.redis_namespace, clock=clock, grant_badge=grant_badge)
@@ -200,7 +201,7 @@ def build_services(
             db,
             processors=steps,
             clock=clock,
-            observer=observer or PipelineMetrics(brand_cap=settings.metrics_brand_labels),
+            observer=observer or PipelineMetrics(),
         ),
         retractions=retractions,
         erasure_hooks=erasure_hooks,
@@ -257,7 +258,7 @@ async def open_services(
                 http=http_client,
                 egress=egress,
                 processors=processors,
-                observer=PipelineMetrics(brand_cap=settings.metrics_brand_labels, tracer=tracer),
+                observer=PipelineMetrics(tracer=tracer),
             )
     finally:
         if http is None:

@@ -11,6 +11,7 @@ from badges.openbadges import Urls
 from badges.orm import BadgeAwardRow
 from badges.processor import BadgesProcessor
 from badges.service import award_row, grant, grant_function, revoke
+from engine import metrics
 from engine.effects import BadgeAwarded, ChallengeCompleted, Notification, PointsAwarded
 from engine.events import Event
 from engine.members import ensure_and_lock
@@ -67,10 +68,13 @@ async def test_the_award_key_is_unique_under_concurrency(db, brand, clock):
             recipient=("url", "x"),
         )
         async with db.write() as session:
-            return await repo.insert_awards(session, [row])
+            return await repo.insert_awards(session, brand.brand, [row])
 
+    label = metrics.brand_label(brand.brand)
+    before = metrics.BADGE_AWARDS.labels(label)._value.get()
     results = await asyncio.gather(*(insert_one() for _ in range(20)))
     assert sum(len(r) for r in results) == 1
+    assert metrics.BADGE_AWARDS.labels(label)._value.get() - before == 1  # counted once, by the writer that won
     assert await _award_rows(db, brand.brand, "once") == [("", "", "manual", True)]
 
 

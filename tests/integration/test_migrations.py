@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import uuid
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -144,3 +146,16 @@ async def test_upgrade_from_the_released_schema_keeps_data(fresh_url, clock):
             "/v1/events", json=event("new-1", "ada", "visit", "2026-11-20T09:00:00Z"), headers=headers
         )
         assert new.status_code == 200 and new.json()["duplicate"] is False
+
+
+def test_every_migration_has_its_row_in_the_upgrade_guide(tmp_path):
+    """docs/operations.md says, per migration, what it does and whether it is safe while the previous release serves."""
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    rows = {
+        match.group(1): match.group(2)
+        for match in re.finditer(r"^\| `(\d{4}_[a-z0-9_]+)`[^|]*\|[^|]+\|[^|]+\| (.+) \|$", guide, re.MULTILINE)
+    }
+    revisions = _revisions_in_order(f"sqlite+aiosqlite:///{tmp_path / 'none.db'}")
+    assert sorted(rows) == sorted(revisions)
+    for revision, safe in rows.items():
+        assert safe.startswith(("yes", "**no**", "n/a")), (revision, safe)

@@ -99,3 +99,51 @@ def test_db_check_knows_every_package_with_tables():
     owners = {f"{path.parent.name}.orm" for path in root.glob("*/orm.py") if (path.parent / "__init__.py").exists()}
     assert owners <= set(TABLE_MODULES)  # plus modules such as engine.records that hold tables too
     assert "TABLE_MODULES" in (root / "migrations" / "env.py").read_text()
+
+
+def test_doctor_counts_given_up_messages_apart_from_the_backlog(sqlite_at):
+    """A message given up after every retry stays undelivered for the record: it is no backlog to warn about."""
+    import asyncio
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import insert
+
+    from engine.db import create_engine
+    from engine.orm import BrandRow, OutboxRow
+    from engine.outbox import GAVE_UP_DELAY
+    from engine.topics import outbox_row
+
+    url = sqlite_at("heads")
+    now = datetime.now(UTC)
+
+    async def write(*, age: timedelta, given_up: bool) -> None:
+        engine = create_engine(url)
+        try:
+            async with engine.begin() as conn:
+                brand_id = await conn.scalar(
+                    insert(BrandRow).returning(BrandRow.id),
+                    [
+                        {
+                            "slug": uuid.uuid4().hex[:12],
+                            "name": "B",
+                            "timezone": "UTC",
+                            "settings": {},
+                            "created_at": now,
+                        }
+                    ],
+                )
+                row = outbox_row(brand_id=brand_id, topic="test.topic", data={}, now=now - age)
+                if given_up:
+                    row |= {"attempts": 10, "next_attempt_at": now - age + GAVE_UP_DELAY, "last_error": "gave up: 500"}
+                await conn.execute(insert(OutboxRow), [row])
+        finally:
+            await engine.dispose()
+
+    asyncio.run(write(age=timedelta(days=4), given_up=True))
+    result = invoke("doctor", database_url=url, secret=STRONG)
+    line = next(line for line in result.output.splitlines() if line.split()[1:2] == ["outbox"])
+    assert line.startswith("ok") and "0 undelivered" in line and "1 given up" in line, result.output
+    asyncio.run(write(age=timedelta(minutes=20), given_up=False))
+    result = invoke("doctor", database_url=url, secret=STRONG)
+    line = next(line for line in result.output.splitlines() if line.split()[1:2] == ["outbox"])
+    assert line.startswith("warn") and "1 undelivered" in line and "oldest 120" in line, result.output

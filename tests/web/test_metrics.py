@@ -8,6 +8,7 @@ import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import msgspec
@@ -17,6 +18,7 @@ from litestar.testing import AsyncTestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import insert
 
+from engine import metrics
 from engine.earning import EarningRuleSpec
 from engine.orm import OutboxRow
 from engine.pipeline import outbox_row
@@ -101,6 +103,83 @@ async def test_counters_move_by_exactly_the_workload(metered, brand, db, clock):
     assert moved(before, after, "questline_http_requests_total", status_code="200", **http) == 2
     assert moved(before, after, "questline_http_requests_total", status_code="422", **http) == 1
     assert moved(before, after, "questline_http_request_duration_seconds_count", status_code="200", **http) == 2
+
+
+EXPIRING = {
+    "points": {"expiry": {"kind": "rolling", "months": 1}},
+    "earning_rules": [
+        {"key": "visit", "event_type": "visit", "points": 10},
+        {"key": "buy", "event_type": "purchase", "per_unit": {"property": "amount"}},
+    ],
+}
+
+
+async def test_outcomes_outside_the_pipeline_move_by_exactly_the_workload(metered, brand, clock, db):
+    """Adjustments, a redemption, a badge grant, tier changes (event, override, review job) and an expiry job.
+
+    Repeats (the same idempotency key, a second grant) and refusals (too few points) move nothing.
+    """
+    from tiers import service as tiers_service
+    from web.wiring import points_round
+
+    # the jobs on this test's own loop (the app's connections live on the test client's loop)
+    services = SimpleNamespace(db=db, clock=clock, outbox=SimpleNamespace(notify=lambda: None))
+    label, headers, now = metrics.brand_label(brand.brand), brand.headers, clock.now()
+    assert (await metered.put("/v1/program", json=EXPIRING, headers=headers)).status_code == 200
+    await metered.put("/v1/tiers/silver", json={"key": "silver", "threshold": 0}, headers=headers)
+    assert (await metered.put("/v1/tiers/gold", json={"key": "gold", "threshold": 100}, headers=headers)).is_success
+    await metered.put(
+        "/v1/rewards/coffee", json={"name": {"en": "Coffee"}, "cost": 60, "type": "product"}, headers=headers
+    )
+    await metered.put(
+        "/v1/rewards/big", json={"name": {"en": "Car"}, "cost": 10_000, "type": "product"}, headers=headers
+    )
+    assert (
+        await metered.put("/v1/badges/vip", json={"key": "vip", "name": "VIP", "points": 40}, headers=headers)
+    ).is_success
+    await metered.post("/v1/members", json={"external_id": "m"}, headers=headers)
+    before = await scrape(metered)
+
+    for points in (500, -20):
+        adjusted = await metered.post(
+            "/v1/members/m/points/adjustments", json={"points": points, "reason": "ops"}, headers=headers
+        )
+        assert adjusted.status_code == 201, adjusted.text
+    for reward, key, status in (("coffee", "k1", 201), ("coffee", "k1", 200), ("big", "k2", 409)):
+        redeemed = await metered.post(
+            "/v1/members/m/redemptions", json={"reward": reward, "idempotency_key": key}, headers=headers
+        )
+        assert redeemed.status_code == status, redeemed.text
+    for _ in range(2):
+        await metered.post("/v1/members/m/badges/vip/grant", json={"reason": "welcome"}, headers=headers)
+    # tiers: an event upgrades m to gold (pipeline), an override moves m to silver, the review job back to gold
+    sent = await metered.post(
+        "/v1/events", json=event("p1", "m", "purchase", now.isoformat(), amount=120), headers=headers
+    )
+    assert sent.status_code == 200, sent.text
+    until = (now + timedelta(days=1)).isoformat().replace("+00:00", "Z")
+    overridden = await metered.post(
+        "/v1/members/m/tier", json={"tier": "silver", "until": until, "reason": "test"}, headers=headers
+    )
+    assert overridden.status_code == 200, overridden.text
+    # a visit 40 days ago: its lot is past its month when the points job runs
+    old = event("v1", "e", "visit", (now - timedelta(days=40)).isoformat())
+    assert (await metered.post("/v1/events", json=old, headers=headers)).status_code == 200
+    clock.advance(timedelta(days=2))
+    await tiers_service.evaluate(db, brand=brand.brand, now=clock.now())
+    await points_round(services)
+
+    after = await scrape(metered)
+    assert moved(before, after, "questline_points_awarded_total", brand=label, source="adjustment") == 500
+    assert moved(before, after, "questline_points_deducted_total", brand=label) == 20
+    assert moved(before, after, "questline_redemptions_total", brand=label) == 1
+    assert moved(before, after, "questline_points_spent_total", brand=label) == 60
+    assert moved(before, after, "questline_badge_awards_total", brand=label) == 1
+    assert moved(before, after, "questline_points_awarded_total", brand=label, source="badge") == 40
+    # m: none → gold (event), gold → silver (override), silver → gold (review); e: none → silver (its first visit)
+    assert moved(before, after, "questline_tier_changes_total", brand=label) == 4
+    assert moved(before, after, "questline_points_expired_total", brand=label) == 10
+    assert moved(before, after, "questline_events_ingested_total", brand=label) == 2
 
 
 async def test_scrape_time_gauges(metered, brand, db, clock):
@@ -270,3 +349,34 @@ async def test_breaker_and_board_staleness_gauges(metered, brand, clock):
     for _ in range(runtime.breaker.failures):
         runtime.breaker.failure()
     assert value(await scrape(metered), "questline_redis_breaker_open") == 1
+
+
+async def test_counts_land_on_commit_only(db, brand):
+    """A rolled-back transaction, or savepoint, counts nothing; a committed one counts what it recorded."""
+    counter, label = metrics.REDEMPTIONS, metrics.brand_label(brand.brand)
+
+    def count() -> float:
+        return counter.labels(label)._value.get()
+
+    async def refused() -> None:
+        async with db.write() as session:
+            metrics.count_on_commit(session, counter, brand.brand, amount=5)
+            raise RuntimeError("refused")
+
+    async def savepoint_refused(session) -> None:
+        async with session.begin_nested():
+            metrics.count_on_commit(session, counter, brand.brand, amount=10)
+            raise RuntimeError("the savepoint rolls back")
+
+    start = count()
+    with pytest.raises(RuntimeError):
+        await refused()
+    assert count() == start
+    async with db.write() as session:
+        metrics.count_on_commit(session, counter, brand.brand)
+        with pytest.raises(RuntimeError):
+            await savepoint_refused(session)
+        async with session.begin_nested():
+            metrics.count_on_commit(session, counter, brand.brand, amount=2)
+        assert count() == start  # nothing before the commit
+    assert count() == start + 3

@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from engine import settlement
 from engine.keys import member_channel
 from engine.mail import SmtpSender
+from engine.metrics import JOB_RUNS
 from engine.orm import MemberRow
 from notifications import preferences
 from notifications.models import BrandControls, MemberChoices
@@ -228,7 +229,9 @@ async def test_email_arrives_with_list_unsubscribe_and_one_click_stops_that_kind
     pubsub = w.redis.pubsub()
     await pubsub.subscribe(channel)
     await grant(app, brand, "vip", "ada")
+    passes = JOB_RUNS.labels("notifications", "ok")._value.get()
     await w.run_once()
+    assert JOB_RUNS.labels("notifications", "ok")._value.get() == passes + 1  # a pass is a round of the job
     assert await states(db, brand, "ada") == [("badge_earned", "sent", 0)]
     heard = None
     for _ in range(50):  # the live stream's channel hears about the new notification

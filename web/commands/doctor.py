@@ -164,25 +164,34 @@ async def check_schema(settings: Settings) -> list[Finding]:
 
 
 async def check_outbox(settings: Settings) -> list[Finding]:
-    """How many webhook messages wait, and how old the oldest is."""
+    """How many webhook messages wait, and how old the oldest is (messages given up after every retry apart)."""
     from sqlalchemy import func, select
 
     from engine.db import Database, create_engine
     from engine.orm import OutboxRow
+    from engine.outbox import GIVEN_UP_HORIZON
 
     db = Database(create_engine(settings.database_url))
     now = datetime.now(UTC)
+    undelivered = OutboxRow.delivered_at.is_(None)
     try:
         async with asyncio.timeout(TIMEOUT), db.read() as session:
             count, oldest = (
                 await session.execute(
-                    select(func.count(), func.min(OutboxRow.created_at)).where(OutboxRow.delivered_at.is_(None))
+                    select(func.count(), func.min(OutboxRow.created_at)).where(
+                        undelivered, OutboxRow.next_attempt_at < now + GIVEN_UP_HORIZON
+                    )
                 )
             ).one()
+            given_up = await session.scalar(
+                select(func.count()).where(undelivered, OutboxRow.next_attempt_at >= now + GIVEN_UP_HORIZON)
+            )
     finally:
         await db.dispose()
     age = now - oldest if oldest is not None else timedelta(0)
     detail = f"{count} undelivered webhook message(s), oldest {int(age.total_seconds())} s"
+    if given_up:
+        detail += f"; {given_up} given up after every retry (kept for the record, never sent again)"
     if count > BACKLOG_WARN or age > OLDEST_WARN:
         return [
             Finding(

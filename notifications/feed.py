@@ -12,7 +12,7 @@ the :data:`LOOKBACK` ids just below the cursor.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import func, select, update
 
@@ -24,6 +24,7 @@ from notifications.orm import NotificationCursorRow, NotificationRow
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from sqlalchemy import Table
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from engine.db import Database
@@ -48,17 +49,24 @@ def _summary(data: dict[str, Any]) -> dict[str, Any]:
     return kept
 
 
-async def derive(db: Database, *, now: datetime) -> set[tuple[int, int]]:
-    """Turn outbox messages past the cursor into feed rows; answers the ``(brand, member)`` pairs that got one."""
+async def derive(db: Database, *, now: datetime, recorded: set[int] | None = None) -> set[tuple[int, int]]:
+    """Turn outbox messages past the cursor into feed rows; answers the ``(brand, member)`` pairs that got one.
+
+    ``recorded``, kept by the caller from pass to pass, holds the ids of the look-back window this process
+    already turned into rows: they are not read into rows again (another process's are, harmlessly).
+    """
     touched: set[tuple[int, int]] = set()
     while True:
-        fresh = await _derive_batch(db, now=now, touched=touched)
+        fresh = await _derive_batch(db, now=now, touched=touched, recorded=recorded)
         if fresh < BATCH:
             return touched
 
 
-async def _derive_batch(db: Database, *, now: datetime, touched: set[tuple[int, int]]) -> int:
+async def _derive_batch(
+    db: Database, *, now: datetime, touched: set[tuple[int, int]], recorded: set[int] | None
+) -> int:
     """One batch past the cursor (with the look-back); answers how many messages were new."""
+    done: list[int] = []
     async with db.write() as session:
         cursor = await session.get(NotificationCursorRow, CURSOR, with_for_update=True)
         if cursor is None:
@@ -75,12 +83,18 @@ async def _derive_batch(db: Database, *, now: datetime, touched: set[tuple[int, 
             )
         )
         if rows:
-            touched |= await _record_messages(session, rows, now=now)
-            cursor.position = max(start, max(int(r[0]) for r in rows))
+            todo = [r for r in rows if recorded is None or int(r[0]) not in recorded]
+            touched |= await _record_messages(session, todo, now=now)
+            done = [int(r[0]) for r in rows]
+            cursor.position = max(start, max(done))
         else:
             highest = await session.scalar(select(func.max(OutboxRow.id)))
             cursor.position = max(start, int(highest or 0))
-        return sum(1 for r in rows if int(r[0]) > start)
+        position = cursor.position
+    if recorded is not None:  # committed: these need no second reading by this process
+        recorded.update(done)
+        recorded.difference_update([i for i in recorded if i <= position - LOOKBACK])
+    return sum(1 for i in done if i > start)
 
 
 async def _record_messages(session: AsyncSession, rows: list[Any], *, now: datetime) -> set[tuple[int, int]]:
@@ -136,11 +150,14 @@ async def insert_rows(session: AsyncSession, values: list[dict[str, Any]]) -> se
     """Insert notifications, skipping those already recorded; answers the ``(brand, member)`` pairs of new ones."""
     if not values:
         return set()
+    table = cast("Table", NotificationRow.__table__)
+    # One statement text whatever the number of rows (executemany: SQLAlchemy's "insertmanyvalues" batches
+    # them), so it is compiled once, not once per size as a multi-row VALUES would be.
     result = await session.execute(
-        insert_for(session)(NotificationRow)
-        .values(values)
+        insert_for(session)(table)
         .on_conflict_do_nothing(index_elements=["brand_id", "member_id", "source"])
-        .returning(NotificationRow.brand_id, NotificationRow.member_id)
+        .returning(table.c.brand_id, table.c.member_id),
+        values,
     )
     return {(int(b), int(m)) for b, m in result}
 

@@ -71,6 +71,8 @@ class NotificationsWorker:
         self.renderer = renderer
         self.watcher = watcher
         self._wake = asyncio.Event()
+        self._recorded: set[int] = set()
+        """Outbox ids of the feed's look-back window this worker already turned into rows."""
 
     def wake(self) -> None:
         """Run a pass soon (called after a pipeline commit)."""
@@ -78,7 +80,7 @@ class NotificationsWorker:
 
     async def derive(self) -> set[tuple[int, int]]:
         """Turn new outbox messages into feed rows and tell the members' open portal pages."""
-        touched = await feed.derive(self.db, now=self.clock.now())
+        touched = await feed.derive(self.db, now=self.clock.now(), recorded=self._recorded)
         if self.watcher is not None:
             try:
                 touched |= await self.watcher.flush(self.db)

@@ -24,7 +24,8 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
 from litestar import Request, get
@@ -76,24 +77,37 @@ def http_metrics() -> PrometheusConfig:
     )
 
 
-def count_effects(brand: str, effects: Sequence[Effect]) -> None:
-    """Move the domain counters by what one new event caused in the pipeline.
+def count_effects(brand: str, effects: Iterable[Effect]) -> None:
+    """Move the domain counters by what new events caused in the pipeline.
 
     Points, challenge completions and the effects are counted here, from the results; what is written
     outside the pipeline too (badge awards, tier changes, redemptions, points spent or expired) is counted
-    where it is written (:func:`engine.metrics.count_on_commit`), once whichever path wrote it.
+    where it is written (:func:`engine.metrics.count_on_commit`), once whichever path wrote it. The figures
+    are summed first and each counter moved once per unit: a batch holds thousands of effects, and each
+    move of a counter takes a lock (and writes a shared file in multiprocess mode).
     """
+    kinds: Counter[str] = Counter()
+    awarded: Counter[str] = Counter()
+    adjusted = completions = 0
     for effect in effects:
-        m.EFFECTS.labels(type(effect).__struct_config__.tag).inc()
+        kinds[type(effect).__struct_config__.tag] += 1  # type: ignore[index]
         match effect:
             case PointsAwarded(points=points, source=source) if points > 0:
-                m.POINTS_AWARDED.labels(brand, source).inc(points)
+                awarded[source] += points
             case PointsAwarded(points=points) if points < 0:
-                m.POINTS_ADJUSTED.labels(brand).inc(-points)
+                adjusted -= points
             case ChallengeCompleted():
-                m.CHALLENGE_COMPLETIONS.labels(brand).inc()
+                completions += 1
             case _:
                 pass
+    for tag, count in kinds.items():
+        m.EFFECTS.labels(tag).inc(count)
+    for source, points in awarded.items():
+        m.POINTS_AWARDED.labels(brand, source).inc(points)
+    if adjusted:
+        m.POINTS_ADJUSTED.labels(brand).inc(adjusted)
+    if completions:
+        m.CHALLENGE_COMPLETIONS.labels(brand).inc(completions)
 
 
 class PipelineMetrics(m.StageTimer):
@@ -120,9 +134,7 @@ class PipelineMetrics(m.StageTimer):
             m.EVENTS_DUPLICATE.labels(label).inc(duplicates)
         if len(results) > duplicates:
             m.EVENTS_INGESTED.labels(label).inc(len(results) - duplicates)
-        for result in results:
-            if not result.duplicate:
-                count_effects(label, result.effects)
+        count_effects(label, (e for r in results if not r.duplicate for e in r.effects))
 
 
 class RefusedEventsMiddleware:

@@ -165,7 +165,7 @@ class OutboxDeliverer:
         """Deliver soon: new rows were committed."""
         self._wake.set()
 
-    async def run(self, *, interval: float = 2.0, gap: float = 0.1) -> None:
+    async def run(self, *, interval: float = 2.0, gap: float = 0.25) -> None:
         """Deliver forever, every ``interval`` seconds or as soon as :meth:`notify` is called.
 
         Rounds start at least ``gap`` seconds apart: under a busy ingest every commit notifies, and one round

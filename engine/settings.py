@@ -60,12 +60,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     webhook_rank_interval_seconds: Annotated[float, msgspec.Meta(ge=0, le=86400)] = 60.0
     """Throttle of the ``rank.changed`` webhook: at most one message per member, board and scope in this time."""
     hsts_seconds: Annotated[int, msgspec.Meta(ge=0, le=2 * 365 * 86400)] = 0
+    """``Strict-Transport-Security: max-age=…`` on every response when above 0 and the public URL is https."""
     rate_limit: Annotated[float, msgspec.Meta(ge=0, le=1_000_000)] = 100.0
     """Default API rate limit per key, in requests per second refilled into its token bucket (0: no limit);
     a brand's ``rate_limit`` setting overrides it."""
     rate_limit_burst: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1000
     """Default token bucket size per key: how many requests may come at once before the rate applies."""
-    """``Strict-Transport-Security: max-age=…`` on every response when above 0 and the public URL is https."""
     metrics_token: str = ""
     """Bearer token a Prometheus scraper presents to ``GET /metrics``; empty disables the endpoint (404)."""
     metrics_brand_labels: Annotated[int, msgspec.Meta(ge=0, le=1000)] = 20

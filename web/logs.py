@@ -19,8 +19,9 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from engine.settings import Settings
 from web.tracing import add_trace_id
 
-#: Path parts that are credentials: a portal link's signed token signs a member in.
-_SECRET_PATHS = re.compile(r"^(/portal/enter/)[^/?#]+")
+#: Path parts that are credentials: a portal link's signed token signs a member in, a join confirmation's
+#: enrols and signs in, an unsubscribe link's changes what a member receives.
+_SECRET_PATHS = re.compile(r"^(/portal/enter/|/join/[^/?#]+/confirm/|/unsubscribe/)[^/?#]+")
 
 
 def redact_path(path: str) -> str:

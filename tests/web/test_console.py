@@ -376,3 +376,35 @@ def test_cli_creates_an_admin_and_prints_a_member_link(database_url, clock, monk
             await db.dispose()
 
     assert asyncio.run(check()).brand_id == keys.brand.id
+
+
+async def test_every_dashboard_chart_has_a_table_of_its_numbers(console, admin, brand):
+    suffix = uuid.uuid4().hex[:6]
+    program = {
+        "campaigns": [{"key": f"tables-{suffix}", "title": "Tables"}],
+        "challenges": [
+            {
+                "key": f"first-visit-{suffix}",
+                "campaign": f"tables-{suffix}",
+                "title": f"First visit {suffix}",
+                "rule": {"type": "count", "event_type": "visit", "target": 1},
+            }
+        ],
+        "badges": [
+            {"key": f"regular-{suffix}", "name": f"Regular {suffix}", "rule": {"event_type": "visit", "count": 1}}
+        ],
+    }
+    assert (await console.put("/v1/program", json=program, headers=brand.headers)).status_code == 200
+    sent = await console.post(
+        "/v1/events", json=event(f"t-{suffix}", "m-tables", "visit", "2026-11-20T09:00:00Z"), headers=brand.headers
+    )
+    assert sent.status_code == 200, sent.text
+    await sign_in(console, admin)
+    page = (await console.get("/console")).text
+    sections = dict(re.findall(r'<section class="card" aria-labelledby="(h-[a-z]+)">(.*?)</section>', page, re.S))
+    assert set(sections) == {"h-events", "h-active", "h-points", "h-completions", "h-rarity"}
+    for key, section in sections.items():  # each chart is followed by a table a screen reader can read
+        assert "<figure" in section or "<svg" in section, key
+        assert "Show the numbers" in section and "<table" in section and '<th scope="col"' in section, key
+    assert f'<th scope="row">First visit {suffix}</th><td class="num">1</td>' in sections["h-completions"]
+    assert f'<th scope="row">Regular {suffix}</th><td class="num">100%</td>' in sections["h-rarity"]

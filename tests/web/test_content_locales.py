@@ -180,3 +180,41 @@ async def test_a_console_edit_keeps_the_other_locales_and_the_prerequisites(clie
     assert stored["title"] == {"en": "Coffee fan", "it": "Amante del caffè"}
     assert stored["requires"] == {"challenges": ["starter"]}
     assert stored["rule"]["target"] == 3  # the form's values were saved
+
+
+async def test_names_shown_in_another_language_than_the_page_are_marked_with_lang(client, brand):
+    from tests.web.test_pages import open_portal
+
+    document = {
+        "badges": [
+            {"key": "english-only", "name": {"en": "Early bird"}, "rule": {"event_type": "visit", "count": 1}},
+            {
+                "key": "both",
+                "name": {"en": "Barista", "it": "Barista provetto"},
+                "rule": {"event_type": "visit", "count": 9},
+            },
+            {"key": "plain", "name": "Plain badge", "rule": {"event_type": "visit", "count": 9}},
+        ],
+        "leaderboards": [{"key": "weekly", "title": {"en": "Top coffee drinkers"}, "metric": {"kind": "points"}}],
+    }
+    await apply(client, brand, document)
+    await enrol(client, brand, "m1", "it")
+    await client.post(
+        "/v1/events", json={"events": [event("v1", "m1", "visit", "2026-11-02T10:00:00Z")]}, headers=brand.headers
+    )
+    await open_portal(client, brand, "m1")
+    badges = (await client.get("/portal/badges?lang=it")).text
+    assert '<h3><span lang="en">Early bird</span></h3>' in badges
+    assert "Barista provetto" in badges and '<span lang="en">Barista' not in badges  # in the page's language
+    assert "Plain badge" in badges and '<span lang="en">Plain badge' not in badges  # language unknown: unmarked
+    boards = (await client.get("/portal/leaderboards?lang=it")).text
+    assert '<h2 id="board-weekly"><span lang="en">Top coffee drinkers</span></h2>' in boards
+    home = (await client.get("/portal?lang=it")).text
+    assert '“<span lang="en">Top coffee drinkers</span>”' in home  # inside an Italian sentence too
+    english = (await client.get("/portal/badges?lang=en")).text
+    assert "Early bird" in english and 'lang="en">Early bird' not in english  # the page's own language
+    token = (await client.post("/v1/members/m1/widget-token", json={}, headers=brand.headers)).json()["token"]
+    shelf = (await client.get(f"/widgets/badges?key={brand.publishable}&member={token}&lang=it")).text
+    assert '<h3><span lang="en">Early bird</span></h3>' in shelf
+    board = (await client.get(f"/widgets/leaderboard/weekly?key={brand.publishable}&lang=it")).text
+    assert '<h1 id="w-title"><span lang="en">Top coffee drinkers</span></h1>' in board

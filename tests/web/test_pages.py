@@ -401,14 +401,48 @@ def test_relative_times_and_short_dates_follow_cldr():
     assert it.label("rule", "unknown") == "unknown"
 
 
-@pytest.mark.parametrize("accent", ["#ffff00", "#fde68a", "#5b3df5", "#101010", "#00ff00", "#ffffff", "#000000"])
-def test_focus_rings_from_any_accent_reach_three_to_one(accent):
+ACCENTS = ["#ffff00", "#fde68a", "#5b3df5", "#101010", "#00ff00", "#ffffff", "#000000"]
+ACCENTS += ["#00aaff", "#10b981", "#f59e0b", "#e11d48", "#ff0000", "#0000ff", "#222222"]
+
+
+@pytest.mark.parametrize("accent", ACCENTS)
+def test_focus_rings_from_any_accent_reach_three_to_one_on_every_surface(accent):
     from web.pages import colors
 
     values = colors.accent_variables(accent)
-    assert colors.contrast(values["--focus-ring"], colors.LIGHT_SURFACE) >= 3.0
-    assert colors.contrast(values["--focus-ring-dark"], colors.DARK_SURFACE) >= 3.0
-    assert values["--focus-ring"] == accent or accent in ("#ffff00", "#fde68a", "#00ff00", "#ffffff")
+    for surface in colors.LIGHT_SURFACES:  # cards, the page background, light widget rows
+        assert colors.contrast(values["--focus-ring"], surface) >= 3.0, surface
+    for surface in colors.DARK_SURFACES:  # dark widgets and their rows
+        assert colors.contrast(values["--focus-ring-dark"], surface) >= 3.0, surface
+    assert values["--focus-ring"] == accent or accent not in ("#5b3df5", "#101010", "#000000", "#ff0000")
+
+
+@pytest.mark.parametrize("accent", ACCENTS)
+def test_accent_text_reads_on_its_pale_tint_and_the_page(accent):
+    from web.pages import colors
+
+    values = colors.accent_variables(accent)
+    # the points balance, accent chips, info alerts and unranked medals: accent text on the pale tint
+    for background in (values["--accent-soft"], *colors.LIGHT_SURFACES):
+        assert colors.contrast(values["--accent-strong"], background) >= 4.5, background
+
+
+def test_the_surfaces_the_colours_are_checked_on_are_the_stylesheets():
+    from web.pages import colors
+    from web.pages.rendering import STATIC_DIR
+
+    css = (STATIC_DIR / "app.css").read_text()
+    painted = {
+        re.search(r"--card: (#[0-9a-f]{6});", css)[1],
+        re.search(r"--bg: (#[0-9a-f]{6});", css)[1],
+        re.search(r"\.widget \{\s*--w-bg: (#[0-9a-f]{6});", css)[1],
+        re.search(r"\.widget \{[^}]*--w-row: (#[0-9a-f]{6});", css)[1],
+    }
+    dark = css.split(".widget.dark {")[1].split("}")[0]
+    assert painted <= set(colors.LIGHT_SURFACES)
+    assert {re.search(r"--w-bg: (#[0-9a-f]{6})", dark)[1], re.search(r"--w-row: (#[0-9a-f]{6})", dark)[1]} <= set(
+        colors.DARK_SURFACES
+    )
 
 
 def test_medal_colours_read_on_widget_rows_in_both_themes():

@@ -94,6 +94,22 @@ async def test_the_link_token_never_reaches_the_access_log(client, brand, caplog
     assert "/portal/enter/[redacted]" in logged
 
 
+@pytest.mark.parametrize(
+    ("path", "logged"),
+    [
+        ("/portal/enter/eyJiIjoxfQ.sig", "/portal/enter/[redacted]"),
+        ("/join/demo/confirm/tok-123", "/join/demo/confirm/[redacted]"),
+        ("/unsubscribe/eyJ1IjoxfQ.sig", "/unsubscribe/[redacted]"),
+        ("/join/demo/sign-in", "/join/demo/sign-in"),
+        ("/portal/badges", "/portal/badges"),
+    ],
+)
+def test_every_link_token_is_redacted_from_logged_paths(path, logged):
+    from web.logs import redact_path
+
+    assert redact_path(path) == logged
+
+
 # --- keys, headers, cookies ----------------------------------------------------------------------------------
 
 

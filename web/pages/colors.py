@@ -47,37 +47,56 @@ def _mix(color: str, toward: str, share: float) -> str:
     return "#" + "".join(f"{round(a + (b - a) * share):02x}" for a, b in pairs)
 
 
-def clamped(color: str, background: str, *, ratio: float) -> str:
-    """``color`` moved toward black or white (away from ``background``) until it reaches ``ratio`` on it."""
-    if contrast(color, background) >= ratio:
+def clamped(color: str, *backgrounds: str, ratio: float) -> str:
+    """``color`` moved toward black or white until it reaches ``ratio`` on every one of ``backgrounds``.
+
+    The backgrounds are all light or all dark (the first decides which way the colour moves).
+    """
+
+    def reaches(shade: str) -> bool:
+        return all(contrast(shade, background) >= ratio for background in backgrounds)
+
+    if reaches(color):
         return color
-    toward = DARK_INK if luminance(background) > 0.18 else LIGHT_INK
+    toward = DARK_INK if luminance(backgrounds[0]) > 0.18 else LIGHT_INK
     for step in range(1, 21):
         shade = _mix(color, toward, step * 0.05)
-        if contrast(shade, background) >= ratio:
+        if reaches(shade):
             return shade
     return toward
 
 
-#: The backgrounds focus rings sit on: cards and pages (light), dark-theme widgets.
-LIGHT_SURFACE = "#ffffff"
-DARK_SURFACE = "#121624"
+def soft_of(color: str) -> str:
+    """The accent's pale tint (11 % of it on white) that chips, the points balance and alerts sit on."""
+    return _mix(color, LIGHT_INK, 0.89)
+
+
+#: The surfaces focus rings and accent text sit on, as app.css paints them: cards, the page background and
+#: light widget rows; dark-theme widgets and their rows.
+LIGHT_SURFACES = ("#ffffff", "#f5f6fa", "#f7f8fb")
+DARK_SURFACES = ("#121624", "#1a1f31")
+LIGHT_SURFACE, DARK_SURFACE = LIGHT_SURFACES[0], DARK_SURFACES[0]
 #: WCAG 2.1 SC 1.4.11: a focus indicator needs 3:1 against what surrounds it.
 FOCUS_RATIO = 3.0
+#: WCAG 2.1 SC 1.4.3: text needs 4.5:1.
+TEXT_RATIO = 4.5
 
 
 def accent_variables(color: str | None) -> dict[str, str]:
     """CSS custom properties for an accent colour (empty when none or invalid).
 
-    Focus rings derive from the accent but are clamped to 3:1 against light and dark surfaces.
+    Focus rings derive from the accent but are clamped to 3:1 against every light and dark surface; the
+    accent's text colour reaches 4.5:1 on those light surfaces and on the accent's own pale tint.
     """
     if not color or not HEX.match(color):
         return {}
     color = color.lower()
+    soft = soft_of(color)
     return {
         "--accent": color,
         "--accent-ink": ink_on(color),
-        "--accent-strong": readable_on_white(color),
-        "--focus-ring": clamped(color, LIGHT_SURFACE, ratio=FOCUS_RATIO),
-        "--focus-ring-dark": clamped(color, DARK_SURFACE, ratio=FOCUS_RATIO),
+        "--accent-soft": soft,
+        "--accent-strong": clamped(readable_on_white(color), soft, *LIGHT_SURFACES, ratio=TEXT_RATIO),
+        "--focus-ring": clamped(color, *LIGHT_SURFACES, ratio=FOCUS_RATIO),
+        "--focus-ring-dark": clamped(color, *DARK_SURFACES, ratio=FOCUS_RATIO),
     }

@@ -275,6 +275,7 @@ class PortalController(Controller):
             next_challenges=upcoming[:3],
             completed_count=sum(1 for c in cards if c.completed),
             shelf=shelf,
+            badge_names=await views.badge_names(services, brand, viewer.t.lang),
             next_badge=shelf.in_progress[0] if shelf.in_progress else None,
             standings=standings,
             recent=recent,
@@ -305,8 +306,16 @@ class PortalController(Controller):
         shelf = await views.member_badges(viewer.services, viewer.brand, viewer.member, locale=viewer.t.lang)
         earned = {b.key for b in shelf.earned}
         total = len(earned) + len(shelf.locked) + len({b.key for b in shelf.in_progress} - earned)
+        names = await views.badge_names(viewer.services, viewer.brand, viewer.t.lang)
         return _render(
-            viewer, request, "portal/badges.html.jinja2", active="badges", balance=balance, shelf=shelf, total=total
+            viewer,
+            request,
+            "portal/badges.html.jinja2",
+            active="badges",
+            balance=balance,
+            shelf=shelf,
+            total=total,
+            badge_names=names,
         )
 
     @get("/leaderboards", name="portal:leaderboards")

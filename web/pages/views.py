@@ -33,6 +33,7 @@ from leaderboards.service import Leaderboards
 from tiers import repository as tiers_repo
 from web.deps import Services
 from web.i18n import Translator
+from web.i18n.localized import Localized, in_language
 from web.pages.quests import ChallengeCard, card
 
 
@@ -76,6 +77,11 @@ async def member_badges(services: Services, brand: Brand, member: Member, *, loc
         in_progress=[msgspec.structs.replace(b, image=local_url(services, b.image)) for b in shelf.in_progress],
         locked=[msgspec.structs.replace(b, image=local_url(services, b.image)) for b in shelf.locked],
     )
+
+
+async def badge_names(services: Services, brand: Brand, locale: str | None) -> dict[str, Localized]:
+    """Badge key → its name in ``locale``, with the language it is written in (pages mark it with ``lang``)."""
+    return {b.key: in_language(b.texts, "name", locale, b.name) for b in await badge_definitions(services, brand)}
 
 
 async def badge_definitions(services: Services, brand: Brand) -> list[BadgeDef]:
@@ -195,7 +201,8 @@ class StandingView(msgspec.Struct, frozen=True, kw_only=True):
     """One board as the portal shows it to a member."""
 
     key: str
-    title: str
+    title: Localized
+    """In the page's language when given per locale, with the language it is written in."""
     description: str
     period_label: str
     total: int
@@ -284,7 +291,7 @@ async def member_standings(
         views.append(
             StandingView(
                 key=board.key,
-                title=board.in_locale(t.lang).title,
+                title=in_language(board.texts, "title", t.lang, board.title),
                 description=board.in_locale(t.lang).description,
                 period_label=period_label(board.period, page.period.starts_at, page.period.ends_at, t, brand.tz),
                 total=page.total,

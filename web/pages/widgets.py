@@ -23,6 +23,7 @@ from engine.tenants import Brand
 from leaderboards import keys as board_keys
 from web.deps import ServicesDep
 from web.i18n import Translator, negotiate
+from web.i18n.localized import Localized, in_language
 from web.pages import live, security, views
 from web.pages.console.base import accent_of
 from web.pages.widget_data import (
@@ -97,14 +98,19 @@ def leaderboard_page(
     origin: str | None,
     now: datetime,
     ancestors: list[str] | None = None,
+    title: Localized | None = None,
 ) -> Template:
-    """The leaderboard widget page (framed by the brand's allowed origins unless ``ancestors`` is given)."""
+    """The leaderboard widget page (framed by the brand's allowed origins unless ``ancestors`` is given).
+
+    ``title`` is the board's title with its language (marked with ``lang`` when it differs from the page's).
+    """
+    context = {"t": t, "board": board, "brand": brand, "live_url": live_url, "now": now}
     return _page(
         "widgets/leaderboard.html.jinja2",
         brand,
         look=look,
         origin=origin,
-        context={"t": t, "board": board, "brand": brand, "live_url": live_url, "now": now},
+        context={**context, "title": title or Localized(text=board.title)},
         ancestors=ancestors,
     )
 
@@ -141,6 +147,7 @@ class WidgetsController(Controller):
             negotiate(lang, viewer.locale if viewer else None, accept_language=request.headers.get("accept-language"))
         )
         content = await widget_board(services, brand, board, rows=rows, member=viewer, scope=board_scope, t=t)
+        definition = await views.public_board(services, brand, board)
         query = {"key": key, **({"scope": board_scope} if board_scope else {})}
         live_url = f"/widgets/leaderboard/{quote(board, safe='')}/live?{urlencode(query)}"
         return leaderboard_page(
@@ -151,6 +158,7 @@ class WidgetsController(Controller):
             live_url=live_url,
             origin=parent_origin(request, brand, origin),
             now=services.clock.now(),
+            title=in_language(definition.texts, "title", t.lang, definition.title),
         )
 
     @get("/leaderboard/{board:str}/live")
@@ -196,6 +204,7 @@ class WidgetsController(Controller):
             context={
                 "t": t,
                 "shelf": shelf,
+                "badge_names": await views.badge_names(services, brand, t.lang),
                 "brand": brand,
                 "live_url": "/widgets/badges/live?" + urlencode({"key": key, "member": member}),
                 "now": services.clock.now(),

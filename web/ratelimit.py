@@ -17,19 +17,21 @@ protects capacity, it is not an authorisation check.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
 from litestar.middleware.base import DefineMiddleware
+from redis.exceptions import NoScriptError
 
 from engine import keys
 from engine.errors import AuthenticationError
-from engine.redisconn import breaker_of
+from engine.redisconn import breaker_of, is_cluster
 from web.errors import PROBLEM_BASE
 
 if TYPE_CHECKING:
@@ -112,11 +114,18 @@ def limit_for(settings: Settings, brand: Brand) -> Limit:
 
 
 class TokenBuckets:
-    """Takes tokens from per-key buckets in Redis (one atomic script call per request)."""
+    """Takes tokens from per-key buckets in Redis (one atomic script call per request).
+
+    Requests that ask in the same turn of the event loop share one round trip: their script calls go out
+    as one pipeline (on a Redis Cluster, where the buckets live on different shards, each goes alone).
+    """
 
     def __init__(self, redis: Redis, *, namespace: str) -> None:
         self._namespace = namespace
+        self._redis = redis
         self._take = redis.register_script(TAKE_SCRIPT)
+        self._together = not is_cluster(redis)
+        self._queued: list[tuple[str, Limit, asyncio.Future[Any]]] = []
 
     async def take(self, brand_id: int, key_id: int, limit: Limit) -> Verdict:
         """Take one token from the key's bucket.
@@ -125,8 +134,57 @@ class TokenBuckets:
             redis.RedisError: Redis did not answer (the caller fails open).
         """
         bucket = keys.rate_limit_bucket(self._namespace, brand_id, key_id)
-        allowed, tokens = await self._take(keys=[bucket], args=[limit.rate, limit.burst, 1])
+        if not self._together:
+            allowed, tokens = await self._take(keys=[bucket], args=[limit.rate, limit.burst, 1])
+        else:
+            answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            self._queued.append((bucket, limit, answer))
+            if len(self._queued) == 1:  # the first of this turn sends them all once the turn ends
+                asyncio.get_running_loop().call_soon(self._send_queued)
+            allowed, tokens = await answer
         return Verdict(allowed=int(allowed) == 1, limit=limit, remaining=float(tokens))
+
+    def _send_queued(self) -> None:
+        queued, self._queued = self._queued, []
+        task = asyncio.get_running_loop().create_task(self._send(queued))
+        _SENDING.add(task)
+        task.add_done_callback(_SENDING.discard)
+
+    async def _send(self, queued: list[tuple[str, Limit, asyncio.Future[Any]]]) -> None:
+        try:
+            if len(queued) == 1:
+                bucket, limit, _ = queued[0]
+                answers: list[Any] = [await self._take(keys=[bucket], args=[limit.rate, limit.burst, 1])]
+            else:
+                answers = await self._pipelined(queued)
+        except Exception as exc:
+            for *_, answer in queued:
+                if not answer.done():
+                    answer.set_exception(exc)
+            return
+        for (*_, answer), found in zip(queued, answers, strict=True):
+            if answer.done():
+                continue
+            if isinstance(found, Exception):
+                answer.set_exception(found)
+            else:
+                answer.set_result(found)
+
+    async def _pipelined(self, queued: list[tuple[str, Limit, asyncio.Future[Any]]]) -> list[Any]:
+        answers: list[Any] = []
+        for _attempt in range(2):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for bucket, limit, _ in queued:
+                    pipe.evalsha(self._take.sha, 1, bucket, limit.rate, limit.burst, 1)
+                answers = await pipe.execute(raise_on_error=False)
+            if not any(isinstance(a, NoScriptError) for a in answers):
+                return answers
+            await self._redis.script_load(TAKE_SCRIPT)  # a restarted or flushed Redis forgot the script
+        return answers
+
+
+_SENDING: set[asyncio.Task[None]] = set()
+"""Bucket takes on their way (a task must be referenced until it ends)."""
 
 
 def _presented_key(scope: Scope) -> str | None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
 
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -77,6 +79,35 @@ async def test_the_bucket_script_refills_at_the_rate(redis, redis_namespace):
     first = [await buckets.take(1, 99, limit) for _ in range(2)]
     assert all(v.allowed for v in first)
     assert first[1].remaining < 1.5
+
+
+async def test_takes_of_one_turn_share_a_round_trip_and_each_gets_its_own_verdict(redis, redis_namespace, monkeypatch):
+    buckets = TokenBuckets(redis, namespace=redis_namespace)
+    limit = Limit(rate=0.001, burst=3)
+    executed: list[int] = []
+    pipeline_class = type(redis.pipeline())
+    execute = pipeline_class.execute
+
+    async def counted(self, *args, **kwargs):
+        executed.append(len(self.command_stack))
+        return await execute(self, *args, **kwargs)
+
+    await buckets.take(9, 9, limit)  # loads the script (a first pipeline would find it missing, then load it)
+    monkeypatch.setattr(pipeline_class, "execute", counted)
+    verdicts = await asyncio.gather(*(buckets.take(1, 7, limit) for _ in range(5)))
+    assert [v.allowed for v in verdicts] == [True, True, True, False, False]  # in the order asked
+    assert [math.floor(v.remaining) for v in verdicts] == [2, 1, 0, 0, 0]
+    assert executed == [5]  # one pipeline of five script calls
+    other = await asyncio.gather(buckets.take(1, 8, limit), buckets.take(2, 7, limit))
+    assert all(v.allowed for v in other)  # other keys' buckets are their own
+
+
+async def test_takes_together_survive_a_flushed_script_cache(redis, redis_namespace):
+    buckets = TokenBuckets(redis, namespace=redis_namespace)
+    await buckets.take(1, 11, Limit(rate=100.0, burst=10))
+    await redis.script_flush()
+    verdicts = await asyncio.gather(*(buckets.take(1, 11, Limit(rate=100.0, burst=10)) for _ in range(4)))
+    assert all(v.allowed for v in verdicts)
 
 
 def test_verdict_headers_and_brand_settings():

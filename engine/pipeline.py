@@ -28,7 +28,7 @@ from engine.expiry import Inactivity, inactivity_cutoff
 from engine.grants import LockColumns
 from engine.metrics import PipelineObserver, StageTimer
 from engine.orm import EventRow, LedgerRow, OutboxRow
-from engine.redisconn import queue_publish
+from engine.redisconn import publish_on
 from engine.topics import outbox_row as outbox_row  # the domains import the outbox format from here
 from engine.unit_rows import Earnings, earnings_of, unit_rows
 
@@ -310,8 +310,9 @@ async def _publish_all(uow: UnitOfWork) -> None:
     for redis, messages in by_client.values():
         try:
             async with redis.pipeline(transaction=False) as pipe:
+                publish = publish_on(pipe, redis)  # SPUBLISH on a Redis Cluster
                 for channel, payload in messages:
-                    queue_publish(pipe, redis, channel, payload)  # SPUBLISH on a Redis Cluster
+                    publish(channel, payload)
                 await pipe.execute()
         except Exception:
             log.exception("publishing %d live message(s) failed", len(messages))

@@ -237,7 +237,9 @@ def queue_publish(pipe: Any, redis: Any, channel: str, payload: bytes) -> None:
     cluster pipeline); ``SPUBLISH`` goes to the shard that owns the channel's slot only, where
     :func:`web.pages.live.updates` listens with ``SSUBSCRIBE``.
     """
-    if is_cluster(redis):
-        pipe.spublish(channel, payload)
-    else:
-        pipe.publish(channel, payload)
+    publish_on(pipe, redis)(channel, payload)
+
+
+def publish_on(pipe: Any, redis: Any) -> Any:
+    """``pipe``'s ``publish`` (``spublish`` on a cluster), looked up once for many messages."""
+    return pipe.spublish if is_cluster(redis) else pipe.publish

@@ -6,6 +6,8 @@ Run: ``.venv/bin/python bench/ingest.py [--rounds 3] [--workers 2]``. Prints a t
 Scenarios (each on a fresh brand, medians over rounds):
 - single: one event per request, 16 concurrent clients, earning rules only;
 - single + 50 challenges and a board: the same with the 50 challenges below and one board;
+- duplicates: the rules-only single requests sent again, so each answers ``duplicate`` (one indexed look-up,
+  no transaction), against the same per-event limit;
 - raw per event (the single-event limit): asyncpg, 16 connections, one transaction per event doing a
   member upsert, an event insert with its unique key, a ledger insert, and the commit;
 - batch: 1000-event batches, 2 concurrent clients;
@@ -316,11 +318,11 @@ async def main() -> None:
     have_challenges = (Path(__file__).parent / "challenge_program.py").exists()
 
     results: dict[str, list[float]] = {
-        "single": [], "single_50_challenges_board": [], "raw_per_event": [],
+        "single": [], "single_50_challenges_board": [], "duplicates": [], "raw_per_event": [],
         "batch": [], "batch_50_challenges": [], "raw_sql": [], "raw_unnest": [],
     }  # fmt: skip
-    client_cpu: dict[str, list[float]] = {"single": [], "single_50_challenges_board": []}
-    failures = {"single": 0, "single_50_challenges_board": 0}
+    client_cpu: dict[str, list[float]] = {"single": [], "single_50_challenges_board": [], "duplicates": []}
+    failures = {"single": 0, "single_50_challenges_board": 0, "duplicates": 0}
     server_ms: dict[str, list[float]] = {"single": [], "batch": []}
     async with scratch_database() as (database_url, dsn):
         namespace = f"qlbench{uuid.uuid4().hex[:6]}"
@@ -339,6 +341,11 @@ async def main() -> None:
                 failures["single"] += failed
                 results["single"].append(len(singles) / elapsed)
                 client_cpu["single"].append(cpu / elapsed)
+                # the same requests again: every one a duplicate (one indexed look-up, no transaction)
+                elapsed, cpu, failed = await post_raw(base, key, singles, concurrency=16)
+                failures["duplicates"] += failed
+                results["duplicates"].append(len(singles) / elapsed)
+                client_cpu["duplicates"].append(cpu / elapsed)
 
                 if have_challenges:
                     key = await setup_brand(database_url, with_challenges=True, board=True)
@@ -390,6 +397,7 @@ async def main() -> None:
     for name, label, limit in (
         ("single", "HTTP, 1 event/request, 16 clients, rules", per_event),
         ("single_50_challenges_board", "HTTP, 1 event/request, 50 challenges + board", per_event),
+        ("duplicates", "HTTP, 1 duplicate/request, 16 clients", per_event),
         ("raw_per_event", "asyncpg, 1 transaction/event, 16 conns (limit)", per_event),
         ("batch", "HTTP, 1000-event batches, 2 clients", raw),
         ("batch_50_challenges", "HTTP, batches, 50 active challenges", raw),

@@ -143,13 +143,20 @@ class StoreMaintenance(QueuedWrites):
 
     async def add_directory(self, brand_id: int, entries: Sequence[Listing], *, into: str = "") -> None:
         """Write directory entries: into the live directory, or (``into`` = a token) its scratch copy."""
+        values = [(e.member_id, e.external_id, e.encoded()) for e in entries]
+        await self.add_directory_values(brand_id, values, into=into)
+
+    async def add_directory_values(
+        self, brand_id: int, values: Sequence[tuple[int, str, bytes]], *, into: str = ""
+    ) -> None:
+        """:meth:`add_directory` of (member id, external id, encoded value) triples, as a rebuild streams them."""
         targets = self.directory_keys(brand_id)
         ids, people = [keys.temporary(k, into) for k in targets] if into else targets
         async with self._redis.pipeline(transaction=False) as pipe:
-            for start in range(0, len(entries), REBUILD_CHUNK):
-                chunk = entries[start : start + REBUILD_CHUNK]
-                pipe.hset(ids, mapping={e.external_id: e.member_id for e in chunk})
-                pipe.hset(people, mapping={str(e.member_id): e.encoded() for e in chunk})
+            for start in range(0, len(values), REBUILD_CHUNK):
+                chunk = values[start : start + REBUILD_CHUNK]
+                pipe.hset(ids, mapping={external_id: member_id for member_id, external_id, _ in chunk})
+                pipe.hset(people, mapping={member_id: value for member_id, _, value in chunk})
             if into:  # a rebuild that fails leaves no scratch copy behind for long
                 pipe.expire(ids, SCRATCH_SECONDS)
                 pipe.expire(people, SCRATCH_SECONDS)

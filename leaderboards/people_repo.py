@@ -13,6 +13,7 @@ from engine.db import chunks, insert_for, one_of
 from engine.orm import MemberRow
 from leaderboards.models import MemberInfo
 from leaderboards.orm import BoardArchiveRow, BoardPreferenceRow, BoardTotalRow
+from leaderboards.slots import person_value
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterable, Sequence
@@ -87,12 +88,13 @@ async def board_members(session: AsyncSession, *, brand_id: BrandId, board_id: i
     return [_info(*row) for row in rows]
 
 
-async def stream_holders(
+async def stream_directory(
     session: AsyncSession, *, brand_id: BrandId, chunk: int, board_id: int | None = None
-) -> AsyncIterator[list[MemberInfo]]:
+) -> AsyncIterator[list[tuple[int, str, bytes]]]:
     """Every member holding a total on one of the brand's boards (or on ``board_id``), ``chunk`` at a time.
 
-    What the brand's directory keeps of them (no attributes); a server-side cursor (``yield_per``).
+    As the brand's directory keeps them: (member id, external id, encoded value), built straight from the
+    rows (a rebuild streams a million of them); a server-side cursor (``yield_per``).
     """
     holders = select(BoardTotalRow.member_id).where(
         BoardTotalRow.board_id == board_id if board_id is not None else BoardTotalRow.brand_id == brand_id
@@ -113,9 +115,9 @@ async def stream_holders(
         .where(MemberRow.brand_id == brand_id, MemberRow.id.in_(holders))
         .execution_options(yield_per=chunk)
     )
-    result = await session.stream(query)
+    result = await (await session.connection()).stream(query)  # Core rows: no ORM loading per row
     async for rows in result.partitions(chunk):
-        yield [_info(m, e, n, None, o, d, p) for m, e, n, o, d, p in rows]
+        yield [(m, e, person_value(e, n or "", d or "", p or "", bool(o))) for m, e, n, o, d, p in rows]
 
 
 async def member_ids_by_external(

@@ -204,11 +204,11 @@ async def _rebuild_directory(
     """
     token = "" if board is not None else secrets.token_hex(6)
     filled = False
-    async for infos in people_repo.stream_holders(
+    async for values in people_repo.stream_directory(
         session, brand_id=brand_id, chunk=CHUNK, board_id=board.id if board is not None else None
     ):
-        await store.add_directory(brand_id, [listing(brand_id, info) for info in infos], into=token)
-        filled = filled or bool(infos)
+        await store.add_directory_values(brand_id, values, into=token)
+        filled = filled or bool(values)
     if token:
         await store.swap_directory(brand_id, token, filled=filled)
 

@@ -64,7 +64,12 @@ class Listing:
 
     def encoded(self) -> bytes:
         """The directory's value (:data:`PersonValue`)."""
-        return encode((self.external_id, self.display_name, self.display, self.pseudonym, self.opt_out))
+        return person_value(self.external_id, self.display_name, self.display, self.pseudonym, self.opt_out)
+
+
+def person_value(external_id: str, display_name: str, display: str, pseudonym: str, opt_out: bool) -> bytes:
+    """A member's value in the brand's directory (:data:`PersonValue`, what :func:`shown` decodes)."""
+    return encode((external_id, display_name, display, pseudonym, opt_out))
 
 
 def standing_entry(board: str, period: str, scope: str, member_id: int) -> bytes:

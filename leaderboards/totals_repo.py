@@ -170,7 +170,9 @@ async def stream_totals(
         .where(BoardTotalRow.board_id == board_id, BoardTotalRow.period == period)
         .execution_options(yield_per=chunk)
     )
-    result = await session.stream(query)
+    # On the session's connection, not the session: Core rows, without the ORM's per-row loading (which
+    # cost about half of a rebuild's CPU).
+    result = await (await session.connection()).stream(query)
     async for rows in result.partitions(chunk):
         yield [(r[0], r[1], int(r[2]), r[3]) for r in rows]
 

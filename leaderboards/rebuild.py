@@ -15,6 +15,7 @@ is involved, and no interleaving leaves Redis different from what a fresh rebuil
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from dataclasses import dataclass, field
@@ -107,14 +108,24 @@ async def _rebuild(
             if not boards:
                 raise NotFound(f"no leaderboard {board_key!r}", field="board")
         hidden = await people_repo.all_opted_out(session, brand_id=brand_id)
-        for board in boards:
-            report.boards += 1
-            for state in await repository.board_periods(session, board_id=board.id):
-                await _rebuild_period(
-                    session, store, brand_id=brand_id, board=board, state=state, hidden=hidden, now=now, report=report
-                )
-        # The brand's directory (reads resolve external ids and labels with it): everyone holding a total.
-        await _rebuild_directory(session, store, brand_id=brand_id, board=boards[0] if board_key else None)
+    # The standings and the brand's directory (reads resolve external ids and labels with it: everyone holding
+    # a total) are filled side by side, each on its own connection, so one's database and Redis waits
+    # overlap the other's work. Each reads its own snapshot: what changed in between is in the rebuild log,
+    # which the settling below applies.
+    # A failure of either is raised as it is (callers catch Redis and database errors), the other cancelled.
+    both = (
+        asyncio.ensure_future(
+            _rebuild_boards(db, store, brand_id=brand_id, boards=boards, hidden=hidden, now=now, report=report)
+        ),
+        asyncio.ensure_future(_rebuild_directory(db, store, brand_id=brand_id, board=boards[0] if board_key else None)),
+    )
+    try:
+        await asyncio.gather(*both)
+    except BaseException:
+        for task in both:
+            task.cancel()
+        await asyncio.gather(*both, return_exceptions=True)
+        raise
     patterns = (
         [keys.board_pattern(namespace, brand_id, b.key) for b in boards]
         if board_key is not None
@@ -131,6 +142,26 @@ async def _rebuild(
         await store.mark_ready(brand_id, at=now)
     log.info("rebuilt leaderboards of brand %s: %s keys, %s members", brand_id, report.keys, report.members)
     return report
+
+
+async def _rebuild_boards(
+    db: Database,
+    store: BoardStore,
+    *,
+    brand_id: BrandId,
+    boards: tuple[BoardDef, ...],
+    hidden: set[int],
+    now: datetime,
+    report: RebuildReport,
+) -> None:
+    """Replace every stored period of ``boards`` with its SQL totals."""
+    async with db.read() as session:
+        for board in boards:
+            report.boards += 1
+            for state in await repository.board_periods(session, board_id=board.id):
+                await _rebuild_period(
+                    session, store, brand_id=brand_id, board=board, state=state, hidden=hidden, now=now, report=report
+                )
 
 
 async def _rebuild_period(
@@ -194,9 +225,7 @@ async def _fill_period(
             await fill.add(entries)
 
 
-async def _rebuild_directory(
-    session: AsyncSession, store: BoardStore, *, brand_id: BrandId, board: BoardDef | None
-) -> None:
+async def _rebuild_directory(db: Database, store: BoardStore, *, brand_id: BrandId, board: BoardDef | None) -> None:
     """Refill the brand's directory from SQL, streamed; for one board's rebuild, (re)write that board's members only.
 
     A whole rebuild fills a scratch copy and renames it over the directory (members without totals drop
@@ -204,11 +233,12 @@ async def _rebuild_directory(
     """
     token = "" if board is not None else secrets.token_hex(6)
     filled = False
-    async for values in people_repo.stream_directory(
-        session, brand_id=brand_id, chunk=CHUNK, board_id=board.id if board is not None else None
-    ):
-        await store.add_directory_values(brand_id, values, into=token)
-        filled = filled or bool(values)
+    async with db.read() as session:
+        async for values in people_repo.stream_directory(
+            session, brand_id=brand_id, chunk=CHUNK, board_id=board.id if board is not None else None
+        ):
+            await store.add_directory_values(brand_id, values, into=token)
+            filled = filled or bool(values)
     if token:
         await store.swap_directory(brand_id, token, filled=filled)
 

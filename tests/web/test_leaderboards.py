@@ -309,6 +309,9 @@ async def test_rebuild_makes_redis_identical_after_its_keys_are_deleted(client, 
         if (await read(client, brand, "dense"))["source"] == "redis":
             break
         await asyncio.sleep(0.05)
+    # Reads use the boards as soon as they are marked ready; the rebuild then releases its lock: wait for its end.
+    services = client.app.state.services
+    await asyncio.to_thread(client.blocking_portal.call, services.leaderboards.settled)
     assert await lb.store.dump(pattern) == before
     # The command-line rebuild of one board, and of everything, changes nothing either.
     await lb.rebuild(brand_id=brand.brand.id, board_key="ftr")

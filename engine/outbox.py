@@ -1,13 +1,11 @@
 """Outbox delivery: notifications written in the event's transaction become signed webhooks.
 
-Signatures follow Standard Webhooks 1.0: headers ``webhook-id``, ``webhook-timestamp`` and
-``webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">`` with the endpoint's ``whsec_``
-secret. A message is claimed (short transaction, ``SKIP LOCKED`` on PostgreSQL so several workers share
+Messages are signed as Standard Webhooks 1.0 says (:mod:`engine.signatures`). A message is claimed (short transaction, ``SKIP LOCKED`` on PostgreSQL so several workers share
 the work), sent outside any transaction, and then marked delivered or scheduled for a retry with
 exponential backoff and jitter. An endpoint answering ``410 Gone`` is disabled. If a brand has several
 endpoints and one fails, the retry goes only to the endpoints not yet served (``delivered_to`` remembers
-the others); receivers still dedupe on ``webhook-id``. Signing is the ``standardwebhooks`` package's;
-during a secret's rotation overlap the header carries two signatures, new and old (:mod:`engine.webhooks`).
+the others); receivers still dedupe on ``webhook-id``. During a secret's rotation overlap the header
+carries two signatures, new and old (:mod:`engine.webhooks`).
 
 Every attempt is logged in ``webhook_deliveries`` (status, response code, latency, the first 500 characters
 of the answer): the console's and the API's delivery log, from which a delivery can be replayed
@@ -23,17 +21,15 @@ allowed"), never the transport's own message, so it cannot serve to scan the net
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import random
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import msgspec
 from sqlalchemy import select, update
-from standardwebhooks.webhooks import Webhook
 
 from engine import topics as catalog
 from engine.aio import wait_event
@@ -42,6 +38,7 @@ from engine.errors import NotFound
 from engine.metrics import job_run, record_delivery
 from engine.orm import OutboxRow, WebhookDeliveryRow, WebhookEndpointRow
 from engine.publishing import OutboxProcessor as OutboxProcessor
+from engine.signatures import sign
 from engine.webhooks import DeliveryAttempt, endpoint_row, signing_secrets, to_attempt
 
 if TYPE_CHECKING:
@@ -70,34 +67,6 @@ CLAIM_LEASE = timedelta(minutes=2)
 GAVE_UP_DELAY = timedelta(days=3650)
 #: An undelivered message scheduled beyond ``now`` + this was given up on (not a backlog to deliver).
 GIVEN_UP_HORIZON = timedelta(days=365)
-TOLERANCE_SECONDS = 5 * 60
-
-
-def sign(secret: str, *, message_id: str, timestamp: int, body: bytes) -> str:
-    """The ``webhook-signature`` header value for one message (``standardwebhooks``' signer)."""
-    return Webhook(secret).sign(message_id, datetime.fromtimestamp(timestamp, UTC), body)
-
-
-def verify(secret: str, *, headers: dict[str, str], body: bytes, now: datetime) -> bool:
-    """Check a received webhook as a receiver would (any matching ``v1`` signature, 5-minute tolerance).
-
-    ``standardwebhooks``' own ``Webhook.verify`` reads the wall clock; this takes ``now`` so tests control time.
-    """
-    try:
-        timestamp = int(headers["webhook-timestamp"])
-        message_id = headers["webhook-id"]
-        offered = headers["webhook-signature"].split()
-    except (KeyError, ValueError):
-        return False
-    if abs(now.timestamp() - timestamp) > TOLERANCE_SECONDS:
-        return False
-    expected = sign(secret, message_id=message_id, timestamp=timestamp, body=body)
-    return any(hmac.compare_digest(expected, candidate) for candidate in offered)
-
-
-def subscribed(topics: list[str], topic: str) -> bool:
-    """Whether an endpoint with ``topics`` receives ``topic`` (empty or ``*`` = all; ``badge.*`` = a family)."""
-    return catalog.subscribed(topics, topic)
 
 
 class _Claimed(msgspec.Struct, frozen=True):
@@ -221,7 +190,7 @@ class OutboxDeliverer:
                 for e in endpoints.get(message.brand_id, [])
                 if e.id not in gone
                 and e.id not in message.delivered_to
-                and subscribed(list(e.topics or []), message.topic)
+                and catalog.subscribed(list(e.topics or []), message.topic)
             ]
             if targets:
                 gone.update(await self._deliver(message, targets))

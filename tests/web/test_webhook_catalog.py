@@ -19,8 +19,9 @@ from engine.admins import create_admin
 from engine.effects import Notification, PointsAwarded, ProgressAdvanced, RankChanged
 from engine.errors import ValidationError
 from engine.orm import OutboxRow
-from engine.outbox import OutboxDeliverer, verify
+from engine.outbox import OutboxDeliverer
 from engine.points import PointsProcessor
+from engine.signatures import verify
 from tests.conftest import public_resolver
 from tests.helpers import event, make_brand
 from tests.web.test_console import PASSWORD, post_form, sign_in

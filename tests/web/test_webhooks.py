@@ -10,8 +10,10 @@ from sqlalchemy import select
 from engine.effects import Notification
 from engine.egress import EgressGuard
 from engine.orm import OutboxRow
-from engine.outbox import RETRY_SCHEDULE, OutboxDeliverer, sign, subscribed, verify
+from engine.outbox import RETRY_SCHEDULE, OutboxDeliverer
 from engine.points import PointsProcessor
+from engine.signatures import sign, verify
+from engine.topics import subscribed
 from tests.conftest import public_resolver
 from tests.helpers import event
 

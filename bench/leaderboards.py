@@ -46,28 +46,15 @@ from engine.db import Database, create_engine
 from engine.tenants import create_brand
 from leaderboards import keys
 from leaderboards.models import BoardSpec, PointsMetric
-from leaderboards.scripts import ScriptBatch
+from leaderboards.scripts import READ_SCRIPT, ScriptBatch
 from leaderboards.service import Leaderboards
 from leaderboards.slots import Listing, Slot, Write
 
 QUIET = 0.2
 """Other processes using fewer cores than this during a round leave the machine to the benchmark."""
 BOARD = "all-points"
-READ_SCRIPT = """
-local top = redis.call('ZRANGE', KEYS[1], 0, 9, 'REV', 'WITHSCORES')
-local pos = redis.call('ZREVRANK', KEYS[1], ARGV[1])
-local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
-local around = {}
-local better = 0
-if pos then
-  local k = tonumber(ARGV[2])
-  local first = pos - k
-  if first < 0 then first = 0 end
-  around = redis.call('ZRANGE', KEYS[1], first, pos + k, 'REV', 'WITHSCORES')
-  better = redis.call('ZCOUNT', KEYS[1], '(' .. score, '+inf')
-end
-return {top, pos, score, around, better}
-"""
+TIES = "competition"
+"""The board's tie policy (the default), which the limit passes to the script as the server does."""
 
 
 async def used_memory(redis: Redis) -> int:
@@ -177,8 +164,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                     raw_updates.append(await run_for(args.seconds, raw_update))
                     store_updates.append(await run_for(args.seconds, store_update))
 
+                # The limit runs the server's own read script on the same keys: equal Redis work, by construction.
                 raw_script = redis.register_script(READ_SCRIPT)
                 batched_script = ScriptBatch(redis, raw_script)
+                ids_key, names_key = lb.store.directory_keys(brand.id)
+                read_keys = [key, key, ids_key, names_key, keys.board_ready(namespace, brand.id, BOARD)]
             finally:
                 await db.dispose()
 
@@ -186,10 +176,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             # Raw and HTTP rounds alternate, so load from other processes on the machine hits both alike;
             # each round records the CPU each party used (this process, the server's processes, Redis, others).
             async def raw_read(r: random.Random) -> None:
-                await raw_script(keys=[key], args=[str(first_id + r.randrange(members)).encode(), 5])
+                await raw_script(keys=read_keys, args=[0, 10, 5, TIES, f"m{r.randrange(members)}"])
 
             async def batched_raw_read(r: random.Random) -> None:
-                await batched_script(keys=[key], args=[str(first_id + r.randrange(members)).encode(), 5])
+                await batched_script(keys=read_keys, args=[0, 10, 5, TIES, f"m{r.randrange(members)}"])
 
             with server(url, namespace=namespace, workers=args.workers) as base:
                 host, port = base.removeprefix("http://").split(":")
@@ -216,6 +206,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 assert status == 200, body
                 check_page(json.loads(body))
                 await run_for(1.0, http_worker({}))  # warm-up: connections, key cache, definitions, EVALSHA
+                reply = await raw_script(keys=read_keys, args=[0, 10, 5, TIES, f"m{members // 2}"])
+                assert reply[0] == 1, reply  # the board is ready: the script read it
+                assert len(reply[2]) == 20, reply  # top 10 with scores
+                assert len(reply[6]) == 22, reply  # ±5 around the member, with scores
+                assert all(reply[9]), reply  # every member shown has a label
                 await run_for(0.5, raw_read)
                 redis_pid = int((await redis.info("server"))["process_id"])
                 raw_reads: list[Round] = []

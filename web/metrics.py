@@ -1,7 +1,7 @@
 """``GET /metrics``: Prometheus text for HTTP, domain and internal metrics, behind a scrape token.
 
 - HTTP requests and latency per route template and status come from Litestar's Prometheus middleware
-  (:func:`http_metrics`, metric prefix ``questline_http``).
+  in a leaner form (:func:`http_metrics`, :mod:`web.http_metrics`, metric prefix ``questline_http``).
 - Domain counters: new and duplicate events, points and challenge completions from the results the pipeline
   returns (:class:`PipelineMetrics`); badge awards, tier changes, redemptions and points spent or expired
   where they are written, on commit (``engine.metrics.count_on_commit``); refused ingestion requests by
@@ -51,6 +51,7 @@ from engine.outbox import GIVEN_UP_HORIZON
 from engine.pipeline import EventResult
 from engine.tenants import Brand
 from web.deps import Services, ServicesDep
+from web.http_metrics import HttpMetricsMiddleware
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 EVENTS_PATH = "/v1/events"
@@ -74,6 +75,7 @@ def http_metrics() -> PrometheusConfig:
         group_path=True,  # the route template, never the raw path: bounded label values
         exclude=["^/metrics", "^/static"],
         buckets=[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+        middleware_class=HttpMetricsMiddleware,  # the same metrics, read from the scope
     )
 
 

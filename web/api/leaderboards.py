@@ -21,6 +21,7 @@ from leaderboards.models import (
     Preference,
 )
 from leaderboards.service import MAX_AROUND, MAX_LIMIT
+from web.api.board_reads import LeanBoardRead
 from web.deps import PrincipalDep, ServicesDep, provide_secret_principal
 from web.openapi import answers
 
@@ -39,7 +40,7 @@ class LeaderboardsController(Controller):
         boards = await lb.boards(caller.brand)
         return lb.summaries(boards, public=caller.kind is KeyKind.PUBLISHABLE)
 
-    @get("/{key:str}", summary="Read a board")
+    @get("/{key:str}", summary="Read a board", middleware=[LeanBoardRead])
     async def read_board(
         self,
         key: FromPath[str],

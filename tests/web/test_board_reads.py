@@ -1,0 +1,169 @@
+"""The lean board read (web/api/board_reads.py): the same answers as the route, faster, and only for plain reads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import delete, update
+
+from engine.orm import BrandRow
+from leaderboards.orm import BoardRow
+from tests.helpers import event, make_brand
+from web.api import board_reads
+
+
+@pytest.fixture
+async def board(client, brand, db, clock):
+    spec = {"key": "visits", "title": "Visits", "metric": {"kind": "event_count", "event_type": "visit"}}
+    response = await client.put("/v1/leaderboards/visits", json=spec, headers=brand.headers)
+    assert response.status_code in (200, 201), response.text
+    at = clock.now().isoformat()
+    batch = [event(f"v{n}-{i}", f"m{n}", "visit", at) for n in range(12) for i in range(n % 4 + 1)]
+    response = await client.post("/v1/events", json={"events": batch}, headers=brand.headers)
+    assert response.status_code == 200, response.text
+    yield "/v1/leaderboards/visits"
+    async with db.write() as session:
+        await session.execute(delete(BoardRow).where(BoardRow.brand_id == brand.brand.id))
+
+
+@pytest.fixture
+def lean(monkeypatch) -> list[int]:
+    """How many answers the lean path encoded (the route encodes its own)."""
+    served: list[int] = []
+    encoder = board_reads._ENCODER
+
+    class Counting:
+        def encode(self, value: Any) -> bytes:
+            body = encoder.encode(value)
+            served.append(len(body))
+            return body
+
+    monkeypatch.setattr(board_reads, "_ENCODER", Counting())
+    return served
+
+
+READS = [
+    "",
+    "?limit=3",
+    "?limit=5&offset=2",
+    "?around=m7&k=2",
+    "?around=m0&k=0&limit=1",
+    "?members=m1,%20m3%20,m11&around=m5",
+    "?period=current&around=m2",
+    "?around=m3&members=m4",
+]
+
+
+@pytest.mark.parametrize("query", READS)
+async def test_a_plain_read_is_answered_by_the_lean_path_exactly_as_the_route_answers_it(
+    client, brand, board, lean, query
+):
+    joiner = "&" if query else "?"
+    origin = {"Origin": "https://shop.example"}
+    fast = await client.get(board + query, headers={**brand.headers, **origin})
+    assert fast.status_code == 200, fast.text
+    assert len(lean) == 1
+    # An unknown parameter sends the same read through the route, which ignores it.
+    routed = await client.get(board + query + joiner + "utm=x", headers={**brand.headers, **origin})
+    assert routed.status_code == 200, routed.text
+    assert len(lean) == 1
+    assert fast.content == routed.content
+    assert fast.json()["entries"], fast.text
+    for name in ("content-type", "content-length", "x-content-type-options", "access-control-allow-origin"):
+        assert fast.headers.get(name) == routed.headers.get(name), name
+    assert fast.headers["RateLimit-Policy"] == routed.headers["RateLimit-Policy"]
+    assert "x-trace-id" not in fast.headers or fast.headers["x-trace-id"] != routed.headers["x-trace-id"]
+
+
+async def test_a_publishable_key_in_the_query_reads_public_boards_through_the_lean_path(client, brand, board, lean):
+    fast = await client.get(f"{board}?key={brand.publishable}&around=m4")
+    routed = await client.get(board + "?around=m4&utm=x", headers=brand.public_headers)
+    assert fast.status_code == routed.status_code == 200
+    assert fast.content == routed.content
+    assert len(lean) == 1
+
+
+BAD = [
+    ("?limit=0", 422),
+    ("?limit=101", 422),
+    ("?limit=ten", 422),
+    ("?limit=1&limit=2", 422),
+    ("?offset=-1", 422),
+    ("?k=26", 422),
+    ("?around=", 200),
+    ("?around=nobody", 404),
+    ("?around=m1%00", 422),
+    ("?period=2026-13", 422),
+    ("?period=" + "x" * 17, 422),
+    ("?limit=99999999999999999999999", 422),
+    ("?members=" + ",".join(f"m{n}" for n in range(101)), 422),
+    ("?around=%ff", 404),
+]
+
+
+@pytest.mark.parametrize(("query", "status"), BAD)
+async def test_what_the_lean_path_is_not_sure_of_goes_to_the_route(client, brand, board, lean, query, status):
+    answer = await client.get(board + query, headers=brand.headers)
+    assert answer.status_code == status, answer.text
+    if status >= 400:
+        assert answer.headers["content-type"] == "application/problem+json"
+    assert lean == []
+
+
+@pytest.mark.parametrize(
+    ("path", "headers_of", "status"),
+    [
+        ("/v1/leaderboards/visits", lambda b: {}, 401),
+        ("/v1/leaderboards/visits", lambda b: {"Authorization": "Bearer sk_live_wrong"}, 401),
+        ("/v1/leaderboards/visits?key={secret}", lambda b: {}, 401),
+        ("/v1/leaderboards/nosuchboard", lambda b: b.headers, 404),
+    ],
+)
+async def test_keys_and_unknown_boards_get_the_routes_problems(client, brand, board, lean, path, headers_of, status):
+    answer = await client.get(path.format(secret=brand.secret), headers=headers_of(brand))
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert lean == []
+
+
+async def test_the_rate_limit_still_applies_to_lean_reads(client, db, clock, lean):
+    other = await make_brand(db, clock)  # its key is not cached yet: the limit below is what it gets
+    async with db.write() as session:
+        await session.execute(
+            update(BrandRow)
+            .where(BrandRow.id == other.brand.id)
+            .values(settings={"rate_limit": {"rate": 0.01, "burst": 3}})
+        )
+    spec = {"key": "visits", "title": "Visits", "metric": {"kind": "event_count", "event_type": "visit"}}
+    assert (await client.put("/v1/leaderboards/visits", json=spec, headers=other.headers)).status_code in (200, 201)
+    answers = [await client.get("/v1/leaderboards/visits", headers=other.headers) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert answers[1].headers["RateLimit"].startswith('"api";r=0;')
+    assert answers[2].headers["content-type"] == "application/problem+json"
+    assert len(lean) == 2
+    async with db.write() as session:
+        await session.execute(delete(BoardRow).where(BoardRow.brand_id == other.brand.id))
+
+
+def _board_reads_counted() -> float:
+    from web.metrics import registry
+
+    return sum(
+        sample.value
+        for family in registry().collect()
+        if family.name == "questline_http_requests"
+        for sample in family.samples
+        if sample.name.endswith("_total")
+        and sample.labels.get("path", "").startswith("/v1/leaderboards/{key")
+        and sample.labels.get("method") == "GET"
+        and sample.labels.get("status_code") == "200"
+    )
+
+
+async def test_lean_reads_are_counted_in_the_http_metrics(client, brand, board, lean):
+    before = _board_reads_counted()
+    for _ in range(3):
+        assert (await client.get(board, headers=brand.headers)).status_code == 200
+    assert _board_reads_counted() - before == 3
+    assert len(lean) == 3

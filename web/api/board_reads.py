@@ -1,0 +1,157 @@
+"""The lean path of ``GET /v1/leaderboards/{key}``, the read widgets and apps poll most.
+
+:class:`LeanBoardRead` is the route's own middleware: it runs inside every app-level middleware (trace
+id, access log, security headers, HTTP metrics, rate limit, CORS), so the request is logged, counted,
+limited and answered with the same headers as any other, but it answers a plain read itself, without
+the route's guard, dependency injection, signature model and response machinery: the query is parsed by
+one strict function, the key resolved through the same cache, the page read by the same service call and
+encoded once with msgspec into one body.
+
+Anything it is not sure of goes to the route unchanged: a parameter it does not know, a repeated or
+empty one, a value out of the route's bounds, a NUL or an undecodable byte, a missing, unknown or
+misplaced key, and every error the service raises. The route then answers exactly as it would have (its
+problem details included), so the lean path can only make a valid read faster, never change an answer.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
+
+import msgspec
+
+from engine.errors import AuthenticationError, QuestlineError
+from engine.tenants import KeyKind
+from leaderboards.service import MAX_AROUND, MAX_FRIENDS, MAX_LIMIT
+
+if TYPE_CHECKING:
+    from litestar.types import ASGIApp, Receive, Scope, Send
+
+    from web.deps import Services
+
+_ENCODER = msgspec.json.Encoder()
+_TEXT_BOUNDS = {"period": 16, "around": 255, "members": 5_000, "scope": 100}
+"""The route's ``max_length`` of each text parameter."""
+_INT_BOUNDS = {"limit": (1, MAX_LIMIT), "offset": (0, 10_000_000), "k": (0, MAX_AROUND)}
+"""The route's ``ge``/``le`` of each integer parameter."""
+_DIGITS = frozenset("0123456789")
+
+
+class Read(msgspec.Struct, frozen=True, kw_only=True):
+    """A plain read's arguments, as the route would have parsed them."""
+
+    key: str
+    presented: str
+    in_query: bool
+    period: str = "current"
+    limit: int = 10
+    offset: int = 0
+    around: str | None = None
+    k: int = 5
+    members: tuple[str, ...] = ()
+    scope: str | None = None
+
+
+def plain_read(scope: Scope) -> Read | None:
+    """The read's arguments when the request is one the lean path answers; ``None`` sends it to the route."""
+    if scope.get("method") != "GET":
+        return None
+    key = scope.get("path_params", {}).get("key")
+    if not isinstance(key, str) or not key or "\x00" in key:
+        return None
+    raw = scope.get("query_string") or b""
+    try:
+        pairs = parse_qsl(raw.decode("ascii"), keep_blank_values=True, strict_parsing=bool(raw), errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        return None
+    args: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in args or not value or "\x00" in value:
+            return None
+        if name in _INT_BOUNDS:
+            low, high = _INT_BOUNDS[name]
+            if len(value) > 9 or not _DIGITS.issuperset(value) or not low <= int(value) <= high:
+                return None
+            args[name] = int(value)
+        elif name in _TEXT_BOUNDS:
+            if len(value) > _TEXT_BOUNDS[name]:
+                return None
+            args[name] = value
+        elif name != "key":
+            return None  # a parameter the lean path does not know: the route decides what it means
+        else:
+            args[name] = value
+    if "members" in args:
+        friends = tuple(m.strip() for m in args.pop("members").split(",") if m.strip())
+        if len(friends) > MAX_FRIENDS:
+            return None
+        args["members"] = friends
+    presented, in_query = _presented_key(scope, args.pop("key", None))
+    if presented is None:
+        return None
+    return Read(key=key, presented=presented, in_query=in_query, **args)
+
+
+def _presented_key(scope: Scope, query_key: str | None) -> tuple[str | None, bool]:
+    """The key as :func:`web.deps.provide_principal` reads it: bearer, then ``X-Api-Key``, then ``?key=``."""
+    api_key = None
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            scheme, _, rest = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and rest.strip():
+                return rest.strip(), False
+        elif name == b"x-api-key" and api_key is None:
+            api_key = value.decode("latin-1").strip() or None
+    if api_key:
+        return api_key, False
+    if query_key and query_key.strip():
+        return query_key.strip(), True
+    return None, False
+
+
+class LeanBoardRead:
+    """Route middleware of the board read: answers a plain read itself, hands anything else to the route."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer a plain read in one body, or run the route."""
+        read = plain_read(scope)
+        services: Services | None = getattr(scope["app"].state, "services", None)
+        if read is None or services is None:
+            await self.app(scope, receive, send)
+            return
+        try:
+            principal = await services.keys.resolve(read.presented)
+        except AuthenticationError:
+            await self.app(scope, receive, send)  # the route answers 401
+            return
+        if read.in_query and principal.kind is KeyKind.SECRET:
+            await self.app(scope, receive, send)  # a secret key in the URL: the route refuses it
+            return
+        try:
+            page = await services.leaderboards.read(
+                principal.brand,
+                read.key,
+                period=read.period,
+                scope=read.scope,
+                offset=read.offset,
+                limit=read.limit,
+                around=read.around,
+                k=read.k,
+                members=read.members,
+                public=principal.kind is KeyKind.PUBLISHABLE,
+            )
+        except QuestlineError:
+            await self.app(scope, receive, send)  # the route reads again and answers the problem
+            return
+        body = _ENCODER.encode(page)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))],
+            }
+        )
+        await send({"type": "http.response.body", "body": body, "more_body": False})

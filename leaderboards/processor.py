@@ -158,6 +158,7 @@ class LeaderboardsProcessor:
         if not ready:
             # The brand's sentinel is gone: Redis lost its data. Repair in the background.
             self.runtime.schedule_rebuild(uow.brand.id)
+        by_channel: dict[str, list[tuple[RankChanged, str]]] = {}
         for change, placed in zip(changes, ranks, strict=True):
             if placed is None:
                 continue
@@ -173,8 +174,11 @@ class LeaderboardsProcessor:
             )
             change.ctx.emit(changed)
             channel = keys.live_channel(self.runtime.namespace, uow.brand.id, board.key)
-            # Sent with the unit's other messages, in one round trip once every post-commit step ran.
-            uow.publish(store.redis, channel, _live_message(changed, member=change.ctx.event.member, at=uow.now))
+            by_channel.setdefault(channel, []).append((changed, change.ctx.event.member))
+        # One message per board and unit of work (a batch moves hundreds of members on a board at once),
+        # sent with the unit's other messages in one round trip once every post-commit step ran.
+        for channel, changed_on_board in by_channel.items():
+            uow.publish(store.redis, channel, _live_message(changed_on_board, at=uow.now))
 
 
 Merged: TypeAlias = dict[tuple[int, str, str, int], tuple[int, datetime, "EventContext"]]
@@ -230,18 +234,24 @@ async def _upsert(uow: UnitOfWork, by_id: dict[int, BoardDef], merged: Merged) -
     return results
 
 
-def _live_message(changed: RankChanged, *, member: str, at: datetime) -> bytes:
-    """The JSON a live widget hears for a rank change (see docs/leaderboards.md)."""
-    return msgspec.json.encode(
+def _live_message(changes: list[tuple[RankChanged, str]], *, at: datetime) -> bytes:
+    """The JSON a board's live channel carries for a unit's rank changes (see docs/leaderboards.md).
+
+    One change (a single event): a ``rank_changed`` message. Several (a batch, or coalesced single events):
+    one ``rank_changes`` message listing them in the order the unit made them.
+    """
+    entries = [
         {
-            "type": "rank_changed",
-            "board": changed.board,
             "period": changed.period,
             "scope": changed.scope,
             "member": member,
             "rank": changed.rank,
             "score": changed.score,
             "total": changed.total,
-            "at": at.isoformat(),
         }
-    )
+        for changed, member in changes
+    ]
+    board = changes[0][0].board
+    if len(entries) == 1:
+        return msgspec.json.encode({"type": "rank_changed", "board": board, **entries[0], "at": at.isoformat()})
+    return msgspec.json.encode({"type": "rank_changes", "board": board, "changes": entries, "at": at.isoformat()})

@@ -479,6 +479,45 @@ async def test_rank_changes_are_published(client, brand, redis, redis_namespace)
         await pubsub.aclose()
 
 
+async def test_a_batch_publishes_one_message_per_board_with_every_change(client, brand, redis, redis_namespace):
+    import json
+
+    await put_board(client, brand, "visits", period="weekly")
+    await put_board(client, brand, "all-visits")
+    pubsub = redis.pubsub()
+    sharded = is_cluster(redis)
+    receive = pubsub.get_sharded_message if sharded else pubsub.get_message
+    channels = [keys.live_channel(redis_namespace, brand.brand.id, board) for board in ("visits", "all-visits")]
+    await (pubsub.ssubscribe if sharded else pubsub.subscribe)(*channels)
+    try:
+        for _ in channels:
+            await receive(timeout=1.0)  # the subscribe confirmations
+        batch = [event(f"b{n}", f"m{n % 4}", "visit", FRIDAY.isoformat()) for n in range(7)]
+        answer = await client.post("/v1/events", json={"events": batch}, headers=brand.headers)
+        assert answer.status_code == 200, answer.text
+        messages: list[dict[str, Any]] = []
+        for _ in range(20):
+            message = await receive(ignore_subscribe_messages=True, timeout=0.5)
+            if message:
+                messages.append(json.loads(message["data"]) | {"channel": message["channel"]})
+            elif len(messages) >= 2:
+                break
+        assert sorted(m["board"] for m in messages) == ["all-visits", "visits"], messages
+        for message in messages:
+            assert message["type"] == "rank_changes"
+            assert message["channel"].decode().endswith(":" + message["board"])
+            # each member's last change in the batch: m0 and m1 and m2 twice, m3 once
+            assert sorted((c["member"], c["score"]) for c in message["changes"]) == [
+                ("m0", 2.0),
+                ("m1", 2.0),
+                ("m2", 2.0),
+                ("m3", 1.0),
+            ], message
+            assert {c["total"] for c in message["changes"]} <= {1, 2, 3, 4}
+    finally:
+        await pubsub.aclose()
+
+
 async def test_preferences_reach_every_reader_at_once_through_redis(client, brand, lb, db):
     """Labels live in Redis, so another process (here: a second runtime) sees a change with its next read."""
     await put_board(client, brand, "public", period="weekly")

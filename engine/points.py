@@ -13,11 +13,12 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
-from sqlalchemy import BigInteger, func, select
+from sqlalchemy import BigInteger, Date, String, any_, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from engine import balances, lots, metrics, point_views, publishing, rules_store
 from engine.cache import BrandCache
-from engine.db import batches, one_of
+from engine.db import batches, on_postgres, one_of
 from engine.earning import evaluate
 from engine.effects import PointsAwarded
 from engine.errors import ValidationError
@@ -236,6 +237,20 @@ def adjustment_effect(points: int) -> PointsAwarded:
     return PointsAwarded(points=points, source="adjustment", key="manual")
 
 
+_EARNED_ON_POSTGRES = (
+    select(LedgerRow.member_id, LedgerRow.key, LedgerRow.local_day, func.sum(LedgerRow.points))
+    .where(
+        LedgerRow.brand_id == bindparam("brand_id"),
+        LedgerRow.member_id == any_(bindparam("members", type_=ARRAY(BigInteger()))),
+        LedgerRow.source == "rule",
+        LedgerRow.key == any_(bindparam("keys", type_=ARRAY(String()))),
+        LedgerRow.local_day == any_(bindparam("days", type_=ARRAY(Date()))),
+    )
+    .group_by(LedgerRow.member_id, LedgerRow.key, LedgerRow.local_day)
+)
+"""The caps' look-up on PostgreSQL, built once with array parameters: one statement text whatever the sizes."""
+
+
 async def points_earned_on_days(
     session: AsyncSession,
     *,
@@ -248,6 +263,10 @@ async def points_earned_on_days(
     if not member_ids or not keys or not days:
         return {}
     found: dict[tuple[MemberId, str, date], int] = {}
+    if on_postgres(session):
+        params = {"brand_id": brand_id, "members": sorted(member_ids), "keys": sorted(keys), "days": sorted(days)}
+        rows = await session.execute(_EARNED_ON_POSTGRES, params)
+        return {(MemberId(m), k, d): int(total) for m, k, d, total in rows}
     for members in batches(session, sorted(member_ids)):
         rows = await session.execute(
             select(LedgerRow.member_id, LedgerRow.key, LedgerRow.local_day, func.sum(LedgerRow.points))

@@ -26,6 +26,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from litestar import Request, get
@@ -118,14 +119,16 @@ class PipelineMetrics(m.StageTimer):
     def __init__(self, *, tracer: Tracer | None = None) -> None:
         self._tracer = tracer
 
-    @contextlib.asynccontextmanager
-    async def stage(self, name: str, phase: str) -> AsyncIterator[None]:
+    def stage(self, name: str, phase: str) -> AbstractAsyncContextManager[None]:
         """Time the step; inside a span ``pipeline.<name>`` when tracing is on."""
+        if self._tracer is None:
+            return super().stage(name, phase)
+        return self._traced(self._tracer, name, phase)
+
+    @contextlib.asynccontextmanager
+    async def _traced(self, tracer: Tracer, name: str, phase: str) -> AsyncIterator[None]:
         async with super().stage(name, phase):
-            if self._tracer is None:
-                yield
-                return
-            with self._tracer.start_as_current_span(f"pipeline.{name}", attributes={"questline.phase": phase}):
+            with tracer.start_as_current_span(f"pipeline.{name}", attributes={"questline.phase": phase}):
                 yield
 
     def processed(self, brand: Brand, results: Sequence[EventResult]) -> None:

@@ -117,6 +117,8 @@ async def test_what_the_lean_path_is_not_sure_of_goes_to_the_route(client, brand
         ("/v1/leaderboards/visits", lambda b: {}, 401),
         ("/v1/leaderboards/visits", lambda b: {"Authorization": "Bearer sk_live_wrong"}, 401),
         ("/v1/leaderboards/visits?key={secret}", lambda b: {}, 401),
+        ("/v1/leaderboards/visits?key={secret}", lambda b: b.headers, 401),  # in the URL too: refused
+        ("/v1/leaderboards/visits", lambda b: {"Authorization": "Basic eDp5"}, 401),
         ("/v1/leaderboards/nosuchboard", lambda b: b.headers, 404),
     ],
 )

@@ -42,7 +42,8 @@ class Read(msgspec.Struct, frozen=True, kw_only=True):
 
     key: str
     presented: str
-    in_query: bool
+    """The API key as the route reads it (bearer, then ``X-Api-Key``, then ``?key=``)."""
+    query_key: str | None = None
     period: str = "current"
     limit: int = 10
     offset: int = 0
@@ -86,27 +87,28 @@ def plain_read(scope: Scope) -> Read | None:
         if len(friends) > MAX_FRIENDS:
             return None
         args["members"] = friends
-    presented, in_query = _presented_key(scope, args.pop("key", None))
+    query_key = args.pop("key", None)
+    presented = _presented_key(scope, query_key)
     if presented is None:
         return None
-    return Read(key=key, presented=presented, in_query=in_query, **args)
+    return Read(key=key, presented=presented, query_key=query_key, **args)
 
 
-def _presented_key(scope: Scope, query_key: str | None) -> tuple[str | None, bool]:
+def _presented_key(scope: Scope, query_key: str | None) -> str | None:
     """The key as :func:`web.deps.provide_principal` reads it: bearer, then ``X-Api-Key``, then ``?key=``."""
     api_key = None
     for name, value in scope.get("headers", ()):
         if name == b"authorization":
             scheme, _, rest = value.decode("latin-1").partition(" ")
             if scheme.lower() == "bearer" and rest.strip():
-                return rest.strip(), False
+                return rest.strip()
         elif name == b"x-api-key" and api_key is None:
             api_key = value.decode("latin-1").strip() or None
     if api_key:
-        return api_key, False
+        return api_key
     if query_key and query_key.strip():
-        return query_key.strip(), True
-    return None, False
+        return query_key.strip()
+    return None
 
 
 class LeanBoardRead:
@@ -127,7 +129,7 @@ class LeanBoardRead:
         except AuthenticationError:
             await self.app(scope, receive, send)  # the route answers 401
             return
-        if read.in_query and principal.kind is KeyKind.SECRET:
+        if principal.kind is KeyKind.SECRET and (read.query_key or "").strip() == read.presented:
             await self.app(scope, receive, send)  # a secret key in the URL: the route refuses it
             return
         try:

@@ -1,0 +1,59 @@
+"""web.api.board_reads.plain_read: what the lean board read takes itself, and what it leaves to the route."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from web.api.board_reads import Read, plain_read
+
+
+def scope(query: bytes = b"", *, method: str = "GET", key: str = "weekly", **headers: str) -> Any:
+    raw = [(name.replace("_", "-").encode(), value.encode()) for name, value in headers.items()]
+    return {"method": method, "path_params": {"key": key}, "query_string": query, "headers": raw}
+
+
+BEARER = {"authorization": "Bearer pk_live_x"}
+
+
+def test_a_plain_read_is_parsed_as_the_route_would():
+    read = plain_read(scope(b"limit=3&offset=2&around=a+b&k=0&members=x%2By,%20z,,&period=2026-W47&scope=s1", **BEARER))
+    assert read == Read(
+        key="weekly",
+        presented="pk_live_x",
+        limit=3,
+        offset=2,
+        around="a b",
+        k=0,
+        members=("x+y", "z"),
+        period="2026-W47",
+        scope="s1",
+    )
+    assert plain_read(scope(b"", **BEARER)) == Read(key="weekly", presented="pk_live_x")
+
+
+def test_the_key_is_read_in_the_routes_order():
+    assert plain_read(scope(b"key=pk_q", authorization="Bearer pk_h")).presented == "pk_h"  # type: ignore[union-attr]
+    assert plain_read(scope(b"key=pk_q", authorization="Basic eDp5", x_api_key="pk_x")).presented == "pk_x"  # type: ignore[union-attr]
+    found = plain_read(scope(b"key=pk_q"))
+    assert found is not None and found.presented == "pk_q" and found.query_key == "pk_q"
+    assert plain_read(scope(b"limit=3")) is None  # no key at all: the route answers 401
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        b"limit=0", b"limit=101", b"limit=+5", b"limit=5.0", b"limit=0x10", b"limit=" + b"9" * 10,
+        b"offset=-1", b"k=26", b"limit=3&limit=3", b"around=", b"utm=x", b"around", b"around=a%00",
+        b"around=%ff", b"period=" + b"x" * 17, b"around=" + b"a" * 256, b"members=" + b",".join(b"m%d" % n for n in range(101)),
+    ],
+)  # fmt: skip
+def test_anything_unusual_goes_to_the_route(query):
+    assert plain_read(scope(query, **BEARER)) is None
+
+
+def test_only_get_with_a_board_key():
+    assert plain_read(scope(b"", method="HEAD", **BEARER)) is None
+    assert plain_read(scope(b"", key="", **BEARER)) is None
+    assert plain_read(scope(b"", key="a\x00b", **BEARER)) is None

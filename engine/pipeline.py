@@ -28,7 +28,7 @@ from engine.expiry import Inactivity, inactivity_cutoff
 from engine.grants import LockColumns
 from engine.metrics import PipelineObserver, StageTimer
 from engine.orm import EventRow, LedgerRow, OutboxRow
-from engine.redisconn import publish_on
+from engine.redisconn import queue_messages
 from engine.topics import outbox_row as outbox_row  # the domains import the outbox format from here
 from engine.unit_rows import Earnings, earnings_of, unit_rows
 
@@ -311,9 +311,7 @@ async def _publish_all(uow: UnitOfWork) -> None:
     for redis, messages in by_client.values():
         try:
             async with redis.pipeline(transaction=False) as pipe:
-                publish = publish_on(pipe, redis)  # SPUBLISH on a Redis Cluster
-                for channel, payload in messages:
-                    publish(channel, payload)
+                queue_messages(pipe, redis, messages)  # SPUBLISH on a Redis Cluster; fan-out script else
                 await pipe.execute()
         except Exception:
             log.exception("publishing %d live message(s) failed", len(messages))

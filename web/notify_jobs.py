@@ -19,6 +19,7 @@ from engine.db import Database
 from engine.keys import member_channel
 from engine.mail import EmailSender
 from engine.metrics import job_run
+from engine.redisconn import queue_messages
 from engine.tenants import Brand
 from leaderboards.service import Leaderboards
 from notifications import feed, mailing
@@ -88,9 +89,9 @@ class NotificationsWorker:
                 log.warning("overtaken notifications skipped: Redis unavailable", exc_info=True)
         if touched:
             try:
+                messages = [(member_channel(self.namespace, b, m), LIVE_MESSAGE) for b, m in sorted(touched)]
                 async with self.redis.pipeline(transaction=False) as pipe:
-                    for brand_id, member_id in sorted(touched):
-                        pipe.publish(member_channel(self.namespace, brand_id, member_id), LIVE_MESSAGE)
+                    queue_messages(pipe, self.redis, messages)  # SPUBLISH on a cluster, one script for many else
                     await pipe.execute()
             except RedisError:
                 log.warning("announcing %d notification(s) live failed", len(touched), exc_info=True)

@@ -9,6 +9,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -73,8 +74,11 @@ def server(database_url: str, *, namespace: str, workers: int = 2) -> Iterator[s
         # outside the embedded default the server refuses a short or default secret
         "QUESTLINE_SECRET": os.environ.get("QUESTLINE_SECRET") or BENCH_SECRET,
     }
+    # The server's log goes to a file, never to a pipe: a pipe nobody reads fills up (64 KB) and then blocks
+    # every worker on its next log line, which froze whole bench runs.
+    log_file = tempfile.NamedTemporaryFile(prefix="questline-bench-server-", suffix=".log", delete=False)  # noqa: SIM115
     process = subprocess.Popen(
-        [sys.executable, "-m", "web.cli", "serve"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        [sys.executable, "-m", "web.cli", "serve"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log_file
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -86,9 +90,9 @@ def server(database_url: str, *, namespace: str, workers: int = 2) -> Iterator[s
             except httpx.HTTPError:
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
-                process.terminate()  # its stderr ends only when it does
-                _, errors = process.communicate(timeout=30)
-                raise RuntimeError(f"server did not start: {errors.decode() if errors else ''}")
+                process.terminate()
+                process.wait(timeout=30)
+                raise RuntimeError(f"server did not start: {_tail(log_file.name)}")
             time.sleep(0.2)
         yield base
     finally:
@@ -97,6 +101,19 @@ def server(database_url: str, *, namespace: str, workers: int = 2) -> Iterator[s
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+        log_file.close()
+        errors = [line for line in _tail(log_file.name, 200_000).splitlines() if "Traceback" in line or "error" in line]
+        if errors:
+            print(f"  the server logged {len(errors)} error line(s): see {log_file.name}", file=sys.stderr)
+        else:
+            os.unlink(log_file.name)
+
+
+def _tail(path: str, size: int = 8_000) -> str:
+    """The end of a file (the server's log)."""
+    with open(path, "rb") as file:
+        file.seek(max(0, os.path.getsize(path) - size))
+        return file.read().decode(errors="replace")
 
 
 def server_environment(environ: dict[str, str] | os._Environ[str]) -> dict[str, str]:

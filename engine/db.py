@@ -89,6 +89,9 @@ def create_engine(
     """
     options: dict[str, Any] = {
         "echo": echo,
+        # An error names its statement but not its values: they are members' data, and a batch's run to
+        # hundreds of kilobytes per logged error.
+        "hide_parameters": True,
         "json_serializer": _json_serializer,
         "json_deserializer": msgspec.json.decode,
     }

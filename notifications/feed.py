@@ -150,6 +150,10 @@ async def insert_rows(session: AsyncSession, values: list[dict[str, Any]]) -> se
     """Insert notifications, skipping those already recorded; answers the ``(brand, member)`` pairs of new ones."""
     if not values:
         return set()
+    # In member order: each row's foreign-key check share-locks its member, and the pipeline locks members
+    # by id for its whole unit of work. Rows in outbox order locked them in any order, and a pass deadlocked
+    # with the units writing those members (the sort is stable: one member's rows keep their order).
+    values = sorted(values, key=_member_order)
     table = cast("Table", NotificationRow.__table__)
     # One statement text whatever the number of rows (executemany: SQLAlchemy's "insertmanyvalues" batches
     # them), so it is compiled once, not once per size as a multi-row VALUES would be.
@@ -160,6 +164,10 @@ async def insert_rows(session: AsyncSession, values: list[dict[str, Any]]) -> se
         values,
     )
     return {(int(b), int(m)) for b, m in result}
+
+
+def _member_order(row: dict[str, Any]) -> tuple[int, int]:
+    return row["brand_id"], row["member_id"]
 
 
 async def items(

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
-from sqlalchemy import BigInteger, any_, bindparam, delete, select, text
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import BigInteger, bindparam, delete, select, text
 
 from challenges.codec import EncodedState, decode_encoded_state, decode_state, encode_state
 from challenges.models import MemberState
 from challenges.orm import EnrolmentRow, MemberStateRow
-from engine.db import batches, chunks, insert_for, on_postgres, one_of
+from engine.db import batches, chunks, insert_for, where_in_lists
 from engine.ids import MemberId
 
 if TYPE_CHECKING:
@@ -28,28 +27,18 @@ if TYPE_CHECKING:
     from engine.ids import BrandId
 
 
-_STATES_ON_POSTGRES = select(MemberStateRow.member_id, MemberStateRow.state).where(
-    MemberStateRow.brand_id == bindparam("brand_id"),
-    MemberStateRow.member_id == any_(bindparam("member_ids", type_=ARRAY(BigInteger()))),
+_STATES = where_in_lists(
+    select(MemberStateRow.member_id, MemberStateRow.state).where(MemberStateRow.brand_id == bindparam("brand_id")),
+    (MemberStateRow.member_id, "member_ids", BigInteger()),
 )
-"""The unit's state read on PostgreSQL, built once (building it per unit cost more than running it)."""
 
 
 async def _state_rows(
     session: AsyncSession, *, brand_id: BrandId, member_ids: set[MemberId]
 ) -> AsyncIterator[tuple[MemberId, str]]:
-    if on_postgres(session):
-        params = {"brand_id": brand_id, "member_ids": sorted(member_ids)}
-        for member_id, state in await session.execute(_STATES_ON_POSTGRES, params):
-            yield MemberId(member_id), state
-        return
+    statement = _STATES.of(session)
     for ids in batches(session, sorted(member_ids)):
-        rows = await session.execute(
-            select(MemberStateRow.member_id, MemberStateRow.state).where(
-                MemberStateRow.brand_id == brand_id, one_of(session, MemberStateRow.member_id, ids, BigInteger())
-            )
-        )
-        for member_id, state in rows:
+        for member_id, state in await session.execute(statement, {"brand_id": brand_id, "member_ids": ids}):
             yield MemberId(member_id), state
 
 

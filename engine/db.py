@@ -147,6 +147,35 @@ def one_of(session: AsyncSession, column: Any, values: Sequence[Any], item: Any)
     return column.in_(list(values))
 
 
+class PerDialect:
+    """A statement built once in each dialect's form (:func:`where_in_lists`); :meth:`of` picks one."""
+
+    __slots__ = ("other", "postgres")
+
+    def __init__(self, postgres: Any, other: Any) -> None:
+        self.postgres = postgres
+        self.other = other
+
+    def of(self, session: AsyncSession) -> Any:
+        """The form for ``session``'s database."""
+        return self.postgres if on_postgres(session) else self.other
+
+
+def where_in_lists(statement: Any, *lists: tuple[Any, str, Any]) -> PerDialect:
+    """``statement`` with each ``(column, name, item type)``: the column in the list bound to ``name``, built once.
+
+    On PostgreSQL ``column = ANY(:name)``: one array parameter, one statement text and plan whatever the
+    list's length. Elsewhere ``column IN (:name)``, expanded when executed: pass at most :data:`CHUNK`
+    values (:func:`batches`). For statements the hot path runs per unit of work, where building one cost
+    more than running it.
+    """
+    postgres, other = statement, statement
+    for column, name, item in lists:
+        postgres = postgres.where(column == any_(bindparam(name, type_=ARRAY(item))))
+        other = other.where(column.in_(bindparam(name, expanding=True)))
+    return PerDialect(postgres, other)
+
+
 def chunks(values: Iterable[Any], size: int = CHUNK) -> Iterator[list[Any]]:
     """``values`` in lists of at most ``size``."""
     items = list(values)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import BigInteger, String, and_, any_, bindparam, or_, select, text
+from sqlalchemy import BigInteger, String, and_, bindparam, or_, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from engine.db import CHUNK, batches, on_postgres, one_of
+from engine.db import CHUNK, batches, one_of, where_in_lists
 from engine.effects import effects_decoder
 from engine.events import Event
 from engine.ids import MemberId
@@ -89,14 +89,15 @@ _LIVE = EventRow.retracted_at.is_(None)
 """Not retracted whole: every replay of the log (progress, backfill, simulation, boards) skips retracted events."""
 
 
-_EARLIER_ON_POSTGRES = select(EventRow.member_id, EventRow.occurred_at, EventRow.properties).where(
-    EventRow.brand_id == bindparam("brand_id"),
-    EventRow.member_id == any_(bindparam("member_ids", type_=ARRAY(BigInteger()))),
-    EventRow.type == bindparam("event_type"),
-    EventRow.occurred_at < bindparam("before"),
-    _LIVE,
+_EARLIER = where_in_lists(
+    select(EventRow.member_id, EventRow.occurred_at, EventRow.properties).where(
+        EventRow.brand_id == bindparam("brand_id"),
+        EventRow.type == bindparam("event_type"),
+        EventRow.occurred_at < bindparam("before"),
+        _LIVE,
+    ),
+    (EventRow.member_id, "member_ids", BigInteger()),
 )
-"""Earlier events of a type on PostgreSQL, built once with array parameters."""
 
 
 async def earlier_events(
@@ -109,21 +110,10 @@ async def earlier_events(
 ) -> list[tuple[MemberId, datetime, dict[str, Any]]]:
     """Stored events of ``event_type`` of the members that occurred before ``before`` (for ``first``)."""
     found: list[tuple[MemberId, datetime, dict[str, Any]]] = []
-    if on_postgres(session):
-        params = {"brand_id": brand_id, "member_ids": sorted(member_ids), "event_type": event_type, "before": before}
-        rows = await session.execute(_EARLIER_ON_POSTGRES, params)
-        return [(MemberId(m), at, dict(props or {})) for m, at, props in rows]
+    statement = _EARLIER.of(session)
     for members in batches(session, sorted(member_ids)):
-        rows = await session.execute(
-            select(EventRow.member_id, EventRow.occurred_at, EventRow.properties).where(
-                EventRow.brand_id == brand_id,
-                one_of(session, EventRow.member_id, members, BigInteger()),
-                EventRow.type == event_type,
-                EventRow.occurred_at < before,
-                _LIVE,
-            )
-        )
-        found.extend((MemberId(m), at, dict(props or {})) for m, at, props in rows)
+        params = {"brand_id": brand_id, "member_ids": members, "event_type": event_type, "before": before}
+        found.extend((MemberId(m), at, dict(props or {})) for m, at, props in await session.execute(statement, params))
     return found
 
 

@@ -7,12 +7,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import msgspec
-from sqlalchemy import BigInteger, String, Text, any_, bindparam, func, select, update
+from sqlalchemy import BigInteger, String, Text, bindparam, func, select, update
 from sqlalchemy import cast as sa_cast
-from sqlalchemy.dialects.postgresql import ARRAY
 
 from engine import publishing
-from engine.db import batches, insert_for, one_of
+from engine.db import batches, insert_for, one_of, where_in_lists
 from engine.errors import NotFound
 from engine.events import ExternalId, check_properties
 from engine.ids import BrandId, MemberId
@@ -110,7 +109,7 @@ async def ensure_and_lock(
     """
     unique = sorted(set(external_ids))
     columns = columns or {}
-    found = await _lock_existing(session, db=db, brand_id=brand_id, external_ids=unique, columns=columns)
+    found = await _lock_existing(session, brand_id=brand_id, external_ids=unique, columns=columns)
     missing = [external_id for external_id in unique if external_id not in found]
     if missing:
         insert = insert_for(session)
@@ -136,7 +135,7 @@ async def ensure_and_lock(
             found[row.external_id] = _to_member(row)
         raced = [external_id for external_id in missing if external_id not in found]
         if raced:  # inserted by a concurrent request: wait for its commit and lock them too
-            found.update(await _lock_existing(session, db=db, brand_id=brand_id, external_ids=raced, columns=columns))
+            found.update(await _lock_existing(session, brand_id=brand_id, external_ids=raced, columns=columns))
     return found
 
 
@@ -151,38 +150,25 @@ _MEMBER_COLUMNS = (
 )
 
 
-_LOCK_ON_POSTGRES = (
+_LOCK = where_in_lists(
     select(*_MEMBER_COLUMNS)
-    .where(
-        MemberRow.brand_id == bindparam("brand_id"),
-        MemberRow.external_id == any_(bindparam("external_ids", type_=ARRAY(String()))),
-    )
+    .where(MemberRow.brand_id == bindparam("brand_id"))
     .order_by(MemberRow.id)
-    .with_for_update()
+    .with_for_update(),  # SQLite has no row locks: it renders nothing there
+    (MemberRow.external_id, "external_ids", String()),
 )
-"""The hot path's member lock without extra columns, built once (building it per unit cost more than running it)."""
 
 
 async def _lock_existing(
-    session: AsyncSession, *, db: Database, brand_id: BrandId, external_ids: list[str],
-    columns: Mapping[str, Any] | None = None,
-) -> dict[str, Member]:  # fmt: skip
+    session: AsyncSession, *, brand_id: BrandId, external_ids: list[str], columns: Mapping[str, Any] | None = None
+) -> dict[str, Member]:
     found: dict[str, Member] = {}
-    if db.is_postgres and not columns:
-        for row in await session.execute(_LOCK_ON_POSTGRES, {"brand_id": brand_id, "external_ids": external_ids}):
-            found[row.external_id] = _to_member(row)
-        return found
-    extra = [expression.label(label) for label, expression in (columns or {}).items()]
-    labels = [label for label in (columns or {})]
+    statement = _LOCK.of(session)
+    labels = list(columns or {})
+    if columns:
+        statement = statement.add_columns(*(expression.label(label) for label, expression in columns.items()))
     for chunk in batches(session, external_ids):
-        query = (
-            select(*_MEMBER_COLUMNS, *extra)
-            .where(MemberRow.brand_id == brand_id, one_of(session, MemberRow.external_id, chunk, String()))
-            .order_by(MemberRow.id)
-        )
-        if db.is_postgres:
-            query = query.with_for_update()
-        for row in await session.execute(query):
+        for row in await session.execute(statement, {"brand_id": brand_id, "external_ids": chunk}):
             found[row.external_id] = _to_member(row, labels)
     return found
 

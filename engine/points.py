@@ -13,12 +13,11 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
-from sqlalchemy import BigInteger, Date, String, any_, bindparam, func, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import BigInteger, Date, String, bindparam, func, select
 
 from engine import balances, lots, metrics, point_views, publishing, rules_store
 from engine.cache import BrandCache
-from engine.db import batches, on_postgres, one_of
+from engine.db import batches, where_in_lists
 from engine.earning import evaluate
 from engine.effects import PointsAwarded
 from engine.errors import ValidationError
@@ -237,18 +236,14 @@ def adjustment_effect(points: int) -> PointsAwarded:
     return PointsAwarded(points=points, source="adjustment", key="manual")
 
 
-_EARNED_ON_POSTGRES = (
+_EARNED = where_in_lists(
     select(LedgerRow.member_id, LedgerRow.key, LedgerRow.local_day, func.sum(LedgerRow.points))
-    .where(
-        LedgerRow.brand_id == bindparam("brand_id"),
-        LedgerRow.member_id == any_(bindparam("members", type_=ARRAY(BigInteger()))),
-        LedgerRow.source == "rule",
-        LedgerRow.key == any_(bindparam("keys", type_=ARRAY(String()))),
-        LedgerRow.local_day == any_(bindparam("days", type_=ARRAY(Date()))),
-    )
-    .group_by(LedgerRow.member_id, LedgerRow.key, LedgerRow.local_day)
+    .where(LedgerRow.brand_id == bindparam("brand_id"), LedgerRow.source == "rule")
+    .group_by(LedgerRow.member_id, LedgerRow.key, LedgerRow.local_day),
+    (LedgerRow.member_id, "members", BigInteger()),
+    (LedgerRow.key, "keys", String()),
+    (LedgerRow.local_day, "days", Date()),
 )
-"""The caps' look-up on PostgreSQL, built once with array parameters: one statement text whatever the sizes."""
 
 
 async def points_earned_on_days(
@@ -263,21 +258,9 @@ async def points_earned_on_days(
     if not member_ids or not keys or not days:
         return {}
     found: dict[tuple[MemberId, str, date], int] = {}
-    if on_postgres(session):
-        params = {"brand_id": brand_id, "members": sorted(member_ids), "keys": sorted(keys), "days": sorted(days)}
-        rows = await session.execute(_EARNED_ON_POSTGRES, params)
-        return {(MemberId(m), k, d): int(total) for m, k, d, total in rows}
+    statement = _EARNED.of(session)
     for members in batches(session, sorted(member_ids)):
-        rows = await session.execute(
-            select(LedgerRow.member_id, LedgerRow.key, LedgerRow.local_day, func.sum(LedgerRow.points))
-            .where(
-                LedgerRow.brand_id == brand_id,
-                one_of(session, LedgerRow.member_id, members, BigInteger()),
-                LedgerRow.source == "rule",
-                LedgerRow.key.in_(keys),
-                LedgerRow.local_day.in_(days),
-            )
-            .group_by(LedgerRow.member_id, LedgerRow.key, LedgerRow.local_day)
-        )
+        params = {"brand_id": brand_id, "members": members, "keys": sorted(keys), "days": sorted(days)}
+        rows = await session.execute(statement, params)
         found.update(((MemberId(m), k, d), int(total)) for m, k, d, total in rows)
     return found

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import BigInteger, String, and_, any_, bindparam, delete, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import BigInteger, String, and_, bindparam, delete, select
 
-from engine.db import chunks, insert_for, on_postgres, one_of
+from engine.db import batches, chunks, insert_for, one_of, where_in_lists
 from engine.orm import MemberRow
 from leaderboards.models import MemberInfo
 from leaderboards.orm import BoardArchiveRow, BoardPreferenceRow, BoardTotalRow
@@ -25,7 +24,7 @@ if TYPE_CHECKING:
     from engine.ids import BrandId
 
 
-_INFOS_ON_POSTGRES = (
+_INFOS = where_in_lists(
     select(
         MemberRow.id,
         MemberRow.external_id,
@@ -39,41 +38,17 @@ _INFOS_ON_POSTGRES = (
         BoardPreferenceRow,
         and_(BoardPreferenceRow.member_id == MemberRow.id, BoardPreferenceRow.brand_id == bindparam("brand_id")),
     )
-    .where(
-        MemberRow.brand_id == bindparam("brand_id"),
-        MemberRow.id == any_(bindparam("member_ids", type_=ARRAY(BigInteger()))),
-    )
+    .where(MemberRow.brand_id == bindparam("brand_id")),
+    (MemberRow.id, "member_ids", BigInteger()),
 )
-"""The hot path's member look-up on PostgreSQL, built once with an array parameter."""
 
 
 async def member_infos(session: AsyncSession, *, brand_id: BrandId, member_ids: Sequence[int]) -> dict[int, MemberInfo]:
-    """Names, external ids, attributes and display preferences of the given members."""
+    """Names, external ids, attributes and display preferences of the given members (the hot path's look-up)."""
     found: dict[int, MemberInfo] = {}
-    if on_postgres(session):
-        rows = await session.execute(_INFOS_ON_POSTGRES, {"brand_id": brand_id, "member_ids": sorted(set(member_ids))})
-        for row in rows:
-            info = _info(*row)
-            found[info.member_id] = info
-        return found
-    for chunk in chunks(sorted(set(member_ids))):
-        rows = await session.execute(
-            select(
-                MemberRow.id,
-                MemberRow.external_id,
-                MemberRow.display_name,
-                MemberRow.attributes,
-                BoardPreferenceRow.opt_out,
-                BoardPreferenceRow.display,
-                BoardPreferenceRow.pseudonym,
-            )
-            .outerjoin(
-                BoardPreferenceRow,
-                and_(BoardPreferenceRow.member_id == MemberRow.id, BoardPreferenceRow.brand_id == brand_id),
-            )
-            .where(MemberRow.brand_id == brand_id, one_of(session, MemberRow.id, chunk, BigInteger()))
-        )
-        for row in rows:
+    statement = _INFOS.of(session)
+    for chunk in batches(session, sorted(set(member_ids))):
+        for row in await session.execute(statement, {"brand_id": brand_id, "member_ids": chunk}):
             info = _info(*row)
             found[info.member_id] = info
     return found

@@ -187,7 +187,12 @@ _SENDING: set[asyncio.Task[None]] = set()
 """Bucket takes on their way (a task must be referenced until it ends)."""
 
 
-def _presented_key(scope: Scope) -> str | None:
+def presented_key(scope: Scope) -> str | None:
+    """The API key of a raw ASGI request, in :func:`web.deps.provide_principal`'s order.
+
+    ``Authorization: Bearer``, then ``X-Api-Key``, then ``?key=`` (not percent-decoded: a key needs no
+    escaping, and one sent escaped fails to resolve here and is left to the route, which decodes it).
+    """
     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
     scheme, _, value = headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and value.strip():
@@ -231,7 +236,7 @@ class RateLimitMiddleware:
     async def _verdict(self, scope: Scope) -> Verdict | None:
         if scope["type"] != ScopeType.HTTP or not str(scope.get("path", "")).startswith("/v1/"):
             return None
-        presented = _presented_key(scope)
+        presented = presented_key(scope)
         services: Services | None = getattr(scope["app"].state, "services", None)
         if not presented or services is None:
             return None

@@ -23,6 +23,7 @@ import msgspec
 from engine.errors import AuthenticationError, QuestlineError
 from engine.tenants import KeyKind
 from leaderboards.service import MAX_AROUND, MAX_FRIENDS, MAX_LIMIT
+from web.ratelimit import presented_key
 
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, Receive, Scope, Send
@@ -30,10 +31,10 @@ if TYPE_CHECKING:
     from web.deps import Services
 
 _ENCODER = msgspec.json.Encoder()
-_TEXT_BOUNDS = {"period": 16, "around": 255, "members": 5_000, "scope": 100}
-"""The route's ``max_length`` of each text parameter."""
-_INT_BOUNDS = {"limit": (1, MAX_LIMIT), "offset": (0, 10_000_000), "k": (0, MAX_AROUND)}
-"""The route's ``ge``/``le`` of each integer parameter."""
+TEXT_BOUNDS = {"period": 16, "around": 255, "members": 5_000, "scope": 100}
+"""The ``max_length`` of each text parameter of the read (the route declares these too)."""
+INT_BOUNDS = {"limit": (1, MAX_LIMIT), "offset": (0, 10_000_000), "k": (0, MAX_AROUND)}
+"""The ``ge``/``le`` of each integer parameter of the read (the route declares these too)."""
 _DIGITS = frozenset("0123456789")
 
 
@@ -69,13 +70,13 @@ def plain_read(scope: Scope) -> Read | None:
     for name, value in pairs:
         if name in args or not value or "\x00" in value:
             return None
-        if name in _INT_BOUNDS:
-            low, high = _INT_BOUNDS[name]
+        if name in INT_BOUNDS:
+            low, high = INT_BOUNDS[name]
             if len(value) > 9 or not _DIGITS.issuperset(value) or not low <= int(value) <= high:
                 return None
             args[name] = int(value)
-        elif name in _TEXT_BOUNDS:
-            if len(value) > _TEXT_BOUNDS[name]:
+        elif name in TEXT_BOUNDS:
+            if len(value) > TEXT_BOUNDS[name]:
                 return None
             args[name] = value
         elif name != "key":
@@ -87,28 +88,10 @@ def plain_read(scope: Scope) -> Read | None:
         if len(friends) > MAX_FRIENDS:
             return None
         args["members"] = friends
-    query_key = args.pop("key", None)
-    presented = _presented_key(scope, query_key)
+    presented = presented_key(scope)
     if presented is None:
         return None
-    return Read(key=key, presented=presented, query_key=query_key, **args)
-
-
-def _presented_key(scope: Scope, query_key: str | None) -> str | None:
-    """The key as :func:`web.deps.provide_principal` reads it: bearer, then ``X-Api-Key``, then ``?key=``."""
-    api_key = None
-    for name, value in scope.get("headers", ()):
-        if name == b"authorization":
-            scheme, _, rest = value.decode("latin-1").partition(" ")
-            if scheme.lower() == "bearer" and rest.strip():
-                return rest.strip()
-        elif name == b"x-api-key" and api_key is None:
-            api_key = value.decode("latin-1").strip() or None
-    if api_key:
-        return api_key
-    if query_key and query_key.strip():
-        return query_key.strip()
-    return None
+    return Read(key=key, presented=presented, query_key=args.pop("key", None), **args)
 
 
 class LeanBoardRead:

@@ -20,8 +20,7 @@ from leaderboards.models import (
     BoardSummary,
     Preference,
 )
-from leaderboards.service import MAX_AROUND, MAX_LIMIT
-from web.api.board_reads import LeanBoardRead
+from web.api.board_reads import INT_BOUNDS, TEXT_BOUNDS, LeanBoardRead
 from web.deps import PrincipalDep, ServicesDep, provide_secret_principal
 from web.openapi import answers
 
@@ -49,27 +48,47 @@ class LeaderboardsController(Controller):
         period: Annotated[
             str,
             QueryParameter(
-                max_length=16, description="`current` or a period id: 2026-11-22, 2026-W47, 2026-11, all, window."
+                max_length=TEXT_BOUNDS["period"],
+                description="`current` or a period id: 2026-11-22, 2026-W47, 2026-11, all, window.",
             ),
         ] = "current",
-        limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT, description="Entries of the top page.")] = 10,
-        offset: Annotated[int, QueryParameter(ge=0, le=10_000_000, description="Start of the top page.")] = 0,
+        limit: Annotated[
+            int,
+            QueryParameter(
+                ge=INT_BOUNDS["limit"][0], le=INT_BOUNDS["limit"][1], description="Entries of the top page."
+            ),
+        ] = 10,
+        offset: Annotated[
+            int,
+            QueryParameter(
+                ge=INT_BOUNDS["offset"][0], le=INT_BOUNDS["offset"][1], description="Start of the top page."
+            ),
+        ] = 0,
         around: Annotated[
             str | None,
-            QueryParameter(max_length=255, description="A member's external id: their rank and ±k neighbours."),
+            QueryParameter(
+                max_length=TEXT_BOUNDS["around"], description="A member's external id: their rank and ±k neighbours."
+            ),
         ] = None,
-        k: Annotated[int, QueryParameter(ge=0, le=MAX_AROUND, description="Neighbours on each side of `around`.")] = 5,
+        k: Annotated[
+            int,
+            QueryParameter(
+                ge=INT_BOUNDS["k"][0], le=INT_BOUNDS["k"][1], description="Neighbours on each side of `around`."
+            ),
+        ] = 5,
         members: Annotated[
             str | None,
             QueryParameter(
-                max_length=5_000,
+                max_length=TEXT_BOUNDS["members"],
                 description="Comma-separated external ids (friends), at most 100 and 5,000 characters.",
             ),
         ] = None,
         scope_value: Annotated[
             str | None,
             QueryParameter(
-                name="scope", max_length=100, description="The scope value of a per-attribute board (a store)."
+                name="scope",
+                max_length=TEXT_BOUNDS["scope"],
+                description="The scope value of a per-attribute board (a store).",
             ),
         ] = None,
     ) -> BoardPage:

@@ -46,6 +46,8 @@ def serve(host: str | None, port: int | None, workers: int | None, demo: bool | 
     """Run the HTTP server."""
     import uvicorn
 
+    from web import serving
+
     overrides: dict[str, Any] = {
         k: v for k, v in {"host": host, "port": port, "workers": workers, "demo": demo}.items() if v is not None
     }
@@ -64,18 +66,22 @@ def serve(host: str | None, port: int | None, workers: int | None, demo: bool | 
     metrics_dir = prepare_multiprocess_dir(workers_count if not reload else 1)
     if metrics_dir:  # several workers: /metrics sums every worker's counters from this directory
         click.echo(f"metrics of the {workers_count} workers are collected in {metrics_dir}", err=True)
+    options: dict[str, Any] = {
+        "factory": True,
+        "host": settings.host,
+        "port": settings.port,
+        "workers": workers_count if not reload else None,
+        "reload": reload,
+        "log_config": None,
+        "access_log": False,
+        "timeout_graceful_shutdown": 5,  # live widget streams would otherwise hold shutdown for minutes
+    }
     try:
-        uvicorn.run(
-            "web.app:create_app",
-            factory=True,
-            host=settings.host,
-            port=settings.port,
-            workers=workers_count if not reload else None,
-            reload=reload,
-            log_config=None,
-            access_log=False,
-            timeout_graceful_shutdown=5,  # live widget streams would otherwise hold shutdown for minutes
-        )
+        if workers_count > 1 and not reload and serving.AVAILABLE:
+            # each worker listens on its own socket, so the kernel spreads connections evenly (web/serving.py)
+            serving.serve_reuse_port(uvicorn.Config("web.app:create_app", **options))
+        else:
+            uvicorn.run("web.app:create_app", **options)
     finally:
         if metrics_dir:
             shutil.rmtree(metrics_dir, ignore_errors=True)

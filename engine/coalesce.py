@@ -8,9 +8,17 @@ validated before they join. If the joint batch fails, its requests are processed
 bad request cannot fail the others.
 
 At most ``inflight`` batches of one brand run at a time in a worker (``QUESTLINE_COALESCE_INFLIGHT``):
-requests that arrive while they run wait and leave together as the next batch as soon as one finishes
-(group commit). The batch size therefore follows the load: one event under a light load (after the
-window), tens under a burst, instead of many tiny batches competing for connections and member locks.
+requests that arrive while they run wait and leave together as the next batch once one finishes (group
+commit). The batch size therefore follows the load: one event under a light load, tens under a burst,
+instead of many tiny batches competing for connections and member locks.
+
+When a batch finishes, the lane expects as many requests as that batch answered plus those that waited
+for it: clients that send their next event when answered (a till, an app's queue) come back together.
+The next batch leaves as soon as that many are waiting, or when the window has passed since the finish,
+whichever is first. Without this, a closed loop of clients splits into two groups that alternate for ever
+(one group's batch runs while the other's requests arrive, so they never meet), and the batches stay
+small. Under a light load the expected count is one, so a lone event leaves at once instead of after the
+window. A lane new to the worker waits for the window, as it has nothing to expect yet.
 """
 
 from __future__ import annotations
@@ -19,6 +27,8 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from engine.metrics import COALESCED_EVENTS
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -29,6 +39,9 @@ if TYPE_CHECKING:
     from engine.tenants import Brand
 
 log = logging.getLogger(__name__)
+
+#: Idle lanes (brands with nothing waiting or running) a worker keeps, with what each expects next.
+_IDLE_LANES = 1024
 
 
 @dataclass(slots=True)
@@ -42,6 +55,8 @@ class _Lane:
     due: bool = False
     """The waiting requests' window has passed: they leave with the next free slot."""
     timer: asyncio.TimerHandle | None = None
+    expect: int = 0
+    """How many waiting requests make the next batch leave before its window ends (0: none yet)."""
 
 
 class Coalescer:
@@ -66,7 +81,7 @@ class Coalescer:
         waiter: asyncio.Future[EventResult] = asyncio.get_running_loop().create_future()
         lane.events.append(events[0])
         lane.waiters.append(waiter)
-        if len(lane.events) >= self.max_events:
+        if len(lane.events) >= self.max_events or len(lane.events) == lane.expect:
             lane.due = True
             self._start(lane)
         elif lane.timer is None and not lane.due:
@@ -93,19 +108,28 @@ class Coalescer:
             task = asyncio.get_running_loop().create_task(self._run(lane, events, waiters))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
-        if not lane.events and not lane.running and self._lanes.get(lane.brand.id) is lane:
-            del self._lanes[lane.brand.id]
+        if not lane.events and not lane.running and len(self._lanes) > _IDLE_LANES:
+            # An idle lane keeps what it expects next; beyond this many brands in one worker, idle ones go.
+            for brand_id in [b for b, idle in self._lanes.items() if not idle.events and not idle.running]:
+                del self._lanes[brand_id]
 
     async def _run(self, lane: _Lane, events: list[Event], waiters: list[asyncio.Future[EventResult]]) -> None:
         try:
             await self._run_batch(lane.brand, events, waiters)
         finally:
             lane.running -= 1
-            if lane.events:
-                lane.due = True  # they waited at least as long as this batch ran
+            # Those just answered may come back at once: wait for them and the ones waiting, or a window.
+            lane.expect = min(self.max_events, len(events) + len(lane.events))
+            lane.due = len(lane.events) >= lane.expect
+            if lane.timer is not None:
+                lane.timer.cancel()
+                lane.timer = None
+            if lane.events and not lane.due:
+                lane.timer = asyncio.get_running_loop().call_later(self.window, self._window_ended, lane)
             self._start(lane)
 
     async def _run_batch(self, brand: Brand, events: list[Event], waiters: list[asyncio.Future[EventResult]]) -> None:
+        COALESCED_EVENTS.observe(len(events))
         if len(events) == 1:
             await self._one_by_one(brand, events, waiters)
             return

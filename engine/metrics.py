@@ -67,6 +67,11 @@ STAGE_SECONDS = Histogram(
     ["stage", "phase"],
     buckets=_STAGE_BUCKETS,
 )
+COALESCED_EVENTS = Histogram(
+    "questline_coalesced_batch_events",
+    "Single-event requests processed together as one coalesced batch (QUESTLINE_COALESCE_MS)",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 1000),
+)
 STAGE_FAILURES = Counter(
     "questline_pipeline_stage_failures_total",
     "Pipeline steps that raised (after commit: derived state left for repair)",

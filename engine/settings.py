@@ -102,8 +102,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     empty: mails are logged and kept in an in-memory outbox the console shows (development)."""
     mail_from: str = "Questline <no-reply@questline.local>"
     """The ``From`` of mail to members (magic links, double opt-in)."""
-    coalesce_ms: Annotated[float, msgspec.Meta(ge=0, le=50)] = 1.0
-    """Single events of one brand arriving this close together in one worker share one unit of work; 0 is off."""
+    coalesce_ms: Annotated[float, msgspec.Meta(ge=0, le=50)] = 3.0
+    """Single events of one brand arriving this close together in one worker share one unit of work; 0 is off.
+    It also bounds how long, after a batch, the next one waits for the requests it expects (the clients just
+    answered coming back), so it is the most a request waits before it leaves."""
     coalesce_inflight: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
     """How many coalesced batches of one brand a worker runs at a time; single events arriving meanwhile wait
     and leave together as the next batch when one finishes (group commit)."""

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from engine.coalesce import Coalescer
 from engine.errors import ValidationError
@@ -149,4 +150,56 @@ async def test_inflight_bounds_the_batches_running_at_once_per_brand():
     ones = [ids for b, ids in slow.calls if b == 1]
     assert [i for ids in ones for i in ids] == [f"e{i}" for i in range(9)]  # arrival order kept
     assert all(len(ids) <= 2 for ids in ones)
-    assert coalescer._lanes == {}  # idle brands leave nothing behind
+    # idle brands leave nothing waiting, running or timed behind, only what they expect next
+    assert all(not lane.events and not lane.running and lane.timer is None for lane in coalescer._lanes.values())
+
+
+async def test_a_closed_loop_of_clients_merges_into_one_batch_instead_of_alternating_groups():
+    """Clients that send again when answered come back together: the next batch waits for them (a window at most).
+
+    Without the wait, the seven requests that arrived while the first client's batch ran would leave as
+    soon as it finished, before that client's next request: two groups (7 and 1) alternating for ever.
+    """
+
+    class TakesTime(FakePipeline):
+        async def process(self, brand: Brand, events: Any) -> list[EventResult]:
+            await asyncio.sleep(0.01)
+            return await super().process(brand, events)
+
+    timed = TakesTime()
+    coalescer = Coalescer(timed, window=0.05)  # type: ignore[arg-type]
+
+    async def client(name: str, rounds: int) -> None:
+        for round_no in range(rounds):
+            await coalescer.process(brand(), [ev(f"{name}-{round_no}", name)])
+            await asyncio.sleep(0.001 * (int(name[1:]) % 3))  # clients come back at slightly different times
+
+    first = asyncio.ensure_future(client("c0", 6))
+    await asyncio.sleep(0.055)  # c0's first batch left alone after its window and is running
+    await asyncio.gather(first, *(client(f"c{i}", 5) for i in range(1, 8)))
+    assert [len(ids) for _, ids in timed.calls] == [1, 8, 8, 8, 8, 8]
+
+
+async def test_each_batch_size_is_observed_on_the_histogram():
+    def count(le: str) -> float:
+        return REGISTRY.get_sample_value("questline_coalesced_batch_events_bucket", {"le": le}) or 0.0
+
+    before = count("1.0"), count("4.0"), count("+Inf")
+    coalescer = Coalescer(FakePipeline(), window=0.02)  # type: ignore[arg-type]
+    await asyncio.gather(*(coalescer.process(brand(), [ev(i)]) for i in "abc"))
+    await coalescer.process(brand(), [ev("d")])
+    assert (count("1.0"), count("4.0"), count("+Inf")) == (before[0] + 1, before[1] + 2, before[2] + 2)
+
+
+async def test_under_a_light_load_a_lone_event_leaves_without_waiting_for_the_window():
+    fake = FakePipeline()
+    coalescer = Coalescer(fake, window=0.5)  # type: ignore[arg-type]
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await coalescer.process(brand(), [ev("a")])  # a lane new to the worker waits for its window
+    assert loop.time() - started >= 0.5
+    started = loop.time()
+    await coalescer.process(brand(), [ev("b")])  # the last batch answered one request: one is enough now
+    await coalescer.process(brand(), [ev("c")])
+    assert loop.time() - started < 0.25
+    assert fake.calls == [(1, ["a"]), (1, ["b"]), (1, ["c"])]

@@ -75,6 +75,7 @@ def serve(host: str | None, port: int | None, workers: int | None, demo: bool | 
         "log_config": None,
         "access_log": False,
         "timeout_graceful_shutdown": 5,  # live widget streams would otherwise hold shutdown for minutes
+        "http": "web.serving:HttpProtocol",  # httptools, one socket write per response
     }
     try:
         if workers_count > 1 and not reload and serving.AVAILABLE:

@@ -17,12 +17,15 @@ bind rather than a copy of the descriptor. Where the platform has no ``SO_REUSEP
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import sys
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, cast
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.supervisors import Multiprocess
 
 log = logging.getLogger("uvicorn.error")
@@ -67,3 +70,54 @@ def serve_reuse_port(config: uvicorn.Config) -> None:
         Multiprocess(config, sockets=[sock]).run()
     finally:
         sock.close()
+
+
+class _OneWritePerStep:
+    """A transport whose writes within one step of the event loop leave as one socket write.
+
+    Uvicorn writes a response's status line and headers, then its body: two ``send`` system calls and two
+    TCP segments for a small JSON answer, measured as about a seventh of a board read's CPU in the worker.
+    Buffered here until the loop's next turn, they go out joined. Everything else is the real transport's.
+    """
+
+    __slots__ = ("_loop", "_pending", "_transport")
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._loop = asyncio.get_running_loop()
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not self._pending:
+            self._loop.call_soon(self._flush)
+        self._pending.append(bytes(data))
+
+    def writelines(self, chunks: Iterable[bytes | bytearray | memoryview]) -> None:
+        for chunk in chunks:
+            self.write(chunk)
+
+    def _flush(self) -> None:
+        if self._pending:
+            data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+            self._pending.clear()
+            if not self._transport.is_closing():
+                self._transport.write(data)
+
+    def write_eof(self) -> None:
+        self._flush()
+        self._transport.write_eof()
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+class HttpProtocol(HttpToolsProtocol):
+    """Uvicorn's httptools protocol, writing each response's head and body in one system call."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        """Serve the connection through a transport that joins the writes of one loop turn."""
+        super().connection_made(cast("asyncio.Transport", _OneWritePerStep(transport)))

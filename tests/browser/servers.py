@@ -86,6 +86,8 @@ def questline_server(workdir: Path, *, secret: str, start_timeout: float = 90) -
                 "127.0.0.1",
                 "--port",
                 str(port),
+                "--http",  # the protocol `questline serve` runs (one socket write per response)
+                "web.serving:HttpProtocol",
             ],
             cwd=ROOT,
             env=env,

@@ -14,8 +14,11 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from typing import Any
 
+import httpx
 import pytest
+import uvicorn
 
 from bench.common import free_port
 from web import serving
@@ -98,3 +101,68 @@ def test_connections_opened_at_once_spread_over_the_workers_and_each_is_answered
         process.terminate()
         _, errors = process.communicate(timeout=30)
     assert b"Traceback" not in errors, errors.decode()
+
+
+class _Recorder:
+    """The real transport, with each write it is given recorded."""
+
+    def __init__(self, transport: Any, writes: list[bytes]) -> None:
+        self._transport, self._writes = transport, writes
+
+    def write(self, data: bytes) -> None:
+        self._writes.append(bytes(data))
+        self._transport.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+WRITES: list[bytes] = []
+
+
+class RecordingProtocol(serving.HttpProtocol):
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(_Recorder(transport, WRITES))
+
+
+async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """``/small``: one JSON answer; ``/stream``: three chunks with pauses, as a live stream sends them."""
+    if scope["type"] != "http":
+        return
+    if scope["path"] == "/small":
+        body = b'{"ok":true}'
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"11")]})
+        await send({"type": "http.response.body", "body": body})
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
+    for n in range(3):
+        await send({"type": "http.response.body", "body": b"data: %d\n\n" % n, "more_body": True})
+        await asyncio.sleep(0.05)
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def test_a_response_leaves_in_one_write_and_a_stream_chunk_by_chunk():
+    port = free_port()
+    config = uvicorn.Config(_app, host="127.0.0.1", port=port, http=RecordingProtocol, log_config=None, lifespan="off")
+    server = uvicorn.Server(config)
+    task = asyncio.ensure_future(server.serve())
+    try:
+        while not server.started:
+            await asyncio.sleep(0.01)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            WRITES.clear()
+            for _ in range(2):  # keep-alive: the second request on the same connection
+                response = await client.get("/small")
+                assert response.json() == {"ok": True}
+            assert len(WRITES) == 2  # head and body joined, once per response
+            assert all(w.startswith(b"HTTP/1.1 200 OK\r\n") and w.endswith(b'\r\n\r\n{"ok":true}') for w in WRITES)
+            WRITES.clear()
+            seen = []
+            async with client.stream("GET", "/stream") as stream:
+                async for chunk in stream.aiter_text():
+                    seen.append(chunk)
+            assert "".join(seen) == "data: 0\n\ndata: 1\n\ndata: 2\n\n"
+            assert len(WRITES) >= 3  # each chunk goes out when sent, not held back for the end
+    finally:
+        server.should_exit = True
+        await task

@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 
 _LISTENED: BrandCache[frozenset[str]] = BrandCache()
 _STASH = "publishing.listened"
+_DERIVED = "publishing.derived"
+"""How many derived-topic rows the unit wrote to the outbox (the deliverer is woken only for rows)."""
 ENROLLED = "member.enrolled"
 
 
@@ -91,7 +93,7 @@ async def derived_rows(uow: Any) -> list[dict[str, Any]]:
     if not candidates:
         return []
     wanted = await _listened(uow)
-    return [
+    rows = [
         topics.outbox_row(
             brand_id=uow.brand.id,
             topic=topic,
@@ -101,6 +103,8 @@ async def derived_rows(uow: Any) -> list[dict[str, Any]]:
         for ctx, topic, data in candidates
         if topic in wanted
     ]
+    uow.stash[_DERIVED] = len(rows)
+    return rows
 
 
 async def publish(session: AsyncSession, *, brand_id: BrandId, topic: str, data: dict[str, Any], now: datetime) -> None:
@@ -179,8 +183,12 @@ class OutboxProcessor:
         ranks = 0
         if self.deliverer is not None:
             ranks = await publish_ranks(self.deliverer.db, uow, interval=self.rank_interval)
-        wrote = ranks or any(
-            isinstance(e, Notification | PointsAwarded | ProgressAdvanced) for c in uow.events for e in c.effects
+        # Points and progress become outbox rows only for the topics an endpoint listens to: without one
+        # there is nothing to deliver, and waking the deliverer cost a round of statements per commit.
+        wrote = (
+            ranks
+            or uow.stash.get(_DERIVED, 0) > 0
+            or any(isinstance(e, Notification) for c in uow.events for e in c.effects)
         )
         if self.deliverer is not None and wrote:
             self.deliverer.notify()

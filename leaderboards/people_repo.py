@@ -24,23 +24,27 @@ if TYPE_CHECKING:
     from engine.ids import BrandId
 
 
-_INFOS = where_in_lists(
-    select(
-        MemberRow.id,
-        MemberRow.external_id,
-        MemberRow.display_name,
-        MemberRow.attributes,
-        BoardPreferenceRow.opt_out,
-        BoardPreferenceRow.display,
-        BoardPreferenceRow.pseudonym,
+def _infos(brand_id: Any) -> Any:
+    """What :func:`_info` takes of a brand's members: their columns with their board preferences (outer join)."""
+    return (
+        select(
+            MemberRow.id,
+            MemberRow.external_id,
+            MemberRow.display_name,
+            MemberRow.attributes,
+            BoardPreferenceRow.opt_out,
+            BoardPreferenceRow.display,
+            BoardPreferenceRow.pseudonym,
+        )
+        .outerjoin(
+            BoardPreferenceRow,
+            and_(BoardPreferenceRow.member_id == MemberRow.id, BoardPreferenceRow.brand_id == brand_id),
+        )
+        .where(MemberRow.brand_id == brand_id)
     )
-    .outerjoin(
-        BoardPreferenceRow,
-        and_(BoardPreferenceRow.member_id == MemberRow.id, BoardPreferenceRow.brand_id == bindparam("brand_id")),
-    )
-    .where(MemberRow.brand_id == bindparam("brand_id")),
-    (MemberRow.id, "member_ids", BigInteger()),
-)
+
+
+_INFOS = where_in_lists(_infos(bindparam("brand_id")), (MemberRow.id, "member_ids", BigInteger()))
 
 
 async def member_infos(session: AsyncSession, *, brand_id: BrandId, member_ids: Sequence[int]) -> dict[int, MemberInfo]:
@@ -72,22 +76,7 @@ async def board_members(session: AsyncSession, *, brand_id: BrandId, board_id: i
     """Every member holding a total on the board (any period or scope), with what boards show of them."""
     holders = select(BoardTotalRow.member_id).where(BoardTotalRow.board_id == board_id).distinct().subquery("holders")
     rows = await session.execute(
-        select(
-            MemberRow.id,
-            MemberRow.external_id,
-            MemberRow.display_name,
-            MemberRow.attributes,
-            BoardPreferenceRow.opt_out,
-            BoardPreferenceRow.display,
-            BoardPreferenceRow.pseudonym,
-        )
-        .join(holders, holders.c.member_id == MemberRow.id)
-        .outerjoin(
-            BoardPreferenceRow,
-            and_(BoardPreferenceRow.member_id == MemberRow.id, BoardPreferenceRow.brand_id == brand_id),
-        )
-        .where(MemberRow.brand_id == brand_id)
-        .order_by(MemberRow.id)
+        _infos(brand_id).join(holders, holders.c.member_id == MemberRow.id).order_by(MemberRow.id)
     )
     return [_info(*row) for row in rows]
 

@@ -5,14 +5,15 @@ With one listening socket shared by every worker (uvicorn's way), whichever work
 opening at once — mostly lands in one worker: measured here, 15 of 16 keep-alive clients in one worker
 of two, which then did all the work while the other stood idle. With ``SO_REUSEPORT`` each worker has
 its own listening socket on the same address and the kernel assigns each connection to one of them by a
-hash of its addresses, so keep-alive clients spread over the workers (the same 16 went 8/8, 9/7, 10/6 and 11/5 in runs here).
+hash of its addresses, so keep-alive clients spread over the workers (the same 16 went 8/8, 9/7, 10/6
+and 11/5 in runs here).
 
 The supervisor binds the address with ``SO_REUSEPORT`` but never listens on it (a socket that does not
 listen receives no connections); it only reserves the port and fails early when another program holds
 it. Each worker, when it starts (or is restarted by the supervisor), opens and binds its own socket: the
 supervisor's socket crosses to the worker pickled, and :meth:`ReusePortSocket.__reduce__` makes that a new
-bind rather than a copy of the descriptor. Where the platform has no ``SO_REUSEPORT``, or for one worker,
-``questline serve`` uses uvicorn's own way.
+bind rather than a copy of the descriptor. Where the platform has no ``SO_REUSEPORT``, for one worker or
+with ``--reload``, ``questline serve`` uses uvicorn's own way.
 """
 
 from __future__ import annotations
@@ -76,7 +77,8 @@ class _OneWritePerStep:
     """A transport whose writes within one step of the event loop leave as one socket write.
 
     Uvicorn writes a response's status line and headers, then its body: two ``send`` system calls and two
-    TCP segments for a small JSON answer, measured as about a seventh of a board read's CPU in the worker.
+    TCP segments for a small JSON answer: in a py-spy profile of a worker serving board reads, the two writes
+    were 13% of the samples, and the request path 58% (the rest was start-up).
     Buffered here until the loop's next turn, they go out joined. Everything else is the real transport's.
     """
 

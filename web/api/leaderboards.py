@@ -25,6 +25,12 @@ from web.deps import PrincipalDep, ServicesDep, provide_secret_principal
 from web.openapi import answers
 
 
+def _bounded(name: str, description: str) -> Any:
+    """The query parameter ``name`` with the lean read's bounds (:data:`web.api.board_reads.INT_BOUNDS`)."""
+    low, high = INT_BOUNDS[name]
+    return QueryParameter(ge=low, le=high, description=description)
+
+
 class LeaderboardsController(Controller):
     """Boards: list and read with either key; define with the secret key."""
 
@@ -52,30 +58,15 @@ class LeaderboardsController(Controller):
                 description="`current` or a period id: 2026-11-22, 2026-W47, 2026-11, all, window.",
             ),
         ] = "current",
-        limit: Annotated[
-            int,
-            QueryParameter(
-                ge=INT_BOUNDS["limit"][0], le=INT_BOUNDS["limit"][1], description="Entries of the top page."
-            ),
-        ] = 10,
-        offset: Annotated[
-            int,
-            QueryParameter(
-                ge=INT_BOUNDS["offset"][0], le=INT_BOUNDS["offset"][1], description="Start of the top page."
-            ),
-        ] = 0,
+        limit: Annotated[int, _bounded("limit", "Entries of the top page.")] = 10,
+        offset: Annotated[int, _bounded("offset", "Start of the top page.")] = 0,
         around: Annotated[
             str | None,
             QueryParameter(
                 max_length=TEXT_BOUNDS["around"], description="A member's external id: their rank and ±k neighbours."
             ),
         ] = None,
-        k: Annotated[
-            int,
-            QueryParameter(
-                ge=INT_BOUNDS["k"][0], le=INT_BOUNDS["k"][1], description="Neighbours on each side of `around`."
-            ),
-        ] = 5,
+        k: Annotated[int, _bounded("k", "Neighbours on each side of `around`.")] = 5,
         members: Annotated[
             str | None,
             QueryParameter(

@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any
 
 from litestar import Controller, Request, post
 from litestar.di import Provide
 from litestar.params import RawBody
 
-from engine.coalesce import Coalescer
-from engine.effects import AnyEffect, BoardTotalChanged, Notification
 from engine.events import Event, EventBatch, check_plausible, decode_events, max_event_age
-from engine.pipeline import EventResult
 from integrations import cloudevents, store
 from integrations.models import CLOUDEVENTS_DEFAULTS, merged
+from web.api.event_intake import LeanEventIntake, coalescer_of, to_out
 from web.deps import PrincipalDep, Services, ServicesDep, provide_secret_principal
 from web.schemas.events import BatchResultOut, EventResultOut
-
-_INTERNAL = (BoardTotalChanged, Notification)
 
 
 def document_body(data: Event | EventBatch) -> None:  # pragma: no cover - never called
@@ -28,32 +24,6 @@ def document_body(data: Event | EventBatch) -> None:  # pragma: no cover - never
     declares no ``data``; Litestar documents a request body from a dependency's ``data`` instead. The
     handler does not ask for this dependency, so it never runs and nothing decodes the body twice.
     """
-
-
-def coalescer(request: Request[Any, Any, Any], services: Services) -> Coalescer:
-    """This worker's coalescer of single events (kept in the app's state, built on first use)."""
-    found: Coalescer | None = request.app.state.get("event_coalescer")
-    if found is None or found.pipeline is not services.pipeline:
-        settings = services.settings
-        found = Coalescer(
-            services.pipeline,
-            window=settings.coalesce_ms / 1000,
-            max_events=settings.max_batch,
-            inflight=settings.coalesce_inflight,
-        )
-        request.app.state["event_coalescer"] = found
-    return found
-
-
-def to_out(result: EventResult) -> EventResultOut:
-    """Keep the effects an app can act on (internal bookkeeping effects are left out)."""
-    return EventResultOut(
-        id=result.id,
-        member=result.member,
-        duplicate=result.duplicate,
-        effects=[cast("AnyEffect", e) for e in result.effects if not isinstance(e, _INTERNAL)],
-        held=result.held,
-    )
 
 
 async def decode_cloudevents(
@@ -87,6 +57,7 @@ class EventsController(Controller):
     @post(
         "/",
         status_code=200,
+        middleware=[LeanEventIntake],
         summary="Send one event or a batch",
         description=(
             'Body: one event, or `{"events": [...]}` with up to 1000. Validated as a whole: a bad field anywhere '
@@ -117,6 +88,6 @@ class EventsController(Controller):
             is_batch=is_batch,
         )
         # validated before joining: one request's bad input cannot fail the others it is coalesced with
-        results = await coalescer(request, services).process(principal.brand, events)
+        results = await coalescer_of(request.app.state, services).process(principal.brand, events)
         outs = [to_out(r) for r in results]
         return BatchResultOut(results=outs) if is_batch else outs[0]

@@ -10,7 +10,7 @@ from litestar.params import FromPath, QueryParameter
 
 from engine import audit, review
 from engine.review import HeldEvent, ReviewPage
-from web.api.events import to_out
+from web.api.event_intake import to_out
 from web.deps import PrincipalDep, ServicesDep, provide_secret_principal
 from web.schemas.events import EventResultOut
 

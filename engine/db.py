@@ -80,12 +80,15 @@ def create_engine(
     connect_timeout: float | None = None,
     pre_ping: bool = False,
     application_name: str = "questline",
+    generic_plans: bool = False,
 ) -> AsyncEngine:
     """Build the async engine for ``url`` (``postgresql+asyncpg://…`` or ``sqlite+aiosqlite:///…``).
 
     On PostgreSQL ``connect_timeout`` bounds opening a connection, ``pre_ping`` checks a pooled one with a
     round trip before use (a server restart then costs no failed request), and ``application_name`` names
-    the connections in ``pg_stat_activity``.
+    the connections in ``pg_stat_activity``. ``generic_plans`` makes the connections plan each prepared
+    statement once, for any parameters (``plan_cache_mode = force_generic_plan``): the pool of the
+    pipeline's units of work (:meth:`Database.unit`), see there.
     """
     options: dict[str, Any] = {
         "echo": echo,
@@ -102,7 +105,10 @@ def create_engine(
         options["max_overflow"] = pool_size
         options["pool_recycle"] = 1800
         options["pool_pre_ping"] = pre_ping
-        connect_args: dict[str, Any] = {"server_settings": {"application_name": application_name}}
+        server_settings = {"application_name": application_name}
+        if generic_plans:
+            server_settings["plan_cache_mode"] = "force_generic_plan"
+        connect_args: dict[str, Any] = {"server_settings": server_settings}
         if connect_timeout is not None:
             connect_args["timeout"] = connect_timeout
         options["connect_args"] = connect_args
@@ -211,9 +217,16 @@ class Database:
     locks do the work.
     """
 
-    def __init__(self, engine: AsyncEngine, *, replica: AsyncEngine | None = None) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, replica: AsyncEngine | None = None, units: AsyncEngine | None = None
+    ) -> None:
         self.engine = engine
         self.sessions = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+        self.units_engine = units or engine
+        """Where the pipeline's units of work run (:meth:`unit`): ``engine`` unless a pool of their own is given."""
+        self._unit_sessions = (
+            async_sessionmaker(units, expire_on_commit=False, autoflush=False) if units is not None else self.sessions
+        )
         self.dialect = engine.dialect.name
         self._gate = asyncio.Lock() if self.dialect == "sqlite" else None
         self.replica_engine = replica
@@ -229,13 +242,38 @@ class Database:
         """Whether the database is PostgreSQL."""
         return self.dialect == "postgresql"
 
+    @property
+    def engines(self) -> tuple[AsyncEngine, ...]:
+        """Every engine of the primary, each once (the units' pool when it has one of its own)."""
+        return (self.engine,) if self.units_engine is self.engine else (self.engine, self.units_engine)
+
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
         """A session inside one transaction that commits on success and rolls back on error."""
+        async with self._transaction(self.sessions) as session:
+            yield session
+
+    @contextlib.asynccontextmanager
+    async def unit(self) -> AsyncIterator[AsyncSession]:
+        """As :meth:`write`, for the pipeline's units of work: on their own pool when one was given.
+
+        Every statement of a unit is a probe by key (an event id, a member, a cap's day) whose best plan
+        does not depend on the brand. The composition root gives units a pool whose connections plan
+        each statement once, generically (``create_engine(generic_plans=True)``). With custom plans
+        PostgreSQL planned these statements at every execution (costing all 8 partitions of a table), and
+        with statistics taken before a brand had rows it read all of the brand's rows through an index on
+        ``brand_id`` alone instead of probing the key (``docs/operations.md``). Console and report queries
+        keep the main pool and custom plans.
+        """
+        async with self._transaction(self._unit_sessions) as session:
+            yield session
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self, sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
         async with contextlib.AsyncExitStack() as stack:
             if self._gate is not None:
                 await stack.enter_async_context(self._gate)
-            session = await stack.enter_async_context(self.sessions())
+            session = await stack.enter_async_context(sessions())
             await stack.enter_async_context(session.begin())
             yield session
 
@@ -275,5 +313,7 @@ class Database:
     async def dispose(self) -> None:
         """Close every pooled connection (the replica's too)."""
         await self.engine.dispose()
+        if self.units_engine is not self.engine:
+            await self.units_engine.dispose()
         if self.replica_engine is not None:
             await self.replica_engine.dispose()

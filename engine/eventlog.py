@@ -27,9 +27,11 @@ if TYPE_CHECKING:
     from engine.ids import BrandId
 
 # Compiled once; one indexed probe of (brand_id, event_key) plus the brand's config version, in autocommit.
+# The log's brand is the parameter itself (not the joined brands.id), so a generic plan prunes the log's
+# partitions when it starts and probes the unique key in one.
 _KNOWN = text(
     "SELECT brands.config_version, e.event_key, e.result FROM brands"
-    " LEFT JOIN event_log e ON e.brand_id = brands.id AND e.event_key = ANY(:keys) WHERE brands.id = :brand"
+    " LEFT JOIN event_log e ON e.brand_id = :brand AND e.event_key = ANY(:keys) WHERE brands.id = :brand"
 ).bindparams(bindparam("keys", type_=ARRAY(String())))
 
 
@@ -48,7 +50,7 @@ async def known_results(
             return None, await stored_results(session, brand_id=brand_id, keys=keys)
     found: dict[str, list[Any]] = {}
     version: int | None = None
-    async with db.engine.connect() as pooled:
+    async with db.units_engine.connect() as pooled:  # the units' pool: a generic plan (Database.unit)
         connection = await pooled.execution_options(isolation_level="AUTOCOMMIT")  # no BEGIN, no COMMIT
         for config_version, key, result in await connection.execute(_KNOWN, {"brand": brand_id, "keys": list(keys)}):
             version = config_version

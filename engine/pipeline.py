@@ -236,7 +236,7 @@ class Pipeline:
         fresh = [event for event in events if event.id not in known]
         if not fresh:
             return _Outcome(uow=None, known=known, first_seen={})
-        async with self.db.write() as session:
+        async with self.db.unit() as session:
             now = self.clock.now()
             columns: dict[str, Any] = {}
             for locking in self._lock_columns:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -60,7 +60,7 @@ def tracing_plugin(provider: TracerProvider) -> OpenTelemetryPlugin:
 
 @contextmanager
 def instrumented(
-    provider: TracerProvider | None, *, engine: AsyncEngine, redis: Redis, http: httpx.AsyncClient
+    provider: TracerProvider | None, *, engines: Sequence[AsyncEngine], redis: Redis, http: httpx.AsyncClient
 ) -> Iterator[None]:
     """Trace SQL statements, Redis commands and outgoing HTTP (webhooks) of these clients while inside."""
     if provider is None:
@@ -68,7 +68,7 @@ def instrumented(
         return
     tracer = trace.get_tracer("opentelemetry.instrumentation.sqlalchemy", tracer_provider=provider)
     usage = NoOpMeter("questline").create_up_down_counter("db.client.connections.usage")
-    sql = EngineTracer(tracer, engine.sync_engine, usage)  # type: ignore[no-untyped-call]
+    sql = [EngineTracer(tracer, engine.sync_engine, usage) for engine in engines]  # type: ignore[no-untyped-call]
     RedisInstrumentor.instrument_client(redis, tracer_provider=provider)
     HTTPXClientInstrumentor.instrument_client(http, tracer_provider=provider)
     try:
@@ -76,7 +76,8 @@ def instrumented(
     finally:
         HTTPXClientInstrumentor.uninstrument_client(http)
         RedisInstrumentor.uninstrument_client(redis)
-        sql.remove_all_event_listeners()  # type: ignore[no-untyped-call]
+        for tracer_of_engine in sql:
+            tracer_of_engine.remove_all_event_listeners()  # type: ignore[no-untyped-call]
 
 
 def _from_traceparent(scope: Scope) -> str | None:

@@ -243,13 +243,23 @@ async def open_services(
         )
         if settings.database_read_url
         else None,
+        units=create_engine(
+            settings.database_url,
+            connect_timeout=settings.database_timeout_s,
+            pre_ping=settings.database_pre_ping,
+            application_name="questline-units",
+            generic_plans=True,
+        )
+        if settings.database_url.startswith("postgresql")
+        else None,
     )
     redis_client = redis if redis is not None else create_redis(settings)
     http_client = http if http is not None else pinned_client(egress)
-    watch_pool(db.engine)
+    for engine in db.engines:
+        watch_pool(engine)
     tracer = trace.get_tracer("questline", tracer_provider=tracer_provider) if tracer_provider else None
     try:
-        with instrumented(tracer_provider, engine=db.engine, redis=redis_client, http=http_client):
+        with instrumented(tracer_provider, engines=db.engines, redis=redis_client, http=http_client):
             yield build_services(
                 settings,
                 db=db,

@@ -74,14 +74,18 @@ async def test_one_new_single_event_round_trips(client, brand, program, backend,
     warm = await client.post("/v1/events", json=event("warm", "anna", "visit", "2026-11-20T09:00:00Z"), headers=headers)
     assert warm.status_code == 200, warm.text
     await settle(client)
-    sa_event.listen(services.db.engine.sync_engine, "before_cursor_execute", counter.statement)
+    engines = [engine.sync_engine for engine in services.db.engines]  # the units' pool too (Database.unit)
+    assert len(engines) == 2
+    for engine in engines:
+        sa_event.listen(engine, "before_cursor_execute", counter.statement)
     monkeypatch.setattr(AbstractConnection, "send_packed_command", counted)
     try:
         response = await client.post(
             "/v1/events", json=event("new", "anna", "visit", "2026-11-20T09:30:00Z"), headers=headers
         )
     finally:
-        sa_event.remove(services.db.engine.sync_engine, "before_cursor_execute", counter.statement)
+        for engine in engines:
+            sa_event.remove(engine, "before_cursor_execute", counter.statement)
         monkeypatch.undo()
     assert response.status_code == 200, response.text
     types = [e["type"] for e in response.json()["effects"]]
@@ -115,19 +119,21 @@ async def test_a_duplicate_takes_one_statement_and_no_transaction(client, brand,
     first = await client.post("/v1/events", json=body, headers=brand.headers)
     assert first.status_code == 200, first.text
     await settle(client)
-    engine = services.db.engine.sync_engine
+    engines = [engine.sync_engine for engine in services.db.engines]  # the units' pool too (Database.unit)
     begins: list[object] = []
 
     def began(conn: Any) -> None:
         begins.append(conn.get_execution_options().get("isolation_level"))
 
-    sa_event.listen(engine, "before_cursor_execute", counter.statement)
-    sa_event.listen(engine, "begin", began)
+    for engine in engines:
+        sa_event.listen(engine, "before_cursor_execute", counter.statement)
+        sa_event.listen(engine, "begin", began)
     try:
         again = await client.post("/v1/events", json=body, headers=brand.headers)
     finally:
-        sa_event.remove(engine, "before_cursor_execute", counter.statement)
-        sa_event.remove(engine, "begin", began)
+        for engine in engines:
+            sa_event.remove(engine, "before_cursor_execute", counter.statement)
+            sa_event.remove(engine, "begin", began)
     assert again.json()["duplicate"] is True
     # answered exactly the first answer, the new rank included (stored after commit)
     assert again.json()["effects"] == first.json()["effects"]
@@ -142,11 +148,13 @@ async def _statements_of_one_event(client, services, headers, event_id: str, at:
     def statement(_conn: Any, _cursor: Any, text: str, *_args: Any) -> None:
         seen.append(" ".join(text.split()))
 
-    sa_event.listen(services.db.engine.sync_engine, "before_cursor_execute", statement)
+    for engine in services.db.engines:
+        sa_event.listen(engine.sync_engine, "before_cursor_execute", statement)
     try:
         response = await client.post("/v1/events", json=event(event_id, "anna", "visit", at), headers=headers)
     finally:
-        sa_event.remove(services.db.engine.sync_engine, "before_cursor_execute", statement)
+        for engine in services.db.engines:
+            sa_event.remove(engine.sync_engine, "before_cursor_execute", statement)
     assert response.status_code == 200, response.text
     return seen
 

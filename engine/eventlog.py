@@ -26,12 +26,14 @@ if TYPE_CHECKING:
     from engine.db import Database
     from engine.ids import BrandId
 
-# Compiled once; one indexed probe of (brand_id, event_key) plus the brand's config version, in autocommit.
-# The log's brand is the parameter itself (not the joined brands.id), so a generic plan prunes the log's
-# partitions when it starts and probes the unique key in one.
+# Compiled once, run in autocommit: the brand's config version, and for each key one probe of the log's
+# unique key (brand_id, event_key). Each probe is its own subquery with both columns equal, so no plan can
+# read the brand's rows by an index on brand_id alone and filter the keys, whatever the statistics say of
+# the brand; the brand is the parameter itself, so the log's partitions are pruned when the plan starts.
 _KNOWN = text(
-    "SELECT brands.config_version, e.event_key, e.result FROM brands"
-    " LEFT JOIN event_log e ON e.brand_id = :brand AND e.event_key = ANY(:keys) WHERE brands.id = :brand"
+    "SELECT brands.config_version, k.key,"
+    " (SELECT e.result FROM event_log e WHERE e.brand_id = :brand AND e.event_key = k.key)"
+    " FROM brands CROSS JOIN unnest(:keys) AS k(key) WHERE brands.id = :brand"
 ).bindparams(bindparam("keys", type_=ARRAY(String())))
 
 
@@ -54,7 +56,7 @@ async def known_results(
         connection = await pooled.execution_options(isolation_level="AUTOCOMMIT")  # no BEGIN, no COMMIT
         for config_version, key, result in await connection.execute(_KNOWN, {"brand": brand_id, "keys": list(keys)}):
             version = config_version
-            if key is not None:
+            if result is not None:  # logged (the column is NOT NULL)
                 found[key] = list(effects_decoder.decode(result))
     return version, found
 

@@ -13,11 +13,12 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
-from sqlalchemy import BigInteger, Date, String, bindparam, func, select
+from sqlalchemy import BigInteger, Date, String, bindparam, func, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from engine import balances, lots, metrics, point_views, publishing, rules_store
 from engine.cache import BrandCache
-from engine.db import batches, where_in_lists
+from engine.db import PerDialect, batches, where_in_lists
 from engine.earning import evaluate
 from engine.effects import PointsAwarded
 from engine.errors import ValidationError
@@ -243,6 +244,25 @@ _EARNED = where_in_lists(
     (LedgerRow.member_id, "members", BigInteger()),
     (LedgerRow.key, "keys", String()),
     (LedgerRow.local_day, "days", Date()),
+)
+# On PostgreSQL one probe per member: inside the lateral subquery the member is an equality, so the plan
+# reads that member's ledger rows by (brand_id, member_id) whatever the statistics say of the brand (with
+# the members as a list, a plan could read every row of the brand by brand_id and filter them). OFFSET 0
+# keeps the planner from flattening the subquery into a join (which it could again run as one read of the
+# brand's rows); tests/integration/test_unit_plans.py checks the plan.
+_EARNED = PerDialect(
+    text(
+        "SELECT m.member_id, l.key, l.local_day, sum(l.points) FROM unnest(:members) AS m(member_id)"
+        " CROSS JOIN LATERAL (SELECT ledger.key, ledger.local_day, ledger.points FROM ledger"
+        " WHERE ledger.brand_id = :brand_id AND ledger.member_id = m.member_id AND ledger.source = 'rule'"
+        " AND ledger.key = ANY(:keys) AND ledger.local_day = ANY(:days) OFFSET 0) AS l"
+        " GROUP BY m.member_id, l.key, l.local_day"
+    ).bindparams(
+        bindparam("members", type_=ARRAY(BigInteger())),
+        bindparam("keys", type_=ARRAY(String())),
+        bindparam("days", type_=ARRAY(Date())),
+    ),
+    _EARNED.other,
 )
 
 

@@ -96,7 +96,7 @@ async def test_one_new_single_event_round_trips(client, brand, program, backend,
     # balance upsert, outbox and event log in ONE statement (engine.fused: CTEs over unnest); then
     # BEGIN/COMMIT (not cursor executes); after commit, the event's stored result completed with its rank
     # (so a duplicate answers exactly the first answer). Was 11 statements (four config reads), then 10.
-    assert counter.sql[0].startswith("SELECT brands.config_version, e.event_key"), shown
+    assert counter.sql[0].startswith("SELECT brands.config_version, k.key"), shown
     assert len(counter.sql) <= 8, shown
     assert sum(s.startswith("WITH ledger_rows AS (INSERT INTO ledger") for s in counter.sql) == 1, shown
     assert not any(

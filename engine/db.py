@@ -87,8 +87,9 @@ def create_engine(
     On PostgreSQL ``connect_timeout`` bounds opening a connection, ``pre_ping`` checks a pooled one with a
     round trip before use (a server restart then costs no failed request), and ``application_name`` names
     the connections in ``pg_stat_activity``. ``generic_plans`` makes the connections plan each prepared
-    statement once, for any parameters (``plan_cache_mode = force_generic_plan``): the pool of the
-    pipeline's units of work (:meth:`Database.unit`), see there.
+    statement once, for any parameters (``plan_cache_mode = force_generic_plan``), and never by a
+    sequential scan where an index serves (``enable_seqscan = off``): the pool of the pipeline's units of
+    work (:meth:`Database.unit`), see there.
     """
     options: dict[str, Any] = {
         "echo": echo,
@@ -108,6 +109,7 @@ def create_engine(
         server_settings = {"application_name": application_name}
         if generic_plans:
             server_settings["plan_cache_mode"] = "force_generic_plan"
+            server_settings["enable_seqscan"] = "off"
         connect_args: dict[str, Any] = {"server_settings": server_settings}
         if connect_timeout is not None:
             connect_args["timeout"] = connect_timeout
@@ -262,8 +264,11 @@ class Database:
         each statement once, generically (``create_engine(generic_plans=True)``). With custom plans
         PostgreSQL planned these statements at every execution (costing all 8 partitions of a table), and
         with statistics taken before a brand had rows it read all of the brand's rows through an index on
-        ``brand_id`` alone instead of probing the key (``docs/operations.md``). Console and report queries
-        keep the main pool and custom plans.
+        ``brand_id`` alone instead of probing the key (``docs/operations.md``). A generic plan is kept for
+        the connection's life, so one made while a table was small must not keep a sequential scan as the
+        table grows: the pool's connections plan with ``enable_seqscan = off`` (measured: a 1000-event
+        batch's duplicate check took 366 ms instead of a few on a partition grown from 200 rows to 2,200).
+        Console and report queries keep the main pool and custom plans.
         """
         async with self._transaction(self._unit_sessions) as session:
             yield session

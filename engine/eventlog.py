@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import BigInteger, String, and_, bindparam, or_, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from engine.db import CHUNK, batches, one_of, where_in_lists
+from engine.db import batches, one_of, where_in_lists
 from engine.effects import effects_decoder
 from engine.events import Event
 from engine.ids import MemberId
@@ -43,11 +43,11 @@ async def known_results(
     """The brand's config version and the stored effects of the already-logged events among ``keys``.
 
     Read before any transaction (no lock, no ``BEGIN``): a request of duplicates only is answered from this
-    one look-up. On PostgreSQL it is one autocommit statement; elsewhere the version is left to the unit of
-    work (``None``). Exactly-once still rests on the unique key: an event logged after this look-up makes the
+    one look-up. On PostgreSQL it is one autocommit statement whatever the number of keys (a probe per key);
+    elsewhere the version is left to the unit of work (``None``). Exactly-once still rests on the unique key: an event logged after this look-up makes the
     request's insert fail, and the retry sees it here.
     """
-    if not db.is_postgres or len(keys) > CHUNK:
+    if not db.is_postgres:
         async with db.read() as session:
             return None, await stored_results(session, brand_id=brand_id, keys=keys)
     found: dict[str, list[Any]] = {}

@@ -98,9 +98,11 @@ async def test_the_units_probes_use_their_keys_while_statistics_predate_the_bran
 
         async with units.connect() as connection:
             mode = (await connection.execute(text("SHOW plan_cache_mode"))).scalar()
-        assert mode == "force_generic_plan"
+            scans = (await connection.execute(text("SHOW enable_seqscan"))).scalar()
+        assert (mode, scans) == ("force_generic_plan", "off")
         async with main.connect() as connection:
             assert (await connection.execute(text("SHOW plan_cache_mode"))).scalar() == "auto"
+            assert (await connection.execute(text("SHOW enable_seqscan"))).scalar() == "on"
 
         keys = [f"e{n}" for n in range(1, 8)]
         known = await _plan(units, _KNOWN, {"brand": young.id, "keys": keys})

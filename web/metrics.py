@@ -213,18 +213,18 @@ async def live_gauges(services: Services) -> list[GaugeMetricFamily]:
     """
     families = await _outbox_gauges(services)
     families += await _redis_gauges(services)
-    pool = services.db.engine.sync_engine.pool
-    size = getattr(pool, "size", None)
+    engines = services.db.engines  # the main pool and the units' one (Database.unit)
+    sizes = [getattr(engine.sync_engine.pool, "size", None) for engine in engines]
     families += [
         _gauge(
             "questline_db_pool_waiting",
-            "Requests waiting for a database connection (this worker)",
-            _pool_waiting(services.db.engine),
+            "Requests waiting for a database connection (this worker, both pools)",
+            sum(_pool_waiting(engine) for engine in engines),
         ),
         _gauge(
             "questline_db_pool_size",
-            "Configured database pool size (this worker)",
-            float(size() if callable(size) else 0),
+            "Configured database pool size (this worker, both pools)",
+            float(sum(size() for size in sizes if callable(size))),
         ),
         _gauge("questline_scrape_timestamp_seconds", "When this scrape was computed", time.time()),
     ]

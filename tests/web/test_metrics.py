@@ -319,6 +319,7 @@ async def test_a_database_that_does_not_answer_is_reported_not_raised(backend, m
 
     class Down:
         engine = real.db.engine
+        engines = (real.db.engine,)
 
         @asynccontextmanager
         async def read(self):

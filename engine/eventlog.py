@@ -43,9 +43,10 @@ async def known_results(
     """The brand's config version and the stored effects of the already-logged events among ``keys``.
 
     Read before any transaction (no lock, no ``BEGIN``): a request of duplicates only is answered from this
-    one look-up. On PostgreSQL it is one autocommit statement whatever the number of keys (a probe per key);
-    elsewhere the version is left to the unit of work (``None``). Exactly-once still rests on the unique key: an event logged after this look-up makes the
-    request's insert fail, and the retry sees it here.
+    one look-up. On PostgreSQL it is one autocommit statement whatever the number of keys (a probe per
+    key); elsewhere the version is left to the unit of work (``None``). Exactly-once still rests on the
+    unique key: an event logged after this look-up makes the request's insert fail, and the retry sees it
+    here.
     """
     if not db.is_postgres:
         async with db.read() as session:

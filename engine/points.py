@@ -237,7 +237,7 @@ def adjustment_effect(points: int) -> PointsAwarded:
     return PointsAwarded(points=points, source="adjustment", key="manual")
 
 
-_EARNED = where_in_lists(
+_EARNED_IN_LISTS = where_in_lists(
     select(LedgerRow.member_id, LedgerRow.key, LedgerRow.local_day, func.sum(LedgerRow.points))
     .where(LedgerRow.brand_id == bindparam("brand_id"), LedgerRow.source == "rule")
     .group_by(LedgerRow.member_id, LedgerRow.key, LedgerRow.local_day),
@@ -262,7 +262,7 @@ _EARNED = PerDialect(
         bindparam("keys", type_=ARRAY(String())),
         bindparam("days", type_=ARRAY(Date())),
     ),
-    _EARNED.other,
+    _EARNED_IN_LISTS.other,  # SQLite: the members in an IN list
 )
 
 

@@ -29,6 +29,7 @@ from engine.events import check_plausible, decode_events, max_event_age
 from engine.tenants import KeyKind
 from integrations import cloudevents
 from web.hygiene import is_json_content_type
+from web.ratelimit import presented_key
 from web.schemas.events import BatchResultOut, EventResultOut
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 
     from engine.events import Event
     from engine.pipeline import EventResult
+    from engine.tenants import Brand
     from web.deps import Services
 
 _INTERNAL = (BoardTotalChanged, Notification)
@@ -45,15 +47,6 @@ _HEADERS = [(b"content-type", b"application/json")]
 
 def _headers(scope: Scope) -> dict[str, str]:
     return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope.get("headers", [])}
-
-
-def header_key(headers: dict[str, str]) -> str | None:
-    """The API key from ``Authorization: Bearer`` or ``X-Api-Key``, in the route's order (no query on this path)."""
-    scheme, _, value = headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    api_key = headers.get("x-api-key", "").strip()
-    return api_key or None
 
 
 def replaying(messages: list[ReceiveMessage], receive: Receive) -> Receive:
@@ -98,6 +91,18 @@ def to_out(result: EventResult) -> EventResultOut:
     )
 
 
+def plausible(services: Services, brand: Brand, events: list[Event], *, is_batch: bool) -> None:
+    """Refuse events dated outside the brand's plausibility window (:func:`engine.events.check_plausible`)."""
+    settings = services.settings
+    check_plausible(
+        events,
+        now=services.clock.now(),
+        max_future=timedelta(seconds=settings.event_max_future_seconds),
+        max_age=max_event_age(brand.settings, settings.event_max_age_days),
+        is_batch=is_batch,
+    )
+
+
 def coalescer_of(state: State, services: Services) -> Coalescer:
     """This worker's coalescer of single events (kept in the app's state, built on first use)."""
     found: Coalescer | None = state.get("event_coalescer")
@@ -124,7 +129,7 @@ class LeanEventIntake:
         services: Services | None = getattr(scope["app"].state, "services", None)
         headers = _headers(scope)
         content_type = headers.get("content-type", "")
-        key = header_key(headers)
+        key = presented_key(scope)  # no query string on this path: a header's key, as the route reads it
         if (
             services is None
             or scope.get("method") != "POST"
@@ -167,16 +172,9 @@ class LeanEventIntake:
             return None  # the route answers 401
         if principal.kind is not KeyKind.SECRET:
             return None  # the route answers 403
-        settings = services.settings
         try:
-            events, is_batch = decode_events(body, max_batch=settings.max_batch)
-            check_plausible(
-                events,
-                now=services.clock.now(),
-                max_future=timedelta(seconds=settings.event_max_future_seconds),
-                max_age=max_event_age(principal.brand.settings, settings.event_max_age_days),
-                is_batch=is_batch,
-            )
+            events, is_batch = decode_events(body, max_batch=services.settings.max_batch)
+            plausible(services, principal.brand, events, is_batch=is_batch)
         except QuestlineError:
             return None  # the route decodes again and answers the problem, naming the field
         return principal.brand, events, is_batch

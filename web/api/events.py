@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from litestar import Controller, Request, post
 from litestar.di import Provide
 from litestar.params import RawBody
 
-from engine.events import Event, EventBatch, check_plausible, decode_events, max_event_age
+from engine.events import Event, EventBatch, decode_events
 from integrations import cloudevents, store
 from integrations.models import CLOUDEVENTS_DEFAULTS, merged
-from web.api.event_intake import LeanEventIntake, coalescer_of, to_out
+from web.api.event_intake import LeanEventIntake, coalescer_of, plausible, to_out
 from web.deps import PrincipalDep, Services, ServicesDep, provide_secret_principal
 from web.schemas.events import BatchResultOut, EventResultOut
 
@@ -79,14 +78,7 @@ class EventsController(Controller):
             events, is_batch = await decode_cloudevents(services, principal.brand.id, request, body)
         else:
             events, is_batch = decode_events(body, max_batch=services.settings.max_batch)
-        settings = services.settings
-        check_plausible(
-            events,
-            now=services.clock.now(),
-            max_future=timedelta(seconds=settings.event_max_future_seconds),
-            max_age=max_event_age(principal.brand.settings, settings.event_max_age_days),
-            is_batch=is_batch,
-        )
+        plausible(services, principal.brand, events, is_batch=is_batch)
         # validated before joining: one request's bad input cannot fail the others it is coalesced with
         results = await coalescer_of(request.app.state, services).process(principal.brand, events)
         outs = [to_out(r) for r in results]

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import NoScriptError, RedisError
 
+from engine.buckets import TAKE_FUNCTION
 from leaderboards import ranking
 from leaderboards.models import Placed
 from leaderboards.slots import Snapshot, shown
@@ -111,6 +112,23 @@ end
 local labels = {}
 if shown > 0 then labels = redis.call('HMGET', names, unpack(wanted)) end
 return {1, total, page, page_ranks, me, start, around, around_ranks, friends, labels}
+"""
+GATED_READ_SCRIPT = (
+    TAKE_FUNCTION
+    + "local function read(KEYS, ARGV)\n"
+    + READ_SCRIPT
+    + """end
+local bucket = table.remove(KEYS)
+local taken = take(bucket, tonumber(ARGV[1]), tonumber(ARGV[2]), 1)
+if taken[1] == 0 then return taken end
+return {1, taken[2], read(KEYS, {unpack(ARGV, 3)})}
+"""
+)
+""":data:`READ_SCRIPT` behind a token bucket (:data:`engine.buckets.TAKE_FUNCTION`), in one call.
+
+``KEYS``: the read's five, then the bucket (the brand's hash tag: the same slot). ``ARGV``: the bucket's
+rate and burst, then the read's. Replies ``{0, tokens}`` when the bucket is empty (nothing is read), else
+``{1, tokens, <the read's reply>}``.
 """
 FIND_SCRIPT = """
 local member = redis.call('HGET', KEYS[1], ARGV[1])

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    from engine.buckets import Charge
     from engine.clock import Clock
     from engine.db import Database
     from engine.grants import BadgeGranter
@@ -272,10 +273,15 @@ class Leaderboards:
         k: int = 5,
         members: Sequence[str] = (),
         public: bool = False,
+        charge: Charge | None = None,
     ) -> BoardPage:
         """A page of a board's period, with a member's neighbourhood and friends' ranks when asked.
 
+        ``charge``: a token bucket the Redis read takes from in its own call (see
+        :meth:`BoardStore.read`); it stays unsettled when the page comes from SQL.
+
         Raises:
+            Refused: the charge's bucket was empty (nothing was read).
             NotFound: no such board, or ``around`` names no member.
             ValidationError: a bad period id, a missing scope on a scoped board, too many members.
         """
@@ -315,7 +321,9 @@ class Leaderboards:
             # Redis is down, or missed writes that are not caught up yet: the SQL totals are complete.
             return await reads.read_sql(self.db, view, slot, k=k, source="sql")
         try:
-            snap = await self.store.read(slot, offset=offset, limit=limit, around=around, k=k, friends=members)
+            snap = await self.store.read(
+                slot, offset=offset, limit=limit, around=around, k=k, friends=members, charge=charge
+            )
         except RedisError:
             return await reads.read_sql(self.db, view, slot, k=k, source="sql")
         if snap is None:

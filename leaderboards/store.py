@@ -16,10 +16,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from engine.buckets import Charge, Refused
 from engine.redisconn import queue_publish
 from leaderboards import keys, ranking
 from leaderboards.maintenance import StoreMaintenance
-from leaderboards.scripts import FIND_SCRIPT, READ_SCRIPT, ScriptBatch, decode_read
+from leaderboards.scripts import FIND_SCRIPT, GATED_READ_SCRIPT, READ_SCRIPT, ScriptBatch, decode_read
 from leaderboards.slots import (
     PERSON,
     Listing,
@@ -45,6 +46,7 @@ class BoardStore(StoreMaintenance):
         # Script objects: each call is an EVALSHA (the script is loaded again only after a flush); the
         # reads in flight together share one pipeline.
         self._read_script = ScriptBatch(redis, redis.register_script(READ_SCRIPT))
+        self._gated_read_script = ScriptBatch(redis, redis.register_script(GATED_READ_SCRIPT))
         self._find_script = redis.register_script(FIND_SCRIPT)
 
     @property
@@ -121,24 +123,38 @@ class BoardStore(StoreMaintenance):
         around: str | None = None,
         k: int = 0,
         friends: Sequence[str] = (),
+        charge: Charge | None = None,
     ) -> Snapshot | None:
         """A page of the top, a member's rank with ±``k`` neighbours, friends' ranks, and the labels to show them.
 
         One round trip: a Lua script (EVALSHA) resolves the external ids through the brand's directory,
         reads the standings and ranks every row by the board's tie policy inside Redis, so the answer is
-        one consistent snapshot. Members are named by external id (``around``, ``friends``).
+        one consistent snapshot. Members are named by external id (``around``, ``friends``). With a
+        ``charge`` the same call first takes a token from that bucket (in the brand's slot) and records
+        the answer on it; an empty bucket reads nothing.
 
         Returns:
             The snapshot, or ``None`` when the board's sentinel is missing (Redis lost its data).
+
+        Raises:
+            Refused: the charge's bucket was empty.
         """
         board = slot.board
         zkey = self.key(slot)
         dkey = self._dense_keys(slot)[0] if board.ties == "dense" else zkey
         ids, people = self.directory_keys(slot.brand_id)
-        reply = await self._read_script(
-            keys=[zkey, dkey, ids, people, keys.board_ready(self._namespace, slot.brand_id, board.key)],
-            args=[offset, limit, k, board.ties, around or "", *friends],
-        )
+        read_keys = [zkey, dkey, ids, people, keys.board_ready(self._namespace, slot.brand_id, board.key)]
+        args = [offset, limit, k, board.ties, around or "", *friends]
+        if charge is None:
+            reply = await self._read_script(keys=read_keys, args=args)
+        else:
+            gated = await self._gated_read_script(
+                keys=[*read_keys, charge.bucket], args=[charge.rate, charge.burst, *args]
+            )
+            charge.settle(gated[0], gated[1])
+            if not charge.allowed:
+                raise Refused(charge)
+            reply = gated[2]
         return decode_read(slot, reply, offset=offset, friends=friends)
 
     async def find_member(self, brand_id: int, external_id: str) -> tuple[int, PersonValue] | None:

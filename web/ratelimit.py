@@ -21,7 +21,7 @@ import asyncio
 import logging
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
 from litestar.datastructures import MutableScopeHeaders
@@ -30,11 +30,14 @@ from litestar.middleware.base import DefineMiddleware
 from redis.exceptions import NoScriptError
 
 from engine import keys
+from engine.buckets import TAKE_SCRIPT, Charge
 from engine.errors import AuthenticationError
 from engine.redisconn import breaker_of, is_cluster
 from web.errors import PROBLEM_BASE
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from litestar.types import ASGIApp, HTTPResponseBodyEvent, HTTPResponseStartEvent, Message, Receive, Scope, Send
     from redis.asyncio import Redis
 
@@ -45,30 +48,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("questline.ratelimit")
 
 POLICY = "api"
-#: Take ``ARGV[3]`` tokens from the bucket ``KEYS[1]`` (refill ``ARGV[1]``/s, size ``ARGV[2]``) at Redis time.
-TAKE_SCRIPT = """
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local cost = tonumber(ARGV[3])
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(state[1])
-local ts = tonumber(state[2])
-if tokens == nil or ts == nil then
-  tokens = burst
-  ts = now
-end
-tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
-local allowed = 0
-if tokens >= cost then
-  tokens = tokens - cost
-  allowed = 1
-end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
-redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
-return {allowed, tostring(tokens)}
-"""
 
 
 class Limit(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -127,13 +106,20 @@ class TokenBuckets:
         self._together = not is_cluster(redis)
         self._queued: list[tuple[str, Limit, asyncio.Future[Any]]] = []
 
+    def bucket(self, brand_id: int, key_id: int) -> str:
+        """The Redis key of an API key's bucket."""
+        return keys.rate_limit_bucket(self._namespace, brand_id, key_id)
+
     async def take(self, brand_id: int, key_id: int, limit: Limit) -> Verdict:
         """Take one token from the key's bucket.
 
         Raises:
             redis.RedisError: Redis did not answer (the caller fails open).
         """
-        bucket = keys.rate_limit_bucket(self._namespace, brand_id, key_id)
+        return await self.take_from(self.bucket(brand_id, key_id), limit)
+
+    async def take_from(self, bucket: str, limit: Limit) -> Verdict:
+        """Take one token from ``bucket`` (see :meth:`take`)."""
         if not self._together:
             allowed, tokens = await self._take(keys=[bucket], args=[limit.rate, limit.burst, 1])
         else:
@@ -221,8 +207,89 @@ def _problem(verdict: Verdict) -> tuple[bytes, list[tuple[bytes, bytes]]]:
     return body, headers
 
 
+FUSED = "rate_limit_in_route"
+"""A route handler's ``opt`` flag: the route takes the request's token itself (see :class:`Deferred`)."""
+_DEFERRED = "questline.rate_limit"
+
+
+@dataclass(slots=True)
+class Deferred:
+    """A request's token left to its route, which may take it in a Redis call of its own (one round trip).
+
+    The route passes :attr:`charge` to a script that takes the token before reading
+    (:data:`engine.buckets.TAKE_FUNCTION`), or calls :func:`settle` before it answers any other way. The
+    middleware adds the verdict's headers to the answer either way, and takes a token still not taken
+    once the route is done, so every request costs one.
+    """
+
+    charge: Charge
+    limit: Limit
+    buckets: TokenBuckets
+    failed_open: bool = False
+
+    @property
+    def verdict(self) -> Verdict | None:
+        """The bucket's answer, once the token was taken."""
+        if self.charge.allowed is None:
+            return None
+        return Verdict(allowed=self.charge.allowed, limit=self.limit, remaining=self.charge.remaining)
+
+    @property
+    def settled(self) -> bool:
+        """Whether the token was taken (or Redis failed and the request was let through)."""
+        return self.failed_open or self.charge.allowed is not None
+
+
+def deferred_of(scope: Scope) -> Deferred | None:
+    """The request's token, when the middleware left it to the route."""
+    found = cast("dict[str, Any]", scope).get(_DEFERRED)
+    return found if isinstance(found, Deferred) else None
+
+
+async def settle(scope: Scope, send: Send) -> bool:
+    """Take the request's deferred token if nothing took it yet; ``False`` when refused (the 429 was sent)."""
+    deferred = deferred_of(scope)
+    if deferred is None or deferred.settled:
+        return deferred is None or deferred.failed_open or bool(deferred.charge.allowed)
+    try:
+        verdict = await deferred.buckets.take_from(deferred.charge.bucket, deferred.limit)
+    except Exception as exc:  # any Redis failure: the limit is a guard, not a dependency
+        log.warning("rate limit not applied: Redis did not answer (failing open): %r", exc)
+        deferred.failed_open = True
+        return True
+    deferred.charge.allowed, deferred.charge.remaining = verdict.allowed, verdict.remaining
+    if not verdict.allowed:
+        await refuse(verdict, send)
+    return verdict.allowed
+
+
+async def refuse(verdict: Verdict, send: Send) -> None:
+    """Answer ``429`` problem+json with the bucket's headers."""
+    body, headers = _problem(verdict)
+    start: HTTPResponseStartEvent = {"type": "http.response.start", "status": 429, "headers": headers}
+    await send(start)
+    end: HTTPResponseBodyEvent = {"type": "http.response.body", "body": body, "more_body": False}
+    await send(end)
+
+
+def _with_headers(send: Send, verdict_of: Callable[[], Verdict | None]) -> Send:
+    """``send`` adding the verdict's headers (when there is one) to the start of the answer."""
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start" and (verdict := verdict_of()) is not None:
+            headers = MutableScopeHeaders.from_message(message)
+            for name, value in verdict.headers().items():
+                headers[name] = value
+        await send(message)
+
+    return sending
+
+
 class RateLimitMiddleware:
-    """Applies the per-key token bucket to ``/v1/…`` requests that present a key."""
+    """Applies the per-key token bucket to ``/v1/…`` requests that present a key.
+
+    A route whose handler sets the ``opt`` flag :data:`FUSED` takes the token itself (:class:`Deferred`).
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -233,7 +300,8 @@ class RateLimitMiddleware:
         """The middleware as Litestar's ``middleware=[…]`` takes it."""
         return DefineMiddleware(cls)
 
-    async def _verdict(self, scope: Scope) -> Verdict | None:
+    async def _bucket(self, scope: Scope) -> tuple[TokenBuckets, str, Limit] | None:
+        """The request's bucket and limit, or ``None`` when no limit applies (or Redis is known to be down)."""
         if scope["type"] != ScopeType.HTTP or not str(scope.get("path", "")).startswith("/v1/"):
             return None
         presented = presented_key(scope)
@@ -252,35 +320,41 @@ class RateLimitMiddleware:
             return None  # Redis is known to be down: fail open at once instead of waiting on it
         if self._buckets is None:
             self._buckets = TokenBuckets(services.redis, namespace=services.settings.redis_namespace)
-        try:
-            return await self._buckets.take(principal.brand.id, principal.key_id, limit)
-        except Exception as exc:  # any Redis failure: the limit is a guard, not a dependency
-            log.warning("rate limit not applied: Redis did not answer (failing open): %r", exc)
-            return None
+        return self._buckets, self._buckets.bucket(principal.brand.id, principal.key_id), limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Refuse with 429 when the key's bucket is empty; else add the headers to the answer."""
-        verdict = await self._verdict(scope)
-        if verdict is None:
+        found = await self._bucket(scope)
+        if found is None:
+            await self.app(scope, receive, send)
+            return
+        buckets, bucket, limit = found
+        handler = scope.get("route_handler")
+        if handler is not None and handler.opt.get(FUSED):
+            await self._deferred(
+                scope, receive, send, Deferred(Charge(bucket, limit.rate, limit.burst), limit, buckets)
+            )
+            return
+        try:
+            verdict = await buckets.take_from(bucket, limit)
+        except Exception as exc:  # any Redis failure: the limit is a guard, not a dependency
+            log.warning("rate limit not applied: Redis did not answer (failing open): %r", exc)
             await self.app(scope, receive, send)
             return
         if not verdict.allowed:
-            body, headers = _problem(verdict)
-            start: HTTPResponseStartEvent = {"type": "http.response.start", "status": 429, "headers": headers}
-            await send(start)
-            end: HTTPResponseBodyEvent = {"type": "http.response.body", "body": body, "more_body": False}
-            await send(end)
+            await refuse(verdict, send)
             return
-        extra = verdict.headers()
+        await self.app(scope, receive, _with_headers(send, lambda: verdict))
 
-        async def with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableScopeHeaders.from_message(message)
-                for name, value in extra.items():
-                    headers[name] = value
-            await send(message)
+    async def _deferred(self, scope: Scope, receive: Receive, send: Send, deferred: Deferred) -> None:
+        cast("dict[str, Any]", scope)[_DEFERRED] = deferred
+        await self.app(scope, receive, _with_headers(send, lambda: deferred.verdict))
+        if not deferred.settled:  # the route answered without taking it: the request still costs its token
+            await settle(scope, _ignore)
 
-        await self.app(scope, receive, with_headers)
+
+async def _ignore(message: Message) -> None:
+    """A ``send`` for a 429 nobody will read (the answer has gone already)."""
 
 
 def expose_headers() -> list[str]:

@@ -62,10 +62,10 @@ async def test_requests_without_a_key_are_not_counted(client, brand, db):
 async def test_redis_down_fails_open_and_logs(client, brand, db, monkeypatch, caplog):
     await _limit(db, brand, rate=0.01, burst=1)
 
-    async def down(self, brand_id, key_id, limit):
+    async def down(self, bucket, limit):
         raise RedisConnectionError("connection refused")
 
-    monkeypatch.setattr(TokenBuckets, "take", down)
+    monkeypatch.setattr(TokenBuckets, "take_from", down)
     with caplog.at_level(logging.WARNING, logger="questline.ratelimit"):
         answers = [await client.get("/v1/leaderboards", headers=brand.headers) for _ in range(3)]
     assert [a.status_code for a in answers] == [200, 200, 200]

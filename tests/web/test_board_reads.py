@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import delete, update
 
 from engine.orm import BrandRow
+from leaderboards import store
 from leaderboards.orm import BoardRow
+from leaderboards.scripts import ScriptBatch
 from tests.helpers import event, make_brand
 from web.api import board_reads
+from web.ratelimit import TokenBuckets
 
 
 @pytest.fixture
@@ -143,6 +148,91 @@ async def test_the_rate_limit_still_applies_to_lean_reads(client, db, clock, lea
     assert [a.status_code for a in answers] == [200, 200, 429]
     assert answers[1].headers["RateLimit"].startswith('"api";r=0;')
     assert answers[2].headers["content-type"] == "application/problem+json"
+    assert len(lean) == 2
+    async with db.write() as session:
+        await session.execute(delete(BoardRow).where(BoardRow.brand_id == other.brand.id))
+
+
+async def _limited_brand(db, clock, client, *, burst: int) -> Any:
+    """A brand whose key gets ``burst`` requests (refilled at 0.01/s) and a board; its key is not cached yet."""
+    other = await make_brand(db, clock)
+    async with db.write() as session:
+        await session.execute(
+            update(BrandRow)
+            .where(BrandRow.id == other.brand.id)
+            .values(settings={"rate_limit": {"rate": 0.01, "burst": burst}})
+        )
+    spec = {"key": "visits", "title": "Visits", "metric": {"kind": "event_count", "event_type": "visit"}}
+    assert (await client.put("/v1/leaderboards/visits", json=spec, headers=other.headers)).status_code in (200, 201)
+    return other
+
+
+def _remaining(answer: Any) -> int:
+    return int(answer.headers["RateLimit"].split(";r=")[1].split(";")[0])
+
+
+@pytest.mark.redis_cluster
+async def test_a_lean_read_takes_its_token_in_the_read_script_and_a_refused_one_reads_nothing(
+    client, db, clock, lean, monkeypatch
+):
+    other = await _limited_brand(db, clock, client, burst=5)  # the PUT took one token
+    takes: list[str] = []
+    take_from = TokenBuckets.take_from
+
+    async def counted(self, bucket, limit):
+        takes.append(bucket)
+        return await take_from(self, bucket, limit)
+
+    monkeypatch.setattr(TokenBuckets, "take_from", counted)
+    decoded: list[int] = []
+    decode_read = store.decode_read
+
+    def decoding(*args: Any, **kwargs: Any) -> Any:
+        decoded.append(1)
+        return decode_read(*args, **kwargs)
+
+    monkeypatch.setattr(store, "decode_read", decoding)
+    board = "/v1/leaderboards/visits"
+    first, second = [await client.get(board, headers=other.headers) for _ in range(2)]
+    assert [first.status_code, second.status_code] == [200, 200]
+    assert [_remaining(first), _remaining(second)] == [3, 2]
+    assert takes == []  # one script call each: the token and the read
+    assert len(decoded) == 2
+    assert len(lean) == 2
+    routed = await client.get(board + "?utm=x", headers=other.headers)  # the route: its token taken on its own
+    assert routed.status_code == 200
+    assert _remaining(routed) == 1
+    assert len(takes) == 1
+    last = await client.get(board, headers=other.headers)
+    assert _remaining(last) == 0
+    refused = await client.get(board, headers=other.headers)
+    assert refused.status_code == 429
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["status"] == 429
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert _remaining(refused) == 0
+    assert len(takes) == 1  # refused by the read script itself…
+    assert len(decoded) == 4  # …which read nothing (the route read decodes through the same function)
+    async with db.write() as session:
+        await session.execute(delete(BoardRow).where(BoardRow.brand_id == other.brand.id))
+
+
+async def test_a_lean_read_with_redis_down_is_answered_from_sql_and_fails_open(
+    client, db, clock, lean, monkeypatch, caplog
+):
+    other = await _limited_brand(db, clock, client, burst=1)  # the PUT took the only token
+
+    async def down(*args: Any, **kwargs: Any) -> Any:
+        raise RedisConnectionError("connection refused")
+
+    monkeypatch.setattr(ScriptBatch, "__call__", down)
+    monkeypatch.setattr(TokenBuckets, "take_from", down)
+    with caplog.at_level(logging.WARNING, logger="questline.ratelimit"):
+        answers = [await client.get("/v1/leaderboards/visits", headers=other.headers) for _ in range(2)]
+    assert [a.status_code for a in answers] == [200, 200]
+    assert [a.json()["source"] for a in answers] == ["sql", "sql"]
+    assert "RateLimit" not in answers[0].headers
+    assert any("failing open" in r.getMessage() for r in caplog.records)
     assert len(lean) == 2
     async with db.write() as session:
         await session.execute(delete(BoardRow).where(BoardRow.brand_id == other.brand.id))

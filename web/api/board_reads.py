@@ -7,6 +7,11 @@ the route's guard, dependency injection, signature model and response machinery:
 one strict function, the key resolved through the same cache, the page read by the same service call and
 encoded once with msgspec into one body.
 
+The route takes the key's rate-limit token itself (:data:`web.ratelimit.FUSED`): the read script takes it
+from the bucket first, in the same ``EVALSHA``, so a plain read costs one Redis round trip and a refused one
+reads nothing. Whatever else it answers, and before it hands a request to the route, it takes the token on
+its own (:func:`web.ratelimit.settle`), as the rate-limit middleware would have.
+
 Anything it is not sure of goes to the route unchanged: a parameter it does not know, a repeated or
 empty one, a value out of the route's bounds, a NUL or an undecodable byte, a missing, unknown or
 misplaced key, and every error the service raises. The route then answers exactly as it would have (its
@@ -20,10 +25,11 @@ from urllib.parse import parse_qsl
 
 import msgspec
 
+from engine.buckets import Refused
 from engine.errors import AuthenticationError, QuestlineError
 from engine.tenants import KeyKind
 from leaderboards.service import MAX_AROUND, MAX_FRIENDS, MAX_LIMIT
-from web.ratelimit import presented_key
+from web.ratelimit import deferred_of, presented_key, refuse, settle
 
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, Receive, Scope, Send
@@ -105,16 +111,17 @@ class LeanBoardRead:
         read = plain_read(scope)
         services: Services | None = getattr(scope["app"].state, "services", None)
         if read is None or services is None:
-            await self.app(scope, receive, send)
+            await self._route(scope, receive, send)
             return
         try:
             principal = await services.keys.resolve(read.presented)
         except AuthenticationError:
-            await self.app(scope, receive, send)  # the route answers 401
+            await self._route(scope, receive, send)  # the route answers 401
             return
         if principal.kind is KeyKind.SECRET and (read.query_key or "").strip() == read.presented:
-            await self.app(scope, receive, send)  # a secret key in the URL: the route refuses it
+            await self._route(scope, receive, send)  # a secret key in the URL: the route refuses it
             return
+        deferred = deferred_of(scope)
         try:
             page = await services.leaderboards.read(
                 principal.brand,
@@ -127,9 +134,18 @@ class LeanBoardRead:
                 k=read.k,
                 members=read.members,
                 public=principal.kind is KeyKind.PUBLISHABLE,
+                charge=None if deferred is None else deferred.charge,
             )
+        except Refused:
+            verdict = None if deferred is None else deferred.verdict
+            if verdict is None:  # only the request's own charge refuses
+                raise
+            await refuse(verdict, send)
+            return
         except QuestlineError:
-            await self.app(scope, receive, send)  # the route reads again and answers the problem
+            await self._route(scope, receive, send)  # the route reads again and answers the problem
+            return
+        if not await settle(scope, send):  # read from SQL: the token is taken on its own
             return
         body = _ENCODER.encode(page)
         await send(
@@ -140,3 +156,8 @@ class LeanBoardRead:
             }
         )
         await send({"type": "http.response.body", "body": body, "more_body": False})
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the route, once the request's token is taken (a refused one is answered 429 here)."""
+        if await settle(scope, send):
+            await self.app(scope, receive, send)

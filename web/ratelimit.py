@@ -11,6 +11,8 @@ Answers carry the IETF fields of draft-ietf-httpapi-ratelimit-headers-09 (struct
     RateLimit: "api";r=998;t=1                 r requests remaining; t seconds until the bucket is full
 
 An empty bucket answers ``429`` problem+json with ``Retry-After`` (seconds until one token is back).
+A route that reads Redis anyway may take the token in its own script (the :data:`FUSED` flag,
+:class:`Deferred`): the board read does, so it costs one round trip, not two.
 When Redis does not answer, requests are let through (fail open) and the failure is logged: the limit
 protects capacity, it is not an authorisation check.
 """

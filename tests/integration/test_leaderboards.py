@@ -299,3 +299,72 @@ async def test_a_batch_of_reads_costs_one_round_trip_once_the_script_is_known(re
     assert steady_trips == ["pipeline:3"]
     assert [s.total for s in first] == [5, 5] and all(s.me is not None and s.me.rank == 2 for s in steady)
     await store.delete([*store.slot_keys(slot), *store.directory_keys(brand_id)])
+
+
+@pytest.mark.parametrize("ties", ["competition", "dense"])
+async def test_a_gated_read_takes_a_token_and_reads_in_one_call_and_an_empty_bucket_reads_nothing(
+    redis, redis_namespace, brand, backend, ties
+):
+    from engine import keys as engine_keys
+    from engine.buckets import Charge, Refused
+    from leaderboards import keys as lb_keys
+
+    store = BoardStore(redis, namespace=redis_namespace)
+    brand_id = brand.brand.id
+    board = BoardDef(id=1, key=ties, title="T", metric=EventCountMetric(event_type="v"), period="weekly", ties=ties)
+    slot = Slot(brand_id=brand_id, board=board, period=WEEK, scope="trips")
+    await store.apply(
+        [Write(slot=slot, member_id=m, units=m, reached_at=AT) for m in range(5)],
+        listings=listings_for(brand_id, board, range(5)),
+    )
+    await store.mark_board_ready(brand_id, [board.key])
+    bucket = engine_keys.rate_limit_bucket(redis_namespace, brand_id, 99)
+    calls: list[int] = []
+    pipeline = redis.pipeline
+
+    def counted(*args, **options):
+        pipe = pipeline(*args, **options)
+        run = pipe.execute
+
+        async def recorded(*a, **kw):
+            calls.append(len(pipe))
+            return await run(*a, **kw)
+
+        pipe.execute = recorded
+        return pipe
+
+    plain = await store.read(slot, offset=0, limit=3, around="x2", k=1)
+    warm = Charge(engine_keys.rate_limit_bucket(redis_namespace, brand_id, 102), rate=1, burst=5)
+    assert await store.read(slot, offset=0, limit=3, charge=warm) is not None  # Redis knows the script from here
+    redis.pipeline = counted
+    try:
+        charges = [Charge(bucket, rate=0.001, burst=2) for _ in range(3)]
+        gated = [await store.read(slot, offset=0, limit=3, around="x2", k=1, charge=c) for c in charges[:2]]
+        assert calls == [1, 1]  # one EVALSHA each: the token and the read
+        with pytest.raises(Refused):
+            await store.read(slot, offset=0, limit=3, around="x2", k=1, charge=charges[2])
+    finally:
+        redis.pipeline = pipeline
+    assert gated == [plain, plain]  # the same snapshot as the plain read
+    assert [(c.allowed, round(c.remaining)) for c in charges] == [(True, 1), (True, 0), (False, 0)]
+    assert await redis.exists(bucket) == 1
+    # A board whose sentinel is gone still costs the token; the read says the board is not there.
+    ready = lb_keys.board_ready(redis_namespace, brand_id, board.key)
+    await redis.delete(ready)
+    fresh = Charge(engine_keys.rate_limit_bucket(redis_namespace, brand_id, 100), rate=1, burst=5)
+    assert await store.read(slot, offset=0, limit=3, charge=fresh) is None
+    assert fresh.allowed is True
+    assert round(fresh.remaining) == 4
+    if backend.endswith("fakeredis"):  # never SCRIPT FLUSH the shared real Redis
+        await redis.script_flush()
+        await store.mark_board_ready(brand_id, [board.key])
+        again = Charge(engine_keys.rate_limit_bucket(redis_namespace, brand_id, 101), rate=1, burst=5)
+        assert await store.read(slot, offset=0, limit=3, around="x2", k=1, charge=again) == plain
+        assert again.allowed is True
+    for name in [
+        bucket,
+        ready,
+        *(engine_keys.rate_limit_bucket(redis_namespace, brand_id, n) for n in (100, 101, 102)),
+    ]:
+        await redis.delete(name)  # one by one: on a cluster the bucket and the board share a slot, but keep it plain
+    await store.delete(store.slot_keys(slot) + store.directory_keys(brand_id))

@@ -77,10 +77,12 @@ class SegmentMembership(Protocol):
 
 @runtime_checkable
 class LockColumns(Protocol):
-    """A pipeline step that reads per-member values in the pipeline's member-lock statement.
+    """A pipeline step that reads per-member values with the pipeline's member lock.
 
-    The pipeline adds the expressions to its ``SELECT … FROM members … FOR UPDATE`` and hands the values to
-    each event's context (``EventContext.facts``): the step reads what it needs without a round trip of its own.
+    The pipeline reads the expressions of every such step in one statement once the unit's members are
+    locked (not in the ``SELECT … FROM members … FOR UPDATE`` itself, whose columns come from the snapshot
+    before a wait for a lock: :func:`engine.members.ensure_and_lock`) and hands the values to each event's
+    context (``EventContext.facts``): the steps share one round trip.
     """
 
     async def lock_columns(

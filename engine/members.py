@@ -11,7 +11,7 @@ from sqlalchemy import BigInteger, String, Text, bindparam, func, select, update
 from sqlalchemy import cast as sa_cast
 
 from engine import publishing
-from engine.db import batches, insert_for, one_of, where_in_lists
+from engine.db import batches, insert_for, on_postgres, one_of, where_in_lists
 from engine.errors import NotFound
 from engine.events import ExternalId, check_properties
 from engine.ids import BrandId, MemberId
@@ -103,9 +103,12 @@ async def ensure_and_lock(
     (id, then external id) so concurrent requests over overlapping members queue rather than deadlock; the
     lock serialises per-member processing, which keeps caps, progress and duplicate checks exact.
 
-    ``columns`` (label → SQL expression correlated to ``members``) are read in the same statement as the
-    lock, into :attr:`Member.facts`: a domain reads per-member values without a round trip of its own. A
-    member created here has none of them (it has no history yet).
+    ``columns`` (label → SQL expression correlated to ``members``) are read into :attr:`Member.facts`, for
+    the domains' per-member values. On PostgreSQL they are read by a statement of their own once the locks
+    are held: every column of a ``SELECT … FOR UPDATE`` is computed in the snapshot the statement began
+    with, so one that waited for a member's lock would miss what the unit holding it committed
+    (``tests/integration/test_lock_columns.py``). SQLite has no row locks (one writer at a time): there
+    they are read with the lock statement. A member created here has none of them (it has no history yet).
     """
     unique = sorted(set(external_ids))
     columns = columns or {}
@@ -159,18 +162,41 @@ _LOCK = where_in_lists(
 )
 
 
+_FACTS = where_in_lists(
+    select(MemberRow.id).where(MemberRow.brand_id == bindparam("brand_id")),
+    (MemberRow.id, "ids", BigInteger()),
+)
+
+
 async def _lock_existing(
     session: AsyncSession, *, brand_id: BrandId, external_ids: list[str], columns: Mapping[str, Any] | None = None
 ) -> dict[str, Member]:
     found: dict[str, Member] = {}
     statement = _LOCK.of(session)
-    labels = list(columns or {})
-    if columns:
+    columns = columns or {}
+    together = bool(columns) and not on_postgres(session)  # see ensure_and_lock: only without row locks
+    labels = list(columns) if together else []
+    if together:
         statement = statement.add_columns(*(expression.label(label) for label, expression in columns.items()))
     for chunk in batches(session, external_ids):
         for row in await session.execute(statement, {"brand_id": brand_id, "external_ids": chunk}):
             found[row.external_id] = _to_member(row, labels)
+    if columns and not together and found:
+        await _read_facts(session, brand_id=brand_id, found=found, columns=columns)
     return found
+
+
+async def _read_facts(
+    session: AsyncSession, *, brand_id: BrandId, found: dict[str, Member], columns: Mapping[str, Any]
+) -> None:
+    """Read ``columns`` of the locked members into their facts, in a snapshot taken after their locks."""
+    statement = _FACTS.of(session).add_columns(*(expression.label(label) for label, expression in columns.items()))
+    by_id = {member.id: external_id for external_id, member in found.items()}
+    for chunk in batches(session, sorted(by_id)):
+        for row in await session.execute(statement, {"brand_id": brand_id, "ids": chunk}):
+            external_id = by_id[MemberId(row.id)]
+            facts = {label: row._mapping[label] for label in columns}
+            found[external_id] = msgspec.structs.replace(found[external_id], facts=facts)
 
 
 async def upsert_member(db: Database, *, brand_id: BrandId, data: MemberIn, now: datetime) -> tuple[Member, bool]:

@@ -1,8 +1,8 @@
 """The segments pipeline step, and segment membership for predicates outside the pipeline.
 
-The step runs first. It adds no statement of its own: the metrics its segments need are scalar subqueries
-the pipeline reads in its member-lock statement (:class:`engine.grants.LockColumns`), so the unit's
-members arrive with their metrics as of before the unit. The step then walks the unit's events in order,
+The step runs first. The metrics its segments need are scalar subqueries the pipeline reads in one
+statement right after it locks the unit's members (:class:`engine.grants.LockColumns`), so the unit's
+members arrive with their metrics as of before the unit, after whatever unit held a member's lock before. The step then walks the unit's events in order,
 puts each member's segments into the event's member view (``{"segment": slug}`` leaves of earning-rule
 filters, campaign eligibility and badge rules read them there) and folds the event into the member's
 metrics, so the unit's next event of that member sees it. A brand without segments adds no column at all.
@@ -68,7 +68,7 @@ class SegmentsStep:
     async def lock_columns(
         self, session: AsyncSession, *, brand: Brand, version: int, now: datetime
     ) -> Mapping[str, Any]:
-        """The metrics the brand's segments need, as columns of the pipeline's member-lock statement."""
+        """The metrics the brand's segments need, as columns the pipeline reads once the members are locked."""
         segments = await self._segments.get(session, brand=brand, version=version)
         return repo.columns(needed_clauses(segments), now=now, sources=self._segments.sources)
 

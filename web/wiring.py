@@ -103,7 +103,7 @@ def pipeline_steps(
     tier_programs = TierPrograms()  # the points step reads tier multipliers through it (engine.grants.TierMultipliers)
     return [
         # first: earning-rule filters, eligibility and badge rules of every later step read `{"segment": …}`;
-        # its metrics ride on the member-lock statement (engine.grants.LockColumns), no round trip of its own
+        # its metrics are one statement right after the member lock (engine.grants.LockColumns)
         SegmentsStep(segments or Segments(SEGMENT_SOURCES)),
         PointsProcessor(tier_multipliers=tier_programs),
         VelocityStep(),  # holds events beyond a velocity limit before any other domain sees them

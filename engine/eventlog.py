@@ -6,9 +6,9 @@ replay a member's history, backfill a new definition or simulate a program.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import BigInteger, String, and_, bindparam, or_, select, text
+from sqlalchemy import BigInteger, LargeBinary, String, and_, bindparam, or_, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from engine.db import batches, one_of, where_in_lists
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
     from datetime import datetime
 
+    from sqlalchemy import Table
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from engine.db import Database
@@ -60,6 +61,40 @@ async def known_results(
             if result is not None:  # logged (the column is NOT NULL)
                 found[key] = list(effects_decoder.decode(result))
     return version, found
+
+
+_STORE_RESULTS = text(
+    "UPDATE event_log SET result = u.result FROM unnest(:keys, :results) AS u(key, result)"
+    " WHERE event_log.brand_id = :brand AND event_log.event_key = u.key"
+).bindparams(bindparam("keys", type_=ARRAY(String())), bindparam("results", type_=ARRAY(LargeBinary())))
+
+
+async def rewrite_results(db: Database, *, brand_id: BrandId, results: Sequence[tuple[str, bytes]]) -> None:
+    """Replace the stored result (encoded effects) of logged events: ``(event key, result)`` pairs.
+
+    On PostgreSQL one autocommit statement (no ``BEGIN``/``COMMIT`` round trips; one statement is atomic
+    by itself) on the units' pool, whatever the number of events; elsewhere one transaction.
+    """
+    if not results:
+        return
+    if not db.is_postgres:
+        log = cast("Table", EventRow.__table__)  # Core, not the ORM: an executemany of plain rows
+        statement = (
+            update(log)
+            .where(log.c.brand_id == bindparam("b_brand"), log.c.event_key == bindparam("b_key"))
+            .values(result=bindparam("b_result"))
+        )
+        async with db.write() as session:
+            await session.execute(
+                statement, [{"b_brand": brand_id, "b_key": key, "b_result": result} for key, result in results]
+            )
+        return
+    async with db.units_engine.connect() as pooled:
+        connection = await pooled.execution_options(isolation_level="AUTOCOMMIT")
+        await connection.execute(
+            _STORE_RESULTS,
+            {"brand": brand_id, "keys": [key for key, _ in results], "results": [result for _, result in results]},
+        )
 
 
 async def stored_results(session: AsyncSession, *, brand_id: BrandId, keys: Sequence[str]) -> dict[str, list[Any]]:

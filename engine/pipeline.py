@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 import msgspec
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from engine import balances, eventlog, fused, lots, publishing, tenants
@@ -285,20 +285,12 @@ class Pipeline:
     async def _store_complete_results(self, uow: UnitOfWork, committed: Sequence[int]) -> None:
         """Rewrite the stored result of events whose post-commit steps added effects (one statement)."""
         grown = [
-            {"b_brand": uow.brand.id, "b_key": ctx.event.id, "b_result": _EFFECTS_ENCODER.encode(ctx.effects)}
+            (ctx.event.id, _EFFECTS_ENCODER.encode(ctx.effects))
             for ctx, count in zip(uow.events, committed, strict=True)
             if len(ctx.effects) != count
         ]
-        if not grown:
-            return
-        statement = (
-            update(_EVENT_LOG)
-            .where(_EVENT_LOG.c.brand_id == bindparam("b_brand"), _EVENT_LOG.c.event_key == bindparam("b_key"))
-            .values(result=bindparam("b_result"))
-        )
         try:
-            async with self.db.write() as session:
-                await session.execute(statement, grown)
+            await eventlog.rewrite_results(self.db, brand_id=uow.brand.id, results=grown)
         except Exception:
             log.exception("could not store the post-commit effects of %d events", len(grown))
 

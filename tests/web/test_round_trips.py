@@ -76,8 +76,14 @@ async def test_one_new_single_event_round_trips(client, brand, program, backend,
     await settle(client)
     engines = [engine.sync_engine for engine in services.db.engines]  # the units' pool too (Database.unit)
     assert len(engines) == 2
+    begins: list[object] = []
+
+    def began(conn: Any) -> None:
+        begins.append(conn.get_execution_options().get("isolation_level"))
+
     for engine in engines:
         sa_event.listen(engine, "before_cursor_execute", counter.statement)
+        sa_event.listen(engine, "begin", began)
     monkeypatch.setattr(AbstractConnection, "send_packed_command", counted)
     try:
         response = await client.post(
@@ -86,6 +92,7 @@ async def test_one_new_single_event_round_trips(client, brand, program, backend,
     finally:
         for engine in engines:
             sa_event.remove(engine, "before_cursor_execute", counter.statement)
+            sa_event.remove(engine, "begin", began)
         monkeypatch.undo()
     assert response.status_code == 200, response.text
     types = [e["type"] for e in response.json()["effects"]]
@@ -103,6 +110,10 @@ async def test_one_new_single_event_round_trips(client, brand, program, backend,
         s.startswith(("INSERT INTO ledger", "INSERT INTO point_balances", "INSERT INTO event_log")) for s in counter.sql
     ), shown
     assert sum("config_version" in s for s in counter.sql) == 1, shown
+    # One transaction: the unit's. The duplicate look-up before it and the stored result's rewrite after it
+    # are one autocommit statement each (asyncpg sends no BEGIN/COMMIT for them).
+    assert counter.sql[-1].startswith("UPDATE event_log SET result = u.result FROM unnest"), shown
+    assert begins == ["AUTOCOMMIT", None, "AUTOCOMMIT"], (begins, shown)
     # Redis: the key's rate-limit bucket (one script), the board MULTI (totals, directory, rank reads), then
     # every PUBLISH of the unit in one pipeline.
     assert len(counter.redis) <= 3, shown

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from sqlalchemy import BigInteger, String, and_, bindparam, delete, select
 
 from engine.db import batches, chunks, insert_for, one_of, where_in_lists
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
 
 def _infos(brand_id: Any) -> Any:
-    """What :func:`_info` takes of a brand's members: their columns with their board preferences (outer join)."""
+    """What :func:`info_of` takes of a brand's members: their columns with their board preferences (outer join)."""
     return (
         select(
             MemberRow.id,
@@ -53,14 +54,17 @@ async def member_infos(session: AsyncSession, *, brand_id: BrandId, member_ids: 
     statement = _INFOS.of(session)
     for chunk in batches(session, sorted(set(member_ids))):
         for row in await session.execute(statement, {"brand_id": brand_id, "member_ids": chunk}):
-            info = _info(*row)
+            info = info_of(*row)
             found[info.member_id] = info
     return found
 
 
-def _info(
+def info_of(
     member_id: int, external_id: str, name: str | None, attributes: Any, opt_out: Any, display: Any, pseudonym: Any
 ) -> MemberInfo:
+    """A member's directory columns, as :func:`member_infos` and the totals' upsert read them."""
+    if isinstance(attributes, str | bytes):  # a raw driver row: JSON as sent
+        attributes = msgspec.json.decode(attributes)
     return MemberInfo(
         member_id=member_id,
         external_id=external_id,
@@ -78,7 +82,7 @@ async def board_members(session: AsyncSession, *, brand_id: BrandId, board_id: i
     rows = await session.execute(
         _infos(brand_id).join(holders, holders.c.member_id == MemberRow.id).order_by(MemberRow.id)
     )
-    return [_info(*row) for row in rows]
+    return [info_of(*row) for row in rows]
 
 
 async def stream_directory(

@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, TypeAlias
 import msgspec
 from redis.exceptions import RedisError
 
+from engine.db import on_postgres
 from engine.effects import BoardTotalChanged, RankChanged
 from leaderboards import keys, people_repo, ranking, repository, totals_repo
-from leaderboards.models import BoardDef, PeriodRef, PeriodState, Total
+from leaderboards.models import BoardDef, MemberInfo, PeriodRef, PeriodState, Total
 from leaderboards.slots import Listing, Slot, Write, listing
 
 if TYPE_CHECKING:
@@ -70,11 +71,9 @@ class LeaderboardsProcessor:
         if closed:
             merged = {k: v for k, v in merged.items() if (k[0], k[1]) not in closed}
         await self._ensure_periods(uow, periods, closed)
-        results = await _upsert(uow, by_id, merged)
-        # One query for the opt-outs and for what the brand's directory shows (ids, names, preferences).
-        infos = await people_repo.member_infos(
-            uow.session, brand_id=uow.brand.id, member_ids=[t.member_id for t in results]
-        )
+        # With the totals, what the brand's directory shows of their members (ids, names, preferences) and
+        # the opt-outs: in the upsert's own statement on PostgreSQL, one query after it elsewhere.
+        results, infos = await _upsert(uow, by_id, merged)
         hidden = {m for m, info in infos.items() if info.opt_out}
         listings: dict[int, Listing] = {}
         changes: list[Change] = []
@@ -212,8 +211,10 @@ def _fold(boards: list[BoardDef], uow: UnitOfWork) -> tuple[Merged, dict[tuple[i
     return merged, periods
 
 
-async def _upsert(uow: UnitOfWork, by_id: dict[int, BoardDef], merged: Merged) -> list[Total]:
-    """Write the merged contributions, one statement per board mode; returns the absolute totals."""
+async def _upsert(
+    uow: UnitOfWork, by_id: dict[int, BoardDef], merged: Merged
+) -> tuple[list[Total], dict[int, MemberInfo]]:
+    """Write the merged contributions, one statement per board mode; returns the absolute totals and members."""
     families: dict[str, list[Total]] = {}
     for (board_id, period_id, scope, member_id), (units, reached_at, _ctx) in merged.items():
         families.setdefault(totals_repo.mode_family(by_id[board_id]), []).append(
@@ -227,11 +228,23 @@ async def _upsert(uow: UnitOfWork, by_id: dict[int, BoardDef], merged: Merged) -
             )
         )
     results: list[Total] = []
+    session, brand_id = uow.session, uow.brand.id
+    if on_postgres(session):
+        infos: dict[int, MemberInfo] = {}
+        for family, rows in families.items():
+            totals, people = await totals_repo.upsert_totals_with_people(
+                session, brand_id=brand_id, family=family, rows=rows, now=uow.now
+            )
+            results.extend(totals)
+            infos.update((member_id, people_repo.info_of(*row)) for member_id, row in people.items())
+        return results, infos
     for family, rows in families.items():
         results.extend(
-            await totals_repo.upsert_totals(uow.session, brand_id=uow.brand.id, family=family, rows=rows, now=uow.now)
+            await totals_repo.upsert_totals(session, brand_id=brand_id, family=family, rows=rows, now=uow.now)
         )
-    return results
+    return results, await people_repo.member_infos(
+        session, brand_id=brand_id, member_ids=[t.member_id for t in results]
+    )
 
 
 def _live_message(changes: list[tuple[RankChanged, str]], *, at: datetime) -> bytes:

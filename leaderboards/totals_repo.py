@@ -76,6 +76,51 @@ _PG_UPSERT = {
 """PostgreSQL: the upsert over ``unnest`` of one array per column. Its text never changes with the number of
 rows, so it is neither recompiled nor re-prepared per unit of work (a multi-row ``VALUES`` is, per size)."""
 
+_PG_UPSERT_WITH_PEOPLE = {
+    family: f"WITH up AS ({upsert}) SELECT up.board_id, up.period, up.scope, up.member_id, up.units, up.reached_at,"
+    " m.external_id, m.display_name, m.attributes, p.opt_out, p.display, p.pseudonym FROM up"
+    " LEFT JOIN members m ON m.id = up.member_id AND m.brand_id = $1"
+    " LEFT JOIN leaderboard_preferences p ON p.member_id = up.member_id AND p.brand_id = $1"
+    for family, upsert in _PG_UPSERT.items()
+}
+"""PostgreSQL: the upsert, returning with each total what the brand's directory shows of its member (their
+columns and board preferences), as :func:`leaderboards.people_repo.member_infos` reads them: one round trip
+instead of two. The members' rows are the statement's snapshot, as a statement of their own would read them."""
+
+
+async def upsert_totals_with_people(
+    session: AsyncSession, *, brand_id: BrandId, family: str, rows: Sequence[Total], now: datetime
+) -> tuple[list[Total], dict[int, tuple[Any, ...]]]:
+    """PostgreSQL: :func:`upsert_totals`, with each member's directory columns (see :data:`_PG_UPSERT_WITH_PEOPLE`).
+
+    Returns the totals and, per member, ``(member id, external id, display name, attributes, opt-out,
+    display, pseudonym)`` as :func:`leaderboards.people_repo.info_of` takes them.
+    """
+    if not rows:
+        return [], {}
+    connection = await session.connection()
+    found = await connection.exec_driver_sql(_PG_UPSERT_WITH_PEOPLE[family], _pg_parameters(brand_id, rows, now))
+    totals: list[Total] = []
+    people: dict[int, tuple[Any, ...]] = {}
+    for t in cast("list[tuple[Any, ...]]", found.all()):
+        totals.append(Total(board_id=t[0], period=t[1], scope=t[2], member_id=t[3], units=int(t[4]), reached_at=t[5]))
+        if t[6] is not None:  # the member's row (always there: the totals' foreign key)
+            people[t[3]] = (t[3], *t[6:])
+    return totals, people
+
+
+def _pg_parameters(brand_id: BrandId, rows: Sequence[Total], now: datetime) -> tuple[Any, ...]:
+    return (
+        brand_id,
+        now,
+        [r.board_id for r in rows],
+        [r.period for r in rows],
+        [r.scope for r in rows],
+        [r.member_id for r in rows],
+        [r.units for r in rows],
+        [r.reached_at for r in rows],
+    )
+
 
 async def upsert_totals(
     session: AsyncSession, *, brand_id: BrandId, family: str, rows: Sequence[Total], now: datetime
@@ -91,19 +136,7 @@ async def upsert_totals(
         if not rows:
             return []
         connection = await session.connection()
-        found = await connection.exec_driver_sql(
-            _PG_UPSERT[family],
-            (
-                brand_id,
-                now,
-                [r.board_id for r in rows],
-                [r.period for r in rows],
-                [r.scope for r in rows],
-                [r.member_id for r in rows],
-                [r.units for r in rows],
-                [r.reached_at for r in rows],
-            ),
-        )
+        found = await connection.exec_driver_sql(_PG_UPSERT[family], _pg_parameters(brand_id, rows, now))
         return [
             Total(board_id=t[0], period=t[1], scope=t[2], member_id=t[3], units=int(t[4]), reached_at=t[5])
             for t in cast("list[tuple[Any, ...]]", found.all())

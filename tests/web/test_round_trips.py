@@ -99,12 +99,16 @@ async def test_one_new_single_event_round_trips(client, brand, program, backend,
     assert {"points_awarded", "progress_advanced", "rank_changed"} <= set(types), types
     shown = "\n".join(["SQL:", *counter.sql, "REDIS:", *counter.redis])
     # The floor reached: the duplicate look-up with the config version (autocommit, before BEGIN), the member
-    # lock, challenge states read and written, board totals, the board directory read, then ledger lot,
-    # balance upsert, outbox and event log in ONE statement (engine.fused: CTEs over unnest); then
-    # BEGIN/COMMIT (not cursor executes); after commit, the event's stored result completed with its rank
-    # (so a duplicate answers exactly the first answer). Was 11 statements (four config reads), then 10.
+    # lock, challenge states read and written, the board totals upsert returning what the board directory
+    # shows of its members (one statement), then ledger lot, balance upsert, outbox and event log in ONE
+    # statement (engine.fused: CTEs over unnest); then BEGIN/COMMIT (not cursor executes); after commit, the
+    # event's stored result completed with its rank, in autocommit (so a duplicate answers exactly the first
+    # answer). Was 11 statements (four config reads), then 10, then 8.
     assert counter.sql[0].startswith("SELECT brands.config_version, k.key"), shown
-    assert len(counter.sql) <= 8, shown
+    assert len(counter.sql) <= 7, shown
+    directory_read = "SELECT members.id, members.external_id, members.display_name, members.attributes"
+    assert not any(s.startswith(directory_read) for s in counter.sql), shown
+    assert sum(s.startswith("WITH up AS (INSERT INTO leaderboard_totals") for s in counter.sql) == 1, shown
     assert sum(s.startswith("WITH ledger_rows AS (INSERT INTO ledger") for s in counter.sql) == 1, shown
     assert not any(
         s.startswith(("INSERT INTO ledger", "INSERT INTO point_balances", "INSERT INTO event_log")) for s in counter.sql

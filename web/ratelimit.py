@@ -175,13 +175,20 @@ _SENDING: set[asyncio.Task[None]] = set()
 """Bucket takes on their way (a task must be referenced until it ends)."""
 
 
-def presented_key(scope: Scope) -> str | None:
+def scope_headers(scope: Scope) -> dict[str, str]:
+    """A raw ASGI request's headers by lower-case name (the last of a repeated one)."""
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+
+
+def presented_key(scope: Scope, headers: dict[str, str] | None = None) -> str | None:
     """The API key of a raw ASGI request, in :func:`web.deps.provide_principal`'s order.
 
     ``Authorization: Bearer``, then ``X-Api-Key``, then ``?key=`` (not percent-decoded: a key needs no
     escaping, and one sent escaped fails to resolve here and is left to the route, which decodes it).
+    ``headers``: :func:`scope_headers` of the request, when the caller has them already.
     """
-    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+    if headers is None:
+        headers = scope_headers(scope)
     scheme, _, value = headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()

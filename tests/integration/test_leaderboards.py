@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import delete
@@ -117,6 +120,29 @@ async def test_dense_companions_stay_exact_under_replays_and_concurrency(redis, 
     assert snap.page == ranking.place(slot.board, WEEK, list((int(m), s) for m, s in scores.items()))
 
 
+@contextmanager
+def counted_pipelines(redis: Any, record: Callable[[int], object]) -> Iterator[None]:
+    """Within the block, ``record`` gets the number of commands of each pipeline ``redis`` sends."""
+    pipeline = redis.pipeline
+
+    def counted(*args: Any, **options: Any) -> Any:
+        pipe = pipeline(*args, **options)
+        run = pipe.execute
+
+        async def recorded(*a: Any, **kw: Any) -> Any:
+            record(len(pipe))
+            return await run(*a, **kw)
+
+        pipe.execute = recorded
+        return pipe
+
+    redis.pipeline = counted
+    try:
+        yield
+    finally:
+        redis.pipeline = pipeline
+
+
 def listings_for(brand_id: int, board: BoardDef, members: range) -> list[Listing]:
     assert board.display == "full_name"  # the label is the display name
     return [Listing(brand_id=brand_id, member_id=m, external_id=f"x{m}", display_name=f"L{m}") for m in members]
@@ -215,22 +241,8 @@ async def test_reads_in_flight_together_share_one_pipeline_and_fail_alone(redis,
     broken = Slot(brand_id=brand_id, board=board, period=WEEK, scope="broken")
     await redis.set(store.key(broken), "not a sorted set")
     pipelines: list[int] = []
-    pipeline = redis.pipeline
-
-    def counted(*args, **options):
-        pipe = pipeline(*args, **options)
-        run = pipe.execute
-
-        async def recorded(*a, **kw):
-            pipelines.append(len(pipe))
-            return await run(*a, **kw)
-
-        pipe.execute = recorded
-        return pipe
-
     await store.read(slots[0], offset=0, limit=1)  # the script is loaded (EVALSHA finds it from now on)
-    redis.pipeline = counted
-    try:
+    with counted_pipelines(redis, pipelines.append):
         results = await asyncio.gather(
             *(store.read(s, offset=0, limit=5, around="x4", k=1) for s in [*slots, broken]), return_exceptions=True
         )
@@ -239,8 +251,6 @@ async def test_reads_in_flight_together_share_one_pipeline_and_fail_alone(redis,
         await asyncio.sleep(0)
         cancelled.cancel()
         after = await asyncio.gather(*(store.read(s, offset=0, limit=5) for s in slots))
-    finally:
-        redis.pipeline = pipeline
     assert pipelines == [4, 1, 3]  # four reads in one round trip, then the cancelled one, then three
     for n, snap in enumerate(results[:3]):
         assert snap.me == Placed(member_id=4, position=0, rank=1, units=4 + n)
@@ -265,21 +275,7 @@ async def test_a_batch_of_reads_costs_one_round_trip_once_the_script_is_known(re
     )
     await store.mark_board_ready(brand_id, [board.key])
     trips: list[str] = []
-    pipeline = redis.pipeline
-
-    def counted(*args, **options):
-        pipe = pipeline(*args, **options)
-        run = pipe.execute
-
-        async def recorded(*a, **kw):
-            trips.append(f"pipeline:{len(pipe)}")
-            return await run(*a, **kw)
-
-        pipe.execute = recorded
-        return pipe
-
-    redis.pipeline = counted
-    try:
+    with counted_pipelines(redis, lambda size: trips.append(f"pipeline:{size}")):
         first = await asyncio.gather(*(store.read(slot, offset=0, limit=5) for _ in range(2)))
         loaded = list(trips)
         trips.clear()
@@ -292,8 +288,6 @@ async def test_a_batch_of_reads_costs_one_round_trip_once_the_script_is_known(re
             assert flushed is not None and flushed.total == 5
             # NOSCRIPT: SCRIPT LOAD on the client (not pipelined: a cluster refuses that), then EVALSHA again.
             assert trips == ["pipeline:1", "pipeline:1"]
-    finally:
-        redis.pipeline = pipeline
     # EVALSHA from the first batch on (loaded once if Redis lacks it), one pipeline per batch.
     assert loaded[0] == "pipeline:2"
     assert steady_trips == ["pipeline:3"]
@@ -320,31 +314,15 @@ async def test_a_gated_read_takes_a_token_and_reads_in_one_call_and_an_empty_buc
     await store.mark_board_ready(brand_id, [board.key])
     bucket = engine_keys.rate_limit_bucket(redis_namespace, brand_id, 99)
     calls: list[int] = []
-    pipeline = redis.pipeline
-
-    def counted(*args, **options):
-        pipe = pipeline(*args, **options)
-        run = pipe.execute
-
-        async def recorded(*a, **kw):
-            calls.append(len(pipe))
-            return await run(*a, **kw)
-
-        pipe.execute = recorded
-        return pipe
-
     plain = await store.read(slot, offset=0, limit=3, around="x2", k=1)
     warm = Charge(engine_keys.rate_limit_bucket(redis_namespace, brand_id, 102), rate=1, burst=5)
     assert await store.read(slot, offset=0, limit=3, charge=warm) is not None  # Redis knows the script from here
-    redis.pipeline = counted
-    try:
+    with counted_pipelines(redis, calls.append):
         charges = [Charge(bucket, rate=0.001, burst=2) for _ in range(3)]
         gated = [await store.read(slot, offset=0, limit=3, around="x2", k=1, charge=c) for c in charges[:2]]
         assert calls == [1, 1]  # one EVALSHA each: the token and the read
         with pytest.raises(Refused):
             await store.read(slot, offset=0, limit=3, around="x2", k=1, charge=charges[2])
-    finally:
-        redis.pipeline = pipeline
     assert gated == [plain, plain]  # the same snapshot as the plain read
     assert [(c.allowed, round(c.remaining)) for c in charges] == [(True, 1), (True, 0), (False, 0)]
     assert await redis.exists(bucket) == 1

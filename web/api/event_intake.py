@@ -29,7 +29,7 @@ from engine.events import check_plausible, decode_events, max_event_age
 from engine.tenants import KeyKind
 from integrations import cloudevents
 from web.hygiene import is_json_content_type
-from web.ratelimit import presented_key
+from web.ratelimit import presented_key, scope_headers
 from web.schemas.events import BatchResultOut, EventResultOut
 
 if TYPE_CHECKING:
@@ -43,10 +43,6 @@ if TYPE_CHECKING:
 
 _INTERNAL = (BoardTotalChanged, Notification)
 _HEADERS = [(b"content-type", b"application/json")]
-
-
-def _headers(scope: Scope) -> dict[str, str]:
-    return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope.get("headers", [])}
 
 
 def replaying(messages: list[ReceiveMessage], receive: Receive) -> Receive:
@@ -127,9 +123,9 @@ class LeanEventIntake:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Process a plain request of one event or a batch, or run the route."""
         services: Services | None = getattr(scope["app"].state, "services", None)
-        headers = _headers(scope)
+        headers = scope_headers(scope)
         content_type = headers.get("content-type", "")
-        key = presented_key(scope)  # no query string on this path: a header's key, as the route reads it
+        key = presented_key(scope, headers)  # no query string on this path: a header's key, as the route reads it
         if (
             services is None
             or scope.get("method") != "POST"

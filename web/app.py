@@ -25,6 +25,7 @@ from engine.egress import EgressGuard, Resolver
 from engine.pipeline import Processor
 from engine.settings import Settings, load_settings, refuse_unsafe
 from web import pages
+from web.api import board_reads
 from web.api.audit import AuditController
 from web.api.badges import routes as badges_routes
 from web.api.challenges import routes as challenges_routes
@@ -134,7 +135,7 @@ def create_app(
             tracing.shutdown()  # flush the spans still batched
 
     page_options = pages.app_options(settings)
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             *health_routes(VERSION),
             metrics_endpoint,
@@ -195,3 +196,5 @@ def create_app(
         logging_config=None,  # web.logs configured structured logging already
         **page_options,
     )
+    board_reads.install(app, settings)  # plain board reads answered before the stack (web/api/board_reads.py)
+    return app

@@ -73,16 +73,24 @@ class HttpMetricsMiddleware(PrometheusMiddleware):
                 span["duration"] = time.perf_counter() - started
             await send(message)
 
-        gauge = self._gauge(method, path)
-        gauge.inc()
+        gauge = self.begin(method, path)
         try:
             await self.app(scope, receive, measured)
         finally:
-            gauge.dec()
-            status = span["status"]
-            count, duration = self._children(method, path, status)
-            if status >= 500:  # its own series only once an error happened, as Litestar's middleware does
-                labels = self._labels(method, path, status)
-                self.requests_error_count(labels).labels(*labels.values()).inc()
-            count.inc()
-            duration.observe(span["duration"])
+            self.end(gauge, method, path, span["status"], span["duration"])
+
+    def begin(self, method: str, path: str) -> Gauge:
+        """Count a request of ``method`` on the route template ``path`` in progress; returns its gauge."""
+        gauge = self._gauge(method, path)
+        gauge.inc()
+        return gauge
+
+    def end(self, gauge: Gauge, method: str, path: str, status: int, duration: float) -> None:
+        """The request is done: out of progress, counted with its status, its duration observed."""
+        gauge.dec()
+        count, timing = self._children(method, path, status)
+        if status >= 500:  # its own series only once an error happened, as Litestar's middleware does
+            labels = self._labels(method, path, status)
+            self.requests_error_count(labels).labels(*labels.values()).inc()
+        count.inc()
+        timing.observe(duration)

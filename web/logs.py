@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from typing import Any
 
 import structlog
 from litestar.enums import ScopeType
@@ -97,10 +98,15 @@ class AccessLogMiddleware:
         try:
             await self.app(scope, receive, capture)
         finally:
-            self.log.info(
-                "request",
-                method=scope.get("method"),
-                path=redact_path(str(scope.get("path", ""))),
-                status=status,
-                ms=round((time.perf_counter() - started) * 1000, 2),
-            )
+            log_request(self.log, scope, status, started)
+
+
+def log_request(logger: Any, scope: Scope, status: int, started: float) -> None:
+    """The access log's line of one request: method, path (tokens redacted), status, milliseconds since ``started``."""
+    logger.info(
+        "request",
+        method=scope.get("method"),
+        path=redact_path(str(scope.get("path", ""))),
+        status=status,
+        ms=round((time.perf_counter() - started) * 1000, 2),
+    )

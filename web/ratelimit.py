@@ -11,8 +11,8 @@ Answers carry the IETF fields of draft-ietf-httpapi-ratelimit-headers-09 (struct
     RateLimit: "api";r=998;t=1                 r requests remaining; t seconds until the bucket is full
 
 An empty bucket answers ``429`` problem+json with ``Retry-After`` (seconds until one token is back).
-A route that reads Redis anyway may take the token in its own script (the :data:`FUSED` flag,
-:class:`Deferred`): the board read does, so it costs one round trip, not two.
+A read that goes to Redis anyway may take the token in its own script (:class:`Deferred`): the board
+read's lane does, so a plain read costs one round trip, not two.
 When Redis does not answer, requests are let through (fail open) and the failure is logged: the limit
 protects capacity, it is not an authorisation check.
 """
@@ -38,13 +38,11 @@ from engine.redisconn import breaker_of, is_cluster
 from web.errors import PROBLEM_BASE
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from litestar.types import ASGIApp, HTTPResponseBodyEvent, HTTPResponseStartEvent, Message, Receive, Scope, Send
     from redis.asyncio import Redis
 
     from engine.settings import Settings
-    from engine.tenants import Brand
+    from engine.tenants import Brand, Principal
     from web.deps import Services
 
 log = logging.getLogger("questline.ratelimit")
@@ -79,6 +77,10 @@ class Verdict:
         if not self.allowed:
             found["Retry-After"] = str(max(1, math.ceil((1 - self.remaining) / rate)))
         return found
+
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        """:meth:`headers` as an ASGI message carries them."""
+        return [(name.lower().encode(), value.encode()) for name, value in self.headers().items()]
 
 
 def limit_for(settings: Settings, brand: Brand) -> Limit:
@@ -201,7 +203,8 @@ def presented_key(scope: Scope, headers: dict[str, str] | None = None) -> str | 
     return None
 
 
-def _problem(verdict: Verdict) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+def problem_of(verdict: Verdict) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    """The ``429`` problem+json of a refusal: its body, and its headers with the bucket's."""
     body = msgspec.json.encode(
         {
             "type": PROBLEM_BASE + "rate-limited",
@@ -212,23 +215,20 @@ def _problem(verdict: Verdict) -> tuple[bytes, list[tuple[bytes, bytes]]]:
         }
     )
     headers = [(b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode())]
-    headers += [(name.lower().encode(), value.encode()) for name, value in verdict.headers().items()]
+    headers += verdict.raw_headers()
     return body, headers
 
 
-FUSED = "rate_limit_in_route"
-"""A route handler's ``opt`` flag: the route takes the request's token itself (see :class:`Deferred`)."""
 _DEFERRED = "questline.rate_limit"
 
 
 @dataclass(slots=True)
 class Deferred:
-    """A request's token left to its route, which may take it in a Redis call of its own (one round trip).
+    """A request's token, not taken yet: a read script may take it in its own Redis call (one round trip).
 
-    The route passes :attr:`charge` to a script that takes the token before reading
-    (:data:`engine.buckets.TAKE_FUNCTION`), or calls :func:`settle` before it answers any other way. The
-    middleware adds the verdict's headers to the answer either way, and takes a token still not taken
-    once the route is done, so every request costs one.
+    The board-read lane (:mod:`web.api.board_reads`) passes :attr:`charge` to a script that takes the
+    token before reading (:data:`engine.buckets.TAKE_FUNCTION`); anything else calls :func:`settle`, which
+    takes it on its own unless that already happened. Either way every request costs one token.
     """
 
     charge: Charge
@@ -250,42 +250,54 @@ class Deferred:
 
 
 def deferred_of(scope: Scope) -> Deferred | None:
-    """The request's token, when the middleware left it to the route."""
+    """The token a request brings along (the board-read lane's, when it hands a read to the route)."""
     found = cast("dict[str, Any]", scope).get(_DEFERRED)
     return found if isinstance(found, Deferred) else None
 
 
-async def settle(scope: Scope, send: Send) -> bool:
-    """Take the request's deferred token if nothing took it yet; ``False`` when refused (the 429 was sent)."""
-    deferred = deferred_of(scope)
-    if deferred is None or deferred.settled:
-        return deferred is None or deferred.failed_open or bool(deferred.charge.allowed)
-    try:
-        verdict = await deferred.buckets.take_from(deferred.charge.bucket, deferred.limit)
-    except Exception as exc:  # any Redis failure: the limit is a guard, not a dependency
-        log.warning("rate limit not applied: Redis did not answer (failing open): %r", exc)
-        deferred.failed_open = True
+def hand_over(scope: Scope, deferred: Deferred | None) -> None:
+    """Leave ``deferred`` in the request's scope, so the middleware charges that token and no second one."""
+    if deferred is not None:
+        cast("dict[str, Any]", scope)[_DEFERRED] = deferred
+
+
+async def taken(deferred: Deferred) -> bool:
+    """Take the token if nothing took it yet; whether the request may go on (``False``: refused)."""
+    if not deferred.settled:
+        try:
+            verdict = await deferred.buckets.take_from(deferred.charge.bucket, deferred.limit)
+        except Exception as exc:  # any Redis failure: the limit is a guard, not a dependency
+            log.warning("rate limit not applied: Redis did not answer (failing open): %r", exc)
+            deferred.failed_open = True
+            return True
+        deferred.charge.allowed, deferred.charge.remaining = verdict.allowed, verdict.remaining
+    return deferred.failed_open or bool(deferred.charge.allowed)
+
+
+async def settle(deferred: Deferred, send: Send) -> bool:
+    """Take the token if nothing took it yet; ``False`` when refused (the 429 was sent)."""
+    if await taken(deferred):
         return True
-    deferred.charge.allowed, deferred.charge.remaining = verdict.allowed, verdict.remaining
-    if not verdict.allowed:
-        await refuse(verdict, send)
-    return verdict.allowed
+    verdict = deferred.verdict
+    assert verdict is not None  # a refusal is the bucket's answer
+    await refuse(verdict, send)
+    return False
 
 
 async def refuse(verdict: Verdict, send: Send) -> None:
     """Answer ``429`` problem+json with the bucket's headers."""
-    body, headers = _problem(verdict)
+    body, headers = problem_of(verdict)
     start: HTTPResponseStartEvent = {"type": "http.response.start", "status": 429, "headers": headers}
     await send(start)
     end: HTTPResponseBodyEvent = {"type": "http.response.body", "body": body, "more_body": False}
     await send(end)
 
 
-def _with_headers(send: Send, verdict_of: Callable[[], Verdict | None]) -> Send:
+def _with_headers(send: Send, deferred: Deferred) -> Send:
     """``send`` adding the verdict's headers (when there is one) to the start of the answer."""
 
     async def sending(message: Message) -> None:
-        if message["type"] == "http.response.start" and (verdict := verdict_of()) is not None:
+        if message["type"] == "http.response.start" and (verdict := deferred.verdict) is not None:
             headers = MutableScopeHeaders.from_message(message)
             for name, value in verdict.headers().items():
                 headers[name] = value
@@ -294,23 +306,44 @@ def _with_headers(send: Send, verdict_of: Callable[[], Verdict | None]) -> Send:
     return sending
 
 
+class Limiter:
+    """How a worker finds a request's bucket and limit (the middleware's and the board-read lane's)."""
+
+    def __init__(self) -> None:
+        self._buckets: TokenBuckets | None = None
+
+    def deferred(self, services: Services, principal: Principal) -> Deferred | None:
+        """The key's token to take, or ``None`` when no limit applies (or Redis is known to be down)."""
+        limit = limit_for(services.settings, principal.brand)
+        if limit.rate <= 0:
+            return None
+        breaker = breaker_of(services.redis)
+        if breaker is not None and breaker.is_open:
+            return None  # Redis is known to be down: fail open at once instead of waiting on it
+        if self._buckets is None:
+            self._buckets = TokenBuckets(services.redis, namespace=services.settings.redis_namespace)
+        bucket = self._buckets.bucket(principal.brand.id, principal.key_id)
+        return Deferred(Charge(bucket, limit.rate, limit.burst), limit, self._buckets)
+
+
 class RateLimitMiddleware:
     """Applies the per-key token bucket to ``/v1/…`` requests that present a key.
 
-    A route whose handler sets the ``opt`` flag :data:`FUSED` takes the token itself (:class:`Deferred`).
+    A request the board-read lane hands over brings its token along (:func:`hand_over`): that one is
+    charged, perhaps already taken by the lane's read script, never a second.
     """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self._buckets: TokenBuckets | None = None
+        self._limiter = Limiter()
 
     @classmethod
     def define(cls) -> DefineMiddleware:
         """The middleware as Litestar's ``middleware=[…]`` takes it."""
         return DefineMiddleware(cls)
 
-    async def _bucket(self, scope: Scope) -> tuple[TokenBuckets, str, Limit] | None:
-        """The request's bucket and limit, or ``None`` when no limit applies (or Redis is known to be down)."""
+    async def _deferred(self, scope: Scope) -> Deferred | None:
+        """The request's token, or ``None`` when no limit applies."""
         if scope["type"] != ScopeType.HTTP or not str(scope.get("path", "")).startswith("/v1/"):
             return None
         presented = presented_key(scope)
@@ -321,49 +354,15 @@ class RateLimitMiddleware:
             principal = await services.keys.resolve(presented)
         except AuthenticationError:
             return None  # the handler answers 401
-        limit = limit_for(services.settings, principal.brand)
-        if limit.rate <= 0:
-            return None
-        breaker = breaker_of(services.redis)
-        if breaker is not None and breaker.is_open:
-            return None  # Redis is known to be down: fail open at once instead of waiting on it
-        if self._buckets is None:
-            self._buckets = TokenBuckets(services.redis, namespace=services.settings.redis_namespace)
-        return self._buckets, self._buckets.bucket(principal.brand.id, principal.key_id), limit
+        return self._limiter.deferred(services, principal)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Refuse with 429 when the key's bucket is empty; else add the headers to the answer."""
-        found = await self._bucket(scope)
-        if found is None:
+        deferred = deferred_of(scope) or await self._deferred(scope)
+        if deferred is None:
             await self.app(scope, receive, send)
-            return
-        buckets, bucket, limit = found
-        handler = scope.get("route_handler")
-        if handler is not None and handler.opt.get(FUSED):
-            await self._deferred(
-                scope, receive, send, Deferred(Charge(bucket, limit.rate, limit.burst), limit, buckets)
-            )
-            return
-        try:
-            verdict = await buckets.take_from(bucket, limit)
-        except Exception as exc:  # any Redis failure: the limit is a guard, not a dependency
-            log.warning("rate limit not applied: Redis did not answer (failing open): %r", exc)
-            await self.app(scope, receive, send)
-            return
-        if not verdict.allowed:
-            await refuse(verdict, send)
-            return
-        await self.app(scope, receive, _with_headers(send, lambda: verdict))
-
-    async def _deferred(self, scope: Scope, receive: Receive, send: Send, deferred: Deferred) -> None:
-        cast("dict[str, Any]", scope)[_DEFERRED] = deferred
-        await self.app(scope, receive, _with_headers(send, lambda: deferred.verdict))
-        if not deferred.settled:  # the route answered without taking it: the request still costs its token
-            await settle(scope, _ignore)
-
-
-async def _ignore(message: Message) -> None:
-    """A ``send`` for a 429 nobody will read (the answer has gone already)."""
+        elif await settle(deferred, send):
+            await self.app(scope, receive, _with_headers(send, deferred))
 
 
 def expose_headers() -> list[str]:

@@ -109,6 +109,11 @@ def add_trace_id(_logger: Any, _method: str, event_dict: MutableMapping[str, Any
     return event_dict
 
 
+def trace_id_of(scope: Scope) -> str:
+    """A request's trace id: the current span's, else its ``traceparent``'s, else a new one."""
+    return span_trace_id() or _from_traceparent(scope) or secrets.token_hex(16)
+
+
 class TraceIdMiddleware:
     """Bind the request's trace id to the log context for the request's duration."""
 
@@ -120,8 +125,7 @@ class TraceIdMiddleware:
         if scope["type"] not in (ScopeType.HTTP, ScopeType.WEBSOCKET):
             await self.app(scope, receive, send)
             return
-        trace_id = span_trace_id() or _from_traceparent(scope) or secrets.token_hex(16)
-        with structlog.contextvars.bound_contextvars(trace_id=trace_id):
+        with structlog.contextvars.bound_contextvars(trace_id=trace_id_of(scope)):
             await self.app(scope, receive, send)
 
 

@@ -1,4 +1,4 @@
-"""The lean board read (web/api/board_reads.py): the same answers as the route, faster, and only for plain reads."""
+"""The board-read lane (web/api/board_reads.py): the same answers as the route, faster, and only for plain reads."""
 
 from __future__ import annotations
 
@@ -75,10 +75,16 @@ async def test_a_plain_read_is_answered_by_the_lean_path_exactly_as_the_route_an
     assert len(lean) == 1
     assert fast.content == routed.content
     assert fast.json()["entries"], fast.text
-    for name in ("content-type", "content-length", "x-content-type-options", "access-control-allow-origin"):
-        assert fast.headers.get(name) == routed.headers.get(name), name
-    assert fast.headers["RateLimit-Policy"] == routed.headers["RateLimit-Policy"]
-    assert "x-trace-id" not in fast.headers or fast.headers["x-trace-id"] != routed.headers["x-trace-id"]
+    assert _headers(fast) == _headers(routed)  # every header the stack adds (CORS, security, rate limit) and no other
+    assert _remaining(routed) == _remaining(fast) - 1
+
+
+def _headers(answer: Any) -> dict[str, str]:
+    """An answer's headers, without the tokens left (which the next request changes)."""
+    found = {name.lower(): value for name, value in answer.headers.multi_items()}
+    assert len(found) == len(answer.headers.multi_items()), answer.headers  # no header twice
+    found["ratelimit"] = found["ratelimit"].split(";r=")[0]
+    return found
 
 
 async def test_a_publishable_key_in_the_query_reads_public_boards_through_the_lean_path(client, brand, board, lean):
@@ -259,3 +265,69 @@ async def test_lean_reads_are_counted_in_the_http_metrics(client, brand, board, 
         assert (await client.get(board, headers=brand.headers)).status_code == 200
     assert _board_reads_counted() - before == 3
     assert len(lean) == 3
+
+
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+async def test_a_lane_read_is_logged_like_any_request_with_its_trace_id(client, brand, board, lean, caplog):
+    with caplog.at_level(logging.INFO, logger="questline.access"):
+        fast = await client.get(board + "?around=m3", headers={**brand.headers, "traceparent": TRACEPARENT})
+        routed = await client.get(board + "?around=m3&utm=x", headers={**brand.headers, "traceparent": TRACEPARENT})
+    assert fast.status_code == routed.status_code == 200
+    assert len(lean) == 1
+    lines = [r.msg for r in caplog.records if r.name == "questline.access"]
+    assert len(lines) == 2, lines
+    fields = [{k: v for k, v in line.items() if k not in ("ms", "timestamp")} for line in lines]  # type: ignore[union-attr]
+    assert fields[0] == {**fields[1], "path": board}  # the path without its query, as the stack logs it
+    assert fields[0]["status"] == 200 and fields[0]["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+async def test_a_failure_in_the_lane_is_handed_to_the_route_with_its_token(client, db, clock, lean, monkeypatch):
+    from leaderboards.service import Leaderboards
+
+    other = await _limited_brand(db, clock, client, burst=3)  # the PUT took one token
+    read = Leaderboards.read
+    calls: list[bool] = []
+
+    async def failing_once(self, *args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs.get("charge") is not None)
+        if len(calls) == 1:
+            await read(self, *args, **kwargs)  # the lane's read takes its token, then fails
+            raise RuntimeError("a failure after the read")
+        return await read(self, *args, **kwargs)
+
+    monkeypatch.setattr(Leaderboards, "read", failing_once)
+    answer = await client.get("/v1/leaderboards/visits", headers=other.headers)
+    assert answer.status_code == 200, answer.text
+    assert calls == [True, False]  # the lane's read, then the route's
+    assert lean == []  # the route answered
+    assert _remaining(answer) == 1  # one token for the request, not two
+    async with db.write() as session:
+        await session.execute(delete(BoardRow).where(BoardRow.brand_id == other.brand.id))
+
+
+async def test_an_error_the_route_meets_too_is_answered_as_the_stack_answers_it(
+    client, brand, board, lean, monkeypatch
+):
+    from leaderboards.service import Leaderboards
+
+    async def broken(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the database is gone")
+
+    monkeypatch.setattr(Leaderboards, "read", broken)
+    answer = await client.get(board, headers=brand.headers)
+    assert answer.status_code == 500
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.headers["cache-control"] == "no-store"
+    assert lean == []
+
+
+def test_the_lane_stands_in_front_of_the_stack_unless_requests_are_traced(settings):
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from web.app import create_app
+
+    assert isinstance(create_app(settings).asgi_handler, board_reads.BoardReadLane)
+    traced = create_app(settings, tracer_provider=TracerProvider())
+    assert not isinstance(traced.asgi_handler, board_reads.BoardReadLane)  # every request gets its span

@@ -1,8 +1,7 @@
 """The lean path of ``POST /v1/events``, the call point-of-sale and app integrations make most.
 
-:class:`LeanEventIntake` is the route's own middleware, like the board read's (:mod:`web.api.board_reads`):
-it runs inside every app-level middleware (trace id, access log, security headers, HTTP metrics, refused
-events, rate limit, idempotency, CORS), so the request is logged, counted, limited, replayed for a repeated
+:class:`LeanEventIntake` is the route's own middleware: it runs inside every app-level middleware (trace
+id, access log, security headers, HTTP metrics, refused events, rate limit, idempotency, CORS), so the request is logged, counted, limited, replayed for a repeated
 ``Idempotency-Key`` and answered with the same headers as any other. It answers a plain JSON request
 itself, without the route's guard, dependency injection, signature model and response machinery: the
 body is read once, the key resolved through the same cache, the events decoded and checked by the same

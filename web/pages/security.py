@@ -171,6 +171,24 @@ def origin_of(url: str) -> str | None:
     return f"{parts.scheme}://{parts.hostname}{suffix}"
 
 
+NOSNIFF = "nosniff"
+NO_STORE = "no-store"
+
+
+def hsts_of(settings: Settings) -> str | None:
+    """The ``Strict-Transport-Security`` value, when HSTS is configured and the public URL is https."""
+    return f"max-age={settings.hsts_seconds}" if settings.hsts_seconds > 0 and is_https(settings) else None
+
+
+def api_headers(settings: Settings) -> list[tuple[bytes, bytes]]:
+    """What :class:`SecurityHeadersMiddleware` adds to an API answer that chose none of these headers itself."""
+    found = [(b"x-content-type-options", NOSNIFF.encode()), (b"cache-control", NO_STORE.encode())]
+    hsts = hsts_of(settings)
+    if hsts is not None:
+        found.append((b"strict-transport-security", hsts.encode()))
+    return found
+
+
 class SecurityHeadersMiddleware:
     """Headers every response gets: ``nosniff``, ``no-store`` on API JSON, and HSTS when configured.
 
@@ -182,8 +200,7 @@ class SecurityHeadersMiddleware:
 
     def __init__(self, app: ASGIApp, *, settings: Settings) -> None:
         self.app = app
-        hsts = settings.hsts_seconds > 0 and is_https(settings)
-        self._hsts = f"max-age={settings.hsts_seconds}" if hsts else None
+        self._hsts = hsts_of(settings)
 
     @classmethod
     def define(cls, settings: Settings) -> DefineMiddleware:
@@ -201,9 +218,9 @@ class SecurityHeadersMiddleware:
             if message["type"] == "http.response.start":
                 headers = MutableScopeHeaders.from_message(message)
                 if "x-content-type-options" not in headers:
-                    headers["X-Content-Type-Options"] = "nosniff"
+                    headers["X-Content-Type-Options"] = NOSNIFF
                 if api and "cache-control" not in headers:
-                    headers["Cache-Control"] = "no-store"
+                    headers["Cache-Control"] = NO_STORE
                 if self._hsts is not None:
                     headers["Strict-Transport-Security"] = self._hsts
             await send(message)

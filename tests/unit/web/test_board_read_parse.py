@@ -1,4 +1,4 @@
-"""web.api.board_reads.plain_read: what the lean board read takes itself, and what it leaves to the route."""
+"""web.api.board_reads.plain_read: what the board-read lane takes itself, and what it leaves to the route."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from web.api.board_reads import Read, plain_read
 
 def scope(query: bytes = b"", *, method: str = "GET", key: str = "weekly", **headers: str) -> Any:
     raw = [(name.replace("_", "-").encode(), value.encode()) for name, value in headers.items()]
-    return {"method": method, "path_params": {"key": key}, "query_string": query, "headers": raw}
+    return {"method": method, "path": f"/v1/leaderboards/{key}", "query_string": query, "headers": raw}
 
 
 BEARER = {"authorization": "Bearer pk_live_x"}
@@ -53,7 +53,11 @@ def test_anything_unusual_goes_to_the_route(query):
     assert plain_read(scope(query, **BEARER)) is None
 
 
-def test_only_get_with_a_board_key():
+def test_only_get_with_a_board_key_of_one_segment():
     assert plain_read(scope(b"", method="HEAD", **BEARER)) is None
     assert plain_read(scope(b"", key="", **BEARER)) is None
     assert plain_read(scope(b"", key="a\x00b", **BEARER)) is None
+    assert plain_read(scope(b"", key="weekly/definition", **BEARER)) is None  # another route
+    assert plain_read(scope(b"", key="weekly/", **BEARER)) is None  # the router's to normalise
+    assert plain_read({**scope(b"", **BEARER), "path": "/v1/leaderboards"}) is None
+    assert plain_read({**scope(b"", **BEARER), "root_path": "/api"}) is None  # mounted: the router strips it

@@ -103,6 +103,8 @@ class AccessLogMiddleware:
 
 def log_request(logger: Any, scope: Scope, status: int, started: float) -> None:
     """The access log's line of one request: method, path (tokens redacted), status, milliseconds since ``started``."""
+    if not logger.is_enabled_for(logging.INFO):
+        return  # below the configured level: nothing to redact or round
     logger.info(
         "request",
         method=scope.get("method"),

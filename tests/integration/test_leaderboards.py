@@ -13,10 +13,12 @@ import pytest
 from sqlalchemy import delete
 
 from engine.errors import DefinitionError
+from engine.redisconn import is_cluster
 from engine.tenants import config_version
 from leaderboards import config, ranking
 from leaderboards.models import BoardDef, EventCountMetric, PeriodRef, Placed
 from leaderboards.orm import BoardRow
+from leaderboards.scripts import ScriptBatch
 from leaderboards.slots import Listing, Slot, Write
 from leaderboards.store import BoardStore
 
@@ -122,8 +124,16 @@ async def test_dense_companions_stay_exact_under_replays_and_concurrency(redis, 
 
 @contextmanager
 def counted_pipelines(redis: Any, record: Callable[[int], object]) -> Iterator[None]:
-    """Within the block, ``record`` gets the number of commands of each pipeline ``redis`` sends."""
+    """Within the block, ``record`` gets the number of commands of each pipeline ``redis`` sends.
+
+    The reads' batches written straight on a connection (``ScriptBatch._written``) count as pipelines too.
+    """
     pipeline = redis.pipeline
+    written = ScriptBatch._written
+
+    async def write_counted(self: ScriptBatch, calls: list[Any]) -> Any:
+        record(len(calls))
+        return await written(self, calls)
 
     def counted(*args: Any, **options: Any) -> Any:
         pipe = pipeline(*args, **options)
@@ -137,10 +147,12 @@ def counted_pipelines(redis: Any, record: Callable[[int], object]) -> Iterator[N
         return pipe
 
     redis.pipeline = counted
+    ScriptBatch._written = write_counted  # type: ignore[method-assign]
     try:
         yield
     finally:
         redis.pipeline = pipeline
+        ScriptBatch._written = written  # type: ignore[method-assign]
 
 
 def listings_for(brand_id: int, board: BoardDef, members: range) -> list[Listing]:
@@ -292,6 +304,57 @@ async def test_a_batch_of_reads_costs_one_round_trip_once_the_script_is_known(re
     assert loaded[0] == "pipeline:2"
     assert steady_trips == ["pipeline:3"]
     assert [s.total for s in first] == [5, 5] and all(s.me is not None and s.me.rank == 2 for s in steady)
+    await store.delete([*store.slot_keys(slot), *store.directory_keys(brand_id)])
+
+
+async def test_on_a_plain_client_a_batch_of_reads_is_one_write_on_one_connection(redis, redis_namespace, brand):
+    """The direct write of :class:`ScriptBatch` on a plain client; a cluster keeps redis-py's pipeline."""
+    store = BoardStore(redis, namespace=redis_namespace)
+    brand_id = brand.brand.id
+    board = dense_board()
+    slot = Slot(brand_id=brand_id, board=board, period=WEEK, scope="direct")
+    await store.apply(
+        [Write(slot=slot, member_id=m, units=m, reached_at=AT) for m in range(5)],
+        listings=listings_for(brand_id, board, range(5)),
+    )
+    await store.mark_board_ready(brand_id, [board.key])
+    expected = await store.read(slot, offset=0, limit=5, around="x3", k=1)  # the script is loaded from here
+    writes: list[int] = []
+    patched: list[Any] = []
+    pool = getattr(redis, "connection_pool", None)  # a cluster has one per node
+    get_connection = pool.get_connection if pool is not None else None
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        connection = await get_connection(*args, **kwargs)  # type: ignore[misc]
+        send = connection.send_packed_command
+
+        async def sent(command: Any, *a: Any, **kw: Any) -> Any:
+            writes.append((command if isinstance(command, bytes) else b"".join(command)).count(b"EVALSHA"))
+            return await send(command, *a, **kw)
+
+        connection.send_packed_command = sent
+        patched.append(connection)
+        return connection
+
+    if pool is not None:
+        pool.get_connection = counted
+    pipeline = redis.pipeline
+    pipelines: list[object] = []
+    redis.pipeline = lambda *a, **kw: pipelines.append(a) or pipeline(*a, **kw)
+    try:
+        reads = await asyncio.gather(*(store.read(slot, offset=0, limit=5, around="x3", k=1) for _ in range(4)))
+    finally:
+        if pool is not None:
+            pool.get_connection = get_connection
+        redis.pipeline = pipeline
+        for connection in patched:
+            del connection.send_packed_command
+    if is_cluster(redis):  # a cluster's pipeline finds each read's shard
+        assert len(pipelines) == 1
+    else:
+        assert writes == [4]  # four EVALSHA, one write, one connection…
+        assert pipelines == []  # …without redis-py's pipeline
+    assert reads == [expected] * 4  # the replies, each to its own caller, decoded as redis-py's pipeline gives them
     await store.delete([*store.slot_keys(slot), *store.directory_keys(brand_id)])
 
 

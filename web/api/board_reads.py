@@ -168,8 +168,11 @@ class BoardReadLane:
         reply = send
         if origin and self._cors is not None:
             reply = self._cors.send_wrapper(send, origin, has_cookie="cookie" in headers)
-        with structlog.contextvars.bound_contextvars(trace_id=trace_id_of(scope)):
+        bound = structlog.contextvars.bind_contextvars(trace_id=trace_id_of(scope))
+        try:
             served = await self._serve(scope, reply, read, principal, services, deferred)
+        finally:
+            structlog.contextvars.reset_contextvars(**bound)
         if not served:
             hand_over(scope, deferred)
             await self.app(scope, receive, send)

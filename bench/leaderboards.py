@@ -10,16 +10,18 @@ throw-away database and its own Redis namespace, both removed at the end. Loopba
 - reads: ``GET /v1/leaderboards/<board>?limit=10&around=<member>&k=5`` (top 10 + the member's rank and
   percentile + ±5 neighbours, with labels) through the HTTP API of a real ``questline serve`` (2 worker
   processes by default: the machine's cores, which the load generator and Redis share) on PostgreSQL
-  and Redis, over 50 keep-alive connections, for a random member of the million each time; beside one
-  Lua script doing the same reads (ZRANGE top, ZREVRANK, ZSCORE, ZRANGE around, ZCOUNT) from 50
-  concurrent tasks of this process;
+  and Redis, over 50 keep-alive connections, for a random member of the million each time; beside the
+  server's own script called raw from 50 concurrent tasks of this process (the limit): it takes the key's
+  rate-limit token, then makes the same reads (ZRANGE top, ZREVRANK, ZSCORE, ZRANGE around, ZCOUNT, the
+  labels), exactly as every plain read over HTTP does;
 - memory per member: ``used_memory`` deltas around loading the sorted set, and the board's directory
   (external id → member, member → label) the read path resolves members with, divided by the members.
 
 Raw and ours alternate round by round, so load from other processes on the machine hits both alike, and
 each read round records the CPU time every party used (this process, the server's processes, Redis,
-and the machine's other processes) to say where the time goes. ``--batched`` (default) also measures
-the raw script auto-pipelined the way the server sends it, as an informative second limit.
+and the machine's other processes) to say where the time goes. ``--batched`` (default) also measures,
+for information, the raw script auto-pipelined the way the server sends it, and the read script alone
+without the token (the limit before the read took its token in the same call).
 """
 
 from __future__ import annotations
@@ -44,10 +46,11 @@ from bench.common import REDIS_URL, median, print_table, scratch_database, serve
 from bench.measure import CONCURRENCY, HttpConnection, Round, cpu_per_read, measured, run_for
 from engine.clock import SystemClock
 from engine.db import Database, create_engine
+from engine.keys import rate_limit_bucket
 from engine.tenants import create_brand
 from leaderboards import keys
 from leaderboards.models import BoardSpec, PointsMetric
-from leaderboards.scripts import READ_SCRIPT, ScriptBatch
+from leaderboards.scripts import GATED_READ_SCRIPT, READ_SCRIPT, ScriptBatch
 from leaderboards.service import Leaderboards
 from leaderboards.slots import Listing, Slot, Write, standing_entry
 
@@ -56,6 +59,8 @@ QUIET = 0.2
 BOARD = "all-points"
 TIES = "competition"
 """The board's tie policy (the default), which the limit passes to the script as the server does."""
+BUCKET = 1_000_000
+"""The limit's token bucket: refill rate and size, the server's under the bench (``bench.common.server``)."""
 
 
 async def used_memory(redis: Redis) -> int:
@@ -175,10 +180,15 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                     unlogged_updates.append(await run_for(args.seconds, raw_pipeline(logged=False)))
 
                 # The limit runs the server's own read script on the same keys: equal Redis work, by construction.
-                raw_script = redis.register_script(READ_SCRIPT)
+                # The server's script takes the key's rate-limit token and reads, in one call; so does the limit
+                # (a bucket of its own, as large as the server's under the bench). The read alone is measured too.
+                raw_script = redis.register_script(GATED_READ_SCRIPT)
                 batched_script = ScriptBatch(redis, raw_script)
+                plain_script = redis.register_script(READ_SCRIPT)
                 ids_key, names_key = lb.store.directory_keys(brand.id)
-                read_keys = [key, key, ids_key, names_key, keys.board_ready(namespace, brand.id, BOARD)]
+                plain_keys = [key, key, ids_key, names_key, keys.board_ready(namespace, brand.id, BOARD)]
+                read_keys = [*plain_keys, rate_limit_bucket(namespace, brand.id, 0)]
+                bucket_args = [BUCKET, BUCKET]
             finally:
                 await db.dispose()
 
@@ -186,10 +196,13 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             # Raw and HTTP rounds alternate, so load from other processes on the machine hits both alike;
             # each round records the CPU each party used (this process, the server's processes, Redis, others).
             async def raw_read(r: random.Random) -> None:
-                await raw_script(keys=read_keys, args=[0, 10, 5, TIES, f"m{r.randrange(members)}"])
+                await raw_script(keys=read_keys, args=[*bucket_args, 0, 10, 5, TIES, f"m{r.randrange(members)}"])
 
             async def batched_raw_read(r: random.Random) -> None:
-                await batched_script(keys=read_keys, args=[0, 10, 5, TIES, f"m{r.randrange(members)}"])
+                await batched_script(keys=read_keys, args=[*bucket_args, 0, 10, 5, TIES, f"m{r.randrange(members)}"])
+
+            async def plain_raw_read(r: random.Random) -> None:
+                await plain_script(keys=plain_keys, args=[0, 10, 5, TIES, f"m{r.randrange(members)}"])
 
             with server(url, namespace=namespace, workers=args.workers) as base:
                 host, port = base.removeprefix("http://").split(":")
@@ -216,7 +229,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 assert status == 200, body
                 check_page(json.loads(body))
                 await run_for(1.0, http_worker({}))  # warm-up: connections, key cache, definitions, EVALSHA
-                reply = await raw_script(keys=read_keys, args=[0, 10, 5, TIES, f"m{members // 2}"])
+                gated = await raw_script(keys=read_keys, args=[*bucket_args, 0, 10, 5, TIES, f"m{members // 2}"])
+                assert gated[0] == 1, gated  # the token was taken…
+                reply = gated[2]  # …and the read made
                 assert reply[0] == 1, reply  # the board is ready: the script read it
                 assert len(reply[2]) == 20, reply  # top 10 with scores
                 assert len(reply[6]) == 22, reply  # ±5 around the member, with scores
@@ -225,6 +240,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 redis_pid = int((await redis.info("server"))["process_id"])
                 raw_reads: list[Round] = []
                 batched_reads: list[Round] = []
+                plain_reads: list[Round] = []
                 http_reads: list[Round] = []
                 for _ in range(args.rounds):
                     raw_reads.append(await measured(args.seconds, raw_read, redis_pid))
@@ -234,6 +250,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                     http_reads.append(await measured(args.seconds, http_worker({}), redis_pid))
                     if args.batched:
                         batched_reads.append(await measured(args.seconds, batched_raw_read, redis_pid))
+                        plain_reads.append(await measured(args.seconds, plain_raw_read, redis_pid))
                 for conn in connections:
                     await conn.close()
                 results["http_errors"] = errors
@@ -291,6 +308,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         results["reads"]["raw_lua_autopipelined_per_s"] = [round(r.rate) for r in batched_reads]
         results["reads"]["median_raw_autopipelined"] = round(median([r.rate for r in batched_reads]))
         results["reads"]["cpu_us_per_read"]["raw_autopipelined"] = cpu_per_read(batched_reads)
+        results["reads"]["raw_lua_ungated_per_s"] = [round(r.rate) for r in plain_reads]
+        results["reads"]["median_raw_ungated"] = round(median([r.rate for r in plain_reads]))
+        results["reads"]["cpu_us_per_read"]["raw_ungated"] = cpu_per_read(plain_reads)
     return results
 
 
@@ -362,6 +382,12 @@ def report(results: dict[str, Any]) -> None:
             f" (HTTP = {reads['median_http'] / reads['median_raw_autopipelined']:.2f} of it)"
         )
         rows.append(("raw Lua auto-pipelined", cpu["raw_autopipelined"]))
+    if "raw_ungated" in cpu:
+        print(
+            f"  informative: the read script alone, without the token: {reads['median_raw_ungated']:,}/s"
+            f" (HTTP = {reads['median_http'] / reads['median_raw_ungated']:.2f} of it)"
+        )
+        rows.append(("raw Lua, read without the token", cpu["raw_ungated"]))
     print_table(
         "CPU per read (µs, medians of the rounds; rounds alternate raw / HTTP)",
         ["reads by", "bench process", "server processes", "Redis", "other load (cores)"],

@@ -19,10 +19,11 @@ in) rolls back, so a retried or refused request never counts.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, values
 from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -36,6 +37,27 @@ if TYPE_CHECKING:
     from engine.tenants import Brand
 
 #: Webhook endpoints with an id up to this get their own ``endpoint`` label; the others share ``other``.
+_PID = os.getpid()
+
+
+def _remember_pid() -> None:
+    global _PID  # one number per process, refreshed in a forked child
+    _PID = os.getpid()
+
+
+def _worker_pid() -> int:
+    """This process's id, asked for once per process rather than on every move of a value."""
+    return _PID
+
+
+os.register_at_fork(after_in_child=_remember_pid)
+if values.ValueClass is not values.MutexValue:
+    # Multiprocess mode (PROMETHEUS_MULTIPROC_DIR): each move of a value first checks whether the process
+    # forked, with a getpid() system call (5 per HTTP request, a few per cent of a board read's CPU). The
+    # same check against the pid remembered at start and after each fork. Set before any metric exists:
+    # the metrics below are the first of the process (the HTTP ones are made at the first request).
+    values.ValueClass = values.MultiProcessValue(process_identifier=_worker_pid)  # type: ignore[no-untyped-call]
+
 ENDPOINT_LABEL_CAP = 200
 
 _STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)

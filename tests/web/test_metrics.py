@@ -225,6 +225,47 @@ def test_workers_are_summed_in_multiprocess_mode(backend, tmp_path, monkeypatch)
     assert samples[("questline_db_pool_in_use", frozenset())] == 4
 
 
+_FORKING_WORKER = """
+import os
+
+calls = []
+getpid = os.getpid
+os.getpid = lambda: calls.append(1) or getpid()  # before prometheus-client takes it as its default
+from engine import metrics
+
+calls.clear()
+for _ in range(10):
+    metrics.EVENTS_INGESTED.labels("forked").inc()
+assert calls == [], calls  # no system call per move of a value
+os.getpid = getpid
+child = os.fork()
+if child == 0:  # a forked child writes its own file, as prometheus-client's own pid check had it
+    metrics.EVENTS_INGESTED.labels("forked").inc(5)
+    os._exit(0)
+assert os.waitpid(child, 0)[1] == 0
+print(getpid(), child)
+"""
+
+
+@pytest.mark.parametrize("backend", ["sqlite+fakeredis"])
+def test_multiprocess_values_check_for_a_fork_without_a_system_call_per_move(backend, tmp_path, monkeypatch):
+    from web.metrics import MULTIPROC_ENV, registry
+
+    directory = tmp_path / "metrics"
+    directory.mkdir()
+    monkeypatch.setenv(MULTIPROC_ENV, str(directory))
+    env = {**os.environ, MULTIPROC_ENV: str(directory)}
+    run = subprocess.run([sys.executable, "-c", _FORKING_WORKER], env=env, timeout=60, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    parent, child = run.stdout.split()
+    counters = sorted(p.name for p in directory.iterdir() if p.name.startswith("counter_"))
+    assert counters == sorted([f"counter_{parent}.db", f"counter_{child}.db"])
+    samples = {
+        (s.name, frozenset(s.labels.items())): s.value for family in registry().collect() for s in family.samples
+    }
+    assert samples[("questline_events_ingested_total", frozenset({("brand", "forked")}))] == 15
+
+
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 METRIC = re.compile(r"\bquestline_[a-z0-9_]+")
 DURATION = re.compile(r"^\d+[smhd]$")

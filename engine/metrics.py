@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from engine.pipeline import EventResult
     from engine.tenants import Brand
 
-#: Webhook endpoints with an id up to this get their own ``endpoint`` label; the others share ``other``.
 _PID = os.getpid()
 
 
@@ -58,6 +57,7 @@ if values.ValueClass is not values.MutexValue:
     # the metrics below are the first of the process (the HTTP ones are made at the first request).
     values.ValueClass = values.MultiProcessValue(process_identifier=_worker_pid)  # type: ignore[no-untyped-call]
 
+#: Webhook endpoints with an id up to this get their own ``endpoint`` label; the others share ``other``.
 ENDPOINT_LABEL_CAP = 200
 
 _STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)

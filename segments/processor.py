@@ -2,10 +2,10 @@
 
 The step runs first. The metrics its segments need are scalar subqueries the pipeline reads in one
 statement right after it locks the unit's members (:class:`engine.grants.LockColumns`), so the unit's
-members arrive with their metrics as of before the unit, after whatever unit held a member's lock before. The step then walks the unit's events in order,
-puts each member's segments into the event's member view (``{"segment": slug}`` leaves of earning-rule
-filters, campaign eligibility and badge rules read them there) and folds the event into the member's
-metrics, so the unit's next event of that member sees it. A brand without segments adds no column at all.
+members arrive with their metrics as of before the unit, after whatever unit held a member's lock before.
+The step then walks the unit's events in order, puts each member's segments into the event's member view
+(``{"segment": slug}`` leaves of earning-rule filters, campaign eligibility and badge rules read them
+there) and folds the event into the member's metrics, so the unit's next event of that member sees it. A brand without segments adds no column at all.
 """
 
 from __future__ import annotations

@@ -160,6 +160,17 @@ def listings_for(brand_id: int, board: BoardDef, members: range) -> list[Listing
     return [Listing(brand_id=brand_id, member_id=m, external_id=f"x{m}", display_name=f"L{m}") for m in members]
 
 
+async def five_members(store: BoardStore, brand_id: int, board: BoardDef, scope: str) -> Slot:
+    """A slot of ``board`` (this week, ``scope``) where members 0–4 (``x0``–``x4``) have 0–4, the board ready."""
+    slot = Slot(brand_id=brand_id, board=board, period=WEEK, scope=scope)
+    await store.apply(
+        [Write(slot=slot, member_id=m, units=m, reached_at=AT) for m in range(5)],
+        listings=listings_for(brand_id, board, range(5)),
+    )
+    await store.mark_board_ready(brand_id, [board.key])
+    return slot
+
+
 @pytest.mark.parametrize("ties", ["competition", "dense", "first_to_reach"])
 @pytest.mark.parametrize("base", [0, 10**15 - 20], ids=["small", "15-digit"])
 async def test_store_reads_page_edges_inside_ties(redis, redis_namespace, brand, ties, base):
@@ -280,12 +291,7 @@ async def test_a_batch_of_reads_costs_one_round_trip_once_the_script_is_known(re
     store = BoardStore(redis, namespace=redis_namespace)
     brand_id = brand.brand.id
     board = dense_board()
-    slot = Slot(brand_id=brand_id, board=board, period=WEEK, scope="trips")
-    await store.apply(
-        [Write(slot=slot, member_id=m, units=m, reached_at=AT) for m in range(5)],
-        listings=listings_for(brand_id, board, range(5)),
-    )
-    await store.mark_board_ready(brand_id, [board.key])
+    slot = await five_members(store, brand_id, board, "trips")
     trips: list[str] = []
     with counted_pipelines(redis, lambda size: trips.append(f"pipeline:{size}")):
         first = await asyncio.gather(*(store.read(slot, offset=0, limit=5) for _ in range(2)))
@@ -312,12 +318,7 @@ async def test_on_a_plain_client_a_batch_of_reads_is_one_write_on_one_connection
     store = BoardStore(redis, namespace=redis_namespace)
     brand_id = brand.brand.id
     board = dense_board()
-    slot = Slot(brand_id=brand_id, board=board, period=WEEK, scope="direct")
-    await store.apply(
-        [Write(slot=slot, member_id=m, units=m, reached_at=AT) for m in range(5)],
-        listings=listings_for(brand_id, board, range(5)),
-    )
-    await store.mark_board_ready(brand_id, [board.key])
+    slot = await five_members(store, brand_id, board, "direct")
     expected = await store.read(slot, offset=0, limit=5, around="x3", k=1)  # the script is loaded from here
     writes: list[int] = []
     patched: list[Any] = []
@@ -369,12 +370,7 @@ async def test_a_gated_read_takes_a_token_and_reads_in_one_call_and_an_empty_buc
     store = BoardStore(redis, namespace=redis_namespace)
     brand_id = brand.brand.id
     board = BoardDef(id=1, key=ties, title="T", metric=EventCountMetric(event_type="v"), period="weekly", ties=ties)
-    slot = Slot(brand_id=brand_id, board=board, period=WEEK, scope="trips")
-    await store.apply(
-        [Write(slot=slot, member_id=m, units=m, reached_at=AT) for m in range(5)],
-        listings=listings_for(brand_id, board, range(5)),
-    )
-    await store.mark_board_ready(brand_id, [board.key])
+    slot = await five_members(store, brand_id, board, "trips")
     bucket = engine_keys.rate_limit_bucket(redis_namespace, brand_id, 99)
     calls: list[int] = []
     plain = await store.read(slot, offset=0, limit=3, around="x2", k=1)

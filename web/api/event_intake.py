@@ -1,11 +1,12 @@
 """The lean path of ``POST /v1/events``, the call point-of-sale and app integrations make most.
 
 :class:`LeanEventIntake` is the route's own middleware: it runs inside every app-level middleware (trace
-id, access log, security headers, HTTP metrics, refused events, rate limit, idempotency, CORS), so the request is logged, counted, limited, replayed for a repeated
-``Idempotency-Key`` and answered with the same headers as any other. It answers a plain JSON request
-itself, without the route's guard, dependency injection, signature model and response machinery: the
-body is read once, the key resolved through the same cache, the events decoded and checked by the same
-functions, processed by the same coalescer, and the answer encoded once into one body.
+id, access log, security headers, HTTP metrics, refused events, rate limit, idempotency, CORS), so the
+request is logged, counted, limited, replayed for a repeated ``Idempotency-Key`` and answered with the
+same headers as any other. It answers a plain JSON request itself, without the route's guard, dependency
+injection, signature model and response machinery: the body is read once, the key resolved through the
+same cache, the events decoded and checked by the same functions, processed by the same coalescer, and the
+answer encoded once into one body.
 
 Anything it is not sure of goes to the route unchanged, with the body it read handed on: a query string,
 a media type other than plain JSON (CloudEvents, forms, none), a key not in a header, an unknown, revoked

@@ -115,31 +115,52 @@ async def ensure_and_lock(
     found = await _lock_existing(session, brand_id=brand_id, external_ids=unique, columns=columns)
     missing = [external_id for external_id in unique if external_id not in found]
     if missing:
-        insert = insert_for(session)
-        statement = (
-            insert(cast("Table", MemberRow.__table__))
-            .on_conflict_do_nothing(index_elements=["brand_id", "external_id"])
-            .returning(*_MEMBER_COLUMNS)
-        )
-        rows = [
-            {
-                "brand_id": brand_id,
-                "external_id": external_id,
-                "display_name": "",
-                "locale": "",
-                "attributes": {},
-                "created_at": now,
-                "updated_at": now,
-            }
-            for external_id in missing
-        ]
-        result = await session.execute(statement, rows)
-        for row in result:
-            found[row.external_id] = _to_member(row)
+        found.update((member.external_id, member) for member in await _create(session, brand_id, missing, now))
         raced = [external_id for external_id in missing if external_id not in found]
         if raced:  # inserted by a concurrent request: wait for its commit and lock them too
             found.update(await _lock_existing(session, brand_id=brand_id, external_ids=raced, columns=columns))
     return found
+
+
+_CREATE = (
+    "INSERT INTO members (brand_id, external_id, display_name, locale, attributes, created_at, updated_at, joined_via)"
+    " SELECT $1::bigint, x, '', '', '{}'::jsonb, $3::timestamptz, $3::timestamptz, ''"
+    " FROM unnest($2::varchar[]) WITH ORDINALITY AS u(x, n) ORDER BY n"
+    " ON CONFLICT (brand_id, external_id) DO NOTHING RETURNING id, external_id"
+)
+"""PostgreSQL: a unit's new members, created in the (sorted) order given, in one statement whose text never
+changes (asyncpg prepares it once per connection; a multi-row ``VALUES`` insert was parsed anew for each
+unit, and its rows bound one by one). A row a concurrent unit created meanwhile is skipped: the caller
+waits for its commit and locks it."""
+
+
+async def _create(session: AsyncSession, brand_id: BrandId, external_ids: list[str], now: datetime) -> list[Member]:
+    """Insert these members, skipping any a concurrent unit created meanwhile; returns the ones created."""
+    if on_postgres(session):
+        connection = await session.connection()
+        created = await connection.exec_driver_sql(_CREATE, (brand_id, external_ids, now))
+        return [
+            Member(id=MemberId(id_), external_id=xid, display_name="", locale="", attributes={}, created_at=now)
+            for id_, xid in created
+        ]
+    statement = (
+        insert_for(session)(cast("Table", MemberRow.__table__))
+        .on_conflict_do_nothing(index_elements=["brand_id", "external_id"])
+        .returning(*_MEMBER_COLUMNS)
+    )
+    rows = [
+        {
+            "brand_id": brand_id,
+            "external_id": external_id,
+            "display_name": "",
+            "locale": "",
+            "attributes": {},
+            "created_at": now,
+            "updated_at": now,
+        }
+        for external_id in external_ids
+    ]
+    return [_to_member(row) for row in await session.execute(statement, rows)]
 
 
 _MEMBER_COLUMNS = (

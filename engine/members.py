@@ -140,8 +140,8 @@ async def _create(session: AsyncSession, brand_id: BrandId, external_ids: list[s
         connection = await session.connection()
         created = await connection.exec_driver_sql(_CREATE, (brand_id, external_ids, now))
         return [
-            Member(id=MemberId(row[0]), external_id=row[1], display_name="", locale="", attributes={}, created_at=now)
-            for row in created
+            Member(id=MemberId(id_), external_id=xid, display_name="", locale="", attributes={}, created_at=now)
+            for id_, xid in cast("list[tuple[int, str]]", created.all())
         ]
     statement = (
         insert_for(session)(cast("Table", MemberRow.__table__))

@@ -330,8 +330,9 @@ async def _write_effects(uow: UnitOfWork) -> None:
         outbox, log_rows = unit_rows(uow)
         outbox.extend(await publishing.derived_rows(uow))
         await fused.write_unit(
-            uow.session, ledger=earnings.rows, balances=list(earnings.totals.values()), outbox=outbox, events=log_rows
-        )
+            uow.session, brand_id=uow.brand.id, now=uow.now, ledger=earnings.rows,
+            balances=list(earnings.totals.values()), outbox=outbox, events=log_rows,
+        )  # fmt: skip
         return
     await _write_points(uow, earnings)  # may rewrite a capped debit's effect: rows are built after it
     outbox, log_rows = unit_rows(uow)

@@ -183,6 +183,14 @@ _LOCK = where_in_lists(
 )
 
 
+_LOCK_POSTGRES = (
+    "SELECT id, external_id, display_name, locale, attributes, created_at, tier FROM members"
+    " WHERE brand_id = $1 AND external_id = ANY($2::varchar[]) ORDER BY id FOR UPDATE"
+)
+""":data:`_LOCK` on PostgreSQL, run by the driver: a unit locks up to a thousand members, and their rows
+as SQLAlchemy rows, then members, cost about as much CPU as the statement (all of it inside the locks)."""
+
+
 _FACTS = where_in_lists(
     select(MemberRow.id).where(MemberRow.brand_id == bindparam("brand_id")),
     (MemberRow.id, "ids", BigInteger()),
@@ -193,17 +201,28 @@ async def _lock_existing(
     session: AsyncSession, *, brand_id: BrandId, external_ids: list[str], columns: Mapping[str, Any] | None = None
 ) -> dict[str, Member]:
     found: dict[str, Member] = {}
-    statement = _LOCK.of(session)
     columns = columns or {}
-    together = bool(columns) and not on_postgres(session)  # see ensure_and_lock: only without row locks
+    if on_postgres(session):
+        connection = await session.connection()
+        for id_, external_id, name, locale, attributes, created_at, tier in cast(
+            "list[tuple[int, str, str, str, dict[str, Any] | None, datetime, str | None]]",
+            (await connection.exec_driver_sql(_LOCK_POSTGRES, (brand_id, external_ids))).all(),
+        ):
+            found[external_id] = Member(
+                id=MemberId(id_), external_id=external_id, display_name=name, locale=locale,
+                attributes=attributes or {}, created_at=created_at, tier=tier,
+            )  # fmt: skip
+        if columns and found:
+            await _read_facts(session, brand_id=brand_id, found=found, columns=columns)
+        return found
+    statement = _LOCK.of(session)
+    together = bool(columns)  # see ensure_and_lock: read with the lock only without row locks
     labels = list(columns) if together else []
     if together:
         statement = statement.add_columns(*(expression.label(label) for label, expression in columns.items()))
     for chunk in batches(session, external_ids):
         for row in await session.execute(statement, {"brand_id": brand_id, "external_ids": chunk}):
             found[row.external_id] = _to_member(row, labels)
-    if columns and not together and found:
-        await _read_facts(session, brand_id=brand_id, found=found, columns=columns)
     return found
 
 

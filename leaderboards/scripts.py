@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import hiredis
 from redis.asyncio import Redis as PlainRedis
 from redis.asyncio.client import Pipeline
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -26,7 +28,8 @@ from leaderboards.models import Placed
 from leaderboards.slots import Snapshot, shown
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
+    from redis.asyncio import ConnectionPool, Redis
+    from redis.asyncio.connection import AbstractConnection
     from redis.commands.core import AsyncScript
 
     from leaderboards.models import BoardDef, PeriodRef
@@ -162,6 +165,13 @@ class ScriptBatch:
     FLUSH``, a replica just promoted in a cluster) load it with ``SCRIPT LOAD`` on the client (every master
     of a cluster) and run once more. ``SCRIPT`` commands cannot be pipelined on a cluster,
     so loading is never queued on the batch's pipeline.
+
+    On such a plain client the batches then go through a :class:`_Lane`, once it is open: one pooled
+    connection the batch keeps, each loop turn's calls written on it at once and the replies read back in
+    order by one reader, so several batches are in flight on it without a pool checkout, a task or a
+    timeout context each (measured in ``bench/README.md``). Until the lane is open, and after it failed, the
+    batches take the pooled connection as above; a lane that fails fails the calls waiting on it, as a
+    failed batch does.
     """
 
     def __init__(self, redis: Redis, script: AsyncScript) -> None:
@@ -171,6 +181,10 @@ class ScriptBatch:
         self._running: set[asyncio.Task[None]] = set()
         self._direct = isinstance(redis, PlainRedis)  # a cluster client is not one: it keeps the pipeline
         self._evalsha = (b"EVALSHA", script.sha.encode())
+        self._lane: _Lane | None = None
+        self._lanes = self._direct
+        """Whether to try a lane: not on a cluster, nor on a connection that is not a socket (fakeredis)."""
+        self._opening: asyncio.Task[None] | None = None
 
     async def __call__(self, *, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Run the script (``EVALSHA``) with the next batch; returns its reply or raises its error."""
@@ -179,13 +193,44 @@ class ScriptBatch:
         if not self._pending:
             loop.call_soon(self._flush)
         self._pending.append(((keys, args), future))
-        return await future
+        reply = await future
+        if isinstance(reply, ResponseError):  # an error reply read by the lane
+            if not isinstance(reply, NoScriptError):
+                raise reply
+            (reply,) = await self._run([(keys, args)])  # Redis had no script: load it, run once more
+            if isinstance(reply, Exception):
+                raise reply
+        return reply
 
     def _flush(self) -> None:
         batch, self._pending = self._pending, []
-        task = asyncio.get_running_loop().create_task(self._send(batch))
+        loop = asyncio.get_running_loop()
+        lane = self._lane
+        if lane is not None and (lane.closed or lane.loop is not loop):
+            lane = self._lane = None  # failed, or opened by an event loop that is gone (tests)
+        traced = hasattr(Pipeline.execute, "__wrapped__")  # by OpenTelemetry: each batch a pipeline (its span)
+        if lane is not None and not traced:
+            evalsha, sha = self._evalsha
+            lane.send(
+                b"".join(hiredis.pack_command((evalsha, sha, len(keys), *keys, *args)) for (keys, args), _f in batch),
+                [future for _call, future in batch],
+            )
+            return
+        if lane is None and self._lanes and not traced and self._opening is None:
+            self._opening = loop.create_task(self._open())
+        task = loop.create_task(self._send(batch))
         self._running.add(task)
         task.add_done_callback(self._running.discard)
+
+    async def _open(self) -> None:
+        """Open the lane (the batches meanwhile take the pooled connection); a failure leaves it to a later batch."""
+        try:
+            self._lane = await _Lane.open(self._redis.connection_pool)
+            self._lanes = self._lane is not None
+        except RedisError:
+            pass  # Redis is down: the batches fail on their own; the next one tries again
+        finally:
+            self._opening = None
 
     async def _send(self, batch: list[tuple[Call, asyncio.Future[Any]]]) -> None:
         try:
@@ -251,6 +296,96 @@ class ScriptBatch:
         finally:
             await pool.release(connection)
         return replies
+
+
+class _Lane:
+    """One pooled connection a :class:`ScriptBatch` keeps: batches written on it at once, replies read in order.
+
+    Each reply goes to the next caller waiting, as Redis answers commands in the order they were written.
+    Error replies are handed back as :class:`~redis.exceptions.ResponseError` values, for the caller to
+    raise (or, ``NOSCRIPT``, to run again after loading the script). When the connection fails, or a
+    batch has no reply within the client's socket timeout, every call still waiting fails with the error,
+    and the connection goes back to the pool disconnected (the pool connects it again when next used).
+    """
+
+    __slots__ = ("_error", "_parser", "_pool", "_reader", "_task", "_timeout", "_waiting", "_writer", "closed",
+                 "connection", "loop")  # fmt: skip
+
+    def __init__(
+        self, pool: ConnectionPool, connection: AbstractConnection, reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:  # fmt: skip
+        self.loop = asyncio.get_running_loop()
+        self.connection = connection
+        self.closed = False
+        self._pool, self._reader, self._writer = pool, reader, writer
+        encoder = connection.encoder
+        decoding = {"encoding": encoder.encoding, "errors": encoder.encoding_errors} if encoder.decode_responses else {}
+        self._parser = hiredis.Reader(replyError=ResponseError, **decoding)
+        self._waiting: deque[asyncio.Future[Any]] = deque()
+        self._timeout = connection.socket_timeout
+        self._error: RedisError | None = None
+        self._task = self.loop.create_task(self._read())
+
+    @classmethod
+    async def open(cls, pool: ConnectionPool) -> _Lane | None:
+        """A lane on a connection of ``pool``; ``None`` when its connections are not sockets (fakeredis).
+
+        Raises:
+            RedisError: no connection (Redis down, the circuit breaker open).
+        """
+        connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+        reader, writer = getattr(connection, "_reader", None), getattr(connection, "_writer", None)
+        if not isinstance(reader, asyncio.StreamReader) or not isinstance(writer, asyncio.StreamWriter):
+            await pool.release(connection)
+            return None
+        return cls(pool, connection, reader, writer)
+
+    def send(self, packed: bytes, futures: list[asyncio.Future[Any]]) -> None:
+        """Write a batch; its replies go to ``futures``, in order."""
+        self._writer.write(packed)
+        self._waiting.extend(futures)
+        if self._timeout:
+            self.loop.call_later(self._timeout, self._expire, futures[-1])
+
+    def _expire(self, last: asyncio.Future[Any]) -> None:
+        if not last.done() and not self.closed:
+            self._error = RedisTimeoutError(f"no script reply within {self._timeout}s")
+            self._task.cancel()
+
+    async def _read(self) -> None:
+        parser, waiting = self._parser, self._waiting
+        cancelled = False
+        try:
+            while True:
+                data = await self._reader.read(1 << 16)
+                if not data:
+                    raise RedisConnectionError("Redis closed the connection")
+                parser.feed(data)
+                while (reply := parser.gets()) is not False:
+                    future = waiting.popleft()
+                    if not future.done():  # the caller gave up (a cancelled request)
+                        future.set_result(NoScriptError(str(reply)) if _no_script(reply) else reply)
+        except asyncio.CancelledError:
+            cancelled = self._error is None  # not a timeout of ours: the loop is going away
+            self._error = self._error or RedisConnectionError("the connection was closed")
+        except (RedisError, OSError, hiredis.ProtocolError, IndexError) as exc:  # IndexError: a reply no one sent
+            self._error = exc if isinstance(exc, RedisError) else RedisConnectionError(f"script lane: {exc!r}")
+        self.closed = True
+        for future in waiting:
+            if not future.done():
+                future.set_exception(self._error)
+        waiting.clear()
+        try:
+            await self.connection.disconnect(nowait=True)
+        finally:
+            await self._pool.release(self.connection)
+        if cancelled:
+            raise asyncio.CancelledError
+
+
+def _no_script(reply: Any) -> bool:
+    return isinstance(reply, ResponseError) and str(reply).startswith("NOSCRIPT")
 
 
 def decode_read(slot: Slot, reply: Sequence[Any], *, offset: int, friends: Sequence[str]) -> Snapshot | None:

@@ -18,7 +18,7 @@ from engine.tenants import config_version
 from leaderboards import config, ranking
 from leaderboards.models import BoardDef, EventCountMetric, PeriodRef, Placed
 from leaderboards.orm import BoardRow
-from leaderboards.scripts import ScriptBatch
+from leaderboards.scripts import ScriptBatch, _Lane
 from leaderboards.slots import Listing, Slot, Write
 from leaderboards.store import BoardStore
 
@@ -126,14 +126,20 @@ async def test_dense_companions_stay_exact_under_replays_and_concurrency(redis, 
 def counted_pipelines(redis: Any, record: Callable[[int], object]) -> Iterator[None]:
     """Within the block, ``record`` gets the number of commands of each pipeline ``redis`` sends.
 
-    The reads' batches written straight on a connection (``ScriptBatch._written``) count as pipelines too.
+    The reads' batches written straight on a connection (``ScriptBatch._written``) or on the batch's lane
+    (``_Lane.send``) count as pipelines too.
     """
     pipeline = redis.pipeline
     written = ScriptBatch._written
+    sent = _Lane.send
 
     async def write_counted(self: ScriptBatch, calls: list[Any]) -> Any:
         record(len(calls))
         return await written(self, calls)
+
+    def send_counted(self: _Lane, packed: bytes, futures: list[Any]) -> None:
+        record(len(futures))
+        sent(self, packed, futures)
 
     def counted(*args: Any, **options: Any) -> Any:
         pipe = pipeline(*args, **options)
@@ -148,11 +154,13 @@ def counted_pipelines(redis: Any, record: Callable[[int], object]) -> Iterator[N
 
     redis.pipeline = counted
     ScriptBatch._written = write_counted  # type: ignore[method-assign]
+    _Lane.send = send_counted  # type: ignore[method-assign]
     try:
         yield
     finally:
         redis.pipeline = pipeline
         ScriptBatch._written = written  # type: ignore[method-assign]
+        _Lane.send = sent  # type: ignore[method-assign]
 
 
 def listings_for(brand_id: int, board: BoardDef, members: range) -> list[Listing]:
@@ -313,20 +321,31 @@ async def test_a_batch_of_reads_costs_one_round_trip_once_the_script_is_known(re
     await store.delete([*store.slot_keys(slot), *store.directory_keys(brand_id)])
 
 
-async def test_on_a_plain_client_a_batch_of_reads_is_one_write_on_one_connection(redis, redis_namespace, brand):
-    """The direct write of :class:`ScriptBatch` on a plain client; a cluster keeps redis-py's pipeline."""
+async def test_on_a_plain_client_a_batch_of_reads_is_one_write_on_one_connection(
+    redis, redis_namespace, brand, backend
+):
+    """The direct write of :class:`ScriptBatch` on a plain client, through its lane once open (on a socket);
+    a cluster keeps redis-py's pipeline."""
     store = BoardStore(redis, namespace=redis_namespace)
     brand_id = brand.brand.id
     board = dense_board()
     slot = await five_members(store, brand_id, board, "direct")
     expected = await store.read(slot, offset=0, limit=5, around="x3", k=1)  # the script is loaded from here
+    await asyncio.sleep(0.05)  # the lane the first batch started opening is open
     writes: list[int] = []
+    checkouts: list[object] = []
     patched: list[Any] = []
     pool = getattr(redis, "connection_pool", None)  # a cluster has one per node
     get_connection = pool.get_connection if pool is not None else None
+    lane_send = _Lane.send
+
+    def on_lane(self: _Lane, packed: bytes, futures: list[Any]) -> None:
+        writes.append(packed.count(b"EVALSHA"))
+        lane_send(self, packed, futures)
 
     async def counted(*args: Any, **kwargs: Any) -> Any:
         connection = await get_connection(*args, **kwargs)  # type: ignore[misc]
+        checkouts.append(connection)
         send = connection.send_packed_command
 
         async def sent(command: Any, *a: Any, **kw: Any) -> Any:
@@ -342,12 +361,14 @@ async def test_on_a_plain_client_a_batch_of_reads_is_one_write_on_one_connection
     pipeline = redis.pipeline
     pipelines: list[object] = []
     redis.pipeline = lambda *a, **kw: pipelines.append(a) or pipeline(*a, **kw)
+    _Lane.send = on_lane  # type: ignore[method-assign]
     try:
         reads = await asyncio.gather(*(store.read(slot, offset=0, limit=5, around="x3", k=1) for _ in range(4)))
     finally:
         if pool is not None:
             pool.get_connection = get_connection
         redis.pipeline = pipeline
+        _Lane.send = lane_send  # type: ignore[method-assign]
         for connection in patched:
             del connection.send_packed_command
     if is_cluster(redis):  # a cluster's pipeline finds each read's shard
@@ -355,6 +376,8 @@ async def test_on_a_plain_client_a_batch_of_reads_is_one_write_on_one_connection
     else:
         assert writes == [4]  # four EVALSHA, one write, one connection…
         assert pipelines == []  # …without redis-py's pipeline
+        # On a socket the write goes on the lane, with no pool checkout; fakeredis takes a pooled connection.
+        assert len(checkouts) == (1 if backend.endswith("fakeredis") else 0)
     assert reads == [expected] * 4  # the replies, each to its own caller, decoded as redis-py's pipeline gives them
     await store.delete([*store.slot_keys(slot), *store.directory_keys(brand_id)])
 

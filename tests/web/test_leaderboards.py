@@ -14,7 +14,7 @@ from engine.orm import OutboxRow
 from engine.redisconn import is_cluster
 from leaderboards import keys
 from leaderboards.orm import BoardRow
-from leaderboards.scripts import ScriptBatch
+from leaderboards.scripts import ScriptBatch, _Lane
 from leaderboards.service import Leaderboards
 from tests.helpers import event
 
@@ -589,20 +589,24 @@ async def test_a_live_read_costs_one_redis_round_trip_and_no_sql(client, brand, 
         pipe.execute = recorded
         return pipe
 
-    written = ScriptBatch._written
+    written, lane_send = ScriptBatch._written, _Lane.send
 
     async def write_recorded(self, calls):  # a batch of read scripts written on a connection at once
         round_trips.append(["EVALSHA"] * len(calls))
         return await written(self, calls)
 
+    def send_recorded(self, packed, futures):  # …or on the batch's lane
+        round_trips.append(["EVALSHA"] * len(futures))
+        lane_send(self, packed, futures)
+
     sa_event.listen(db.engine.sync_engine, "before_cursor_execute", count)
     redis.execute_command, redis.pipeline = direct, pipelined
-    ScriptBatch._written = write_recorded
+    ScriptBatch._written, _Lane.send = write_recorded, send_recorded
     try:
         page = await lb.read(brand.brand, "visits", around="m10", k=5, members=["m03", "nobody"])
     finally:
         redis.execute_command, redis.pipeline = execute, pipeline
-        ScriptBatch._written = written
+        ScriptBatch._written, _Lane.send = written, lane_send
         sa_event.remove(db.engine.sync_engine, "before_cursor_execute", count)
     assert statements == []
     assert round_trips == [["EVALSHA"]]

@@ -10,6 +10,7 @@ pipeline of ``EVALSHA`` calls; :func:`decode_read` turns a reply into a :class:`
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from collections import deque
 from collections.abc import Sequence
@@ -144,6 +145,8 @@ if not member then return {} end
 return {member, redis.call('HGET', KEYS[2], member)}
 """
 
+log = logging.getLogger(__name__)
+
 Call = tuple[Sequence[str], Sequence[Any]]
 """One script call: (keys, args)."""
 
@@ -169,9 +172,9 @@ class ScriptBatch:
     On such a plain client the batches then go through a :class:`_Lane`, once it is open: one pooled
     connection the batch keeps, each loop turn's calls written on it at once and the replies read back in
     order by one reader, so several batches are in flight on it without a pool checkout, a task or a
-    timeout context each (measured in ``bench/README.md``). Until the lane is open, and after it failed, the
-    batches take the pooled connection as above; a lane that fails fails the calls waiting on it, as a
-    failed batch does.
+    timeout context each (measured in the README's "Benchmarks"). Until the lane is open, and after it
+    failed, the batches take the pooled connection as above; a lane that fails fails the calls waiting on
+    it, as a failed batch does.
     """
 
     def __init__(self, redis: Redis, script: AsyncScript) -> None:
@@ -229,6 +232,9 @@ class ScriptBatch:
             self._lanes = self._lane is not None
         except RedisError:
             pass  # Redis is down: the batches fail on their own; the next one tries again
+        except Exception:  # a fault of this code: no lane, the batches take the pooled connection
+            self._lanes = False
+            log.exception("could not open a script lane; batches take a pooled connection each")
         finally:
             self._opening = None
 

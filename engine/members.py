@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import msgspec
-from sqlalchemy import BigInteger, String, Text, bindparam, func, select, update
+from sqlalchemy import BigInteger, Text, bindparam, func, select, update
 from sqlalchemy import cast as sa_cast
 
 from engine import publishing
@@ -174,20 +174,22 @@ _MEMBER_COLUMNS = (
 )
 
 
-_LOCK = where_in_lists(
+_LOCK = (
     select(*_MEMBER_COLUMNS)
-    .where(MemberRow.brand_id == bindparam("brand_id"))
+    .where(
+        MemberRow.brand_id == bindparam("brand_id"),
+        MemberRow.external_id.in_(bindparam("external_ids", expanding=True)),
+    )
     .order_by(MemberRow.id)
-    .with_for_update(),  # SQLite has no row locks: it renders nothing there
-    (MemberRow.external_id, "external_ids", String()),
 )
+"""SQLite's member read: it has no row locks (one writer at a time). PostgreSQL locks with :data:`_LOCK_POSTGRES`."""
 
 
 _LOCK_POSTGRES = (
     "SELECT id, external_id, display_name, locale, attributes, created_at, tier FROM members"
     " WHERE brand_id = $1 AND external_id = ANY($2::varchar[]) ORDER BY id FOR UPDATE"
 )
-""":data:`_LOCK` on PostgreSQL, run by the driver: a unit locks up to a thousand members, and their rows
+"""The member lock on PostgreSQL, run by the driver: a unit locks up to a thousand members, and their rows
 as SQLAlchemy rows, then members, cost about as much CPU as the statement (all of it inside the locks)."""
 
 
@@ -215,7 +217,7 @@ async def _lock_existing(
         if columns and found:
             await _read_facts(session, brand_id=brand_id, found=found, columns=columns)
         return found
-    statement = _LOCK.of(session)
+    statement = _LOCK
     together = bool(columns)  # see ensure_and_lock: read with the lock only without row locks
     labels = list(columns) if together else []
     if together:

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import hiredis
+from redis._parsers import BaseParser
 from redis.asyncio import Redis as PlainRedis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -197,7 +198,7 @@ class ScriptBatch:
             loop.call_soon(self._flush)
         self._pending.append(((keys, args), future))
         reply = await future
-        if isinstance(reply, ResponseError):  # an error reply read by the lane
+        if isinstance(reply, RedisError):  # an error reply read by the lane
             if not isinstance(reply, NoScriptError):
                 raise reply
             (reply,) = await self._run([(keys, args)])  # Redis had no script: load it, run once more
@@ -211,13 +212,9 @@ class ScriptBatch:
         lane = self._lane
         if lane is not None and (lane.closed or lane.loop is not loop):
             lane = self._lane = None  # failed, or opened by an event loop that is gone (tests)
-        traced = hasattr(Pipeline.execute, "__wrapped__")  # by OpenTelemetry: each batch a pipeline (its span)
+        traced = _traced()
         if lane is not None and not traced:
-            evalsha, sha = self._evalsha
-            lane.send(
-                b"".join(hiredis.pack_command((evalsha, sha, len(keys), *keys, *args)) for (keys, args), _f in batch),
-                [future for _call, future in batch],
-            )
+            lane.send(self._packed([call for call, _future in batch]), [future for _call, future in batch])
             return
         if lane is None and self._lanes and not traced and self._opening is None:
             self._opening = loop.create_task(self._open())
@@ -268,18 +265,22 @@ class ScriptBatch:
         return replies
 
     async def _pipeline(self, calls: list[Call]) -> list[Any]:
-        if self._direct and not hasattr(Pipeline.execute, "__wrapped__"):  # wrapped: traced by OpenTelemetry
+        if self._direct and not _traced():
             return await self._written(calls)
         async with self._redis.pipeline(transaction=False) as pipe:
             for keys, args in calls:
                 pipe.evalsha(self._script.sha, len(keys), *keys, *args)
             return list(await pipe.execute(raise_on_error=False))
 
+    def _packed(self, calls: list[Call]) -> bytes:
+        """The calls' ``EVALSHA`` commands, packed by hiredis into one write."""
+        evalsha, sha = self._evalsha
+        return b"".join(hiredis.pack_command((evalsha, sha, len(keys), *keys, *args)) for keys, args in calls)
+
     async def _written(self, calls: list[Call]) -> list[Any]:
         """The calls packed into one write on a pooled connection; each reply (or error reply) in order."""
         pool = self._redis.connection_pool
-        evalsha, sha = self._evalsha
-        packed = b"".join(hiredis.pack_command((evalsha, sha, len(keys), *keys, *args)) for keys, args in calls)
+        packed = self._packed(calls)
         connection = await pool.get_connection()  # type: ignore[no-untyped-call]
         try:
             await connection.send_packed_command(packed)
@@ -308,8 +309,8 @@ class _Lane:
     """One pooled connection a :class:`ScriptBatch` keeps: batches written on it at once, replies read in order.
 
     Each reply goes to the next caller waiting, as Redis answers commands in the order they were written.
-    Error replies are handed back as :class:`~redis.exceptions.ResponseError` values, for the caller to
-    raise (or, ``NOSCRIPT``, to run again after loading the script). When the connection fails, or a
+    Error replies are handed back as the exceptions redis-py's parser makes of them, as values, for the
+    caller to raise (or, ``NOSCRIPT``, to run again after loading the script). When the connection fails, or a
     batch has no reply within the client's socket timeout, every call still waiting fails with the error,
     and the connection goes back to the pool disconnected (the pool connects it again when next used).
     """
@@ -327,7 +328,8 @@ class _Lane:
         self._pool, self._reader, self._writer = pool, reader, writer
         encoder = connection.encoder
         decoding = {"encoding": encoder.encoding, "errors": encoder.encoding_errors} if encoder.decode_responses else {}
-        self._parser = hiredis.Reader(replyError=ResponseError, **decoding)
+        # Error replies become redis-py's own exceptions (NoScriptError, ReadOnlyError…), as on a pooled connection.
+        self._parser = hiredis.Reader(replyError=BaseParser.parse_error, **decoding)
         self._waiting: deque[asyncio.Future[Any]] = deque()
         self._timeout = connection.socket_timeout
         self._error: RedisError | None = None
@@ -371,7 +373,7 @@ class _Lane:
                 while (reply := parser.gets()) is not False:
                     future = waiting.popleft()
                     if not future.done():  # the caller gave up (a cancelled request)
-                        future.set_result(NoScriptError(str(reply)) if _no_script(reply) else reply)
+                        future.set_result(reply)
         except asyncio.CancelledError:
             cancelled = self._error is None  # not a timeout of ours: the loop is going away
             self._error = self._error or RedisConnectionError("the connection was closed")
@@ -390,8 +392,9 @@ class _Lane:
             raise asyncio.CancelledError
 
 
-def _no_script(reply: Any) -> bool:
-    return isinstance(reply, ResponseError) and str(reply).startswith("NOSCRIPT")
+def _traced() -> bool:
+    """Whether OpenTelemetry's redis-py instrumentation wraps pipelines: then each batch is one (and its span)."""
+    return hasattr(Pipeline.execute, "__wrapped__")
 
 
 def decode_read(slot: Slot, reply: Sequence[Any], *, offset: int, friends: Sequence[str]) -> Snapshot | None:

@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql
 from engine.clock import FrozenClock
 from engine.db import create_engine
 from engine.eventlog import _KNOWN
-from engine.members import _LOCK
+from engine.members import _LOCK_POSTGRES
 from engine.points import _EARNED
 from engine.schema import upgrade_sync
 from engine.tenants import create_brand
@@ -64,7 +64,11 @@ async def _plan(engine: Any, statement: Any, values: dict[str, Any]) -> str:
     """The plan a connection of ``engine`` runs the prepared ``statement`` with (``EXPLAIN EXECUTE``)."""
     sql, names = _positional(statement)
     literals = statement.compile(dialect=postgresql.asyncpg.dialect()).params  # values built into the statement
-    args = [values[name] if name in values else literals[name] for name in names]
+    return await _plan_sql(engine, sql, [values[name] if name in values else literals[name] for name in names])
+
+
+async def _plan_sql(engine: Any, sql: str, args: list[Any]) -> str:
+    """The plan of ``sql`` (``$1``, ``$2``… parameters, as the driver runs it) with ``args``."""
     async with engine.connect() as connection:
         raw = (await connection.get_raw_connection()).driver_connection
         await raw.execute(f"PREPARE probe AS {sql}")
@@ -113,7 +117,7 @@ async def test_the_units_probes_use_their_keys_while_statistics_predate_the_bran
             {"brand_id": young.id, "members": members, "keys": ["visit"], "days": [NOW.date()]},
         )
         assert "member_id" in _index_conditions(caps), caps
-        lock = await _plan(units, _LOCK.postgres, {"brand_id": young.id, "external_ids": ["m1", "m2", "m3"]})
+        lock = await _plan_sql(units, _LOCK_POSTGRES, [young.id, ["m1", "m2", "m3"]])  # run by the driver
         assert "external_id" in _index_conditions(lock), lock
     finally:
         await main.dispose()

@@ -52,7 +52,7 @@ from engine.outbox import GIVEN_UP_HORIZON
 from engine.pipeline import EventResult
 from engine.tenants import Brand
 from web.deps import Services, ServicesDep
-from web.http_metrics import HttpMetricsMiddleware
+from web.http_metrics import HttpMetricsMiddleware, flush_pending
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 EVENTS_PATH = "/v1/events"
@@ -332,6 +332,7 @@ async def metrics_endpoint(request: Request[Any, Any, Any], services: ServicesDe
     """Prometheus text exposition of every metric, plus the gauges read at scrape time."""
     snapshot = CollectorRegistry(auto_describe=False)
     snapshot.register(_Snapshot(await live_gauges(services)))
+    flush_pending()  # this worker's latest requests; the other workers' are at most FLUSH_SECONDS old
     body = generate_latest(registry()) + generate_latest(snapshot)
     return Response(body, media_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"})
 
@@ -355,6 +356,7 @@ def prepare_multiprocess_dir(workers: int) -> str | None:
 
 
 def worker_stopped() -> None:
-    """Drop this worker's live gauges from the shared directory (multiprocess mode)."""
+    """Move the last requests' HTTP metrics; drop this worker's live gauges from the shared directory (multiprocess mode)."""
+    flush_pending()  # the counts stay in the worker's file, the in-progress gauge goes with mark_process_dead
     if os.environ.get(MULTIPROC_ENV):
         multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]

@@ -185,7 +185,7 @@ class BoardReadLane:
     ) -> bool:
         """Answer the read, counted and logged; ``False`` when nothing was sent and the route should answer."""
         started = time.perf_counter()
-        gauge = self._metrics.begin("GET", self._template)
+        route = self._metrics.begin("GET", self._template)
         status = 0
         try:
             answer = await self._answer(read, principal, services, deferred)
@@ -196,10 +196,10 @@ class BoardReadLane:
             await send({"type": "http.response.body", "body": body, "more_body": False})
         finally:
             if status:
-                self._metrics.end(gauge, "GET", self._template, status, time.perf_counter() - started)
+                self._metrics.end(route, status, time.perf_counter() - started)
                 log_request(self._access, scope, status, started)
             else:
-                gauge.dec()
+                self._metrics.abandon(route)
         return True
 
     async def _answer(

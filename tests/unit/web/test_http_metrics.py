@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from litestar import Litestar, get
 from litestar.params import FromPath
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusMiddleware
 from litestar.testing import AsyncTestClient
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, CollectorRegistry, Histogram
 
-from web.http_metrics import HttpMetricsMiddleware
+from web.http_metrics import FLUSH_SECONDS, HttpMetricsMiddleware, flush_pending
 
 
 @get("/things/{n:int}")
@@ -34,6 +36,7 @@ async def test_counts_durations_errors_and_in_progress_match_litestars_middlewar
     async with AsyncTestClient(app=app) as client:
         for n in (1, 2, 0):
             await client.get(f"/things/{n}")
+    flush_pending()  # as a scrape does
     assert _sample("questline_http_requests_total", app_name, status_code="200") == 2
     assert _sample("questline_http_requests_total", app_name, status_code="500") == 1
     assert _sample("questline_http_requests_error_total", app_name, status_code="500") == 1
@@ -54,3 +57,46 @@ def test_a_configuration_it_does_not_cover_runs_litestars_code():
     config = PrometheusConfig(app_name="x", prefix="questline_http", labels={"extra": "1"})
     assert not HttpMetricsMiddleware(lambda *a: None, config)._lean  # type: ignore[arg-type]
     assert HttpMetricsMiddleware(lambda *a: None, PrometheusConfig(group_path=True))._lean  # type: ignore[arg-type]
+
+
+async def test_requests_move_the_metrics_within_the_flush_interval_without_a_scrape():
+    app_name = "probe-timer"
+    config = PrometheusConfig(
+        app_name=app_name, prefix="questline_http", group_path=True, middleware_class=HttpMetricsMiddleware
+    )
+    app = Litestar(route_handlers=[thing], middleware=[config.middleware], debug=False)
+    async with AsyncTestClient(app=app) as client:
+        for n in (1, 2, 3):
+            await client.get(f"/things/{n}")
+        await asyncio.sleep(FLUSH_SECONDS * 3)
+        assert _sample("questline_http_requests_total", app_name, status_code="200") == 3
+        assert _sample("questline_http_request_duration_seconds_count", app_name, status_code="200") == 3
+        assert _sample("questline_http_requests_in_progress", app_name, status_code="200") == 0
+
+
+async def test_summed_durations_land_in_the_buckets_observe_would_have_chosen():
+    """Durations on, between and past the bounds: the same sum and buckets as one observe() each."""
+    config = PrometheusConfig(
+        app_name="probe-buckets", prefix="questline_http", group_path=True, buckets=[0.01, 0.1, 1]
+    )
+    middleware = HttpMetricsMiddleware(lambda *a: None, config)  # type: ignore[arg-type]
+    reference = Histogram("reference_seconds", "", buckets=[0.01, 0.1, 1], registry=(registry := CollectorRegistry()))
+    durations = [0.0, 0.01, 0.010001, 0.05, 0.1, 0.5, 1.0, 1.5, 30.0, 0.003]
+    begun = [middleware.begin("GET", "/things/{n}") for _ in durations]
+    middleware.flush()
+    assert _sample("questline_http_requests_in_progress", "probe-buckets", status_code="200") == len(durations)
+    for route, duration in zip(begun, durations, strict=True):
+        middleware.end(route, 200, duration)
+        reference.observe(duration)
+    middleware.flush()
+    for bound in ("0.01", "0.1", "1.0", "+Inf"):
+        expected = registry.get_sample_value("reference_seconds_bucket", {"le": bound})
+        assert (
+            _sample("questline_http_request_duration_seconds_bucket", "probe-buckets", status_code="200", le=bound)
+            == expected
+        )
+    assert _sample("questline_http_request_duration_seconds_sum", "probe-buckets", status_code="200") == pytest.approx(
+        sum(durations)
+    )
+    assert _sample("questline_http_requests_total", "probe-buckets", status_code="200") == len(durations)
+    assert _sample("questline_http_requests_in_progress", "probe-buckets", status_code="200") == 0

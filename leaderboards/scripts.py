@@ -434,18 +434,31 @@ def decode_read(slot: Slot, reply: Sequence[Any], *, offset: int, friends: Seque
     return snapshot
 
 
+def _whole(score: bytes | str) -> int:
+    """A whole score as Redis writes it: digits (``int`` reads them at half ``float``'s cost), or an exponent."""
+    try:
+        return int(score)
+    except ValueError:  # Redis writes doubles of 1e17 and more with an exponent ("1.0000000000000000e+17")
+        return int(float(score))
+
+
 def placed_rows(
     board: BoardDef, period: PeriodRef, rows: Sequence[Any], ranks: Sequence[int], start: int
 ) -> list[Placed]:
     """``ZRANGE … WITHSCORES`` rows read from position ``start``, with the ranks the read script gave them."""
+    positions = range(start, start + len(ranks))
     if board.ties == "first_to_reach":
-        units = [ranking.units_from_score(board, period, float(score)) for score in rows[1::2]]
-    else:  # the score is the signed units themselves
-        sign = 1 if board.order == "desc" else -1
-        units = [sign * int(float(score)) for score in rows[1::2]]
+        return [
+            Placed(
+                member_id=int(member),
+                position=position,
+                rank=rank,
+                units=ranking.units_from_score(board, period, float(score)),
+            )
+            for position, member, score, rank in zip(positions, rows[0::2], rows[1::2], ranks, strict=True)
+        ]
+    sign = 1 if board.order == "desc" else -1  # the score is the signed units themselves
     return [
-        Placed(member_id=int(member), position=position, rank=rank, units=value)
-        for position, member, rank, value in zip(
-            range(start, start + len(units)), rows[0::2], ranks, units, strict=True
-        )
+        Placed(member_id=int(member), position=position, rank=rank, units=sign * _whole(score))
+        for position, member, score, rank in zip(positions, rows[0::2], rows[1::2], ranks, strict=True)
     ]

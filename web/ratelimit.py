@@ -32,6 +32,7 @@ from litestar.middleware.base import DefineMiddleware
 from redis.exceptions import NoScriptError
 
 from engine import keys
+from engine.breaker import CircuitBreaker
 from engine.buckets import TAKE_SCRIPT, Charge
 from engine.errors import AuthenticationError
 from engine.redisconn import breaker_of, is_cluster
@@ -310,18 +311,21 @@ class Limiter:
     """How a worker finds a request's bucket and limit (the middleware's and the board-read lane's)."""
 
     def __init__(self) -> None:
+        self._redis: Any = None
         self._buckets: TokenBuckets | None = None
+        self._breaker: CircuitBreaker | None = None
 
     def deferred(self, services: Services, principal: Principal) -> Deferred | None:
         """The key's token to take, or ``None`` when no limit applies (or Redis is known to be down)."""
         limit = limit_for(services.settings, principal.brand)
         if limit.rate <= 0:
             return None
-        breaker = breaker_of(services.redis)
-        if breaker is not None and breaker.is_open:
-            return None  # Redis is known to be down: fail open at once instead of waiting on it
-        if self._buckets is None:
+        if self._buckets is None or self._redis is not services.redis:  # the services of this app's lifespan
+            self._redis = services.redis
             self._buckets = TokenBuckets(services.redis, namespace=services.settings.redis_namespace)
+            self._breaker = breaker_of(services.redis)
+        if self._breaker is not None and self._breaker.is_open:
+            return None  # Redis is known to be down: fail open at once instead of waiting on it
         bucket = self._buckets.bucket(principal.brand.id, principal.key_id)
         return Deferred(Charge(bucket, limit.rate, limit.burst), limit, self._buckets)
 

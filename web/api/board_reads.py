@@ -99,9 +99,8 @@ def plain_read(scope: Scope, headers: dict[str, str] | None = None) -> Read | No
     if not key or "/" in key or "\x00" in key:
         return None
     raw = scope.get("query_string") or b""
-    try:
-        pairs = parse_qsl(raw.decode("ascii"), keep_blank_values=True, strict_parsing=bool(raw), errors="strict")
-    except (UnicodeDecodeError, ValueError):
+    pairs = query_pairs(raw)
+    if pairs is None:
         return None
     args: dict[str, Any] = {}
     for name, value in pairs:
@@ -129,6 +128,32 @@ def plain_read(scope: Scope, headers: dict[str, str] | None = None) -> Read | No
     if presented is None:
         return None
     return Read(key=key, presented=presented, query_key=args.pop("key", None), **args)
+
+
+def query_pairs(raw: bytes) -> list[tuple[str, str]] | None:
+    """The query's (name, value) pairs as strict ``parse_qsl`` gives them; ``None`` where it would refuse.
+
+    A query with nothing escaped (no ``%``, no ``+``: what apps and widgets send) is split without
+    ``parse_qsl``'s decoding of each name and value, which was about a tenth of the lane's own work.
+    """
+    try:
+        text = raw.decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    if "%" in text or "+" in text:
+        try:
+            return parse_qsl(text, keep_blank_values=True, strict_parsing=True, errors="strict")
+        except (UnicodeDecodeError, ValueError):
+            return None
+    if not text:
+        return []
+    pairs = []
+    for part in text.split("&"):
+        name, sep, value = part.partition("=")
+        if not sep:
+            return None  # a field without "=", or an empty one: parse_qsl's strict parsing refuses both
+        pairs.append((name, value))
+    return pairs
 
 
 Answer = tuple[int, bytes, list[tuple[bytes, bytes]]]

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
-from web.api.board_reads import Read, plain_read
+from web.api.board_reads import Read, plain_read, query_pairs
 
 
 def scope(query: bytes = b"", *, method: str = "GET", key: str = "weekly", **headers: str) -> Any:
@@ -61,3 +64,19 @@ def test_only_get_with_a_board_key_of_one_segment():
     assert plain_read(scope(b"", key="weekly/", **BEARER)) is None  # the router's to normalise
     assert plain_read({**scope(b"", **BEARER), "path": "/v1/leaderboards"}) is None
     assert plain_read({**scope(b"", **BEARER), "root_path": "/api"}) is None  # mounted: the router strips it
+
+
+@given(st.binary(max_size=24).map(lambda b: bytes(b"a=&%+;1Z\xe9"[x % 9] for x in b)))
+@example(b"")
+@example(b"a=1&&k=2")
+@example(b"a")
+@example(b"=")
+@example(b"a==b")
+@example(b"k=%ZZ&a=+1")
+def test_the_query_is_split_as_strict_parse_qsl_splits_it(raw):
+    """The unescaped fast path and the escaped one give parse_qsl's pairs, and refuse what it refuses."""
+    try:
+        expected = parse_qsl(raw.decode("ascii"), keep_blank_values=True, strict_parsing=bool(raw), errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        expected = None
+    assert query_pairs(raw) == expected

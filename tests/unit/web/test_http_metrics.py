@@ -100,3 +100,14 @@ async def test_summed_durations_land_in_the_buckets_observe_would_have_chosen():
     )
     assert _sample("questline_http_requests_total", "probe-buckets", status_code="200") == len(durations)
     assert _sample("questline_http_requests_in_progress", "probe-buckets", status_code="200") == 0
+
+
+async def test_a_stopping_worker_moves_what_its_last_requests_counted():
+    from web.metrics import worker_stopped
+
+    config = PrometheusConfig(app_name="probe-stop", prefix="questline_http", group_path=True)
+    middleware = HttpMetricsMiddleware(lambda *a: None, config)  # type: ignore[arg-type]
+    middleware.end(middleware.begin("GET", "/things/{n}"), 404, 0.002)
+    assert _sample("questline_http_requests_total", "probe-stop", status_code="404") == 0  # not moved yet
+    worker_stopped()
+    assert _sample("questline_http_requests_total", "probe-stop", status_code="404") == 1

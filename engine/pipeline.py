@@ -99,6 +99,16 @@ class UnitOfWork:
         """Queue a PUBLISH for after the post-commit steps: the unit's messages go in one round trip per client."""
         self._publications.append((redis, channel, payload))
 
+    def take_publications(self, redis: Publisher) -> list[tuple[str, bytes]]:
+        """The (channel, payload) messages queued so far for ``redis``, handed to a post-commit step.
+
+        The step sends them in a round trip of its own (the board writes'); the pipeline does not send them.
+        """
+        taken = [(channel, payload) for client, channel, payload in self._publications if client is redis]
+        if taken:
+            self._publications = [queued for queued in self._publications if queued[0] is not redis]
+        return taken
+
     @property
     def tz(self) -> ZoneInfo:
         """The brand's timezone."""

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, TypeAlias
 
-import msgspec
 from redis.exceptions import RedisError
 
 from engine.db import on_postgres
 from engine.effects import BoardTotalChanged, RankChanged
 from leaderboards import keys, people_repo, ranking, repository, totals_repo
+from leaderboards.live import LiveMessage, Shown, live_message
 from leaderboards.models import BoardDef, MemberInfo, PeriodRef, PeriodState, Total
 from leaderboards.slots import Listing, Slot, Write, listing
 
@@ -149,35 +149,62 @@ class LeaderboardsProcessor:
             Write(slot=c.slot, member_id=c.member_id, units=c.units, reached_at=c.reached_at, listed=c.listed)
             for c in changes
         ]
+        # One message per board and unit of work (a batch moves hundreds of members on a board at once). Where
+        # the store can, Redis fills in the ranks and publishes it, with the unit's other messages, in the
+        # round trip of the writes; else it is queued with the unit's other messages.
+        live = self._live_messages(uow, changes)
+        announcing = store.announces
+        messages = uow.take_publications(store.redis) if announcing else []
         try:
-            ready, ranks = await store.apply(writes, listings=uow.stash.get(STASH + ".listings", []))
+            applied = await store.apply_and_announce(
+                writes,
+                listings=uow.stash.get(STASH + ".listings", []),
+                live=live if announcing else (),
+                messages=messages,
+            )
         except RedisError as exc:
             runtime.catch_up.mark(uow.brand.id, exc)
             return
-        if not ready:
+        if not applied.ready:
             # The brand's sentinel is gone: Redis lost its data. Repair in the background.
             self.runtime.schedule_rebuild(uow.brand.id)
-        by_channel: dict[str, list[tuple[RankChanged, str]]] = {}
+        ranks = applied.ranks
         for change, placed in zip(changes, ranks, strict=True):
             if placed is None:
                 continue
             rank, size = placed
             board = change.slot.board
-            changed = RankChanged(
-                board=board.key,
-                period=change.slot.period.id,
-                rank=rank,
-                score=ranking.display_score(board, change.units),
-                scope=change.slot.scope,
-                total=size,
+            change.ctx.emit(
+                RankChanged(
+                    board=board.key,
+                    period=change.slot.period.id,
+                    rank=rank,
+                    score=ranking.display_score(board, change.units),
+                    scope=change.slot.scope,
+                    total=size,
+                )
             )
-            change.ctx.emit(changed)
-            channel = keys.live_channel(self.runtime.namespace, uow.brand.id, board.key)
-            by_channel.setdefault(channel, []).append((changed, change.ctx.event.member))
-        # One message per board and unit of work (a batch moves hundreds of members on a board at once),
-        # sent with the unit's other messages in one round trip once every post-commit step ran.
-        for channel, changed_on_board in by_channel.items():
-            uow.publish(store.redis, channel, _live_message(changed_on_board, at=uow.now))
+        for message, sent in zip(live, applied.announced or [False] * len(live), strict=True):
+            if sent:
+                continue
+            numbers: list[tuple[int, int]] = []
+            shown: list[tuple[int, Change]] = []
+            for index in message.writes:
+                placed = ranks[index]
+                if placed is not None:  # None: a member the board no longer holds, left out of the message
+                    numbers.append(placed)
+                    shown.append((index, changes[index]))
+            if numbers:
+                again = message if len(numbers) == len(message.writes) else _live_message(runtime.namespace, uow, shown)
+                uow.publish(store.redis, again.channel, again.filled(numbers))
+
+    def _live_messages(self, uow: UnitOfWork, changes: list[Change]) -> list[LiveMessage]:
+        """Each board's live message, shown changes in the unit's order (the listed ones: they have a rank)."""
+        by_board: dict[str, list[tuple[int, Change]]] = {}
+        for index, change in enumerate(changes):
+            if change.listed:
+                by_board.setdefault(change.slot.board.key, []).append((index, change))
+        return [_live_message(self.runtime.namespace, uow, shown) for shown in by_board.values()]
 
 
 Merged: TypeAlias = dict[tuple[int, str, str, int], tuple[int, datetime, "EventContext"]]
@@ -247,24 +274,23 @@ async def _upsert(
     )
 
 
-def _live_message(changes: list[tuple[RankChanged, str]], *, at: datetime) -> bytes:
-    """The JSON a board's live channel carries for a unit's rank changes (see docs/leaderboards.md).
-
-    One change (a single event): a ``rank_changed`` message. Several (a batch, or coalesced single events):
-    one ``rank_changes`` message listing them in the order the unit made them.
-    """
-    entries = [
-        {
-            "period": changed.period,
-            "scope": changed.scope,
-            "member": member,
-            "rank": changed.rank,
-            "score": changed.score,
-            "total": changed.total,
-        }
-        for changed, member in changes
-    ]
-    board = changes[0][0].board
-    if len(entries) == 1:
-        return msgspec.json.encode({"type": "rank_changed", "board": board, **entries[0], "at": at.isoformat()})
-    return msgspec.json.encode({"type": "rank_changes", "board": board, "changes": entries, "at": at.isoformat()})
+def _live_message(namespace: str, uow: UnitOfWork, shown: list[tuple[int, Change]]) -> LiveMessage:
+    """A board's live message of ``shown`` (write index, change), made before the ranks are known."""
+    board = shown[0][1].slot.board
+    return live_message(
+        keys.live_channel(namespace, uow.brand.id, board.key),
+        board.key,
+        [
+            (
+                index,
+                Shown(
+                    period=change.slot.period.id,
+                    scope=change.slot.scope,
+                    member=change.ctx.event.member,
+                    score=ranking.display_score(board, change.units),
+                ),
+            )
+            for index, change in shown
+        ],
+        at=uow.now,
+    )

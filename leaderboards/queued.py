@@ -74,18 +74,22 @@ class QueuedWrites:
 
     def _queue_rank(self, pipe: Any, slot: Slot, member_id: int, units: int) -> None:
         """Queue the command whose reply + 1 is the member's rank (a count of better scores, or a position)."""
-        if slot.board.ties == "first_to_reach":
-            pipe.zrevrank(self.key(slot), ranking.member_token(member_id))
+        kind, key, arg = self._rank_read(slot, member_id, units)
+        if kind == "r":
+            pipe.zrevrank(key, arg)
         else:
-            self._queue_count(pipe, slot, units)
+            pipe.zcount(key, b"(" + arg, "+inf")
 
-    def _queue_count(self, pipe: Any, slot: Slot, units: int) -> None:
-        """Queue the count of scores better than ``units`` (members for competition, distinct scores for dense)."""
-        value = ranking.signed(slot.board, units)
-        if slot.board.ties == "dense":
-            pipe.zcount(self._dense_keys(slot)[0], f"({value}", "+inf")
-        else:
-            pipe.zcount(self.key(slot), f"({value}", "+inf")
+    def _rank_read(self, slot: Slot, member_id: int, units: int) -> tuple[str, str, bytes]:
+        """How a member's rank is read: its reverse rank, or a count of the values better than its own.
+
+        ``("r", standings, member)`` on a first-to-reach board; else ``("c", key, value)``, counted in the
+        standings (competition) or in a dense board's distinct scores.
+        """
+        if slot.board.ties == "first_to_reach":
+            return "r", self.key(slot), ranking.member_token(member_id)
+        value = str(ranking.signed(slot.board, units)).encode()
+        return "c", self._dense_keys(slot)[0] if slot.board.ties == "dense" else self.key(slot), value
 
     async def _apply_dense(self, writes: Sequence[Write]) -> None:
         by_slot: dict[Slot, list[Write]] = {}

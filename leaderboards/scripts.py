@@ -145,6 +145,50 @@ local member = redis.call('HGET', KEYS[1], ARGV[1])
 if not member then return {} end
 return {member, redis.call('HGET', KEYS[2], member)}
 """
+ANNOUNCE_SCRIPT = """
+local n = tonumber(ARGV[1])
+local ranks, totals = {}, {}
+for i = 1, n do
+  local how = ARGV[1 + i]
+  local arg = string.sub(how, 2)
+  if string.sub(how, 1, 1) == 'r' then
+    local position = redis.call('ZREVRANK', KEYS[2 * i - 1], arg)
+    ranks[i] = position and position + 1 or -1
+  else
+    ranks[i] = redis.call('ZCOUNT', KEYS[2 * i - 1], '(' .. arg, '+inf') + 1
+  end
+  totals[i] = redis.call('ZCARD', KEYS[2 * i])
+end
+local out = {}
+for i = 1, n do out[i] = ranks[i]; out[n + i] = totals[i] end
+local at = n + 2
+while at <= #ARGV do
+  local channel, k = ARGV[at], tonumber(ARGV[at + 1])
+  local parts, sent = {ARGV[at + 2 + k]}, 1
+  for j = 1, k do
+    local i = tonumber(ARGV[at + 1 + j])
+    if ranks[i] < 0 then sent = 0 end
+    parts[4 * j - 2] = string.format('%d', ranks[i])
+    parts[4 * j - 1] = ARGV[at + 2 + k + 2 * j - 1]
+    parts[4 * j] = string.format('%d', totals[i])
+    parts[4 * j + 1] = ARGV[at + 2 + k + 2 * j]
+  end
+  if sent == 1 then redis.call('PUBLISH', channel, table.concat(parts)) end
+  out[#out + 1] = sent
+  at = at + 3 + 3 * k
+end
+return out
+"""
+"""Read the rank and board size of written members, and publish the live messages made of them.
+
+``KEYS[2i-1]``: what the i-th rank is read from (the standings, or a dense board's distinct scores);
+``KEYS[2i]``: the standings, whose size is the board's. ``ARGV[1]``: the number of ranks *n*; ``ARGV[1+i]``:
+``r<member>`` (its reverse rank) or ``c<value>`` (the count of better values). Then, per message: the
+channel, its number of changes *k*, the *k* indexes of the ranks it shows, and its 2*k* + 1 parts: the
+message is part 0, rank, part 1, total, part 2, rank, … (:class:`leaderboards.live.LiveMessage`). Replies
+the *n* ranks (``-1`` for a member not on the board), the *n* sizes and, per message, 1 if it was published
+(0 when one of its members was not on the board: the caller publishes what is left of it).
+"""
 
 log = logging.getLogger(__name__)
 

@@ -16,11 +16,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from engine.buckets import Charge, Refused
-from engine.redisconn import queue_publish
+from engine.redisconn import is_cluster, queue_messages
 from leaderboards import keys, ranking
 from leaderboards.maintenance import StoreMaintenance
-from leaderboards.scripts import FIND_SCRIPT, GATED_READ_SCRIPT, READ_SCRIPT, ScriptBatch, decode_read
+from leaderboards.scripts import (
+    ANNOUNCE_SCRIPT,
+    FIND_SCRIPT,
+    GATED_READ_SCRIPT,
+    READ_SCRIPT,
+    ScriptBatch,
+    decode_read,
+)
 from leaderboards.slots import (
     PERSON,
     Listing,
@@ -36,6 +45,8 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from redis.asyncio import Redis
+
+    from leaderboards.live import LiveMessage
 
 
 class BoardStore(StoreMaintenance):
@@ -64,14 +75,40 @@ class BoardStore(StoreMaintenance):
         All non-dense writes, the members' directory entries (``listings``) and the rank reads go in one
         ``MULTI`` round trip.
         """
+        applied = await self.apply_and_announce(writes, listings=listings)
+        return applied.ready, applied.ranks
+
+    @property
+    def announces(self) -> bool:
+        """Whether :meth:`apply_and_announce` publishes in its own round trip.
+
+        Not on a Redis Cluster, whose sharded channels a script cannot reach.
+        """
+        return not is_cluster(self._redis)
+
+    async def apply_and_announce(
+        self,
+        writes: Sequence[Write],
+        *,
+        listings: Sequence[Listing] = (),
+        live: Sequence[LiveMessage] = (),
+        messages: Sequence[tuple[str, bytes]] = (),
+    ) -> Applied:
+        """:meth:`apply`, publishing ``live`` messages with the ranks read and ``messages`` in the same ``MULTI``.
+
+        ``live`` messages show ranks of ``writes`` (:class:`leaderboards.live.LiveMessage`); one whose member
+        is not on its board is left out (``Applied.announced``). Without :attr:`announces`, nothing is
+        published: the caller publishes.
+        """
         if not writes and not listings:
-            return True, []
+            return Applied(ready=True, ranks=[], announced=[False] * len(live))
         brand_ids = sorted({w.slot.brand_id for w in writes})
         dense = [w for w in writes if w.slot.board.ties == "dense"]
         if dense:
             await self._apply_dense(dense)
         plain = [w for w in writes if w.slot.board.ties != "dense"]
         listed = [w for w in writes if w.listed]
+        announce = self.announces and bool(live or messages)
         # One brand per unit of work: the MULTI stays in the brand's slot (Redis Cluster).
         brand = await self._transactions(brand_ids[0] if brand_ids else listings[0].brand_id)
         async with brand.pipeline(transaction=True) as pipe:
@@ -83,12 +120,40 @@ class BoardStore(StoreMaintenance):
                 self._queue_listing(pipe, entry)
             for write in plain:
                 self._queue_standing(pipe, write)
-            for write in listed:
-                self._queue_rank(pipe, write.slot, write.member_id, write.units)
-                pipe.zcard(self.key(write.slot))
+            script_at = len(pipe)
+            if announce:
+                pipe.eval(ANNOUNCE_SCRIPT, *self._announce_args(writes, live))
+                queue_messages(pipe, self._redis, messages)  # after the script: its message first
+            else:
+                for write in listed:
+                    self._queue_rank(pipe, write.slot, write.member_id, write.units)
+                    pipe.zcard(self.key(write.slot))
             replies = await pipe.execute()
         ready = all(bool(r) for r in replies[: len(brand_ids)])
-        return ready, _ranks(writes, replies[len(replies) - 2 * len(listed) :])
+        if announce:
+            return _announced(ready, writes, replies[script_at], len(live))
+        tail = replies[len(replies) - 2 * len(listed) :]
+        return Applied(ready=ready, ranks=_ranks(writes, tail), announced=[False] * len(live))
+
+    def _announce_args(self, writes: Sequence[Write], live: Sequence[LiveMessage]) -> list[Any]:
+        """``numkeys``, keys and arguments of :data:`ANNOUNCE_SCRIPT` for the listed ``writes`` and ``live``."""
+        keys_: list[str] = []
+        reads: list[bytes] = []
+        number: dict[int, int] = {}  # a write's index → its rank's (1-based) among the script's
+        for index, write in enumerate(writes):
+            if write.listed:
+                kind, key, arg = self._rank_read(write.slot, write.member_id, write.units)
+                keys_ += [key, self.key(write.slot)]
+                reads.append(kind.encode() + arg)
+                number[index] = len(reads)
+        args: list[Any] = [len(reads), *reads]
+        for message in live:
+            try:
+                shown = [number[index] for index in message.writes]
+            except KeyError:
+                raise ValueError("a live message shows a write that is not on its board") from None
+            args += [message.channel, len(shown), *shown, *message.parts]
+        return [len(keys_), *keys_, *args]
 
     async def remove(self, slots: Sequence[Slot], member_id: int) -> None:
         """Take a member off the given slots."""
@@ -101,15 +166,6 @@ class BoardStore(StoreMaintenance):
         async with (await self._transactions(brand_id)).pipeline(transaction=True) as pipe:
             self._queue_log(pipe, brand_id, [directory_entry(member_id)])
             self._queue_forget(pipe, brand_id, member_id, raw)
-            await pipe.execute()
-
-    async def publish(self, messages: Sequence[tuple[str, bytes]]) -> None:
-        """Publish (channel, payload) pairs in one round trip."""
-        if not messages:
-            return
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for channel, payload in messages:
-                queue_publish(pipe, self._redis, channel, payload)
             await pipe.execute()
 
     # --- reads ---------------------------------------------------------------------------------------
@@ -173,6 +229,34 @@ def _log_entries(writes: Sequence[Write], listings: Sequence[Listing]) -> dict[i
     for write in writes:
         logged.setdefault(write.slot.brand_id, []).append(write_entry(write))
     return logged
+
+
+class Applied(msgspec.Struct, frozen=True, kw_only=True):
+    """What :meth:`BoardStore.apply_and_announce` did."""
+
+    ready: bool
+    """Whether the brands' sentinels were there (``False``: Redis lost its data)."""
+    ranks: list[tuple[int, int] | None]
+    """Each write's (new rank, board size), ``None`` for one not on its board."""
+    announced: list[bool]
+    """Each live message: published (``False``: the caller publishes it, or what is left of it)."""
+
+
+def _announced(ready: bool, writes: Sequence[Write], reply: Sequence[Any], messages: int) -> Applied:
+    """:data:`ANNOUNCE_SCRIPT`'s reply: the listed writes' ranks, then their sizes, then a flag per message."""
+    listed = sum(1 for w in writes if w.listed)
+    found = iter(zip(reply[:listed], reply[listed : 2 * listed], strict=True))
+    ranks: list[tuple[int, int] | None] = []
+    for write in writes:
+        if not write.listed:
+            ranks.append(None)
+            continue
+        rank, size = next(found)
+        ranks.append(None if int(rank) < 0 else (int(rank), int(size)))
+    flags = [bool(int(flag)) for flag in reply[2 * listed :]]
+    if len(flags) != messages:
+        raise RuntimeError(f"the announce script answered {len(flags)} messages of {messages}")
+    return Applied(ready=ready, ranks=ranks, announced=flags)
 
 
 def _ranks(writes: Sequence[Write], tail: Sequence[Any]) -> list[tuple[int, int] | None]:

@@ -428,3 +428,80 @@ async def test_a_gated_read_takes_a_token_and_reads_in_one_call_and_an_empty_buc
     ]:
         await redis.delete(name)  # one by one: on a cluster the bucket and the board share a slot, but keep it plain
     await store.delete(store.slot_keys(slot) + store.directory_keys(brand_id))
+
+
+@pytest.mark.parametrize("ties", ["competition", "first_to_reach", "dense"])
+async def test_board_writes_publish_their_live_messages_in_the_same_round_trip(redis, redis_namespace, brand, ties):
+    """The ranks the MULTI reads are the ranks of a write alone; Redis fills them into the live message and
+    publishes it with the unit's other messages (on a cluster the caller publishes: nothing is sent)."""
+    from leaderboards.live import Shown, live_message
+
+    store = BoardStore(redis, namespace=redis_namespace)
+    brand_id = brand.brand.id
+    board = BoardDef(id=1, key=f"a-{ties}", title="A", metric=EventCountMetric(event_type="v"), ties=ties)
+    slot = Slot(brand_id=brand_id, board=board, period=WEEK)
+    await store.apply([Write(slot=slot, member_id=m, units=u, reached_at=AT) for m, u in [(1, 5), (2, 5), (3, 9)]])
+    writes = [
+        Write(slot=slot, member_id=4, units=7, reached_at=AT),
+        Write(slot=slot, member_id=2, units=0, reached_at=AT, listed=False),  # off the board: no rank
+        Write(slot=slot, member_id=5, units=5, reached_at=AT),
+    ]
+    shown = [
+        (0, Shown(period=WEEK.id, scope="", member="d", score=7.0)),
+        (2, Shown(period=WEEK.id, scope="", member="e", score=5.0)),
+    ]
+    both = live_message("ch-both", board.key, shown, at=AT)
+    one = live_message("ch-one", board.key, shown[1:], at=AT)
+    channels = ["ch-both", "ch-one", "ch-other"]
+    pubsub = redis.pubsub()
+    sharded = is_cluster(redis)
+    receive = pubsub.get_sharded_message if sharded else pubsub.get_message
+    await (pubsub.ssubscribe if sharded else pubsub.subscribe)(*channels)
+    try:
+        for _ in channels:
+            await receive(timeout=1.0)  # the subscribe confirmations
+        applied = await store.apply_and_announce(writes, live=[both, one], messages=[("ch-other", b"hello")])
+        heard: dict[str, bytes] = {}
+        for _ in range(20):
+            message = await receive(ignore_subscribe_messages=True, timeout=0.2)
+            if message is not None:
+                channel = message["channel"]
+                heard[channel.decode() if isinstance(channel, bytes) else channel] = message["data"]
+            elif len(heard) >= 3 or sharded:
+                break
+    finally:
+        await pubsub.aclose()
+    # the same ranks as the reads of the store's plain writes (a count of better scores, or a position)
+    again = await store.apply(writes)
+    assert applied.ranks == again[1]
+    assert applied.ranks[1] is None and applied.ranks[0] is not None and applied.ranks[2] is not None
+    if sharded:
+        assert not store.announces and applied.announced == [False, False] and heard == {}
+    else:
+        numbers = [placed for placed in (applied.ranks[0], applied.ranks[2]) if placed is not None]
+        assert applied.announced == [True, True]
+        expected = {"ch-both": both.filled(numbers), "ch-one": one.filled(numbers[1:]), "ch-other": b"hello"}
+        assert heard == expected
+    await store.delete(store.slot_keys(slot))
+
+
+async def test_a_live_message_whose_member_is_not_on_the_board_is_left_to_the_caller(redis, redis_namespace, backend):
+    """A rank the announce script cannot read (-1) keeps its message from being published."""
+    from leaderboards.scripts import ANNOUNCE_SCRIPT
+
+    if is_cluster(redis):
+        pytest.skip("the announce script runs on a single Redis (a cluster's caller publishes)")
+    key = f"{redis_namespace}:{{b9}}:announce"
+    await redis.zadd(key, {b"1": 5.0})
+    pubsub = redis.pubsub()
+    await pubsub.subscribe("ch-nil")
+    try:
+        await pubsub.get_message(timeout=1.0)
+        reply = await redis.eval(
+            ANNOUNCE_SCRIPT, 4, key, key, key, key, 2, b"r1", b"r2", "ch-nil", 1, 2, b"<", b"|", b">"
+        )
+        assert await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.3) is None
+    finally:
+        await pubsub.aclose()
+        await redis.delete(key)
+    assert reply == [1, -1, 1, 1, 0]  # ranks, sizes, the message not published

@@ -1,7 +1,8 @@
 """Live updates for open pages: Redis pub/sub in, Server-Sent Events out.
 
-After a unit of work commits, :class:`LivePublisher` (the last pipeline step) publishes a tiny
-"something changed" message on each touched member's channel and on the brand's channel. The portal
+After a unit of work commits, a tiny "something changed" message goes out on each touched member's channel
+and on the brand's channel (queued by :class:`LivePublisher`, the last pipeline step, and sent with the
+board writes when a board changed). The portal
 listens on its member's channel; widgets listen on the leaderboards package's rank-change channel and on
 the brand channel. Messages carry no personal data: a page that hears one fetches what it shows again,
 through the same authorised route it was rendered by.
@@ -50,19 +51,23 @@ class LivePublisher:
         self.namespace = namespace
 
     async def process(self, uow: UnitOfWork) -> None:
-        """Nothing to do inside the transaction."""
+        """Queue one message per touched member and one for the brand (idempotent: a repeat only refreshes).
 
-    async def after_commit(self, uow: UnitOfWork) -> None:
-        """Publish one message per touched member and one for the brand (idempotent: a repeat only refreshes)."""
+        Queued while the unit runs, they are sent only once it committed (a unit tried again is a new one):
+        with the board writes, in their round trip, when a board changed (``LeaderboardsProcessor``), else
+        with the unit's other messages.
+        """
         brand_id = uow.brand.id
         members = sorted({ctx.member_id for ctx in uow.events})
         if not members:
             return
         payload = msgspec.json.encode({"at": uow.now.isoformat()})
-        # Queued: the pipeline sends the unit's PUBLISHes together, in one round trip.
         for member_id in members:
             uow.publish(self.redis, member_channel(self.namespace, brand_id, member_id), payload)
         uow.publish(self.redis, brand_channel(self.namespace, brand_id), payload)
+
+    async def after_commit(self, uow: UnitOfWork) -> None:
+        """Nothing more: the messages were queued with the unit."""
 
 
 async def updates(

@@ -164,6 +164,8 @@ class LeaderboardsProcessor:
             )
         except RedisError as exc:
             runtime.catch_up.mark(uow.brand.id, exc)
+            for channel, payload in messages:  # tried again with the unit's other messages (a repeat only refreshes)
+                uow.publish(store.redis, channel, payload)
             return
         if not applied.ready:
             # The brand's sentinel is gone: Redis lost its data. Repair in the background.

@@ -519,6 +519,38 @@ async def test_a_batch_publishes_one_message_per_board_with_every_change(client,
         await pubsub.aclose()
 
 
+async def test_a_failed_board_write_leaves_the_units_other_messages_to_be_sent(
+    client, brand, redis, redis_namespace, monkeypatch
+):
+    """The board writes' MULTI carries the unit's messages; when it fails, they go out with the rest."""
+    from redis.exceptions import ResponseError
+
+    from engine.keys import brand_channel
+    from leaderboards.store import BoardStore
+
+    await put_board(client, brand, "visits", period="weekly")
+
+    async def failing(self: Any, *args: Any, **kwargs: Any) -> Any:
+        raise ResponseError("the MULTI failed")
+
+    monkeypatch.setattr(BoardStore, "apply_and_announce", failing)
+    pubsub = redis.pubsub()
+    sharded = is_cluster(redis)
+    receive = pubsub.get_sharded_message if sharded else pubsub.get_message
+    await (pubsub.ssubscribe if sharded else pubsub.subscribe)(brand_channel(redis_namespace, brand.brand.id))
+    try:
+        await receive(timeout=1.0)  # the subscribe confirmation
+        await send(client, brand, event("f1", "a", "visit", FRIDAY.isoformat()))
+        message = None
+        for _ in range(20):
+            message = await receive(ignore_subscribe_messages=True, timeout=0.5)
+            if message:
+                break
+        assert message is not None  # the brand's "something changed", sent after the board write failed
+    finally:
+        await pubsub.aclose()
+
+
 async def test_preferences_reach_every_reader_at_once_through_redis(client, brand, lb, db):
     """Labels live in Redis, so another process (here: a second runtime) sees a change with its next read."""
     await put_board(client, brand, "public", period="weekly")

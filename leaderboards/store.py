@@ -101,6 +101,8 @@ class BoardStore(StoreMaintenance):
         published: the caller publishes.
         """
         if not writes and not listings:
+            if messages:
+                raise ValueError("messages ride with board writes: give writes or listings")
             return Applied(ready=True, ranks=[], announced=[False] * len(live))
         brand_ids = sorted({w.slot.brand_id for w in writes})
         dense = [w for w in writes if w.slot.board.ties == "dense"]

@@ -23,7 +23,7 @@ from challenges.definitions import load_compiled
 from challenges.enrolments import enrolments
 from challenges.models import Challenge, First, Progress, Reason, Streak, rule_matches
 from challenges.rules import apply_event, is_unlocked, prune_instances, retention, screen
-from challenges.states import load_encoded_states, save_states
+from challenges.states import load_encoded_states, save_states_with_unit
 from engine.cache import BrandCache
 from engine.eventlog import earlier_events
 from engine.periods import instance_of
@@ -232,9 +232,7 @@ class ChallengeProcessor:
         if not dirty:
             return
         _prune(members, dirty, program.recurring, now=now, tz=tz)
-        await save_states(
-            session, db=uow.db, brand_id=brand_id, states={m: members[m].encoded() for m in dirty}, now=now
-        )
+        await save_states_with_unit(uow, {m: members[m].encoded() for m in dirty})
         await record_completions(session, db=uow.db, brand_id=brand_id, completions=completed, now=now)
 
     async def _seed_firsts(

@@ -14,6 +14,7 @@ from challenges.codec import EncodedState, decode_encoded_state, decode_state, e
 from challenges.models import MemberState
 from challenges.orm import EnrolmentRow, MemberStateRow
 from engine.db import batches, chunks, insert_for, where_in_lists
+from engine.fused import Upsert
 from engine.ids import MemberId
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
     from engine.db import Database
     from engine.ids import BrandId
+    from engine.pipeline import UnitOfWork
 
 
 _STATES = where_in_lists(
@@ -76,6 +78,34 @@ _UPSERT_STATES = text(
     ON CONFLICT (brand_id, member_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at
     """
 )
+
+
+STATES_UPSERT = Upsert(
+    table="challenge_member_states",
+    columns=(("brand_id", "bigint"), ("member_id", "bigint"), ("state", "text"), ("updated_at", "timestamptz")),
+    conflict="(brand_id, member_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+)
+"""The states' upsert as a CTE of the unit's statement (:func:`save_states_with_unit`)."""
+
+
+async def save_states_with_unit(uow: UnitOfWork, states: Mapping[MemberId, str]) -> None:
+    """Members' encoded states, written with the unit of work.
+
+    On PostgreSQL in the unit's one statement (:data:`STATES_UPSERT`: no round trip of their own), else at
+    once (:func:`save_states`).
+    """
+    if not states:
+        return
+
+    async def apart() -> None:
+        await save_states(uow.session, db=uow.db, brand_id=uow.brand.id, states=states, now=uow.now)
+
+    if not uow.db.is_postgres:
+        await apart()
+        return
+    brand_id, now = uow.brand.id, uow.now
+    rows = [{"brand_id": brand_id, "member_id": m, "state": s, "updated_at": now} for m, s in states.items()]
+    uow.write_with_unit(STATES_UPSERT, rows, apart)
 
 
 async def save_states(

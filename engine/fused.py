@@ -10,17 +10,23 @@ them in these columns, all encoded inside the members' locks. Every CTE runs exa
 snapshot, as separate statements would in the transaction; a duplicate event still fails the event log's
 unique key (and the pipeline retries).
 
+A domain step's own upsert can ride along (:class:`Upsert`, through ``UnitOfWork.write_with_unit``): one
+more CTE for its table (the challenges' member states), so the step's write is no round trip of its own.
+
 SQLite and the other cases keep the per-table statements of :mod:`engine.pipeline`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import lru_cache
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from datetime import datetime
 
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -77,7 +83,21 @@ def _unnest(columns: tuple[tuple[str, str], ...], first: int) -> tuple[str, int]
     return f"SELECT {', '.join(names)} FROM unnest({', '.join(arrays)}) AS u({aliases})", first + len(arrays)
 
 
-def _build() -> str:
+@dataclass(frozen=True, slots=True)
+class Upsert:
+    """A domain table a step writes in the unit's statement: its columns and what a conflict does.
+
+    ``columns``: (name, PostgreSQL type) in insert order; ``brand_id`` and ``updated_at``/``created_at`` hold
+    the unit's brand and time (sent once). ``conflict``: what follows ``ON CONFLICT``, e.g.
+    ``"(brand_id, member_id) DO UPDATE SET state = excluded.state"``.
+    """
+
+    table: str
+    columns: tuple[tuple[str, str], ...]
+    conflict: str
+
+
+def _build(upserts: tuple[Upsert, ...] = ()) -> str:
     at = 3  # $1: the unit's brand, $2: its time
     parts: list[str] = []
     for table, columns in (("ledger", _LEDGER), ("point_balances", _BALANCES), ("outbox", _OUTBOX)):
@@ -97,11 +117,23 @@ def _build() -> str:
             names += ", attempts, last_error, delivered_to"
             select = select.replace(" FROM unnest(", ", 0, '', '[]'::jsonb FROM unnest(", 1)
         parts.append(f"{table}_rows AS (INSERT INTO {table} ({names}) {select})")
+    for upsert in upserts:
+        select, at = _unnest(upsert.columns, at)
+        names = ", ".join(n for n, _ in upsert.columns)
+        parts.append(
+            f"{upsert.table}_rows AS (INSERT INTO {upsert.table} ({names}) {select} ON CONFLICT {upsert.conflict})"
+        )
     events = ", ".join(n for n, _ in _EVENTS)
     return f"WITH {', '.join(parts)} INSERT INTO event_log ({events}) {_unnest(_EVENTS, at)[0]}"
 
 
 STATEMENT = _build()
+
+
+@lru_cache(maxsize=32)
+def _statement(upserts: tuple[Upsert, ...]) -> str:
+    """The unit's statement with the CTEs of ``upserts`` first (one text per set: asyncpg prepares each once)."""
+    return _build(upserts)
 
 
 def _arrays(
@@ -133,17 +165,23 @@ async def write_unit(
     balances: list[dict[str, Any]],
     outbox: list[dict[str, Any]],
     events: list[dict[str, Any]],
+    upserts: Sequence[tuple[Upsert, list[dict[str, Any]]]] = (),
 ) -> None:
     """Insert the ledger lots, upsert the balances (by member id, in order), add outbox rows and log the events.
 
-    Every row is of the unit of ``brand_id`` and written at ``now``.
+    Every row is of the unit of ``brand_id`` and written at ``now``. ``upserts``: domain rows written in the
+    same statement (each :class:`Upsert` once).
 
     Raises:
-        ValueError: a row's brand or write time is not the unit's.
+        ValueError: a row's brand or write time is not the unit's, or an :class:`Upsert` comes twice.
     """
     ordered = sorted(balances, key=lambda row: row["member_id"])
     parameters: list[Any] = [brand_id, now]
-    for columns, rows in ((_LEDGER, ledger), (_BALANCES, ordered), (_OUTBOX, outbox), (_EVENTS, events)):
+    specs = tuple(upsert for upsert, _ in upserts)
+    if len(set(specs)) != len(specs):
+        raise ValueError("an upsert comes twice: its rows must be one list")
+    tables = [(upsert.columns, rows) for upsert, rows in upserts]
+    for columns, rows in ((_LEDGER, ledger), (_BALANCES, ordered), (_OUTBOX, outbox), *tables, (_EVENTS, events)):
         parameters += _arrays(columns, rows, brand_id=brand_id, now=now)
     connection = await session.connection()
-    await connection.exec_driver_sql(STATEMENT, tuple(parameters))
+    await connection.exec_driver_sql(_statement(specs) if specs else STATEMENT, tuple(parameters))

@@ -33,7 +33,7 @@ from engine.topics import outbox_row as outbox_row  # the domains import the out
 from engine.unit_rows import Earnings, earnings_of, unit_rows
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Awaitable, Callable, Mapping, Sequence
     from zoneinfo import ZoneInfo
 
     from sqlalchemy import Table
@@ -94,10 +94,28 @@ class UnitOfWork:
     """Per-processor scratch space carried to the post-commit step (keyed by processor name)."""
     _config_version: int | None = None
     _publications: list[tuple[Publisher, str, bytes]] = field(default_factory=list)
+    _with_unit: list[tuple[fused.Upsert, list[dict[str, Any]], Callable[[], Awaitable[None]]]] = field(
+        default_factory=list
+    )
 
     def publish(self, redis: Publisher, channel: str, payload: bytes) -> None:
         """Queue a PUBLISH for after the post-commit steps: the unit's messages go in one round trip per client."""
         self._publications.append((redis, channel, payload))
+
+    def write_with_unit(
+        self, upsert: fused.Upsert, rows: list[dict[str, Any]], otherwise: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Write ``rows`` in the unit's last statement on PostgreSQL (:mod:`engine.fused`), no round trip apart.
+
+        Where the unit is not written in one statement, ``otherwise()`` writes them, before the pipeline's
+        own rows. Nothing in the unit may read them back before the commit.
+
+        Raises:
+            ValueError: ``upsert`` was given rows already in this unit.
+        """
+        if any(queued is upsert for queued, _, _ in self._with_unit):
+            raise ValueError(f"rows of {upsert.table} were given twice in one unit")
+        self._with_unit.append((upsert, rows, otherwise))
 
     def take_publications(self, redis: Publisher) -> list[tuple[str, bytes]]:
         """The (channel, payload) messages queued so far for ``redis``, handed to a post-commit step.
@@ -280,6 +298,8 @@ class Pipeline:
                         await processor.process(uow)
                 if uow.events:  # a velocity limit may have held every event of the unit
                     await _write_effects(uow)
+                else:
+                    await _write_apart(uow)
         return _Outcome(uow=uow, known=known, first_seen=first_seen)
 
     async def _after_commit(self, uow: UnitOfWork) -> None:
@@ -342,8 +362,10 @@ async def _write_effects(uow: UnitOfWork) -> None:
         await fused.write_unit(
             uow.session, brand_id=uow.brand.id, now=uow.now, ledger=earnings.rows,
             balances=list(earnings.totals.values()), outbox=outbox, events=log_rows,
+            upserts=[(upsert, rows) for upsert, rows, _ in uow._with_unit],
         )  # fmt: skip
         return
+    await _write_apart(uow)
     await _write_points(uow, earnings)  # may rewrite a capped debit's effect: rows are built after it
     outbox, log_rows = unit_rows(uow)
     outbox.extend(await publishing.derived_rows(uow))
@@ -351,6 +373,12 @@ async def _write_effects(uow: UnitOfWork) -> None:
     await session.execute(insert(_EVENT_LOG), log_rows)
     if outbox:
         await session.execute(insert(_OUTBOX), outbox)
+
+
+async def _write_apart(uow: UnitOfWork) -> None:
+    """The steps' rows meant for the unit's one statement, where it is not written in one: each on its own."""
+    for _upsert, _rows, otherwise in uow._with_unit:
+        await otherwise()
 
 
 async def _write_points(uow: UnitOfWork, earnings: Earnings) -> None:

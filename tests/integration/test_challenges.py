@@ -135,8 +135,13 @@ async def test_queries_per_request_do_not_grow_with_the_batch(db, brand, clock):
         sa_event.remove(db.engine.sync_engine, "before_cursor_execute", count)
     # the config version (read once per unit of work, shared by points and challenges), member states, one
     # bulk upsert of states (and the completions, in one statement, when the batch completes something)
-    assert small[:3] == large[:3] == ["SELECT", "SELECT", "INSERT"]
     assert len([s for s in statements if "brands.config_version" in s]) == 1
+    if db.is_postgres:  # the states' upsert is a CTE of the unit's one statement (engine.fused), which comes last
+        assert small[:2] == large[:2] == ["SELECT", "SELECT"]
+        assert small[2:] in (["WITH"], ["INSERT", "WITH"])
+        assert large[2:] == ["INSERT", "WITH"]
+        return
+    assert small[:3] == large[:3] == ["SELECT", "SELECT", "INSERT"]
     assert small[3:] in ([], ["INSERT"])
     assert large[3:] == ["INSERT"]
 

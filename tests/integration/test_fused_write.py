@@ -89,3 +89,78 @@ async def test_a_row_of_another_time_is_refused_and_nothing_is_written(db, brand
             )  # fmt: skip
     async with db.read() as session:
         assert (await session.scalars(select(EventRow.id).where(EventRow.event_key == "e-3"))).all() == []
+
+
+async def test_a_steps_upsert_rides_in_the_unit_statement_and_updates_on_conflict(db, brand, clock, postgres_only):
+    from challenges.orm import MemberStateRow
+    from challenges.states import STATES_UPSERT
+
+    now = clock.now()
+    b = brand.brand
+    async with db.write() as session:
+        found = await members_repo.ensure_and_lock(session, db=db, brand_id=b.id, external_ids=["u-1", "u-2"], now=now)
+    one, two = found["u-1"].id, found["u-2"].id
+
+    def rows(states: dict[int, str], at):  # type: ignore[no-untyped-def]
+        return [{"brand_id": b.id, "member_id": m, "state": s, "updated_at": at} for m, s in states.items()]
+
+    await _unit(db, b.id, now, [(STATES_UPSERT, rows({one: '{"a": 1}', two: '{"b": 2}'}, now))])
+    later = now + timedelta(minutes=5)
+    await _unit(db, b.id, later, [(STATES_UPSERT, rows({two: '{"b": 3}'}, later))])  # a conflict: replaced
+    async with db.read() as session:
+        stored = (await session.scalars(select(MemberStateRow).where(MemberStateRow.brand_id == b.id))).all()
+    assert {(r.member_id, r.state, r.updated_at) for r in stored} == {(one, '{"a": 1}', now), (two, '{"b": 3}', later)}
+    off_time = [(STATES_UPSERT, rows({one: "{}"}, later))]
+    with pytest.raises(ValueError, match="not the unit's"):  # a time not the unit's cannot be sent once
+        await _unit(db, b.id, now, off_time)
+    twice = [(STATES_UPSERT, rows({one: "{}"}, now)), (STATES_UPSERT, rows({two: "{}"}, now))]
+    with pytest.raises(ValueError, match="twice"):
+        await _unit(db, b.id, now, twice)
+
+
+async def _unit(db, brand_id: int, now, upserts) -> None:  # type: ignore[no-untyped-def]
+    """A unit of work that writes only the steps' upserts."""
+    async with db.write() as session:
+        await fused.write_unit(
+            session, brand_id=brand_id, now=now, ledger=[], balances=[], outbox=[], events=[], upserts=upserts
+        )
+
+
+class _StateAndPoints:
+    """A step that gives the ``amount`` of each event (negative: a debit) and writes the member a state."""
+
+    name = "state-and-points"
+
+    async def process(self, uow):  # type: ignore[no-untyped-def]
+        from challenges.states import save_states_with_unit
+        from engine.effects import PointsAwarded
+
+        for ctx in uow.events:
+            ctx.emit(PointsAwarded(points=ctx.event.properties["amount"], source="adjustment", key=ctx.event.type))
+        await save_states_with_unit(uow, {ctx.member_id: f'{{"seen": "{ctx.event.id}"}}' for ctx in uow.events})
+
+    async def after_commit(self, uow):  # type: ignore[no-untyped-def]
+        return None
+
+
+async def test_a_steps_rows_are_written_whether_the_unit_is_one_statement_or_not(db, brand, clock):
+    """A debit takes the per-table path, where the step's rows are written on their own; both store them."""
+    from challenges.orm import MemberStateRow
+    from engine.events import Event
+    from engine.pipeline import Pipeline
+
+    b = brand.brand
+    pipeline = Pipeline(db, processors=[_StateAndPoints()], clock=clock)
+    at = clock.now()
+
+    async def states() -> list[str]:
+        async with db.read() as session:
+            found = await session.scalars(select(MemberStateRow.state).where(MemberStateRow.brand_id == b.id))
+            return list(found.all())
+
+    earned = Event(id="s1", member="sa", type="bonus", occurred_at=at, properties={"amount": 9})
+    assert (await pipeline.process(b, [earned]))[0].effects
+    assert await states() == ['{"seen": "s1"}']  # on PostgreSQL, in the unit's one statement
+    debit = Event(id="s2", member="sa", type="debit", occurred_at=at, properties={"amount": -4})
+    assert (await pipeline.process(b, [debit]))[0].effects[0].points == -4
+    assert await states() == ['{"seen": "s2"}']  # the per-table path: the step's rows on their own

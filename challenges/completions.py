@@ -10,6 +10,7 @@ from sqlalchemy import BigInteger, func, select, text
 
 from challenges.orm import ChallengeRow, CompletionRow
 from engine.db import batches, chunks, insert_for, one_of
+from engine.fused import Upsert
 from engine.ids import MemberId
 
 if TYPE_CHECKING:
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 
     from engine.db import Database
     from engine.ids import BrandId
+    from engine.pipeline import UnitOfWork
 
 
 class Completion(msgspec.Struct, frozen=True, kw_only=True):
@@ -47,6 +49,44 @@ _INSERT_COMPLETIONS = text(
     ON CONFLICT (challenge_id, member_id, instance) DO NOTHING
     """
 )
+
+
+COMPLETIONS_INSERT = Upsert(
+    table="challenge_completions",
+    columns=(
+        ("brand_id", "bigint"), ("challenge_id", "bigint"), ("member_id", "bigint"), ("instance", "varchar"),
+        ("completed_at", "timestamptz"), ("event_key", "varchar"), ("created_at", "timestamptz"),
+    ),
+    conflict="(challenge_id, member_id, instance) DO NOTHING",
+    ordered=True,
+)  # fmt: skip
+"""The completions' insert as a CTE of the unit's statement (:func:`record_completions_with_unit`)."""
+
+
+async def record_completions_with_unit(uow: UnitOfWork, completions: list[Completion]) -> None:
+    """Completed instances recorded with the unit of work (an instance already recorded is left as it is).
+
+    On PostgreSQL in the unit's one statement (:data:`COMPLETIONS_INSERT`), else at once
+    (:func:`record_completions`).
+    """
+    if not completions:
+        return
+
+    async def apart() -> None:
+        await record_completions(uow.session, db=uow.db, brand_id=uow.brand.id, completions=completions, now=uow.now)
+
+    if not uow.db.is_postgres:
+        await apart()
+        return
+    brand_id, now = uow.brand.id, uow.now
+    rows = [
+        {
+            "brand_id": brand_id, "challenge_id": c.challenge_id, "member_id": c.member_id, "instance": c.instance,
+            "completed_at": c.completed_at, "event_key": c.event_key, "created_at": now,
+        }
+        for c in completions
+    ]  # fmt: skip
+    uow.write_with_unit(COMPLETIONS_INSERT, rows, apart)
 
 
 async def record_completions(

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from challenges.codec import EncodedState, decode_instances, encode_state_parts
-from challenges.completions import Completion, record_completions
+from challenges.completions import Completion, record_completions_with_unit
 from challenges.definitions import load_compiled
 from challenges.enrolments import enrolments
 from challenges.models import Challenge, First, Progress, Reason, Streak, rule_matches
@@ -233,7 +233,7 @@ class ChallengeProcessor:
             return
         _prune(members, dirty, program.recurring, now=now, tz=tz)
         await save_states_with_unit(uow, {m: members[m].encoded() for m in dirty})
-        await record_completions(session, db=uow.db, brand_id=brand_id, completions=completed, now=now)
+        await record_completions_with_unit(uow, completed)
 
     async def _seed_firsts(
         self,

@@ -61,10 +61,11 @@ _NOW_IF_NULL = frozenset({"available_at"})
 """Columns that hold the unit's time in most rows: those rows send NULL (``coalesce`` puts the time back)."""
 
 
-def _unnest(columns: tuple[tuple[str, str], ...], first: int) -> tuple[str, int]:
+def _unnest(columns: tuple[tuple[str, str], ...], first: int, *, ordered: bool = False) -> tuple[str, int]:
     """``SELECT … FROM unnest($first::t[], …)`` and the next free parameter number.
 
     JSON travels as text and is cast per element; a :data:`_SHARED` column is the unit's parameter.
+    ``ordered``: the rows are inserted in the arrays' order (``WITH ORDINALITY … ORDER BY``).
     """
     arrays: list[str] = []
     names: list[str] = []
@@ -80,7 +81,13 @@ def _unnest(columns: tuple[tuple[str, str], ...], first: int) -> tuple[str, int]
             column = f"coalesce({column}, $2::timestamptz)"
         names.append(column)
     aliases = ", ".join(f"c{i}" for i in range(len(arrays)))
-    return f"SELECT {', '.join(names)} FROM unnest({', '.join(arrays)}) AS u({aliases})", first + len(arrays)
+    source = f"unnest({', '.join(arrays)})"
+    if ordered:
+        return (
+            f"SELECT {', '.join(names)} FROM {source} WITH ORDINALITY AS u({aliases}, n) ORDER BY u.n",
+            first + len(arrays),
+        )
+    return f"SELECT {', '.join(names)} FROM {source} AS u({aliases})", first + len(arrays)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,12 +96,14 @@ class Upsert:
 
     ``columns``: (name, PostgreSQL type) in insert order; ``brand_id`` and ``updated_at``/``created_at`` hold
     the unit's brand and time (sent once). ``conflict``: what follows ``ON CONFLICT``, e.g.
-    ``"(brand_id, member_id) DO UPDATE SET state = excluded.state"``.
+    ``"(brand_id, member_id) DO UPDATE SET state = excluded.state"``. ``ordered``: rows inserted in the
+    order given (their ids in that order).
     """
 
     table: str
     columns: tuple[tuple[str, str], ...]
     conflict: str
+    ordered: bool = False
 
 
 def _build(upserts: tuple[Upsert, ...] = ()) -> str:
@@ -118,7 +127,7 @@ def _build(upserts: tuple[Upsert, ...] = ()) -> str:
             select = select.replace(" FROM unnest(", ", 0, '', '[]'::jsonb FROM unnest(", 1)
         parts.append(f"{table}_rows AS (INSERT INTO {table} ({names}) {select})")
     for upsert in upserts:
-        select, at = _unnest(upsert.columns, at)
+        select, at = _unnest(upsert.columns, at, ordered=upsert.ordered)
         names = ", ".join(n for n, _ in upsert.columns)
         parts.append(
             f"{upsert.table}_rows AS (INSERT INTO {upsert.table} ({names}) {select} ON CONFLICT {upsert.conflict})"

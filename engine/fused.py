@@ -11,7 +11,8 @@ snapshot, as separate statements would in the transaction; a duplicate event sti
 unique key (and the pipeline retries).
 
 A domain step's own upsert can ride along (:class:`Upsert`, through ``UnitOfWork.write_with_unit``): one
-more CTE for its table (the challenges' member states), so the step's write is no round trip of its own.
+more CTE for its table (the challenges' member states and completions), so the step's write is no round trip
+of its own.
 
 SQLite and the other cases keep the per-table statements of :mod:`engine.pipeline`.
 """
@@ -141,7 +142,7 @@ STATEMENT = _build()
 
 @lru_cache(maxsize=32)
 def _statement(upserts: tuple[Upsert, ...]) -> str:
-    """The unit's statement with the CTEs of ``upserts`` first (one text per set: asyncpg prepares each once)."""
+    """The unit's statement with a CTE for each of ``upserts`` (one text per set: asyncpg prepares each once)."""
     return _build(upserts)
 
 

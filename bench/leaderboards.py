@@ -50,7 +50,8 @@ from engine.keys import rate_limit_bucket
 from engine.tenants import create_brand
 from leaderboards import keys
 from leaderboards.models import BoardSpec, PointsMetric
-from leaderboards.scripts import GATED_READ_SCRIPT, READ_SCRIPT, ScriptBatch
+from leaderboards.script_batch import ScriptBatch
+from leaderboards.scripts import GATED_READ_SCRIPT, READ_SCRIPT
 from leaderboards.service import Leaderboards
 from leaderboards.slots import Listing, Slot, Write, standing_entry
 

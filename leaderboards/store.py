@@ -8,7 +8,7 @@ path resolves members and labels with.
 
 A read is one Lua script (:data:`leaderboards.scripts.READ_SCRIPT`, ``EVALSHA``) over the board's keys
 and the brand's directory (one hash tag: one slot in a cluster): one consistent snapshot in one round trip; the reads in flight together are pipelined
-(:class:`leaderboards.scripts.ScriptBatch`). Every key comes from :mod:`leaderboards.keys`. The commands
+(:class:`leaderboards.script_batch.ScriptBatch`). Every key comes from :mod:`leaderboards.keys`. The commands
 writes queue are in :mod:`leaderboards.queued`, the rebuild's upkeep in :mod:`leaderboards.maintenance`.
 """
 
@@ -22,14 +22,8 @@ from engine.buckets import Charge, Refused
 from engine.redisconn import is_cluster, queue_messages
 from leaderboards import keys, ranking
 from leaderboards.maintenance import StoreMaintenance
-from leaderboards.scripts import (
-    ANNOUNCE_SCRIPT,
-    FIND_SCRIPT,
-    GATED_READ_SCRIPT,
-    READ_SCRIPT,
-    ScriptBatch,
-    decode_read,
-)
+from leaderboards.script_batch import ScriptBatch
+from leaderboards.scripts import ANNOUNCE_SCRIPT, FIND_SCRIPT, GATED_READ_SCRIPT, READ_SCRIPT, decode_read
 from leaderboards.slots import (
     PERSON,
     Listing,

@@ -18,7 +18,7 @@ from engine.tenants import config_version
 from leaderboards import config, ranking
 from leaderboards.models import BoardDef, EventCountMetric, PeriodRef, Placed
 from leaderboards.orm import BoardRow
-from leaderboards.scripts import ScriptBatch, _Lane
+from leaderboards.script_batch import ScriptBatch, _Lane
 from leaderboards.slots import Listing, Slot, Write
 from leaderboards.store import BoardStore
 

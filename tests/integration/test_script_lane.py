@@ -1,4 +1,4 @@
-"""The lane of a :class:`~leaderboards.scripts.ScriptBatch` on the real Redis: one kept connection, replies in order.
+"""The lane of a :class:`~leaderboards.script_batch.ScriptBatch` on the real Redis: one kept connection, replies in order.
 
 fakeredis has no socket to keep (its batches take the pooled connection: tests/integration/test_leaderboards.py),
 so these run on the real Redis only.
@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from leaderboards.scripts import ScriptBatch, _Lane
+from leaderboards.script_batch import ScriptBatch, _Lane
 from tests.conftest import REDIS_URL
 
 pytestmark = pytest.mark.redis

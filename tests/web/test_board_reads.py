@@ -12,7 +12,7 @@ from sqlalchemy import delete, update
 from engine.orm import BrandRow
 from leaderboards import store
 from leaderboards.orm import BoardRow
-from leaderboards.scripts import ScriptBatch
+from leaderboards.script_batch import ScriptBatch
 from tests.helpers import event, make_brand
 from web.api import board_reads
 from web.ratelimit import TokenBuckets

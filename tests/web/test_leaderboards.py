@@ -14,7 +14,7 @@ from engine.orm import OutboxRow
 from engine.redisconn import is_cluster
 from leaderboards import keys
 from leaderboards.orm import BoardRow
-from leaderboards.scripts import ScriptBatch, _Lane
+from leaderboards.script_batch import ScriptBatch, _Lane
 from leaderboards.service import Leaderboards
 from tests.helpers import event
 

@@ -66,8 +66,8 @@ COMPLETIONS_INSERT = Upsert(
 async def record_completions_with_unit(uow: UnitOfWork, completions: list[Completion]) -> None:
     """Completed instances recorded with the unit of work (an instance already recorded is left as it is).
 
-    On PostgreSQL in the unit's one statement (:data:`COMPLETIONS_INSERT`), else at once
-    (:func:`record_completions`).
+    In the unit's one statement on PostgreSQL (:data:`COMPLETIONS_INSERT`), else by
+    :func:`record_completions` (``UnitOfWork.write_with_unit``).
     """
     if not completions:
         return
@@ -75,9 +75,6 @@ async def record_completions_with_unit(uow: UnitOfWork, completions: list[Comple
     async def apart() -> None:
         await record_completions(uow.session, db=uow.db, brand_id=uow.brand.id, completions=completions, now=uow.now)
 
-    if not uow.db.is_postgres:
-        await apart()
-        return
     brand_id, now = uow.brand.id, uow.now
     rows = [
         {
@@ -86,7 +83,7 @@ async def record_completions_with_unit(uow: UnitOfWork, completions: list[Comple
         }
         for c in completions
     ]  # fmt: skip
-    uow.write_with_unit(COMPLETIONS_INSERT, rows, apart)
+    await uow.write_with_unit(COMPLETIONS_INSERT, rows, apart)
 
 
 async def record_completions(

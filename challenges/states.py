@@ -91,8 +91,8 @@ STATES_UPSERT = Upsert(
 async def save_states_with_unit(uow: UnitOfWork, states: Mapping[MemberId, str]) -> None:
     """Members' encoded states, written with the unit of work.
 
-    On PostgreSQL in the unit's one statement (:data:`STATES_UPSERT`: no round trip of their own), else at
-    once (:func:`save_states`).
+    In the unit's one statement on PostgreSQL (:data:`STATES_UPSERT`: no round trip of their own), else by
+    :func:`save_states` (``UnitOfWork.write_with_unit``).
     """
     if not states:
         return
@@ -100,12 +100,9 @@ async def save_states_with_unit(uow: UnitOfWork, states: Mapping[MemberId, str])
     async def apart() -> None:
         await save_states(uow.session, db=uow.db, brand_id=uow.brand.id, states=states, now=uow.now)
 
-    if not uow.db.is_postgres:
-        await apart()
-        return
     brand_id, now = uow.brand.id, uow.now
     rows = [{"brand_id": brand_id, "member_id": m, "state": s, "updated_at": now} for m, s in states.items()]
-    uow.write_with_unit(STATES_UPSERT, rows, apart)
+    await uow.write_with_unit(STATES_UPSERT, rows, apart)
 
 
 async def save_states(

@@ -102,17 +102,20 @@ class UnitOfWork:
         """Queue a PUBLISH for after the post-commit steps: the unit's messages go in one round trip per client."""
         self._publications.append((redis, channel, payload))
 
-    def write_with_unit(
+    async def write_with_unit(
         self, upsert: fused.Upsert, rows: list[dict[str, Any]], otherwise: Callable[[], Awaitable[None]]
     ) -> None:
         """Write ``rows`` in the unit's last statement on PostgreSQL (:mod:`engine.fused`), no round trip apart.
 
-        Where the unit is not written in one statement, ``otherwise()`` writes them, before the pipeline's
-        own rows. Nothing in the unit may read them back before the commit.
+        ``otherwise()`` writes them instead: at once on SQLite, and before the pipeline's own rows where a
+        PostgreSQL unit is written table by table. Nothing in the unit may read them back before the commit.
 
         Raises:
             ValueError: ``upsert`` was given rows already in this unit.
         """
+        if not self.db.is_postgres:
+            await otherwise()
+            return
         if any(queued is upsert for queued, _, _ in self._with_unit):
             raise ValueError(f"rows of {upsert.table} were given twice in one unit")
         self._with_unit.append((upsert, rows, otherwise))

@@ -153,14 +153,10 @@ class LeaderboardsProcessor:
         # the store can, Redis fills in the ranks and publishes it, with the unit's other messages, in the
         # round trip of the writes; else it is queued with the unit's other messages.
         live = self._live_messages(uow, changes)
-        announcing = store.announces
-        messages = uow.take_publications(store.redis) if announcing else []
+        messages = uow.take_publications(store.redis) if store.announces else []
         try:
             applied = await store.apply_and_announce(
-                writes,
-                listings=uow.stash.get(STASH + ".listings", []),
-                live=live if announcing else (),
-                messages=messages,
+                writes, listings=uow.stash.get(STASH + ".listings", []), live=live, messages=messages
             )
         except RedisError as exc:
             runtime.catch_up.mark(uow.brand.id, exc)
@@ -186,7 +182,7 @@ class LeaderboardsProcessor:
                     total=size,
                 )
             )
-        for message, sent in zip(live, applied.announced or [False] * len(live), strict=True):
+        for message, sent in zip(live, applied.announced, strict=True):
             if sent:
                 continue
             numbers: list[tuple[int, int]] = []

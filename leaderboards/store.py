@@ -93,7 +93,12 @@ class BoardStore(StoreMaintenance):
         ``live`` messages show ranks of ``writes`` (:class:`leaderboards.live.LiveMessage`); one whose member
         is not on its board is left out (``Applied.announced``). Without :attr:`announces`, nothing is
         published: the caller publishes.
+
+        Raises:
+            ValueError: ``messages`` without board writes to carry them, or where the store does not announce.
         """
+        if messages and not self.announces:
+            raise ValueError("this store does not publish: send the messages on their own")
         if not writes and not listings:
             if messages:
                 raise ValueError("messages ride with board writes: give writes or listings")

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from engine.clock import Clock
 from engine.db import Database
+from engine.redisconn import is_cluster
 from engine.tenants import Brand, KeyKind, create_brand
 
 
@@ -58,3 +61,34 @@ async def row_counts(db: Database, brand_id: int) -> dict[str, int]:
                 await session.scalar(select(func.count()).select_from(table).where(table.brand_id == brand_id)) or 0
             )
     return counts
+
+
+@asynccontextmanager
+async def listening(redis: Any, *channels: str) -> AsyncIterator[Callable[[float], Awaitable[dict[str, Any] | None]]]:
+    """Subscribed to ``channels`` (sharded on a Redis Cluster, where messages go out with ``SPUBLISH``).
+
+    The subscribe confirmations are read; yields ``heard(timeout)``: the next message, or ``None``.
+    """
+    pubsub = redis.pubsub()
+    sharded = is_cluster(redis)
+    receive = pubsub.get_sharded_message if sharded else pubsub.get_message
+    await (pubsub.ssubscribe if sharded else pubsub.subscribe)(*channels)
+    try:
+        for _ in channels:
+            await receive(timeout=1.0)
+
+        async def heard(timeout: float) -> dict[str, Any] | None:
+            message: dict[str, Any] | None = await receive(ignore_subscribe_messages=True, timeout=timeout)
+            return message
+
+        yield heard
+    finally:
+        await pubsub.aclose()
+
+
+async def first_message(heard: Callable[[float], Awaitable[dict[str, Any] | None]]) -> dict[str, Any] | None:
+    """The first message heard within about ten seconds."""
+    for _ in range(20):
+        if (message := await heard(0.5)) is not None:
+            return message
+    return None

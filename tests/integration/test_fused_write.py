@@ -19,6 +19,15 @@ def postgres_only(backend: str) -> None:
         pytest.skip("the fused write is PostgreSQL's")
 
 
+async def _members(db, brand_id: int, now, *external_ids: str) -> list[int]:  # type: ignore[no-untyped-def]
+    """The ids of the brand's members ``external_ids``, created as a unit creates them."""
+    async with db.write() as session:
+        found = await members_repo.ensure_and_lock(
+            session, db=db, brand_id=brand_id, external_ids=list(external_ids), now=now
+        )
+    return [found[name].id for name in external_ids]
+
+
 def _columns(row: object, names: list[str]) -> dict[str, object]:
     return {name: getattr(row, name) for name in names}
 
@@ -26,9 +35,7 @@ def _columns(row: object, names: list[str]) -> dict[str, object]:
 async def test_the_unit_rows_are_stored_as_given(db, brand, clock, postgres_only):
     now = clock.now()
     b = brand.brand
-    async with db.write() as session:
-        found = await members_repo.ensure_and_lock(session, db=db, brand_id=b.id, external_ids=["f-1", "f-2"], now=now)
-    one, two = found["f-1"].id, found["f-2"].id
+    one, two = await _members(db, b.id, now, "f-1", "f-2")
     earlier = now - timedelta(hours=3)
     ledger = [
         lots.lot_row(b, member_id=one, points=10, source="rule", key="visit", occurred_at=earlier, now=now,
@@ -74,9 +81,8 @@ async def test_the_unit_rows_are_stored_as_given(db, brand, clock, postgres_only
 async def test_a_row_of_another_time_is_refused_and_nothing_is_written(db, brand, clock, postgres_only):
     now = clock.now()
     b = brand.brand
-    async with db.write() as session:
-        found = await members_repo.ensure_and_lock(session, db=db, brand_id=b.id, external_ids=["f-3"], now=now)
-    row = {"brand_id": b.id, "event_key": "e-3", "member_id": found["f-3"].id, "type": "visit", "occurred_at": now,
+    (member,) = await _members(db, b.id, now, "f-3")
+    row = {"brand_id": b.id, "event_key": "e-3", "member_id": member, "type": "visit", "occurred_at": now,
            "received_at": now - timedelta(seconds=1), "properties": {}, "result": b"[]"}  # fmt: skip
     with pytest.raises(ValueError, match="received_at"):
         async with db.write() as session:
@@ -97,9 +103,7 @@ async def test_a_steps_upsert_rides_in_the_unit_statement_and_updates_on_conflic
 
     now = clock.now()
     b = brand.brand
-    async with db.write() as session:
-        found = await members_repo.ensure_and_lock(session, db=db, brand_id=b.id, external_ids=["u-1", "u-2"], now=now)
-    one, two = found["u-1"].id, found["u-2"].id
+    one, two = await _members(db, b.id, now, "u-1", "u-2")
 
     def rows(states: dict[int, str], at):  # type: ignore[no-untyped-def]
         return [{"brand_id": b.id, "member_id": m, "state": s, "updated_at": at} for m, s in states.items()]

@@ -21,6 +21,7 @@ from leaderboards.orm import BoardRow
 from leaderboards.script_batch import ScriptBatch, _Lane
 from leaderboards.slots import Listing, Slot, Write
 from leaderboards.store import BoardStore
+from tests.helpers import listening
 
 # The leaderboard contract runs on a Redis Cluster too (tests/conftest.py).
 pytestmark = pytest.mark.redis_cluster
@@ -452,31 +453,27 @@ async def test_board_writes_publish_their_live_messages_in_the_same_round_trip(r
     ]
     both = live_message("ch-both", board.key, shown, at=AT)
     one = live_message("ch-one", board.key, shown[1:], at=AT)
-    channels = ["ch-both", "ch-one", "ch-other"]
-    pubsub = redis.pubsub()
     sharded = is_cluster(redis)
-    receive = pubsub.get_sharded_message if sharded else pubsub.get_message
-    await (pubsub.ssubscribe if sharded else pubsub.subscribe)(*channels)
-    try:
-        for _ in channels:
-            await receive(timeout=1.0)  # the subscribe confirmations
-        applied = await store.apply_and_announce(writes, live=[both, one], messages=[("ch-other", b"hello")])
+    # as the processor does: the unit's other messages ride along only where the store publishes
+    messages = [] if sharded else [("ch-other", b"hello")]
+    async with listening(redis, "ch-both", "ch-one", "ch-other") as receive:
+        applied = await store.apply_and_announce(writes, live=[both, one], messages=messages)
         heard: dict[str, bytes] = {}
         for _ in range(20):
-            message = await receive(ignore_subscribe_messages=True, timeout=0.2)
+            message = await receive(0.2)
             if message is not None:
                 channel = message["channel"]
                 heard[channel.decode() if isinstance(channel, bytes) else channel] = message["data"]
             elif len(heard) >= 3 or sharded:
                 break
-    finally:
-        await pubsub.aclose()
     # the same ranks as the reads of the store's plain writes (a count of better scores, or a position)
     again = await store.apply(writes)
     assert applied.ranks == again[1]
     assert applied.ranks[1] is None and applied.ranks[0] is not None and applied.ranks[2] is not None
     if sharded:
         assert not store.announces and applied.announced == [False, False] and heard == {}
+        with pytest.raises(ValueError, match="does not publish"):
+            await store.apply_and_announce(writes, messages=[("ch-other", b"hello")])
     else:
         numbers = [placed for placed in (applied.ranks[0], applied.ranks[2]) if placed is not None]
         assert applied.announced == [True, True]

@@ -11,12 +11,11 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import delete, select
 
 from engine.orm import OutboxRow
-from engine.redisconn import is_cluster
 from leaderboards import keys
 from leaderboards.orm import BoardRow
 from leaderboards.script_batch import ScriptBatch, _Lane
 from leaderboards.service import Leaderboards
-from tests.helpers import event
+from tests.helpers import event, first_message, listening
 
 # The leaderboard contract runs on a Redis Cluster too (tests/conftest.py).
 pytestmark = pytest.mark.redis_cluster
@@ -447,20 +446,9 @@ async def test_definition_round_trip_update_and_delete(client, brand):
 
 async def test_rank_changes_are_published(client, brand, redis, redis_namespace):
     await put_board(client, brand, "visits", period="weekly")
-    pubsub = redis.pubsub()
-    sharded = is_cluster(redis)  # a Redis Cluster publishes with SPUBLISH: listen with SSUBSCRIBE
-    receive = pubsub.get_sharded_message if sharded else pubsub.get_message
-    await (pubsub.ssubscribe if sharded else pubsub.subscribe)(
-        keys.live_channel(redis_namespace, brand.brand.id, "visits")
-    )
-    try:
-        await receive(timeout=1.0)  # the subscribe confirmation
+    async with listening(redis, keys.live_channel(redis_namespace, brand.brand.id, "visits")) as heard:
         await send(client, brand, event("e1", "a", "visit", FRIDAY.isoformat()))
-        message = None
-        for _ in range(20):
-            message = await receive(ignore_subscribe_messages=True, timeout=0.5)
-            if message:
-                break
+        message = await first_message(heard)
         assert message is not None
         import json
 
@@ -476,8 +464,6 @@ async def test_rank_changes_are_published(client, brand, redis, redis_namespace)
             "total": 1,
             "at": None,
         }
-    finally:
-        await pubsub.aclose()
 
 
 async def test_a_batch_publishes_one_message_per_board_with_every_change(client, brand, redis, redis_namespace):
@@ -485,20 +471,14 @@ async def test_a_batch_publishes_one_message_per_board_with_every_change(client,
 
     await put_board(client, brand, "visits", period="weekly")
     await put_board(client, brand, "all-visits")
-    pubsub = redis.pubsub()
-    sharded = is_cluster(redis)
-    receive = pubsub.get_sharded_message if sharded else pubsub.get_message
     channels = [keys.live_channel(redis_namespace, brand.brand.id, board) for board in ("visits", "all-visits")]
-    await (pubsub.ssubscribe if sharded else pubsub.subscribe)(*channels)
-    try:
-        for _ in channels:
-            await receive(timeout=1.0)  # the subscribe confirmations
+    async with listening(redis, *channels) as heard:
         batch = [event(f"b{n}", f"m{n % 4}", "visit", FRIDAY.isoformat()) for n in range(7)]
         answer = await client.post("/v1/events", json={"events": batch}, headers=brand.headers)
         assert answer.status_code == 200, answer.text
         messages: list[dict[str, Any]] = []
         for _ in range(20):
-            message = await receive(ignore_subscribe_messages=True, timeout=0.5)
+            message = await heard(0.5)
             if message:
                 messages.append(json.loads(message["data"]) | {"channel": message["channel"]})
             elif len(messages) >= 2:
@@ -515,8 +495,6 @@ async def test_a_batch_publishes_one_message_per_board_with_every_change(client,
                 ("m3", 1.0),
             ], message
             assert {c["total"] for c in message["changes"]} <= {1, 2, 3, 4}
-    finally:
-        await pubsub.aclose()
 
 
 async def test_a_failed_board_write_leaves_the_units_other_messages_to_be_sent(
@@ -534,21 +512,10 @@ async def test_a_failed_board_write_leaves_the_units_other_messages_to_be_sent(
         raise ResponseError("the MULTI failed")
 
     monkeypatch.setattr(BoardStore, "apply_and_announce", failing)
-    pubsub = redis.pubsub()
-    sharded = is_cluster(redis)
-    receive = pubsub.get_sharded_message if sharded else pubsub.get_message
-    await (pubsub.ssubscribe if sharded else pubsub.subscribe)(brand_channel(redis_namespace, brand.brand.id))
-    try:
-        await receive(timeout=1.0)  # the subscribe confirmation
+    async with listening(redis, brand_channel(redis_namespace, brand.brand.id)) as heard:
         await send(client, brand, event("f1", "a", "visit", FRIDAY.isoformat()))
-        message = None
-        for _ in range(20):
-            message = await receive(ignore_subscribe_messages=True, timeout=0.5)
-            if message:
-                break
-        assert message is not None  # the brand's "something changed", sent after the board write failed
-    finally:
-        await pubsub.aclose()
+        # the brand's "something changed", sent after the board write failed
+        assert await first_message(heard) is not None
 
 
 async def test_preferences_reach_every_reader_at_once_through_redis(client, brand, lb, db):

@@ -21,6 +21,14 @@ async def thing(n: FromPath[int]) -> dict[str, int]:
     return {"n": n}
 
 
+def _app(app_name: str, middleware_class: type[PrometheusMiddleware]) -> Litestar:
+    """An app of the one route, counted by ``middleware_class`` under ``app_name``."""
+    config = PrometheusConfig(
+        app_name=app_name, prefix="questline_http", group_path=True, middleware_class=middleware_class
+    )
+    return Litestar(route_handlers=[thing], middleware=[config.middleware], debug=False)
+
+
 def _sample(name: str, app_name: str, **labels: str) -> float:
     wanted = {"app_name": app_name, "method": "GET", "path": "/things/{n}", **labels}
     return REGISTRY.get_sample_value(name, wanted) or 0.0
@@ -29,11 +37,7 @@ def _sample(name: str, app_name: str, **labels: str) -> float:
 @pytest.mark.parametrize("middleware_class", [HttpMetricsMiddleware, PrometheusMiddleware])
 async def test_counts_durations_errors_and_in_progress_match_litestars_middleware(middleware_class):
     app_name = f"probe-{middleware_class.__name__}"
-    config = PrometheusConfig(
-        app_name=app_name, prefix="questline_http", group_path=True, middleware_class=middleware_class
-    )
-    app = Litestar(route_handlers=[thing], middleware=[config.middleware], debug=False)
-    async with AsyncTestClient(app=app) as client:
+    async with AsyncTestClient(app=_app(app_name, middleware_class)) as client:
         for n in (1, 2, 0):
             await client.get(f"/things/{n}")
     flush_pending()  # as a scrape does
@@ -61,11 +65,7 @@ def test_a_configuration_it_does_not_cover_runs_litestars_code():
 
 async def test_requests_move_the_metrics_within_the_flush_interval_without_a_scrape():
     app_name = "probe-timer"
-    config = PrometheusConfig(
-        app_name=app_name, prefix="questline_http", group_path=True, middleware_class=HttpMetricsMiddleware
-    )
-    app = Litestar(route_handlers=[thing], middleware=[config.middleware], debug=False)
-    async with AsyncTestClient(app=app) as client:
+    async with AsyncTestClient(app=_app(app_name, HttpMetricsMiddleware)) as client:
         for n in (1, 2, 3):
             await client.get(f"/things/{n}")
         await asyncio.sleep(FLUSH_SECONDS * 3)

@@ -105,7 +105,7 @@ async def ensure_and_lock(
 
     ``columns`` (label → SQL expression correlated to ``members``) are read into :attr:`Member.facts`, for
     the domains' per-member values. On PostgreSQL they are read by a statement of their own once the locks
-    are held: every column of a ``SELECT … FOR UPDATE`` is computed in the snapshot the statement began
+    are held: every column of a locking ``SELECT`` is computed in the snapshot the statement began
     with, so one that waited for a member's lock would miss what the unit holding it committed
     (``tests/integration/test_lock_columns.py``). SQLite has no row locks (one writer at a time): there
     they are read with the lock statement. A member created here has none of them (it has no history yet).
@@ -187,10 +187,14 @@ _LOCK = (
 
 _LOCK_POSTGRES = (
     "SELECT id, external_id, display_name, locale, attributes, created_at, tier FROM members"
-    " WHERE brand_id = $1 AND external_id = ANY($2::varchar[]) ORDER BY id FOR UPDATE"
+    " WHERE brand_id = $1 AND external_id = ANY($2::varchar[]) ORDER BY id FOR NO KEY UPDATE"
 )
-"""The member lock on PostgreSQL, run by the driver: a unit locks up to a thousand members, and their rows
-as SQLAlchemy rows, then members, cost about as much CPU as the statement (all of it inside the locks)."""
+"""The member lock on PostgreSQL, run by the driver (a unit locks up to a thousand members, and their rows as
+SQLAlchemy rows, then members, cost about as much CPU as the statement, all of it inside the locks).
+
+``FOR NO KEY UPDATE``, the lock an update of the row takes, queues units over one member as ``FOR UPDATE``
+would, and lets rows of other transactions that refer to the member (their foreign-key checks share-lock
+its key) through without waiting for the unit (``tests/integration/test_feed_locks.py``)."""
 
 
 _FACTS = where_in_lists(

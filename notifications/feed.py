@@ -150,9 +150,10 @@ async def insert_rows(session: AsyncSession, values: list[dict[str, Any]]) -> se
     """Insert notifications, skipping those already recorded; answers the ``(brand, member)`` pairs of new ones."""
     if not values:
         return set()
-    # In member order: each row's foreign-key check share-locks its member, and the pipeline locks members
-    # by id for its whole unit of work. Rows in outbox order locked them in any order, and a pass deadlocked
-    # with the units writing those members (the sort is stable: one member's rows keep their order).
+    # In member order, the order members are locked in: each row's foreign-key check share-locks its member's
+    # key. The pipeline's member lock (FOR NO KEY UPDATE) does not conflict with that; a FOR UPDATE does (an
+    # erasure, an enrolment update), and rows in outbox order once deadlocked with the units when those took
+    # FOR UPDATE. The sort is stable: one member's rows keep their order.
     values = sorted(values, key=_member_order)
     table = cast("Table", NotificationRow.__table__)
     # One statement text whatever the number of rows (executemany: SQLAlchemy's "insertmanyvalues" batches

@@ -87,11 +87,25 @@ class _Job:
 
 
 async def dispatch(db: Database, *, sender: EmailSender, renderer: Renderer, now: datetime) -> DispatchReport:
-    """Send every email that is due; answers what happened."""
+    """Send every email that is due; answers what happened.
+
+    Rows are claimed :data:`BATCH` at a time, each batch sent before the next is claimed, until a claim
+    finds fewer: a backlog longer than one claim is drained in the one pass. Every claimed row leaves the
+    due rows (sent, skipped, held or leased), so the passes end.
+    """
     report = DispatchReport()
-    jobs = await _claim(db, now=now, report=report)
-    if not jobs:
-        return report
+    while True:
+        jobs, claimed = await _claim(db, now=now, report=report)
+        if jobs:
+            await _send(db, jobs, sender=sender, renderer=renderer, now=now, report=report)
+        if claimed < BATCH:
+            return report
+
+
+async def _send(
+    db: Database, jobs: list[_Job], *, sender: EmailSender, renderer: Renderer, now: datetime, report: DispatchReport
+) -> None:
+    """Send the claimed jobs outside any transaction, then record each outcome."""
     async with db.read() as session:
         overrides = {
             brand_id: await preferences.overrides(session, brand_id=brand_id) for brand_id in {j.brand.id for j in jobs}
@@ -130,11 +144,10 @@ async def dispatch(db: Database, *, sender: EmailSender, renderer: Renderer, now
                 else:
                     row.email_due_at = again
                     report.retried += 1
-    return report
 
 
-async def _claim(db: Database, *, now: datetime, report: DispatchReport) -> list[_Job]:
-    """Decide each due row and lease those to send now; answers the mails to send."""
+async def _claim(db: Database, *, now: datetime, report: DispatchReport) -> tuple[list[_Job], int]:
+    """Decide up to :data:`BATCH` due rows and lease those to send now; answers the mails and the rows read."""
     async with db.write() as session:
         query = (
             select(NotificationRow)
@@ -146,7 +159,7 @@ async def _claim(db: Database, *, now: datetime, report: DispatchReport) -> list
             query = query.with_for_update(skip_locked=True)
         rows = list(await session.scalars(query))
         if not rows:
-            return []
+            return [], 0
         brands: dict[int, Brand] = {}
         for brand_id in {r.brand_id for r in rows}:
             brands[brand_id] = await get_brand_by_id(session, BrandId(brand_id))
@@ -170,7 +183,7 @@ async def _claim(db: Database, *, now: datetime, report: DispatchReport) -> list
             key = (row.member_id, "digest") if job.digest else (row.member_id, str(row.id))
             jobs.setdefault(key, job).rows.append(row)
             row.email_due_at = now + CLAIM_LEASE
-    return list(jobs.values())
+    return list(jobs.values()), len(rows)
 
 
 def _decide(

@@ -14,12 +14,14 @@ import pytest
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select, update
 
+from engine import members as members_repo
 from engine import settlement
 from engine.keys import member_channel
 from engine.mail import SmtpSender
 from engine.metrics import JOB_RUNS
 from engine.orm import MemberRow
-from notifications import preferences
+from notifications import feed as feed_rows
+from notifications import mailing, preferences
 from notifications.models import BrandControls, MemberChoices
 from notifications.orm import NotificationRow
 from tests.conftest import public_resolver
@@ -264,6 +266,32 @@ async def test_email_arrives_with_list_unsubscribe_and_one_click_stops_that_kind
     await w.run_once()
     assert [s for k, s, _ in await states(db, brand, "ada")] == ["sent", "skipped"]
     assert len(inbox.wait_for(to, count=2, timeout=0.3)) == 1
+
+
+async def test_one_pass_sends_every_due_email_behind_a_backlog_longer_than_a_claim(
+    app, brand, db, redis, settings, clock, smtp
+):
+    """A pass claims :data:`notifications.mailing.BATCH` rows at a time and goes on until none is due."""
+    inbox, url = smtp
+    to = f"cy-{brand.brand.slug}@example.com"
+    await member(app, brand, "cy", email=to, db=db)
+    backlog = [f"nomail-{n}" for n in range(mailing.BATCH + 30)]  # due rows of members without an address
+    async with db.write() as session:
+        found = await members_repo.ensure_and_lock(
+            session, db=db, brand_id=brand.brand.id, external_ids=backlog, now=clock.now()
+        )
+        rows = [
+            feed_rows.new_row(brand_id=brand.brand.id, member_id=m.id, kind="badge_earned", source=f"backlog-{m.id}",
+                              data={"badge": "vip"}, now=clock.now())
+            for m in found.values()
+        ]  # fmt: skip
+        await feed_rows.insert_rows(session, rows)
+    w = worker(db, redis, settings, clock, url)
+    await grant(app, brand, "vip", "cy")  # its row comes after the backlog's
+    report = await w.run_once()
+    assert await states(db, brand, "cy") == [("badge_earned", "sent", 0)]
+    assert report.sent == 1 and report.skipped >= len(backlog)
+    assert len(await asyncio.to_thread(inbox.wait_for, to)) == 1
 
 
 async def _member_id(db, brand, external_id: str) -> int:

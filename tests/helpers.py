@@ -92,3 +92,12 @@ async def first_message(heard: Callable[[float], Awaitable[dict[str, Any] | None
         if (message := await heard(0.5)) is not None:
             return message
     return None
+
+
+async def settle(client: Any) -> None:
+    """Let the app's background board work end: its start-up check (which rebuilds the brands of the shared
+    test database whose boards are missing, the test's own included) and rebuilds it scheduled since."""
+    import asyncio
+
+    services = client.app.state.services
+    await asyncio.to_thread(client.blocking_portal.call, services.leaderboards.settled)

@@ -10,7 +10,7 @@ from redis.asyncio.connection import AbstractConnection
 from sqlalchemy import event as sa_event
 
 from leaderboards.orm import BoardRow
-from tests.helpers import event
+from tests.helpers import event, settle
 
 ROW_LOCK = re.compile(r"\bFOR (NO KEY )?UPDATE\b")
 """A row lock in a statement: the member lock is ``FOR NO KEY UPDATE`` (engine.members)."""
@@ -41,15 +41,6 @@ async def program(client, brand, db):
 
     async with db.write() as session:
         await session.execute(delete(BoardRow).where(BoardRow.brand_id == brand.brand.id))
-
-
-async def settle(client: Any) -> None:
-    """Let the app's start-up work end (the boards' check rebuilds the shared database's other brands): only
-    the request's own statements are counted."""
-    import asyncio
-
-    services = client.app.state.services
-    await asyncio.to_thread(client.blocking_portal.call, services.leaderboards.settled)
 
 
 class Counter:

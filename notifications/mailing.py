@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
-from sqlalchemy import select, update
+from sqlalchemy import BigInteger, select, update
 
+from engine.db import batches, one_of
 from engine.ids import BrandId
 from engine.orm import MemberRow
 from engine.tenants import Brand, get_brand_by_id
@@ -176,14 +177,41 @@ async def _claim(db: Database, *, now: datetime, report: DispatchReport) -> tupl
         }
         choices = await preferences.choices_of(session, member_ids=list(recipients))
         jobs: dict[tuple[int, str], _Job] = {}
+        moves: dict[_Move, list[int]] = {}
+        lease = _Move(state=None, due=now + CLAIM_LEASE)
         for row in rows:
-            job = _decide(row, brands[row.brand_id], recipients.get(row.member_id), choices, now=now, report=report)
-            if job is None:
+            decided = _decide(row, brands[row.brand_id], recipients.get(row.member_id), choices, now=now, report=report)
+            if isinstance(decided, _Move):
+                moves.setdefault(decided, []).append(row.id)
                 continue
-            key = (row.member_id, "digest") if job.digest else (row.member_id, str(row.id))
-            jobs.setdefault(key, job).rows.append(row)
-            row.email_due_at = now + CLAIM_LEASE
+            key = (row.member_id, "digest") if decided.digest else (row.member_id, str(row.id))
+            jobs.setdefault(key, decided).rows.append(row)
+            moves.setdefault(lease, []).append(row.id)
+        for move, ids in moves.items():  # one statement per outcome, not one per row
+            values: dict[str, Any] = {}
+            if move.state is not None:
+                values["email_state"] = move.state
+            if move.due is not None:
+                values["email_due_at"] = move.due
+            for chunk in batches(session, ids):
+                await session.execute(
+                    update(NotificationRow)
+                    .where(one_of(session, NotificationRow.id, chunk, BigInteger()))
+                    .values(**values)
+                    .execution_options(synchronize_session=False)
+                )
     return list(jobs.values()), len(rows)
+
+
+@dataclass(frozen=True, slots=True)
+class _Move:
+    """What a claim does to a row it does not send now: its new state and when it is due (``None``: unchanged)."""
+
+    state: str | None
+    due: datetime | None
+
+
+_SKIPPED = _Move(state="skipped", due=None)
 
 
 def _decide(
@@ -194,22 +222,18 @@ def _decide(
     *,
     now: datetime,
     report: DispatchReport,
-) -> _Job | None:
-    """Mark ``row`` skipped or held (answers ``None``), or answer the job it is sent with."""
+) -> _Job | _Move:
+    """The row skipped or held (a :class:`_Move`), or the job it is sent with."""
     controls = controls_of(brand.settings)
     chosen = choices.get(row.member_id, MemberChoices())
     if recipient is None or not recipient.email or not wants_email(row.kind, controls, chosen):
-        row.email_state = "skipped"
         report.skipped += 1
-        return None
+        return _SKIPPED
     if row.email_state == "pending" and chosen.digest:
-        row.email_state = "digest"
-        row.email_due_at = next_digest_at(now, brand.tz, controls.digest_hour)
         report.held += 1
-        return None
+        return _Move(state="digest", due=next_digest_at(now, brand.tz, controls.digest_hour))
     quiet = quiet_until(now, brand.tz, controls)
     if quiet is not None:
-        row.email_due_at = quiet
         report.held += 1
-        return None
+        return _Move(state=None, due=quiet)
     return _Job(brand=brand, recipient=recipient, digest=row.email_state == "digest")

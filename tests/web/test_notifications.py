@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
+from sqlalchemy import event as sa_event
 from sqlalchemy import select, update
 
 from engine import members as members_repo
@@ -288,9 +289,26 @@ async def test_one_pass_sends_every_due_email_behind_a_backlog_longer_than_a_cla
         await feed_rows.insert_rows(session, rows)
     w = worker(db, redis, settings, clock, url)
     await grant(app, brand, "vip", "cy")  # its row comes after the backlog's
-    report = await w.run_once()
+    updates: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, executemany: bool) -> None:
+        if statement.lstrip().startswith("UPDATE notifications"):  # each row of an executemany runs on its own
+            updates.extend([statement] * (len(parameters) if executemany else 1))
+
+    engines = [engine.sync_engine for engine in db.engines]
+    for engine in engines:
+        sa_event.listen(engine, "before_cursor_execute", count)
+    try:
+        report = await w.run_once()
+    finally:
+        for engine in engines:
+            sa_event.remove(engine, "before_cursor_execute", count)
     assert await states(db, brand, "cy") == [("badge_earned", "sent", 0)]
     assert report.sent == 1 and report.skipped >= len(backlog)
+    assert all(state == "skipped" for kind, state, _ in await states(db, brand, "nomail-0")), "the backlog is skipped"
+    # One statement per outcome of a claim (skipped, leased), then the sent row: not one per row (an executemany
+    # of the ORM's flush runs each row's UPDATE on the server).
+    assert len(updates) <= 2 * 2 + 1, updates
     assert len(await asyncio.to_thread(inbox.wait_for, to)) == 1
 
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import BigInteger, String, func, select, update
 
-from engine.db import insert_for
+from engine.db import batches, insert_for, one_of
 from engine.orm import BrandRow, MemberRow, OutboxRow
 from notifications.models import TOPIC_KINDS, Item, controls_of, recipients
 from notifications.orm import NotificationCursorRow, NotificationRow
@@ -105,24 +105,29 @@ async def _record_messages(session: AsyncSession, rows: list[Any], *, now: datet
             wanted.append((int(brand_id), external_id, kind, f"o{message_id}", _summary(data)))
     if not wanted:
         return set()
-    brand_ids = {w[0] for w in wanted}
-    settings = dict(
-        (int(b), s)
-        for b, s in await session.execute(select(BrandRow.id, BrandRow.settings).where(BrandRow.id.in_(brand_ids)))
-    )
+    brand_ids = sorted({w[0] for w in wanted})
+    # Arrays, not IN lists, on PostgreSQL: one statement text whatever the number of members (prepared once
+    # per connection; a list made a new text, and a new prepared statement, for every pass).
+    enabled = {
+        int(b): controls_of(s).enabled
+        for b, s in await session.execute(
+            select(BrandRow.id, BrandRow.settings).where(one_of(session, BrandRow.id, brand_ids, BigInteger()))
+        )
+    }
     members: dict[tuple[int, str], int] = {}
     for brand_id in brand_ids:
-        externals = {w[1] for w in wanted if w[0] == brand_id}
-        found = await session.execute(
-            select(MemberRow.external_id, MemberRow.id).where(
-                MemberRow.brand_id == brand_id, MemberRow.external_id.in_(externals)
+        for externals in batches(session, sorted({w[1] for w in wanted if w[0] == brand_id})):
+            found = await session.execute(
+                select(MemberRow.external_id, MemberRow.id).where(
+                    MemberRow.brand_id == brand_id, one_of(session, MemberRow.external_id, externals, String())
+                )
             )
-        )
-        members.update(((brand_id, e), int(i)) for e, i in found)
+            members.update(((brand_id, e), int(i)) for e, i in found)
     values = []
+    default = controls_of(None).enabled
     for brand_id, external_id, kind, source, data in wanted:
         member_id = members.get((brand_id, external_id))
-        if member_id is None or kind not in controls_of(settings.get(brand_id)).enabled:
+        if member_id is None or kind not in enabled.get(brand_id, default):
             continue
         values.append(new_row(brand_id=brand_id, member_id=member_id, kind=kind, source=source, data=data, now=now))
     return await insert_rows(session, values)

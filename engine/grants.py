@@ -80,9 +80,9 @@ class LockColumns(Protocol):
     """A pipeline step that reads per-member values with the pipeline's member lock.
 
     The pipeline reads the expressions of every such step in one statement once the unit's members are
-    locked (not in the ``SELECT … FROM members … FOR NO KEY UPDATE`` itself, whose columns come from the snapshot
-    before a wait for a lock: :func:`engine.members.ensure_and_lock`) and hands the values to each event's
-    context (``EventContext.facts``): the steps share one round trip.
+    locked (not in the ``SELECT … FROM members … FOR NO KEY UPDATE`` itself, whose columns come from the
+    snapshot before a wait for a lock: :func:`engine.members.ensure_and_lock`) and hands the values to each
+    event's context (``EventContext.facts``): the steps share one round trip.
     """
 
     async def lock_columns(

@@ -25,6 +25,7 @@ from engine.tenants import Brand, get_brand_by_id
 from notifications import preferences
 from notifications.models import (
     CLAIM_LEASE,
+    BrandControls,
     Item,
     MemberChoices,
     controls_of,
@@ -164,7 +165,10 @@ async def _claim(db: Database, *, now: datetime, report: DispatchReport) -> tupl
         brands: dict[int, Brand] = {}
         for brand_id in {r.brand_id for r in rows}:
             brands[brand_id] = await get_brand_by_id(session, BrandId(brand_id))
-        member_rows = await session.scalars(select(MemberRow).where(MemberRow.id.in_({r.member_id for r in rows})))
+        member_ids = sorted({r.member_id for r in rows})  # at most BATCH: one list on either backend
+        member_rows = await session.scalars(
+            select(MemberRow).where(one_of(session, MemberRow.id, member_ids, BigInteger()))
+        )
         recipients = {
             m.id: Recipient(
                 member_id=m.id,
@@ -176,11 +180,15 @@ async def _claim(db: Database, *, now: datetime, report: DispatchReport) -> tupl
             for m in member_rows
         }
         choices = await preferences.choices_of(session, member_ids=list(recipients))
+        controls = {brand_id: controls_of(brand.settings) for brand_id, brand in brands.items()}
         jobs: dict[tuple[int, str], _Job] = {}
         moves: dict[_Move, list[int]] = {}
         lease = _Move(state=None, due=now + CLAIM_LEASE)
         for row in rows:
-            decided = _decide(row, brands[row.brand_id], recipients.get(row.member_id), choices, now=now, report=report)
+            decided = _decide(
+                row, brands[row.brand_id], controls[row.brand_id], recipients.get(row.member_id), choices,
+                now=now, report=report,
+            )  # fmt: skip
             if isinstance(decided, _Move):
                 moves.setdefault(decided, []).append(row.id)
                 continue
@@ -217,14 +225,14 @@ _SKIPPED = _Move(state="skipped", due=None)
 def _decide(
     row: NotificationRow,
     brand: Brand,
+    controls: BrandControls,
     recipient: Recipient | None,
     choices: dict[int, MemberChoices],
     *,
     now: datetime,
     report: DispatchReport,
 ) -> _Job | _Move:
-    """The row skipped or held (a :class:`_Move`), or the job it is sent with."""
-    controls = controls_of(brand.settings)
+    """The row skipped or held (a :class:`_Move`), or the job it is sent with (``controls``: the brand's)."""
     chosen = choices.get(row.member_id, MemberChoices())
     if recipient is None or not recipient.email or not wants_email(row.kind, controls, chosen):
         report.skipped += 1

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, TypeAlias
 
 import msgspec
-from sqlalchemy import delete, select
+from sqlalchemy import BigInteger, delete, select
 
-from engine.db import insert_for
+from engine.db import batches, insert_for, one_of
 from engine.errors import NotFound, ValidationError
 from engine.orm import BrandRow, MemberRow
 from engine.tenants import bump_config_version
@@ -33,8 +33,13 @@ async def choices_of(session: AsyncSession, *, member_ids: list[int]) -> dict[in
     """Members' stored choices (members without a row have the defaults)."""
     if not member_ids:
         return {}
-    rows = await session.scalars(select(NotificationChoiceRow).where(NotificationChoiceRow.member_id.in_(member_ids)))
-    return {r.member_id: MemberChoices(email_off=list(r.email_off or []), digest=r.digest) for r in rows}
+    found: dict[int, MemberChoices] = {}
+    for chunk in batches(session, member_ids):  # an array on PostgreSQL: one statement text, prepared once
+        rows = await session.scalars(
+            select(NotificationChoiceRow).where(one_of(session, NotificationChoiceRow.member_id, chunk, BigInteger()))
+        )
+        found.update((r.member_id, MemberChoices(email_off=list(r.email_off or []), digest=r.digest)) for r in rows)
+    return found
 
 
 async def choices(session: AsyncSession, *, brand_id: int, member_id: int) -> MemberChoices:

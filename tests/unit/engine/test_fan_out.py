@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from engine.redisconn import FAN_OUT_AT, is_cluster, queue_messages
+from tests.helpers import listening
 
 pytestmark = pytest.mark.redis_cluster
 
@@ -30,20 +31,14 @@ class _Recording:
 async def _heard(
     redis, channels: list[str], messages: list[tuple[str, bytes]]
 ) -> tuple[list[tuple[str, bytes]], list[bytes]]:
-    pubsub = redis.pubsub()
-    sharded = is_cluster(redis)
-    receive = pubsub.get_sharded_message if sharded else pubsub.get_message
-    await (pubsub.ssubscribe if sharded else pubsub.subscribe)(*channels)
-    try:
-        for _ in channels:
-            await receive(timeout=1.0)  # the subscribe confirmations
+    async with listening(redis, *channels) as hear:
         sent: list[bytes] = []
         async with redis.pipeline(transaction=False) as pipe:
             queue_messages(_Recording(pipe, sent), redis, messages)
             await pipe.execute()
         heard: list[tuple[str, bytes]] = []
         for _ in range(50):
-            message = await receive(ignore_subscribe_messages=True, timeout=0.2)
+            message = await hear(0.2)
             if message is None:
                 if len(heard) >= len(messages):
                     break
@@ -52,8 +47,6 @@ async def _heard(
             channel = message["channel"]
             heard.append((channel.decode() if isinstance(channel, bytes) else channel, message["data"]))
         return heard, sent
-    finally:
-        await pubsub.aclose()
 
 
 async def test_a_payload_shared_by_many_channels_is_one_command_and_every_channel_hears_it(redis, redis_namespace):

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Date,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -65,6 +66,7 @@ class MemberRow(Base):
     __table_args__ = (
         UniqueConstraint("brand_id", "external_id"),
         Index("uq_members_brand_email", "brand_id", "email", unique=True),
+        UniqueConstraint("brand_id", "id"),  # what the event log, ledger and balances reference (0014_member_keys)
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -83,6 +85,14 @@ class MemberRow(Base):
     """The computed tier (kept by the tiers domain; migration ``0008_tiers``); NULL: none computed, "": no tier."""
 
 
+def _member_key() -> ForeignKeyConstraint:
+    """A row's member, of the row's brand: one key (one check per row written) where two were (``0014_member_keys``).
+
+    Deleting a brand deletes its members, and this key then their rows.
+    """
+    return ForeignKeyConstraint(["brand_id", "member_id"], ["members.brand_id", "members.id"], ondelete="CASCADE")
+
+
 class EventRow(Base):
     """The append-only event log; ``(brand_id, event_key)`` is the idempotency key."""
 
@@ -91,12 +101,13 @@ class EventRow(Base):
         UniqueConstraint("brand_id", "event_key"),
         Index("ix_event_log_member_time", "brand_id", "member_id", "occurred_at"),
         Index("ix_event_log_brand_time", "brand_id", "occurred_at"),
+        _member_key(),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    brand_id: Mapped[int] = mapped_column(ForeignKey("brands.id", ondelete="CASCADE"))
+    brand_id: Mapped[int] = mapped_column(BigId)
     event_key: Mapped[str] = mapped_column(String(255))
-    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    member_id: Mapped[int] = mapped_column(BigId)
     type: Mapped[str] = mapped_column(String(100))
     occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime)
@@ -167,11 +178,12 @@ class LedgerRow(Base):
         Index("ix_ledger_dated", "expires_at", postgresql_where=_DATED, sqlite_where=_DATED),
         Index("uq_ledger_lot_kind", "lot_id", "kind", unique=True, postgresql_where=_ON_LOT, sqlite_where=_ON_LOT),
         Index("ix_ledger_event", "brand_id", "event_key", postgresql_where=_BY_EVENT, sqlite_where=_BY_EVENT),
+        _member_key(),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    brand_id: Mapped[int] = mapped_column(ForeignKey("brands.id", ondelete="CASCADE"))
-    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    brand_id: Mapped[int] = mapped_column(BigId)
+    member_id: Mapped[int] = mapped_column(BigId)
     event_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
     points: Mapped[int] = mapped_column(BigId)
     source: Mapped[str] = mapped_column(String(16))
@@ -218,10 +230,11 @@ class PointBalanceRow(Base):
         CheckConstraint("available >= 0", name="available_nonnegative"),
         CheckConstraint("pending >= 0", name="pending_nonnegative"),
         Index("ix_point_balances_activity", "brand_id", "last_activity_at"),
+        _member_key(),
     )
 
-    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), primary_key=True)
-    brand_id: Mapped[int] = mapped_column(ForeignKey("brands.id", ondelete="CASCADE"))
+    member_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    brand_id: Mapped[int] = mapped_column(BigId)
     available: Mapped[int] = mapped_column(BigId, default=0)
     pending: Mapped[int] = mapped_column(BigId, default=0)
     lifetime_earned: Mapped[int] = mapped_column(BigId, default=0)

@@ -19,6 +19,22 @@ from web.ratelimit import TokenBuckets
 
 
 @pytest.fixture
+async def brand(db, clock):
+    """A fresh brand whose key refills at 0.01 token/s (burst 1000, as the default): a test can count its tokens.
+
+    At the default 100/s a slow machine refilled one between two reads, and a read's take was not seen.
+    """
+    fresh = await make_brand(db, clock)
+    async with db.write() as session:
+        await session.execute(
+            update(BrandRow)
+            .where(BrandRow.id == fresh.brand.id)
+            .values(settings={"rate_limit": {"rate": 0.01, "burst": 1000}})
+        )
+    return fresh
+
+
+@pytest.fixture
 async def board(client, brand, db, clock):
     spec = {"key": "visits", "title": "Visits", "metric": {"kind": "event_count", "event_type": "visit"}}
     response = await client.put("/v1/leaderboards/visits", json=spec, headers=brand.headers)

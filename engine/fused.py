@@ -4,10 +4,11 @@ The pipeline's common case (earnings only: no debit, no inactivity expiry to set
 lots, balance upserts, outbox messages and the event log. Here they are one statement of data-modifying
 CTEs over ``unnest`` of one array per column: its text never changes, so asyncpg prepares it once per
 connection, and a 1000-event batch costs the same parameter handling as one array per column, not one
-bound row per event. Each array travels as one text literal built here (:mod:`engine.array_literals`),
-which costs a fraction of asyncpg's element-by-element encoding of a list. What every row of the unit shares (its brand, its time) is sent once, not once per
-row: a timestamp costs asyncpg about 0.8 µs of CPU to encode, and a 1000-event batch had about 3,000 of
-them in these columns, all encoded inside the members' locks. Every CTE runs exactly once, in the one
+bound row per event. The bigint, varchar, date and timestamp arrays travel as one text literal each, built
+at a fraction of asyncpg's element-by-element cost for a list; JSON, long text and bytes stay lists
+(:mod:`engine.array_literals`). What every row of the unit shares (its brand, its time) is sent once, not
+once per row: a timestamp costs asyncpg about 0.8 µs of CPU to encode, and a 1000-event batch had about
+3,000 of them in these columns, all encoded inside the members' locks. Every CTE runs exactly once, in the one
 snapshot, as separate statements would in the transaction; a duplicate event still fails the event log's
 unique key (and the pipeline retries).
 
@@ -63,8 +64,8 @@ _NOW_IF_NULL = frozenset({"available_at"})
 def _unnest(columns: tuple[tuple[str, str], ...], first: int, *, ordered: bool = False) -> tuple[str, int]:
     """``SELECT … FROM unnest($first::text::t[], …)`` and the next free parameter number.
 
-    Each array is one literal (:mod:`engine.array_literals`), whose elements the select list turns into the
-    column's values; a :data:`_SHARED` column is the unit's parameter.
+    Each array is a literal or a list (:mod:`engine.array_literals` says which, and how the select list
+    turns its elements into the column's values); a :data:`_SHARED` column is the unit's parameter.
     ``ordered``: the rows are inserted in the arrays' order (``WITH ORDINALITY … ORDER BY``).
     """
     arrays: list[str] = []
@@ -146,7 +147,7 @@ def _statement(upserts: tuple[Upsert, ...]) -> str:
 def _arrays(
     columns: tuple[tuple[str, str], ...], rows: list[dict[str, Any]], *, brand_id: int, now: datetime
 ) -> list[str | list[Any]]:
-    """One array literal per column not shared by the unit; a row whose shared column differs is a programming error."""
+    """One array (a literal or a list) per column not shared by the unit; a row whose shared column differs is a bug."""
     shared = {"$1::bigint": brand_id, "$2::timestamptz": now}
     arrays: list[str | list[Any]] = []
     for name, kind in columns:

@@ -88,7 +88,7 @@ class MemberRow(Base):
 def _member_key() -> ForeignKeyConstraint:
     """A row's member, of the row's brand: one key (one check per row written) where two were (``0014_member_keys``).
 
-    Deleting a brand deletes its members, and this key then their rows.
+    A brand's deletion reaches the rows through its members (their own key onto ``brands``), not directly.
     """
     return ForeignKeyConstraint(["brand_id", "member_id"], ["members.brand_id", "members.id"], ondelete="CASCADE")
 

@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +123,27 @@ def server_environment(environ: dict[str, str] | os._Environ[str]) -> dict[str, 
     stop it from starting.
     """
     return {name: value for name, value in environ.items() if not name.startswith("QUESTLINE_BENCH_")}
+
+
+async def raw_brand(
+    conn: asyncpg.Connection, *, name: str = "raw", members: Sequence[str] = ()
+) -> tuple[int, dict[str, int]]:
+    """A brand inserted with raw SQL and its ``members`` (one ``unnest`` insert): its id and their ids by name."""
+    brand_id = int(
+        await conn.fetchval(
+            "INSERT INTO brands (slug, name, timezone, config_version, settings, created_at)"
+            " VALUES ($1, $2, 'Europe/Rome', 1, '{}', now()) RETURNING id",
+            f"{name.replace(' ', '-')}-{uuid.uuid4().hex[:8]}", name,
+        )
+    )  # fmt: skip
+    if not members:
+        return brand_id, {}
+    rows = await conn.fetch(
+        "INSERT INTO members (brand_id, external_id, display_name, locale, attributes, created_at, updated_at)"
+        " SELECT $1, n, '', '', '{}', now(), now() FROM unnest($2::text[]) n RETURNING external_id, id",
+        brand_id, list(members),
+    )  # fmt: skip
+    return brand_id, {row["external_id"]: row["id"] for row in rows}
 
 
 def median(values: list[float]) -> float:

@@ -48,7 +48,16 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.baseline import seed_baseline
-from bench.common import REDIS_URL, median, print_table, scratch_database, server, server_cpu_seconds, write_json
+from bench.common import (
+    REDIS_URL,
+    median,
+    print_table,
+    raw_brand,
+    scratch_database,
+    server,
+    server_cpu_seconds,
+    write_json,
+)
 from bench.raw_unnest import raw_unnest
 
 EVENT_TYPES = ["purchase", "purchase", "visit", "visit", "review", "survey", "referral"]
@@ -204,11 +213,7 @@ async def raw_per_event(dsn: str, events: list[dict[str, Any]], *, connections: 
     """
     setup = await asyncpg.connect(dsn)
     try:
-        brand_id = await setup.fetchval(
-            "INSERT INTO brands (slug, name, timezone, config_version, settings, created_at) "
-            "VALUES ($1, 'raw', 'Europe/Rome', 1, '{}', now()) RETURNING id",
-            f"raw-{uuid.uuid4().hex[:8]}",
-        )
+        brand_id, _ = await raw_brand(setup)
     finally:
         await setup.close()
     pool = await asyncpg.create_pool(dsn, min_size=connections, max_size=connections)
@@ -250,18 +255,7 @@ async def raw_sql(dsn: str, events: list[dict[str, Any]]) -> float:
     """Insert the same event-log and ledger rows with asyncpg in 1000-row transactions; seconds taken."""
     conn = await asyncpg.connect(dsn)
     try:
-        brand_id = await conn.fetchval(
-            "INSERT INTO brands (slug, name, timezone, config_version, settings, created_at) "
-            "VALUES ($1, 'raw', 'Europe/Rome', 1, '{}', now()) RETURNING id",
-            f"raw-{uuid.uuid4().hex[:8]}",
-        )
-        names = sorted({e["member"] for e in events})
-        await conn.executemany(
-            "INSERT INTO members (brand_id, external_id, display_name, locale, attributes, created_at, updated_at) "
-            "VALUES ($1, $2, '', '', '{}', now(), now())",
-            [(brand_id, n) for n in names],
-        )
-        ids = dict(await conn.fetch("SELECT external_id, id FROM members WHERE brand_id = $1", brand_id))
+        brand_id, ids = await raw_brand(conn, members=sorted({e["member"] for e in events}))
         now = datetime.now(UTC)
         started = time.perf_counter()
         for start in range(0, len(events), 1000):

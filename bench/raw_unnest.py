@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import msgspec
+
+from bench.common import raw_brand
 
 
 def _json(value: Any) -> str:
@@ -19,18 +20,7 @@ async def raw_unnest(dsn: str, events: list[dict[str, Any]]) -> float:
     """The fastest raw batch form: the same event-log and ledger rows, one ``unnest`` insert per table, 1000-row transactions."""
     conn = await asyncpg.connect(dsn)
     try:
-        brand_id = await conn.fetchval(
-            "INSERT INTO brands (slug, name, timezone, config_version, settings, created_at) "
-            "VALUES ($1, 'raw', 'Europe/Rome', 1, '{}', now()) RETURNING id",
-            f"raw-{uuid.uuid4().hex[:8]}",
-        )
-        names = sorted({e["member"] for e in events})
-        await conn.execute(
-            "INSERT INTO members (brand_id, external_id, display_name, locale, attributes, created_at, updated_at) "
-            "SELECT $1, n, '', '', '{}', now(), now() FROM unnest($2::text[]) n",
-            brand_id, names,
-        )  # fmt: skip
-        ids = dict(await conn.fetch("SELECT external_id, id FROM members WHERE brand_id = $1", brand_id))
+        brand_id, ids = await raw_brand(conn, members=sorted({e["member"] for e in events}))
         now = datetime.now(UTC)
         started = time.perf_counter()
         for start in range(0, len(events), 1000):

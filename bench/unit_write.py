@@ -29,7 +29,7 @@ import msgspec
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.baseline import seed_baseline
-from bench.common import median, print_table, scratch_database, write_json
+from bench.common import median, print_table, raw_brand, scratch_database, write_json
 from challenges.states import STATES_UPSERT
 from engine import array_literals, fused
 
@@ -108,17 +108,8 @@ async def main() -> None:
         await seed_baseline(dsn)
         conn = await asyncpg.connect(dsn)
         try:
-            brand = await conn.fetchval(
-                "INSERT INTO brands (slug, name, timezone, config_version, settings, created_at)"
-                " VALUES ($1, 'unit write', 'Europe/Rome', 1, '{}', now()) RETURNING id",
-                f"unit-{uuid.uuid4().hex[:8]}",
-            )
-            await conn.execute(
-                "INSERT INTO members (brand_id, external_id, display_name, locale, attributes, created_at,"
-                " updated_at) SELECT $1, 'm' || g, '', '', '{}', now(), now() FROM generate_series(1, 5000) g",
-                brand,
-            )
-            ids = [row[0] for row in await conn.fetch("SELECT id FROM members WHERE brand_id = $1", brand)]
+            brand, members = await raw_brand(conn, name="unit write", members=[f"m{n}" for n in range(1, 5001)])
+            ids = list(members.values())
             rng = random.Random(7)
             for round_no in range(args.rounds + 2):  # two warm-up rounds
                 print(f"round {round_no + 1}/{args.rounds + 2} …", file=sys.stderr, flush=True)

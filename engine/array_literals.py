@@ -2,12 +2,11 @@ r"""A column of a unit's rows as one PostgreSQL array literal: one text paramete
 
 Given a list, asyncpg encodes each element in PostgreSQL's binary format, and first walks every element
 with ``isinstance`` checks against ``collections.abc`` (looking for nested arrays). For the unit's one
-statement (:mod:`engine.fused`), about twenty columns of up to 1000 rows, that was 28% of a rules-only
-batch unit's CPU in py-spy, all of it inside the members' locks. Joined here, a column is one string that
-the driver sends as it is and PostgreSQL parses with ``array_in``; per 1000 elements, client CPU: bigint
-0.52 → 0.22 ms, varchar 0.97 → 0.40, timestamptz 2.46 → 0.70. PostgreSQL's parsing of a literal costs more
-than its reading of asyncpg's binary form, so only the kinds where the sum is smaller go as literals
-(:data:`LITERAL_KINDS`).
+statement (:mod:`engine.fused`), about twenty columns of up to 1000 rows, the statement's execution in
+asyncpg (nearly all of it that encoding) was 28% of a rules-only batch unit's CPU in py-spy, all of it
+inside the members' locks. Joined here, a column is one string that the driver sends as it is and
+PostgreSQL parses with ``array_in``. PostgreSQL's parsing of a literal costs more than its reading of
+asyncpg's binary form, so only the kinds where the sum is smaller go as literals (:data:`LITERAL_KINDS`).
 
 Each kind has an encoder and the SQL that makes the column's value of a parsed element (:func:`column`):
 
@@ -16,7 +15,7 @@ Each kind has an encoder and the SQL that makes the column's value of a parsed e
   and ``"`` escaped, the only two characters special inside quotes;
 - ``bytea``: hex (``\\x…``), quoted;
 - ``date``: ISO 8601;
-- ``timestamptz``: microseconds since the Unix epoch (a datetime's ``isoformat`` costs four times as much),
+- ``timestamptz``: microseconds since the Unix epoch (cheaper to build than a datetime's ``isoformat``),
   made a time again from whole seconds plus the microseconds left, with no rounding at any date.
 
 ``None`` is ``NULL`` in every kind. The tests round-trip each kind through PostgreSQL
@@ -99,7 +98,9 @@ def encode(kind: str, values: Sequence[Any]) -> str | list[Any]:
         KeyError: a kind with no encoder.
     """
     if kind not in LITERAL_KINDS:
-        return [_ENCODE(v).decode() for v in values] if kind == JSON else list(values)
+        if kind == JSON:
+            return [_ENCODE(v).decode() for v in values]
+        return values if isinstance(values, list) else list(values)  # the caller's list, not a copy of it
     return "{" + ",".join(_ENCODERS[kind](values)) + "}"
 
 

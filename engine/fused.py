@@ -8,9 +8,9 @@ bound row per event. The bigint, varchar, date and timestamp arrays travel as on
 at a fraction of asyncpg's element-by-element cost for a list; JSON, long text and bytes stay lists
 (:mod:`engine.array_literals`). What every row of the unit shares (its brand, its time) is sent once, not
 once per row: a timestamp costs asyncpg about 0.8 µs of CPU to encode, and a 1000-event batch had about
-3,000 of them in these columns, all encoded inside the members' locks. Every CTE runs exactly once, in the one
-snapshot, as separate statements would in the transaction; a duplicate event still fails the event log's
-unique key (and the pipeline retries).
+3,000 of them in these columns, all encoded inside the members' locks. Every CTE runs exactly once, in the
+one snapshot, as separate statements would in the transaction; a duplicate event still fails the event
+log's unique key (and the pipeline retries).
 
 A domain step's own upsert can ride along (:class:`Upsert`, through ``UnitOfWork.write_with_unit``): one
 more CTE for its table (the challenges' member states and completions), so the step's write is no round trip

@@ -13,19 +13,11 @@ import pytest
 from sqlalchemy import insert, inspect, select
 from sqlalchemy.exc import IntegrityError
 
-from engine import members as members_repo
 from engine.orm import EventRow, LedgerRow, PointBalanceRow
 from engine.tenants import create_brand
+from tests.integration.ledger_helpers import member
 
 TABLES = ("event_log", "ledger", "point_balances")
-
-
-async def _member(db, brand_id: int, external_id: str, now) -> int:  # type: ignore[no-untyped-def]
-    async with db.write() as session:
-        found = await members_repo.ensure_and_lock(
-            session, db=db, brand_id=brand_id, external_ids=[external_id], now=now
-        )
-    return found[external_id].id
 
 
 def _rows(brand_id: int, member_id: int, now) -> dict[str, dict[str, object]]:  # type: ignore[no-untyped-def]
@@ -48,13 +40,13 @@ MODELS = {"event_log": EventRow, "ledger": LedgerRow, "point_balances": PointBal
 async def test_a_row_whose_member_is_another_brands_is_refused(db, brand, clock, table):
     now = clock.now()
     other, _keys = await create_brand(db, name=f"other-{uuid.uuid4().hex[:6]}", timezone="Europe/Rome", now=now)
-    theirs = await _member(db, other.id, "theirs", now)
+    theirs = (await member(db, other, "theirs", now)).id
     with pytest.raises(IntegrityError):
         async with db.write() as session:
             await session.execute(insert(MODELS[table]), [_rows(brand.brand.id, theirs, now)[table]])
     async with db.read() as session:
         assert (await session.execute(select(MODELS[table]).where(MODELS[table].member_id == theirs))).first() is None
-    ours = await _member(db, brand.brand.id, "ours", now)
+    ours = (await member(db, brand.brand, "ours", now)).id
     async with db.write() as session:  # the same row with a member of the row's brand is written
         await session.execute(insert(MODELS[table]), [_rows(brand.brand.id, ours, now)[table]])
 

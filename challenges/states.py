@@ -9,11 +9,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, cast
 
 from sqlalchemy import BigInteger, bindparam, delete, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from challenges.codec import EncodedState, decode_encoded_state, decode_state, encode_state
 from challenges.models import MemberState
 from challenges.orm import EnrolmentRow, MemberStateRow
-from engine.db import batches, chunks, insert_for, where_in_lists
+from engine.db import PerDialect, batches, chunks, insert_for, where_in_lists
 from engine.fused import Upsert
 from engine.ids import MemberId
 
@@ -29,9 +30,23 @@ if TYPE_CHECKING:
     from engine.pipeline import UnitOfWork
 
 
-_STATES = where_in_lists(
-    select(MemberStateRow.member_id, MemberStateRow.state).where(MemberStateRow.brand_id == bindparam("brand_id")),
-    (MemberStateRow.member_id, "member_ids", BigInteger()),
+# On PostgreSQL one probe per member (as the caps' read in engine.points): inside the lateral subquery the
+# member is an equality, so the plan reads each member's row by its key whatever the statistics say. With
+# the members as a list, a plan made while the statistics said the brand had no states (a new program's
+# first units) read every state of the brand by brand_id and filtered them against the list: 11-14 ms a
+# 1000-event unit at 4,000 states in bench/ingest.py, growing with the brand. OFFSET 0 keeps the planner
+# from flattening the subquery into a join; tests/integration/test_unit_plans.py checks the plan.
+_STATES = PerDialect(
+    text(
+        "SELECT m.member_id, s.state FROM unnest(:member_ids) AS m(member_id)"
+        " CROSS JOIN LATERAL (SELECT challenge_member_states.state FROM challenge_member_states"
+        " WHERE challenge_member_states.brand_id = :brand_id"
+        " AND challenge_member_states.member_id = m.member_id OFFSET 0) AS s"
+    ).bindparams(bindparam("member_ids", type_=ARRAY(BigInteger()))),
+    where_in_lists(  # SQLite: the members in an IN list
+        select(MemberStateRow.member_id, MemberStateRow.state).where(MemberStateRow.brand_id == bindparam("brand_id")),
+        (MemberStateRow.member_id, "member_ids", BigInteger()),
+    ).other,
 )
 
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy import BigInteger, LargeBinary, String, and_, bindparam, or_, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from engine.db import batches, one_of, where_in_lists
+from engine.db import PerDialect, batches, one_of, where_in_lists
 from engine.effects import effects_decoder
 from engine.events import Event
 from engine.ids import MemberId
@@ -129,14 +129,32 @@ _LIVE = EventRow.retracted_at.is_(None)
 """Not retracted whole: every replay of the log (progress, backfill, simulation, boards) skips retracted events."""
 
 
-_EARLIER = where_in_lists(
-    select(EventRow.member_id, EventRow.occurred_at, EventRow.properties).where(
-        EventRow.brand_id == bindparam("brand_id"),
-        EventRow.type == bindparam("event_type"),
-        EventRow.occurred_at < bindparam("before"),
-        _LIVE,
-    ),
-    (EventRow.member_id, "member_ids", BigInteger()),
+_EARLIER = PerDialect(
+    # One probe per member on PostgreSQL, by (brand_id, member_id, occurred_at): with the members as a list,
+    # a generic plan made while the statistics predated the brand read the brand's events by time and
+    # filtered them against the list (see challenges.states._STATES; tests/integration/test_unit_plans.py).
+    text(
+        "SELECT m.member_id, e.occurred_at, e.properties FROM unnest(:member_ids) AS m(member_id)"
+        " CROSS JOIN LATERAL (SELECT event_log.occurred_at, event_log.properties FROM event_log"
+        " WHERE event_log.brand_id = :brand_id AND event_log.member_id = m.member_id"
+        " AND event_log.occurred_at < :before AND event_log.type = :event_type"
+        " AND event_log.retracted_at IS NULL OFFSET 0) AS e"
+    )
+    .bindparams(
+        bindparam("member_ids", type_=ARRAY(BigInteger())),
+        bindparam("before", type_=EventRow.occurred_at.type),
+        bindparam("event_type", type_=String()),
+    )
+    .columns(EventRow.member_id, EventRow.occurred_at, EventRow.properties),
+    where_in_lists(  # SQLite: the members in an IN list
+        select(EventRow.member_id, EventRow.occurred_at, EventRow.properties).where(
+            EventRow.brand_id == bindparam("brand_id"),
+            EventRow.type == bindparam("event_type"),
+            EventRow.occurred_at < bindparam("before"),
+            _LIVE,
+        ),
+        (EventRow.member_id, "member_ids", BigInteger()),
+    ).other,
 )
 
 

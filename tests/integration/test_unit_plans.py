@@ -5,6 +5,10 @@ analyzes a partition after a tenth of it changed). With custom plans PostgreSQL 
 brand's rows through an index on ``brand_id`` alone for the duplicate check, the caps and the member lock
 (measured in the bench: 1.4–1.8 ms per call at a few thousand rows, growing with the brand). The units'
 pool plans generically (``Database.unit``), so each probe uses its key whatever the statistics say.
+
+A generic plan can still filter a list against every row of the brand: the challenge states' read and the
+earlier events of a ``first`` challenge did, until they became one lateral probe per member (as the caps'
+read). Both fail here in their list form.
 """
 
 from __future__ import annotations
@@ -17,13 +21,15 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.dialects import postgresql
 
+from challenges.states import _STATES
 from engine.clock import FrozenClock
 from engine.db import create_engine
-from engine.eventlog import _KNOWN
-from engine.members import _LOCK_POSTGRES
+from engine.eventlog import _EARLIER, _KNOWN
+from engine.members import _FACTS, _LOCK_POSTGRES
 from engine.points import _EARNED
 from engine.schema import upgrade_sync
 from engine.tenants import create_brand
+from leaderboards.people_repo import _INFOS
 from tests.conftest import PG_ADMIN_URL, _pg_admin, _unavailable
 
 NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
@@ -52,6 +58,11 @@ _SEED = [
     " created_at, kind) SELECT :brand, m.id, 'e' || n, 5, 'rule', 'visit', '', now(), current_date, now(), 'earn'"
     " FROM generate_series(1, :count) n JOIN members m ON m.brand_id = :brand AND m.external_id = 'm' || n",
 ]
+_SEED_STATES = (
+    "INSERT INTO challenge_member_states (brand_id, member_id, state, updated_at)"
+    " SELECT :brand, m.id, '{}', now() FROM members m WHERE m.brand_id = :brand"
+)
+"""Challenge states: a program's first states are written while the statistics say the table is empty."""
 
 
 def _positional(statement: Any) -> tuple[str, list[str]]:
@@ -94,7 +105,7 @@ async def test_the_units_probes_use_their_keys_while_statistics_predate_the_bran
         async with main.connect() as connection:
             await (await connection.execution_options(isolation_level="AUTOCOMMIT")).execute(text("ANALYZE"))
         async with main.begin() as connection:  # the young brand's rows arrive after the statistics
-            for sql in _SEED:
+            for sql in [*_SEED, _SEED_STATES]:
                 await connection.execute(text(sql), {"brand": young.id, "count": 3000})
             members = [row[0] for row in await connection.execute(
                 text("SELECT id FROM members WHERE brand_id = :b ORDER BY id LIMIT 7"), {"b": young.id}
@@ -119,17 +130,33 @@ async def test_the_units_probes_use_their_keys_while_statistics_predate_the_bran
         assert "member_id" in _index_conditions(caps), caps
         lock = await _plan_sql(units, _LOCK_POSTGRES, [young.id, ["m1", "m2", "m3"]])  # run by the driver
         assert "external_id" in _index_conditions(lock), lock
+        # the challenge states, the earlier events of a "first" challenge, the board directory's members and
+        # the segments' facts: each probe reads its members' rows by member, not every row of the brand
+        states = await _plan(units, _STATES.postgres, {"brand_id": young.id, "member_ids": members})
+        assert "member_id" in _index_conditions(states), states
+        earlier = await _plan(
+            units,
+            _EARLIER.postgres,
+            {"brand_id": young.id, "member_ids": members, "event_type": "visit", "before": NOW},
+        )
+        assert "member_id" in _index_conditions(earlier), earlier
+        infos = await _plan(units, _INFOS.postgres, {"brand_id": young.id, "member_ids": members})
+        assert "(id = " in _index_conditions(infos), infos
+        facts = await _plan(units, _FACTS.postgres, {"brand_id": young.id, "ids": members})
+        assert "(id = " in _index_conditions(facts), facts
     finally:
         await main.dispose()
         await units.dispose()
 
 
 def _literal(value: Any) -> str:
-    """A test value as SQL (EXECUTE takes no bound parameters): integers, dates and lists of them or of plain text."""
+    """A test value as SQL (EXECUTE takes no bound parameters): integers, times, dates, plain text and lists of them."""
     if isinstance(value, list):
         return f"ARRAY[{', '.join(map(_literal, value))}]"
     if isinstance(value, int):
         return str(value)
+    if isinstance(value, datetime):
+        return f"TIMESTAMPTZ '{value.isoformat()}'"
     if isinstance(value, date):
         return f"DATE '{value.isoformat()}'"
     assert "'" not in str(value)

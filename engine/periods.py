@@ -116,11 +116,13 @@ def period_bounds(kind: PeriodKind, instant: datetime, tz: ZoneInfo) -> tuple[da
     """The UTC ``[start, end)`` of the period containing ``instant``; ``(None, None)`` for all time."""
     if kind is PeriodKind.ALL_TIME:
         return None, None
-    day = local_day(instant, tz)
-    return (
-        local_midnight(period_start_day(kind, day), tz),
-        local_midnight(next_period_start_day(kind, day), tz),
-    )
+    return _day_period_bounds(kind, local_day(instant, tz), tz)
+
+
+@lru_cache(maxsize=4096)  # screening late events asks for the same few periods for every event and challenge
+def _day_period_bounds(kind: PeriodKind, day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """:func:`period_bounds` of the period containing the local ``day``."""
+    return local_midnight(period_start_day(kind, day), tz), local_midnight(next_period_start_day(kind, day), tz)
 
 
 def in_window(instant: datetime, starts_at: datetime | None, ends_at: datetime | None) -> bool:

@@ -18,6 +18,7 @@ raises on the data it is given (a missing field or a type mismatch simply does n
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 import msgspec
@@ -164,13 +165,21 @@ def predicate_to_data(predicate: Predicate) -> dict[str, Any]:
             return {"field": field, op: list(value) if isinstance(value, tuple) else value}
 
 
-def _lookup(field: str, event_type: str, properties: Mapping[str, Any], member: Mapping[str, Any]) -> Any:
+@lru_cache(maxsize=4096)  # a program names few fields, looked up for every event and challenge
+def _path(field: str) -> tuple[str, tuple[str, ...]]:
+    """``field`` split once: its head (``type``, ``properties``, ``member``) and the keys below it."""
     head, _, rest = field.partition(".")
+    return head, tuple(rest.split("."))
+
+
+def _lookup(field: str, event_type: str, properties: Mapping[str, Any], member: Mapping[str, Any]) -> Any:
+    head, parts = _path(field)
     if head == "type":
         return event_type
     current: Any = properties if head == "properties" else member
-    for part in rest.split("."):
-        if not isinstance(current, Mapping) or part not in current:
+    for part in parts:
+        # a dict first: the abstract Mapping check costs a registry look-up, on every event and challenge
+        if (type(current) is not dict and not isinstance(current, Mapping)) or part not in current:
             return _MISSING
         current = current[part]
     return current

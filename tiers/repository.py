@@ -8,7 +8,8 @@ from datetime import date, datetime  # noqa: TC003 (dataclass fields)
 from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
-from sqlalchemy import BigInteger, bindparam, delete, func, select, update
+from sqlalchemy import BigInteger, Date, String, bindparam, delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 
 from engine import metrics, tenants
@@ -115,11 +116,58 @@ def _current(row: Any) -> Current:
     )  # fmt: skip
 
 
+# PostgreSQL: the unit's reads of its members' tiers and day counters as one probe per member, by primary key
+# (as engine.points' caps read). As lists, a generic plan made while the statistics predated the brand read
+# every row of the brand through the (brand_id, review_at) and (brand_id, metric, day) indexes and filtered
+# them against the list. The brand is checked outside the probe: inside it, the (brand_id, metric, day)
+# index looked as cheap as the key and was chosen, once per member. OFFSET 0 keeps the subquery from being
+# flattened and the brand's check from being pushed into it; tests/integration/test_unit_plans.py checks
+# both plans.
+_CURRENT = (
+    text(
+        "SELECT t.member_id, t.tier, t.since, t.review_at, t.keep_until, t.override_until, t.override_reason,"
+        " t.source, t.version FROM unnest(:member_ids) AS m(member_id)"
+        " CROSS JOIN LATERAL (SELECT * FROM member_tiers WHERE member_tiers.member_id = m.member_id OFFSET 0) AS t"
+        " WHERE t.brand_id = :brand_id"
+    )
+    .bindparams(bindparam("member_ids", type_=ARRAY(BigInteger())))
+    .columns(
+        MemberTierRow.member_id,
+        MemberTierRow.tier,
+        MemberTierRow.since,
+        MemberTierRow.review_at,
+        MemberTierRow.keep_until,
+        MemberTierRow.override_until,
+        MemberTierRow.override_reason,
+        MemberTierRow.source,
+        MemberTierRow.version,
+    )
+)
+_DAY_COUNTERS = (
+    text(
+        "SELECT m.member_id, c.day, c.value FROM unnest(:member_ids) AS m(member_id)"
+        " CROSS JOIN LATERAL (SELECT tier_counters.brand_id, tier_counters.day, tier_counters.value"
+        " FROM tier_counters WHERE tier_counters.member_id = m.member_id AND tier_counters.metric = :metric"
+        " AND tier_counters.day >= :first OFFSET 0) AS c WHERE c.brand_id = :brand_id"
+    )
+    .bindparams(
+        bindparam("member_ids", type_=ARRAY(BigInteger())),
+        bindparam("metric", type_=String()),
+        bindparam("first", type_=Date()),
+    )
+    .columns(TierCounterRow.member_id, TierCounterRow.day, TierCounterRow.value)
+)
+
+
 async def current_tiers(
     session: AsyncSession, *, brand_id: BrandId, member_ids: list[MemberId]
 ) -> dict[MemberId, Current]:
     """The current tier rows of the given members (members without one get :func:`empty`)."""
     found = {m: empty(m) for m in member_ids}
+    if on_postgres(session):
+        probed = await session.execute(_CURRENT, {"brand_id": brand_id, "member_ids": list(member_ids)})
+        found.update((MemberId(r.member_id), _current(r)) for r in probed)
+        return found
     for chunk in batches(session, member_ids):
         rows = await session.scalars(
             select(MemberTierRow).where(
@@ -147,6 +195,11 @@ async def day_counters(
 ) -> dict[MemberId, dict[date, float]]:
     """Each member's metric per local day from ``first`` on (one query)."""
     found: dict[MemberId, dict[date, float]] = defaultdict(dict)
+    if on_postgres(session):
+        params = {"brand_id": brand_id, "metric": metric, "first": first, "member_ids": list(member_ids)}
+        for member_id, day, value in await session.execute(_DAY_COUNTERS, params):
+            found[MemberId(member_id)][day] = float(value)
+        return found
     for chunk in batches(session, member_ids):
         rows = await session.execute(
             select(TierCounterRow.member_id, TierCounterRow.day, TierCounterRow.value).where(

@@ -7,8 +7,8 @@ brand's rows through an index on ``brand_id`` alone for the duplicate check, the
 pool plans generically (``Database.unit``), so each probe uses its key whatever the statistics say.
 
 A generic plan can still filter a list against every row of the brand: the challenge states' read and the
-earlier events of a ``first`` challenge did, until they became one lateral probe per member (as the caps'
-read). Both fail here in their list form.
+earlier events of a ``first`` challenge and the tiers' current rows and day counters did, until they
+became one lateral probe per member (as the caps' read). All four fail here in their list form.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from engine.schema import upgrade_sync
 from engine.tenants import create_brand
 from leaderboards.people_repo import _INFOS
 from tests.conftest import PG_ADMIN_URL, _pg_admin, _unavailable
+from tiers.repository import _CURRENT, _DAY_COUNTERS
 
 NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
@@ -58,11 +59,15 @@ _SEED = [
     " created_at, kind) SELECT :brand, m.id, 'e' || n, 5, 'rule', 'visit', '', now(), current_date, now(), 'earn'"
     " FROM generate_series(1, :count) n JOIN members m ON m.brand_id = :brand AND m.external_id = 'm' || n",
 ]
-_SEED_STATES = (
+_SEED_NEW_TABLES = [
     "INSERT INTO challenge_member_states (brand_id, member_id, state, updated_at)"
-    " SELECT :brand, m.id, '{}', now() FROM members m WHERE m.brand_id = :brand"
-)
-"""Challenge states: a program's first states are written while the statistics say the table is empty."""
+    " SELECT :brand, m.id, '{}', now() FROM members m WHERE m.brand_id = :brand",
+    "INSERT INTO member_tiers (member_id, brand_id, tier, since, override_reason, source, version)"
+    " SELECT m.id, :brand, 'bronze', now(), '', 'qualified', 1 FROM members m WHERE m.brand_id = :brand",
+    "INSERT INTO tier_counters (member_id, metric, day, brand_id, value)"
+    " SELECT m.id, 'points', current_date, :brand, 5 FROM members m WHERE m.brand_id = :brand",
+]
+"""A new program's tables (challenge states, tiers): its first rows are written while the statistics say they are empty."""
 
 
 def _positional(statement: Any) -> tuple[str, list[str]]:
@@ -105,7 +110,7 @@ async def test_the_units_probes_use_their_keys_while_statistics_predate_the_bran
         async with main.connect() as connection:
             await (await connection.execution_options(isolation_level="AUTOCOMMIT")).execute(text("ANALYZE"))
         async with main.begin() as connection:  # the young brand's rows arrive after the statistics
-            for sql in [*_SEED, _SEED_STATES]:
+            for sql in [*_SEED, *_SEED_NEW_TABLES]:
                 await connection.execute(text(sql), {"brand": young.id, "count": 3000})
             members = [row[0] for row in await connection.execute(
                 text("SELECT id FROM members WHERE brand_id = :b ORDER BY id LIMIT 7"), {"b": young.id}
@@ -144,6 +149,14 @@ async def test_the_units_probes_use_their_keys_while_statistics_predate_the_bran
         assert "(id = " in _index_conditions(infos), infos
         facts = await _plan(units, _FACTS.postgres, {"brand_id": young.id, "ids": members})
         assert "(id = " in _index_conditions(facts), facts
+        tiers = await _plan(units, _CURRENT, {"brand_id": young.id, "member_ids": members})
+        assert "member_id" in _index_conditions(tiers), tiers
+        counters = await _plan(
+            units,
+            _DAY_COUNTERS,
+            {"brand_id": young.id, "member_ids": members, "metric": "points", "first": NOW.date()},
+        )
+        assert "member_id" in _index_conditions(counters), counters
     finally:
         await main.dispose()
         await units.dispose()

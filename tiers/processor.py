@@ -3,7 +3,9 @@
 It runs after points and challenges (it counts what they awarded). Per unit of work it makes one upsert
 of the members' day counters, one read of their window totals and one of their current tiers; a member
 who now reaches a higher tier is upgraded on the event that crossed the threshold, exactly once (the
-member rows are locked by the pipeline, and a tier history row is unique per member and version).
+member rows are locked by the pipeline, and a tier history row is unique per member and version). The
+unit's upgrades are written together at the end (:func:`tiers.repository.set_tiers`: a few statements
+whatever their number).
 """
 
 from __future__ import annotations
@@ -94,6 +96,7 @@ class TiersProcessor:
             first=min(first for first, _ in bounds.values()),
         )  # fmt: skip
         current = await repo.current_tiers(uow.session, brand_id=brand_id, member_ids=members)
+        changes: list[repo.TierChange] = []
         for member_id in members:
             first, end = bounds[member_id]
             days = counters.get(member_id, {})
@@ -106,19 +109,22 @@ class TiersProcessor:
                 target = is_upgrade(program, current[member_id].tier, value)
                 if target is None:
                     continue
-                current[member_id] = await self._upgrade(
-                    uow, ctx, program, current[member_id], target.key, member_since=since[member_id]
-                )
+                step = await self._upgrade(uow, ctx, program, current[member_id], target.key, since[member_id])
+                changes.append(step)
+                current[member_id] = step.after
+        # The unit's changes in a few statements (a batch of new members can upgrade hundreds at once).
+        await repo.set_tiers(uow.session, brand_id=brand_id, changes=changes, now=uow.now)
 
     async def _upgrade(
         self, uow: UnitOfWork, ctx: EventContext, program: TierProgram, current: repo.Current, tier: str,
-        *, member_since: datetime,
-    ) -> repo.Current:  # fmt: skip
+        member_since: datetime,
+    ) -> repo.TierChange:  # fmt: skip
+        """The upgrade's change (written with the unit's others) and its effects on the event."""
         qualification = program.qualification
         now = uow.now
         keep = keep_until(qualification.keep_months, now, uow.tz)
-        updated = await repo.set_tier(
-            uow.session, brand_id=uow.brand.id, current=current, tier=tier, change="upgraded", now=now,
+        step = repo.changed(
+            current, tier=tier, change="upgraded", now=now,
             review_at=review_at(qualification.window, now, uow.tz, member_since=member_since),
             keep_until=keep, event_key=ctx.event.id,
         )  # fmt: skip
@@ -138,7 +144,7 @@ class TiersProcessor:
             for effect in effects:
                 if isinstance(effect, BadgeAwarded):
                     ctx.emit(effect)
-        return updated
+        return step
 
     async def after_commit(self, uow: UnitOfWork) -> None:
         """Nothing derived to update."""

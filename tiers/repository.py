@@ -8,7 +8,7 @@ from datetime import date, datetime  # noqa: TC003 (dataclass fields)
 from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
-from sqlalchemy import BigInteger, Date, String, bindparam, delete, func, select, text, update
+from sqlalchemy import BigInteger, Date, DateTime, Integer, String, bindparam, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 
@@ -21,6 +21,8 @@ from tiers.orm import MemberTierRow, TierBonusRow, TierCounterRow, TierHistoryRo
 from tiers.rules import review_at
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from sqlalchemy import Table
     from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,6 +30,8 @@ if TYPE_CHECKING:
     from engine.tenants import Brand
 
 _COUNTERS = cast("Table", TierCounterRow.__table__)
+_TIERS = cast("Table", MemberTierRow.__table__)
+_HISTORY = cast("Table", TierHistoryRow.__table__)
 
 
 @dataclass(slots=True)
@@ -90,17 +94,16 @@ async def adopt_attributes(session: AsyncSession, *, brand_id: BrandId, program:
             MemberRow.brand_id == brand_id, MemberRow.id.not_in(known)
         )
     )
-    adopted = 0
+    changes: list[TierChange] = []
     for member_id, attributes, created_at in rows:
         value = (attributes or {}).get("tier")
         if isinstance(value, str) and value in keys:
-            await set_tier(
-                session, brand_id=brand_id, current=empty(MemberId(member_id)), tier=value, change="migrated",
-                now=now, reason="from the member's tier attribute",
-                review_at=review_at(program.qualification.window, now, tz, member_since=created_at),
-            )  # fmt: skip
-            adopted += 1
-    return adopted
+            when = review_at(program.qualification.window, now, tz, member_since=created_at)
+            reason = "from the member's tier attribute"
+            member = empty(MemberId(member_id))
+            changes.append(changed(member, tier=value, change="migrated", now=now, reason=reason, review_at=when))
+    await set_tiers(session, brand_id=brand_id, changes=changes, now=now)
+    return len(changes)
 
 
 def empty(member_id: MemberId) -> Current:
@@ -229,6 +232,40 @@ async def member_since(
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class TierChange:
+    """One change of a member's tier to record (:func:`set_tiers`): the row before it and the row it makes."""
+
+    before: Current
+    after: Current
+    change: str
+    reason: str
+    event_key: str | None
+
+
+def changed(
+    current: Current,
+    *,
+    tier: str | None,
+    change: str,
+    now: datetime,
+    review_at: datetime | None = None,
+    keep_until: datetime | None = None,
+    override_until: datetime | None = None,
+    reason: str = "",
+    event_key: str | None = None,
+) -> TierChange:
+    """The change as it will be recorded (nothing is written): the row's next version, source and dates."""
+    source = "override" if change == "override" else ("migrated" if change == "migrated" else "qualified")
+    since = now if change != "renewed" or current.since is None else current.since
+    override_reason = reason if change == "override" else ""
+    after = Current(
+        current.member_id, tier, since, review_at, keep_until, override_until, override_reason, source,
+        current.version + 1,
+    )  # fmt: skip
+    return TierChange(before=current, after=after, change=change, reason=reason, event_key=event_key)
+
+
 async def set_tier(
     session: AsyncSession,
     *,
@@ -247,44 +284,128 @@ async def set_tier(
 
     A concurrent writer of the same change collides on ``(member_id, version)`` and is retried.
     """
-    version = current.version + 1
-    source = "override" if change == "override" else ("migrated" if change == "migrated" else "qualified")
-    since = now if change != "renewed" or current.since is None else current.since
-    values = {
-        "tier": tier, "since": since, "review_at": review_at, "keep_until": keep_until,
-        "override_until": override_until, "override_reason": reason if change == "override" else "",
-        "source": source, "version": version,
-    }  # fmt: skip
-    if current.version == 0:
-        session.add(MemberTierRow(member_id=current.member_id, brand_id=brand_id, **values))
-    else:
-        result = await session.execute(
-            update(MemberTierRow)
-            .where(MemberTierRow.member_id == current.member_id, MemberTierRow.version == current.version)
-            .values(**values)
-        )
-        if getattr(result, "rowcount", 1) != 1:
-            raise IntegrityError("member tier changed concurrently", None, ValueError("stale version"))
-    session.add(
-        TierHistoryRow(
-            brand_id=brand_id, member_id=current.member_id, version=version, tier=tier, previous=current.tier,
-            change=change, reason=reason, event_key=event_key, at=now,
-        )
+    step = changed(
+        current, tier=tier, change=change, now=now, review_at=review_at, keep_until=keep_until,
+        override_until=override_until, reason=reason, event_key=event_key,
     )  # fmt: skip
+    await set_tiers(session, brand_id=brand_id, changes=[step], now=now)
+    return step.after
+
+
+_ROW_FIELDS = ("tier", "since", "review_at", "keep_until", "override_until", "override_reason", "source", "version")
+
+_UPDATE_TIERS = text(
+    "UPDATE member_tiers AS t SET tier = u.tier, since = u.since, review_at = u.review_at,"
+    " keep_until = u.keep_until, override_until = u.override_until, override_reason = u.override_reason,"
+    " source = u.source, version = u.version"
+    " FROM unnest(:member_ids, :expected, :tiers, :since, :review_at, :keep_until, :override_until,"
+    " :override_reasons, :sources, :versions)"
+    " AS u(member_id, expected, tier, since, review_at, keep_until, override_until, override_reason, source, version)"
+    " WHERE t.member_id = u.member_id AND t.version = u.expected RETURNING t.member_id"
+).bindparams(
+    bindparam("member_ids", type_=ARRAY(BigInteger())),
+    bindparam("expected", type_=ARRAY(Integer())),
+    bindparam("tiers", type_=ARRAY(String())),
+    bindparam("since", type_=ARRAY(DateTime(timezone=True))),
+    bindparam("review_at", type_=ARRAY(DateTime(timezone=True))),
+    bindparam("keep_until", type_=ARRAY(DateTime(timezone=True))),
+    bindparam("override_until", type_=ARRAY(DateTime(timezone=True))),
+    bindparam("override_reasons", type_=ARRAY(String())),
+    bindparam("sources", type_=ARRAY(String())),
+    bindparam("versions", type_=ARRAY(Integer())),
+)
+"""PostgreSQL: members' tier rows moved on, each only from the version it was read at (one statement)."""
+
+_MEMBER_TIERS = text(
+    "UPDATE members SET tier = u.tier FROM unnest(:member_ids, :tiers) AS u(id, tier) WHERE members.id = u.id"
+).bindparams(bindparam("member_ids", type_=ARRAY(BigInteger())), bindparam("tiers", type_=ARRAY(String())))
+"""PostgreSQL: the members' computed ``tier`` (what ``member.tier`` reads), one statement for all of them."""
+
+
+async def set_tiers(session: AsyncSession, *, brand_id: BrandId, changes: Sequence[TierChange], now: datetime) -> None:
+    """Record ``changes`` in order, a few statements whatever their number (a member may change more than once).
+
+    Each member's tier row goes to its last change's state, from the version its first change was read at;
+    each change gets its history row, unique per member and version; ``members.tier`` takes the last tier.
+
+    Raises:
+        IntegrityError: a member's row changed since it was read (the pipeline retries the unit).
+        ValueError: a member's changes do not follow each other version by version.
+    """
+    if not changes:
+        return
+    first: dict[MemberId, Current] = {}
+    last: dict[MemberId, Current] = {}
+    for step in changes:
+        member_id = step.before.member_id
+        previous = last.get(member_id)
+        if previous is not None and previous.version != step.before.version:
+            raise ValueError(f"member {member_id}: change from version {step.before.version} after {previous.version}")
+        first.setdefault(member_id, step.before)
+        last[member_id] = step.after
+    created = [m for m, before in first.items() if before.version == 0]
+    moved = [m for m, before in first.items() if before.version != 0]
+    if created:
+        await session.execute(
+            _TIERS.insert(),
+            [{"member_id": m, "brand_id": brand_id, **_row_values(last[m])} for m in created],
+        )
+    if moved:
+        await _move_rows(session, moved=moved, first=first, last=last)
+    history = [
+        {
+            "brand_id": brand_id,
+            "member_id": step.before.member_id,
+            "version": step.after.version,
+            "tier": step.after.tier,
+            "previous": step.before.tier,
+            "change": step.change,
+            "reason": step.reason,
+            "event_key": step.event_key,
+            "at": now,
+        }
+        for step in changes
+    ]
+    await session.execute(_HISTORY.insert(), history)
     # "" (not NULL): the member's tier is computed and is none, so `member.tier` no longer reads an attribute.
-    await session.execute(update(MemberRow).where(MemberRow.id == current.member_id).values(tier=tier or ""))
-    await session.flush()
-    return Current(
-        current.member_id,
-        tier,
-        since,
-        review_at,
-        keep_until,
-        override_until,
-        reason if change == "override" else "",
-        source,
-        version,
-    )
+    if on_postgres(session):
+        tiers = [last[m].tier or "" for m in last]
+        await session.execute(_MEMBER_TIERS, {"member_ids": list(last), "tiers": tiers})
+    else:
+        members = cast("Table", MemberRow.__table__)
+        statement = update(members).where(members.c.id == bindparam("member")).values(tier=bindparam("computed"))
+        await session.execute(statement, [{"member": m, "computed": after.tier or ""} for m, after in last.items()])
+
+
+def _row_values(row: Current) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in _ROW_FIELDS}
+
+
+async def _move_rows(
+    session: AsyncSession, *, moved: list[MemberId], first: dict[MemberId, Current], last: dict[MemberId, Current]
+) -> None:
+    """Update existing tier rows from the versions they were read at; refuse if any moved meanwhile."""
+    if on_postgres(session):
+        rows = [last[m] for m in moved]
+        params = {
+            "member_ids": moved, "expected": [first[m].version for m in moved], "tiers": [r.tier for r in rows],
+            "since": [r.since for r in rows], "review_at": [r.review_at for r in rows],
+            "keep_until": [r.keep_until for r in rows], "override_until": [r.override_until for r in rows],
+            "override_reasons": [r.override_reason for r in rows], "sources": [r.source for r in rows],
+            "versions": [r.version for r in rows],
+        }  # fmt: skip
+        updated = len((await session.execute(_UPDATE_TIERS, params)).all())
+    else:
+        updated = 0
+        for member_id in moved:
+            result = await session.execute(
+                update(_TIERS)
+                .where(_TIERS.c.member_id == member_id, _TIERS.c.version == first[member_id].version)
+                .values(**_row_values(last[member_id]))
+            )
+            updated += getattr(result, "rowcount", 1)
+    if updated != len(moved):
+        raise IntegrityError("member tier changed concurrently", None, ValueError("stale version"))
 
 
 def count_change(session: AsyncSession, brand: Brand, *, previous: str | None, tier: str | None) -> None:

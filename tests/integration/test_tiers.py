@@ -352,3 +352,73 @@ async def test_no_tier_is_computed_and_removing_the_program_gives_the_attribute_
         await repo.save_program(session, brand_id=b.id, program=prog, now=T0)
     assert await view() is None  # defined again: the current tier rows count
     assert pipeline is not None
+
+
+async def test_a_unit_upgrades_its_members_in_a_few_statements_whatever_their_number(db, brand, clock):
+    from sqlalchemy import event as sa_event
+
+    b = brand.brand
+    pipeline = await setup(db, b, clock, program(), points=60)
+    await pipeline.process(b, [purchase(0, member="old")])  # an existing tier row (version 1): silver
+    seen: list[str] = []
+
+    def statement(_conn, _cursor, text, *_args):
+        seen.append(text)
+
+    events = [purchase(i, member=f"n{i}") for i in range(1, 151)]  # 150 new members: silver each
+    events += [purchase(1000, member="old"), purchase(1001, member="old")]  # 60 → 180: gold
+    engines = [engine.sync_engine for engine in db.engines]
+    for engine in engines:
+        sa_event.listen(engine, "before_cursor_execute", statement)
+    try:
+        results = await pipeline.process(b, events)
+    finally:
+        for engine in engines:
+            sa_event.remove(engine, "before_cursor_execute", statement)
+    changed = [(r.member, e.tier) for r in results for e in r.effects if isinstance(e, TierChanged)]
+    assert changed == [*((f"n{i}", "silver") for i in range(1, 151)), ("old", "gold")]
+    writes = [
+        s for s in seen
+        if s.lstrip().startswith(("INSERT", "UPDATE")) and ("member_tiers" in s or "tier_history" in s or "SET tier" in s)
+    ]  # fmt: skip
+    # the new rows, the moved row, the history, members.tier (was four statements per upgrade)
+    assert len(writes) <= 4, writes
+    assert await history_of(db, b, "old") == [("upgraded", None, "silver"), ("upgraded", "silver", "gold")]
+    assert await history_of(db, b, "n150") == [("upgraded", None, "silver")]
+    async with db.read() as session:
+        tiers = dict((await session.execute(select(MemberRow.external_id, MemberRow.tier).where(
+            MemberRow.brand_id == b.id
+        ))).all())  # fmt: skip
+        rows = await repo.current_tiers(
+            session, brand_id=b.id, member_ids=[(await get_member(session, brand_id=b.id, external_id=x)).id
+                                                for x in ("old", "n1", "n150")],
+        )  # fmt: skip
+    assert tiers == {"old": "gold", **{f"n{i}": "silver" for i in range(1, 151)}}
+    assert sorted((r.tier, r.version) for r in rows.values()) == [("gold", 2), ("silver", 1), ("silver", 1)]
+
+
+async def test_recording_changes_refuses_a_row_that_moved_since_it_was_read(db, brand, clock):
+    from sqlalchemy.exc import IntegrityError
+
+    b = brand.brand
+    pipeline = await setup(db, b, clock, program(), points=60)
+    await pipeline.process(b, [purchase(0, member="a"), purchase(1, member="b")])  # silver, version 1 each
+    async with db.read() as session:
+        ids = [(await get_member(session, brand_id=b.id, external_id=x)).id for x in ("a", "b")]
+        read = await repo.current_tiers(session, brand_id=b.id, member_ids=ids)
+    stale = repo.Current(**{**{f: getattr(read[ids[1]], f) for f in repo.Current.__slots__}, "version": 0})
+    changes = [
+        repo.changed(read[ids[0]], tier="gold", change="upgraded", now=clock.now()),
+        repo.changed(stale, tier="gold", change="upgraded", now=clock.now()),  # read before b's first change
+    ]
+    with pytest.raises(IntegrityError):
+        async with db.write() as session:
+            await repo.set_tiers(session, brand_id=b.id, changes=changes, now=clock.now())
+    # nothing of it was written: not even the change whose row had not moved
+    assert await history_of(db, b, "a") == [("upgraded", None, "silver")]
+    async with db.read() as session:
+        assert (await repo.current_tiers(session, brand_id=b.id, member_ids=ids))[ids[0]].tier == "silver"
+    refused = repo.changed(read[ids[0]], tier="gold", change="upgraded", now=clock.now())
+    with pytest.raises(ValueError, match="version"):
+        async with db.write() as session:  # a member's second change must start where its first ended
+            await repo.set_tiers(session, brand_id=b.id, changes=[refused, refused], now=clock.now())

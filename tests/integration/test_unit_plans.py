@@ -7,8 +7,10 @@ brand's rows through an index on ``brand_id`` alone for the duplicate check, the
 pool plans generically (``Database.unit``), so each probe uses its key whatever the statistics say.
 
 A generic plan can still filter a list against every row of the brand: the challenge states' read and the
-earlier events of a ``first`` challenge and the tiers' current rows and day counters did, until they
-became one lateral probe per member (as the caps' read). All four fail here in their list form.
+earlier events of a ``first`` challenge and the tiers' current rows and day counters did, until they became
+one lateral probe per member (as the caps' read); each of these four fails here in its list form. The
+badges' counters and awards became such probes too (their IN lists were a new statement for every number
+of members); the awards' probe is checked once the statistics know the table has rows (``badges.repository``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.dialects import postgresql
 
+from badges.repository import _COUNTS, _HOLDINGS
 from challenges.states import _STATES
 from engine.clock import FrozenClock
 from engine.db import create_engine
@@ -66,6 +69,12 @@ _SEED_NEW_TABLES = [
     " SELECT m.id, :brand, 'bronze', now(), '', 'qualified', 1 FROM members m WHERE m.brand_id = :brand",
     "INSERT INTO tier_counters (member_id, metric, day, brand_id, value)"
     " SELECT m.id, 'points', current_date, :brand, 5 FROM members m WHERE m.brand_id = :brand",
+    "INSERT INTO badge_counters (brand_id, member_id, badge_key, count, updated_at)"
+    " SELECT :brand, m.id, 'regular', 1, now() FROM members m WHERE m.brand_id = :brand",
+    "INSERT INTO badge_awards (uid, brand_id, member_id, badge_key, level, instance, source, source_ref, reason,"
+    " points, awarded_at, revocation_reason, recipient_type, recipient_hash, salt)"
+    " SELECT md5(m.id::text), :brand, m.id, 'regular', '', '', 'rule', '', '', 0, now(), '', 'id', 'h', 's'"
+    " FROM members m WHERE m.brand_id = :brand",
 ]
 """A new program's tables (challenge states, tiers): its first rows are written while the statistics say they are empty."""
 
@@ -157,6 +166,17 @@ async def test_the_units_probes_use_their_keys_while_statistics_predate_the_bran
             {"brand_id": young.id, "member_ids": members, "metric": "points", "first": NOW.date()},
         )
         assert "member_id" in _index_conditions(counters), counters
+        badge_values = {"brand_id": young.id, "member_ids": members, "keys": ["regular"]}
+        counts = await _plan(units, _COUNTS, badge_values)
+        assert "member_id" in _index_conditions(counts), counts
+        # The awards' probe needs statistics that know the table has rows: while they say it is empty, the
+        # narrower (brand_id, badge_key) index looks cheaper than the unique key (badges.repository).
+        async with main.connect() as connection:
+            await (await connection.execution_options(isolation_level="AUTOCOMMIT")).execute(
+                text("ANALYZE badge_awards")
+            )
+        holdings = await _plan(units, _HOLDINGS, badge_values)
+        assert "member_id" in _index_conditions(holdings), holdings
     finally:
         await main.dispose()
         await units.dispose()

@@ -192,3 +192,43 @@ async def test_policy_is_validated(client, brand):
     )
     assert bad.status_code in (400, 422)
     assert (await client.get("/v1/referrals/policy", headers=brand.headers)).status_code == 404
+
+
+async def test_a_batch_pays_each_friend_once_in_event_order_with_one_look_up(client, brand, db, clock):
+    from sqlalchemy import event as sa_event
+
+    code = await setup(client, brand)
+    eva, _ = await friend(db, clock, brand, code, "eva@example.com")
+    fay, _ = await friend(db, clock, brand, code, "fay@example.com")
+    at = "2026-11-20T09:00:00Z"
+    events = [event(f"s{i}", f"shopper-{i}", "purchase", at, amount=30) for i in range(60)]  # not referred
+    events += [
+        event("e1", eva, "purchase", at, amount=10),  # below the filter
+        event("e2", eva, "purchase", at, amount=25),  # qualifies: both paid
+        event("e3", eva, "purchase", at, amount=40),  # qualifies again: nothing more
+        event("a1", "anna", "purchase", at, amount=5, device_id="tablet-9"),  # the referrer's device, first…
+        event("f1", fay, "purchase", at, amount=30, device_id="tablet-9"),  # …then fay's on it: self-referral
+    ]
+    seen: list[str] = []
+
+    def statement(_conn, _cursor, text, *_args):
+        seen.append(text)
+
+    engines = [engine.sync_engine for engine in client.app.state.services.db.engines]
+    for engine in engines:
+        sa_event.listen(engine, "before_cursor_execute", statement)
+    try:
+        response = await client.post("/v1/events", json={"events": events}, headers=brand.headers)
+    finally:
+        for engine in engines:
+            sa_event.remove(engine, "before_cursor_execute", statement)
+    assert response.status_code == 200, response.text
+    effects = {r["id"]: [e for e in r["effects"] if e.get("source") == "referral"] for r in response.json()["results"]}
+    assert [e["points"] for e in effects["e2"]] == [100] and effects["e3"] == [] and effects["f1"] == []
+    assert await balance(client, brand, "anna") == 200
+    funnel = (await client.get("/v1/referrals/funnel", headers=brand.headers)).json()
+    assert (funnel["paid"], funnel["rejected"]) == (1, 1)
+    # one look-up of the unit's referred friends, then each qualifying event of one of them (e2, e3, f1)
+    # reads its own referral: not one read per purchase of the batch (63 qualify by amount)
+    look_ups = [s for s in seen if "FROM referrals" in s and "FOR UPDATE" not in s and "count(" not in s]
+    assert len(look_ups) <= 1 + 3, look_ups

@@ -72,6 +72,27 @@ class QueuedWrites:
         else:
             pipe.zrem(self.key(write.slot), token)
 
+    def _queue_standings(self, pipe: Any, writes: Sequence[Write]) -> None:
+        """Queue non-dense writes as one ``ZADD`` (and one ``ZREM``) per slot, not a command per write.
+
+        A batch's writes to a board are hundreds of members: a command each cost redis-py's packing and
+        Redis's parsing per member. A unit holds at most one write per member and slot, so the order of
+        the members inside a slot's command changes nothing.
+        """
+        added: dict[str, dict[bytes, float]] = {}
+        removed: dict[str, list[bytes]] = {}
+        for write in writes:
+            key, token = self.key(write.slot), ranking.member_token(write.member_id)
+            if write.listed:
+                score = ranking.redis_score(write.slot.board, write.slot.period, write.units, write.reached_at)
+                added.setdefault(key, {})[token] = score
+            else:
+                removed.setdefault(key, []).append(token)
+        for key, scores in added.items():
+            pipe.zadd(key, scores)
+        for key, tokens in removed.items():
+            pipe.zrem(key, *tokens)
+
     def _queue_rank(self, pipe: Any, slot: Slot, member_id: int, units: int) -> None:
         """Queue the command whose reply + 1 is the member's rank (a count of better scores, or a position)."""
         kind, key, arg = self._rank_read(slot, member_id, units)
@@ -163,6 +184,18 @@ class QueuedWrites:
         ids, people = self.directory_keys(entry.brand_id)
         pipe.hset(ids, entry.external_id, entry.member_id)
         pipe.hset(people, str(entry.member_id), entry.encoded())
+
+    def _queue_listings(self, pipe: Any, entries: Sequence[Listing]) -> None:
+        """Queue directory entries as two ``HSET`` per brand (ids, then people), not two per member."""
+        by_brand: dict[int, tuple[dict[str, int], dict[str, bytes]]] = {}
+        for entry in entries:
+            ids, people = by_brand.setdefault(entry.brand_id, ({}, {}))
+            ids[entry.external_id] = entry.member_id
+            people[str(entry.member_id)] = entry.encoded()
+        for brand_id, (ids, people) in by_brand.items():
+            ids_key, people_key = self.directory_keys(brand_id)
+            pipe.hset(ids_key, mapping=ids)
+            pipe.hset(people_key, mapping=people)
 
     def _queue_forget(self, pipe: Any, brand_id: int, member_id: int, raw: bytes | str | None) -> None:
         """Queue the removal of a member's directory entry (``raw``: what ``people`` holds of them, if anything)."""

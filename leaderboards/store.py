@@ -117,10 +117,8 @@ class BoardStore(StoreMaintenance):
                 pipe.exists(keys.ready(self._namespace, brand_id))
             for brand_id, entries in _log_entries(plain, listings).items():
                 self._queue_log(pipe, brand_id, entries)
-            for entry in listings:
-                self._queue_listing(pipe, entry)
-            for write in plain:
-                self._queue_standing(pipe, write)
+            self._queue_listings(pipe, listings)
+            self._queue_standings(pipe, plain)
             script_at = len(pipe)
             if announce:
                 pipe.eval(ANNOUNCE_SCRIPT, *self._announce_args(writes, live))

@@ -20,6 +20,7 @@ from badges.orm import BadgeAwardRow, BadgeCounterRow, BadgeDefinitionRow
 from engine import metrics
 from engine.db import on_postgres
 from engine.errors import Conflict, NotFound
+from engine.fused import RowsInsert
 from engine.ids import BrandId, MemberId
 from engine.orm import MemberRow
 
@@ -186,6 +187,26 @@ _HOLDINGS = text(
 ).bindparams(bindparam("member_ids", type_=ARRAY(BigInteger())), bindparam("keys", type_=ARRAY(String())))
 
 
+_SAVE_COUNTS = RowsInsert(
+    "badge_counters",
+    (("brand_id", "bigint"), ("member_id", "bigint"), ("badge_key", "varchar"), ("count", "bigint"),
+     ("updated_at", "timestamptz")),
+    "ON CONFLICT (brand_id, member_id, badge_key) DO UPDATE SET count = excluded.count,"
+    " updated_at = excluded.updated_at",
+)  # fmt: skip
+"""PostgreSQL: a unit's absolute counters, one statement of fixed text (see :class:`engine.fused.RowsInsert`)."""
+_INSERT_AWARDS = RowsInsert(
+    "badge_awards",
+    (("uid", "varchar"), ("brand_id", "bigint"), ("member_id", "bigint"), ("badge_key", "varchar"),
+     ("level", "varchar"), ("instance", "varchar"), ("source", "varchar"), ("source_ref", "varchar"),
+     ("reason", "text"), ("points", "bigint"), ("event_key", "varchar"), ("awarded_at", "timestamptz"),
+     ("revoked_at", "timestamptz"), ("revocation_reason", "text"), ("recipient_type", "varchar"),
+     ("recipient_hash", "varchar"), ("salt", "varchar")),
+    f"ON CONFLICT ({', '.join(AWARD_KEY)}) DO NOTHING RETURNING uid",
+)  # fmt: skip
+"""PostgreSQL: award rows unless their unique key exists, returning the uids inserted (one statement)."""
+
+
 async def load_counts(
     session: AsyncSession, *, brand_id: BrandId, member_ids: Collection[MemberId], keys: Collection[str]
 ) -> dict[tuple[MemberId, str], int]:
@@ -218,17 +239,19 @@ async def save_counts(
     """Write absolute counter values (the member rows are locked by the pipeline, so this cannot race)."""
     if not counts:
         return
+    rows = [
+        {"brand_id": brand_id, "member_id": member_id, "badge_key": key, "count": count, "updated_at": now}
+        for (member_id, key), count in sorted(counts.items())
+    ]
+    if on_postgres(session):
+        await _SAVE_COUNTS.execute(session, rows)
+        return
     statement = _insert(session)(BadgeCounterRow.__table__)
     statement = statement.on_conflict_do_update(
         index_elements=["brand_id", "member_id", "badge_key"],
         set_={"count": statement.excluded.count, "updated_at": statement.excluded.updated_at},
     )
-    rows = [
-        {"brand_id": brand_id, "member_id": member_id, "badge_key": key, "count": count, "updated_at": now}
-        for (member_id, key), count in sorted(counts.items())
-    ]
-    # one cached statement, executed for many rows (batched into multi-row VALUES by the driver layer)
-    await session.execute(statement, rows)
+    await session.execute(statement, rows)  # SQLite: one cached statement, executed for many rows
 
 
 async def load_holdings(
@@ -276,10 +299,12 @@ async def insert_awards(session: AsyncSession, brand: Brand, rows: list[dict[str
     """
     if not rows:
         return set()
-    table = BadgeAwardRow.__table__
-    statement = _insert(session)(table).on_conflict_do_nothing(index_elements=AWARD_KEY).returning(table.c.uid)
-    result = await session.execute(statement, rows)
-    inserted = set(result.scalars())
+    if on_postgres(session):
+        inserted = {uid for (uid,) in await _INSERT_AWARDS.execute(session, rows)}
+    else:
+        table = BadgeAwardRow.__table__
+        statement = _insert(session)(table).on_conflict_do_nothing(index_elements=AWARD_KEY).returning(table.c.uid)
+        inserted = set((await session.execute(statement, rows)).scalars())
     metrics.count_on_commit(session, metrics.BADGE_AWARDS, brand, amount=len(inserted))
     return inserted
 

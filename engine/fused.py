@@ -191,3 +191,40 @@ async def write_unit(
         parameters += _arrays(columns, rows, brand_id=brand_id, now=now)
     connection = await session.connection()
     await connection.exec_driver_sql(_statement(specs) if specs else STATEMENT, tuple(parameters))
+
+
+@dataclass(frozen=True, slots=True)
+class RowsInsert:
+    """PostgreSQL: a step's rows of one table in one ``INSERT … SELECT FROM unnest(…)`` whose text never changes.
+
+    For rows a step needs written (or their ``RETURNING``) before the unit's one statement. An executemany
+    insert is one multi-row ``VALUES`` statement with a new text for every number of rows, which
+    PostgreSQL parses and plans again each time (thousands of parameters for a batch's rows); this is one
+    array per column (literals where :mod:`engine.array_literals` says so), prepared once per connection.
+    ``tail``: what follows the select, e.g. ``ON CONFLICT (…) DO NOTHING RETURNING uid``.
+    """
+
+    table: str
+    columns: tuple[tuple[str, str], ...]
+    tail: str = ""
+
+    @property
+    def sql(self) -> str:
+        """The statement's text (``$1``… one array per column, in :attr:`columns` order)."""
+        return _rows_insert_sql(self)
+
+    async def execute(self, session: AsyncSession, rows: Sequence[dict[str, Any]]) -> Any:
+        """Insert ``rows`` (each with every column) in one round trip; returns the driver's result."""
+        parameters = tuple(array_literals.encode(kind, [row[name] for row in rows]) for name, kind in self.columns)
+        connection = await session.connection()
+        return await connection.exec_driver_sql(self.sql, parameters)
+
+
+@lru_cache(maxsize=64)
+def _rows_insert_sql(insert: RowsInsert) -> str:
+    arrays = [array_literals.parameter(kind, number) for number, (_, kind) in enumerate(insert.columns, start=1)]
+    values = [array_literals.column(kind, f"c{index}") for index, (_, kind) in enumerate(insert.columns)]
+    aliases = ", ".join(f"c{index}" for index in range(len(insert.columns)))
+    names = ", ".join(name for name, _ in insert.columns)
+    select = f"SELECT {', '.join(values)} FROM unnest({', '.join(arrays)}) AS u({aliases})"
+    return f"INSERT INTO {insert.table} ({names}) {select} {insert.tail}".rstrip()

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from engine import metrics, tenants
 from engine.db import batches, insert_for, on_postgres, one_of
+from engine.fused import RowsInsert
 from engine.ids import MemberId
 from engine.orm import MemberRow
 from tiers.models import TierProgram
@@ -182,8 +183,11 @@ async def current_tiers(
 
 
 async def add_counters(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """Add to members' day counters: one executemany upsert for the whole unit of work."""
+    """Add to members' day counters: one upsert statement for the whole unit of work."""
     if not rows:
+        return
+    if on_postgres(session):
+        await _ADD_COUNTERS.execute(session, rows)
         return
     insert = insert_for(session)
     statement = insert(_COUNTERS)
@@ -292,6 +296,27 @@ async def set_tier(
     return step.after
 
 
+# PostgreSQL: a unit's rows of each table in one statement of fixed text (engine.fused.RowsInsert); the
+# executemany inserts they replace were a multi-row VALUES with a new text for every number of rows.
+_ADD_COUNTERS = RowsInsert(
+    "tier_counters",
+    (("member_id", "bigint"), ("metric", "varchar"), ("day", "date"), ("brand_id", "bigint"),
+     ("value", "double precision")),
+    "ON CONFLICT (member_id, metric, day) DO UPDATE SET value = tier_counters.value + excluded.value",
+)  # fmt: skip
+_INSERT_TIERS = RowsInsert(
+    "member_tiers",
+    (("member_id", "bigint"), ("brand_id", "bigint"), ("tier", "varchar"), ("since", "timestamptz"),
+     ("review_at", "timestamptz"), ("keep_until", "timestamptz"), ("override_until", "timestamptz"),
+     ("override_reason", "varchar"), ("source", "varchar"), ("version", "integer")),
+)  # fmt: skip
+_INSERT_HISTORY = RowsInsert(
+    "tier_history",
+    (("brand_id", "bigint"), ("member_id", "bigint"), ("version", "integer"), ("tier", "varchar"),
+     ("previous", "varchar"), ("change", "varchar"), ("reason", "varchar"), ("event_key", "varchar"),
+     ("at", "timestamptz")),
+)  # fmt: skip
+
 _ROW_FIELDS = ("tier", "since", "review_at", "keep_until", "override_until", "override_reason", "source", "version")
 
 _UPDATE_TIERS = text(
@@ -346,10 +371,11 @@ async def set_tiers(session: AsyncSession, *, brand_id: BrandId, changes: Sequen
     created = [m for m, before in first.items() if before.version == 0]
     moved = [m for m, before in first.items() if before.version != 0]
     if created:
-        await session.execute(
-            _TIERS.insert(),
-            [{"member_id": m, "brand_id": brand_id, **_row_values(last[m])} for m in created],
-        )
+        rows = [{"member_id": m, "brand_id": brand_id, **_row_values(last[m])} for m in created]
+        if on_postgres(session):
+            await _INSERT_TIERS.execute(session, rows)
+        else:
+            await session.execute(_TIERS.insert(), rows)
     if moved:
         await _move_rows(session, moved=moved, first=first, last=last)
     history = [
@@ -366,7 +392,10 @@ async def set_tiers(session: AsyncSession, *, brand_id: BrandId, changes: Sequen
         }
         for step in changes
     ]
-    await session.execute(_HISTORY.insert(), history)
+    if on_postgres(session):
+        await _INSERT_HISTORY.execute(session, history)
+    else:
+        await session.execute(_HISTORY.insert(), history)
     # "" (not NULL): the member's tier is computed and is none, so `member.tier` no longer reads an attribute.
     if on_postgres(session):
         tiers = [last[m].tier or "" for m in last]

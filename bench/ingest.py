@@ -49,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.baseline import seed_baseline
 from bench.common import (
+    BENCH_SECRET,
     REDIS_URL,
     median,
     print_table,
@@ -135,6 +136,52 @@ async def setup_brand(database_url: str, *, with_challenges: bool, board: bool =
 
 
 _BASE = ""
+
+
+async def setup_program_brand(database_url: str, *, namespace: str) -> str:
+    """A brand with the demo's whole program (bench/README.md); returns its secret key.
+
+    Its earning rules, challenges, badges, boards, rewards, referral policy, tiers and segments, seeded as
+    ``questline demo`` seeds them, on a brand of its own (the demo brand's slug and keys are fixed).
+    """
+    from engine.clock import SystemClock
+    from engine.rules_store import put_rule
+    from engine.settings import load_settings
+    from engine.tenants import KeyKind, create_brand
+    from web.demo import (
+        MEMBERS,
+        badges,
+        challenges,
+        earning_rules,
+        enrollment,
+        leaderboards,
+        rewards,
+        segments,
+        tiers,
+    )
+    from web.wiring import open_services
+
+    settings = load_settings(
+        {
+            "QUESTLINE_DATABASE_URL": database_url,
+            "QUESTLINE_REDIS_URL": REDIS_URL,
+            "QUESTLINE_REDIS_NAMESPACE": namespace,
+            "QUESTLINE_SECRET": BENCH_SECRET,
+            "QUESTLINE_AUTO_MIGRATE": "false",
+        }
+    )
+    async with open_services(settings, migrate=False) as services:
+        now = SystemClock().now()
+        brand, keys = await create_brand(services.db, name=f"bench-{uuid.uuid4().hex[:8]}", timezone="Europe/Rome",
+                                         now=now)  # fmt: skip
+        for spec in earning_rules(services):
+            await put_rule(services.db, brand_id=brand.id, spec=spec, now=now)
+        for seed in (challenges.seed_demo, badges.seed_demo, leaderboards.seed_demo, rewards.seed_demo,
+                     enrollment.seed_demo, tiers.seed_demo):  # fmt: skip
+            await seed(services, brand)
+        # the double-points experiment on the demo's members (as `questline demo`), not on the bench's
+        await segments.seed_demo(services, brand, members=[external_id for external_id, *_ in MEMBERS])
+    return next(k.key for k in keys if k.kind is KeyKind.SECRET)
 
 
 async def analyze(dsn: str) -> None:
@@ -311,12 +358,15 @@ async def main() -> None:
     parser.add_argument("--singles", type=int, default=2000, help="single-event requests per round")
     parser.add_argument("--batches", type=int, default=10, help="1000-event batches per round")
     parser.add_argument("--only-single", action="store_true", help="only the single-event scenarios and their limit")
+    parser.add_argument(
+        "--no-program", dest="program", action="store_false", help="skip the batches of the demo's whole program"
+    )
     args = parser.parse_args()
     have_challenges = (Path(__file__).parent / "challenge_program.py").exists()
 
     results: dict[str, list[float]] = {
         "single": [], "single_50_challenges_board": [], "duplicates": [], "raw_per_event": [],
-        "batch": [], "batch_50_challenges": [], "raw_sql": [], "raw_unnest": [],
+        "batch": [], "batch_50_challenges": [], "batch_program": [], "raw_sql": [], "raw_unnest": [],
     }  # fmt: skip
     client_cpu: dict[str, list[float]] = {"single": [], "single_50_challenges_board": [], "duplicates": []}
     failures = {"single": 0, "single_50_challenges_board": 0, "duplicates": 0}
@@ -376,6 +426,14 @@ async def main() -> None:
                     elapsed = await post_all(base, key, batches, concurrency=2)
                     results["batch_50_challenges"].append(len(events) / elapsed)
 
+                if args.program:
+                    key = await setup_program_brand(database_url, namespace=namespace)
+                    await analyze(dsn)
+                    events = make_events(args.batches * 1000, members=5000, seed=700 + round_no)
+                    batches = [{"events": events[i : i + 1000]} for i in range(0, len(events), 1000)]
+                    elapsed = await post_all(base, key, batches, concurrency=2)
+                    results["batch_program"].append(len(events) / elapsed)
+
                 events = make_events(args.batches * 1000, members=5000, seed=300 + round_no)
                 results["raw_sql"].append(len(events) / await raw_sql(dsn, events))
                 events = make_events(args.batches * 1000, members=5000, seed=600 + round_no)
@@ -399,6 +457,7 @@ async def main() -> None:
         ("raw_per_event", "asyncpg, 1 transaction/event, 16 conns (limit)", per_event),
         ("batch", "HTTP, 1000-event batches, 2 clients", raw),
         ("batch_50_challenges", "HTTP, batches, 50 active challenges", raw),
+        ("batch_program", "HTTP, batches, the demo's whole program", raw),
         ("raw_sql", "raw SQL executemany of the same rows", raw),
         ("raw_unnest", "raw SQL unnest insert of the same rows (limit)", raw),
     ):

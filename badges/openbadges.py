@@ -28,6 +28,8 @@ from badges.criteria import narrative
 from badges.images import PNG_SIGNATURE
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
     from badges.models import Award, BadgeDef, Level
 
 OB2_CONTEXT = "https://w3id.org/openbadges/v2"
@@ -113,15 +115,16 @@ class Urls:
         return f"{self.origin}/ob/recipients/{quote(slug)}/{quote(external_id, safe='')}"
 
 
-def recipient_identity(*, attributes: dict[str, Any], fallback: str) -> tuple[str, str]:
+def recipient_identity(*, attributes: Mapping[str, Any], fallback: str | Callable[[], str]) -> tuple[str, str]:
     """The identity type and value an award is made out to.
 
-    The member's ``email`` attribute, normalised (trimmed, lower-case), or else ``fallback`` as a ``url``.
+    The member's ``email`` attribute, normalised (trimmed, lower-case), or else ``fallback`` as a ``url``
+    (a callable is called only then: the pipeline makes the URL for members without an email alone).
     """
     email = attributes.get("email")
     if isinstance(email, str) and "@" in email.strip():
         return "email", email.strip().lower()
-    return "url", fallback
+    return "url", fallback if isinstance(fallback, str) else fallback()
 
 
 def hash_identity(identity: str, salt: str) -> str:

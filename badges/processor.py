@@ -231,7 +231,7 @@ class BadgesProcessor:
         at: datetime | None = None,
     ) -> _Candidate:
         recipient = recipient_identity(
-            attributes=dict(ctx.member), fallback=self.urls.recipient(uow.brand.slug, ctx.event.member)
+            attributes=ctx.member, fallback=lambda: self.urls.recipient(uow.brand.slug, ctx.event.member)
         )
         row = award_row(
             brand_id=uow.brand.id,

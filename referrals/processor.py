@@ -37,9 +37,10 @@ class ReferralProcessor:
         policy = service.policy_of(uow.brand.settings)
         qualifying: set[int] = set()
         if policy is not None:
+            predicate = policy.predicate  # parsed once a unit, not once an event
             for ctx in uow.events:
                 event = ctx.event
-                if matches_event(policy.event, policy.predicate, event_type=event.type, properties=event.properties,
+                if matches_event(policy.event, predicate, event_type=event.type, properties=event.properties,
                                  member=ctx.member):  # fmt: skip
                     qualifying.add(ctx.index)
         # One read for the unit: which of the qualifying events' members are friends still to be paid (the

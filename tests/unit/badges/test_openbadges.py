@@ -56,6 +56,22 @@ def test_identity_hash_is_sha256_of_identity_then_salt():
     )
 
 
+def test_a_fallback_given_as_a_callable_is_made_only_for_a_member_without_an_email():
+    made: list[str] = []
+
+    def fallback() -> str:
+        made.append("url")
+        return "https://q/ob/recipients/acme/m1"
+
+    assert ob.recipient_identity(attributes={"email": "a@b.example"}, fallback=fallback) == ("email", "a@b.example")
+    assert made == []
+    assert ob.recipient_identity(attributes={"email": "not an address"}, fallback=fallback) == (
+        "url",
+        "https://q/ob/recipients/acme/m1",
+    )
+    assert made == ["url"]
+
+
 def test_ob2_issuer_badge_class_and_assertion_carry_the_required_fields():
     issuer = ob.issuer_v2(URLS, ISSUER)
     assert issuer == {

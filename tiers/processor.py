@@ -96,6 +96,9 @@ class TiersProcessor:
             first=min(first for first, _ in bounds.values()),
         )  # fmt: skip
         current = await repo.current_tiers(uow.session, brand_id=brand_id, member_ids=members)
+        events_of: dict[MemberId, list[EventContext]] = defaultdict(list)  # in order: a member's later views
+        for ctx in uow.events:
+            events_of[ctx.member_id].append(ctx)
         changes: list[repo.TierChange] = []
         for member_id in members:
             first, end = bounds[member_id]
@@ -109,7 +112,9 @@ class TiersProcessor:
                 target = is_upgrade(program, current[member_id].tier, value)
                 if target is None:
                     continue
-                step = await self._upgrade(uow, ctx, program, current[member_id], target.key, since[member_id])
+                step = await self._upgrade(
+                    uow, ctx, program, current[member_id], target.key, since[member_id], events_of[member_id]
+                )
                 changes.append(step)
                 current[member_id] = step.after
         # The unit's changes in a few statements (a batch of new members can upgrade hundreds at once).
@@ -117,7 +122,7 @@ class TiersProcessor:
 
     async def _upgrade(
         self, uow: UnitOfWork, ctx: EventContext, program: TierProgram, current: repo.Current, tier: str,
-        member_since: datetime,
+        member_since: datetime, members_events: list[EventContext],
     ) -> repo.TierChange:  # fmt: skip
         """The upgrade's change (written with the unit's others) and its effects on the event."""
         qualification = program.qualification
@@ -129,8 +134,8 @@ class TiersProcessor:
             keep_until=keep, event_key=ctx.event.id,
         )  # fmt: skip
         repo.count_change(uow.session, uow.brand, previous=current.tier, tier=tier)
-        for later in uow.events:
-            if later.index >= ctx.index and later.member_id == ctx.member_id:
+        for later in members_events:  # the member's events of the unit (not every event: one upgrade each)
+            if later.index >= ctx.index:
                 later.member = {**later.member, "tier": tier}
         ctx.emit(TierChanged(tier=tier, previous=current.tier, change="upgraded"))
         ctx.emit(Notification(topic="tier.upgraded", data={"tier": tier, "previous": current.tier}))

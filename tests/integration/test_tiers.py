@@ -422,3 +422,25 @@ async def test_recording_changes_refuses_a_row_that_moved_since_it_was_read(db, 
     with pytest.raises(ValueError, match="version"):
         async with db.write() as session:  # a member's second change must start where its first ended
             await repo.set_tiers(session, brand_id=b.id, changes=[refused, refused], now=clock.now())
+
+
+async def test_a_members_later_events_in_the_unit_see_the_tier_it_reached(db, brand, clock):
+    b = brand.brand
+    pipeline = await setup(db, b, clock, program(), points=60)
+    seen: list[tuple[str, str | None]] = []
+
+    class Probe:
+        """A step after the tiers' one: what each event's member view says of the tier."""
+
+        name = "probe"
+
+        async def process(self, uow):
+            seen.extend((ctx.event.id, ctx.member.get("tier")) for ctx in uow.events)
+
+        async def after_commit(self, uow):
+            pass
+
+    pipeline = Pipeline(db, processors=[*pipeline.processors, Probe()], clock=clock)
+    # m: 60 (silver), 120 (gold from its second event); n in between: silver on its own first event
+    await pipeline.process(b, [purchase(1), purchase(2, member="n"), purchase(3), purchase(4)])
+    assert seen == [("e1", "silver"), ("e2", "silver"), ("e3", "gold"), ("e4", "gold")]

@@ -80,18 +80,12 @@ _PG_UPSERT_WITH_PEOPLE = {
     family: f"WITH up AS ({upsert}) SELECT up.board_id, up.period, up.scope, up.member_id, up.units, up.reached_at,"
     " m.external_id, m.display_name, m.attributes, p.opt_out, p.display, p.pseudonym FROM up"
     " LEFT JOIN members m ON m.id = up.member_id AND m.brand_id = $1"
-    " LEFT JOIN LATERAL (SELECT opt_out, display, pseudonym FROM leaderboard_preferences"
-    " WHERE leaderboard_preferences.brand_id = $1 AND leaderboard_preferences.member_id = up.member_id"
-    " OFFSET 0) p ON true"
+    " LEFT JOIN leaderboard_preferences p ON p.member_id = up.member_id AND p.brand_id = $1"
     for family, upsert in _PG_UPSERT.items()
 }
 """PostgreSQL: the upsert, returning with each total what the brand's directory shows of its member (their
 columns and board preferences), as :func:`leaderboards.people_repo.member_infos` reads them: one round trip
-instead of two. The members' rows are the statement's snapshot, as a statement of their own would read them.
-
-The preferences are one probe per total by their ``(brand_id, member_id)`` key: as a plain join, a plan
-made while the statistics said the brand had no preferences read all of the brand's preferences once and
-compared every total with each of them (tests/integration/test_unit_plans.py)."""
+instead of two. The members' rows are the statement's snapshot, as a statement of their own would read them."""
 
 
 async def upsert_totals_with_people(

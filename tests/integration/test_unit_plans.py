@@ -11,8 +11,6 @@ earlier events of a ``first`` challenge and the tiers' current rows and day coun
 one lateral probe per member (as the caps' read); each of these four fails here in its list form. The
 badges' counters and awards became such probes too (their IN lists were a new statement for every number
 of members); the awards' probe is checked once the statistics know the table has rows (``badges.repository``).
-The board totals' upsert joined the brand's board preferences: the join read all of them and compared each
-total with each; it is a probe by key per total now, and fails here as the join.
 """
 
 from __future__ import annotations
@@ -35,7 +33,6 @@ from engine.points import _EARNED
 from engine.schema import upgrade_sync
 from engine.tenants import create_brand
 from leaderboards.people_repo import _INFOS
-from leaderboards.totals_repo import _PG_UPSERT_WITH_PEOPLE
 from tests.conftest import PG_ADMIN_URL, _pg_admin, _unavailable
 from tiers.repository import _CURRENT, _DAY_COUNTERS
 
@@ -78,8 +75,6 @@ _SEED_NEW_TABLES = [
     " points, awarded_at, revocation_reason, recipient_type, recipient_hash, salt)"
     " SELECT md5(m.id::text), :brand, m.id, 'regular', '', '', 'rule', '', '', 0, now(), '', 'id', 'h', 's'"
     " FROM members m WHERE m.brand_id = :brand",
-    "INSERT INTO leaderboard_preferences (brand_id, member_id, opt_out, display, pseudonym, updated_at)"
-    " SELECT :brand, m.id, false, 'name', '', now() FROM members m WHERE m.brand_id = :brand",
 ]
 """A new program's tables (challenge states, tiers): its first rows are written while the statistics say they are empty."""
 
@@ -182,12 +177,6 @@ async def test_the_units_probes_use_their_keys_while_statistics_predate_the_bran
             )
         holdings = await _plan(units, _HOLDINGS, badge_values)
         assert "member_id" in _index_conditions(holdings), holdings
-        # the board totals' upsert returns each member's board preferences: a probe by (brand, member) each
-        board = (await _plan_sql(
-            units, _PG_UPSERT_WITH_PEOPLE["increment"], [young.id, NOW, [1], ["all"], [""], members[:1], [5], [NOW]]
-        ))  # fmt: skip
-        preferences = [line for line in _index_conditions(board).splitlines() if "member_id = up.member_id" in line]
-        assert preferences, board
     finally:
         await main.dispose()
         await units.dispose()

@@ -8,7 +8,8 @@ pool plans generically (``Database.unit``), so each probe uses its key whatever 
 
 A generic plan can still filter a list against every row of the brand: the challenge states' read and the
 earlier events of a ``first`` challenge and the tiers' current rows and day counters did, until they became
-one lateral probe per member (as the caps' read); each of these four fails here in its list form. The
+one lateral probe per member (as the caps' read). The states' and earlier events' list forms fail here;
+the tiers' showed the same plan in ``auto_explain`` (and a tier probe with the brand inside failed). The
 badges' counters and awards became such probes too (their IN lists were a new statement for every number
 of members); the awards' probe is checked once the statistics know the table has rows (``badges.repository``).
 """

@@ -4,7 +4,7 @@ It runs after points and challenges (it counts what they awarded). Per unit of w
 of the members' day counters, one read of their window totals and one of their current tiers; a member
 who now reaches a higher tier is upgraded on the event that crossed the threshold, exactly once (the
 member rows are locked by the pipeline, and a tier history row is unique per member and version). The
-unit's upgrades are written together at the end (:func:`tiers.repository.set_tiers`: a few statements
+unit's upgrades are written together at the end (:func:`tiers.changes.set_tiers`: a few statements
 whatever their number).
 """
 
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from engine.cache import BrandCache
 from engine.effects import BadgeAwarded, Notification, TierChanged
 from engine.periods import local_day
+from tiers import changes as changes_repo
 from tiers import repository as repo
 from tiers.rules import increment, is_upgrade, keep_until, review_at, window_days
 
@@ -99,7 +100,7 @@ class TiersProcessor:
         events_of: dict[MemberId, list[EventContext]] = defaultdict(list)  # in order: a member's later views
         for ctx in uow.events:
             events_of[ctx.member_id].append(ctx)
-        changes: list[repo.TierChange] = []
+        changes: list[changes_repo.TierChange] = []
         for member_id in members:
             first, end = bounds[member_id]
             days = counters.get(member_id, {})
@@ -118,17 +119,17 @@ class TiersProcessor:
                 changes.append(step)
                 current[member_id] = step.after
         # The unit's changes in a few statements (a batch of new members can upgrade hundreds at once).
-        await repo.set_tiers(uow.session, brand_id=brand_id, changes=changes, now=uow.now)
+        await changes_repo.set_tiers(uow.session, brand_id=brand_id, changes=changes, now=uow.now)
 
     async def _upgrade(
         self, uow: UnitOfWork, ctx: EventContext, program: TierProgram, current: repo.Current, tier: str,
         member_since: datetime, members_events: list[EventContext],
-    ) -> repo.TierChange:  # fmt: skip
+    ) -> changes_repo.TierChange:  # fmt: skip
         """The upgrade's change (written with the unit's others) and its effects on the event."""
         qualification = program.qualification
         now = uow.now
         keep = keep_until(qualification.keep_months, now, uow.tz)
-        step = repo.changed(
+        step = changes_repo.changed(
             current, tier=tier, change="upgraded", now=now,
             review_at=review_at(qualification.window, now, uow.tz, member_since=member_since),
             keep_until=keep, event_key=ctx.event.id,

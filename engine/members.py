@@ -98,8 +98,8 @@ async def ensure_and_lock(
 ) -> dict[str, Member]:  # fmt: skip
     """Create missing members and lock every one of them for the rest of the transaction.
 
-    Existing rows are locked first (one query in the common case), missing ones are inserted, and rows a
-    concurrent request inserted meanwhile are locked after it commits. Locks are taken in a fixed order
+    Existing rows are locked first and missing ones inserted (one statement on PostgreSQL:
+    :data:`_LOCK_OR_CREATE`), and rows a concurrent request inserted meanwhile are locked after it commits. Locks are taken in a fixed order
     (id, then external id) so concurrent requests over overlapping members queue rather than deadlock; the
     lock serialises per-member processing, which keeps caps, progress and duplicate checks exact.
 
@@ -112,37 +112,70 @@ async def ensure_and_lock(
     """
     unique = sorted(set(external_ids))
     columns = columns or {}
-    found = await _lock_existing(session, brand_id=brand_id, external_ids=unique, columns=columns)
-    missing = [external_id for external_id in unique if external_id not in found]
-    if missing:
-        found.update((member.external_id, member) for member in await _create(session, brand_id, missing, now))
-        raced = [external_id for external_id in missing if external_id not in found]
-        if raced:  # inserted by a concurrent request: wait for its commit and lock them too
-            found.update(await _lock_existing(session, brand_id=brand_id, external_ids=raced, columns=columns))
+    if on_postgres(session):
+        found, created = await _lock_or_create(session, brand_id=brand_id, external_ids=unique, now=now)
+        if columns and found:
+            await _read_facts(session, brand_id=brand_id, found=found, columns=columns)
+    else:
+        found = await _lock_existing(session, brand_id=brand_id, external_ids=unique, columns=columns)
+        missing = [external_id for external_id in unique if external_id not in found]
+        created = await _create(session, brand_id, missing, now) if missing else []
+    found.update((member.external_id, member) for member in created)
+    raced = [external_id for external_id in unique if external_id not in found]
+    if raced:  # inserted by a concurrent request: wait for its commit and lock them too
+        found.update(await _lock_existing(session, brand_id=brand_id, external_ids=raced, columns=columns))
     return found
 
 
-_CREATE = (
-    "INSERT INTO members (brand_id, external_id, display_name, locale, attributes, created_at, updated_at, joined_via)"
-    " SELECT $1::bigint, x, '', '', '{}'::jsonb, $3::timestamptz, $3::timestamptz, ''"
-    " FROM unnest($2::varchar[]) WITH ORDINALITY AS u(x, n) ORDER BY n"
-    " ON CONFLICT (brand_id, external_id) DO NOTHING RETURNING id, external_id"
+_LOCK_OR_CREATE = (
+    "WITH locked AS (SELECT id, external_id, display_name, locale, attributes, created_at, tier FROM members"
+    " WHERE brand_id = $1 AND external_id = ANY($2::varchar[]) ORDER BY id FOR NO KEY UPDATE),"
+    " created AS (INSERT INTO members (brand_id, external_id, display_name, locale, attributes, created_at,"
+    " updated_at, joined_via) SELECT $1::bigint, u.x, '', '', '{}'::jsonb, $3::timestamptz, $3::timestamptz, ''"
+    " FROM unnest($2::varchar[]) WITH ORDINALITY AS u(x, n) WHERE u.x NOT IN (SELECT external_id FROM locked)"
+    " ORDER BY u.n ON CONFLICT (brand_id, external_id) DO NOTHING RETURNING id, external_id)"
+    " SELECT id, external_id, display_name, locale, attributes, created_at, tier, false FROM locked"
+    " UNION ALL SELECT id, external_id, '', '', NULL, $3::timestamptz, NULL, true FROM created"
 )
-"""PostgreSQL: a unit's new members, created in the (sorted) order given, in one statement whose text never
-changes (asyncpg prepares it once per connection; a multi-row ``VALUES`` insert was parsed anew for each
-unit, and its rows bound one by one). A row a concurrent unit created meanwhile is skipped: the caller
-waits for its commit and locks it."""
+"""PostgreSQL: the unit's members locked, and the missing ones created, in one statement (one round trip).
+
+``locked`` is :data:`_LOCK_POSTGRES`: the existing members in id order, each row locked as it is read.
+``created`` inserts the others in the (sorted) order given. Its ``NOT IN`` is a hashed subplan, which reads
+all of ``locked`` before the insert's first row: every existing member is locked before a new one is
+inserted, the order of the two statements this replaced (a unit with a new member paid a round trip more;
+``tests/integration/test_unit_plans.py`` checks the plan). A row a concurrent unit created meanwhile is
+skipped (``DO NOTHING``): the caller waits for its commit and locks it. The text never changes, so asyncpg
+prepares it once per connection (a multi-row ``VALUES`` insert had a new text for every number of rows,
+parsed anew for each unit, and its rows bound one by one)."""
+
+
+async def _lock_or_create(
+    session: AsyncSession, *, brand_id: BrandId, external_ids: list[str], now: datetime
+) -> tuple[dict[str, Member], list[Member]]:
+    """PostgreSQL: lock the existing members and create the missing ones; returns (locked, created)."""
+    connection = await session.connection()
+    locked: dict[str, Member] = {}
+    created: list[Member] = []
+    for id_, external_id, name, locale, attributes, created_at, tier, new in cast(
+        "list[tuple[int, str, str, str, dict[str, Any] | None, datetime, str | None, bool]]",
+        (await connection.exec_driver_sql(_LOCK_OR_CREATE, (brand_id, external_ids, now))).all(),
+    ):
+        member = Member(
+            id=MemberId(id_), external_id=external_id, display_name=name, locale=locale,
+            attributes=attributes or {}, created_at=created_at, tier=tier,
+        )  # fmt: skip
+        if new:
+            created.append(member)
+        else:
+            locked[external_id] = member
+    return locked, created
 
 
 async def _create(session: AsyncSession, brand_id: BrandId, external_ids: list[str], now: datetime) -> list[Member]:
-    """Insert these members, skipping any a concurrent unit created meanwhile; returns the ones created."""
-    if on_postgres(session):
-        connection = await session.connection()
-        created = await connection.exec_driver_sql(_CREATE, (brand_id, external_ids, now))
-        return [
-            Member(id=MemberId(id_), external_id=xid, display_name="", locale="", attributes={}, created_at=now)
-            for id_, xid in cast("list[tuple[int, str]]", created.all())
-        ]
+    """SQLite: insert these members, skipping any created meanwhile; returns the ones created.
+
+    PostgreSQL creates them with the lock (:data:`_LOCK_OR_CREATE`).
+    """
     statement = (
         insert_for(session)(cast("Table", MemberRow.__table__))
         .on_conflict_do_nothing(index_elements=["brand_id", "external_id"])

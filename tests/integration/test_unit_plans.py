@@ -29,7 +29,7 @@ from challenges.states import _STATES
 from engine.clock import FrozenClock
 from engine.db import create_engine
 from engine.eventlog import _EARLIER, _KNOWN
-from engine.members import _FACTS, _LOCK_POSTGRES
+from engine.members import _FACTS, _LOCK_OR_CREATE, _LOCK_POSTGRES
 from engine.points import _EARNED
 from engine.schema import upgrade_sync
 from engine.tenants import create_brand
@@ -145,6 +145,11 @@ async def test_the_units_probes_use_their_keys_while_statistics_predate_the_bran
         assert "member_id" in _index_conditions(caps), caps
         lock = await _plan_sql(units, _LOCK_POSTGRES, [young.id, ["m1", "m2", "m3"]])  # run by the driver
         assert "external_id" in _index_conditions(lock), lock
+        # The lock that also creates: the existing members by their key, and the new ones inserted only
+        # after every existing one is locked (a hashed subplan reads all of them before the first insert).
+        lock_or_create = await _plan_sql(units, _LOCK_OR_CREATE, [young.id, ["m1", "m2", "new-1"], NOW])
+        assert "external_id" in _index_conditions(lock_or_create), lock_or_create
+        assert "hashed SubPlan" in lock_or_create, lock_or_create
         # the challenge states, the earlier events of a "first" challenge, the board directory's members and
         # the segments' facts: each probe reads its members' rows by member, not every row of the brand
         states = await _plan(units, _STATES.postgres, {"brand_id": young.id, "member_ids": members})

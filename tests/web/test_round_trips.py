@@ -158,7 +158,9 @@ async def test_a_duplicate_takes_one_statement_and_no_transaction(client, brand,
     assert begins == ["AUTOCOMMIT"]  # SQLAlchemy's logical begin only: asyncpg sends no BEGIN in autocommit
 
 
-async def _statements_of_one_event(client, services, headers, event_id: str, at: str) -> list[str]:
+async def _statements_of_one_event(
+    client, services, headers, event_id: str, at: str, member: str = "anna"
+) -> list[str]:
     seen: list[str] = []
     await settle(client)
 
@@ -168,7 +170,7 @@ async def _statements_of_one_event(client, services, headers, event_id: str, at:
     for engine in services.db.engines:
         sa_event.listen(engine.sync_engine, "before_cursor_execute", statement)
     try:
-        response = await client.post("/v1/events", json=event(event_id, "anna", "visit", at), headers=headers)
+        response = await client.post("/v1/events", json=event(event_id, member, "visit", at), headers=headers)
     finally:
         for engine in services.db.engines:
             sa_event.remove(engine.sync_engine, "before_cursor_execute", statement)
@@ -214,3 +216,25 @@ async def test_segments_on_the_ingest_path_add_one_read_after_the_lock(client, b
     assert "count(*)" in facts and "max(event_log.occurred_at)" in facts and "badge_awards" in facts, shown
     result = await client.get("/v1/segments/regulars/members/anna", headers=headers)
     assert result.json()["in_segment"] is True, result.text
+
+
+async def test_a_new_members_first_event_creates_it_in_the_lock_statement(client, brand, program, backend):
+    """A member's first event creates it in the statement that locks the unit's members (engine.members).
+
+    It took one statement more than a known member's event: the lock found nobody, then an insert created
+    the member.
+    """
+    if not backend.startswith("postgres"):
+        pytest.skip("round trips are counted on PostgreSQL")
+    services = client.app.state.services
+    headers = brand.headers
+    warm = await client.post("/v1/events", json=event("w1", "anna", "visit", "2026-11-20T08:00:00Z"), headers=headers)
+    assert warm.status_code == 200, warm.text
+    known = await _statements_of_one_event(client, services, headers, "k1", "2026-11-20T09:00:00Z")
+    first = await _statements_of_one_event(client, services, headers, "n1", "2026-11-20T09:00:00Z", member="nuova")
+    shown = "\n".join(["KNOWN:", *(s[:90] for s in known), "NEW:", *(s[:90] for s in first)])
+    assert len(first) == len(known), shown
+    assert not any(s.startswith("INSERT INTO members") for s in first), shown
+    assert sum(bool(ROW_LOCK.search(s)) for s in first) == 1, shown
+    members = await client.get("/v1/members/nuova", headers=headers)
+    assert members.status_code == 200, members.text

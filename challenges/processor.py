@@ -15,15 +15,17 @@ read), and outcomes are computed without the human explanations only the explain
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from challenges.codec import EncodedState, decode_instances, encode_state_parts
+import msgspec
+
+from challenges.codec import EncodedState, decode_encoded_state, decode_instances, encode_state_parts
 from challenges.completions import Completion, record_completions_with_unit
 from challenges.definitions import load_compiled
 from challenges.enrolments import enrolments
 from challenges.models import Challenge, First, Progress, Reason, Streak, rule_matches
 from challenges.rules import apply_event, is_unlocked, prune_instances, retention, screen
-from challenges.states import load_encoded_states, save_states_with_unit
+from challenges.states import load_state_texts, save_states_with_unit
 from engine.cache import BrandCache
 from engine.eventlog import earlier_events
 from engine.periods import instance_of
@@ -35,11 +37,12 @@ if TYPE_CHECKING:
     from datetime import datetime, timedelta
     from zoneinfo import ZoneInfo
 
-    import msgspec
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    from engine.effects import Effect
     from engine.ids import BrandId, MemberId
-    from engine.pipeline import EventContext, UnitOfWork
+    from engine.pipeline import Draft, EventContext, UnitOfWork
+    from engine.tenants import Brand
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,26 +185,136 @@ class _Member:
         return encode_state_parts(progress, self.completions)
 
 
+PREFOLD_STASH = "challenges.prefold"
+"""``uow.stash``: the challenges a large unit's events were folded into before its locks (:class:`_Prefold`)."""
+
+
+@dataclass(slots=True)
+class _Fold:
+    """What folding members' events made: the states to save and the completions, by event."""
+
+    states: dict[MemberId, str] = field(default_factory=dict)
+    completed: list[tuple[int, Completion]] = field(default_factory=list)
+    """(event index, completion), in the order the fold made them."""
+    asked: dict[MemberId, set[tuple[int, int]]] = field(default_factory=dict)
+    """Per member, the (``first`` challenge id, event index) whose earlier events were looked up."""
+    prior: dict[MemberId, set[int]] = field(default_factory=dict)
+    """Per member, the ``first`` challenges the look-up found an earlier event for."""
+
+    def completions(self) -> list[Completion]:
+        """The completions in event order (the order folding the whole unit in one pass makes them)."""
+        return [completion for _, completion in sorted(self.completed, key=lambda pair: pair[0])]
+
+
+@dataclass(frozen=True, slots=True)
+class _Folded:
+    """One member's part of a pre-fold: every input the fold read for it, and what it made of them."""
+
+    state: str | None
+    opted: tuple[tuple[int, datetime], ...]
+    seen: list[tuple[int, Mapping[str, Any]]]
+    """(index, member view) of each of the member's events the challenges look at, in order."""
+    asked: frozenset[tuple[int, int]]
+    prior: frozenset[int]
+    encoded: str | None
+    """The state to save (``None``: unchanged)."""
+    completed: list[tuple[int, Completion]]
+    effects: dict[int, list[Effect]]
+    """The step's effects, by event index."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Prefold:
+    """A unit's events folded before its locks (:meth:`ChallengeProcessor.prefold`), by member's external id."""
+
+    version: int
+    members: dict[str, _Folded]
+
+
+def _opted_by_member(
+    opted: Mapping[tuple[int, MemberId], datetime],
+) -> dict[MemberId, tuple[tuple[int, datetime], ...]]:
+    """Each member's opt-ins as (campaign id, time), sorted (members with none left out)."""
+    found: dict[MemberId, list[tuple[int, datetime]]] = {}
+    for (campaign_id, member_id), at in opted.items():
+        found.setdefault(member_id, []).append((campaign_id, at))
+    return {member_id: tuple(sorted(pairs)) for member_id, pairs in found.items()}
+
+
+def _by_member(touched: list[tuple[EventContext, tuple[Plan, ...]]]) -> dict[MemberId, list[EventContext]]:
+    found: dict[MemberId, list[EventContext]] = {}
+    for ctx, _ in touched:
+        found.setdefault(ctx.member_id, []).append(ctx)
+    return found
+
+
 class ChallengeProcessor:
-    """Evaluates every new event against the brand's live challenges."""
+    """Evaluates every new event against the brand's live challenges.
+
+    A large unit's events are folded first outside the members' locks (:meth:`prefold`, through
+    ``engine.pipeline.Prefolds``), from the states, opt-ins and earlier events a read without the locks finds.
+    Under the locks :meth:`process` reads them again and keeps that fold for each member whose inputs are
+    the same; the others are folded again. The fold is a pure function of those inputs, so the outcome is
+    the one folding everything under the locks gives, while the locks are held for a comparison.
+    """
 
     name = "challenges"
 
     def __init__(self, cache: BrandCache[ActiveProgram] | None = None) -> None:
         self.cache: BrandCache[ActiveProgram] = cache or BrandCache()
 
-    async def _program(self, uow: UnitOfWork) -> ActiveProgram:
-        """The brand's live challenges as of this unit of work (compiled again when the version or timezone moves)."""
-        brand, session = uow.brand, uow.session
+    async def _program(self, session: AsyncSession, brand: Brand, version: int) -> ActiveProgram:
+        """The brand's live challenges at ``version`` (compiled again when the version or timezone moves)."""
 
         async def load() -> ActiveProgram:
             return ActiveProgram.of(await load_compiled(session, brand_id=brand.id, tz=brand.tz))
 
-        return await self.cache.get(brand.id, (await uow.config_version(), brand.timezone), load)
+        return await self.cache.get(brand.id, (version, brand.timezone), load)
+
+    async def prefold(self, draft: Draft) -> None:
+        """Fold the draft's events from a read without the locks; leave each member's inputs and outcome."""
+        brand = draft.brand
+        async with draft.db.read() as session:
+            program = await self._program(session, brand, draft.version)
+            if not any(event.type in program.by_type for _, event in draft.events):
+                return  # nothing to fold: no read of the members
+            contexts = await draft.contexts()
+            touched = [(ctx, found) for ctx in contexts if (found := program.by_type.get(ctx.event.type))]
+            stored = {ctx.member_id for ctx, _ in touched if ctx.member_id > 0}  # not the members to create
+            opted = await enrolments(
+                session, brand_id=brand.id, campaign_ids=set(program.opt_in),
+                member_ids=stored if program.opt_in else set(),
+            )  # fmt: skip
+            texts = await load_state_texts(session, brand_id=brand.id, member_ids=stored)
+            fold = _Fold()
+            await _fold(session, brand_id=brand.id, program=program, touched=touched, texts=texts, opted=opted,
+                        now=draft.now, tz=brand.tz, fold=fold)  # fmt: skip
+        completed: dict[MemberId, list[tuple[int, Completion]]] = {}
+        opted_by = _opted_by_member(opted)
+        for index, completion in fold.completed:
+            completed.setdefault(completion.member_id, []).append((index, completion))
+        draft.stash[PREFOLD_STASH] = _Prefold(
+            version=draft.version,
+            members={
+                contexts[0].event.member: _Folded(
+                    state=texts.get(member_id),
+                    opted=opted_by.get(member_id, ()),
+                    seen=[(ctx.index, ctx.member) for ctx in contexts],
+                    asked=frozenset(fold.asked.get(member_id, ())),
+                    prior=frozenset(fold.prior.get(member_id, ())),
+                    encoded=fold.states.get(member_id),
+                    completed=completed.get(member_id, []),
+                    effects={ctx.index: list(ctx.effects) for ctx in contexts if ctx.effects},
+                )
+                for member_id, contexts in _by_member(touched).items()
+            },
+        )
 
     async def process(self, uow: UnitOfWork) -> None:
         """Advance progress for the unit's events, in order, and emit progress, completion and reward effects."""
-        program = await self._program(uow)
+        version = await uow.config_version()
+        program = await self._program(uow.session, uow.brand, version)
+        prefolded = uow.stash.pop(PREFOLD_STASH, None)
         if not program.by_type:
             return
         by_type = program.by_type
@@ -216,87 +329,184 @@ class ChallengeProcessor:
             campaign_ids=set(program.opt_in),
             member_ids=member_ids if program.opt_in else set(),
         )
-        stored = await load_encoded_states(session, brand_id=brand_id, member_ids=member_ids)
-        members = {member_id: _Member.of(stored.get(member_id)) for member_id in member_ids}
-        firsts = [
-            (ctx, plan.challenge, instance_of(plan.challenge.recurrence, ctx.event.occurred_at, tz))
-            for ctx, plans in touched
-            for plan in plans
-            if plan.first and _passes(plan, ctx, now=now, tz=tz, opted=opted)
-        ]
-        dirty = (
-            await self._seed_firsts(session, brand_id=brand_id, candidates=firsts, members=members) if firsts else set()
-        )
-        completed: list[Completion] = []
-        _advance(touched, members, dirty=dirty, completed=completed, now=now, tz=tz, opted=opted)
-        if not dirty:
+        texts = await load_state_texts(session, brand_id=brand_id, member_ids=member_ids)
+        fold = _Fold()
+        if isinstance(prefolded, _Prefold) and prefolded.version == version:
+            touched = await _keep_prefolded(
+                session, brand_id=brand_id, program=program, prefolded=prefolded, touched=touched, texts=texts,
+                opted=opted, fold=fold,
+            )  # fmt: skip
+        if touched:
+            await _fold(session, brand_id=brand_id, program=program, touched=touched, texts=texts, opted=opted,
+                        now=now, tz=tz, fold=fold)  # fmt: skip
+        if not fold.states:
             return
-        _prune(members, dirty, program.recurring, now=now, tz=tz)
-        await save_states_with_unit(uow, {m: members[m].encoded() for m in dirty})
-        await record_completions_with_unit(uow, completed)
-
-    async def _seed_firsts(
-        self,
-        session: AsyncSession,
-        *,
-        brand_id: BrandId,
-        candidates: list[tuple[EventContext, Challenge, str]],
-        members: dict[MemberId, _Member],
-    ) -> set[MemberId]:
-        """For the screened ``(event, first challenge, instance)`` candidates, look for an earlier matching event.
-
-        Only members with no progress on the challenge yet are looked up.
-
-        Returns:
-            The members found to have one (their state changed and must be saved).
-        """
-        seeded: set[MemberId] = set()
-        earliest: dict[tuple[int, MemberId], tuple[EventContext, Challenge, str]] = {}
-        for candidate in candidates:
-            ctx, challenge, _instance = candidate
-            if not members[ctx.member_id].has(challenge.key):
-                pair = (challenge.id, ctx.member_id)
-                known = earliest.get(pair)
-                if known is None or ctx.event.occurred_at < known[0].event.occurred_at:
-                    earliest[pair] = candidate
-        by_challenge: dict[int, list[tuple[EventContext, Challenge, str]]] = {}
-        for candidate in earliest.values():
-            by_challenge.setdefault(candidate[1].id, []).append(candidate)
-        for group in by_challenge.values():
-            challenge = group[0][1]
-            (match,) = rule_matches(challenge.rule)
-            rows = await earlier_events(
-                session,
-                brand_id=brand_id,
-                event_type=match.event_type,
-                member_ids={ctx.member_id for ctx, _, _ in group},
-                before=max(ctx.event.occurred_at for ctx, _, _ in group),
-            )
-            first_at = {ctx.member_id: ctx.event.occurred_at for ctx, _, _ in group}
-            views = {ctx.member_id: ctx.member for ctx, _, _ in group}
-            prior = {
-                member_id
-                for member_id, occurred_at, properties in rows
-                if occurred_at < first_at[member_id]
-                and matches_event(
-                    match.event_type,
-                    match.filter,
-                    event_type=match.event_type,
-                    properties=properties,
-                    member=views[member_id],
-                )
-            }
-            for ctx, _, instance in group:
-                if ctx.member_id in prior:
-                    # Remembered (and stored) so the log is searched once per member and challenge.
-                    member = members[ctx.member_id]
-                    member.instances(challenge.key)[instance] = Progress(kind=challenge.kind, prior=True)
-                    member.changed.add(challenge.key)
-                    seeded.add(ctx.member_id)
-        return seeded
+        await save_states_with_unit(uow, fold.states)
+        await record_completions_with_unit(uow, fold.completions())
 
     async def after_commit(self, uow: UnitOfWork) -> None:
         """Nothing derived to update: progress, ledger and outbox rows were written in the transaction."""
+
+
+async def _fold(
+    session: AsyncSession,
+    *,
+    brand_id: BrandId,
+    program: ActiveProgram,
+    touched: list[tuple[EventContext, tuple[Plan, ...]]],
+    texts: Mapping[MemberId, str],
+    opted: Mapping[tuple[int, MemberId], datetime],
+    now: datetime,
+    tz: ZoneInfo,
+    fold: _Fold,
+) -> None:
+    """Fold the events of ``touched`` from the members' stored ``texts``, in order, into ``fold``."""
+    members = {
+        member_id: _Member.of(decode_encoded_state(texts[member_id]) if member_id in texts else None)
+        for member_id in {ctx.member_id for ctx, _ in touched}
+    }
+    firsts = [
+        (ctx, plan.challenge, instance_of(plan.challenge.recurrence, ctx.event.occurred_at, tz))
+        for ctx, plans in touched
+        for plan in plans
+        if plan.first and _passes(plan, ctx, now=now, tz=tz, opted=opted)
+    ]
+    dirty = (
+        await _seed_firsts(session, brand_id=brand_id, candidates=firsts, members=members, fold=fold)
+        if firsts
+        else set()
+    )
+    _advance(touched, members, dirty=dirty, completed=fold.completed, now=now, tz=tz, opted=opted)
+    _prune(members, dirty, program.recurring, now=now, tz=tz)
+    fold.states.update((member_id, members[member_id].encoded()) for member_id in dirty)
+
+
+async def _keep_prefolded(
+    session: AsyncSession,
+    *,
+    brand_id: BrandId,
+    program: ActiveProgram,
+    prefolded: _Prefold,
+    touched: list[tuple[EventContext, tuple[Plan, ...]]],
+    texts: Mapping[MemberId, str],
+    opted: Mapping[tuple[int, MemberId], datetime],
+    fold: _Fold,
+) -> list[tuple[EventContext, tuple[Plan, ...]]]:
+    """Take the pre-fold of every member whose inputs under the locks are the ones it read; the rest to fold.
+
+    The inputs: the stored state, the opt-ins, the events the challenges look at with the member's view of
+    each (a step before this one may have held an event or changed the view), and what the earlier-events
+    look-up of a ``first`` challenge finds (run again here for the members it ran for).
+    """
+    candidates: dict[MemberId, tuple[_Folded, list[EventContext]]] = {}
+    opted_by = _opted_by_member(opted)
+    for member_id, contexts in _by_member(touched).items():
+        folded = prefolded.members.get(contexts[0].event.member)
+        if (
+            folded is not None
+            and folded.state == texts.get(member_id)
+            and folded.opted == opted_by.get(member_id, ())
+            and folded.seen == [(ctx.index, ctx.member) for ctx in contexts]
+        ):
+            candidates[member_id] = (folded, contexts)
+    asked = [
+        (member_id, challenge_id, index)
+        for member_id, (folded, _) in candidates.items()
+        for challenge_id, index in folded.asked
+    ]
+    if asked:
+        challenges = {challenge.id: challenge for challenge in program.challenges}
+        at = {ctx.index: ctx for _, contexts in candidates.values() for ctx in contexts}
+        found = await _lookup_prior(
+            session, brand_id=brand_id, candidates=[(at[index], challenges[cid]) for _, cid, index in asked]
+        )
+        for member_id in {member_id for member_id, _, _ in asked}:
+            if candidates[member_id][0].prior != {cid for cid, member in found if member == member_id}:
+                del candidates[member_id]
+    for member_id, (folded, contexts) in candidates.items():
+        for ctx in contexts:
+            ctx.effects.extend(folded.effects.get(ctx.index, ()))
+        if folded.encoded is not None:
+            fold.states[member_id] = folded.encoded
+        fold.completed.extend(
+            (index, msgspec.structs.replace(completion, member_id=member_id)) for index, completion in folded.completed
+        )
+    return [(ctx, plans) for ctx, plans in touched if ctx.member_id not in candidates]
+
+
+async def _seed_firsts(
+    session: AsyncSession,
+    *,
+    brand_id: BrandId,
+    candidates: list[tuple[EventContext, Challenge, str]],
+    members: dict[MemberId, _Member],
+    fold: _Fold,
+) -> set[MemberId]:
+    """For the screened ``(event, first challenge, instance)`` candidates, look for an earlier matching event.
+
+    Only members with no progress on the challenge yet are looked up (recorded in ``fold.asked`` and
+    ``fold.prior``).
+
+    Returns:
+        The members found to have one (their state changed and must be saved).
+    """
+    earliest: dict[tuple[int, MemberId], tuple[EventContext, Challenge, str]] = {}
+    for candidate in candidates:
+        ctx, challenge, _instance = candidate
+        if not members[ctx.member_id].has(challenge.key):
+            pair = (challenge.id, ctx.member_id)
+            known = earliest.get(pair)
+            if known is None or ctx.event.occurred_at < known[0].event.occurred_at:
+                earliest[pair] = candidate
+    found = await _lookup_prior(
+        session, brand_id=brand_id, candidates=[(ctx, challenge) for ctx, challenge, _ in earliest.values()]
+    )
+    seeded: set[MemberId] = set()
+    for (challenge_id, member_id), (ctx, challenge, instance) in earliest.items():
+        fold.asked.setdefault(member_id, set()).add((challenge_id, ctx.index))
+        if (challenge_id, member_id) in found:
+            # Remembered (and stored) so the log is searched once per member and challenge.
+            fold.prior.setdefault(member_id, set()).add(challenge_id)
+            member = members[member_id]
+            member.instances(challenge.key)[instance] = Progress(kind=challenge.kind, prior=True)
+            member.changed.add(challenge.key)
+            seeded.add(member_id)
+    return seeded
+
+
+async def _lookup_prior(
+    session: AsyncSession, *, brand_id: BrandId, candidates: list[tuple[EventContext, Challenge]]
+) -> set[tuple[int, MemberId]]:
+    """The (challenge id, member) of the candidates whose member logged a matching event before the candidate's."""
+    by_challenge: dict[int, list[tuple[EventContext, Challenge]]] = {}
+    for candidate in candidates:
+        by_challenge.setdefault(candidate[1].id, []).append(candidate)
+    found: set[tuple[int, MemberId]] = set()
+    for group in by_challenge.values():
+        challenge = group[0][1]
+        (match,) = rule_matches(challenge.rule)
+        rows = await earlier_events(
+            session,
+            brand_id=brand_id,
+            event_type=match.event_type,
+            member_ids={ctx.member_id for ctx, _ in group},
+            before=max(ctx.event.occurred_at for ctx, _ in group),
+        )
+        first_at = {ctx.member_id: ctx.event.occurred_at for ctx, _ in group}
+        views = {ctx.member_id: ctx.member for ctx, _ in group}
+        found.update(
+            (challenge.id, member_id)
+            for member_id, occurred_at, properties in rows
+            if occurred_at < first_at[member_id]
+            and matches_event(
+                match.event_type,
+                match.filter,
+                event_type=match.event_type,
+                properties=properties,
+                member=views[member_id],
+            )
+        )
+    return found
 
 
 def _advance(
@@ -304,7 +514,7 @@ def _advance(
     members: dict[MemberId, _Member],
     *,
     dirty: set[MemberId],
-    completed: list[Completion],
+    completed: list[tuple[int, Completion]],
     now: datetime,
     tz: ZoneInfo,
     opted: Mapping[tuple[int, MemberId], datetime],
@@ -353,7 +563,7 @@ def _advance(
                 if reason is Reason.COMPLETED:
                     member_completions[key] = completions + 1
                     opened_now.append(key)
-                    completed.append(_completion(challenge, ctx, instance))
+                    completed.append((ctx.index, _completion(challenge, ctx, instance)))
         if changed:
             dirty.add(member_id)
 

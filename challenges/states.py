@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, cast
 from sqlalchemy import BigInteger, bindparam, delete, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from challenges.codec import EncodedState, decode_encoded_state, decode_state, encode_state
+from challenges.codec import decode_state, encode_state
 from challenges.models import MemberState
 from challenges.orm import EnrolmentRow, MemberStateRow
 from engine.db import PerDialect, batches, chunks, insert_for, where_in_lists
@@ -69,12 +69,12 @@ async def load_states(
     }
 
 
-async def load_encoded_states(
+async def load_state_texts(
     session: AsyncSession, *, brand_id: BrandId, member_ids: set[MemberId]
-) -> dict[MemberId, EncodedState]:
-    """Like :func:`load_states`, with each challenge's instances left encoded until needed."""
+) -> dict[MemberId, str]:
+    """Each member's stored state as it is stored (members without one are left out): nothing decoded."""
     return {
-        member_id: decode_encoded_state(state)
+        member_id: state
         async for member_id, state in _state_rows(session, brand_id=brand_id, member_ids=member_ids)
         if state
     }

@@ -214,7 +214,7 @@ class PipelineObserver(Protocol):
     """What the pipeline reports while it runs: each step's time, and each request's results."""
 
     def stage(self, name: str, phase: str) -> AbstractAsyncContextManager[None]:
-        """Surround one step (``phase`` is ``process`` or ``after_commit``)."""
+        """Surround one step (``phase`` is ``prefold``, ``process`` or ``after_commit``)."""
         ...
 
     def processed(self, brand: Brand, results: Sequence[EventResult]) -> None:

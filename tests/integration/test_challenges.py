@@ -14,7 +14,7 @@ from challenges.service import opt_in
 from challenges.views import member_challenges
 from engine.events import Event
 from engine.members import MemberIn, get_member, upsert_member
-from engine.pipeline import Pipeline
+from engine.pipeline import PREFOLD_MIN_EVENTS, Pipeline
 from engine.points import PointsProcessor
 from engine.tenants import get_brand_by_id
 from web.program import apply_program
@@ -129,6 +129,9 @@ async def test_queries_per_request_do_not_grow_with_the_batch(db, brand, clock):
         await steps.process(brand.brand, batch("small", 4))
         small = challenge_queries(statements)
         statements.clear()
+        await steps.process(brand.brand, batch("medium", PREFOLD_MIN_EVENTS + 1))
+        medium = challenge_queries(statements)
+        statements.clear()
         await steps.process(brand.brand, batch("large", 300))
         large = challenge_queries(statements)
     finally:
@@ -137,7 +140,9 @@ async def test_queries_per_request_do_not_grow_with_the_batch(db, brand, clock):
     # bulk upsert of states (and the completions, in one statement, when the batch completes something)
     assert len([s for s in statements if "brands.config_version" in s]) == 1
     if db.is_postgres:  # states and completions are CTEs of the unit's one statement (engine.fused)
-        assert small == large == ["SELECT", "SELECT", "WITH"]
+        assert small == ["SELECT", "SELECT", "WITH"]
+        # a unit of PREFOLD_MIN_EVENTS or more reads the states once more, before its locks (the pre-fold)
+        assert medium == large == ["SELECT", "SELECT", "SELECT", "WITH"]
         return
     assert small[:3] == large[:3] == ["SELECT", "SELECT", "INSERT"]
     assert small[3:] in ([], ["INSERT"])

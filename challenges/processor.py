@@ -29,7 +29,7 @@ from challenges.states import load_state_texts, save_states_with_unit
 from engine.cache import BrandCache
 from engine.eventlog import earlier_events
 from engine.periods import instance_of
-from engine.predicates import Predicate, matches_event
+from engine.predicates import Predicate, matches_event, member_keys
 from engine.predicates import matches as predicate_matches
 
 if TYPE_CHECKING:
@@ -107,6 +107,9 @@ class ActiveProgram:
     """Ids of the campaigns that need an opt-in."""
     recurring: dict[str, Challenge] = field(default_factory=dict)
     """The recurring challenges by key (their old instances are pruned)."""
+    member_keys: tuple[str, ...] = ()
+    """The keys of the member view any of the challenges' predicates reads (filters, eligibility, requirements):
+    all the fold sees of a member's view (:func:`_view_key`)."""
 
     @classmethod
     def of(cls, challenges: list[Challenge]) -> ActiveProgram:
@@ -121,7 +124,30 @@ class ActiveProgram:
             by_type={k: tuple(v) for k, v in by_type.items()},
             opt_in=frozenset(c.campaign.id for c in live if c.campaign.opt_in),
             recurring={c.key: c for c in live if c.recurrence != "none"},
+            member_keys=tuple(sorted(set().union(*(_member_keys(c) for c in live)))),
         )
+
+
+def _member_keys(challenge: Challenge) -> set[str]:
+    """The keys of the member view the challenge's predicates read."""
+    patterns = challenge.patterns or rule_matches(challenge.rule)
+    return set().union(
+        *(member_keys(m.filter) for m in patterns),
+        member_keys(challenge.campaign.eligibility),
+        member_keys(challenge.requires.member),
+    )
+
+
+_ABSENT = object()
+
+
+def _view_key(view: Mapping[str, Any], keys: tuple[str, ...]) -> tuple[Any, ...]:
+    """What the fold sees of a member's view: its values at the program's :attr:`ActiveProgram.member_keys`.
+
+    A step before the challenges may change a view where no challenge looks (the segments step adds the
+    member's segments to every view): the pre-fold is kept unless a value a challenge reads changed.
+    """
+    return tuple(view.get(key, _ABSENT) for key in keys)
 
 
 def _passes(
@@ -212,8 +238,9 @@ class _Folded:
 
     state: str | None
     opted: tuple[tuple[int, datetime], ...]
-    seen: list[tuple[int, Mapping[str, Any]]]
-    """(index, member view) of each of the member's events the challenges look at, in order."""
+    seen: list[tuple[int, tuple[Any, ...]]]
+    """(index, what the challenges read of the member's view: :func:`_view_key`) of each of the member's events
+    the challenges look at, in order."""
     asked: frozenset[tuple[int, int]]
     prior: frozenset[int]
     encoded: str | None
@@ -299,7 +326,7 @@ class ChallengeProcessor:
                 contexts[0].event.member: _Folded(
                     state=texts.get(member_id),
                     opted=opted_by.get(member_id, ()),
-                    seen=[(ctx.index, ctx.member) for ctx in contexts],
+                    seen=[(ctx.index, _view_key(ctx.member, program.member_keys)) for ctx in contexts],
                     asked=frozenset(fold.asked.get(member_id, ())),
                     prior=frozenset(fold.prior.get(member_id, ())),
                     encoded=fold.states.get(member_id),
@@ -394,9 +421,10 @@ async def _keep_prefolded(
 ) -> list[tuple[EventContext, tuple[Plan, ...]]]:
     """Take the pre-fold of every member whose inputs under the locks are the ones it read; the rest to fold.
 
-    The inputs: the stored state, the opt-ins, the events the challenges look at with the member's view of
-    each (a step before this one may have held an event or changed the view), and what the earlier-events
-    look-up of a ``first`` challenge finds (run again here for the members it ran for).
+    The inputs: the stored state, the opt-ins, the events the challenges look at with what they read of the
+    member's view at each (:func:`_view_key`; a step before this one may have held an event or changed the
+    view), and what the earlier-events look-up of a ``first`` challenge finds (run again here for the
+    members it ran for).
     """
     candidates: dict[MemberId, tuple[_Folded, list[EventContext]]] = {}
     opted_by = _opted_by_member(opted)
@@ -406,7 +434,7 @@ async def _keep_prefolded(
             folded is not None
             and folded.state == texts.get(member_id)
             and folded.opted == opted_by.get(member_id, ())
-            and folded.seen == [(ctx.index, ctx.member) for ctx in contexts]
+            and folded.seen == [(ctx.index, _view_key(ctx.member, program.member_keys)) for ctx in contexts]
         ):
             candidates[member_id] = (folded, contexts)
     asked = [

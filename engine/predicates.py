@@ -252,6 +252,25 @@ def segments_used(predicate: Predicate | None) -> set[str]:
     return set()
 
 
+def member_keys(predicate: Predicate | None) -> set[str]:
+    """The keys of the member view ``predicate`` reads.
+
+    A ``member.<key>…`` field's first key, and :data:`SEGMENTS_KEY` for a segment leaf: two views equal on
+    these keys give the predicate one answer.
+    """
+    match predicate:
+        case Leaf(field=field):
+            head, parts = _path(field)
+            return {parts[0]} if head == "member" else set()
+        case InSegment():
+            return {SEGMENTS_KEY}
+        case All(of=of) | AnyOf(of=of):
+            return set().union(*(member_keys(p) for p in of))
+        case Not(child=child):
+            return member_keys(child)
+    return set()
+
+
 def with_segments(member: Mapping[str, Any], slugs: frozenset[str]) -> dict[str, Any]:
     """``member``'s view with its segments, for predicates with a ``segment`` leaf."""
     return {**member, SEGMENTS_KEY: slugs}

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+import msgspec
 import pytest
 from sqlalchemy import select
 
@@ -259,3 +260,41 @@ async def test_a_member_who_opted_in_meanwhile_is_folded_again(twins, monkeypatc
     assert await subject.outcome(9) == await reference.outcome(9)
     touched, again = kept[-1]
     assert 0 < again < touched, kept
+
+
+async def test_a_step_that_changes_views_where_no_challenge_looks_refolds_nothing(db, clock, backend, monkeypatch):
+    """The segments step adds every member's segments to its view; no challenge here reads them (or any
+    member field), so the pre-fold is kept for every member."""
+    if not backend.startswith("postgres"):
+        pytest.skip("units are pre-folded on PostgreSQL only")
+    from segments.models import SegmentDef
+    from segments.processor import Segments, SegmentsStep
+    from segments.repository import save_segment
+
+    kept = count_kept(monkeypatch)
+    brand = (await make_brand(db, clock)).brand
+    program = {
+        "campaigns": [{"key": "always", "title": "Always"}],
+        "challenges": [c for c in PROGRAM["challenges"] if c["campaign"] == "always"],
+    }
+    await apply_program(db, brand=brand, document=program, now=clock.now())
+    segment = msgspec.convert({"slug": "active", "clauses": [{"metric": "events", "days": 30, "gte": 1}]}, SegmentDef)
+    async with db.write() as session:
+        await save_segment(session, brand_id=brand.id, segment=segment, now=clock.now())
+    steps = Pipeline(db, processors=[SegmentsStep(Segments()), PointsProcessor(), ChallengeProcessor()], clock=clock)
+    for round_no in range(2):
+        results = await steps.process(brand, batch(f"s{round_no}-", 100, members=12, seed=round_no))
+        assert any(result.effects for result in results)
+    assert len(kept) == 2 and all(touched > 0 and again == 0 for touched, again in kept), kept
+
+
+def test_the_member_keys_a_program_reads():
+    from engine.predicates import SEGMENTS_KEY, member_keys, parse_predicate
+
+    assert member_keys(None) == set()
+    assert member_keys(parse_predicate({"field": "properties.stars", "gte": 4})) == set()
+    both = {"all": [{"field": "member.vip", "eq": True}, {"not": {"field": "member.address.city", "eq": "Roma"}}]}
+    assert member_keys(parse_predicate(both)) == {"vip", "address"}
+    assert member_keys(parse_predicate({"any": [{"segment": "active"}, {"field": "type", "eq": "visit"}]})) == {
+        SEGMENTS_KEY
+    }

@@ -305,7 +305,7 @@ class ChallengeProcessor:
             program = await self._program(session, brand, draft.version)
             if not any(event.type in program.by_type for _, event in draft.events):
                 return  # nothing to fold: no read of the members
-            contexts = await draft.contexts()
+            contexts = await draft.contexts(session)
             touched = [(ctx, found) for ctx in contexts if (found := program.by_type.get(ctx.event.type))]
             stored = {ctx.member_id for ctx, _ in touched if ctx.member_id > 0}  # not the members to create
             opted = await enrolments(

@@ -236,22 +236,21 @@ _READ = (
 )
 
 
-async def read_members(db: Database, *, brand_id: BrandId, external_ids: list[str]) -> dict[str, Member]:
+async def read_members(session: AsyncSession, *, brand_id: BrandId, external_ids: list[str]) -> dict[str, Member]:
     """PostgreSQL: these members as they are now, without a lock (missing ones left out), by external id.
 
     For work done ahead of a unit's locks (``engine.pipeline.Draft``); the unit reads them again with its lock.
     """
     found: dict[str, Member] = {}
-    async with db.read() as session:
-        connection = await session.connection()
-        for id_, external_id, name, locale, attributes, created_at, tier in cast(
-            "list[tuple[int, str, str, str, dict[str, Any] | None, datetime, str | None]]",
-            (await connection.exec_driver_sql(_READ, (brand_id, external_ids))).all(),
-        ):
-            found[external_id] = Member(
-                id=MemberId(id_), external_id=external_id, display_name=name, locale=locale,
-                attributes=attributes or {}, created_at=created_at, tier=tier,
-            )  # fmt: skip
+    connection = await session.connection()
+    for id_, external_id, name, locale, attributes, created_at, tier in cast(
+        "list[tuple[int, str, str, str, dict[str, Any] | None, datetime, str | None]]",
+        (await connection.exec_driver_sql(_READ, (brand_id, external_ids))).all(),
+    ):
+        found[external_id] = Member(
+            id=MemberId(id_), external_id=external_id, display_name=name, locale=locale,
+            attributes=attributes or {}, created_at=created_at, tier=tier,
+        )  # fmt: skip
     return found
 
 

@@ -187,15 +187,15 @@ class Draft:
     """What the steps leave for their ``process`` (copied into ``UnitOfWork.stash``)."""
     _contexts: list[EventContext] | None = None
 
-    async def contexts(self) -> list[EventContext]:
-        """The events as contexts, their members read without a lock (once, on the first call).
+    async def contexts(self, session: AsyncSession) -> list[EventContext]:
+        """The events as contexts, their members read without a lock on ``session`` (once, on the first call).
 
         ``member_id`` is the member's id, or a negative stand-in for a member the unit will create; ``member``
         is its predicate view before any step ran (no lock columns: ``engine.grants.LockColumns``).
         """
         if self._contexts is None:
             found = await members_repo.read_members(
-                self.db, brand_id=self.brand.id, external_ids=sorted({event.member for _, event in self.events})
+                session, brand_id=self.brand.id, external_ids=sorted({event.member for _, event in self.events})
             )
             stand_ins: dict[str, MemberId] = {}
             self._contexts = []

@@ -28,6 +28,7 @@ from challenges.rules import apply_event, is_unlocked, prune_instances, retentio
 from challenges.states import load_state_texts, save_states_with_unit
 from engine.cache import BrandCache
 from engine.eventlog import earlier_events
+from engine.metrics import PREFOLDED_EVENTS
 from engine.periods import instance_of
 from engine.predicates import Predicate, matches_event, member_keys
 from engine.predicates import matches as predicate_matches
@@ -359,10 +360,13 @@ class ChallengeProcessor:
         texts = await load_state_texts(session, brand_id=brand_id, member_ids=member_ids)
         fold = _Fold()
         if isinstance(prefolded, _Prefold) and prefolded.version == version:
+            looked_at = len(touched)
             touched = await _keep_prefolded(
                 session, brand_id=brand_id, program=program, prefolded=prefolded, touched=touched, texts=texts,
                 opted=opted, fold=fold,
             )  # fmt: skip
+            PREFOLDED_EVENTS.labels(self.name, "kept").inc(looked_at - len(touched))
+            PREFOLDED_EVENTS.labels(self.name, "folded_again").inc(len(touched))
         if touched:
             await _fold(session, brand_id=brand_id, program=program, touched=touched, texts=texts, opted=opted,
                         now=now, tz=tz, fold=fold)  # fmt: skip

@@ -89,6 +89,12 @@ STAGE_SECONDS = Histogram(
     ["stage", "phase"],
     buckets=_STAGE_BUCKETS,
 )
+PREFOLDED_EVENTS = Counter(
+    "questline_prefold_events_total",
+    "Events of units folded before their locks (QUESTLINE_PREFOLD_MIN_EVENTS), by what a step did with them under"
+    " the locks: kept (the member's inputs were unchanged) or folded again",
+    ["stage", "outcome"],
+)
 COALESCED_EVENTS = Histogram(
     "questline_coalesced_batch_events",
     "Single-event requests processed together as one coalesced batch (QUESTLINE_COALESCE_MS)",

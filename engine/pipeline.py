@@ -60,9 +60,9 @@ BYPASS_STASH = "velocity.bypass"
 """``uow.stash``: set when applying reviewer-approved events (velocity limits do not hold them again)."""
 _RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
 PREFOLD_MIN_EVENTS = 64
-"""Units with at least this many new events (on PostgreSQL) are offered to the :class:`Prefolds` steps first.
-
-Below it the pre-fold's own reads would cost a single event more round trips than its locks cost it."""
+"""By default, units with at least this many new events (on PostgreSQL) are offered to the :class:`Prefolds`
+steps first (``QUESTLINE_PREFOLD_MIN_EVENTS``). Below it the pre-fold's own reads would cost a unit more than
+its wait for the locks."""
 
 
 @dataclass(slots=True)
@@ -279,12 +279,15 @@ class Pipeline:
         processors: Sequence[Processor],
         clock: Clock,
         observer: PipelineObserver | None = None,
+        prefold_min_events: int = PREFOLD_MIN_EVENTS,
     ) -> None:
         self.db = db
         self._processors = tuple(processors)
         # Checked once: an isinstance against a runtime-checkable Protocol costs tens of microseconds.
         self._lock_columns = tuple(p for p in self._processors if isinstance(p, LockColumns))
         self._prefolds = tuple(p for p in self._processors if isinstance(p, Prefolds))
+        self.prefold_min_events = prefold_min_events
+        """Units with at least this many new events are pre-folded (:class:`Prefolds`); 0 is off."""
         self.clock = clock
         self.observer: PipelineObserver = observer or StageTimer()
 
@@ -333,7 +336,8 @@ class Pipeline:
             return _Outcome(uow=None, known=known, first_seen={})
         now = self.clock.now()
         prepared: dict[str, Any] = {}
-        if self._prefolds and version is not None and len(fresh) >= PREFOLD_MIN_EVENTS and self.db.is_postgres:
+        least = self.prefold_min_events
+        if self._prefolds and least and len(fresh) >= least and version is not None and self.db.is_postgres:
             prepared = await self._prefold(brand, events, known, version=version, now=now)
         async with self.db.unit() as session:
             columns: dict[str, Any] = {}

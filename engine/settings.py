@@ -106,6 +106,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Single events of one brand arriving this close together in one worker share one unit of work; 0 is off.
     It also bounds how long, after a batch, the next one waits for the requests it expects (the clients just
     answered coming back), so it is the most a request waits before it leaves."""
+    prefold_min_events: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = 64
+    """Units of work with at least this many new events have their challenges folded before the members' locks
+    (``engine.pipeline.Prefolds``); 0 is off. Below the default a unit's extra reads cost more than its wait
+    for the locks saves."""
     coalesce_inflight: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
     """How many coalesced batches of one brand a worker runs at a time; single events arriving meanwhile wait
     and leave together as the next batch when one finishes (group commit)."""

@@ -202,6 +202,7 @@ def build_services(
             processors=steps,
             clock=clock,
             observer=observer or PipelineMetrics(),
+            prefold_min_events=settings.prefold_min_events,
         ),
         retractions=retractions,
         erasure_hooks=erasure_hooks,

@@ -1,7 +1,7 @@
 """A large unit's challenges folded before its members' locks (``engine.pipeline.Prefolds``), on PostgreSQL.
 
 Each test runs the same events on two brands with the same program: one brand's units are pre-folded, the
-other's are folded under their locks only (``PREFOLD_MIN_EVENTS`` out of reach). Every event's effects, every
+other's are folded under their locks only (``prefold_min_events=0``). Every event's effects, every
 member's stored challenge state and every completion must be the same. Where something changes a member
 between the pre-fold and the unit's locks (another unit, the member's attributes, an earlier event of a
 ``first`` challenge), the reference brand gets that change first: the pre-folded unit must fold that member
@@ -23,8 +23,7 @@ import challenges.processor as processor_module
 from challenges.orm import ChallengeRow, CompletionRow
 from challenges.processor import ChallengeProcessor
 from challenges.states import member_state
-from engine import pipeline as pipeline_module
-from engine.errors import NotFound
+from engine.errors import NotFound, ValidationError
 from engine.events import Event
 from engine.members import MemberIn, get_member, upsert_member
 from engine.orm import MemberRow
@@ -82,7 +81,9 @@ class Twin:
     def __init__(self, db: Any, clock: Any, *, prefold: bool) -> None:
         self.db, self.clock, self.prefold = db, clock, prefold
         self.challenges = ChallengeProcessor()
-        self.pipeline = Pipeline(db, processors=[PointsProcessor(), self.challenges], clock=clock)
+        self.pipeline = Pipeline(
+            db, processors=[PointsProcessor(), self.challenges], clock=clock, prefold_min_events=64 if prefold else 0
+        )
         self.brand: Any = None
 
     async def open(self) -> Twin:
@@ -100,10 +101,7 @@ class Twin:
         return self
 
     async def process(self, events: list[Event], monkeypatch: pytest.MonkeyPatch) -> list[list[Any]]:
-        with monkeypatch.context() as patch:
-            if not self.prefold:
-                patch.setattr(pipeline_module, "PREFOLD_MIN_EVENTS", 10**9)
-            results = await self.pipeline.process(self.brand, events)
+        results = await self.pipeline.process(self.brand, events)
         return [list(result.effects) for result in results]
 
     async def outcome(self, members: int) -> tuple[dict[str, Any], list[tuple[str, str, str, datetime]]]:
@@ -131,6 +129,13 @@ async def twins(db: Any, clock: Any, backend: str) -> tuple[Twin, Twin]:
     if not backend.startswith("postgres"):
         pytest.skip("units are pre-folded on PostgreSQL only")
     return await Twin(db, clock, prefold=True).open(), await Twin(db, clock, prefold=False).open()
+
+
+def _prefolded(outcome: str) -> float:
+    from prometheus_client import REGISTRY
+
+    found = REGISTRY.get_sample_value("questline_prefold_events_total", {"stage": "challenges", "outcome": outcome})
+    return found or 0.0
 
 
 def count_kept(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
@@ -187,10 +192,14 @@ async def test_a_member_another_unit_changed_meanwhile_is_folded_again(twins, mo
 
     before_the_locks(subject, monkeypatch, other_unit)
     await reference.process(other, monkeypatch)
+    counted = {outcome: _prefolded(outcome) for outcome in ("kept", "folded_again")}
     assert await subject.process(late, monkeypatch) == await reference.process(late, monkeypatch)
     assert await subject.outcome(20) == await reference.outcome(20)
     touched, again = kept[-1]
     assert 0 < again < touched, kept  # m3's events (and only members whose state moved) folded again
+    # questline_prefold_events_total counts them (the reference pipeline pre-folds nothing)
+    assert _prefolded("folded_again") - counted["folded_again"] == again
+    assert _prefolded("kept") - counted["kept"] == touched - again
 
 
 async def test_a_member_whose_attributes_changed_meanwhile_is_folded_again(twins, monkeypatch):
@@ -298,3 +307,29 @@ def test_the_member_keys_a_program_reads():
     assert member_keys(parse_predicate({"any": [{"segment": "active"}, {"field": "type", "eq": "visit"}]})) == {
         SEGMENTS_KEY
     }
+
+
+async def test_a_pipeline_with_prefolding_off_folds_everything_under_the_locks(twins, monkeypatch):
+    subject, reference = twins
+    kept = count_kept(monkeypatch)
+    calls: list[object] = []
+    prefold = reference.challenges.prefold
+
+    async def spy(draft: Any) -> None:
+        calls.append(draft)
+        await prefold(draft)
+
+    monkeypatch.setattr(reference.challenges, "prefold", spy)
+    await reference.process(batch("z-", 100, members=10, seed=2), monkeypatch)
+    assert calls == [] and kept == []
+    await subject.process(batch("z-", 100, members=10, seed=2), monkeypatch)
+    assert len(kept) == 1
+
+
+def test_the_setting_reaches_the_pipeline():
+    from engine.settings import load_settings
+
+    assert load_settings({}).prefold_min_events == PREFOLD_MIN_EVENTS == 64
+    assert load_settings({"QUESTLINE_PREFOLD_MIN_EVENTS": "0"}).prefold_min_events == 0
+    with pytest.raises(ValidationError, match=r"prefold_min_events"):
+        load_settings({"QUESTLINE_PREFOLD_MIN_EVENTS": "-1"})

@@ -333,3 +333,10 @@ def test_the_setting_reaches_the_pipeline():
     assert load_settings({"QUESTLINE_PREFOLD_MIN_EVENTS": "0"}).prefold_min_events == 0
     with pytest.raises(ValidationError, match=r"prefold_min_events"):
         load_settings({"QUESTLINE_PREFOLD_MIN_EVENTS": "-1"})
+
+
+async def test_the_servers_pipeline_takes_the_setting(settings):
+    from web.wiring import open_services
+
+    async with open_services(msgspec.structs.replace(settings, prefold_min_events=7), migrate=False) as services:
+        assert services.pipeline.prefold_min_events == 7

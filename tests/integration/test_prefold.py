@@ -10,6 +10,7 @@ again, under its locks, and come to what folding after the change gives.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -26,7 +27,7 @@ from challenges.states import member_state
 from engine.errors import NotFound, ValidationError
 from engine.events import Event
 from engine.members import MemberIn, get_member, upsert_member
-from engine.orm import MemberRow
+from engine.orm import EventRow, MemberRow
 from engine.pipeline import PREFOLD_MIN_EVENTS, Pipeline
 from engine.points import PointsProcessor
 from tests.helpers import make_brand
@@ -340,3 +341,33 @@ async def test_the_servers_pipeline_takes_the_setting(settings):
 
     async with open_services(msgspec.structs.replace(settings, prefold_min_events=7), migrate=False) as services:
         assert services.pipeline.prefold_min_events == 7
+
+
+async def test_two_units_at_once_over_shared_members_come_to_what_one_after_the_other_gives(twins, monkeypatch):
+    """Two pre-folded units run at once over shared members: the one that waits for the other's locks has
+    folded from states the other then changed. Folding the same two batches one after the other, in the
+    order the units committed, must give the same effects, states and completions."""
+    subject, reference = twins
+    kept = count_kept(monkeypatch)
+    for round_no in range(3):
+        first = batch(f"p{round_no}a-", 150, members=25, seed=40 + round_no, first_day=round_no * 4)
+        second = batch(f"p{round_no}b-", 150, members=25, seed=80 + round_no, first_day=round_no * 4)
+        got = await asyncio.gather(subject.pipeline.process(subject.brand, first),
+                                   subject.pipeline.process(subject.brand, second))  # fmt: skip
+        async with subject.db.read() as session:  # the unit that committed first logged its events first
+            firsts = {
+                key[:4]: row_id
+                for key, row_id in (
+                    await session.execute(
+                        select(EventRow.event_key, EventRow.id).where(
+                            EventRow.brand_id == subject.brand.id, EventRow.event_key.in_([first[0].id, second[0].id])
+                        )
+                    )
+                ).all()
+            }
+        order = [(first, got[0]), (second, got[1])]
+        order.sort(key=lambda pair: firsts[pair[0][0].id[:4]])
+        for events, results in order:
+            assert [list(r.effects) for r in results] == await reference.process(events, monkeypatch)
+    assert await subject.outcome(25) == await reference.outcome(25)
+    assert len(kept) == 6 and any(again > 0 for _, again in kept), kept  # some members were folded again

@@ -29,8 +29,7 @@ from challenges.models import Challenge, First, MemberState, Progress, rule_matc
 from challenges.prerequisites import closure, event_types, replay_program
 from challenges.rules import prune_instances, reward_effects
 from challenges.states import load_states, save_states
-from engine import members as members_repo
-from engine import metrics
+from engine import member_locks, metrics
 from engine.effects import Notification, PointsAwarded
 from engine.errors import NotFound
 from engine.eventlog import earlier_events, member_events, members_with_events
@@ -147,7 +146,7 @@ async def _backfill_members(
     now: datetime,
 ) -> tuple[int, int, int]:
     tz = brand.tz
-    locked = await members_repo.ensure_and_lock(session, db=db, brand_id=brand.id, external_ids=external_ids, now=now)
+    locked = await member_locks.ensure_and_lock(session, db=db, brand_id=brand.id, external_ids=external_ids, now=now)
     ids = {m.id for m in locked.values()}
     states = await load_states(session, brand_id=brand.id, member_ids=ids)
     done = await completed_instances(session, brand_id=brand.id, challenge_id=challenge.id, member_ids=ids)

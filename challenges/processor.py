@@ -15,22 +15,20 @@ read), and outcomes are computed without the human explanations only the explain
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-import msgspec
+from typing import TYPE_CHECKING
 
 from challenges.codec import EncodedState, decode_encoded_state, decode_instances, encode_state_parts
 from challenges.completions import Completion, record_completions_with_unit
 from challenges.definitions import load_compiled
 from challenges.enrolments import enrolments
 from challenges.models import Challenge, First, Progress, Reason, Streak, rule_matches
+from challenges.prefold import PREFOLD_STASH, Fold, Prefold, keep_prefolded, lookup_prior, record
 from challenges.rules import apply_event, is_unlocked, prune_instances, retention, screen
 from challenges.states import load_state_texts, save_states_with_unit
 from engine.cache import BrandCache
-from engine.eventlog import earlier_events
 from engine.metrics import PREFOLDED_EVENTS
 from engine.periods import instance_of
-from engine.predicates import Predicate, matches_event, member_keys
+from engine.predicates import Predicate, member_keys
 from engine.predicates import matches as predicate_matches
 
 if TYPE_CHECKING:
@@ -38,9 +36,9 @@ if TYPE_CHECKING:
     from datetime import datetime, timedelta
     from zoneinfo import ZoneInfo
 
+    import msgspec
     from sqlalchemy.ext.asyncio import AsyncSession
 
-    from engine.effects import Effect
     from engine.ids import BrandId, MemberId
     from engine.pipeline import Draft, EventContext, UnitOfWork
     from engine.tenants import Brand
@@ -110,7 +108,7 @@ class ActiveProgram:
     """The recurring challenges by key (their old instances are pruned)."""
     member_keys: tuple[str, ...] = ()
     """The keys of the member view any of the challenges' predicates reads (filters, eligibility, requirements):
-    all the fold sees of a member's view (:func:`_view_key`)."""
+    all the fold sees of a member's view (:func:`view_key`)."""
 
     @classmethod
     def of(cls, challenges: list[Challenge]) -> ActiveProgram:
@@ -137,18 +135,6 @@ def _member_keys(challenge: Challenge) -> set[str]:
         member_keys(challenge.campaign.eligibility),
         member_keys(challenge.requires.member),
     )
-
-
-_ABSENT = object()
-
-
-def _view_key(view: Mapping[str, Any], keys: tuple[str, ...]) -> tuple[Any, ...]:
-    """What the fold sees of a member's view: its values at the program's :attr:`ActiveProgram.member_keys`.
-
-    A step before the challenges may change a view where no challenge looks (the segments step adds the
-    member's segments to every view): the pre-fold is kept unless a value a challenge reads changed.
-    """
-    return tuple(view.get(key, _ABSENT) for key in keys)
 
 
 def _passes(
@@ -212,70 +198,6 @@ class _Member:
         return encode_state_parts(progress, self.completions)
 
 
-PREFOLD_STASH = "challenges.prefold"
-"""``uow.stash``: the challenges a large unit's events were folded into before its locks (:class:`_Prefold`)."""
-
-
-@dataclass(slots=True)
-class _Fold:
-    """What folding members' events made: the states to save and the completions, by event."""
-
-    states: dict[MemberId, str] = field(default_factory=dict)
-    completed: list[tuple[int, Completion]] = field(default_factory=list)
-    """(event index, completion), in the order the fold made them."""
-    asked: dict[MemberId, set[tuple[int, int]]] = field(default_factory=dict)
-    """Per member, the (``first`` challenge id, event index) whose earlier events were looked up."""
-    prior: dict[MemberId, set[int]] = field(default_factory=dict)
-    """Per member, the ``first`` challenges the look-up found an earlier event for."""
-
-    def completions(self) -> list[Completion]:
-        """The completions in event order (the order folding the whole unit in one pass makes them)."""
-        return [completion for _, completion in sorted(self.completed, key=lambda pair: pair[0])]
-
-
-@dataclass(frozen=True, slots=True)
-class _Folded:
-    """One member's part of a pre-fold: every input the fold read for it, and what it made of them."""
-
-    state: str | None
-    opted: tuple[tuple[int, datetime], ...]
-    seen: list[tuple[int, tuple[Any, ...]]]
-    """(index, what the challenges read of the member's view: :func:`_view_key`) of each of the member's events
-    the challenges look at, in order."""
-    asked: frozenset[tuple[int, int]]
-    prior: frozenset[int]
-    encoded: str | None
-    """The state to save (``None``: unchanged)."""
-    completed: list[tuple[int, Completion]]
-    effects: dict[int, list[Effect]]
-    """The step's effects, by event index."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Prefold:
-    """A unit's events folded before its locks (:meth:`ChallengeProcessor.prefold`), by member's external id."""
-
-    version: int
-    members: dict[str, _Folded]
-
-
-def _opted_by_member(
-    opted: Mapping[tuple[int, MemberId], datetime],
-) -> dict[MemberId, tuple[tuple[int, datetime], ...]]:
-    """Each member's opt-ins as (campaign id, time), sorted (members with none left out)."""
-    found: dict[MemberId, list[tuple[int, datetime]]] = {}
-    for (campaign_id, member_id), at in opted.items():
-        found.setdefault(member_id, []).append((campaign_id, at))
-    return {member_id: tuple(sorted(pairs)) for member_id, pairs in found.items()}
-
-
-def _by_member(touched: list[tuple[EventContext, tuple[Plan, ...]]]) -> dict[MemberId, list[EventContext]]:
-    found: dict[MemberId, list[EventContext]] = {}
-    for ctx, _ in touched:
-        found.setdefault(ctx.member_id, []).append(ctx)
-    return found
-
-
 class ChallengeProcessor:
     """Evaluates every new event against the brand's live challenges.
 
@@ -314,29 +236,10 @@ class ChallengeProcessor:
                 member_ids=stored if program.opt_in else set(),
             )  # fmt: skip
             texts = await load_state_texts(session, brand_id=brand.id, member_ids=stored)
-            fold = _Fold()
+            fold = Fold()
             await _fold(session, brand_id=brand.id, program=program, touched=touched, texts=texts, opted=opted,
                         now=draft.now, tz=brand.tz, fold=fold)  # fmt: skip
-        completed: dict[MemberId, list[tuple[int, Completion]]] = {}
-        opted_by = _opted_by_member(opted)
-        for index, completion in fold.completed:
-            completed.setdefault(completion.member_id, []).append((index, completion))
-        draft.stash[PREFOLD_STASH] = _Prefold(
-            version=draft.version,
-            members={
-                contexts[0].event.member: _Folded(
-                    state=texts.get(member_id),
-                    opted=opted_by.get(member_id, ()),
-                    seen=[(ctx.index, _view_key(ctx.member, program.member_keys)) for ctx in contexts],
-                    asked=frozenset(fold.asked.get(member_id, ())),
-                    prior=frozenset(fold.prior.get(member_id, ())),
-                    encoded=fold.states.get(member_id),
-                    completed=completed.get(member_id, []),
-                    effects={ctx.index: list(ctx.effects) for ctx in contexts if ctx.effects},
-                )
-                for member_id, contexts in _by_member(touched).items()
-            },
-        )
+        draft.stash[PREFOLD_STASH] = record(draft.version, program.member_keys, touched, texts, opted, fold)
 
     async def process(self, uow: UnitOfWork) -> None:
         """Advance progress for the unit's events, in order, and emit progress, completion and reward effects."""
@@ -358,10 +261,10 @@ class ChallengeProcessor:
             member_ids=member_ids if program.opt_in else set(),
         )
         texts = await load_state_texts(session, brand_id=brand_id, member_ids=member_ids)
-        fold = _Fold()
-        if isinstance(prefolded, _Prefold) and prefolded.version == version:
+        fold = Fold()
+        if isinstance(prefolded, Prefold) and prefolded.version == version:
             looked_at = len(touched)
-            touched = await _keep_prefolded(
+            touched = await keep_prefolded(
                 session, brand_id=brand_id, program=program, prefolded=prefolded, touched=touched, texts=texts,
                 opted=opted, fold=fold,
             )  # fmt: skip
@@ -389,7 +292,7 @@ async def _fold(
     opted: Mapping[tuple[int, MemberId], datetime],
     now: datetime,
     tz: ZoneInfo,
-    fold: _Fold,
+    fold: Fold,
 ) -> None:
     """Fold the events of ``touched`` from the members' stored ``texts``, in order, into ``fold``."""
     members = {
@@ -412,67 +315,13 @@ async def _fold(
     fold.states.update((member_id, members[member_id].encoded()) for member_id in dirty)
 
 
-async def _keep_prefolded(
-    session: AsyncSession,
-    *,
-    brand_id: BrandId,
-    program: ActiveProgram,
-    prefolded: _Prefold,
-    touched: list[tuple[EventContext, tuple[Plan, ...]]],
-    texts: Mapping[MemberId, str],
-    opted: Mapping[tuple[int, MemberId], datetime],
-    fold: _Fold,
-) -> list[tuple[EventContext, tuple[Plan, ...]]]:
-    """Take the pre-fold of every member whose inputs under the locks are the ones it read; the rest to fold.
-
-    The inputs: the stored state, the opt-ins, the events the challenges look at with what they read of the
-    member's view at each (:func:`_view_key`; a step before this one may have held an event or changed the
-    view), and what the earlier-events look-up of a ``first`` challenge finds (run again here for the
-    members it ran for).
-    """
-    candidates: dict[MemberId, tuple[_Folded, list[EventContext]]] = {}
-    opted_by = _opted_by_member(opted)
-    for member_id, contexts in _by_member(touched).items():
-        folded = prefolded.members.get(contexts[0].event.member)
-        if (
-            folded is not None
-            and folded.state == texts.get(member_id)
-            and folded.opted == opted_by.get(member_id, ())
-            and folded.seen == [(ctx.index, _view_key(ctx.member, program.member_keys)) for ctx in contexts]
-        ):
-            candidates[member_id] = (folded, contexts)
-    asked = [
-        (member_id, challenge_id, index)
-        for member_id, (folded, _) in candidates.items()
-        for challenge_id, index in folded.asked
-    ]
-    if asked:
-        challenges = {challenge.id: challenge for challenge in program.challenges}
-        at = {ctx.index: ctx for _, contexts in candidates.values() for ctx in contexts}
-        found = await _lookup_prior(
-            session, brand_id=brand_id, candidates=[(at[index], challenges[cid]) for _, cid, index in asked]
-        )
-        for member_id in {member_id for member_id, _, _ in asked}:
-            if candidates[member_id][0].prior != {cid for cid, member in found if member == member_id}:
-                del candidates[member_id]
-    for member_id, (folded, contexts) in candidates.items():
-        for ctx in contexts:
-            ctx.effects.extend(folded.effects.get(ctx.index, ()))
-        if folded.encoded is not None:
-            fold.states[member_id] = folded.encoded
-        fold.completed.extend(
-            (index, msgspec.structs.replace(completion, member_id=member_id)) for index, completion in folded.completed
-        )
-    return [(ctx, plans) for ctx, plans in touched if ctx.member_id not in candidates]
-
-
 async def _seed_firsts(
     session: AsyncSession,
     *,
     brand_id: BrandId,
     candidates: list[tuple[EventContext, Challenge, str]],
     members: dict[MemberId, _Member],
-    fold: _Fold,
+    fold: Fold,
 ) -> set[MemberId]:
     """For the screened ``(event, first challenge, instance)`` candidates, look for an earlier matching event.
 
@@ -490,7 +339,7 @@ async def _seed_firsts(
             known = earliest.get(pair)
             if known is None or ctx.event.occurred_at < known[0].event.occurred_at:
                 earliest[pair] = candidate
-    found = await _lookup_prior(
+    found = await lookup_prior(
         session, brand_id=brand_id, candidates=[(ctx, challenge) for ctx, challenge, _ in earliest.values()]
     )
     seeded: set[MemberId] = set()
@@ -504,41 +353,6 @@ async def _seed_firsts(
             member.changed.add(challenge.key)
             seeded.add(member_id)
     return seeded
-
-
-async def _lookup_prior(
-    session: AsyncSession, *, brand_id: BrandId, candidates: list[tuple[EventContext, Challenge]]
-) -> set[tuple[int, MemberId]]:
-    """The (challenge id, member) of the candidates whose member logged a matching event before the candidate's."""
-    by_challenge: dict[int, list[tuple[EventContext, Challenge]]] = {}
-    for candidate in candidates:
-        by_challenge.setdefault(candidate[1].id, []).append(candidate)
-    found: set[tuple[int, MemberId]] = set()
-    for group in by_challenge.values():
-        challenge = group[0][1]
-        (match,) = rule_matches(challenge.rule)
-        rows = await earlier_events(
-            session,
-            brand_id=brand_id,
-            event_type=match.event_type,
-            member_ids={ctx.member_id for ctx, _ in group},
-            before=max(ctx.event.occurred_at for ctx, _ in group),
-        )
-        first_at = {ctx.member_id: ctx.event.occurred_at for ctx, _ in group}
-        views = {ctx.member_id: ctx.member for ctx, _ in group}
-        found.update(
-            (challenge.id, member_id)
-            for member_id, occurred_at, properties in rows
-            if occurred_at < first_at[member_id]
-            and matches_event(
-                match.event_type,
-                match.filter,
-                event_type=match.event_type,
-                properties=properties,
-                member=views[member_id],
-            )
-        )
-    return found
 
 
 def _advance(

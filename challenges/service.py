@@ -24,7 +24,7 @@ from challenges.diffs import diff_fields
 from challenges.enrolments import enrol
 from challenges.models import CampaignState, CampaignStatus
 from challenges.rules import campaign_state
-from engine import members as members_repo
+from engine import member_locks
 from engine.earning import EarningRuleSpec, rule_to_spec
 from engine.earning import build_rule as build_earning_rule
 from engine.errors import Conflict, DefinitionError, NotFound
@@ -191,7 +191,7 @@ async def opt_in(db: Database, *, brand: Brand, external_id: str, campaign_key: 
             raise NotFound(f"no campaign {campaign_key!r}", field="campaign")
         if campaign_state(campaign, now) is CampaignState.ENDED:
             raise Conflict(f"campaign {campaign_key!r} has ended", field="campaign")
-        found = await members_repo.ensure_and_lock(
+        found = await member_locks.ensure_and_lock(
             session, db=db, brand_id=brand.id, external_ids=[external_id], now=now
         )
         member = found[external_id]

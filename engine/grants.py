@@ -81,7 +81,7 @@ class LockColumns(Protocol):
 
     The pipeline reads the expressions of every such step in one statement once the unit's members are
     locked (not in the ``SELECT … FROM members … FOR NO KEY UPDATE`` itself, whose columns come from the
-    snapshot before a wait for a lock: :func:`engine.members.ensure_and_lock`) and hands the values to each
+    snapshot before a wait for a lock: :func:`engine.member_locks.ensure_and_lock`) and hands the values to each
     event's context (``EventContext.facts``): the steps share one round trip.
     """
 

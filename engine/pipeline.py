@@ -13,31 +13,26 @@ import asyncio
 import logging
 import random
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import msgspec
-from sqlalchemy import insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from engine import balances, eventlog, fused, lots, publishing, tenants
+from engine import eventlog, fused, member_locks, tenants
 from engine import members as members_repo
-from engine.db import chunks
-from engine.effects import Effect, PointsAwarded
-from engine.expiry import Inactivity, inactivity_cutoff
+from engine.effects import Effect
 from engine.grants import LockColumns
 from engine.ids import MemberId
 from engine.metrics import PipelineObserver, StageTimer
-from engine.orm import EventRow, LedgerRow, OutboxRow
 from engine.redisconn import queue_messages
 from engine.topics import outbox_row as outbox_row  # the domains import the outbox format from here
-from engine.unit_rows import Earnings, earnings_of, unit_rows
+from engine.unit_writes import write_apart, write_effects
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping, Sequence
+    from datetime import datetime
     from zoneinfo import ZoneInfo
 
-    from sqlalchemy import Table
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from engine.clock import Clock
@@ -49,11 +44,6 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 6
 _EFFECTS_ENCODER = msgspec.json.Encoder()
-# Core tables: executemany inserts skip the ORM's per-row bookkeeping on the hot path.
-_EVENT_LOG = cast("Table", EventRow.__table__)
-_LEDGER = cast("Table", LedgerRow.__table__)
-_OUTBOX = cast("Table", OutboxRow.__table__)
-_NO_HOLD = timedelta(0)
 HELD_STASH = "velocity.held"
 """``uow.stash``: request index → held before (a resend), for events a velocity limit held (``engine.velocity``)."""
 BYPASS_STASH = "velocity.bypass"
@@ -194,7 +184,7 @@ class Draft:
         is its predicate view before any step ran (no lock columns: ``engine.grants.LockColumns``).
         """
         if self._contexts is None:
-            found = await members_repo.read_members(
+            found = await member_locks.read_members(
                 session, brand_id=self.brand.id, external_ids=sorted({event.member for _, event in self.events})
             )
             stand_ins: dict[str, MemberId] = {}
@@ -215,7 +205,7 @@ class Prefolds(Protocol):
     """A step that does a large unit's work before the members' locks, and checks it under them.
 
     Units over overlapping members run one after the other, each holding its members' locks through its
-    steps (``engine.members.ensure_and_lock``). A step whose work is a pure fold of what it reads can fold a
+    steps (``engine.member_locks.ensure_and_lock``). A step whose work is a pure fold of what it reads can fold a
     :class:`Draft` while another unit holds the locks, then, under its own, read its inputs again and keep
     the result for every member whose inputs did not change (folding the others again): the outcome is the
     one folding under the locks gives, and the locks are held for the check instead of the fold.
@@ -345,7 +335,7 @@ class Pipeline:
                 if version is None:  # SQLite: not read with the duplicates (the unit of work reuses it)
                     version = await tenants.config_version(session, brand.id)
                 columns.update(await locking.lock_columns(session, brand=brand, version=version, now=now))
-            member_map = await members_repo.ensure_and_lock(
+            member_map = await member_locks.ensure_and_lock(
                 session, db=self.db, brand_id=brand.id, external_ids=[e.member for e in fresh], now=now,
                 columns=columns,
             )  # fmt: skip
@@ -371,9 +361,9 @@ class Pipeline:
                     async with self.observer.stage(processor.name, "process"):
                         await processor.process(uow)
                 if uow.events:  # a velocity limit may have held every event of the unit
-                    await _write_effects(uow)
+                    await write_effects(uow)
                 else:
-                    await _write_apart(uow)
+                    await write_apart(uow)
         return _Outcome(uow=uow, known=known, first_seen=first_seen)
 
     async def _prefold(
@@ -446,79 +436,3 @@ def _retryable(exc: IntegrityError | DBAPIError) -> bool:
         return True
     code = getattr(exc.orig, "sqlstate", None) or getattr(getattr(exc.orig, "__cause__", None), "sqlstate", None)
     return code in _RETRYABLE_SQLSTATES
-
-
-async def _write_effects(uow: UnitOfWork) -> None:
-    """Turn effects into rows: ledger lots and balances, outbox rows, and the event log with results.
-
-    On PostgreSQL the common case (earnings only) is one statement (:mod:`engine.fused`). The outbox also
-    gets the per-event topics an endpoint of the brand listens to (:func:`engine.publishing.derived_rows`).
-    """
-    earnings = earnings_of(uow)
-    if uow.db.is_postgres and not earnings.debited and not (earnings.rows and isinstance(earnings.rule, Inactivity)):
-        outbox, log_rows = unit_rows(uow)
-        outbox.extend(await publishing.derived_rows(uow))
-        await fused.write_unit(
-            uow.session, brand_id=uow.brand.id, now=uow.now, ledger=earnings.rows,
-            balances=list(earnings.totals.values()), outbox=outbox, events=log_rows,
-            upserts=[(upsert, rows) for upsert, rows, _ in uow._with_unit],
-        )  # fmt: skip
-        return
-    await _write_apart(uow)
-    await _write_points(uow, earnings)  # may rewrite a capped debit's effect: rows are built after it
-    outbox, log_rows = unit_rows(uow)
-    outbox.extend(await publishing.derived_rows(uow))
-    session = uow.session
-    await session.execute(insert(_EVENT_LOG), log_rows)
-    if outbox:
-        await session.execute(insert(_OUTBOX), outbox)
-
-
-async def _write_apart(uow: UnitOfWork) -> None:
-    """The steps' rows meant for the unit's one statement, where it is not written in one: each on its own."""
-    for _upsert, _rows, otherwise in uow._with_unit:
-        await otherwise()
-
-
-async def _write_points(uow: UnitOfWork, earnings: Earnings) -> None:
-    """Earnings become lots, with one balance upsert per member for the whole unit of work.
-
-    Members with a negative award (a correction) in the unit take the slow path instead: their awards are
-    applied one by one, in event order, and a debit beyond what they have takes what there is (the
-    effect is rewritten with the amount taken and ``capped``), so a batch never fails on it.
-    """
-    brand, rule, totals, now, tz = uow.brand, earnings.rule, earnings.totals, uow.now, uow.tz
-    if earnings.rows:
-        if isinstance(rule, Inactivity):
-            # Points that lapsed for inactivity expire before new activity could revive them.
-            for chunk in chunks(sorted(totals)):
-                cutoff = inactivity_cutoff(rule, now, tz)
-                for member_id in await balances.inactive_since(uow.session, member_ids=chunk, cutoff=cutoff):
-                    await lots.settle_member(uow.session, brand, member_id=member_id, now=now)
-        await uow.session.execute(insert(_LEDGER), earnings.rows)
-        await balances.add_earnings(uow.session, list(totals.values()))
-    for member_id in sorted(earnings.debited):
-        for ctx in uow.events:
-            if ctx.member_id == member_id:
-                await _apply_one_by_one(uow, ctx, earnings.holding)
-
-
-async def _apply_one_by_one(uow: UnitOfWork, ctx: EventContext, holding: dict[tuple[int, str], timedelta]) -> None:
-    for index, effect in enumerate(ctx.effects):
-        if not isinstance(effect, PointsAwarded) or effect.points == 0:
-            continue
-        common: dict[str, Any] = {
-            "member_id": ctx.member_id,
-            "source": effect.source,
-            "key": effect.key,
-            "occurred_at": ctx.event.occurred_at,
-            "now": uow.now,
-            "event_key": ctx.event.id,
-        }
-        if effect.points > 0:
-            hold = holding.get((ctx.index, effect.key), _NO_HOLD) if effect.source == "rule" else _NO_HOLD
-            await lots.earn(uow.session, uow.brand, points=effect.points, holding=hold, **common)
-            continue
-        taken = await lots.spend(uow.session, uow.brand, points=-effect.points, clamp=True, **common)
-        if taken.points != -effect.points:
-            ctx.effects[index] = msgspec.structs.replace(effect, points=-taken.points, capped=True)

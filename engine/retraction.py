@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import msgspec
 from sqlalchemy import and_, insert, or_, select, update
 
+from engine import member_locks, reversal
 from engine import members as members_repo
-from engine import reversal
 from engine.db import insert_for
 from engine.effects import EventRetracted, effects_decoder
 from engine.errors import NotFound, ValidationError
@@ -219,7 +219,7 @@ class Retractions:
                 return 0
             external_id = await session.scalar(select(MemberRow.external_id).where(MemberRow.id == logged.member_id))
             now = self.clock.now()
-            locked = await members_repo.ensure_and_lock(
+            locked = await member_locks.ensure_and_lock(
                 session, db=self.db, brand_id=brand.id, external_ids=[str(external_id)], now=now
             )
             claimed = await session.execute(

@@ -4,7 +4,7 @@ Every metric is a scalar subquery over an indexed table — the event log (``ix_
 brand, member, time), the ledger (``ix_ledger_member``), the balance (primary key) — or one another domain
 provides through :class:`engine.grants.MemberMetric`. Nothing replays a member's history in Python, and the
 pipeline reads them all in one statement right after it locks the unit's members
-(:meth:`segments.processor.SegmentsStep.lock_columns`, :func:`engine.members.ensure_and_lock`).
+(:meth:`segments.processor.SegmentsStep.lock_columns`, :func:`engine.member_locks.ensure_and_lock`).
 """
 
 from __future__ import annotations

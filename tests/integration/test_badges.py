@@ -14,7 +14,7 @@ from badges.service import award_row, grant, grant_function, revoke
 from engine import metrics
 from engine.effects import BadgeAwarded, ChallengeCompleted, Notification, PointsAwarded
 from engine.events import Event
-from engine.members import ensure_and_lock
+from engine.member_locks import ensure_and_lock
 from engine.orm import LedgerRow, OutboxRow
 from engine.pipeline import EventContext, UnitOfWork
 from engine.tenants import config_version, get_brand_by_id

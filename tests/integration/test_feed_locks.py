@@ -12,7 +12,7 @@ import asyncio
 import pytest
 from sqlalchemy import select, text
 
-from engine import members as members_repo
+from engine import member_locks
 from engine.orm import MemberRow
 from notifications import feed
 from notifications.orm import NotificationRow
@@ -23,7 +23,7 @@ async def test_a_feed_pass_and_a_unit_over_the_same_members_do_not_deadlock(db, 
         pytest.skip("row locks are PostgreSQL's")
     now = clock.now()
     async with db.write() as session:
-        found = await members_repo.ensure_and_lock(
+        found = await member_locks.ensure_and_lock(
             session, db=db, brand_id=brand.brand.id, external_ids=["lock-a", "lock-b"], now=now
         )
     low, high = sorted(m.id for m in found.values())
@@ -61,9 +61,9 @@ async def test_rows_referring_to_a_locked_member_do_not_wait_for_the_unit_but_a_
     now = clock.now()
     external_ids = ["nokey-a", "nokey-b"]
     async with db.write() as session:
-        await members_repo.ensure_and_lock(session, db=db, brand_id=brand.brand.id, external_ids=external_ids, now=now)
+        await member_locks.ensure_and_lock(session, db=db, brand_id=brand.brand.id, external_ids=external_ids, now=now)
     async with db.write() as unit:  # a unit of work holding its members' locks, as the pipeline takes them
-        locked = await members_repo.ensure_and_lock(
+        locked = await member_locks.ensure_and_lock(
             unit, db=db, brand_id=brand.brand.id, external_ids=external_ids, now=now
         )
         rows = [
@@ -82,7 +82,7 @@ async def test_rows_referring_to_a_locked_member_do_not_wait_for_the_unit_but_a_
 
         async def second_unit() -> None:
             async with db.write() as session:
-                await members_repo.ensure_and_lock(
+                await member_locks.ensure_and_lock(
                     session, db=db, brand_id=brand.brand.id, external_ids=["nokey-b"], now=now
                 )
 

@@ -7,8 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from engine import fused, lots
-from engine import members as members_repo
+from engine import fused, lots, member_locks
 from engine.orm import EventRow, LedgerRow, OutboxRow, PointBalanceRow
 from engine.topics import outbox_row
 
@@ -22,7 +21,7 @@ def postgres_only(backend: str) -> None:
 async def _members(db, brand_id: int, now, *external_ids: str) -> list[int]:  # type: ignore[no-untyped-def]
     """The ids of the brand's members ``external_ids``, created as a unit creates them."""
     async with db.write() as session:
-        found = await members_repo.ensure_and_lock(
+        found = await member_locks.ensure_and_lock(
             session, db=db, brand_id=brand_id, external_ids=list(external_ids), now=now
         )
     return [found[name].id for name in external_ids]

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 from sqlalchemy import func, select, text
 
+from engine import member_locks
 from engine import members as members_repo
 from engine.orm import MemberRow
 
@@ -14,7 +15,7 @@ from engine.orm import MemberRow
 async def test_created_members_are_returned_as_stored(db, brand, clock):
     now = clock.now()
     async with db.write() as session:
-        found = await members_repo.ensure_and_lock(
+        found = await member_locks.ensure_and_lock(
             session, db=db, brand_id=brand.brand.id, external_ids=["new-b", "new-a", "new-b"], now=now
         )
     assert sorted(found) == ["new-a", "new-b"]
@@ -34,12 +35,12 @@ async def test_a_member_a_concurrent_unit_is_creating_is_waited_for_and_locked(d
     brand_id = brand.brand.id
     async with db.write() as first:
         await first.execute(text("SET LOCAL lock_timeout = '5s'"))
-        mine = await members_repo.ensure_and_lock(first, db=db, brand_id=brand_id, external_ids=["race-x"], now=now)
+        mine = await member_locks.ensure_and_lock(first, db=db, brand_id=brand_id, external_ids=["race-x"], now=now)
 
         async def second_unit() -> dict[str, members_repo.Member]:
             async with db.write() as second:
                 await second.execute(text("SET LOCAL lock_timeout = '5s'"))
-                return await members_repo.ensure_and_lock(
+                return await member_locks.ensure_and_lock(
                     second, db=db, brand_id=brand_id, external_ids=["race-x", "race-y"], now=now
                 )
 

@@ -142,14 +142,14 @@ def _prefolded(outcome: str) -> float:
 def count_kept(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     """(events the challenges look at, events folded again) of each unit that had a pre-fold."""
     seen: list[tuple[int, int]] = []
-    keep = processor_module._keep_prefolded
+    keep = processor_module.keep_prefolded
 
     async def counted(session: Any, **kwargs: Any) -> Any:
         rest = await keep(session, **kwargs)
         seen.append((len(kwargs["touched"]), len(rest)))
         return rest
 
-    monkeypatch.setattr(processor_module, "_keep_prefolded", counted)
+    monkeypatch.setattr(processor_module, "keep_prefolded", counted)
     return seen
 
 

@@ -7,7 +7,8 @@ from sqlalchemy import func, select
 from engine.earning import EarningRuleSpec, Multiplier
 from engine.effects import Notification, PointsAwarded, TierChanged
 from engine.events import Event
-from engine.members import ensure_and_lock, get_member
+from engine.member_locks import ensure_and_lock
+from engine.members import get_member
 from engine.orm import MemberRow, OutboxRow
 from engine.pipeline import Pipeline
 from engine.points import PointsProcessor, balance

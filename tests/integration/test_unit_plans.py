@@ -29,7 +29,7 @@ from challenges.states import _STATES
 from engine.clock import FrozenClock
 from engine.db import create_engine
 from engine.eventlog import _EARLIER, _KNOWN
-from engine.members import _FACTS, _LOCK_OR_CREATE, _LOCK_POSTGRES
+from engine.member_locks import _FACTS, _LOCK_OR_CREATE, _LOCK_POSTGRES
 from engine.points import _EARNED
 from engine.schema import upgrade_sync
 from engine.tenants import create_brand

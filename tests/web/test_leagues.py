@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from engine.ids import MemberId
-from engine.members import ensure_and_lock
+from engine.member_locks import ensure_and_lock
 from engine.points import balance
 from leaderboards import repository as board_repo
 from leaderboards import totals_repo

@@ -15,8 +15,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import event as sa_event
 from sqlalchemy import select, update
 
-from engine import members as members_repo
-from engine import settlement
+from engine import member_locks, settlement
 from engine.keys import member_channel
 from engine.mail import SmtpSender
 from engine.metrics import JOB_RUNS
@@ -278,7 +277,7 @@ async def test_one_pass_sends_every_due_email_behind_a_backlog_longer_than_a_cla
     await member(app, brand, "cy", email=to, db=db)
     backlog = [f"nomail-{n}" for n in range(mailing.BATCH + 30)]  # due rows of members without an address
     async with db.write() as session:
-        found = await members_repo.ensure_and_lock(
+        found = await member_locks.ensure_and_lock(
             session, db=db, brand_id=brand.brand.id, external_ids=backlog, now=clock.now()
         )
         rows = [

@@ -10,15 +10,14 @@ change bumps in the same transaction.
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import msgspec
-from sqlalchemy import BigInteger, Date, String, bindparam, func, select, text
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import BigInteger, Date, String, bindparam, func, select
 
 from engine import balances, lots, metrics, point_views, publishing, rules_store
 from engine.cache import BrandCache
-from engine.db import PerDialect, batches, where_in_lists
+from engine.db import batches, on_postgres, where_in_lists
 from engine.earning import evaluate
 from engine.effects import PointsAwarded
 from engine.errors import ValidationError
@@ -93,16 +92,19 @@ class PointsProcessor:
         if not rules:
             return
         tz = uow.tz
-        capped = {r.key for r in rules if r.daily_cap is not None}
+        capped: dict[str, list[str]] = {}  # event type → keys of its rules with a daily cap
+        for rule in rules:
+            if rule.daily_cap is not None:
+                capped.setdefault(rule.event_type, []).append(rule.key)
         earned: dict[tuple[MemberId, str, date], int] = {}
         if capped:
-            earned = await points_earned_on_days(
-                uow.session,
-                brand_id=uow.brand.id,
-                member_ids={c.member_id for c in uow.events},
-                keys=capped,
-                days={local_day(c.event.occurred_at, tz) for c in uow.events},
-            )
+            slots = {
+                (c.member_id, key, local_day(c.event.occurred_at, tz))
+                for c in uow.events
+                if c.event.type in capped
+                for key in capped[c.event.type]
+            }
+            earned = await points_earned_on_days(uow.session, brand_id=uow.brand.id, slots=slots)
         per_member: dict[MemberId, dict[tuple[str, date], int]] = {}
         for (member_id, key, day), total in earned.items():
             per_member.setdefault(member_id, {})[(key, day)] = total
@@ -237,7 +239,7 @@ def adjustment_effect(points: int) -> PointsAwarded:
     return PointsAwarded(points=points, source="adjustment", key="manual")
 
 
-_EARNED_IN_LISTS = where_in_lists(
+_EARNED_IN_LISTS = where_in_lists(  # SQLite (PostgreSQL: _EARNED)
     select(LedgerRow.member_id, LedgerRow.key, LedgerRow.local_day, func.sum(LedgerRow.points))
     .where(LedgerRow.brand_id == bindparam("brand_id"), LedgerRow.source == "rule")
     .group_by(LedgerRow.member_id, LedgerRow.key, LedgerRow.local_day),
@@ -245,42 +247,44 @@ _EARNED_IN_LISTS = where_in_lists(
     (LedgerRow.key, "keys", String()),
     (LedgerRow.local_day, "days", Date()),
 )
-# On PostgreSQL one probe per member: inside the lateral subquery the member is an equality, so the plan
-# reads that member's ledger rows by (brand_id, member_id) whatever the statistics say of the brand (with
-# the members as a list, a plan could read every row of the brand by brand_id and filter them). OFFSET 0
-# keeps the planner from flattening the subquery into a join (which it could again run as one read of the
-# brand's rows); tests/integration/test_unit_plans.py checks the plan.
-_EARNED = PerDialect(
-    text(
-        "SELECT m.member_id, l.key, l.local_day, sum(l.points) FROM unnest(:members) AS m(member_id)"
-        " CROSS JOIN LATERAL (SELECT ledger.key, ledger.local_day, ledger.points FROM ledger"
-        " WHERE ledger.brand_id = :brand_id AND ledger.member_id = m.member_id AND ledger.source = 'rule'"
-        " AND ledger.key = ANY(:keys) AND ledger.local_day = ANY(:days) OFFSET 0) AS l"
-        " GROUP BY m.member_id, l.key, l.local_day"
-    ).bindparams(
-        bindparam("members", type_=ARRAY(BigInteger())),
-        bindparam("keys", type_=ARRAY(String())),
-        bindparam("days", type_=ARRAY(Date())),
-    ),
-    _EARNED_IN_LISTS.other,  # SQLite: the members in an IN list
+_EARNED = (
+    "SELECT s.member_id, s.key, s.day, l.total FROM unnest($1::bigint[], $2::varchar[], $3::date[])"
+    " AS s(member_id, key, day) CROSS JOIN LATERAL (SELECT sum(ledger.points)::bigint AS total FROM ledger"
+    " WHERE ledger.brand_id = $4 AND ledger.member_id = s.member_id AND ledger.key = s.key"
+    " AND ledger.local_day = s.day AND ledger.source = 'rule') AS l WHERE l.total IS NOT NULL"
 )
+"""PostgreSQL: the caps read, one probe per (member, rule key, local day) the unit's events need, by the driver.
+
+Each probe is an equality on every column of ``ix_ledger_cap`` (brand, member, key, day), so it reads only
+the rows it sums, however long the member's history (a probe per member filtered the member's whole
+ledger: its rows grew with every event) and whatever the statistics say of the brand
+(tests/integration/test_unit_plans.py checks the plan). The driver runs it (``$1``…, no SQLAlchemy
+statement): a 1000-event unit reads up to a thousand sums under its members' locks, whose SQLAlchemy result
+rows cost about 5 ms of Python there."""
 
 
 async def points_earned_on_days(
-    session: AsyncSession,
-    *,
-    brand_id: BrandId,
-    member_ids: set[MemberId],
-    keys: set[str],
-    days: set[date],
+    session: AsyncSession, *, brand_id: BrandId, slots: set[tuple[MemberId, str, date]]
 ) -> dict[tuple[MemberId, str, date], int]:
-    """Points each member already earned per (rule key, local day), for daily caps."""
-    if not member_ids or not keys or not days:
+    """Points each member already earned from a rule on a local day, for daily caps, by (member, rule key, day).
+
+    ``slots`` are the (member, rule key, local day) to read; one earned nothing is left out.
+    """
+    if not slots:
         return {}
+    if on_postgres(session):
+        ordered = sorted(slots)
+        columns = ([slot[0] for slot in ordered], [slot[1] for slot in ordered], [slot[2] for slot in ordered])
+        connection = await session.connection()
+        driver_rows = cast(
+            "list[tuple[Any, ...]]", (await connection.exec_driver_sql(_EARNED, (*columns, brand_id))).all()
+        )
+        return {(row[0], row[1], row[2]): row[3] for row in driver_rows}
     found: dict[tuple[MemberId, str, date], int] = {}
-    statement = _EARNED.of(session)
-    for members in batches(session, sorted(member_ids)):
-        params = {"brand_id": brand_id, "members": members, "keys": sorted(keys), "days": sorted(days)}
-        rows = await session.execute(statement, params)
+    keys = sorted({slot[1] for slot in slots})
+    days = sorted({slot[2] for slot in slots})
+    for chunk in batches(session, sorted({slot[0] for slot in slots})):  # SQLite: IN lists, a superset of the slots
+        params = {"brand_id": brand_id, "members": chunk, "keys": keys, "days": days}
+        rows = await session.execute(_EARNED_IN_LISTS.other, params)
         found.update(((MemberId(m), k, d), int(total)) for m, k, d, total in rows)
     return found

@@ -78,6 +78,12 @@ _SEED_NEW_TABLES = [
     " FROM members m WHERE m.brand_id = :brand",
 ]
 """A new program's tables (challenge states, tiers): its first rows are written while the statistics say they are empty."""
+_HISTORY = (
+    "INSERT INTO ledger (brand_id, member_id, event_key, points, source, key, reason, occurred_at, local_day,"
+    " created_at, kind) SELECT :brand, m.id, NULL, 5, 'rule', 'visit', '', now(), current_date - d, now(), 'earn'"
+    " FROM members m CROSS JOIN generate_series(1, 10) d WHERE m.brand_id = :brand"
+)
+"""Ten earlier days of earnings for each of the young brand's members."""
 
 
 def _positional(statement: Any) -> tuple[str, list[str]]:
@@ -137,11 +143,9 @@ async def test_the_units_probes_use_their_keys_while_statistics_predate_the_bran
         keys = [f"e{n}" for n in range(1, 8)]
         known = await _plan(units, _KNOWN, {"brand": young.id, "keys": keys})
         assert "event_key" in _index_conditions(known), known
-        caps = await _plan(
-            units,
-            _EARNED.postgres,
-            {"brand_id": young.id, "members": members, "keys": ["visit"], "days": [NOW.date()]},
-        )
+        slots = [members, ["visit"] * len(members), [NOW.date()] * len(members), young.id]
+        caps = await _plan_sql(units, _EARNED, slots)  # run by the driver
+        assert "member_id" in _index_conditions(caps), caps
         assert "member_id" in _index_conditions(caps), caps
         lock = await _plan_sql(units, _LOCK_POSTGRES, [young.id, ["m1", "m2", "m3"]])  # run by the driver
         assert "external_id" in _index_conditions(lock), lock
@@ -183,6 +187,14 @@ async def test_the_units_probes_use_their_keys_while_statistics_predate_the_bran
             )
         holdings = await _plan(units, _HOLDINGS, badge_values)
         assert "member_id" in _index_conditions(holdings), holdings
+        # Once statistics know that members have a history (ten earlier days each here), each caps probe is a
+        # look-up by (member, rule key, day): it reads the rows it sums, not the member's whole ledger.
+        async with main.begin() as connection:
+            await connection.execute(text(_HISTORY), {"brand": young.id})
+        async with main.connect() as connection:
+            await (await connection.execution_options(isolation_level="AUTOCOMMIT")).execute(text("ANALYZE ledger"))
+        caps = await _plan_sql(units, _EARNED, slots)
+        assert "local_day = " in _index_conditions(caps), caps
     finally:
         await main.dispose()
         await units.dispose()

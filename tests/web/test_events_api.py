@@ -74,6 +74,38 @@ async def test_concurrent_events_of_one_member_respect_the_daily_cap(client, bra
     assert balance == 25
 
 
+async def test_daily_caps_count_what_earlier_batches_earned_by_member_rule_and_local_day(client, brand, rules):
+    # Europe/Rome: 22:30Z on the 20th is still the 20th there, 23:30Z is the 21st.
+    first = [
+        event("a19-1", "anna", "visit", "2026-11-19T09:00:00Z"),
+        event("a19-2", "anna", "visit", "2026-11-19T10:00:00Z"),
+        event("a19-3", "anna", "visit", "2026-11-19T11:00:00Z"),
+        event("a20-1", "anna", "visit", "2026-11-20T22:30:00Z"),
+        event("a21-1", "anna", "visit", "2026-11-20T23:30:00Z"),
+        event("a20-p", "anna", "purchase", "2026-11-20T12:00:00Z", amount=40),
+        event("b20-1", "bruno", "visit", "2026-11-20T08:00:00Z"),
+        event("b20-2", "bruno", "visit", "2026-11-20T09:00:00Z"),
+    ]
+    second = [
+        event("a20-2", "anna", "visit", "2026-11-20T10:00:00Z"),
+        event("a20-3", "anna", "visit", "2026-11-20T11:00:00Z"),
+        event("a21-2", "anna", "visit", "2026-11-21T10:00:00Z"),
+        event("a21-3", "anna", "visit", "2026-11-21T11:00:00Z"),
+        event("b20-3", "bruno", "visit", "2026-11-20T10:00:00Z"),
+        event("b21-1", "bruno", "visit", "2026-11-21T10:00:00Z"),
+    ]
+    earned = {}
+    for batch in (first, second):
+        response = await client.post("/v1/events", json={"events": batch}, headers=brand.headers)
+        assert response.status_code == 200, response.text
+        for result in response.json()["results"]:
+            earned[result["id"]] = sum(e["points"] for e in result["effects"] if e["type"] == "points_awarded")
+    assert earned == {
+        "a19-1": 10, "a19-2": 10, "a19-3": 5, "a20-1": 10, "a21-1": 10, "a20-p": 40, "b20-1": 10, "b20-2": 10,
+        "a20-2": 10, "a20-3": 5, "a21-2": 10, "a21-3": 5, "b20-3": 5, "b21-1": 10,
+    }  # fmt: skip
+
+
 async def test_batch_with_repeats_inside(client, brand, rules):
     batch = {
         "events": [

@@ -8,7 +8,7 @@ in :mod:`engine.ledger`; :mod:`engine.settlement` runs the release and expiry jo
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
@@ -79,8 +79,9 @@ def entry_row(
     lot_id: int | None = None,
     available_at: datetime | None = None,
     expires_at: datetime | None = None,
+    day: date | None = None,
 ) -> dict[str, Any]:
-    """A ledger row as a plain dict (for executemany inserts)."""
+    """A ledger row as a plain dict (for executemany inserts); ``day``: ``occurred_at``'s local day, if known."""
     return {
         "brand_id": brand_id,
         "member_id": member_id,
@@ -90,7 +91,7 @@ def entry_row(
         "key": key,
         "reason": reason,
         "occurred_at": occurred_at,
-        "local_day": local_day(occurred_at, tz),
+        "local_day": local_day(occurred_at, tz) if day is None else day,
         "created_at": now,
         "kind": kind,
         "lot_id": lot_id,

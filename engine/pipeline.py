@@ -63,7 +63,10 @@ class EventContext:
     event: Event
     member_id: MemberId
     member: Mapping[str, Any]
-    """The member's attributes as predicates see them (``member.<name>``)."""
+    """The member's attributes as predicates see them (``member.<name>``).
+
+    One mapping is shared by the member's events of the unit: a step replaces it (as the segments step
+    does), never changes it in place."""
     effects: list[Effect] = field(default_factory=list)
     facts: Mapping[str, Any] = field(default_factory=dict)
     """Values the steps' ``lock_columns`` (``engine.grants.LockColumns``) read with the member's lock."""
@@ -341,13 +344,15 @@ class Pipeline:
             )  # fmt: skip
             first_seen: dict[str, EventContext] = {}
             contexts: list[EventContext] = []
+            views: dict[str, Mapping[str, Any]] = {}  # one view per member, shared by its events (read-only)
             for index, event in enumerate(events):
                 if event.id in known or event.id in first_seen:
                     continue
                 member = member_map[event.member]
-                ctx = EventContext(
-                    index=index, event=event, member_id=member.id, member=member.predicate_view, facts=member.facts
-                )
+                view = views.get(event.member)
+                if view is None:
+                    view = views[event.member] = member.predicate_view
+                ctx = EventContext(index=index, event=event, member_id=member.id, member=view, facts=member.facts)
                 first_seen[event.id] = ctx
                 contexts.append(ctx)
             uow = UnitOfWork(

@@ -113,10 +113,17 @@ class PointsProcessor:
             factors = await self._tier_multipliers(uow.session, brand=uow.brand, version=await uow.config_version())
         held = {r.key: timedelta(days=r.holding_days) for r in rules if r.holding_days}
         holding: dict[tuple[int, str], timedelta] = uow.stash.setdefault(lots.HOLDING_STASH, {})
+        by_type: dict[str, tuple[EarningRule, ...]] = {}  # each event is evaluated against its type's rules only
+        for rule in rules:
+            if rule.active:
+                by_type[rule.event_type] = (*by_type.get(rule.event_type, ()), rule)
         for ctx in uow.events:
+            typed = by_type.get(ctx.event.type)
+            if typed is None:
+                continue
             path = f"$.events[{ctx.index}].properties"
             for effect in evaluate(
-                rules,
+                typed,
                 ctx.event,
                 ctx.member,
                 tz=tz,

@@ -16,9 +16,13 @@ from engine import lots
 from engine.effects import Notification, PointsAwarded
 from engine.expiry import expires_at as expiry_date
 from engine.expiry import policy_of
+from engine.ledger import EARN
+from engine.periods import local_day
 from engine.topics import outbox_row
 
 if TYPE_CHECKING:
+    from datetime import date, datetime
+
     from engine.ids import MemberId
     from engine.pipeline import UnitOfWork
 
@@ -81,27 +85,34 @@ def earnings_of(uow: UnitOfWork) -> Earnings:
         ctx.member_id for ctx in uow.events for e in ctx.effects if isinstance(e, PointsAwarded) and e.points < 0
     }
     found = Earnings(rule=policy_of(brand.settings).expiry, holding=holding, debited=debited)
-    tz, now = uow.tz, uow.now
+    tz, now, brand_id = uow.tz, uow.now, brand.id
     for ctx in uow.events:
         if ctx.member_id in debited:
             continue
         occurred_at = ctx.event.occurred_at
+        day: date | None = None  # the event's local day and its lots' expiry, computed once for all its awards
+        expires: datetime | None = None
         for effect in ctx.effects:
             if not isinstance(effect, PointsAwarded) or effect.points <= 0:
                 continue
+            if day is None:
+                day, expires = local_day(occurred_at, tz), expiry_date(found.rule, occurred_at, tz)
             hold = holding.get((ctx.index, effect.key), _NO_HOLD) if effect.source == "rule" else _NO_HOLD
-            row = lots.lot_row(
-                brand, member_id=ctx.member_id, points=effect.points, source=effect.source, key=effect.key,
-                occurred_at=occurred_at, now=now, event_key=ctx.event.id, holding=hold,
-                expires_at=expiry_date(found.rule, occurred_at, tz),
+            available_at = occurred_at + hold if hold > _NO_HOLD else now  # as lots.lot_row
+            row = lots.entry_row(
+                brand_id=brand_id, member_id=ctx.member_id, points=effect.points, kind=EARN, source=effect.source,
+                key=effect.key, occurred_at=occurred_at, tz=tz, now=now, event_key=ctx.event.id,
+                available_at=available_at, expires_at=expires, day=day,
             )  # fmt: skip
             found.rows.append(row)
-            total = found.totals.setdefault(
-                ctx.member_id,
-                {"brand_id": brand.id, "member_id": ctx.member_id, "available": 0, "pending": 0,
-                 "lifetime_earned": 0, "last_activity_at": occurred_at, "updated_at": now},
-            )  # fmt: skip
-            total["pending" if row["available_at"] > now else "available"] += effect.points
+            total = found.totals.get(ctx.member_id)
+            if total is None:
+                total = found.totals[ctx.member_id] = {
+                    "brand_id": brand_id, "member_id": ctx.member_id, "available": 0, "pending": 0,
+                    "lifetime_earned": 0, "last_activity_at": occurred_at, "updated_at": now,
+                }  # fmt: skip
+            total["pending" if available_at > now else "available"] += effect.points
             total["lifetime_earned"] += effect.points
-            total["last_activity_at"] = max(total["last_activity_at"], occurred_at)
+            if occurred_at > total["last_activity_at"]:
+                total["last_activity_at"] = occurred_at
     return found

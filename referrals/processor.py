@@ -27,6 +27,10 @@ if TYPE_CHECKING:
     from engine.pipeline import EventContext, UnitOfWork
 
 
+_FINGERPRINTS = frozenset(service.FINGERPRINT_PROPERTIES)
+"""A set: most events carry none of these properties, which one ``isdisjoint`` tells."""
+
+
 class ReferralProcessor:
     """Pays referrals when the friend qualifies; remembers hashed device ids and payment tokens."""
 
@@ -48,7 +52,7 @@ class ReferralProcessor:
         pending = await _joined_friends(uow, {ctx.member_id for ctx in uow.events if ctx.index in qualifying})
         for ctx in uow.events:
             properties = ctx.event.properties
-            if any(properties.get(name) for name in service.FINGERPRINT_PROPERTIES):
+            if not _FINGERPRINTS.isdisjoint(properties) and any(properties.get(n) for n in _FINGERPRINTS):
                 await service.remember_fingerprints(
                     uow.session, brand_id=uow.brand.id, member_id=ctx.member_id, properties=dict(properties)
                 )

@@ -167,12 +167,14 @@ def evaluate(
     for rule in rules:
         if not rule.active or rule.event_type != event.type:
             continue
-        if not predicate_matches(rule.filter, event_type=event.type, properties=event.properties, member=member):
+        if rule.filter is not None and not predicate_matches(
+            rule.filter, event_type=event.type, properties=event.properties, member=member
+        ):
             continue
         points = base_points(rule, event, path=path)
         if points is None:
             continue
-        factor = multiplier_at(rule, event.occurred_at) * tier_factor
+        factor = (multiplier_at(rule, event.occurred_at) if rule.multipliers else 1.0) * tier_factor
         points = min(math.floor(points * factor + 1e-9), MAX_POINTS_PER_EVENT)
         capped = False
         if rule.daily_cap is not None:

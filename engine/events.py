@@ -63,6 +63,18 @@ def _raise_from_msgspec(exc: msgspec.ValidationError | msgspec.DecodeError) -> V
     return ValidationError(f"{message} (at {path})", field=path)
 
 
+def _numbers_in_range(value: Any) -> bool:
+    """Whether every number in ``value`` is finite and within ±:data:`MAX_ABS_NUMBER` (no paths built: the common case)."""
+    kind = type(value)
+    if kind is float or kind is int:
+        return bool(value == value and abs(value) <= MAX_ABS_NUMBER)
+    if kind is dict:
+        return all(map(_numbers_in_range, value.values()))
+    if kind is list:
+        return all(map(_numbers_in_range, value))
+    return True  # a string, a bool, null: or a subclass, which _check_number judges
+
+
 def _check_number(value: Any, path: str) -> None:
     if isinstance(value, bool):
         return
@@ -121,7 +133,8 @@ def _decode_properties(raw: msgspec.Raw, *, path: str) -> dict[str, Any]:
         raise ValidationError(f"{exc} (at {path})", field=path) from exc
     if len(properties) > MAX_PROPERTY_KEYS:
         raise ValidationError(f"at most {MAX_PROPERTY_KEYS} properties are allowed", field=path)
-    _check_number(properties, path)
+    if not _numbers_in_range(properties):  # find the culprit, and its path, only when there is one
+        _check_number(properties, path)
     return properties
 
 

@@ -162,6 +162,17 @@ BAD = [
         422,
         "$.properties.amount",
     ),
+    (
+        "number out of range deep in a batch",
+        {
+            "events": [
+                event("ok", "m", "visit", "2026-11-20T09:00:00Z", basket=[{"qty": 1}]),
+                event("x", "m", "visit", "2026-11-20T09:00:00Z", basket=[{"qty": 1}, {"qty": -1e300}]),
+            ]
+        },
+        422,
+        "$.events[1].properties.basket[1].qty",
+    ),
 ]
 
 

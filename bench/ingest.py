@@ -368,6 +368,9 @@ async def main() -> None:
     parser.add_argument("--batches", type=int, default=10, help="1000-event batches per round")
     parser.add_argument("--only-single", action="store_true", help="only the single-event scenarios and their limit")
     parser.add_argument(
+        "--only-batches", action="store_true", help="only the batch scenarios and their limit (for A/B runs of batches)"
+    )
+    parser.add_argument(
         "--no-program", dest="program", action="store_false", help="skip the batches of the demo's whole program"
     )
     parser.add_argument(
@@ -416,32 +419,33 @@ async def main() -> None:
 
             for round_no in range(args.rounds):
                 print(f"round {round_no + 1}/{args.rounds} …", file=sys.stderr, flush=True)
-                key = await setup_brand(database_url, with_challenges=False)
-                await analyze(dsn)
-                singles = make_events(args.singles, members=2000, seed=round_no)
-                server_cpu = server_cpu_seconds(port)
-                elapsed, cpu, failed = await post_raw(base, key, singles, concurrency=16)
-                server_ms["single"].append((server_cpu_seconds(port) - server_cpu) * 1000 / len(singles))
-                failures["single"] += failed
-                results["single"].append(len(singles) / elapsed)
-                client_cpu["single"].append(cpu / elapsed)
-                # the same requests again: every one a duplicate (one indexed look-up, no transaction)
-                elapsed, cpu, failed = await post_raw(base, key, singles, concurrency=16)
-                failures["duplicates"] += failed
-                results["duplicates"].append(len(singles) / elapsed)
-                client_cpu["duplicates"].append(cpu / elapsed)
-
-                if have_challenges:
-                    key = await setup_brand(database_url, with_challenges=True, board=True)
+                if not args.only_batches:
+                    key = await setup_brand(database_url, with_challenges=False)
                     await analyze(dsn)
-                    singles = make_events(args.singles, members=2000, seed=50 + round_no)
+                    singles = make_events(args.singles, members=2000, seed=round_no)
+                    server_cpu = server_cpu_seconds(port)
                     elapsed, cpu, failed = await post_raw(base, key, singles, concurrency=16)
-                    failures["single_50_challenges_board"] += failed
-                    results["single_50_challenges_board"].append(len(singles) / elapsed)
-                    client_cpu["single_50_challenges_board"].append(cpu / elapsed)
+                    server_ms["single"].append((server_cpu_seconds(port) - server_cpu) * 1000 / len(singles))
+                    failures["single"] += failed
+                    results["single"].append(len(singles) / elapsed)
+                    client_cpu["single"].append(cpu / elapsed)
+                    # the same requests again: every one a duplicate (one indexed look-up, no transaction)
+                    elapsed, cpu, failed = await post_raw(base, key, singles, concurrency=16)
+                    failures["duplicates"] += failed
+                    results["duplicates"].append(len(singles) / elapsed)
+                    client_cpu["duplicates"].append(cpu / elapsed)
 
-                singles = make_events(args.singles, members=2000, seed=400 + round_no)
-                results["raw_per_event"].append(len(singles) / await raw_per_event(dsn, singles))
+                    if have_challenges:
+                        key = await setup_brand(database_url, with_challenges=True, board=True)
+                        await analyze(dsn)
+                        singles = make_events(args.singles, members=2000, seed=50 + round_no)
+                        elapsed, cpu, failed = await post_raw(base, key, singles, concurrency=16)
+                        failures["single_50_challenges_board"] += failed
+                        results["single_50_challenges_board"].append(len(singles) / elapsed)
+                        client_cpu["single_50_challenges_board"].append(cpu / elapsed)
+
+                    singles = make_events(args.singles, members=2000, seed=400 + round_no)
+                    results["raw_per_event"].append(len(singles) / await raw_per_event(dsn, singles))
                 if args.only_single:
                     continue
 
@@ -470,7 +474,7 @@ async def main() -> None:
         client.close()
 
     raw = median(results["raw_unnest"]) if results["raw_unnest"] else float("nan")
-    per_event = median(results["raw_per_event"])
+    per_event = median(results["raw_per_event"]) if results["raw_per_event"] else float("nan")
     rows = []
     summary: dict[str, Any] = {}
     for name, label, limit in (

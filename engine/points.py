@@ -262,12 +262,13 @@ _EARNED = (
 )
 """PostgreSQL: the caps read, one probe per (member, rule key, local day) the unit's events need, by the driver.
 
-Each probe is an equality on every column of ``ix_ledger_cap`` (brand, member, key, day), so it reads only
-the rows it sums, however long the member's history (a probe per member filtered the member's whole
-ledger: its rows grew with every event) and whatever the statistics say of the brand
-(tests/integration/test_unit_plans.py checks the plan). The driver runs it (``$1``…, no SQLAlchemy
-statement): a 1000-event unit reads up to a thousand sums under its members' locks, whose SQLAlchemy result
-rows cost about 5 ms of Python there."""
+Once the statistics know the ledger, each probe is an equality on every column of ``ix_ledger_cap`` (brand,
+member, key, day): it reads only the rows it sums, however long the member's history (a probe per member
+filtered the member's whole ledger, which grew with every event). While the statistics predate the brand,
+the plan may probe by (brand, member) instead: still by member, never the brand's rows
+(tests/integration/test_unit_plans.py checks both). The driver runs it (``$1``…, no SQLAlchemy statement):
+a 1000-event unit reads up to a thousand sums under its members' locks, whose SQLAlchemy result rows cost
+about 5 ms of Python there."""
 
 
 async def points_earned_on_days(
